@@ -1,0 +1,120 @@
+"""One Hyperscan (Vectorscan) block-mode database holding every signature.
+
+The database reports *end offsets only* (no start-of-match flag: it costs speed and refuses some bounded
+repeats). Callers confirm each candidate with the rule's Python regex in a bounded window.
+
+Two bugs of the ``hyperscan`` package are designed around here:
+- buffers over 4 GiB are silently truncated, so big buffers are scanned in overlapping chunks;
+- a loaded database needs its own ``Scratch`` before scanning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hyperscan
+
+#: Largest buffer handed to a single Hyperscan call. Well under the 4 GiB truncation limit.
+CHUNK = 1 << 30
+#: Overlap between chunks; must exceed the longest candidate a pattern can match.
+OVERLAP = 1 << 16
+
+
+class DatabaseError(Exception):
+    """A pattern set could not be compiled or a serialised database could not be loaded."""
+
+
+def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = None) -> bytes:
+    """Compile every pattern into one block-mode database and return it serialised."""
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    ids = list(range(len(patterns)))
+    fl = list(flags) if flags is not None else [0] * len(patterns)
+    try:
+        db.compile(expressions=list(patterns), ids=ids, elements=len(patterns), flags=fl)
+    except hyperscan.error as exc:  # pragma: no cover - message depends on the pattern
+        raise DatabaseError(f"Hyperscan compile failed: {exc}") from exc
+    blob: bytes = hyperscan.dumpb(db)
+    return blob
+
+
+def _cache_dir() -> Path | None:
+    base = os.environ.get("VERITENSOR_FAST_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "veritensor-fast"
+
+
+def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None) -> bytes:
+    """Like :func:`compile_patterns`, memoised on disk by a hash of the patterns and library version."""
+    h = hashlib.sha256(str(getattr(hyperscan, "__version__", "?")).encode())
+    for p, f in zip(patterns, flags or [0] * len(patterns), strict=True):
+        h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
+    key = h.hexdigest()[:32]
+    cdir = _cache_dir()
+    path = cdir / f"hsdb-{key}.bin" if cdir else None
+    if path is not None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+    blob = compile_patterns(patterns, flags)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(blob)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return blob
+
+
+class Scanner:
+    """A loaded database plus its scratch; one per process (scratch is not shareable)."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, serialised: bytes) -> None:
+        try:
+            db = hyperscan.loadb(serialised, hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)
+        except Exception as exc:  # hyperscan raises its own error type
+            raise DatabaseError(f"cannot load Hyperscan database: {exc}") from exc
+        self._db = db
+
+    def scan(self, buf: Any) -> list[tuple[int, int]]:
+        """Return ``(pattern_id, end_offset)`` for every candidate in ``buf`` (bytes, mmap, memoryview)."""
+        hits: list[tuple[int, int]] = []
+        append = hits.append
+
+        def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            append((pid, to))
+
+        n = len(buf)
+        if n <= CHUNK:
+            if n:
+                self._db.scan(buf, match_event_handler=on_match)
+            return hits
+        # Overlapping chunks; a candidate seen by two chunks is the same (pattern, end) pair.
+        view = memoryview(buf)
+        found: set[tuple[int, int]] = set()
+        add = found.add
+        start = 0
+        try:
+            while True:
+                stop = min(n, start + CHUNK)
+                base = start
+
+                def on_chunk(pid: int, _f: int, to: int, _fl: int, _c: object, _b: int = base) -> None:
+                    add((pid, to + _b))
+
+                self._db.scan(view[start:stop], match_event_handler=on_chunk)
+                if stop == n:
+                    break
+                start = stop - OVERLAP
+        finally:
+            view.release()
+        return sorted(found)

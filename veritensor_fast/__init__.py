@@ -1,0 +1,40 @@
+"""veritensor_fast: find leaked ML credentials and poisoned model files, fast.
+
+Library API (the CLI is a thin layer over it)::
+
+    from veritensor_fast import scan_paths, ScanOptions
+    result = scan_paths(["./repo"], ScanOptions(strict_secrets=True), jobs=4)
+    for f in result.findings: print(f.path, f.line, f.rule_id, f.redacted)
+
+Modules: ``rules`` (rule data), ``matcher`` (Hyperscan + regex confirm), ``findings`` (seam types),
+``sources`` (what to scan), ``detectors`` (how to look at bytes), ``worker`` (per-process scan of a batch),
+``engine`` (processes), ``report`` (output formats), ``cli`` (Typer front end).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.worker import ScanOptions
+
+
+def scan_paths(paths: list[str], options: ScanOptions | None = None, jobs: int | None = None,
+               excludes: tuple[str, ...] = (), **source_kw: Any) -> ScanResult:
+    """Scan files and directories; see ``veritensor_fast.engine.scan``."""
+    from veritensor_fast.engine import scan
+    from veritensor_fast.sources.fs import FileSource
+    from veritensor_fast.worker import ScanOptions
+
+    return scan(FileSource(paths, excludes, **source_kw), options or ScanOptions(), jobs=jobs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ScanOptions":
+        from veritensor_fast.worker import ScanOptions
+
+        return ScanOptions
+    raise AttributeError(name)

@@ -1,0 +1,152 @@
+"""The engine: the only module that knows about processes.
+
+It batches items from a source, hands the batches to an ``Executor`` (in-process for ``--jobs 1``, a
+``multiprocessing`` pool otherwise), gathers ``BatchResult`` objects in the parent and returns one sorted
+``ScanResult``. Everything else is a library call: ``scan(source, options, jobs=...)``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from veritensor_fast.findings import Finding, Item, ScanError
+from veritensor_fast.matcher import compile_ruleset
+from veritensor_fast.sources import Source
+from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext, init_worker, run_batch
+
+#: A batch closes at this many items or bytes, whichever comes first (small files must not pay a task each).
+BATCH_ITEMS = 256
+BATCH_BYTES = 4 << 20
+
+
+class EngineError(Exception):
+    """The scan could not run at all (bad rules, no worker could start)."""
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding]
+    errors: list[ScanError]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+class Executor(Protocol):
+    """Runs ``run_batch`` over batches; results may arrive in any order."""
+
+    def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """``--jobs 1``: the identical worker code, in this process."""
+
+    def __init__(self, options: ScanOptions, serialised_db: bytes) -> None:
+        self.ctx = WorkerContext(options, serialised_db)
+
+    def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
+        for b in batches:
+            yield self.ctx.run_batch(b)
+
+    def close(self) -> None:
+        self.ctx.close()
+
+
+class PoolExecutor:
+    """A ``multiprocessing`` pool; each worker loads the serialised database once (fork where available)."""
+
+    def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int) -> None:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        self._pool = mp.get_context(method).Pool(jobs, initializer=init_worker, initargs=(options, serialised_db))
+
+    def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
+        yield from self._pool.imap_unordered(run_batch, batches, chunksize=1)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def terminate(self) -> None:
+        self._pool.terminate()
+
+
+def make_batches(items: Iterable[Item | ScanError], errors: list[ScanError], max_items: int = BATCH_ITEMS,
+                 max_bytes: int = BATCH_BYTES) -> Iterator[list[Item]]:
+    """Group items into batches; ``ScanError`` entries from the source go straight to ``errors``."""
+    batch: list[Item] = []
+    size = 0
+    for it in items:
+        if isinstance(it, ScanError):
+            errors.append(it)
+            continue
+        if it.size >= max_bytes:
+            yield [it]
+            continue
+        batch.append(it)
+        size += max(it.size, 0)
+        if len(batch) >= max_items or size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def scan(source: Source, options: ScanOptions, jobs: int | None = None,
+         on_progress: Callable[[BatchResult], None] | None = None,
+         executor: Executor | None = None) -> ScanResult:
+    """Scan everything ``source`` yields and return sorted findings, errors and stats."""
+    from veritensor_fast.rules import RuleError
+
+    t0 = time.perf_counter()
+    try:
+        ruleset = options.ruleset()
+        db = compile_ruleset(ruleset)
+    except RuleError as exc:
+        raise EngineError(str(exc)) from exc
+    jobs = jobs or default_jobs()
+    if executor is None:
+        executor = InProcessExecutor(options, db) if jobs <= 1 else PoolExecutor(options, db, jobs)
+    errors: list[ScanError] = []
+    findings: list[Finding] = []
+    n_items = n_bytes = 0
+    ok = False
+    try:
+        for res in executor.map(make_batches(source.items(), errors)):
+            findings.extend(res.findings)
+            errors.extend(res.errors)
+            n_items += res.items
+            n_bytes += res.bytes
+            if on_progress is not None:
+                on_progress(res)
+        ok = True
+    finally:
+        if ok or not hasattr(executor, "terminate"):
+            executor.close()
+        else:
+            executor.terminate()
+    findings = source.annotate(findings)
+    findings.sort(key=Finding.sort_key)
+    errors.sort(key=lambda e: (e.path, e.kind, e.reason))
+    secs = time.perf_counter() - t0
+    stats = {
+        "files": n_items, "bytes": n_bytes, "seconds": round(secs, 4),
+        "mb_per_s": round(n_bytes / 1e6 / secs, 2) if secs > 0 else 0.0,
+        "findings": len(findings), "errors": len(errors), "jobs": jobs, "rules_version": ruleset.version,
+    }
+    return ScanResult(findings, errors, stats)

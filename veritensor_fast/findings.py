@@ -1,0 +1,83 @@
+"""The data that crosses every seam: items to scan, findings, scan errors (frozen, picklable dataclasses).
+
+A full secret lives only in ``Finding.secret``, which is excluded from ``repr`` and written by reporters only
+when the user passes ``--show-secrets``. Everything else carries the redacted preview and the fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A small, picklable reference to something to scan; never the bytes themselves.
+
+    ``kind`` selects the reader in the worker: ``file`` (``key`` is the filesystem path) or ``blob``
+    (``key`` is a git object id in repository ``origin``). ``path`` is what reports show (POSIX, relative).
+    """
+
+    kind: str
+    key: str
+    path: str
+    size: int = -1
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    kind: str  # "secret" | "model"
+    severity: str
+    path: str
+    line: int
+    column: int
+    message: str
+    redacted: str
+    fingerprint: str
+    location: dict[str, Any] | None = None
+    decoded: str | None = None  # decoding chain, e.g. "base64 → json → base64"
+    commit: dict[str, Any] | None = None  # provenance for git history findings
+    secret: str | None = field(default=None, repr=False)  # full secret; reported only with --show-secrets
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.line, self.column, self.rule_id, self.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanError:
+    """An input that could not be (fully) scanned. ``reason`` never contains secret material."""
+
+    path: str
+    reason: str
+    kind: str = "unreadable"  # unreadable | too-large | vanished | not-regular | parse | corrupt | limit | internal
+
+
+def fingerprint(rule_id: str, secret: bytes | str) -> str:
+    """Stable identity of a secret under a rule: sha256 of ``rule_id`` + NUL + secret (hex)."""
+    s = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret
+    return hashlib.sha256(rule_id.encode() + b"\x00" + s).hexdigest()
+
+
+def redact(secret: bytes | str) -> str:
+    """A preview that identifies a secret to its owner without disclosing it: ``hf_Ab…yz``."""
+    s = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else secret
+    s = s.replace("\n", " ").replace("\r", " ")
+    n = len(s)
+    if n < 12:
+        return "…" if n < 6 else s[:2] + "…"
+    head = min(5, n // 6)
+    return f"{s[:head]}…{s[-2:]}"
+
+
+def display_path(path: str) -> str:
+    """A printable, JSON-safe rendering of a path that may hold undecodable bytes (surrogate escapes)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -1,0 +1,114 @@
+"""Secret matching: Hyperscan finds candidate end offsets for every rule at once, each rule's Python regex
+confirms the candidate in a bounded window and captures the exact secret span, then the entropy floor and a
+placeholder check reject dummies. This is the only place rules touch bytes.
+"""
+
+from __future__ import annotations
+
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from veritensor_fast.kernels import entropy
+from veritensor_fast.kernels.hsdb import Scanner, compile_cached
+from veritensor_fast.rules import Rule, RuleSet
+
+#: A candidate whose adjacent characters step by ±1 this often is a placeholder such as ``abcdef…``.
+MAX_SEQUENTIAL = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMatch:
+    rule: Rule
+    start: int  # span of the secret itself (the ``secret`` group, else the whole match) in the buffer
+    end: int
+    secret: bytes
+
+
+def compile_ruleset(ruleset: RuleSet) -> bytes:
+    """Serialised Hyperscan database for ``ruleset`` (cached on disk by pattern hash)."""
+    return compile_cached([r.hs_pattern for r in ruleset.rules])
+
+
+class SecretMatcher:
+    """Built once per worker process: holds the Hyperscan scratch and the compiled confirmation regexes."""
+
+    def __init__(self, ruleset: RuleSet, serialised_db: bytes | None = None, strict: bool = False) -> None:
+        self.ruleset = ruleset
+        self.strict = strict
+        self._scanner = Scanner(serialised_db if serialised_db is not None else compile_ruleset(ruleset))
+        self._rules = ruleset.rules
+        self._confirm = [r.confirm_regex() for r in self._rules]
+        self._group = [("secret" in rx.groupindex) for rx in self._confirm]
+        self._width = [r.max_width() + 16 for r in self._rules]
+        self._active = [strict or not r.strict_only for r in self._rules]
+
+    def find(self, buf: Any) -> list[SecretMatch]:
+        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset."""
+        hits = self._scanner.scan(buf)
+        if not hits:
+            return []
+        ends: dict[int, list[int]] = defaultdict(list)
+        for pid, end in hits:
+            if self._active[pid]:
+                ends[pid].append(end)
+        n = len(buf)
+        cands: dict[tuple[int, int], tuple[int, bytes]] = {}
+        for pid, es in ends.items():
+            rx, width, grp = self._confirm[pid], self._width[pid], self._group[pid]
+            es.sort()
+            lo, hi = max(0, es[0] - width), min(n, es[0] + width)
+            windows: list[tuple[int, int]] = []
+            for e in es[1:]:
+                a, b = max(0, e - width), min(n, e + width)
+                if a <= hi:
+                    hi = max(hi, b)
+                else:
+                    windows.append((lo, hi))
+                    lo, hi = a, b
+            windows.append((lo, hi))
+            for lo, hi in windows:
+                for m in rx.finditer(buf, lo, hi):
+                    s, e = m.span("secret") if grp and m.start("secret") >= 0 else m.span()
+                    key = (pid, s)
+                    prev = cands.get(key)
+                    if prev is None or prev[0] < e:
+                        cands[key] = (e, bytes(buf[s:e]))
+        if not cands:
+            return []
+        keys = list(cands)
+        secrets = [cands[k][1] for k in keys]
+        ent = entropy.shannon_many(secrets)
+        out: list[SecretMatch] = []
+        for i, (pid, s) in enumerate(keys):
+            rule = self._rules[pid]
+            sec = secrets[i]
+            if rule.min_entropy is not None and ent[i] < rule.min_entropy:
+                continue
+            if entropy.sequential_fraction(sec) > MAX_SEQUENTIAL:
+                continue
+            out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
+        out.sort(key=lambda m: (m.start, m.rule.id))
+        return out
+
+
+def is_match(matcher: SecretMatcher, text: str | bytes, rule_id: str) -> bool:
+    """Convenience for rule tests: does ``rule_id`` fire on ``text``?"""
+    data = text.encode() if isinstance(text, str) else text
+    return any(m.rule.id == rule_id for m in matcher.find(data))
+
+
+def python_only_match(rule: Rule, text: str | bytes) -> bool:
+    """The same rule evaluated by Python ``re`` alone (no Hyperscan), with the entropy floor applied."""
+    data = text.encode() if isinstance(text, str) else text
+    for m in rule.confirm_regex().finditer(data):
+        sec = m.group("secret") if "secret" in m.re.groupindex and m.group("secret") else m.group(0)
+        if rule.min_entropy is not None and entropy.shannon(sec) < rule.min_entropy:
+            continue
+        if entropy.sequential_fraction(sec) > MAX_SEQUENTIAL:
+            continue
+        return True
+    return False
+
+

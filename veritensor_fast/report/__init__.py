@@ -1,0 +1,57 @@
+"""Reporters are sinks: they turn a finished ``ScanResult`` into text. One module per format.
+
+Every reporter goes through ``finding_dict``, the single place that decides whether the full secret is
+written (only with ``show_secrets``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import Finding, ScanError
+
+FORMATS = ("text", "json", "jsonl", "sarif")
+
+
+class Reporter(Protocol):
+    def __call__(self, result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str: ...
+
+
+def finding_dict(f: Finding, show_secrets: bool) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "rule_id": f.rule_id, "kind": f.kind, "severity": f.severity, "path": f.path, "line": f.line,
+        "column": f.column, "location": f.location, "message": f.message, "redacted": f.redacted,
+        "fingerprint": f.fingerprint,
+    }
+    if f.decoded:
+        d["decoded"] = f.decoded
+    if f.commit is not None:
+        d["commit"] = f.commit
+    if show_secrets and f.secret is not None:
+        d["secret"] = f.secret
+    return d
+
+
+def error_dict(e: ScanError) -> dict[str, Any]:
+    return {"path": e.path, "kind": e.kind, "reason": e.reason}
+
+
+def get_reporter(fmt: str) -> Reporter:
+    if fmt == "json":
+        from veritensor_fast.report.json import render_json
+
+        return render_json
+    if fmt == "jsonl":
+        from veritensor_fast.report.json import render_jsonl
+
+        return render_jsonl
+    if fmt == "sarif":
+        from veritensor_fast.report.sarif import render_sarif
+
+        return render_sarif
+    if fmt == "text":
+        from veritensor_fast.report.text import render_text
+
+        return render_text
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

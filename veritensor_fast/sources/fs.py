@@ -1,0 +1,175 @@
+"""Filesystem source: walk files and directories, yield ``file`` items; and the worker-side file reader.
+
+- ``.git`` directories are skipped (history has its own source); ``--exclude`` globs prune files and directories.
+- Symlinks are not followed unless asked; when followed, directories are tracked by (device, inode) so a loop
+  is reported once and never walked twice.
+- Paths in reports are relative to the root given on the command line, with POSIX separators; undecodable
+  bytes in names are shown backslash-escaped but the real name is used to open the file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import mmap
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from veritensor_fast.findings import Finding, Item, ScanError, display_path
+
+#: Files below this size are read with one ``read()``; larger ones are memory-mapped (measured: read 9 µs vs
+#: mmap 17 µs per small file; mmap avoids copying big files).
+MMAP_THRESHOLD = 1 << 20
+ALWAYS_SKIP_DIRS = frozenset({".git"})
+
+
+class InputError(Exception):
+    """An item could not be read. ``kind`` matches ``ScanError.kind``; the message never holds file content."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def _excluded(rel: str, name: str, patterns: Sequence[str]) -> bool:
+    for pat in patterns:
+        p = pat.rstrip("/")
+        if fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p + "/*"):
+            return True
+    return False
+
+
+@dataclass
+class FileSource:
+    roots: Sequence[str]
+    excludes: Sequence[str] = ()
+    follow_symlinks: bool = False
+    max_file_size: int = 0  # 0: no limit
+    _seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+
+    def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
+        return list(findings)
+
+    def items(self) -> Iterator[Item | ScanError]:
+        for root in self.roots:
+            yield from self._root(root)
+
+    def _rel(self, base: str, full: str, single: bool) -> str:
+        rel = os.path.basename(full) if single else os.path.relpath(full, base)
+        return display_path(rel.replace(os.sep, "/"))
+
+    def _file_item(self, full: str, rel: str, st: os.stat_result) -> Item | ScanError:
+        if not stat.S_ISREG(st.st_mode):
+            return ScanError(rel, "not a regular file (device, FIFO or socket); skipped", "not-regular")
+        if self.max_file_size and st.st_size > self.max_file_size:
+            return ScanError(rel, f"{st.st_size} bytes exceeds --max-file-size {self.max_file_size}; skipped",
+                             "too-large")
+        return Item("file", full, rel, st.st_size)
+
+    def _root(self, root: str) -> Iterator[Item | ScanError]:
+        try:
+            st = os.stat(root) if self.follow_symlinks or not os.path.islink(root) else os.lstat(root)
+        except OSError as exc:
+            yield ScanError(display_path(root), f"cannot access: {exc.strerror}", "unreadable")
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self._seen_dirs.add((st.st_dev, st.st_ino))
+            yield from self._walk(root, root)
+        elif stat.S_ISLNK(st.st_mode):
+            yield ScanError(display_path(root), "symlink not followed (use --follow-symlinks)", "not-regular")
+        else:
+            yield self._file_item(root, self._rel(root, root, True), st)
+
+    def _walk(self, base: str, top: str) -> Iterator[Item | ScanError]:
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                yield ScanError(self._rel(base, d, False), f"cannot list directory: {exc.strerror}", "unreadable")
+                continue
+            subdirs: list[str] = []
+            for e in entries:
+                rel = self._rel(base, e.path, False)
+                try:
+                    is_link = e.is_symlink()
+                    if is_link and not self.follow_symlinks:
+                        continue
+                    is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
+                except OSError as exc:
+                    yield ScanError(rel, f"cannot stat: {exc.strerror}", "unreadable")
+                    continue
+                if is_dir:
+                    if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
+                        continue
+                    try:
+                        dst = e.stat(follow_symlinks=True)
+                    except OSError as exc:
+                        yield ScanError(rel, f"cannot stat: {exc.strerror}", "unreadable")
+                        continue
+                    key = (dst.st_dev, dst.st_ino)
+                    if key in self._seen_dirs:
+                        if is_link:
+                            yield ScanError(rel, "symlink loop or repeated directory; not walked again", "not-regular")
+                        continue
+                    self._seen_dirs.add(key)
+                    subdirs.append(e.path)
+                    continue
+                if _excluded(rel, e.name, self.excludes):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=self.follow_symlinks)
+                except OSError as exc:
+                    kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
+                    yield ScanError(rel, f"cannot stat: {exc.strerror}", kind)
+                    continue
+                yield self._file_item(e.path, rel, st)
+            stack.extend(reversed(subdirs))
+
+
+class FileReader:
+    """Worker-side reader for ``file`` items: ``read()`` for small files, read-only mmap for large ones."""
+
+    def open(self, item: Item) -> tuple[Any, Any]:
+        """Return ``(buffer, closer)``; call ``closer()`` when done. Raises ``InputError``."""
+        try:
+            fd = os.open(item.key, os.O_RDONLY)
+        except FileNotFoundError:
+            raise InputError("vanished", "file vanished before it could be read") from None
+        except OSError as exc:
+            raise InputError("unreadable", f"cannot open: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError("not-regular", "not a regular file; skipped")
+            size = st.st_size
+            if size >= MMAP_THRESHOLD:
+                try:
+                    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError) as exc:
+                    raise InputError("unreadable", f"cannot map file: {exc}") from None
+                os.close(fd)
+                fd = -1
+                return mm, mm.close
+            chunks = []
+            while True:
+                b = os.read(fd, max(size + 1, 65536))
+                if not b:
+                    break
+                chunks.append(b)
+            data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+            return data, _noop
+        except OSError as exc:
+            raise InputError("unreadable", f"read failed: {exc.strerror}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+
+def _noop() -> None:
+    return None
