@@ -50,5 +50,5 @@ def sequential_fraction(token: bytes) -> float:
     """Fraction of adjacent byte pairs that step by +1 or -1 (``abcdef…``, ``987654…`` placeholders)."""
     if len(token) < 2:
         return 0.0
-    steps = sum(1 for a, b in zip(token, token[1:]) if b - a in (1, -1))
+    steps = sum(1 for a, b in zip(token, token[1:], strict=False) if b - a in (1, -1))
     return steps / (len(token) - 1)

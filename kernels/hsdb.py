@@ -111,7 +111,7 @@ class Scanner:
                 def on_chunk(pid: int, _f: int, to: int, _fl: int, _c: object, _b: int = base) -> None:
                     add((pid, to + _b))
 
-                self._db.scan(view[start:stop], match_event_handler=on_chunk)
+                self._db.scan(view[start:stop], match_event_handler=on_chunk)  # type: ignore[type-var]
                 if stop == n:
                     break
                 start = stop - OVERLAP

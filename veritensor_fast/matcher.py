@@ -5,7 +5,6 @@ placeholder check reject dummies. This is the only place rules touch bytes.
 
 from __future__ import annotations
 
-
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
