@@ -1,0 +1,60 @@
+"""Shared test helpers: synthetic (never real) tokens and a runner for the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import string
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ALNUM = string.ascii_letters + string.digits
+_rng = random.Random(1234)
+
+
+def rand(n: int, alphabet: str = ALNUM, rng: random.Random | None = None) -> str:
+    r = rng or _rng
+    return "".join(r.choice(alphabet) for _ in range(n))
+
+
+def hf_token(rng: random.Random | None = None) -> str:
+    """A synthetic Hugging Face user token with realistic entropy."""
+    return "hf_" + rand(34, rng=rng)
+
+
+CLI = [sys.executable, "-m", "veritensor_fast.cli"]
+
+
+def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
+            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real ``veritensor-fast`` command line (as a subprocess) and capture its output."""
+    e = dict(os.environ)
+    e.pop("NO_COLOR", None)
+    if env:
+        e.update(env)
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e,
+                          timeout=timeout, check=False)
+
+
+def scan_json(*args: str | os.PathLike[str], **kw: Any) -> tuple[int, dict[str, Any]]:
+    """Run ``scan ... --format json`` and return (exit code, parsed report)."""
+    p = run_cli("scan", "--format", "json", "--no-progress", *args, **kw)
+    assert p.stdout, p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+@pytest.fixture
+def token() -> str:
+    return hf_token()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    d = tmp_path / "tree"
+    d.mkdir()
+    return d
