@@ -1,0 +1,188 @@
+"""The real command line on trees built in a temp dir: findings, formats, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import hf_token, rand, run_cli, scan_json
+
+from veritensor_fast import scan_paths
+from veritensor_fast.findings import Item, ScanError
+from veritensor_fast.sources.fs import FileSource
+from veritensor_fast.worker import ScanOptions
+
+
+def make_tree(root: Path) -> dict[str, str]:
+    toks = {"hf": hf_token(), "gh": "ghp_" + rand(36), "akid": "AKIA" + rand(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")}
+    (root / "src").mkdir()
+    (root / "src" / "train.py").write_text(f'import os\n\nHF = "{toks["hf"]}"\n')
+    (root / "deploy.env").write_text(f"# ci\nGITHUB_TOKEN={toks['gh']}\nAWS_KEY={toks['akid']}\n")
+    (root / "README.md").write_text("nothing here: hf_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n")
+    return toks
+
+
+def test_findings_fields_order_and_exit_code(tree: Path) -> None:
+    toks = make_tree(tree)
+    rc, rep = scan_json(tree)
+    assert rc == 1
+    got = [(f["path"], f["line"], f["column"], f["rule_id"]) for f in rep["findings"]]
+    assert got == [("deploy.env", 2, 14, "github.token"), ("deploy.env", 3, 9, "aws.access-key-id"),
+                   ("src/train.py", 3, 7, "huggingface.user-token")]
+    f = rep["findings"][2]
+    assert f["kind"] == "secret" and f["severity"] == "critical"
+    assert f["redacted"] == toks["hf"][:5] + "…" + toks["hf"][-2:]
+    assert len(f["fingerprint"]) == 64 and "secret" not in f
+    assert rep["errors"] == []
+    assert rep["stats"]["files"] == 3 and rep["stats"]["bytes"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])
+def test_no_full_secret_without_flag(tree: Path, fmt: str) -> None:
+    toks = make_tree(tree)
+    p = run_cli("scan", "--format", fmt, "--no-progress", tree)
+    assert p.returncode == 1
+    for t in toks.values():
+        assert t not in p.stdout and t not in p.stderr
+    shown = run_cli("scan", "--format", fmt, "--show-secrets", tree)
+    for t in toks.values():
+        assert t in shown.stdout
+
+
+def test_clean_tree_exit_zero(tree: Path) -> None:
+    (tree / "a.txt").write_text("hello\n")
+    p = run_cli("scan", tree)
+    assert p.returncode == 0 and "no findings" in p.stdout
+
+
+def test_jobs_1_and_2_identical(tree: Path) -> None:
+    for i in range(300):  # several batches
+        (tree / f"f{i:03}.py").write_text(f"x = '{hf_token()}'\n" if i % 7 == 0 else "pass\n")
+    _, a = scan_json("--jobs", "1", tree)
+    _, b = scan_json("--jobs", "2", tree)
+    assert a["findings"] == b["findings"] and len(a["findings"]) == 43
+    assert a["errors"] == b["errors"]
+
+
+def test_seed_command_line_works(tree: Path) -> None:
+    make_tree(tree)
+    p = run_cli("scan", tree, "--strict-secrets", "--include-outputs")
+    assert p.returncode == 1 and "huggingface.user-token" in p.stdout
+
+
+def test_excludes_git_dir_and_symlinks(tree: Path) -> None:
+    make_tree(tree)
+    (tree / ".git").mkdir()
+    (tree / ".git" / "config").write_text(f"token={hf_token()}\n")
+    (tree / "vendor").mkdir()
+    (tree / "vendor" / "x.py").write_text(f"t='{hf_token()}'\n")
+    os.symlink(tree / "src" / "train.py", tree / "link.py")
+    _, rep = scan_json("--exclude", "vendor", tree)
+    paths = {f["path"] for f in rep["findings"]}
+    assert paths == {"deploy.env", "src/train.py"}
+
+
+def test_symlink_loop_reported_once_and_scan_continues(tree: Path) -> None:
+    (tree / "d").mkdir()
+    (tree / "d" / "a.txt").write_text(f"{hf_token()}\n")
+    os.symlink("..", tree / "d" / "up")
+    rc, rep = scan_json("--follow-symlinks", tree)
+    assert rc == 1
+    assert [f["path"] for f in rep["findings"]] == ["d/a.txt"]
+    assert [e["kind"] for e in rep["errors"]] == ["not-regular"]
+
+
+def test_odd_files(tree: Path) -> None:
+    tok = hf_token()
+    (tree / "empty").write_bytes(b"")
+    (tree / "blob.bin").write_bytes(os.urandom(5000) + tok.encode() + b"\x00" + os.urandom(100))
+    os.mkfifo(tree / "pipe")
+    bad_name = os.fsencode(tree) + b"/caf\xe9.txt"
+    with open(bad_name, "wb") as fh:
+        fh.write(f"k={hf_token()}\n".encode())
+    p = run_cli("scan", "--format", "json", tree)
+    rep = json.loads(p.stdout)
+    assert p.returncode == 1
+    paths = sorted(f["path"] for f in rep["findings"])
+    assert paths == ["blob.bin", "caf\\xe9.txt"]
+    assert [(e["path"], e["kind"]) for e in rep["errors"]] == [("pipe", "not-regular")]
+
+
+def test_errors_only_gives_exit_3(tree: Path) -> None:
+    os.mkfifo(tree / "pipe")
+    (tree / "ok.txt").write_text("fine\n")
+    p = run_cli("scan", tree)
+    assert p.returncode == 3 and "scan incomplete" in p.stdout
+
+
+def test_max_file_size_reported(tree: Path) -> None:
+    (tree / "big.txt").write_bytes(b"a" * 5000)
+    rc, rep = scan_json("--max-file-size", "1000", tree)
+    assert rc == 3 and rep["errors"][0]["kind"] == "too-large"
+
+
+def test_unreadable_and_vanished_files_lose_nothing(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tok = hf_token()
+    (tree / "good.txt").write_text(tok + "\n")
+    (tree / "secret.txt").write_text("x\n")
+    (tree / "gone.txt").write_text("x\n")
+    real_open = os.open
+
+    def fake_open(path: str, flags: int, *a: int) -> int:
+        if str(path).endswith("secret.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *a)
+
+    class Vanishing(FileSource):
+        def items(self):  # type: ignore[no-untyped-def]
+            for it in super().items():
+                if isinstance(it, Item) and it.path == "gone.txt":
+                    os.unlink(it.key)
+                yield it
+
+    monkeypatch.setattr(os, "open", fake_open)
+    from veritensor_fast.engine import scan
+
+    res = scan(Vanishing([str(tree)]), ScanOptions(), jobs=1)
+    assert [f.path for f in res.findings] == ["good.txt"]
+    assert [(e.path, e.kind) for e in res.errors] == [("gone.txt", "vanished"), ("secret.txt", "unreadable")]
+    assert all(isinstance(e, ScanError) and tok not in e.reason for e in res.errors)
+
+
+def test_big_file_over_4gib_found_at_end(tmp_path: Path) -> None:
+    """The hyperscan package truncates buffers over 4 GiB: the token sits past that offset."""
+    tok = hf_token()
+    big = tmp_path / "huge.log"
+    with open(big, "wb") as fh:
+        fh.seek((4 << 30) + 4096)
+        fh.write(b"\nkey " + tok.encode() + b"\n")
+    res = scan_paths([str(big)], jobs=1)
+    assert [(f.rule_id, f.secret, f.line) for f in res.findings] == [("huggingface.user-token", tok, 2)]
+
+
+def test_output_file_written_only_on_success(tree: Path, tmp_path: Path) -> None:
+    make_tree(tree)
+    out = tmp_path / "report.sarif"
+    p = run_cli("scan", "-f", "sarif", "-o", out, tree)
+    assert p.returncode == 1 and out.exists() and p.stdout == ""
+    out2 = tmp_path / "never.json"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: 3\n")
+    p = run_cli("scan", "-f", "json", "-o", out2, "--rules", bad, tree)
+    assert p.returncode == 2 and not out2.exists()
+
+
+def test_usage_errors_exit_2(tree: Path) -> None:
+    assert run_cli("scan", "--no-such-flag", tree).returncode == 2
+    assert run_cli("scan", "--format", "xml", tree).returncode == 2
+    assert run_cli("scan").returncode == 2
+
+
+def test_text_report_grouped_with_summary(tree: Path) -> None:
+    make_tree(tree)
+    p = run_cli("scan", tree)
+    lines = p.stdout.splitlines()
+    assert lines[0] == "deploy.env" and "\x1b[" not in p.stdout
+    assert lines[-1].startswith("3 findings in 3 files")
