@@ -1,0 +1,70 @@
+"""Reporters: JSON/JSONL shape, SARIF 2.1.0 validity, and that no reporter leaks a secret without the flag."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import hf_token
+from sarif_pydantic import Sarif
+
+from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import Finding, ScanError, fingerprint, redact
+from veritensor_fast.report import FORMATS, get_reporter
+
+
+def sample() -> tuple[ScanResult, str]:
+    tok = hf_token()
+    f1 = Finding("huggingface.user-token", "secret", "critical", "dir with space/nb.ipynb", 3, 7,
+                 "Hugging Face user access token", redact(tok), fingerprint("huggingface.user-token", tok),
+                 location={"cell": 2, "part": "output", "output": 0}, secret=tok)
+    f2 = Finding("pickle.dangerous-global", "model", "critical", "pytorch_model.bin", 1, 1,
+                 "pickle calls os.system", "os.system", fingerprint("pickle.dangerous-global", "os.system"))
+    res = ScanResult([f1, f2], [ScanError("broken.ipynb", "not valid JSON", "parse")],
+                     {"files": 3, "bytes": 10, "seconds": 0.1, "mb_per_s": 0.0})
+    return res, tok
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_redacted_unless_show_secrets(fmt: str) -> None:
+    res, tok = sample()
+    out = get_reporter(fmt)(res)
+    assert tok not in out and redact(tok) in out
+    assert tok in get_reporter(fmt)(res, show_secrets=True)
+
+
+def test_finding_repr_hides_secret() -> None:
+    res, tok = sample()
+    assert tok not in repr(res.findings[0]) and tok not in str(res)
+
+
+def test_json_document_shape() -> None:
+    res, _ = sample()
+    doc = json.loads(get_reporter("json")(res))
+    assert set(doc) == {"findings", "errors", "stats"}
+    assert doc["findings"][0]["location"] == {"cell": 2, "part": "output", "output": 0}
+    assert doc["errors"] == [{"path": "broken.ipynb", "kind": "parse", "reason": "not valid JSON"}]
+
+
+def test_jsonl_one_object_per_line() -> None:
+    res, _ = sample()
+    lines = [json.loads(x) for x in get_reporter("jsonl")(res).splitlines()]
+    assert [x["type"] for x in lines] == ["finding", "finding", "error", "stats"]
+
+
+def test_sarif_is_valid_2_1_0() -> None:
+    res, _ = sample()
+    doc = json.loads(get_reporter("sarif")(res))
+    Sarif.model_validate(doc)  # a third-party implementation of the SARIF 2.1.0 object model
+    assert doc["version"] == "2.1.0"
+    run = doc["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["huggingface.user-token", "pickle.dangerous-global"]
+    r0 = run["results"][0]
+    assert r0["ruleIndex"] == 0 and r0["level"] == "error"
+    assert r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "dir%20with%20space/nb.ipynb"
+    assert r0["locations"][0]["physicalLocation"]["region"] == {"startLine": 3, "startColumn": 7}
+    assert len(r0["partialFingerprints"]["veritensorFingerprint/v1"]) == 64
+    assert run["invocations"][0]["executionSuccessful"] is False
+    for rule in rules:
+        assert float(rule["properties"]["security-severity"]) > 0
