@@ -82,6 +82,67 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool) -> None
     os.replace(tmp, output)
 
 
+BLOCKED_HELP = """
+veritensor-fast: the commit was blocked: the staged changes above contain secrets (shown redacted).
+  - Remove the secret from the file, then `git add` the file again (or unstage it: `git restore --staged FILE`).
+  - Load it at run time instead, e.g. from an environment variable (os.environ["HF_TOKEN"]) or a secret store.
+  - A false positive? Add `# veritensor-fast: ignore[RULE_ID]` at the end of that line (or alone on the line before).
+  - Accept all current findings: `veritensor-fast baseline create . -o .veritensor-baseline.json`, commit it, and
+    set `baseline = ".veritensor-baseline.json"` in [tool.veritensor-fast] (or pass --baseline).
+  - If the secret was ever pushed or shared, rotate it: removing it from the file does not un-leak it.
+"""
+
+
+def _settings(paths: list[Path], git_changes: bool, config: Path | None, **cli: Any) -> Any:
+    """Load the config file (``--config``, else discovered in the current directory, then the scan root) and
+    merge the command-line values over it."""
+    from veritensor_fast.config import ConfigError, effective, load_config
+    from veritensor_fast.sources.staged import GitChangesError, repo_toplevel
+
+    dirs: list[str] = [os.getcwd()]
+    try:
+        if git_changes:
+            dirs.append(repo_toplevel(paths[0] if paths else os.getcwd()))
+        elif paths and paths[0].is_dir():
+            dirs.append(os.fspath(paths[0]))
+        return effective(load_config(config, dirs), **cli)
+    except (ConfigError, GitChangesError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _git_changes_source(paths: list[Path], staged: bool, since: str | None, eff: Any) -> Any:
+    """``--staged`` / ``--since-commit``: the repository is the one holding the first PATH (else the current
+    directory); PATHs limit the scan to those pathspecs."""
+    from veritensor_fast.sources.staged import GitChangesError, GitChangesSource
+
+    repo = os.fspath(paths[0]) if paths else os.getcwd()
+    try:
+        return GitChangesSource(repo, staged=staged, since=since,
+                                pathspecs=[os.path.abspath(p) for p in paths], excludes=eff.excludes,
+                                max_file_size=eff.max_file_size)
+    except GitChangesError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _load_baseline(path: str | None) -> Any:
+    from veritensor_fast.baseline import BaselineError, load_baseline
+
+    if path is None:
+        return None
+    try:
+        return load_baseline(path)
+    except BaselineError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _apply_baseline(result: Any, known: Any) -> Any:
+    """Drop findings already in the baseline; ``stats["baselined"]`` says how many."""
+    from veritensor_fast.engine import ScanResult
+
+    new, dropped = known.filter_new(result.findings)
+    return ScanResult(new, result.errors, {**result.stats, "findings": len(new), "baselined": dropped})
+
+
 @app.command()
 def scan(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files and directories to scan.")] = None,
@@ -90,14 +151,18 @@ def scan(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, jsonl or sarif.")] = "text",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
     show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print full secrets (dangerous in CI logs).")] = False,
-    strict_secrets: Annotated[bool, typer.Option("--strict-secrets", help="Also report high-entropy values assigned to secret-looking names.")] = False,
-    include_outputs: Annotated[bool, typer.Option("--include-outputs/--no-include-outputs", help="Scan notebook outputs (default on).")] = True,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are detected).")] = False,
-    max_file_size: Annotated[int, typer.Option("--max-file-size", help="Skip (and report) files larger than this many bytes; 0 = no limit.")] = 0,
+    strict_secrets: Annotated[bool | None, typer.Option("--strict-secrets/--no-strict-secrets", help="Also report high-entropy values assigned to secret-looking names.")] = None,
+    include_outputs: Annotated[bool | None, typer.Option("--include-outputs/--no-include-outputs", help="Scan notebook outputs (default on).")] = None,
+    follow_symlinks: Annotated[bool | None, typer.Option("--follow-symlinks/--no-follow-symlinks", help="Follow symbolic links (loops are detected).")] = None,
+    max_file_size: Annotated[int | None, typer.Option("--max-file-size", help="Skip (and report) files larger than this many bytes; 0 = no limit.")] = None,
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra YAML rules file (repeatable).")] = None,
     disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Rule id to turn off (repeatable).")] = None,
     allow_global: Annotated[list[str] | None, typer.Option("--allow-global", help="Extra pickle global allowed, module.qualname (repeatable).")] = None,
-    fail_severity: Annotated[str, typer.Option("--fail-severity", help="Lowest severity that makes the exit code 1.")] = "low",
+    fail_severity: Annotated[str | None, typer.Option("--fail-severity", help="Lowest severity that makes the exit code 1 (default low).")] = None,
+    staged: Annotated[bool, typer.Option("--staged", help="Scan what is staged in the git index (for pre-commit hooks); PATHs limit it.")] = False,
+    since_commit: Annotated[str | None, typer.Option("--since-commit", metavar="REV", help="Scan blobs added or changed by the commits in REV..HEAD; PATHs limit it.")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Report only findings not in this baseline file.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
@@ -106,20 +171,25 @@ def scan(
     from veritensor_fast.findings import SEVERITY_ORDER
     from veritensor_fast.report import FORMATS
     from veritensor_fast.sources.fs import FileSource
-    from veritensor_fast.worker import ScanOptions
 
     if fmt not in FORMATS:
         raise _fail(f"--format must be one of {', '.join(FORMATS)}")
-    if fail_severity not in SEVERITY_ORDER:
+    if fail_severity is not None and fail_severity not in SEVERITY_ORDER:
         raise _fail(f"--fail-severity must be one of {', '.join(SEVERITY_ORDER)}")
-    if not paths:
+    git_changes = staged or since_commit is not None
+    if not paths and not git_changes:
         raise _fail("give at least one PATH to scan")
-    options = ScanOptions(
-        strict_secrets=strict_secrets, include_outputs=include_outputs,
-        rule_files=tuple(str(p) for p in rules or ()), disabled_rules=tuple(disable_rule or ()),
-        allow_globals=tuple(allow_global or ()),
-    )
-    source = FileSource([os.fspath(p) for p in paths], tuple(exclude or ()), follow_symlinks, max_file_size)
+    eff = _settings(paths or [], git_changes, config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
+                    disabled_rules=disable_rule or (), allow_globals=allow_global or (),
+                    strict_secrets=strict_secrets, include_outputs=include_outputs, follow_symlinks=follow_symlinks,
+                    max_file_size=max_file_size, jobs=jobs, fail_severity=fail_severity,
+                    baseline=os.fspath(baseline) if baseline else None)
+    options, fail_severity, jobs = eff.options, eff.fail_severity, eff.jobs
+    known = _load_baseline(eff.baseline)
+    if git_changes:
+        source: Any = _git_changes_source(paths or [], staged, since_commit, eff)
+    else:
+        source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
     prog = Progress(progress and sys.stderr.isatty())
     try:
         result = run_scan(source, options, jobs=jobs or None, on_progress=prog)
@@ -127,8 +197,13 @@ def scan(
         raise _fail(str(exc)) from None
     finally:
         prog.done()
+    if known is not None:
+        result = _apply_baseline(result, known)
     emit(result, fmt, output, show_secrets)
-    raise typer.Exit(exit_code(result, fail_severity))
+    code = exit_code(result, fail_severity)
+    if code == EXIT_FINDINGS and staged:
+        sys.stderr.write(BLOCKED_HELP)
+    raise typer.Exit(code)
 
 
 @rules_app.command("list")
@@ -167,6 +242,46 @@ def rules_check(
                 typer.echo(f"FAIL {r.id}: negative example #{i} is matched")
     typer.echo(f"{len(rs.rules)} rules checked, {bad} failure(s)")
     raise typer.Exit(1 if bad else 0)
+
+
+baseline_app = typer.Typer(no_args_is_help=True, help="Record known findings so scans report only new ones.")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("create")
+def baseline_create(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to scan (usually: .)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write.")] = Path(".veritensor-baseline.json"),
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra YAML rules file (repeatable).")] = None,
+    disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Rule id to turn off (repeatable).")] = None,
+    strict_secrets: Annotated[bool | None, typer.Option("--strict-secrets/--no-strict-secrets", help="As for scan.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")] = 0,
+) -> None:
+    """Scan PATHs and write every finding's fingerprint, rule id and relative path (never the secret) to a
+    sorted, reviewable JSON file for `scan --baseline`."""
+    from veritensor_fast.baseline import Baseline
+    from veritensor_fast.engine import EngineError
+    from veritensor_fast.engine import scan as run_scan
+    from veritensor_fast.sources.fs import FileSource
+
+    eff = _settings(paths, False, config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
+                    disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
+    source = FileSource([os.fspath(p) for p in paths], eff.excludes, eff.follow_symlinks, eff.max_file_size)
+    try:
+        result = run_scan(source, eff.options, jobs=eff.jobs or None)
+    except EngineError as exc:
+        raise _fail(str(exc)) from None
+    bl = Baseline.from_findings(result.findings)
+    try:
+        bl.write(output)
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror}") from None
+    typer.echo(f"wrote {len(bl.entries)} known finding(s) to {output}", err=True)
+    for e in result.errors:
+        typer.echo(f"  could not scan {e.path}: {e.reason} ({e.kind})", err=True)
+    raise typer.Exit(EXIT_INCOMPLETE if result.errors else EXIT_CLEAN)
 
 
 def main() -> None:

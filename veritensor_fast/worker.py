@@ -32,6 +32,7 @@ class ScanOptions:
     python_ast: bool = True
     models: bool = True
     inline_ignores: bool = True
+    ignore_model_findings_inline: bool = False  # inline ignore markers may hide model-file findings
 
     def ruleset(self) -> RuleSet:
         return load_rules(self.rule_files, self.disabled_rules, dict(self.entropy_overrides) or None)
@@ -72,7 +73,7 @@ class WorkerContext:
                 if exc.name != "veritensor_fast.ignore":
                     raise
             else:
-                self.postprocessors.append(InlineIgnores())
+                self.postprocessors.append(InlineIgnores(options))
 
     def reader(self, kind: str) -> Any:
         r = self._readers.get(kind)

@@ -1,0 +1,247 @@
+"""Project configuration: ``[tool.veritensor-fast]`` in ``pyproject.toml`` or a ``.veritensor-fast.toml`` file.
+
+Discovery (first hit wins): ``--config FILE``; else ``.veritensor-fast.toml``, then ``pyproject.toml`` (only if
+it has a ``[tool.veritensor-fast]`` table) in the current directory; else the same two files in the scan root
+(the git top-level for ``--staged``/``--since-commit``, the first PATH when it is a directory). In
+``.veritensor-fast.toml`` the keys sit at top level (a ``[tool.veritensor-fast]`` table is accepted too).
+
+Keys may be spelled with ``_`` or ``-``. Unknown keys and wrongly typed values raise ``ConfigError`` naming the
+key. Relative paths (``rules``, ``baseline``) are relative to the directory of the config file. Command-line
+flags override scalar keys; list keys (``exclude``, ``rules``, ``disabled_rules``, ``allow_globals``) are
+extended by the matching flags. ``show_secrets`` is deliberately not configurable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from veritensor_fast.findings import SEVERITY_ORDER
+from veritensor_fast.worker import ScanOptions
+
+CONFIG_FILE = ".veritensor-fast.toml"
+PYPROJECT = "pyproject.toml"
+TABLE = "veritensor-fast"
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable, not TOML, or holds an unknown key or a wrongly typed value."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings from a config file. ``None`` means "not set" (the command-line default applies)."""
+
+    exclude: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()  # extra YAML rules files (absolute, resolved against the config's directory)
+    disabled_rules: tuple[str, ...] = ()
+    fail_severity: str | None = None
+    entropy: tuple[tuple[str, float], ...] = ()  # rule id -> entropy floor (bits per character)
+    allow_globals: tuple[str, ...] = ()  # extra pickle globals, "module.qualname"
+    jobs: int | None = None
+    strict_secrets: bool | None = None
+    include_outputs: bool | None = None
+    follow_symlinks: bool | None = None
+    max_file_size: int | None = None
+    baseline: str | None = None  # baseline file (absolute, resolved against the config's directory)
+    inline_ignores: bool | None = None
+    ignore_model_findings_inline: bool | None = None
+    source: str = ""  # the file this came from ("" = no file)
+
+
+def _str_list(key: str, v: Any, base: Path | None = None) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ConfigError(f"key '{key}' must be a list of strings")
+    if base is not None:
+        return tuple(str(base / x) for x in v)
+    return tuple(v)
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"key '{key}' must be true or false")
+    return v
+
+
+def _int(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"key '{key}' must be a non-negative integer")
+    return v
+
+
+def _severity(key: str, v: Any) -> str:
+    if not isinstance(v, str) or v not in SEVERITY_ORDER:
+        raise ConfigError(f"key '{key}' must be one of {', '.join(SEVERITY_ORDER)}")
+    return v
+
+
+def _entropy(key: str, v: Any) -> tuple[tuple[str, float], ...]:
+    if not isinstance(v, dict):
+        raise ConfigError(f"key '{key}' must be a table of rule id = entropy floor")
+    out = []
+    for rid, floor in v.items():
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 8:
+            raise ConfigError(f"key '{key}.{rid}' must be a number between 0 and 8 (bits per character)")
+        out.append((rid, float(floor)))
+    return tuple(sorted(out))
+
+
+def _path(key: str, v: Any, base: Path) -> str:
+    if not isinstance(v, str):
+        raise ConfigError(f"key '{key}' must be a path string")
+    return str(base / v)
+
+
+_PARSERS: dict[str, Callable[[str, Any, Path], Any]] = {
+    "exclude": lambda k, v, b: _str_list(k, v),
+    "rules": lambda k, v, b: _str_list(k, v, b),
+    "disabled_rules": lambda k, v, b: _str_list(k, v),
+    "fail_severity": lambda k, v, b: _severity(k, v),
+    "entropy": lambda k, v, b: _entropy(k, v),
+    "allow_globals": lambda k, v, b: _str_list(k, v),
+    "jobs": lambda k, v, b: _int(k, v),
+    "strict_secrets": lambda k, v, b: _bool(k, v),
+    "include_outputs": lambda k, v, b: _bool(k, v),
+    "follow_symlinks": lambda k, v, b: _bool(k, v),
+    "max_file_size": lambda k, v, b: _int(k, v),
+    "baseline": _path,
+    "inline_ignores": lambda k, v, b: _bool(k, v),
+    "ignore_model_findings_inline": lambda k, v, b: _bool(k, v),
+}
+KNOWN_KEYS = tuple(_PARSERS)
+assert set(KNOWN_KEYS) == {f.name for f in fields(Config)} - {"source"}
+
+
+def parse_table(table: dict[str, Any], base: Path, source: str) -> Config:
+    """Validate one settings table into a ``Config``; ``base`` resolves relative paths."""
+    values: dict[str, Any] = {}
+    for raw_key, v in table.items():
+        key = raw_key.replace("-", "_")
+        parser = _PARSERS.get(key)
+        if parser is None:
+            hint = " (show_secrets can only be given on the command line)" if key == "show_secrets" else ""
+            raise ConfigError(f"{source}: unknown key '{raw_key}'{hint}; known keys: {', '.join(KNOWN_KEYS)}")
+        if key in values:
+            raise ConfigError(f"{source}: key '{raw_key}' is given twice")
+        try:
+            values[key] = parser(raw_key, v, base)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return Config(**values, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _table(doc: dict[str, Any], path: Path, dedicated: bool) -> dict[str, Any] | None:
+    tool = doc.get("tool")
+    section = tool.get(TABLE) if isinstance(tool, dict) else None
+    if section is not None and not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.{TABLE}] must be a table")
+    if not dedicated:
+        return section
+    rest = {k: v for k, v in doc.items() if k != "tool" or section is None}
+    if section is not None:
+        if rest:
+            raise ConfigError(f"{path}: unknown key '{next(iter(rest))}' next to [tool.{TABLE}]")
+        return section
+    return rest
+
+
+def load_file(path: str | os.PathLike[str]) -> Config:
+    """Load an explicit config file: a ``pyproject.toml`` (its ``[tool.veritensor-fast]`` table) or a
+    dedicated file (top-level keys)."""
+    p = Path(path)
+    doc = _read_toml(p)
+    table = _table(doc, p, dedicated=p.name != PYPROJECT)
+    return parse_table(table or {}, p.resolve().parent, str(p))
+
+
+def discover(dirs: Iterable[str | os.PathLike[str]]) -> Path | None:
+    """The config file that applies: the first of ``.veritensor-fast.toml`` / ``pyproject.toml`` (with our
+    table) found in ``dirs``, in order."""
+    seen: set[Path] = set()
+    for d in dirs:
+        dp = Path(d).resolve()
+        if dp in seen:
+            continue
+        seen.add(dp)
+        cand = dp / CONFIG_FILE
+        if cand.is_file():
+            return cand
+        cand = dp / PYPROJECT
+        if cand.is_file():
+            tool = _read_toml(cand).get("tool")
+            if isinstance(tool, dict) and TABLE in tool:
+                return cand
+    return None
+
+
+def load_config(explicit: str | os.PathLike[str] | None, search_dirs: Sequence[str | os.PathLike[str]]) -> Config:
+    """``--config FILE`` if given, else the discovered file, else an empty ``Config``."""
+    if explicit is not None:
+        return load_file(explicit)
+    found = discover(search_dirs)
+    return load_file(found) if found is not None else Config()
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The settings a scan runs with: config file values overridden (scalars) or extended (lists) by flags."""
+
+    options: ScanOptions
+    excludes: tuple[str, ...]
+    follow_symlinks: bool
+    max_file_size: int
+    jobs: int  # 0: all cores
+    fail_severity: str
+    baseline: str | None
+
+
+def _pick(cli: Any, cfg: Any, default: Any) -> Any:
+    return cli if cli is not None else cfg if cfg is not None else default
+
+
+def effective(cfg: Config, *, exclude: Sequence[str] = (), rules: Sequence[str] = (),
+              disabled_rules: Sequence[str] = (), allow_globals: Sequence[str] = (),
+              strict_secrets: bool | None = None, include_outputs: bool | None = None,
+              follow_symlinks: bool | None = None, max_file_size: int | None = None, jobs: int | None = None,
+              fail_severity: str | None = None, baseline: str | None = None) -> Effective:
+    """Merge ``cfg`` with command-line values (``None``/empty = flag not given)."""
+    options = ScanOptions(
+        strict_secrets=_pick(strict_secrets, cfg.strict_secrets, False),
+        include_outputs=_pick(include_outputs, cfg.include_outputs, True),
+        rule_files=(*cfg.rules, *rules),
+        disabled_rules=tuple(dict.fromkeys((*cfg.disabled_rules, *disabled_rules))),
+        entropy_overrides=cfg.entropy,
+        allow_globals=tuple(dict.fromkeys((*cfg.allow_globals, *allow_globals))),
+        inline_ignores=_pick(None, cfg.inline_ignores, True),
+        ignore_model_findings_inline=_pick(None, cfg.ignore_model_findings_inline, False),
+    )
+    return Effective(
+        options=options,
+        excludes=tuple(dict.fromkeys((*cfg.exclude, *exclude))),
+        follow_symlinks=_pick(follow_symlinks, cfg.follow_symlinks, False),
+        max_file_size=_pick(max_file_size, cfg.max_file_size, 0),
+        jobs=_pick(jobs or None, cfg.jobs, 0),
+        fail_severity=_pick(fail_severity, cfg.fail_severity, "low"),
+        baseline=_pick(baseline, cfg.baseline, None),
+    )

@@ -1,0 +1,169 @@
+"""Git change sources for hooks and CI: what is staged (``--staged``) and what changed since a commit
+(``--since-commit REV``). They yield ``blob`` items (``key`` = object id, ``origin`` = repository top-level)
+read by ``veritensor_fast.sources.git.BlobReader``; only the changed blobs are listed and read.
+
+- ``--staged``: the blobs in the index that differ from ``HEAD`` (added, modified or type-changed regular
+  files), i.e. exactly the content ``git commit`` would record, not the working-tree file.
+- ``--since-commit REV``: every blob added or modified by any commit in ``REV..HEAD`` (so a secret added and
+  removed again inside the range is still found), merge commits included (their own changes, as ``git log -c``
+  shows them). Uncommitted changes are not included; add ``--staged`` to scan the index too.
+
+Report paths are relative to the repository top-level. Symlinks and submodules are skipped (their "content" is
+a path or a commit id). Each (object id, path) pair is scanned once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from veritensor_fast.findings import Finding, Item, ScanError, display_path
+from veritensor_fast.sources.git import git_env
+
+REGULAR_MODES = frozenset({"100644", "100755", "100664"})
+_ZERO = "0" * 40
+
+
+class GitChangesError(Exception):
+    """Git could not list the changes (not a repository, unknown revision, git missing)."""
+
+
+def _git(repo: str, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        p = subprocess.run(["git", "-C", repo, *args], input=stdin, capture_output=True, check=False,
+                           env=git_env())
+    except FileNotFoundError:
+        raise GitChangesError("git is not installed (needed for --staged / --since-commit)") from None
+    if p.returncode != 0:
+        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitChangesError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    return p.stdout
+
+
+def repo_toplevel(path: str | os.PathLike[str]) -> str:
+    """The top-level directory of the work tree containing ``path`` (a file or directory)."""
+    p = os.fspath(path)
+    d = p if os.path.isdir(p) else (os.path.dirname(os.path.abspath(p)) or ".")
+    try:
+        return os.fsdecode(_git(d, "rev-parse", "--show-toplevel").rstrip(b"\n"))
+    except GitChangesError:
+        raise GitChangesError(f"{display_path(p)} is not inside a git work tree") from None
+
+
+def excluded(path: str, patterns: Sequence[str]) -> bool:
+    """True when the path, its file name or any parent directory matches an exclude glob (as ``FileSource``)."""
+    if not patterns:
+        return False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pat in patterns:
+        p = pat.rstrip("/")
+        for i, pre in enumerate(prefixes):
+            if fnmatch.fnmatchcase(pre, p) or fnmatch.fnmatchcase(parts[i], p):
+                return True
+        if fnmatch.fnmatchcase(path, p + "/*"):
+            return True
+    return False
+
+
+def parse_raw(out: bytes) -> Iterator[tuple[str, str, str, bytes]]:
+    """Parse ``git diff/log --raw -z --no-abbrev --no-renames [-c] --format=%x01%H`` output into
+    ``(commit, mode, oid, path)`` for the post-image of every entry (commit is "" for ``git diff``)."""
+    tokens = out.split(b"\0")
+    commit = ""
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i].lstrip(b"\n")
+        i += 1
+        if tok.startswith(b"\x01"):
+            commit = tok[1:].decode("ascii", "replace").strip()
+            continue
+        if not tok.startswith(b":"):
+            continue
+        n = len(tok) - len(tok.lstrip(b":"))  # number of parents
+        fields = tok[n:].decode("ascii", "replace").split(" ")
+        if i >= len(tokens) or len(fields) < 2 * n + 3:
+            break
+        path = tokens[i]
+        i += 1
+        yield commit, fields[n], fields[2 * n + 1], path
+
+
+@dataclass
+class GitChangesSource:
+    """Staged blobs and/or blobs changed in ``since..HEAD`` of the repository at ``repo``."""
+
+    repo: str
+    staged: bool = False
+    since: str | None = None
+    pathspecs: Sequence[str] = ()
+    excludes: Sequence[str] = ()
+    max_file_size: int = 0
+    toplevel: str = ""
+    _entries: list[tuple[str, str]] = field(default_factory=list)  # (oid, path) in scan order
+    _sizes: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """List the changes now, so git errors surface before the scan starts (``GitChangesError``)."""
+        self.toplevel = repo_toplevel(self.repo)
+        seen: set[tuple[str, str]] = set()
+        spec = ["--", *self.pathspecs] if self.pathspecs else []
+        raw: list[tuple[str, str, str, bytes]] = []
+        if self.since is not None:
+            if self.since.startswith("-"):
+                raise GitChangesError(f"invalid revision {self.since!r}")
+            try:
+                _git(self.toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", self.since + "^{commit}")
+            except GitChangesError:
+                raise GitChangesError(f"unknown revision {self.since!r} (not a commit in this repository)") from None
+            raw += parse_raw(_git(self.toplevel, "-c", "core.quotepath=off", "log", "--raw", "-c", "-z",
+                                  "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..HEAD", *spec))
+        if self.staged:
+            raw += parse_raw(_git(self.toplevel, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
+                                  "--diff-filter=AMT", *spec))
+        for _commit, mode, oid, bpath in raw:
+            if mode not in REGULAR_MODES or oid == _ZERO:
+                continue
+            path = display_path(os.fsdecode(bpath))
+            key = (oid, path)
+            if key in seen or excluded(path, self.excludes):
+                continue
+            seen.add(key)
+            self._entries.append(key)
+        if self._entries:
+            oids = sorted({o for o, _ in self._entries})
+            out = _git(self.toplevel, "cat-file", "--batch-check=%(objectname) %(objectsize)",
+                       stdin="".join(o + "\n" for o in oids).encode())
+            for line in out.decode("ascii", "replace").splitlines():
+                parts = line.split(" ")
+                if len(parts) == 2 and parts[1].isdigit():
+                    self._sizes[parts[0]] = int(parts[1])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self) -> Iterator[Item | ScanError]:
+        for oid, path in self._entries:
+            size = self._sizes.get(oid, -1)
+            if size < 0:
+                yield ScanError(path, f"git object {oid[:12]} is missing from the repository", "unreadable")
+            elif self.max_file_size and size > self.max_file_size:
+                yield ScanError(path, f"{size} bytes exceeds --max-file-size {self.max_file_size}; skipped",
+                                "too-large")
+            else:
+                yield Item("blob", oid, path, size, self.toplevel)
+
+    def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Drop exact repeats (the same secret at the same place in two versions of a file)."""
+        seen: set[tuple[object, ...]] = set()
+        out = []
+        for f in findings:
+            k = (f.path, f.rule_id, f.fingerprint, f.line, f.column,
+                 repr(sorted(f.location.items())) if f.location else "")
+            if k not in seen:
+                seen.add(k)
+                out.append(f)
+        return out
