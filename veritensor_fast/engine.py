@@ -125,6 +125,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
     errors: list[ScanError] = []
     findings: list[Finding] = []
     n_items = n_bytes = 0
+    observe: Callable[[BatchResult], None] | None = getattr(source, "on_batch", None)
     ok = False
     try:
         for res in executor.map(make_batches(source.items(), errors)):
@@ -132,6 +133,8 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
             errors.extend(res.errors)
             n_items += res.items
             n_bytes += res.bytes
+            if observe is not None:  # a source may record per-batch results (git history datastore)
+                observe(res)
             if on_progress is not None:
                 on_progress(res)
         ok = True

@@ -44,6 +44,9 @@ class BatchResult:
     errors: list[ScanError] = field(default_factory=list)
     items: int = 0
     bytes: int = 0
+    #: (item key, findings it added, whether it had errors) for every item read, in order; an item's findings
+    #: are consecutive in ``findings``. Lets the parent record per-item results (git history datastore).
+    scanned: list[tuple[str, int, bool]] = field(default_factory=list)
 
 
 #: Readers by item kind: (module, class). Imported on first use in each worker.
@@ -113,8 +116,10 @@ class WorkerContext:
             try:
                 scan = ItemScan(self, item)
                 self.scan_buffer(buf, item, scan)
-                res.findings.extend(scan.finish(buf))
+                found = scan.finish(buf)
+                res.findings.extend(found)
                 res.errors.extend(scan.errors)
+                res.scanned.append((item.key, len(found), bool(scan.errors)))
                 res.items += 1
                 res.bytes += len(buf)
             finally:

@@ -18,14 +18,21 @@ object makes git exit mid-object: the reader reports that object as ``corrupt`` 
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import subprocess
 import threading
-from collections.abc import Sequence
-from typing import IO, Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import IO, TYPE_CHECKING, Any
 
-from veritensor_fast.findings import Item
+from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.sources.fs import InputError
+
+if TYPE_CHECKING:
+    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.worker import BatchResult, ScanOptions
 
 #: Environment for every git child: no prompts, no pager, C locale (stable messages), no replace objects.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C", "GIT_NO_REPLACE_OBJECTS": "1"}
@@ -185,3 +192,424 @@ class BlobReader:
         for cf in self._procs.values():
             cf.close()
         self._procs.clear()
+
+
+# ---- parent side: listing, datastore, provenance ---------------------------------------------------------
+
+def _git(repo: str, *args: str, check: bool = True) -> str:
+    """Run a short git command and return its stdout (text). Raises ``GitError`` with git's first error line."""
+    try:
+        p = subprocess.run(["git", "-C", repo, *args], capture_output=True, env=git_env(), check=False)
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror}") from None
+    if check and p.returncode != 0:
+        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(msg[-1] if msg else f"git {args[0]} failed with status {p.returncode}")
+    return p.stdout.decode("utf-8", "surrogateescape")
+
+
+def _check_rev(rev: str, what: str) -> str:
+    if not rev or rev.startswith("-") or any(c in rev for c in "\n\0"):
+        raise GitError(f"invalid {what}: {rev!r}")
+    return rev
+
+
+_UNQUOTE = {"a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def unquote_path(p: str) -> str:
+    """Undo git's C-style quoting of a path (``"a\\tb"``); octal escapes are bytes (UTF-8 or escaped)."""
+    if not (len(p) >= 2 and p[0] == '"' and p[-1] == '"'):
+        return p
+    out = bytearray()
+    s = p[1:-1]
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            n = s[i + 1]
+            if n in "0123" and i + 3 < len(s) + 0 and all(x in "01234567" for x in s[i + 1:i + 4]):
+                out.append(int(s[i + 1:i + 4], 8))
+                i += 4
+                continue
+            out += _UNQUOTE.get(n, n).encode("utf-8", "surrogateescape")
+            i += 2
+            continue
+        out += c.encode("utf-8", "surrogateescape")
+        i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def default_datastore_path(repo: str) -> str:
+    """``<git dir>/veritensor-fast/datastore.sqlite`` for a writable work tree repository; otherwise (bare or
+    read-only repository) ``<user cache dir>/veritensor-fast/datastores/<hash of the repo path>.sqlite``."""
+    git_dir = os.path.abspath(os.path.join(repo, _git(repo, "rev-parse", "--git-dir").strip()))
+    bare = _git(repo, "rev-parse", "--is-bare-repository").strip() == "true"
+    if not bare and os.access(git_dir, os.W_OK):
+        return os.path.join(git_dir, "veritensor-fast", "datastore.sqlite")
+    import platformdirs
+
+    key = hashlib.sha256(os.path.realpath(git_dir).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    return os.path.join(platformdirs.user_cache_dir("veritensor-fast"), "datastores", f"{key}.sqlite")
+
+
+class GitHistorySource:
+    """Every distinct blob of one repository's history (``Source`` protocol), plus provenance and the memo.
+
+    ``repo`` may be a work tree or a bare repository. Scope: all refs (branches, tags, remotes, stash and its
+    reflog) by default; ``branches`` limits the tips; ``since`` (``REV..tips``) or ``rev_range`` (``A..B``)
+    limit the commits; ``all_objects`` also scans blobs no ref reaches (their path is ``unreachable/<oid>``).
+    With a datastore (default on), blobs already scanned under the same memo key are not read again and their
+    stored findings (redacted, without the secret) are reported again; ``new_only`` keeps only findings that
+    no earlier finished sweep reported.
+    """
+
+    def __init__(self, repo: str, options: ScanOptions | None = None, *, branches: Sequence[str] = (),
+                 since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
+                 datastore: str | None = None, use_datastore: bool = True, new_only: bool = False) -> None:
+        from veritensor_fast.worker import ScanOptions
+
+        self.repo = repo
+        self.origin = os.path.abspath(repo)
+        self.options = options or ScanOptions()
+        self.branches = tuple(branches)
+        self.since = since
+        self.rev_range = rev_range
+        self.all_objects = all_objects
+        self.datastore_path = datastore
+        self.use_datastore = use_datastore
+        self.new_only = new_only
+        self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
+        self._store: Any = None
+        self._memo = ""
+        self._sweep = 0
+        self._paths: dict[str, str] = {}  # oid -> path, blobs yielded for scanning
+        self._skipped: dict[str, str] = {}  # oid -> path, blobs answered by the datastore
+        self._found: dict[str, set[str]] = {}  # oid -> fingerprints found in it
+        self._blob_of: dict[int, str] = {}  # id(finding) -> oid, for this run's findings
+        self._revs: list[str] = []
+        self._rev_parse: list[str] = []
+        self._checked = False
+
+    # -- listing ------------------------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        return display_path(self.repo)
+
+    def validate(self) -> None:
+        """Check that ``repo`` is a git repository and the revisions exist; raises ``GitError`` otherwise."""
+        if not self._checked:
+            self._rev_parse = _git(self.origin, "rev-parse", "--git-dir", "--is-bare-repository",
+                                   "--is-shallow-repository").splitlines()
+            self._revs = self._rev_args()
+            self._checked = True
+
+    def _prepare(self) -> list[ScanError]:
+        errors: list[ScanError] = []
+        self.validate()
+        lines = self._rev_parse
+        if len(lines) >= 3 and lines[2].strip() == "true":
+            shallow_file = os.path.join(self.origin, _git(self.origin, "rev-parse", "--git-path", "shallow").strip())
+            try:
+                with open(shallow_file, encoding="ascii", errors="replace") as fh:
+                    cuts = [ln.strip() for ln in fh if ln.strip()]
+            except OSError:
+                cuts = []
+            for c in cuts[:20]:
+                errors.append(ScanError(self._label(), f"shallow clone: history before {c} not available", "limit"))
+            if len(cuts) > 20:
+                errors.append(ScanError(self._label(), f"shallow clone: {len(cuts) - 20} more history cut points",
+                                        "limit"))
+            self.stats["shallow"] = cuts
+        if self.use_datastore:
+            from veritensor_fast.datastore import DataStore, DataStoreError, memo_key
+
+            try:
+                path = self.datastore_path or default_datastore_path(self.origin)
+                self._store = DataStore(path)
+                self._memo = memo_key(self.options)
+                self._sweep = self._store.begin_sweep(self.origin, self._memo)
+                self.stats["datastore"] = path
+            except DataStoreError as exc:
+                errors.append(ScanError(self._label(), f"{exc}; scanning without it", "limit"))
+                self._store = None
+        return errors
+
+    def _rev_args(self) -> list[str]:
+        if self.rev_range:
+            _check_rev(self.rev_range, "--range")
+            if ".." not in self.rev_range:
+                raise GitError(f"--range must look like A..B, got {self.rev_range!r}")
+            for part in self.rev_range.replace("...", "..").split(".."):
+                if part:
+                    _git(self.origin, "rev-parse", "--verify", "--quiet", part + "^{commit}")
+            return [self.rev_range]
+        tips: list[str] = []
+        if self.branches:
+            for name in self.branches:
+                _check_rev(name, "--branch")
+                for cand in (f"refs/heads/{name}", f"refs/remotes/{name}", f"refs/tags/{name}", name):
+                    if _git(self.origin, "rev-parse", "--verify", "--quiet", cand, check=False).strip():
+                        tips.append(cand)
+                        break
+                else:
+                    raise GitError(f"unknown branch {name!r}")
+        else:
+            tips.append("--all")
+            if _git(self.origin, "rev-parse", "--verify", "--quiet", "refs/stash", check=False).strip():
+                # older stash entries live only in the stash reflog
+                tips.extend(_git(self.origin, "log", "-g", "--format=%H", "refs/stash", check=False).split())
+        if self.since:
+            _check_rev(self.since, "--since")
+            _git(self.origin, "rev-parse", "--verify", "--quiet", self.since + "^{commit}")
+            tips.append("^" + self.since)
+        return tips
+
+    def _reachable(self) -> tuple[dict[str, str], str | None]:
+        """oid -> path ('' if none) of every object rev-list reports; and git's error if it failed."""
+        import tempfile
+
+        out: dict[str, str] = {}
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                ["git", "-C", self.origin, "rev-list", "--objects", "--filter=object:type=blob", *self._revs],
+                stdout=subprocess.PIPE, stderr=err, env=git_env(), bufsize=1 << 16)
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip(b"\n").decode("utf-8", "surrogateescape")
+                oid, _, path = line.partition(" ")
+                if oid not in out or (path and not out[oid]):
+                    out[oid] = path
+            rc = proc.wait()
+            if rc == 0:
+                return out, None
+            err.seek(0)
+            msg = err.read().decode("utf-8", "replace").strip().splitlines()
+            return out, (msg[-1] if msg else f"git rev-list failed with status {rc}")
+
+    def _pack_order(self) -> Iterator[tuple[str, str, int]]:
+        """(oid, type, size) of every object in the database, in pack order (type 'missing' if unreadable)."""
+        proc = subprocess.Popen(
+            ["git", "-C", self.origin, "cat-file", "--batch-all-objects", "--unordered",
+             "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(), bufsize=1 << 16)
+        assert proc.stdout is not None
+        try:
+            for raw in proc.stdout:
+                parts = raw.split()
+                if len(parts) == 3:
+                    yield parts[0].decode(), parts[1].decode(), int(parts[2])
+                elif len(parts) == 2:
+                    yield parts[0].decode(), parts[1].decode(), -1
+        finally:
+            proc.stdout.close()
+            proc.wait()
+
+    def items(self) -> Iterator[Item | ScanError]:
+        t0 = time.perf_counter()
+        try:
+            yield from self._prepare()
+        except GitError as exc:
+            yield ScanError(self._label(), f"cannot read git repository: {exc}", "unreadable")
+            return
+        reachable, failure = self._reachable()
+        everything = self.all_objects
+        if failure is not None:
+            # a corrupt commit or tree stops rev-list: report it and fall back to every blob in the database
+            yield ScanError(self._label(), f"history walk failed ({failure}); scanning every blob in the object "
+                            "database instead (some paths unknown)", "corrupt")
+            everything = True
+        seen = self._store.scanned(self._memo) if self._store is not None else set()
+        listed: set[str] = set()
+        for oid, otype, size in self._pack_order():
+            if otype != "blob":
+                if otype == "missing" and reachable.get(oid):
+                    listed.add(oid)
+                    yield ScanError(reachable[oid], f"git object {oid} is missing or corrupt", "corrupt")
+                continue
+            if oid in listed:
+                continue
+            path = reachable.get(oid)
+            if path is None:
+                if not everything:
+                    continue
+                path = f"unreachable/{oid}"
+            elif not path:
+                path = f"blob/{oid}"
+            listed.add(oid)
+            if oid in seen:
+                self._skipped[oid] = path
+                continue
+            self._paths[oid] = path
+            yield Item("blob", oid, path, size, self.origin)
+        for oid, path in reachable.items():
+            if path and oid not in listed:  # a line with a path is a blob (trees are filtered out)
+                yield ScanError(path, f"git object {oid} is missing from the object database", "corrupt")
+        self.stats["blobs_total"] = len(listed)
+        self.stats["blobs_from_datastore"] = len(self._skipped)
+        self.stats["listing_seconds"] = round(time.perf_counter() - t0, 4)
+
+    # -- results ------------------------------------------------------------------------------------------
+
+    def on_batch(self, res: BatchResult) -> None:
+        """Called by the engine with each batch result: map findings to blobs, record them in the datastore."""
+        pos = 0
+        rec: list[tuple[str, Sequence[Finding]]] = []
+        for key, nf, had_errors in res.scanned:
+            fs = res.findings[pos:pos + nf]
+            pos += nf
+            if key not in self._paths:
+                continue
+            self.stats["blobs_scanned"] += 1
+            for f in fs:
+                self._blob_of[id(f)] = key
+            if fs:
+                self._found.setdefault(key, set()).update(f.fingerprint for f in fs)
+            if not had_errors:  # a blob that could not be fully scanned is tried again next time
+                rec.append((key, fs))
+        if self._store is not None and rec:
+            self._store.record(self._memo, rec)
+
+    def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Merge stored findings, apply ``new_only``, and add ``commit`` provenance to every finding."""
+        t0 = time.perf_counter()
+        pairs: list[tuple[Finding, str]] = []
+        by_path: dict[str, list[str]] = {}
+        for oid, p in self._paths.items():
+            by_path.setdefault(p, []).append(oid)
+        for f in findings:
+            known = self._blob_of.get(id(f))
+            if known is None:  # engine without the on_batch hook: fall back to a path that names one blob
+                cands = by_path.get(f.path, [])
+                known = cands[0] if len(cands) == 1 else ""
+            pairs.append((f, known))
+        store = self._store
+        if store is not None:
+            if self._skipped:
+                for oid, fs in store.findings(self._memo, self._skipped).items():
+                    path = self._skipped[oid]
+                    self._found.setdefault(oid, set()).update(f.fingerprint for f in fs)
+                    pairs.extend((replace(f, path=path), oid) for f in fs)
+            from veritensor_fast.datastore import finding_key
+
+            keys = [finding_key(f, oid) for f, oid in pairs]
+            if self.new_only:
+                old = store.reported_before(keys, self._sweep)
+                pairs = [p for p, k in zip(pairs, keys, strict=True) if k not in old]
+            store.finish_sweep(self._sweep, keys)
+            store.close()
+            self._store = None
+        if not pairs:
+            self.stats["provenance_seconds"] = 0.0
+            return []
+        prov = self._provenance({oid: f.path for f, oid in pairs if oid})
+        head_fps = self._head_fingerprints({f.path for f, _ in pairs})
+        out: list[Finding] = []
+        for f, oid in pairs:
+            c = prov.get((oid, f.path)) or prov.get((oid, "")) or {}
+            out.append(replace(f, commit={
+                "id": c.get("id"), "author": c.get("author"), "email": c.get("email"), "date": c.get("date"),
+                "message": c.get("message"), "path": f.path, "at_head": f.fingerprint in head_fps,
+                "blob": oid or None}))
+        self.stats["provenance_seconds"] = round(time.perf_counter() - t0, 4)
+        return out
+
+    def _provenance(self, wanted: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """(oid, path) -> the oldest commit whose diff (to its first parent; root commits in full) adds blob
+        ``oid`` at ``path``; also (oid, '') -> the oldest commit adding it at any path. One streaming pass."""
+        if not wanted:
+            return {}
+        paths = sorted(set(wanted.values()))
+        cmd = ["git", "-C", self.origin, "-c", "core.quotePath=false", "log", "--raw", "--no-abbrev",
+               "--no-renames", "--root", "--diff-merges=first-parent", "--no-ext-diff", "--no-textconv",
+               "--format=\x01%H\x1f%an\x1f%ae\x1f%aI\x1f%at\x1f%s", *self._revs]
+        env = git_env()
+        if len(paths) <= 256 and sum(len(p) for p in paths) < 60_000:
+            cmd += ["--full-history", "--", *paths]  # git prunes whole subtrees it need not diff
+            env["GIT_LITERAL_PATHSPECS"] = "1"
+        best: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        commit: dict[str, Any] = {}
+        ts = 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=1 << 16)
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if raw[:1] == b"\x01":
+                parts = raw[1:].rstrip(b"\n").decode("utf-8", "replace").split("\x1f")
+                if len(parts) >= 6:
+                    commit = {"id": parts[0], "author": parts[1], "email": parts[2], "date": parts[3],
+                              "message": "\x1f".join(parts[5:])}
+                    ts = int(parts[4]) if parts[4].lstrip("-").isdigit() else 0
+                continue
+            if raw[:1] != b":":
+                continue
+            meta, _, rest = raw.rstrip(b"\n").partition(b"\t")
+            fields = meta.split()
+            if len(fields) < 5:
+                continue
+            oid = fields[-2].decode("ascii", "replace")
+            if oid not in wanted:
+                continue
+            path = unquote_path(rest.decode("utf-8", "surrogateescape"))
+            for k in ((oid, path), (oid, "")):
+                prev = best.get(k)
+                if prev is None or ts <= prev[0]:  # log runs newest first: ties go to the later (older) one
+                    best[k] = (ts, commit)
+        proc.wait()
+        return {k: v[1] for k, v in best.items()}
+
+    def _head_fingerprints(self, finding_paths: set[str]) -> set[str]:
+        """Fingerprints of secrets present anywhere in HEAD's tree, as far as this sweep knows its blobs;
+        HEAD blobs at finding paths that this sweep did not cover (ranges, --branch) are scanned now."""
+        try:
+            out = _git(self.origin, "-c", "core.quotePath=false", "ls-tree", "-r", "--full-tree", "HEAD")
+        except GitError:
+            return set()  # unborn HEAD
+        head: dict[str, str] = {}
+        for line in out.splitlines():
+            meta, _, path = line.partition("\t")
+            f = meta.split()
+            if len(f) == 3 and f[1] == "blob":
+                head[unquote_path(path)] = f[2]
+        known = self._paths.keys() | self._skipped.keys()
+        fps: set[str] = set()
+        for oid in set(head.values()):
+            fps |= self._found.get(oid, set())
+        unknown = {head[p]: p for p in finding_paths if p in head and head[p] not in known}
+        if unknown:
+            from veritensor_fast.worker import WorkerContext
+
+            ctx = WorkerContext(self.options)
+            try:
+                res = ctx.run_batch([Item("blob", oid, p, -1, self.origin) for oid, p in unknown.items()])
+            finally:
+                ctx.close()
+            fps.update(f.fingerprint for f in res.findings)
+        return fps
+
+
+def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = None,
+                 on_progress: Callable[[BatchResult], None] | None = None, **kw: Any) -> ScanResult:
+    """Scan the history of each repository (one ``GitHistorySource`` each) and merge the results."""
+    from veritensor_fast.engine import ScanResult, scan
+
+    findings: list[Finding] = []
+    errors: list[ScanError] = []
+    stats: dict[str, Any] = {}
+    for repo in repos:
+        src = GitHistorySource(repo, options, **kw)
+        src.validate()
+        r = scan(src, options, jobs=jobs, on_progress=on_progress)
+        findings.extend(r.findings)
+        errors.extend(r.errors)
+        for k, v in {**r.stats, **src.stats}.items():
+            if k in ("files", "bytes", "seconds", "findings", "errors", "blobs_total", "blobs_scanned",
+                     "blobs_from_datastore", "listing_seconds", "provenance_seconds") and k in stats:
+                stats[k] += v
+            else:
+                stats[k] = v
+    findings.sort(key=Finding.sort_key)
+    errors.sort(key=lambda e: (e.path, e.kind, e.reason))
+    if stats.get("seconds"):
+        stats["mb_per_s"] = round(stats["bytes"] / 1e6 / stats["seconds"], 2)
+    stats["repos"] = len(repos)
+    return ScanResult(findings, errors, stats)
