@@ -163,6 +163,14 @@ def scan(
     since_commit: Annotated[str | None, typer.Option("--since-commit", metavar="REV", help="Scan blobs added or changed by the commits in REV..HEAD; PATHs limit it.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Report only findings not in this baseline file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml).")] = None,
+    history: Annotated[bool, typer.Option("--history", help="PATHs are git repositories (work tree or bare): scan every blob reachable from every ref.")] = False,
+    all_objects: Annotated[bool, typer.Option("--all-objects", help="With --history: also scan blobs no ref reaches.")] = False,
+    since: Annotated[str | None, typer.Option("--since", metavar="REV", help="With --history: only commits after REV (REV..refs).")] = None,
+    rev_range: Annotated[str | None, typer.Option("--range", metavar="A..B", help="With --history: only the commits in A..B.")] = None,
+    branch: Annotated[list[str] | None, typer.Option("--branch", help="With --history: only these branches (repeatable).")] = None,
+    datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: .git/veritensor-fast/datastore.sqlite, or the user cache dir for bare/read-only repos).")] = None,
+    no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
+    new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
@@ -177,6 +185,11 @@ def scan(
     if fail_severity is not None and fail_severity not in SEVERITY_ORDER:
         raise _fail(f"--fail-severity must be one of {', '.join(SEVERITY_ORDER)}")
     git_changes = staged or since_commit is not None
+    if history and git_changes:
+        raise _fail("--history cannot be combined with --staged or --since-commit")
+    if not history and (all_objects or since or rev_range or branch or datastore or no_datastore or new_only):
+        raise _fail("--all-objects, --since, --range, --branch, --datastore, --no-datastore and --new-only "
+                    "need --history")
     if not paths and not git_changes:
         raise _fail("give at least one PATH to scan")
     eff = _settings(paths or [], git_changes, config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
@@ -192,7 +205,13 @@ def scan(
         source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
     prog = Progress(progress and sys.stderr.isatty())
     try:
-        result = run_scan(source, options, jobs=jobs or None, on_progress=prog)
+        if history:
+            result = _history_scan(paths or [], options, jobs, prog, branches=tuple(branch or ()), since=since,
+                                   rev_range=rev_range, all_objects=all_objects, new_only=new_only,
+                                   datastore=os.fspath(datastore) if datastore else None,
+                                   use_datastore=not no_datastore)
+        else:
+            result = run_scan(source, options, jobs=jobs or None, on_progress=prog)
     except EngineError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -204,6 +223,21 @@ def scan(
     if code == EXIT_FINDINGS and staged:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
+
+
+def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
+    """``--history``: each PATH is a git repository; see ``veritensor_fast.sources.git``."""
+    from veritensor_fast.sources.git import GitError, scan_history
+
+    if kw["all_objects"] and (kw["since"] or kw["rev_range"] or kw["branches"]):
+        raise _fail("--all-objects scans the whole object database; it cannot be combined with --since, "
+                    "--range or --branch")
+    if kw["since"] and kw["rev_range"]:
+        raise _fail("give either --since or --range, not both")
+    try:
+        return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog, **kw)
+    except GitError as exc:
+        raise _fail(str(exc)) from None
 
 
 @rules_app.command("list")
