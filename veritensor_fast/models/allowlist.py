@@ -1,0 +1,172 @@
+"""Reviewed pickle globals as data: what real checkpoints import (allowed) and what is known to be dangerous.
+
+Policy (allowlist, not denylist): a global is safe only when the exact ``(module, qualname)`` pair is listed in
+``ALLOWED``. Everything else is a finding; names that are known to reach code execution, file/network access or
+a nested loader are CRITICAL (``dangerous_reason`` says why), the rest are "unknown global" findings.
+
+Review notes for the allowed entries (each one is a constructor or a rebuild helper that takes plain data):
+- ``torch._utils._rebuild_*``: tensor/parameter rebuild helpers used by every ``torch.save`` checkpoint; they
+  take storages, sizes, strides and flags. ``_rebuild_from_type_v2`` calls the *given* function, whose own
+  global is checked separately like any other.
+- ``torch.*Storage`` / ``torch.storage.*Storage``: storage type tags in persistent ids.
+- ``collections.OrderedDict``, ``torch.Size``, ``torch.device``, dtypes: plain value types.
+- numpy ``_reconstruct``/``ndarray``/``dtype``/``scalar``: what ``pickle.dumps(ndarray)`` emits.
+- ``_codecs.encode``: numpy pickles (protocol 2) carry raw bytes as ``_codecs.encode(str, "latin1")``; it only
+  converts text to bytes (no code path reaches import or I/O).
+- builtins ``set``/``frozenset``/``slice``/``complex``/``bytearray``/``range``: inert value constructors.
+  ``getattr``, ``eval``, ``exec``, ``__import__``, ``open``, ``compile`` etc. are never allowed.
+"""
+
+from __future__ import annotations
+
+_TORCH_STORAGES = [
+    "FloatStorage", "DoubleStorage", "HalfStorage", "BFloat16Storage", "LongStorage", "IntStorage",
+    "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage", "ComplexFloatStorage", "ComplexDoubleStorage",
+    "QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage", "QUInt2x4Storage",
+    "Float8_e4m3fnStorage", "Float8_e5m2Storage", "UntypedStorage", "TypedStorage",
+]
+
+_TORCH_DTYPES = [
+    "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int",
+    "int16", "short", "int8", "uint8", "bool", "complex64", "complex128", "float8_e4m3fn", "float8_e5m2",
+    "uint16", "uint32", "uint64", "qint8", "quint8", "qint32",
+]
+
+ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    [
+        ("torch._utils", n) for n in (
+            "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+            "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
+            "_rebuild_nested_tensor", "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass",
+            "_rebuild_device_tensor_from_numpy", "_rebuild_xla_tensor", "_rebuild_mtia_tensor",
+        )
+    ]
+    + [("torch", s) for s in _TORCH_STORAGES]
+    + [("torch.storage", s) for s in ("UntypedStorage", "TypedStorage", "_LegacyStorage")]
+    + [("torch", d) for d in _TORCH_DTYPES]
+    + [
+        ("torch", "Size"), ("torch", "device"), ("torch", "Tensor"), ("torch", "dtype"),
+        ("torch", "layout"), ("torch", "strided"), ("torch", "sparse_coo"), ("torch", "memory_format"),
+        ("torch", "contiguous_format"), ("torch", "channels_last"), ("torch", "preserve_format"),
+        ("torch._tensor", "_rebuild_from_type_v2"), ("torch._tensor", "_rebuild_from_type"),
+        ("torch.nn.parameter", "Parameter"), ("torch.nn.parameter", "UninitializedParameter"),
+        ("torch.nn.parameter", "Buffer"),
+        ("torch.serialization", "_get_layout"),
+        ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "Counter"),
+        ("collections", "deque"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.dtypes", "Float32DType"), ("numpy.dtypes", "Float64DType"), ("numpy.dtypes", "Int64DType"),
+        ("numpy.dtypes", "Int32DType"), ("numpy.dtypes", "Float16DType"), ("numpy.dtypes", "UInt8DType"),
+        ("numpy.dtypes", "BoolDType"),
+        ("_codecs", "encode"),
+        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
+        ("builtins", "bytearray"), ("builtins", "range"),
+        ("copyreg", "_reconstructor"),  # only with allowed classes: the class argument is its own global
+        ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
+        ("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"),
+        ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "PurePosixPath"),
+        ("pathlib", "PureWindowsPath"),
+        ("argparse", "Namespace"),
+        # transformers / accelerate training arguments (training_args.bin) and their enums
+        ("transformers.training_args", "TrainingArguments"),
+        ("transformers.training_args_seq2seq", "Seq2SeqTrainingArguments"),
+        ("transformers.training_args", "OptimizerNames"),
+        ("transformers.trainer_utils", "IntervalStrategy"), ("transformers.trainer_utils", "SchedulerType"),
+        ("transformers.trainer_utils", "HubStrategy"), ("transformers.trainer_utils", "SaveStrategy"),
+        ("transformers.trainer_utils", "EvaluationStrategy"), ("transformers.trainer_utils", "FSDPOption"),
+        ("transformers.utils.generic", "ExplicitEnum"), ("transformers.utils.generic", "PaddingStrategy"),
+        ("transformers.debug_utils", "DebugOption"),
+        ("transformers.generation.configuration_utils", "GenerationConfig"),
+        ("accelerate.utils.dataclasses", "DistributedType"),
+        ("accelerate.state", "PartialState"),
+        ("enum", "Enum"),
+    ]
+)
+
+#: Modules (any submodule included) whose globals are dangerous: code execution, process/file/network access,
+#: dynamic import, nested deserialisers, debuggers/profilers that run code.
+DANGEROUS_MODULES: frozenset[str] = frozenset(
+    """
+    os posix nt posixpath ntpath subprocess sys runpy importlib imp pty socket ctypes _ctypes pip ensurepip
+    webbrowser shutil marshal pickle _pickle cPickle pickletools cloudpickle dill joblib shelve code codeop
+    commands multiprocessing asyncio _asyncio concurrent threading _thread signal pdb bdb pydoc pkgutil idlelib
+    lib2to3 profile cProfile _lsprof trace timeit _pyrepl test tkinter turtle uuid imaplib smtplib ftplib poplib
+    nntplib telnetlib http urllib urllib2 requests httplib xmlrpc socketserver ssl select selectors mmap
+    logging distutils setuptools venv zipimport tempfile glob fileinput io _io operator _operator functools
+    types inspect gc builtins __builtin__ __builtins__ copyreg copy_reg platform sysconfig site ast dis
+    compileall py_compile linecache tarfile zipfile bz2 lzma gzip zlib sqlite3 dbm ctypes.util
+    numpy.f2py numpy.testing numpy.distutils numpy.ctypeslib numpy.lib.format numpy.load
+    torch.jit torch._inductor torch.utils.collect_env torch.serialization torch.storage torch.hub torch.package
+    torch._dynamo torch.utils.cpp_extension torch.cuda._utils torch.distributed torch.testing torch.fx
+    torch._ops torch.ops torch.library torch._C torch.backends torch.onnx torch.export torch.compiler
+    keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg
+    """.split()
+)
+
+#: Attribute names that are dangerous wherever they appear in a dotted name (``pathlib`` + ``os.system``).
+DANGEROUS_ATTRS: frozenset[str] = frozenset(
+    """
+    system popen popen2 popen3 spawn spawnl spawnv spawnve spawnlp execv execve execl execlp execvp fork
+    eval exec execfile compile __import__ getattr setattr delattr globals locals vars open input breakpoint
+    load loads load_module import_module __builtins__ __globals__ __subclasses__ __class__ __bases__ __base__
+    __mro__ __dict__ __code__ __closure__ __getattribute__ __reduce__ __reduce_ex__ __init__ __new__
+    __call__ __func__ __self__ __module__ __loader__ __spec__ _load_from_bytes run run_path run_module call
+    check_call check_output Popen main methodcaller attrgetter itemgetter partial resolve_name locate
+    execWrapper compile_file CodeType FunctionType write_text write_bytes unlink rmtree remove
+    """.split()
+)
+
+#: Exact callables that are dangerous although their module is not wholly dangerous.
+DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
+    [
+        ("numpy", "load"), ("numpy", "loads"), ("numpy", "fromfile"), ("numpy", "save"), ("numpy", "tofile"),
+        ("torch", "load"), ("torch", "save"), ("torch", "compile"), ("torch", "hub"),
+    ]
+)
+
+
+_BUILTIN_MODULES = ("builtins", "__builtin__", "__builtins__")
+
+
+def parse_allow(entries: tuple[str, ...] | list[str]) -> frozenset[tuple[str, str]]:
+    """User allow entries: ``module:qualname`` (exact) or ``module.qualname`` (every split of the dots)."""
+    out: set[tuple[str, str]] = set()
+    for e in entries:
+        e = e.strip()
+        if not e:
+            continue
+        if ":" in e:
+            m, _, q = e.partition(":")
+            out.add((m, q))
+            continue
+        parts = e.split(".")
+        for i in range(1, len(parts)):
+            out.add((".".join(parts[:i]), ".".join(parts[i:])))
+    return frozenset(out)
+
+
+def dangerous_reason(module: str, qualname: str) -> str | None:
+    """Why ``module.qualname`` is known to be dangerous, or ``None``. Every dotted component is checked."""
+    mparts = module.split(".")
+    qparts = qualname.split(".")
+    for i in range(1, len(mparts) + 1):
+        prefix = ".".join(mparts[:i])
+        if prefix in DANGEROUS_MODULES:
+            return f"module {prefix} gives code execution, I/O or nested deserialisation"
+    if (module, qualname) in DANGEROUS_NAMES or (module, qparts[0]) in DANGEROUS_NAMES:
+        return "known dangerous callable"
+    # a dotted qualname walks attributes: ``pathlib`` + ``os.system`` reaches os.system
+    for i, part in enumerate(qparts):
+        if i < len(qparts) - 1 and part in DANGEROUS_MODULES:
+            return f"attribute path reaches module {part}"
+        if part in DANGEROUS_ATTRS:
+            return f"attribute {part} is dangerous"
+    for part in mparts[1:]:
+        if part in DANGEROUS_ATTRS:
+            return f"module path component {part} is dangerous"
+    if not module or not qualname or any(not p.isidentifier() for p in mparts + qparts):
+        return "not a valid dotted identifier (resolution cannot be predicted)"
+    return None

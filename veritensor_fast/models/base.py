@@ -1,0 +1,48 @@
+"""Types shared by the model analysers: the ``ModelIssue`` they return, the limits they obey, the error type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIssue:
+    """One model-file finding. ``evidence`` names what was found (e.g. ``os.system``); never secret material."""
+
+    rule_id: str
+    severity: str  # info | low | medium | high | critical
+    message: str
+    evidence: str
+    location: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLimits:
+    """Resource limits; exceeding one is a finding, never a crash or a hang."""
+
+    max_ops: int = 20_000_000  # pickle opcodes per stream
+    max_memo: int = 2_000_000
+    max_stack: int = 2_000_000
+    max_marks: int = 100_000
+    max_streams: int = 64  # stacked pickles per file
+    max_depth: int = 4  # archive nesting
+    max_members: int = 20_000
+    max_member_bytes: int = 512 << 20  # bytes decompressed from one member that we need whole
+    max_total_bytes: int = 2 << 30  # bytes decompressed per top-level file
+    max_ratio: int = 200  # compression ratio treated as a bomb (above ``bomb_floor`` bytes)
+    bomb_floor: int = 32 << 20
+    max_json_bytes: int = 64 << 20
+    max_nested_pickle: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    """What the caller wants: extra allowed globals (``module:qualname`` or dotted), limits."""
+
+    allow_globals: tuple[str, ...] = ()
+    limits: ModelLimits = field(default_factory=ModelLimits)
+
+
+class ModelAnalysisError(Exception):
+    """Raised inside the model analysers for a structural problem; callers turn it into a finding."""
