@@ -90,3 +90,26 @@ def test_find_markers_lines_and_mmap(tmp_path: Path) -> None:
     assert marks is not None
     assert sorted(marks) == [5001, 5012, 5013]
     assert marks[5013][0].rules == ("x.y",)
+
+
+@pytest.mark.parametrize("indent", [1, None])  # nbformat's layout, and a minified notebook (one raw line)
+def test_notebook_markers(tree: Path, indent: int | None) -> None:
+    pytest.importorskip("veritensor_fast.detectors.notebook")
+    import json
+
+    t = [hf_token() for _ in range(5)]
+    src = [
+        f"a = '{t[0]}'  # veritensor-fast: ignore\n",   # 1 ignored
+        f"b = '{t[1]}'\n",                              # 2 reported (line 1's marker is not alone)
+        "# veritensor-fast: ignore\n",                  # 3
+        f"c = '{t[2]}'\n",                              # 4 ignored
+        "# gitleaks:allow\n",                           # 5
+        f"d = '{t[3]}'\n",                              # 6 reported (gitleaks:allow is same-line only)
+        f"e = '{t[4]}'",                                # 7 reported
+    ]
+    nb = {"cells": [{"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [], "source": src}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tree / "n.ipynb").write_text(json.dumps(nb, indent=indent), encoding="utf-8")
+    code, rep = scan_json("n.ipynb", "--jobs", "1", cwd=tree)
+    assert code == 1
+    assert sorted(f["line"] for f in rep["findings"] if f["rule_id"] == RULE) == [2, 6, 7]

@@ -13,7 +13,9 @@ Model-file findings (``kind == "model"``) are never ignored inline unless the sc
 ``ignore_model_findings_inline`` (config key of the same name): a pickle cannot vouch for itself.
 
 The line of a finding is ``location["raw_line"]`` when a detector gives one (e.g. the line in the raw notebook
-JSON), else ``Finding.line``. In a file that is one long line (minified JSON) a marker covers the whole line.
+JSON), else ``Finding.line``. For raw-line findings (inside JSON strings) a raw line holding several logical
+lines (escaped ``\n``, as in a minified notebook) is split, so a marker covers only its own logical line (or,
+alone, the next one). In any other file that is one long line (minified JS) a marker covers the whole line.
 
 Cost: nothing unless an item has findings; then a few substring searches over the buffer (C speed) and, only
 for the rare marker hits, a newline count and a regex over one line.
@@ -34,7 +36,9 @@ _OWN = re.compile(rb"veritensor-fast:\s*ignore\b(?:\[([^\]\r\n]*)\])?")
 _GITLEAKS = re.compile(rb"gitleaks:allow")
 _PRAGMA = re.compile(rb"pragma:\s*allowlist[ -]?(nextline[ -]?)?secret", re.IGNORECASE)
 #: What may precede a marker for it to count as "alone on its line" (applies to the next line).
-_ALONE_PREFIX = re.compile(rb"[\s\"'#/*;%<!\-]*")
+_ALONE_PREFIX = re.compile(rb"[\s\"'#/*;%<!,\[\-]*")
+#: A JSON-escaped newline (``\n`` not preceded by an escaped backslash): ends a logical line in raw JSON.
+_ESC_NL = re.compile(rb"(?<!\\)(?:\\\\)*\\n")
 #: Give up on parsing markers past this many hits in one item (keep the findings: fail closed).
 MAX_MARKERS = 10_000
 
@@ -47,6 +51,8 @@ class Marker:
     same_line: bool
     next_line: bool
     rules: tuple[str, ...] | None
+    start: int = 0  # byte range of the marker's line in the buffer
+    end: int = 0
 
 
 def _rules(group: bytes | None) -> tuple[str, ...] | None:
@@ -56,18 +62,36 @@ def _rules(group: bytes | None) -> tuple[str, ...] | None:
     return ids or None
 
 
-def parse_line(text: bytes, line: int) -> list[Marker]:
-    """All markers on one line of text (``line`` is its 1-based number)."""
+def parse_line(text: bytes, line: int, start: int = 0, end: int = 0) -> list[Marker]:
+    """All markers on one line of text (``line`` is its 1-based number, ``start:end`` its bytes)."""
     out: list[Marker] = []
     for m in _OWN.finditer(text):
         alone = _ALONE_PREFIX.fullmatch(text, 0, m.start()) is not None
-        out.append(Marker(line, True, alone, _rules(m.group(1))))
+        out.append(Marker(line, True, alone, _rules(m.group(1)), start, end))
     if _GITLEAKS.search(text):
-        out.append(Marker(line, True, False, None))
+        out.append(Marker(line, True, False, None, start, end))
     for m in _PRAGMA.finditer(text):
         nextline = m.group(1) is not None
-        out.append(Marker(line, not nextline, nextline, None))
+        out.append(Marker(line, not nextline, nextline, None, start, end))
     return out
+
+
+def json_segments(text: bytes, secret: bytes) -> tuple[bytes, bytes | None] | None:
+    """In a raw JSON line, the logical line (between escaped newlines) holding ``secret`` and the logical line
+    before it on the same raw line (None if it is the first); None if ``secret`` is not on the line verbatim."""
+    i = text.find(secret) if secret else -1
+    if i < 0:
+        return None
+    seg_start, prev = 0, None
+    seg_end = len(text)
+    for m in _ESC_NL.finditer(text):
+        if m.end() <= i:
+            prev = text[seg_start:m.end()]
+            seg_start = m.end()
+        else:
+            seg_end = m.end()
+            break
+    return text[seg_start:seg_end], prev
 
 
 def _count_newlines(buf: Any, start: int, stop: int) -> int:
@@ -100,7 +124,7 @@ def find_markers(buf: Any) -> dict[int, list[Marker]] | None:
         counted_to = start
         end = buf.find(b"\n", pos)
         text = bytes(buf[start:end if end >= 0 else len(buf)])
-        for mk in parse_line(text, line):
+        for mk in parse_line(text, line, start, start + len(text)):
             if mk.same_line:
                 by_line.setdefault(line, []).append(mk)
             if mk.next_line:
@@ -140,8 +164,32 @@ class InlineIgnores:
         out = []
         for f in findings:
             if f.kind != "model" or self.models:
-                mks = markers.get(finding_line(f), ())
+                line = finding_line(f)
+                mks = markers.get(line, ())
+                if mks and f.location and "raw_line" in f.location:
+                    mks = _structured(mks, line, f, buf)
                 if any(_covers(mk.rules, f.rule_id) for mk in mks):
                     continue
             out.append(f)
         return out
+
+
+def _structured(mks: Sequence[Marker], line: int, f: Finding, buf: Any) -> list[Marker]:
+    """Markers that apply to a finding inside a JSON string (notebook cell): in a raw line holding several
+    logical lines (a minified notebook), only markers on the secret's logical line, or alone on the logical line
+    before it, count; not every marker anywhere on the raw line."""
+    same = [mk for mk in mks if mk.line == line]
+    before = [mk for mk in mks if mk.line != line]
+    if not same:
+        return before
+    if f.secret is None:
+        return list(mks)
+    text = bytes(buf[same[0].start:same[0].end])
+    segs = json_segments(text, f.secret.encode("utf-8", "surrogateescape"))
+    if segs is None:
+        return list(mks)
+    seg, prev = segs
+    out = [mk for mk in parse_line(seg, line) if mk.same_line]
+    if prev is None:
+        return out + before
+    return out + [mk for mk in parse_line(prev, line - 1) if mk.next_line]
