@@ -253,7 +253,7 @@ class PickleWalker:
                 break
             res.end = pos = stop_pos
         else:
-            if pos < end and res.streams >= max_streams:
+            if pos < end and res.streams >= max_streams and not trailing_is_data:
                 res.issues.append(ModelIssue(
                     "model-pickle-limit", "high",
                     f"more than {max_streams} stacked pickle streams; the rest could not be fully analysed",
