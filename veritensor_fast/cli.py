@@ -201,6 +201,8 @@ def scan(
     known = _load_baseline(eff.baseline)
     if git_changes:
         source: Any = _git_changes_source(paths or [], staged, since_commit, eff)
+        if not jobs and source.small():
+            jobs = 1  # a hook's few blobs: starting a process pool would cost more than the scan
     else:
         source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
     prog = Progress(progress and sys.stderr.isatty())
