@@ -412,3 +412,24 @@ def test_memory_bound_streamed(tmp_path: Path) -> None:
     grown_mib = run("streamed")["grown_kib"] / 1024
     assert grown_mib < 32 + 6 * largest_cell_mib, grown_mib
     assert run("whole")["grown_kib"] / 1024 > 80  # the measurement does see a whole-file parse
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_code_cell_python_ast_reassembly(ctx: WorkerContext, tmp_path: Path, style: str) -> None:
+    tok, lit = hf_token(), hf_token()
+    src = ["%pip install -q huggingface_hub\n", "from huggingface_hub import login\n",
+           f'login(token="{tok[:10]}" + "{tok[10:]}")\n', f'LIT = "{lit}"\n']
+    md = {"cell_type": "markdown", "id": "md", "metadata": {}, "source": f'"{tok[:10]}" + "{tok[10:]}"'}
+    fs, errs = scan_bytes(ctx, tmp_path, dump(nb([code(src, cid="py"), md]), style))
+    assert errs == []
+    got = sorted((f.secret or "", f.line, f.decoded, (f.location or {})["cell"]) for f in fs)
+    assert got == sorted([(tok, 3, "python-ast", 0), (lit, 4, None, 0)])  # markdown is not Python
+    f = next(f for f in fs if f.secret == tok)
+    assert (f.location or {})["part"] == "source" and f.column == len("login(token=") + 1
+
+
+def test_python_ast_off(tmp_path: Path) -> None:
+    tok = hf_token()
+    ctx2 = WorkerContext(ScanOptions(python_ast=False))
+    fs, _ = scan_bytes(ctx2, tmp_path, dump(nb([code(f'T = "{tok[:10]}" "{tok[10:]}"')]), "indented"))
+    assert fs == []

@@ -26,7 +26,7 @@ import base64
 import binascii
 import mmap
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import ijson
@@ -139,7 +139,7 @@ Record = tuple[SecretMatch, int, int, dict[str, Any]]
 class _Walker:
     """Turns one notebook's JSON values into scanned parts; collects findings as records."""
 
-    def __init__(self, ctx: WorkerContext, include_outputs: bool, py_hook: Callable[..., Any] | None) -> None:
+    def __init__(self, ctx: WorkerContext, include_outputs: bool, py_hook: Any = None) -> None:
         self.find = ctx.matcher.find
         self.ctx = ctx
         self.include_outputs = include_outputs
@@ -202,9 +202,10 @@ class _Walker:
                 if src is None:
                     self.strings(val, key, {**base, "part": "source"})
                     continue
+                first = len(self.records)
                 self.text(src, {**base, "part": "source"})
                 if self.py_hook is not None and cell.get("cell_type", "code") == "code":
-                    self._python(src, {**base, "part": "source"})
+                    self._python(src, {**base, "part": "source"}, first)
             elif key == "outputs":
                 if self.include_outputs and isinstance(val, list):
                     for n, out in enumerate(val):
@@ -285,17 +286,28 @@ class _Walker:
                     continue
                 self.text(raw.decode("utf-8", "replace"), {**loc, "decoded": "base64"})
 
-    def _python(self, src: str, loc: dict[str, Any]) -> None:
-        hook = self.py_hook
-        assert hook is not None
-
-        def emit(m: SecretMatch, line: int = 1, column: int = 1, **_: Any) -> None:
-            self.records.append((m, line, column, {**loc, "via": "python-ast"}))
-
-        try:
-            hook(src, self.ctx, emit)
-        except Exception:  # a cell that the AST helper cannot handle is still scanned as text
+    def _python(self, src: str, loc: dict[str, Any], first: int) -> None:
+        """Secrets the Python-AST helper reassembles from a code cell (``"a" + "b"``, f-strings, sink kwargs)
+        that the text of the cell did not already show."""
+        det = self.py_hook
+        b = src.encode("utf-8", "surrogatepass")
+        if not det.wanted(b):
             return
+        from veritensor_fast.detectors.pyast import scan_python_source
+
+        hits = scan_python_source(src, self.ctx.matcher)
+        if not hits:
+            return
+        seen = {(r[0].rule.id, r[0].secret) for r in self.records[first:]}
+        lines = b.split(b"\n")
+        for h in hits:
+            key = (h.match.rule.id, h.match.secret)
+            if key in seen:
+                continue
+            seen.add(key)
+            lb = lines[h.line - 1] if 0 < h.line <= len(lines) else b""
+            col = len(lb[:h.col].decode("utf-8", "replace")) + 1
+            self.records.append((h.match, h.line, col, {**loc, "decoded": "python-ast"}))
 
     def top(self, key: str, val: Any) -> None:
         if key in ("cells", "nbformat", "nbformat_minor"):
@@ -312,17 +324,6 @@ class _Walker:
         self.strings(val, "" if key == "metadata" else key, {"cell": None, "cell_id": None, "part": "metadata"})
 
 
-def _python_hook() -> Callable[..., Any] | None:
-    import importlib
-
-    try:
-        pyast = importlib.import_module("veritensor_fast.detectors.pyast")
-    except ImportError:
-        return None
-    fn = getattr(pyast, "scan_python_source", None)
-    return fn if callable(fn) else None
-
-
 class NotebookDetector:
     """Claims ``.ipynb`` files (and extension-less blobs that sniff as notebooks) from the plain text pass."""
 
@@ -331,12 +332,12 @@ class NotebookDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.include_outputs = bool(getattr(ctx.options, "include_outputs", True))
-        self.py_hook = _python_hook() if getattr(ctx.options, "python_ast", True) else None
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not looks_like_notebook(item.path, head, buf):
             return
-        walker = _Walker(self.ctx, self.include_outputs, self.py_hook)
+        py = next((d for d in self.ctx.detectors if d.name == "python-ast" and hasattr(d, "wanted")), None)
+        walker = _Walker(self.ctx, self.include_outputs, py if getattr(py, "enabled", False) else None)
         try:
             if len(buf) <= ORJSON_MAX:
                 self._small(buf, walker)
@@ -438,7 +439,7 @@ class NotebookDetector:
             loc = dict(loc)
             if p >= 0:
                 loc["raw_line"] = lines[p]
-            decoded = "base64" if loc.pop("decoded", None) else None
+            decoded = loc.pop("decoded", None)
             scan.add_secret(m, line=line, column=col, location=loc, decoded=decoded)
 
 
