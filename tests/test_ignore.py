@@ -113,3 +113,8 @@ def test_notebook_markers(tree: Path, indent: int | None) -> None:
     code, rep = scan_json("n.ipynb", "--jobs", "1", cwd=tree)
     assert code == 1
     assert sorted(f["line"] for f in rep["findings"] if f["rule_id"] == RULE) == [2, 6, 7]
+
+
+def test_inline_ignores_can_be_turned_off(tree: Path) -> None:
+    (tree / ".veritensor-fast.toml").write_text("inline_ignores = false\n", encoding="utf-8")
+    assert found_lines(tree, f"x = '{hf_token()}'  # gitleaks:allow\n") == [1]
