@@ -89,11 +89,11 @@ class _Analyzer:
             # protocol 0/1 without PROTO: only a stream that reaches STOP or makes a call counts as a pickle
             if has_model_ext(name):
                 res = self.walker.analyze(buf, where=where)
-                if res.clean_stop or res.saw_call or res.saw_global:
+                if res.clean_stop or res.saw_global_call or res.saw_global:
                     return res.issues
                 return []
             trial = self.walker.analyze(bytes(buf[:_TRIAL_BYTES]), where=where, max_streams=1)
-            if not (trial.clean_stop or trial.saw_call):
+            if not (trial.saw_global_call or (trial.clean_stop and trial.saw_global)):
                 return []
             res = self.walker.analyze(buf, where=where)
             return [i for i in res.issues if i.rule_id != "model-pickle-trailing-data"]

@@ -118,6 +118,7 @@ class PickleResult:
     clean_stop: bool = False  # first stream reached STOP
     saw_global: bool = False
     saw_call: bool = False
+    saw_global_call: bool = False  # a resolved global was called (REDUCE/INST/OBJ/NEWOBJ)
     broken: bool = False
     frame_straddle: bool = False
 
@@ -232,7 +233,7 @@ class PickleWalker:
                         v.how += " (hidden by FRAME straddle)"
                         uses[k] = v
                 issues.extend(i for i in i2 if i.rule_id != "model-pickle-frame")
-                saw_call = saw_call or c2
+                saw_call = max(saw_call, c2)
             if not first and not uses and not ok:
                 # junk after the last complete stream: data, not a pickle that any loader would run
                 if not trailing_is_data:
@@ -245,7 +246,8 @@ class PickleWalker:
             if first:
                 res.clean_stop = ok
             res.saw_global = res.saw_global or bool(uses)
-            res.saw_call = res.saw_call or saw_call
+            res.saw_call = res.saw_call or saw_call > 0
+            res.saw_global_call = res.saw_global_call or saw_call > 1
             res.issues.extend(self._global_issues(uses, where))
             res.issues.extend(issues)
             if not ok:
@@ -300,7 +302,7 @@ class PickleWalker:
 
     # ---- one stream -------------------------------------------------------------------------------------
     def _stream(self, data: Any, start: int, end: int, *, discard: bool, where: str
-                ) -> tuple[dict[str, _GlobalUse], list[ModelIssue], int, bool, list[int], bool]:
+                ) -> tuple[dict[str, _GlobalUse], list[ModelIssue], int, bool, list[int], int]:
         lim = self.limits
         r = _Reader(data, start, end, discard)
         stack: list[Any] = []
@@ -311,7 +313,7 @@ class PickleWalker:
         proto = 0
         ops = 0
         str_budget = _STR_BUDGET
-        saw_call = False
+        saw_call = 0  # 1: some call; 2: a global was called
         op_at = start
         ok = False
 
@@ -329,8 +331,9 @@ class PickleWalker:
 
         def call(func: Any, args: Any) -> Any:
             nonlocal saw_call
-            saw_call = True
+            saw_call = max(saw_call, 1)
             if isinstance(func, _Global):
+                saw_call = 2
                 u = uses.get(func.key) or next((v for k, v in uses.items() if k.startswith(func.key + "@")), None)
                 if u is not None:
                     u.called = True
@@ -526,6 +529,8 @@ class PickleWalker:
                     a, b = r.readline()
                     c, d = r.readline()
                     g = _Global(line_name(a, b), line_name(c, d))
+                    if not _ident(g.module) or not _ident(g.name):
+                        raise _Bad("GLOBAL/INST name is not an importable identifier")  # the import fails
                     use(g, "GLOBAL" if op == 0x63 else "INST", op_at)
                     if op == 0x63:
                         stack.append(g)
@@ -577,7 +582,7 @@ class PickleWalker:
                             f"pickle sets attributes on the global {tgt.key} itself (BUILD on a class or "
                             "function), a known way to plant values that later opcodes read", tgt.key,
                             _loc(where, op_at)))
-                    saw_call = True
+                    saw_call = max(saw_call, 1)
                 elif op == 0x85:  # TUPLE1
                     stack.append((pop(),))
                 elif op == 0x86:  # TUPLE2
@@ -695,6 +700,10 @@ def _desc(v: Any) -> str:
     if isinstance(v, _Bytes):
         return "bytes"
     return type(v).__name__
+
+
+def _ident(s: str) -> bool:
+    return all(p.isidentifier() for p in s.split("."))
 
 
 def _loc(where: str, offset: int) -> dict[str, Any]:
