@@ -49,23 +49,23 @@ def test_scan_with_baseline_reports_only_new(tmp_path: Path) -> None:
     make_tree(root, toks)
     bl = tmp_path / "baseline.json"
     create(root, bl)
-    code, rep = scan_json(".", "--baseline", bl, cwd=root)
+    code, rep = scan_json(".", "-j1", "--baseline", bl, cwd=root)
     assert code == 0 and rep["findings"] == []
     # shifting lines does not make a known finding new; a new secret is reported
     new = hf_token()
     (root / "src" / "a.py").write_text(f"# moved\n\n\nB = '{toks[1]}'\nA = '{toks[0]}'\nC = '{new}'\n",
                                        encoding="utf-8")
-    code, rep = scan_json(".", "--baseline", bl, cwd=root)
+    code, rep = scan_json(".", "-j1", "--baseline", bl, cwd=root)
     assert code == 1
     assert [(f["path"], f["line"]) for f in rep["findings"]] == [("src/a.py", 6)]
     # the same known secret copied into another file is new there
     (root / "copy.txt").write_text(f"x {toks[2]}\n", encoding="utf-8")
-    code, rep = scan_json(".", "--baseline", bl, cwd=root)
+    code, rep = scan_json(".", "-j1", "--baseline", bl, cwd=root)
     assert sorted(f["path"] for f in rep["findings"]) == ["copy.txt", "src/a.py"]
     # the copied tree matches the baseline too
     other = tmp_path / "other"
     shutil.copytree(root, other)
-    code, rep = scan_json(".", "--baseline", bl, cwd=other)
+    code, rep = scan_json(".", "-j1", "--baseline", bl, cwd=other)
     assert sorted(f["path"] for f in rep["findings"]) == ["copy.txt", "src/a.py"]
 
 
@@ -74,7 +74,7 @@ def test_baseline_from_config(tmp_path: Path) -> None:
     make_tree(root, [hf_token() for _ in range(3)])
     create(root, root / ".veritensor-baseline.json")
     (root / ".veritensor-fast.toml").write_text('baseline = ".veritensor-baseline.json"\n', encoding="utf-8")
-    code, rep = scan_json(".", cwd=root)
+    code, rep = scan_json(".", "-j1", cwd=root)
     assert code == 0 and rep["findings"] == []
 
 

@@ -106,25 +106,25 @@ def test_config_applies_and_cli_overrides(tree: Path) -> None:
     write(tree / ".veritensor-fast.toml", 'exclude = ["skipme"]\nfail_severity = "critical"\n'
                                           'disabled_rules = ["huggingface.user-token"]\n')
     # config: the HF rule is disabled -> nothing found
-    code, rep = scan_json(".", cwd=tree)
+    code, rep = scan_json(".", "-j1", cwd=tree)
     assert code == 0 and rep["findings"] == []
     # an explicit (empty) config file replaces discovery: both files are found again
     empty = write(tree.parent / "empty.toml", "")
-    code, rep = scan_json(".", "--config", str(empty), cwd=tree)
+    code, rep = scan_json(".", "-j1", "--config", str(empty), cwd=tree)
     assert code == 1
     assert sorted(f["path"] for f in rep["findings"]) == ["keep/a.py", "skipme/b.py"]
     # exclude from the config applies; --exclude on the command line adds to it
     write(tree / ".veritensor-fast.toml", 'exclude = ["skipme"]\nfail_severity = "critical"\nstrict_secrets = true\n')
-    code, rep = scan_json(".", cwd=tree)
+    code, rep = scan_json(".", "-j1", cwd=tree)
     assert code == 1 and [f["path"] for f in rep["findings"]] == ["keep/a.py"]  # exclude from config applies
-    code, rep = scan_json(".", "--exclude", "keep", cwd=tree)
+    code, rep = scan_json(".", "-j1", "--exclude", "keep", cwd=tree)
     assert code == 0 and rep["findings"] == []
 
 
 def test_cli_fail_severity_overrides_config(tree: Path) -> None:
     write(tree / "a.py", f"t = '{hf_token()}'\n")  # a critical finding
     write(tree / ".veritensor-fast.toml", 'fail_severity = "critical"\n')
-    code, rep = scan_json(".", cwd=tree)
+    code, rep = scan_json(".", "-j1", cwd=tree)
     assert code == 1 and len(rep["findings"]) == 1
     # there is no severity above critical, so test the override downwards via a rule file of low severity
     write(tree / "low-rules.yaml", """
@@ -136,8 +136,8 @@ rules:
 """)
     write(tree / "a.py", "t = 'LOWTHING_" + "aB3dE5gH7jK9mN1pQ3sT5vW7' \n")
     write(tree / ".veritensor-fast.toml", 'fail_severity = "high"\nrules = ["low-rules.yaml"]\n')
-    code, rep = scan_json(".", cwd=tree)
+    code, rep = scan_json(".", "-j1", cwd=tree)
     assert [f["rule_id"] for f in rep["findings"]] == ["custom.low-thing"]
     assert code == 0  # config: low findings do not fail
-    code, rep = scan_json(".", "--fail-severity", "low", cwd=tree)
+    code, rep = scan_json(".", "-j1", "--fail-severity", "low", cwd=tree)
     assert code == 1  # the flag overrides the config's threshold
