@@ -1,0 +1,289 @@
+"""Base64 / base64url blobs: find candidates fast, decode them tolerantly, match secrets in the decoded bytes,
+and recurse into decoded text (nested base64, JSON string values) up to a depth limit.
+
+Used by the ``encoded`` detector on whole files and reusable by any detector that holds decoded text
+(``B64Decoder.scan_text``). Nothing here reports a generic "base64" finding: only a rule that matches the
+*decoded* bytes produces a finding, with the decoding chain (``base64 → json → base64``) attached.
+
+Candidate finding: one Hyperscan pattern reports the 24th character of every run of the (union) base64
+alphabet that is at least 24 long (one callback per run, not per byte); Python ``re`` then takes the whole run
+at that offset. A run whose line ends exactly at a wrap width >= 40 continues on the next line (MIME 76, PEM
+64, YAML folded scalars), so line-wrapped blobs are decoded as one. Cheap rejects before decoding: a run
+without both upper- and lower-case letters (hex digests, snake_case identifiers, lower-case paths) and a run
+mixing the standard (``+/``) and URL-safe (``-_``) alphabets (``sha512-…`` integrity hashes, file paths).
+
+Decoded bytes are always matched (one Hyperscan call for all candidates of a buffer, so random binary costs a
+decode and a scan, never a finding unless a real rule matches); recursion happens only into decoded data that
+is mostly text, so random binary (images, hashes) is never decoded further.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from veritensor_fast.kernels.hsdb import Scanner, compile_cached
+from veritensor_fast.matcher import SecretMatch, SecretMatcher
+
+#: Shortest run considered (18 decoded bytes: shorter than any token a rule can match).
+MIN_RUN = 24
+#: Longest encoded candidate decoded (longer blobs are images/archives; skipped). 1 MiB.
+MAX_ENCODED = 1 << 20
+#: Decoded bytes matched per top-level buffer before the decoder stops (bounds the cost of blob-heavy files).
+MAX_DECODED_PER_BUFFER = 64 << 20
+#: A wrapped blob continues only if its lines are at least this wide (real wrap widths are 60-76).
+MIN_WRAP = 40
+#: JSON documents larger than this are not parsed (their raw bytes are still matched and searched).
+MAX_JSON = 4 << 20
+
+_ALPHA = rb"A-Za-z0-9+/_\-"
+_HS_PATTERN = rb"(?:^|[^" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb"}"
+_RUN = re.compile(rb"[" + _ALPHA + rb"]+(={1,2})?")
+_CONT = re.compile(rb"[ \t]*\r?\n[ \t]*([" + _ALPHA + rb"]+)(={1,2})?")
+_RUN_ANY = re.compile(rb"(?<![" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb",}")
+_URL2STD = bytes.maketrans(b"-_", b"+/")
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+_SEP = b"\n\x00\n"  # breaks every rule (no rule spans NUL plus two newlines)
+
+#: emit(match, chain) — chain is the tuple of decoding steps, e.g. ("base64", "json", "base64").
+Emit = Callable[[SecretMatch, tuple[str, ...]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    start: int  # offset of the first encoded character in the scanned buffer
+    end: int  # offset just past the last encoded character (including padding)
+    data: bytes  # the encoded characters, line breaks removed
+
+
+def decode(encoded: bytes) -> bytes | None:
+    """Decode standard or URL-safe base64, padded or not; ``None`` when it cannot be base64."""
+    core = encoded.rstrip(b"=")
+    url = b"-" in core or b"_" in core
+    if url:
+        if b"+" in core or b"/" in core:
+            return None
+        core = core.translate(_URL2STD)
+    r = len(core) % 4
+    if r == 1:
+        core = core[:-1]
+    elif r:
+        core += b"=" * (4 - r)
+    try:
+        return binascii.a2b_base64(core)
+    except binascii.Error:  # pragma: no cover - input is alphabet-only and padded, so this cannot happen
+        return None
+
+
+def plausible(encoded: bytes) -> bool:
+    """Cheap filter before decoding: real base64 of >= 18 bytes has upper- and lower-case letters and does
+    not mix the standard and URL-safe alphabets (checked by :func:`decode`)."""
+    return encoded.lower() != encoded and encoded.upper() != encoded
+
+
+def mostly_text(data: bytes) -> bool:
+    """True when ``data`` is (nearly all) printable text: ASCII or valid UTF-8, few control bytes."""
+    if not data:
+        return False
+    rest = data.translate(None, _PRINTABLE)
+    if not rest:
+        return True
+    allowed = 2 + len(data) // 20
+    if len(rest) <= allowed:
+        return True
+    ctrl = sum(1 for b in rest if b < 0x80)
+    if ctrl > allowed:
+        return False
+    bad = data.decode("utf-8", "replace").count("\ufffd")
+    return ctrl + bad <= allowed
+
+
+class B64Decoder:
+    """Per-process decoder bound to the worker's matcher. ``max_depth`` = how many base64 layers to peel."""
+
+    def __init__(self, matcher: SecretMatcher, max_depth: int = 2) -> None:
+        self.matcher = matcher
+        self.max_depth = max_depth
+        self._hs = Scanner(compile_cached([_HS_PATTERN]))
+
+    # ---- candidates ---------------------------------------------------------------------------------
+
+    def candidates(self, buf: Any) -> Iterator[Candidate]:
+        """Every plausible base64 run (line-wrapped runs joined) in ``buf``, in order."""
+        hits = self._hs.scan(buf)
+        last_end = -1
+        match = _RUN.match
+        for _pid, e in hits:
+            start = e - MIN_RUN
+            if start < last_end:
+                continue
+            m = match(buf, start)
+            assert m is not None
+            last_end = m.end()
+            if last_end - start < MIN_WRAP:  # fast path: a short run (most are identifiers or hashes)
+                run = m.group()
+                if plausible(run):
+                    yield Candidate(start, last_end, run)
+                continue
+            c = self._extend(buf, start)
+            last_end = c.end
+            if plausible(c.data):
+                yield c
+
+    def _extend(self, buf: Any, start: int) -> Candidate:
+        m = _RUN.match(buf, start)
+        assert m is not None
+        end = m.end()
+        if m.group(1) is not None:
+            return Candidate(start, end, bytes(buf[start:end]))
+        width = end - start
+        # A run at least MIN_WRAP wide that ends its line may continue on the next (same width, or a tail).
+        if width < MIN_WRAP or width > MAX_ENCODED:
+            return Candidate(start, end, bytes(buf[start:end]))
+        parts = [bytes(buf[start:end])]
+        total = width
+        while total <= MAX_ENCODED:
+            c = _CONT.match(buf, end)
+            if c is None:
+                break
+            seg = c.group(1)
+            if len(seg) > width:
+                break
+            parts.append(seg + (c.group(2) or b""))
+            end = c.end()
+            total += len(seg)
+            if len(seg) < width or c.group(2) is not None:
+                break
+        return Candidate(start, end, b"".join(parts))
+
+    # ---- matching -----------------------------------------------------------------------------------
+
+    def scan_buffer(self, buf: Any, emit: Callable[[SecretMatch, tuple[str, ...], Candidate], None],
+                    skip: Callable[[int], bool] | None = None) -> None:
+        """Find, decode and match every candidate of ``buf``; recurse into decoded text.
+
+        ``emit(match, chain, candidate)`` is called for every secret, ``candidate`` being the top-level blob
+        (its ``start`` is where the finding points). ``skip(offset)`` may exclude blobs already handled.
+        """
+        budget = [MAX_DECODED_PER_BUFFER]
+        todo: list[tuple[Candidate, bytes]] = []
+        for c in self.candidates(buf):
+            if skip is not None and skip(c.start):
+                continue
+            dec = self._decode_candidate(c.data, budget)
+            if dec is not None:
+                todo.append((c, dec))
+        if not todo:
+            return
+        self._match_many([d for _c, d in todo], 1, ("base64",), [_bind(emit, c) for c, _d in todo])
+
+    def scan_decoded(self, data: bytes, chain: tuple[str, ...], depth: int, emit: Emit) -> None:
+        """Match ``data`` (already decoded ``depth`` layers deep) and recurse into it."""
+        self._match_many([data], depth, chain, [emit])
+
+    def scan_text(self, data: bytes, emit: Emit, chain: tuple[str, ...] = ()) -> None:
+        """Decode base64 blobs inside ``data`` (text that was already matched as such) and match them."""
+        self._recurse(data, 0, chain, emit, [MAX_DECODED_PER_BUFFER])
+
+    def _decode_candidate(self, enc: bytes, budget: list[int]) -> bytes | None:
+        if len(enc) < MIN_RUN or len(enc) > MAX_ENCODED or not plausible(enc):
+            return None
+        dec = decode(enc)
+        if dec is None or len(dec) > budget[0]:
+            return None
+        budget[0] -= len(dec)
+        return dec
+
+    def _match_many(self, datas: list[bytes], depth: int, chain: tuple[str, ...], emits: list[Emit]) -> None:
+        """One Hyperscan call for all ``datas`` (joined by a separator no rule can span)."""
+        if len(datas) == 1:
+            joined, starts = datas[0], [0]
+        else:
+            starts = []
+            pos = 0
+            for d in datas:
+                starts.append(pos)
+                pos += len(d) + len(_SEP)
+            joined = _SEP.join(datas)
+        for m in self.matcher.find(joined):
+            i = bisect_right(starts, m.start) - 1
+            base = starts[i]
+            if m.end > base + len(datas[i]):
+                continue
+            emits[i](SecretMatch(m.rule, m.start - base, m.end - base, m.secret), chain)
+        if depth >= self.max_depth:
+            return
+        budget = [MAX_DECODED_PER_BUFFER]
+        for d, emit in zip(datas, emits, strict=True):
+            if mostly_text(d):
+                self._recurse(d, depth, chain, emit, budget)
+
+    def _recurse(self, text: bytes, depth: int, chain: tuple[str, ...], emit: Emit, budget: list[int]) -> None:
+        """Look inside decoded text: JSON string values (decoded from their escapes) and base64 blobs."""
+        sub = chain
+        strings = _json_strings(text)
+        if strings is not None:
+            sub = chain + ("json",)
+            vals = [s.encode("utf-8", "surrogatepass") for s in strings if len(s) >= 8]
+            if vals and b"\\" in text:  # JSON escapes may hide a token from the raw match: match the values
+                self._match_only(vals, sub, emit)
+            blobs = _SEP.join(v for v in vals if len(v) >= MIN_RUN)
+            sources = [c.data for c in self.candidates(blobs)] if blobs else []
+        else:
+            sources = [c.data for c in self.candidates(text)]
+        decs = []
+        for enc in sources:
+            dec = self._decode_candidate(enc, budget)
+            if dec is not None:
+                decs.append(dec)
+        if decs:
+            self._match_many(decs, depth + 1, sub + ("base64",), [emit] * len(decs))
+
+    def _match_only(self, datas: list[bytes], chain: tuple[str, ...], emit: Emit) -> None:
+        joined = _SEP.join(datas)
+        starts, pos = [], 0
+        for d in datas:
+            starts.append(pos)
+            pos += len(d) + len(_SEP)
+        for m in self.matcher.find(joined):
+            i = bisect_right(starts, m.start) - 1
+            if m.end <= starts[i] + len(datas[i]):
+                emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain)
+
+
+def _bind(emit: Callable[[SecretMatch, tuple[str, ...], Candidate], None], c: Candidate) -> Emit:
+    def inner(m: SecretMatch, chain: tuple[str, ...]) -> None:
+        emit(m, chain, c)
+
+    return inner
+
+
+def _json_strings(text: bytes) -> list[str] | None:
+    """All string values (and keys) of ``text`` if it is a JSON object or array, else ``None``."""
+    head = text.lstrip()[:1]
+    if head not in (b"{", b"[") or len(text) > MAX_JSON:
+        return None
+    try:
+        import orjson
+
+        doc = orjson.loads(text)
+    except Exception:
+        return None
+    out: list[str] = []
+    stack = [doc]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                out.append(k)
+                stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(v)
+    out.reverse()
+    return out

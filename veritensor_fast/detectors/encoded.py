@@ -1,0 +1,212 @@
+"""Encoded secrets: Kubernetes Secret manifests, Docker registry configs, Helm values and base64 blobs anywhere.
+
+Runs after the plain text pass. Two layers:
+
+1. Structured (YAML files that mention ``kind: Secret`` or a Docker config key, parsed with PyYAML's C safe
+   loader, ``compose_all`` so every value keeps its line): every ``data``/``binaryData`` value of a ``Secret``
+   is decoded (block and folded scalars included) and matched; ``.dockerconfigjson``/``.dockercfg`` is parsed
+   as JSON and each ``auth`` (base64 of ``user:password``) is decoded and matched too
+   (``base64 → json → base64``); ``stringData`` values are matched as YAML-decoded text (escapes resolved) and
+   reported where the secret stands literally in the file when it does (so they merge with the text pass).
+   A ``dockerconfigjson``-like key anywhere (Helm values) is treated the same way.
+2. Generic: every base64/base64url blob in the file (see ``b64_scan``), recursively, depth-limited by
+   ``ScanOptions.base64_depth``. Blobs the structured layer handled are skipped. Templates that do not parse as
+   YAML (Helm ``{{ }}``) get this layer only.
+
+A finding points at the first character of the encoded value in the file and carries the chain in
+``decoded``. Nothing is reported for a blob unless a real rule matches its decoded content.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from typing import TYPE_CHECKING, Any
+
+from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
+from veritensor_fast.findings import Item
+from veritensor_fast.matcher import SecretMatch
+
+if TYPE_CHECKING:
+    from veritensor_fast.worker import ItemScan, WorkerContext
+
+#: YAML files larger than this are not parsed (the generic layer still runs).
+MAX_YAML = 8 << 20
+_YAML_EXT = (".yaml", ".yml", ".tpl")
+_YAML_HINT = re.compile(rb"kind:\s*[\x22']?Secret\b|dockerconfigjson|dockercfg")
+_DOCKER_KEYS = frozenset({".dockerconfigjson", ".dockercfg", "dockerconfigjson", "dockercfg",
+                          "dockerConfigJson", "dockerconfig"})
+_WS = re.compile(r"\s+")
+
+
+def _chain(ch: tuple[str, ...]) -> str:
+    return " → ".join(ch)
+
+
+class EncodedSecrets:
+    name = "encoded"
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        opts = ctx.options
+        self.enabled = bool(opts.decode_base64) and opts.base64_depth > 0
+        self.decoder = B64Decoder(ctx.matcher, max_depth=max(1, opts.base64_depth)) if self.enabled else None
+
+    def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
+        if self.decoder is None or scan.text_done:
+            return
+        covered: list[tuple[int, int]] = []
+        if item.path.lower().endswith(_YAML_EXT) and len(buf) <= MAX_YAML and _YAML_HINT.search(buf):
+            covered = _YamlSecrets(self.decoder, buf, scan).run()
+        covered.sort()
+        starts = [a for a, _b in covered]
+
+        def skip(off: int) -> bool:
+            i = bisect_right(starts, off) - 1
+            return i >= 0 and off < covered[i][1]
+
+        def emit(m: SecretMatch, chain: tuple[str, ...], c: Candidate) -> None:
+            line, col = scan.line_col(buf, c.start)
+            scan.add_secret(m, line=line, column=col, decoded=_chain(chain))
+
+        self.decoder.scan_buffer(buf, emit, skip if covered else None)
+
+
+class _YamlSecrets:
+    """The structured layer for one YAML buffer; returns the byte spans it handled."""
+
+    def __init__(self, decoder: B64Decoder, buf: Any, scan: ItemScan) -> None:
+        self.decoder = decoder
+        self.buf = buf
+        self.scan = scan
+        self.covered: list[tuple[int, int]] = []
+        self.text = ""
+        self.ascii = True
+
+    def run(self) -> list[tuple[int, int]]:
+        import yaml
+
+        raw = bytes(self.buf)
+        try:
+            self.text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return []
+        self.ascii = self.text.isascii()
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            docs = list(yaml.compose_all(self.text, Loader=loader))
+        except yaml.YAMLError:
+            return []  # e.g. a Helm template: the generic layer still scans it
+        except RecursionError:
+            return []
+        for i, doc in enumerate(docs):
+            if isinstance(doc, yaml.MappingNode):
+                self._document(doc, i)
+        return self.covered
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    def _byte(self, idx: int) -> int:
+        return idx if self.ascii else len(self.text[:idx].encode("utf-8"))
+
+    def _value_start(self, node: Any) -> int:
+        """Character index of the first character of a scalar's content (past quotes / block indicator)."""
+        idx = int(node.start_mark.index)
+        style = node.style
+        if style in ('"', "'"):
+            return idx + 1
+        if style in ("|", ">"):
+            nl = self.text.find("\n", idx)
+            if nl < 0:
+                return idx
+            j = nl + 1
+            while j < len(self.text) and self.text[j] in " \t\r\n":
+                j += 1
+            return j
+        return idx
+
+    def _emit_at(self, node: Any, doc: int, key: str) -> Any:
+        vstart = self._byte(self._value_start(node))
+        vend = self._byte(int(node.end_mark.index))
+        self.covered.append((vstart, max(vend, vstart + 1)))
+        scan, buf = self.scan, self.buf
+
+        def emit(m: SecretMatch, chain: tuple[str, ...]) -> None:
+            line, col = scan.line_col(buf, vstart)
+            scan.add_secret(m, line=line, column=col, decoded=_chain(chain),
+                            location={"document": doc, "key": key})
+
+        return emit
+
+    def _document(self, doc: Any, index: int) -> None:
+        import yaml
+
+        fields = {k.value: v for k, v in doc.value if isinstance(k, yaml.ScalarNode)}
+        kind = fields.get("kind")
+        is_secret = isinstance(kind, yaml.ScalarNode) and kind.value == "Secret"
+        if is_secret:
+            for section in ("data", "binaryData"):
+                node = fields.get(section)
+                if isinstance(node, yaml.MappingNode):
+                    for k, v in node.value:
+                        if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
+                            self._data_value(str(k.value), v, index, f"{section}.{k.value}")
+            node = fields.get("stringData")
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
+                        self._string_value(str(k.value), v, index, f"stringData.{k.value}")
+        # Docker config keys anywhere in the document (Helm values, non-Secret manifests).
+        stack: list[tuple[Any, str]] = [(doc, "")]
+        while stack:
+            node, path = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if not isinstance(k, yaml.ScalarNode):
+                        continue
+                    p = f"{path}.{k.value}" if path else str(k.value)
+                    if isinstance(v, yaml.ScalarNode):
+                        if k.value in _DOCKER_KEYS and not (is_secret and path in ("data", "stringData")):
+                            self._data_value(str(k.value), v, index, p)
+                    else:
+                        stack.append((v, p))
+            elif isinstance(node, yaml.SequenceNode):
+                for j, v in enumerate(node.value):
+                    stack.append((v, f"{path}[{j}]"))
+
+    def _data_value(self, key: str, node: Any, doc: int, path: str) -> None:
+        value = str(node.value)
+        compact = _WS.sub("", value).encode("utf-8", "surrogatepass")
+        if not compact or len(compact) > MAX_ENCODED:
+            return
+        emit = self._emit_at(node, doc, path)
+        if compact.lstrip()[:1] in (b"{", b"[") and key in _DOCKER_KEYS:
+            # plain JSON docker config (not encoded): only its base64 ``auth`` values are decoded
+            self.decoder.scan_decoded(compact, (), 0, emit)
+            return
+        dec = decode(compact)
+        if dec is None:
+            return
+        self.decoder.scan_decoded(dec, ("base64",), 1, emit)
+
+    def _string_value(self, key: str, node: Any, doc: int, path: str) -> None:
+        value = str(node.value).encode("utf-8", "surrogatepass")
+        vstart = self._byte(self._value_start(node))
+        vend = self._byte(int(node.end_mark.index))
+        scan, buf = self.scan, self.buf
+        self.covered.append((vstart, max(vend, vstart + 1)))
+
+        def emit(m: SecretMatch, chain: tuple[str, ...]) -> None:
+            if not chain:  # plain text: point where the secret stands literally, as the text pass does
+                pos = bytes(buf[vstart:vend]).find(m.secret)
+                if pos >= 0:
+                    scan.add_secret(SecretMatch(m.rule, vstart + pos, vstart + pos + len(m.secret), m.secret),
+                                    buf)
+                    return
+                chain = ("yaml",)
+            line, col = scan.line_col(buf, vstart)
+            scan.add_secret(m, line=line, column=col, decoded=_chain(chain),
+                            location={"document": doc, "key": path})
+
+        # depth 0: the value is text; blobs inside it (e.g. docker config JSON with auth) are decoded below it.
+        self.decoder.scan_decoded(value, (), 0, emit)
