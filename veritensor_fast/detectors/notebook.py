@@ -86,8 +86,11 @@ def join_text(v: Any) -> str | None:
     """A ``source``/``text`` value as one string (lists are joined as is), or None when it is not text."""
     if isinstance(v, str):
         return v
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return "".join(v)
+    if isinstance(v, list):
+        try:
+            return "".join(v)  # C speed; raises TypeError on a non-string item
+        except TypeError:
+            return None
     return None
 
 
@@ -239,8 +242,14 @@ class _Walker:
                 for mime, v in val.items():
                     self.mime_value(str(mime), v, loc)
             elif key == "traceback":
-                if isinstance(val, list) and all(isinstance(x, str) for x in val):
-                    self.text(strip_ansi("\n".join(val)), {**loc, "mime": None, "field": "traceback"})
+                tb = None
+                if isinstance(val, list):
+                    try:
+                        tb = "\n".join(val)
+                    except TypeError:
+                        tb = None
+                if tb is not None:
+                    self.text(strip_ansi(tb), {**loc, "mime": None, "field": "traceback"})
                 else:
                     self.strings(val, "traceback", {**loc, "mime": None, "field": "traceback"})
             elif key in ("evalue", "ename") and isinstance(val, str):
