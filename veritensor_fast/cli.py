@@ -77,6 +77,9 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool) -> None
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    if output.exists() and not output.is_file():  # /dev/null, a FIFO: write in place, never replace it
+        output.write_text(text, encoding="utf-8")
+        return
     tmp = output.with_name(output.name + f".tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, output)
