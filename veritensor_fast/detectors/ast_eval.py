@@ -1,0 +1,181 @@
+"""Constant folding of Python string expressions, without executing anything.
+
+Evaluates only string-valued expressions built from literals: ``+`` concatenation, implicit concatenation
+(already merged by the parser), ``%`` with plain ``%s``/``%d``/``%r`` specifiers, ``str.format`` with plain
+fields, ``"sep".join([...])`` of literals, f-strings whose fields are constants, and names bound exactly once
+to such an expression. Width and precision specifiers are refused (``"%999999999s"`` would allocate), and every
+result is capped at ``MAX_LEN`` characters, so folding is bounded in time and memory.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+from collections.abc import Mapping
+
+#: Longest folded value; longer results are abandoned (bounds ``A = B + B`` doubling chains).
+MAX_LEN = 1 << 16
+_MAX_DEPTH = 60
+_PCT_OK = re.compile(r"%[sdr]")
+_FORMATTER = string.Formatter()
+
+
+class _Abort(Exception):
+    """Folding gave up (not constant, too long or too deep)."""
+
+
+def _scalar(node: ast.AST, names: Mapping[str, str], depth: int) -> str | int | float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return node.value
+    return _fold(node, names, depth)
+
+
+def _fold(node: ast.AST, names: Mapping[str, str], depth: int) -> str:
+    if depth > _MAX_DEPTH:
+        raise _Abort
+    d = depth + 1
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, str):
+            return v
+        if isinstance(v, bytes):
+            return v.decode("latin-1")
+        raise _Abort
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Add):
+            parts = [_fold(x, names, d) for x in flatten_add(node)]
+            return _cap("".join(parts))
+        if isinstance(node.op, ast.Mod):
+            fmt = _fold(node.left, names, d)
+            plain = fmt.replace("%%", "")
+            if plain.count("%") != len(_PCT_OK.findall(plain)):  # only bare %s %d %r (no width/precision)
+                raise _Abort
+            right = node.right
+            args: tuple[str | int | float, ...]
+            if isinstance(right, ast.Tuple):
+                args = tuple(_scalar(x, names, d) for x in right.elts)
+            else:
+                args = (_scalar(right, names, d),)
+            try:
+                return _cap(fmt % args)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise _Abort from exc
+        raise _Abort
+    if isinstance(node, ast.JoinedStr):
+        out: list[str] = []
+        for part in node.values:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                out.append(part.value)
+            elif isinstance(part, ast.FormattedValue) and part.format_spec is None and part.conversion in (-1, 115):
+                out.append(str(_scalar(part.value, names, d)))
+            else:
+                raise _Abort
+        return _cap("".join(out))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not any(
+            isinstance(a, ast.Starred) for a in node.args) and all(k.arg for k in node.keywords):
+        attr = node.func.attr
+        if attr == "format":
+            fmt = _fold(node.func.value, names, d)
+            pos = [_scalar(a, names, d) for a in node.args]
+            kws = {str(k.arg): _scalar(k.value, names, d) for k in node.keywords}
+            return _safe_format(fmt, pos, kws)
+        if attr == "join" and len(node.args) == 1 and not node.keywords and isinstance(
+                node.args[0], ast.List | ast.Tuple):
+            sep = _fold(node.func.value, names, d)
+            return _cap(sep.join(_fold(x, names, d) for x in node.args[0].elts))
+        raise _Abort
+    if isinstance(node, ast.Name):
+        v = names.get(node.id)
+        if v is None:
+            raise _Abort
+        return v
+    raise _Abort
+
+
+def _safe_format(fmt: str, pos: list[str | int | float], kws: dict[str, str | int | float]) -> str:
+    try:
+        fields = list(_FORMATTER.parse(fmt))
+    except ValueError as exc:
+        raise _Abort from exc
+    out = []
+    auto = 0
+    for lit, field, spec, conv in fields:
+        out.append(lit)
+        if field is None:
+            continue
+        if spec or conv not in (None, "s"):
+            raise _Abort
+        if field == "":
+            if auto >= len(pos):
+                raise _Abort
+            out.append(str(pos[auto]))
+            auto += 1
+        elif field.isdigit():
+            i = int(field)
+            if i >= len(pos):
+                raise _Abort
+            out.append(str(pos[i]))
+        elif field.isidentifier() and field in kws:
+            out.append(str(kws[field]))
+        else:
+            raise _Abort
+    return _cap("".join(out))
+
+
+def _cap(s: str) -> str:
+    if len(s) > MAX_LEN:
+        raise _Abort
+    return s
+
+
+def flatten_add(node: ast.AST) -> list[ast.expr]:
+    """Operands of a ``+`` chain, left to right, without recursion (chains can be thousands long)."""
+    out: list[ast.expr] = []
+    stack: list[ast.AST] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
+            stack.append(n.right)
+            stack.append(n.left)
+        else:
+            assert isinstance(n, ast.expr)
+            out.append(n)
+    return out
+
+
+def fold(node: ast.AST, names: Mapping[str, str] | None = None) -> str | None:
+    """The constant string value of ``node``, or ``None`` when it is not a foldable constant string."""
+    try:
+        return _fold(node, names or {}, 0)
+    except (_Abort, RecursionError):
+        return None
+
+
+def const_names(tree: ast.AST) -> dict[str, str]:
+    """Names bound exactly once in the module (any scope), to a foldable string: ``PREFIX = "hf_"``."""
+    count: dict[str, int] = {}
+    value: dict[str, ast.expr] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        count[n.id] = count.get(n.id, 0) + 1
+                        if isinstance(node, ast.Assign | ast.AnnAssign) and t is n and node.value is not None:
+                            value[n.id] = node.value
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith | ast.NamedExpr):
+            for n in ast.walk(node.target if isinstance(node, ast.For | ast.AsyncFor | ast.NamedExpr)
+                              else ast.Tuple([i.optional_vars for i in node.items if i.optional_vars])):
+                if isinstance(n, ast.Name):
+                    count[n.id] = count.get(n.id, 0) + 2
+    names: dict[str, str] = {}
+    # Two rounds so that a name defined from another constant name resolves (PREFIX + "rest").
+    for _ in range(2):
+        for k, v in value.items():
+            if count.get(k) == 1 and k not in names:
+                s = fold(v, names)
+                if s is not None:
+                    names[k] = s
+    return names

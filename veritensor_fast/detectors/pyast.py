@@ -1,0 +1,387 @@
+"""Python source: secrets assembled by the code rather than written in one literal.
+
+Runs after the plain text pass on ``.py``/``.pyw``/``.pyi`` files (and is callable on notebook code cells via
+:func:`scan_python_source`). The file is parsed with :mod:`ast` (never imported or executed) and these are
+reassembled and matched with the same rules:
+
+- string expressions folded to a constant (``"hf_" + "…"``, implicit concatenation across lines, ``%``,
+  ``.format``, f-strings and ``"".join`` of constants, names bound once to such constants); every string
+  literal is also matched after escape decoding;
+- constant keyword arguments of calls, matched with their call as context: ``wandb.login(key=<const>)``
+  becomes the text ``wandb.login(key="<value>")`` so that rules needing context fire; a bare ``login(key=…)``
+  is read as ``wandb.login``; the first positional argument of ``login``/``save_token``/``Client``/
+  ``set_api_key`` too;
+- assignments, matched as ``NAME = "<value>"``, including ``os.environ["HF_TOKEN"] = …``,
+  ``os.environ.setdefault("K", …)``, ``os.putenv("K", …)`` and ``os.environ.update(K=…)``; dict entries as
+  ``"key": "<value>"``.
+
+A finding points at the line and column where the expression starts; ``decoded`` is ``python-ast``. A secret
+that an earlier pass (the text pass) already reported anywhere in the file is not reported again: the AST
+view adds secrets, never second copies (``TOKEN = "hf_…"`` plus ``login(token=TOKEN)`` is one finding, at
+the literal).
+
+Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, and neither are files
+where no rule anchor is cut short or no context word occurs (see :func:`prefilter_patterns`; measured: most
+source files are never parsed). A token split inside its own anchor (``"h" + "f_…"``) is therefore not
+reassembled, and rules active only in strict mode widen the prefilter only when strict mode is on. A file that does not parse (Python 2, templates, syntax errors) falls back to the text pass only: no
+error is recorded, because the text pass covered it completely (the scan is not incomplete).
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold
+from veritensor_fast.findings import Item, fingerprint
+from veritensor_fast.matcher import SecretMatch, SecretMatcher
+
+if TYPE_CHECKING:
+    from veritensor_fast.rules import Rule
+    from veritensor_fast.worker import ItemScan, WorkerContext
+
+#: Larger sources are not parsed (parsing runs at ~8 MB/s; the text pass still covers them).
+MAX_SOURCE = 5 << 20
+#: Shortest literal matched on its own (shorter ones can only matter inside a fold or a context).
+MIN_LITERAL = 16
+PY_EXT = (".py", ".pyw", ".pyi")
+#: Names whose first positional argument is a credential.
+POSITIONAL_SINKS = frozenset({"login", "save_token", "Client", "set_api_key", "set_access_token"})
+#: Context words that make a file worth parsing besides rule anchors: ``from wandb import login`` then a bare
+#: ``login(key=…)``, which is read as ``wandb.login``.
+SINK_CONTEXT = (rb"\bwandb",)
+_SEP = "\n\x00\n"
+
+
+@dataclass(frozen=True, slots=True)
+class AstHit:
+    """A secret found in reassembled source. ``line``/``col`` are where the expression starts (``col`` is
+    the 0-based UTF-8 byte offset, as ``ast`` gives it); ``end_line`` is where it ends."""
+
+    match: SecretMatch  # offsets are within the reassembled text, not the file
+    line: int
+    col: int
+    end_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    text: str
+    line: int
+    col: int
+    end_line: int
+
+
+def _dotted(node: ast.AST) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Call):
+        parts.append(_dotted(node.func) + "()")
+    return ".".join(reversed(parts))
+
+
+def _q(value: str) -> str:
+    """Quote a value for a context line the way source code would (rules look for a quote or ``=``)."""
+    return '"' + value + '"'
+
+
+def _pieces(tree: ast.AST) -> list[_Piece]:
+    names = const_names(tree)
+    out: list[_Piece] = []
+
+    def add(text: str | None, node: ast.AST, end: ast.AST | None = None) -> None:
+        if text:
+            e = end if end is not None else node
+            line = int(getattr(node, "lineno", 1))
+            out.append(_Piece(text, line, int(getattr(node, "col_offset", 0)),
+                              int(getattr(e, "end_lineno", None) or line)))
+
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            ops = flatten_add(node)
+            vals = [fold(o, names) for o in ops]
+            if all(v is not None for v in vals):
+                add("".join(v for v in vals if v is not None), node)
+                continue
+            i = 0
+            while i < len(ops):  # runs of constant operands inside a partly dynamic chain
+                j = i
+                while j < len(ops) and vals[j] is not None:
+                    j += 1
+                if j - i >= 2:
+                    add("".join(v for v in vals[i:j] if v is not None), ops[i], ops[j - 1])
+                if j == i:
+                    stack.append(ops[i])
+                    i += 1
+                else:
+                    if j - i == 1:
+                        stack.append(ops[i])
+                    i = j
+            continue
+        if isinstance(node, ast.BinOp | ast.JoinedStr) or (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("format", "join")):
+            v = fold(node, names)
+            if v is not None:
+                add(v, node)
+                continue
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) >= MIN_LITERAL:
+            add(node.value, node)
+        if isinstance(node, ast.Call):
+            _call(node, names, add)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            _assign(node, names, add)
+        elif isinstance(node, ast.Dict):
+            for dk, dv in zip(node.keys, node.values, strict=True):
+                if isinstance(dk, ast.Constant) and isinstance(dk.value, str):
+                    dval = fold(dv, names)
+                    if dval is not None:
+                        add(f"{_q(dk.value)}: {_q(dval)}", dv)
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return out
+
+
+def _call(node: ast.Call, names: dict[str, str], add: Any) -> None:
+    func = _dotted(node.func)
+    last = func.rsplit(".", 1)[-1]
+    for kw in node.keywords:
+        if kw.arg is None:
+            continue
+        val = fold(kw.value, names)
+        if val is None:
+            continue
+        ctx = "wandb.login" if last == "login" and kw.arg == "key" and "wandb" not in func else func
+        if last == "update" and func.endswith("environ.update"):
+            add(f"{kw.arg}={_q(val)}", kw.value)
+        else:
+            add(f"{ctx}({kw.arg}={_q(val)})", kw.value)
+    if node.args and last in POSITIONAL_SINKS:
+        val = fold(node.args[0], names)
+        if val is not None:
+            add(f"{func}({_q(val)})", node.args[0])
+    if len(node.args) >= 2 and (func.endswith("environ.setdefault") or last == "putenv"):
+        key, val = fold(node.args[0], names), fold(node.args[1], names)
+        if key is not None and val is not None:
+            add(f"{key}={_q(val)}", node.args[1])
+    if func.endswith("environ.update") and node.args and isinstance(node.args[0], ast.Dict):
+        d = node.args[0]
+        for k, v in zip(d.keys, d.values, strict=True):
+            key = fold(k, names) if k is not None else None
+            val = fold(v, names)
+            if key is not None and val is not None:
+                add(f"{key}={_q(val)}", v)
+
+
+def _assign(node: ast.Assign | ast.AnnAssign, names: dict[str, str], add: Any) -> None:
+    if node.value is None:
+        return
+    val = fold(node.value, names)
+    if val is None:
+        return
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    for t in targets:
+        if isinstance(t, ast.Subscript):  # os.environ["HF_TOKEN"] = …, config["api_key"] = …
+            key = fold(t.slice, names)
+            if key is not None:
+                add(f"{key}={_q(val)}" if _dotted(t.value).endswith("environ") else f"{_q(key)}: {_q(val)}",
+                    node.value)
+        elif isinstance(t, ast.Name | ast.Attribute):
+            add(f"{_dotted(t)} = {_q(val)}", node.value)
+
+
+def parse_python(source: str | bytes) -> ast.Module | None:
+    """``ast.parse`` that returns ``None`` for anything that is not valid Python (never raises)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in scanned code
+            return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+
+
+def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstHit] | None:
+    """Reassemble and match the string expressions of ``source``; ``None`` when it does not parse.
+
+    Reusable on notebook code cells: lines starting with ``%`` or ``!`` (IPython magics) are commented out
+    first when ``source`` is a ``str``, keeping line numbers.
+    """
+    if isinstance(source, str) and ("%" in source or "!" in source):
+        source = "\n".join("#" + ln if ln.lstrip()[:1] in ("%", "!") else ln for ln in source.split("\n"))
+    tree = parse_python(source)
+    if tree is None:
+        return None
+    pieces = _pieces(tree)
+    if not pieces:
+        return []
+    texts = [p.text.encode("utf-8", "surrogatepass") for p in pieces]
+    starts: list[int] = []
+    pos = 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + len(_SEP)
+    joined = _SEP.encode().join(texts)
+    hits: list[AstHit] = []
+    seen: set[tuple[str, bytes, int]] = set()
+    for m in matcher.find(joined):
+        i = bisect_right(starts, m.start) - 1
+        if m.end > starts[i] + len(texts[i]):
+            continue
+        p = pieces[i]
+        key = (m.rule.id, m.secret, p.line)
+        if key in seen:  # one expression seen as a fold and as a sink argument
+            continue
+        seen.add(key)
+        hits.append(AstHit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret),
+                           p.line, p.col, p.end_line))
+    return hits
+
+
+def _sre() -> Any:
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse
+    return sre_parse
+
+
+def rule_anchors(rule: Rule) -> set[str] | None:
+    """Literal prefixes (lower-cased for ``(?i)`` rules) that every match of ``rule`` starts with; ``None`` when the rule has
+    no such prefix of at least 2 characters."""
+    sp = _sre()
+    pfx = _prefixes(list(sp.parse(rule.pattern)), sp)[0]
+    if not pfx or any(len(p) < 2 for p in pfx):
+        return None
+    return pfx if not rule.pattern.startswith("(?i)") else {p.lower() for p in pfx}
+
+
+def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
+    """Hyperscan patterns (with a caseless flag, as their rule) whose absence proves that parsing cannot add a finding; ``None`` when
+    some rule has no literal anchor (then every file is parsed).
+
+    - A rule whose match starts with its token (``hf_…``): its anchor followed by fewer token characters than
+      the rule's minimum and then a character that ends or interrupts a literal (quote, ``{``, ``%``,
+      backslash). A complete literal token is the text pass's job; only a token cut short can need the AST.
+    - A rule that needs context before its secret (``wandb…``, ``-----BEGIN``): the context word used as a
+      name (followed by ``"]``, ``",``, ``":``, ``=``, ``:`` or ``(``), because the AST supplies context (sink
+      calls, ``os.environ[…]``) that the text may lack.
+    """
+    sp = _sre()
+    pats: dict[bytes, bool] = {}  # pattern -> caseless
+    for r in rules:
+        caseless = r.pattern.startswith("(?i)")
+        anchors = rule_anchors(r)
+        if anchors is None:
+            return None
+        body = r.pattern[4:] if r.pattern.startswith("(?i)") else r.pattern
+        context = "(?P<secret>" in body and not body.startswith("(?P<secret>")
+        for a in anchors:
+            lit = _literal(a.encode("latin-1", "replace"))
+            if (context or r.left == "word") and a[:1].isalnum():
+                lit = rb"\b" + lit
+            if context and not a[:1].isalnum():  # a header such as ``-----BEGIN``: its presence
+                pats[lit] = caseless
+            elif context:  # the word used as a name: key of a subscript/dict/setdefault, keyword, call, assignment
+                pats[lit + rb"[\w.\-]{0,20}(?:[\x22']\s*[\],:]|\s*[:=(])"] = caseless
+            else:
+                short = max(0, int(sp.parse(r.pattern).getwidth()[0]) - len(a) - 1)
+                pats[lit + rb"[A-Za-z0-9_\-+/=.]{0,%d}[\x22'{%%\\]" % short] = caseless
+    for w in SINK_CONTEXT:
+        pats[w] = True
+    return sorted(pats.items())
+
+
+def _prefixes(items: list[Any], sp: Any) -> tuple[set[str], bool]:
+    """Literal prefixes of a parsed pattern and whether they cover it entirely (no non-literal tail)."""
+    cur = {""}
+    for op, av in items:
+        if op is sp.LITERAL:
+            cur = {p + chr(av) for p in cur}
+        elif op is sp.SUBPATTERN:
+            inner, full = _prefixes(list(av[-1]), sp)
+            cur = {p + q for p in cur for q in inner}
+            if not full:
+                return cur, False
+        elif op is sp.IN and len(av) <= 8 and all(o is sp.LITERAL for o, _v in av):
+            cur = {p + chr(v) for p in cur for _o, v in av}  # a small class such as gh[pousr]_
+        elif op is sp.BRANCH:
+            alts: set[str] = set()
+            full = True
+            for b in av[1]:
+                s, f = _prefixes(list(b), sp)
+                alts |= s
+                full = full and f
+            cur = {p + q for p in cur for q in alts}
+            if not full:
+                return cur, False
+        else:
+            return cur, False
+        if len(cur) > 64:
+            return cur, False
+    return cur, True
+
+
+class PythonAstSecrets:
+    name = "python-ast"
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.enabled = bool(ctx.options.python_ast)
+        self._pre: Any = None
+        if self.enabled:
+            active = [r for r in ctx.ruleset.rules if ctx.options.strict_secrets or not r.strict_only]
+            self._pre = _prefilter(active)
+
+    def wanted(self, buf: Any) -> bool:
+        """Cheap checks before parsing: size, a quote, and a :func:`prefilter_patterns` hit."""
+        if len(buf) > MAX_SOURCE or (buf.find(b'"') < 0 and buf.find(b"'") < 0):
+            return False
+        return self._pre is None or bool(self._pre.scan(buf))
+
+    def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
+        if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
+            return
+        if not self.wanted(buf):
+            return
+        source = bytes(buf)
+        hits = scan_python_source(source, self.ctx.matcher)
+        if not hits:
+            return  # no findings, or not Python: the text pass already covered the file
+        prior = {f.fingerprint for f in scan.findings}
+        lines: list[bytes] | None = None
+        for h in hits:
+            fp = fingerprint(h.match.rule.id, h.match.secret)
+            if fp in prior:
+                continue  # already reported in this file (as a literal by the text pass, or by a parent piece)
+            if lines is None:
+                lines = source.split(b"\n")
+            lb = lines[h.line - 1] if 0 < h.line <= len(lines) else b""
+            col = len(lb[:h.col].decode("utf-8", "replace")) + 1
+            scan.add_secret(h.match, line=h.line, column=col, decoded="python-ast")
+            prior.add(fp)
+
+
+def _prefilter(rules: list[Rule]) -> Any:
+    """A caseless Hyperscan database of :func:`prefilter_patterns`, or ``None`` (parse every file)."""
+    pats = prefilter_patterns(rules)
+    if not pats:
+        return None
+    import hyperscan
+
+    from veritensor_fast.kernels.hsdb import Scanner, compile_cached
+
+    flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in pats]
+    return Scanner(compile_cached([p for p, _ci in pats], flags))
+
+
+def _literal(word: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % c for c in word)
