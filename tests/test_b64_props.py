@@ -1,0 +1,81 @@
+"""Property tests (hypothesis) for the base64 decoder: any bytes around a token, encoded as base64 or
+base64url, padded or not, MIME-wrapped at 76 or not, embedded in random text, are found with the exact secret
+at the blob's line."""
+
+from __future__ import annotations
+
+import base64
+import string
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from veritensor_fast.detectors.b64_scan import decode
+from veritensor_fast.findings import Item
+from veritensor_fast.matcher import is_match
+from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+
+_CTX: WorkerContext | None = None
+
+
+def ctx() -> WorkerContext:
+    global _CTX
+    if _CTX is None:
+        _CTX = WorkerContext(ScanOptions())
+    return _CTX
+
+
+ALNUM = string.ascii_letters + string.digits
+#: Text around the blob: anything but the base64 alphabets (so the blob's edges are unambiguous).
+FILLER = st.text(alphabet=st.characters(blacklist_characters=ALNUM + "+/_-=", blacklist_categories=("Cs",)),
+                 max_size=60)
+
+
+def encode(raw: bytes, url: bool, pad: bool, wrap: bool) -> str:
+    enc = (base64.urlsafe_b64encode(raw) if url else base64.b64encode(raw)).decode()
+    if not pad:
+        enc = enc.rstrip("=")
+    if wrap:
+        enc = "\n".join(enc[i:i + 76] for i in range(0, len(enc), 76))
+    return enc
+
+
+@given(raw=st.binary(max_size=300), url=st.booleans(), pad=st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_decode_roundtrip(raw: bytes, url: bool, pad: bool) -> None:
+    assert decode(encode(raw, url, pad, False).encode()) == raw
+
+
+@given(body=st.text(alphabet=ALNUM, min_size=34, max_size=34), before=st.binary(max_size=120),
+       after=st.binary(max_size=120), url=st.booleans(), pad=st.booleans(), wrap=st.booleans(),
+       head=FILLER, tail=FILLER, lines=st.integers(0, 3))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_token_in_any_bytes_is_found(body: str, before: bytes, after: bytes, url: bool, pad: bool, wrap: bool,
+                                     head: str, tail: str, lines: int) -> None:
+    token = "hf_" + body
+    assume(is_match(ctx().matcher, f" {token} ", "huggingface.user-token"))
+    raw = before + b" " + token.encode() + b" " + after
+    blob = encode(raw, url, pad, wrap)
+    text = "\n" * lines + head + " " + blob + " " + tail + "\n"
+    buf = text.encode("utf-8")
+    item = Item("file", "blob.txt", "blob.txt", len(buf))
+    s = ItemScan(ctx(), item)
+    ctx().scan_buffer(buf, item, s)
+    fs = [f for f in s.finish(buf) if f.secret == token]
+    assert fs, "token not found"
+    f = fs[0]
+    assert f.rule_id == "huggingface.user-token" and f.decoded == "base64"
+    assert f.line == text[: text.index(blob)].count("\n") + 1
+
+
+@pytest.mark.parametrize("url", [False, True])
+def test_depth_two_nested_property_example(url: bool) -> None:
+    token = "hf_" + "Qm7Rz2Lk9XwP4vTb8NcY3hJd6FgS1aKe5U"
+    inner = encode(f"tok={token}\n".encode(), url, True, False)
+    outer = encode(f"config: {inner}\n".encode(), url, False, True)
+    buf = f"# x\n{outer}\n".encode()
+    item = Item("file", "a.txt", "a.txt", len(buf))
+    s = ItemScan(ctx(), item)
+    ctx().scan_buffer(buf, item, s)
+    assert [(f.secret, f.line, f.decoded) for f in s.finish(buf)] == [(token, 2, "base64 → base64")]
