@@ -519,14 +519,12 @@ class GitHistorySource:
         ``oid`` at ``path``; also (oid, '') -> the oldest commit adding it at any path. One streaming pass."""
         if not wanted:
             return {}
-        paths = sorted(set(wanted.values()))
+        # No pathspec: measured on 20k commits, the full pass takes 2.5 s while 195 pathspecs take 97 s (git
+        # matches every pathspec against every tree entry); 4 pathspecs save only ~1.4 s.
         cmd = ["git", "-C", self.origin, "-c", "core.quotePath=false", "log", "--raw", "--no-abbrev",
                "--no-renames", "--root", "--diff-merges=first-parent", "--no-ext-diff", "--no-textconv",
                "--format=\x01%H\x1f%an\x1f%ae\x1f%aI\x1f%at\x1f%s", *self._revs]
         env = git_env()
-        if len(paths) <= 256 and sum(len(p) for p in paths) < 60_000:
-            cmd += ["--full-history", "--", *paths]  # git prunes whole subtrees it need not diff
-            env["GIT_LITERAL_PATHSPECS"] = "1"
         best: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         commit: dict[str, Any] = {}
         ts = 0
