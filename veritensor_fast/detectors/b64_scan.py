@@ -179,7 +179,22 @@ class B64Decoder:
                 todo.append((c, dec))
         if not todo:
             return
-        self._match_many([d for _c, d in todo], 1, ("base64",), [_bind(emit, c) for c, _d in todo])
+        chain = ("base64",)
+        datas = [d for _c, d in todo]
+        joined = datas[0] if len(datas) == 1 else _SEP.join(datas)
+        found = self.matcher.find(joined)
+        if found:
+            starts = _offsets(datas)
+            for m in found:
+                i = bisect_right(starts, m.start) - 1
+                if m.end <= starts[i] + len(datas[i]):
+                    emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain, todo[i][0])
+        if self.max_depth <= 1:
+            return
+        budget2 = [MAX_DECODED_PER_BUFFER]
+        for c, d in todo:
+            if mostly_text(d):
+                self._recurse(d, 1, chain, _bind(emit, c), budget2)
 
     def scan_decoded(self, data: bytes, chain: tuple[str, ...], depth: int, emit: Emit) -> None:
         """Match ``data`` (already decoded ``depth`` layers deep) and recurse into it."""
@@ -253,6 +268,15 @@ class B64Decoder:
             i = bisect_right(starts, m.start) - 1
             if m.end <= starts[i] + len(datas[i]):
                 emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain)
+
+
+def _offsets(datas: list[bytes]) -> list[int]:
+    """Start offset of each item in ``_SEP.join(datas)``."""
+    out, pos = [], 0
+    for d in datas:
+        out.append(pos)
+        pos += len(d) + len(_SEP)
+    return out
 
 
 def _bind(emit: Callable[[SecretMatch, tuple[str, ...], Candidate], None], c: Candidate) -> Emit:
