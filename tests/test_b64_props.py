@@ -27,8 +27,9 @@ def ctx() -> WorkerContext:
 
 
 ALNUM = string.ascii_letters + string.digits
-#: Text around the blob: anything but the base64 alphabets (so the blob's edges are unambiguous).
-FILLER = st.text(alphabet=st.characters(blacklist_characters=ALNUM + "+/_-=", blacklist_categories=("Cs",)),
+#: Text around the blob: anything but the base64 alphabets (so the blob's edges are unambiguous) and NUL (a NUL
+#: in the first 4 KiB makes a file binary, as for git, and binary files are not decoded).
+FILLER = st.text(alphabet=st.characters(blacklist_characters=ALNUM + "+/_-=\x00", blacklist_categories=("Cs",)),
                  max_size=60)
 
 
@@ -67,6 +68,15 @@ def test_token_in_any_bytes_is_found(body: str, before: bytes, after: bytes, url
     f = fs[0]
     assert f.rule_id == "huggingface.user-token" and f.decoded == "base64"
     assert f.line == text[: text.index(blob)].count("\n") + 1
+
+
+def test_binary_file_not_decoded() -> None:
+    token = "hf_" + "Qm7Rz2Lk9XwP4vTb8NcY3hJd6FgS1aKe5U"
+    buf = b"\x00\x01\x02 " + base64.b64encode(f" {token} ".encode()) + b" \x00"
+    item = Item("file", "m.bin", "m.bin", len(buf))
+    s = ItemScan(ctx(), item)
+    ctx().scan_buffer(buf, item, s)
+    assert s.finish(buf) == []
 
 
 @pytest.mark.parametrize("url", [False, True])
