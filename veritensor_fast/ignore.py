@@ -23,6 +23,7 @@ for the rare marker hits, a newline count and a regex over one line.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ _ALONE_PREFIX = re.compile(rb"[\s\"'#/*;%<!,\[\-]*")
 _ESC_NL = re.compile(rb"(?<!\\)(?:\\\\)*\\n")
 #: Give up on parsing markers past this many hits in one item (keep the findings: fail closed).
 MAX_MARKERS = 10_000
+#: Bytes searched per window when looking for markers (pages released after each window).
+_WINDOW = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,22 @@ def _count_newlines(buf: Any, start: int, stop: int) -> int:
 def find_markers(buf: Any) -> dict[int, list[Marker]] | None:
     """Markers by the line they apply to; ``{}`` when there are none, ``None`` when there are too many."""
     hits: set[int] = set()
-    for needle in NEEDLES:
-        pos = buf.find(needle)
-        while pos >= 0:
-            hits.add(pos)
-            if len(hits) > MAX_MARKERS:
-                return None
-            pos = buf.find(needle, pos + len(needle))
+    n = len(buf)
+    # Search in windows and, for a memory map, drop each window's pages from this process afterwards, so a
+    # giant file never becomes resident just because it had one finding.
+    release = getattr(buf, "madvise", None) if isinstance(buf, mmap.mmap) else None
+    overlap = max(len(x) for x in NEEDLES) - 1
+    for lo in range(0, n, _WINDOW):
+        hi = min(n, lo + _WINDOW + overlap)
+        for needle in NEEDLES:
+            pos = buf.find(needle, lo, hi)
+            while pos >= 0:
+                hits.add(pos)
+                if len(hits) > MAX_MARKERS:
+                    return None
+                pos = buf.find(needle, pos + len(needle), hi)
+        if release is not None and n > _WINDOW:
+            release(mmap.MADV_DONTNEED, lo, min(_WINDOW, n - lo))
     if not hits:
         return {}
     by_line: dict[int, list[Marker]] = {}
