@@ -32,10 +32,7 @@ MONOREPO_PLACEMENTS = (
 )
 #: Placements whose detector exists but does not handle them yet (reported to the detector owners); these are
 #: expected failures until fixed, never silently passing tests.
-KNOWN_GAPS: dict[str, str] = {
-    "utf16": "UTF-16 text files are not decoded yet (issue 3)",
-    "nb-code-concat": "notebook code cells are not passed through the Python AST detector yet (issue 3)",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _missing(modules: list[str]) -> list[str]:

@@ -58,7 +58,12 @@ class FileSource:
             yield from self._root(root)
 
     def _rel(self, base: str, full: str, single: bool) -> str:
-        rel = os.path.basename(full) if single else os.path.relpath(full, base)
+        if single:
+            rel = os.path.basename(full)
+        elif full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
+            rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no need for relpath's abspath calls
+        else:
+            rel = os.path.relpath(full, base)
         return display_path(rel.replace(os.sep, "/"))
 
     def _file_item(self, full: str, rel: str, st: os.stat_result) -> Item | ScanError:
