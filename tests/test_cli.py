@@ -186,3 +186,10 @@ def test_text_report_grouped_with_summary(tree: Path) -> None:
     lines = p.stdout.splitlines()
     assert lines[0] == "deploy.env" and "\x1b[" not in p.stdout
     assert lines[-1].startswith("3 findings in 3 files")
+
+
+def test_version() -> None:
+    from veritensor_fast import __version__
+
+    p = run_cli("--version")
+    assert p.returncode == 0 and p.stdout.strip() == f"veritensor-fast {__version__}"

@@ -60,7 +60,7 @@ def test_zip_crc_mismatch_is_read_anyway_and_reported() -> None:
         i = data.find(b"PK\x01\x02", i + 4)
     issues = analyze(bytes(data), "pytorch_model.bin")
     assert crit(issues)
-    assert any(i.rule_id == "model-zip-anomaly" and "CRC" in i.message for i in issues)
+    assert any(i.rule_id == "model.zip.anomaly" and "CRC" in i.message for i in issues)
 
 
 def test_zip_encryption_flag_on_plain_data() -> None:
@@ -113,20 +113,20 @@ def test_nesting_depth_limit_is_a_finding() -> None:
     for _ in range(6):
         data = zbytes({"inner.zip" if data[:2] == b"PK" else "m.pkl": data})
     issues = analyze(data, "deep.zip", AnalyzeOptions(limits=ModelLimits(max_depth=3)))
-    assert "model-archive-limit" in rules(issues)
+    assert "model.archive.limit" in rules(issues)
 
 
 def test_zip_bomb_is_a_finding_not_a_hang() -> None:
     bomb = zbytes({"data.pkl": b"\x80\x04" + b"N0" * (4 << 20)}, zipfile.ZIP_DEFLATED)  # 8 MiB in ~8 KiB
     issues = analyze(bomb, "bomb.zip", AnalyzeOptions(limits=ModelLimits(max_member_bytes=1 << 20)))
-    assert "model-zip-bomb" in rules(issues)
+    assert "model.zip.bomb" in rules(issues)
 
 
 def test_polyglot_pickle_and_zip_analysed_as_both() -> None:
     data = EVIL + torch_zip(P2 + call1(glob("subprocess", "call")) + b".")
     issues = analyze(data, "poly.bin")
     assert crit(issues, "os.system") and crit(issues, "subprocess.call")
-    assert "model-polyglot" in rules(issues)
+    assert "model.polyglot" in rules(issues)
 
 
 def test_legacy_torch_tar_format() -> None:
@@ -158,7 +158,7 @@ def npy(descr: str, shape: tuple[int, ...], body: bytes) -> bytes:
 
 def test_npy_object_dtype_pickle_is_analysed() -> None:
     issues = analyze(npy("|O", (1,), EVIL), "a.npy")
-    assert crit(issues) and "model-npy-object" in rules(issues)
+    assert crit(issues) and "model.npy.object" in rules(issues)
 
 
 def test_npz_benign_and_malicious() -> None:
@@ -191,12 +191,12 @@ def test_valid_safetensors_passes() -> None:
 ])
 def test_invalid_safetensors_findings(hdr: dict, body: bytes, frag: str) -> None:
     issues = analyze(st(hdr, body), "m.safetensors")
-    assert any(i.rule_id == "model-safetensors-invalid" and frag in i.message for i in issues), issues
+    assert any(i.rule_id == "model.safetensors.invalid" and frag in i.message for i in issues), issues
 
 
 def test_safetensors_header_length_beyond_file() -> None:
     issues = analyze(struct.pack("<Q", 10_000) + b'{"a": 1}', "m.safetensors")
-    assert "model-safetensors-invalid" in rules(issues)
+    assert "model.safetensors.invalid" in rules(issues)
 
 
 # ---- gguf -------------------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_valid_gguf_passes() -> None:
 def test_gguf_malicious_chat_template() -> None:
     tpl = "{{ ''.__class__.__mro__[1].__subclasses__() }}{{ cycler.__init__.__globals__.os.popen('id').read() }}"
     issues = analyze(gguf([("tokenizer.chat_template", 8, gstr(tpl))], [], b""), "m.gguf")
-    assert any(i.rule_id == "model-gguf-template" and i.severity == "critical" for i in issues)
+    assert any(i.rule_id == "model.gguf.template" and i.severity == "critical" for i in issues)
 
 
 @pytest.mark.parametrize("blob", [
@@ -237,12 +237,12 @@ def test_gguf_malicious_chat_template() -> None:
     b"GGUF" + struct.pack("<IQQ", 9, 0, 0),  # bad version
 ])
 def test_gguf_bounds_violations(blob: bytes) -> None:
-    assert "model-gguf-invalid" in rules(analyze(blob, "m.gguf"))
+    assert "model.gguf.invalid" in rules(analyze(blob, "m.gguf"))
 
 
 def test_gguf_tensor_out_of_bounds_and_misaligned() -> None:
-    assert "model-gguf-invalid" in rules(analyze(gguf([], [("w", [1000], 0, 0)], b"\x00" * 32), "m.gguf"))
-    assert "model-gguf-invalid" in rules(analyze(gguf([], [("w", [1], 0, 3)], b"\x00" * 64), "m.gguf"))
+    assert "model.gguf.invalid" in rules(analyze(gguf([], [("w", [1000], 0, 0)], b"\x00" * 32), "m.gguf"))
+    assert "model.gguf.invalid" in rules(analyze(gguf([], [("w", [1], 0, 3)], b"\x00" * 64), "m.gguf"))
 
 
 # ---- keras v3 ---------------------------------------------------------------------------------------------
@@ -267,14 +267,14 @@ def test_keras_lambda_deep_and_unsafe_and_foreign_module_and_tfsm() -> None:
         {"class_name": "function", "module": "os", "config": "system"},
         {"class_name": "X", "module": "keras", "config": {"args": ["enable_unsafe_deserialization"]}}]}}
     r = rules(analyze(keras(cfg), "m.keras"))
-    assert {"model-keras-lambda", "model-keras-tfsmlayer", "model-keras-module", "model-keras-unsafe"} <= r
+    assert {"model.keras.lambda", "model.keras.tfsmlayer", "model.keras.module", "model.keras.unsafe"} <= r
     assert any(i.evidence == "os.system" and i.severity == "critical" for i in analyze(keras(cfg), "m.keras"))
 
 
 def test_h5_lambda_light_check() -> None:
     blob = b"\x89HDF\r\n\x1a\n" + b"\x00" * 100 + b'{"class_name": "Lambda", "config": {}}'
     r = rules(analyze(blob, "m.h5"))
-    assert {"model-h5-not-covered", "model-keras-lambda"} <= r
+    assert {"model.h5.not-covered", "model.keras.lambda"} <= r
 
 
 # ---- bounded memory on a large stored checkpoint --------------------------------------------------------

@@ -26,7 +26,7 @@ def test_pickle_walker_never_raises(data: bytes) -> None:
     assert isinstance(res.issues, list)
     if data and not res.clean_stop and res.streams:
         # a stream that did not end cleanly was reported as not fully analysed
-        assert any(i.rule_id in ("model-pickle-truncated", "model-pickle-corrupt", "model-pickle-limit")
+        assert any(i.rule_id in ("model.pickle.truncated", "model.pickle.corrupt", "model.pickle.limit")
                    for i in res.issues)
     out = analyze(b"\x80\x04" + data, "x.pkl")
     assert all(isinstance(i, ModelIssue) for i in out)

@@ -47,7 +47,7 @@ def rules(issues: list[ModelIssue]) -> set[str]:
     return {i.rule_id for i in issues}
 
 
-def evidence(issues: list[ModelIssue], rule: str = "model-pickle-dangerous-global") -> set[str]:
+def evidence(issues: list[ModelIssue], rule: str = "model.pickle.dangerous-global") -> set[str]:
     return {i.evidence for i in issues if i.rule_id == rule}
 
 
@@ -142,15 +142,15 @@ def test_stack_global_with_non_string_operands_modelscan_issue_85() -> None:
     data = (P4 + glob("numpy", "prod") + b"N(Va\nVos\nd\x86b0" + glob("numpy", "prod.a") + b"p0\n0"
             + glob("numpy", "prod.b") + b"p1\n0" + b"g0\ng1\n\x93" + su("echo pwned") + b"\x85R.")
     issues = analyze(data, "m.pkl")
-    assert "model-pickle-unresolved-global" in rules(issues)
-    assert "model-pickle-build-global" in rules(issues)
+    assert "model.pickle.unresolved-global" in rules(issues)
+    assert "model.pickle.build-global" in rules(issues)
     assert any(i.severity == "critical" for i in issues)
 
 
 def test_missing_memo_key_is_reported() -> None:
     data = P4 + b"h\x09" + su("system") + b"\x93."
     issues = analyze(data, "m.pkl")
-    assert "model-pickle-corrupt" in rules(issues)
+    assert "model.pickle.corrupt" in rules(issues)
 
 
 # ---- class 2: denylist gaps (allowlist makes each one a finding, CRITICAL when known) ------------------
@@ -209,7 +209,7 @@ def test_denylist_gap_is_critical(module: str, name: str, ref: str) -> None:
 def test_unknown_global_fails_but_is_not_critical() -> None:
     data = P4 + call1(sg("mypkg.layers", "Custom")) + b"."
     issues = analyze(data, "m.pkl")
-    assert rules(issues) == {"model-pickle-unknown-global"}
+    assert rules(issues) == {"model.pickle.unknown-global"}
     assert issues[0].severity in ("medium", "high") and issues[0].evidence == "mypkg.layers.Custom"
 
 
@@ -240,7 +240,7 @@ def test_builtins_reached_through_allowed_module_attribute() -> None:
 
 def test_dunder_strings_in_state_are_flagged() -> None:
     data = P4 + glob("collections", "OrderedDict") + b")R" + b"}" + su("__builtins__") + su("x") + b"sb."
-    assert "model-pickle-dunder" in rules(analyze(data, "m.pkl"))
+    assert "model.pickle.dunder" in rules(analyze(data, "m.pkl"))
 
 
 # ---- class 4: broken pickles fail closed ----------------------------------------------------------------
@@ -249,18 +249,18 @@ def test_dunder_strings_in_state_are_flagged() -> None:
 def test_truncated_stream_keeps_globals_and_reports_truncation() -> None:
     full = P4 + call1(sg("os", "system"))
     issues = assert_dangerous(full, "model.bin")  # no STOP: payload already ran in a real unpickler
-    assert "model-pickle-truncated" in rules(issues)
+    assert "model.pickle.truncated" in rules(issues)
     assert any(i.severity == "high" and "could not be fully analysed" in i.message for i in issues)
 
 
 def test_invalid_opcode_after_payload_keeps_payload() -> None:
     issues = assert_dangerous(P4 + call1(sg("os", "system")) + b"\xff\xff", "model.bin")
-    assert "model-pickle-corrupt" in rules(issues)
+    assert "model.pickle.corrupt" in rules(issues)
 
 
 def test_stack_underflow_after_payload() -> None:
     issues = assert_dangerous(P2 + call1(glob("nt", "system")) + b"0000R.", "model.bin", "nt.system")
-    assert "model-pickle-corrupt" in rules(issues)
+    assert "model.pickle.corrupt" in rules(issues)
 
 
 # ---- class 5 (pickle part): stacked streams, legacy torch.save, trailing data ---------------------------
@@ -297,7 +297,7 @@ def test_inst_opcode_modelscan_issue_51() -> None:
 def test_ext_opcodes_are_unresolvable_and_critical() -> None:
     for op in (b"\x82\x01", b"\x83\x01\x00", b"\x84\x01\x00\x00\x00"):
         issues = analyze(P2 + op + su("echo") + b"\x85R.", "m.pkl")
-        assert "model-pickle-unresolved-global" in rules(issues)
+        assert "model.pickle.unresolved-global" in rules(issues)
         assert any(i.severity == "critical" for i in issues)
 
 
@@ -323,13 +323,13 @@ def test_frame_straddle_hidden_opcodes_cpython_154848() -> None:
 
     assert not any(op.name in ("STACK_GLOBAL", "GLOBAL") for op, _, _ in pickletools.genops(data))
     issues = assert_dangerous(data, "m.pkl")
-    assert "model-pickle-frame" in rules(issues)
+    assert "model.pickle.frame" in rules(issues)
     assert any("hidden by FRAME straddle" in i.message for i in issues)
 
 
 def test_frame_opened_inside_frame_is_reported() -> None:
     data = P4 + b"\x95" + struct.pack("<Q", 20) + b"\x95" + struct.pack("<Q", 2) + b"N." + b"\x00" * 9
-    assert "model-pickle-frame" in rules(analyze(data, "m.pkl"))
+    assert "model.pickle.frame" in rules(analyze(data, "m.pkl"))
 
 
 # ---- class 7 and 8: nested loads, calls dropped with POP ----------------------------------------------
@@ -363,6 +363,6 @@ def test_resource_limits_are_findings() -> None:
 
     data = P4 + b"(" * 50 + b"N" * 50 + b"."
     issues = analyze(data, "m.pkl", AnalyzeOptions(limits=ModelLimits(max_marks=10)))
-    assert "model-pickle-limit" in rules(issues)
+    assert "model.pickle.limit" in rules(issues)
     issues = analyze(P4 + b"N0" * 100 + b"N.", "m.pkl", AnalyzeOptions(limits=ModelLimits(max_ops=50)))
-    assert "model-pickle-limit" in rules(issues)
+    assert "model.pickle.limit" in rules(issues)

@@ -22,6 +22,22 @@ app.add_typer(rules_app, name="rules")
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_FATAL, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
+def _version(value: bool) -> None:
+    if value:
+        from veritensor_fast import __version__
+
+        typer.echo(f"veritensor-fast {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Find leaked ML credentials and poisoned model files, fast."""
+
+
 class Progress:
     """A one-line progress report on stderr (only when stderr is a terminal). Never prints findings."""
 

@@ -58,7 +58,7 @@ class _Analyzer:
             if polyglot_check and zip_tail(buf) and depth < self.limits.max_depth:
                 zi = self._zip(buf, name, depth, where)
                 if zi:
-                    out.append(ModelIssue("model-polyglot", "high",
+                    out.append(ModelIssue("model.polyglot", "high",
                                           "file is both a pickle and a zip archive; analysed as both", "polyglot",
                                           _loc(where)))
                 out += zi
@@ -96,13 +96,13 @@ class _Analyzer:
             if not (trial.saw_global_call or (trial.clean_stop and trial.saw_global)):
                 return []
             res = self.walker.analyze(buf, where=where)
-            return [i for i in res.issues if i.rule_id != "model-pickle-trailing-data"]
+            return [i for i in res.issues if i.rule_id != "model.pickle.trailing-data"]
         if bytes(buf[:len(_TORCH_MAGIC)]) == _TORCH_MAGIC:
             # legacy torch.save: magic, protocol, sys_info, object, storage keys; then raw storage bytes
             res = self.walker.analyze(buf, where=where, max_streams=5, trailing_is_data=True)
             out = res.issues
             if res.streams < 5 and not res.broken:
-                out.append(ModelIssue("model-pickle-truncated", "high",
+                out.append(ModelIssue("model.pickle.truncated", "high",
                                       f"legacy PyTorch file holds {res.streams} of its 5 pickles", "truncated",
                                       _loc(where)))
             return out
@@ -112,7 +112,7 @@ class _Analyzer:
     def _member(self, data: Any, mname: str, depth: int, where: str) -> list[ModelIssue]:
         sub = f"{where}!{mname}" if where else mname
         if depth + 1 > self.limits.max_depth:
-            return [ModelIssue("model-archive-limit", "high",
+            return [ModelIssue("model.archive.limit", "high",
                                f"archive nesting deeper than {self.limits.max_depth}; member not analysed",
                                "depth limit", _loc(sub))]
         return self.run(data, mname, depth + 1, sub, member=True)
@@ -120,7 +120,7 @@ class _Analyzer:
     def _budget(self, n: int, where: str) -> ModelIssue | None:
         self.total += n
         if self.total > self.limits.max_total_bytes:
-            return ModelIssue("model-archive-limit", "high",
+            return ModelIssue("model.archive.limit", "high",
                               f"more than {self.limits.max_total_bytes} bytes decompressed from one file; the rest "
                               "was not analysed", "total size limit", _loc(where))
         return None
@@ -131,10 +131,10 @@ class _Analyzer:
         try:
             members, anomalies = containers.zip_members(buf, lim)
         except containers.LimitExceeded as exc:
-            return [ModelIssue("model-archive-limit", "high", f"zip: {exc}; not analysed", "member limit",
+            return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
                                _loc(where))]
         except (containers.ArchiveError, IndexError, ValueError, OverflowError) as exc:
-            return [ModelIssue("model-archive-corrupt", "high",
+            return [ModelIssue("model.archive.corrupt", "high",
                                f"zip structure unreadable ({exc if isinstance(exc, containers.ArchiveError) else type(exc).__name__}); "
                                "the file could not be analysed", "corrupt zip", _loc(where))]
         for a in anomalies:
@@ -154,7 +154,7 @@ class _Analyzer:
                 if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
                     # no model content: check only that a compressed member is not a bomb (declared sizes)
                     if m.method != 0 and m.csize and m.usize > lim.bomb_floor and m.usize / m.csize > lim.max_ratio:
-                        out.append(ModelIssue("model-zip-bomb", "medium",
+                        out.append(ModelIssue("model.zip.bomb", "medium",
                                               f"zip member {m.name!r} declares compression ratio "
                                               f"{m.usize // max(m.csize, 1)}:1 (zip bomb?)", m.name, _loc(sub)))
                     continue
@@ -166,11 +166,11 @@ class _Analyzer:
                     out.append(stop)
                     break
                 if m.method != 0 and m.csize and len(data) > lim.bomb_floor and len(data) / m.csize > lim.max_ratio:
-                    out.append(ModelIssue("model-zip-bomb", "medium",
+                    out.append(ModelIssue("model.zip.bomb", "medium",
                                           f"zip member {m.name!r} expands {len(data) // m.csize}:1 (zip bomb?)",
                                           m.name, _loc(sub)))
                 if zlib.crc32(data) != m.crc:
-                    out.append(ModelIssue("model-zip-anomaly", "low",
+                    out.append(ModelIssue("model.zip.anomaly", "low",
                                           f"zip member {m.name!r} fails its CRC check (PyTorch ignores CRCs)",
                                           m.name, _loc(sub)))
                 if keras_layout and m.name == "config.json":
@@ -178,10 +178,10 @@ class _Analyzer:
                     continue
                 out += self._member(data, m.name, depth, where)
             except containers.LimitExceeded as exc:
-                out.append(ModelIssue("model-zip-bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
+                out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
                                       _loc(sub)))
             except containers.ArchiveError as exc:
-                out.append(ModelIssue("model-archive-corrupt", "high", f"zip: {exc}; member could not be analysed",
+                out.append(ModelIssue("model.archive.corrupt", "high", f"zip: {exc}; member could not be analysed",
                                       m.name, _loc(sub)))
         return out
 
@@ -196,7 +196,7 @@ class _Analyzer:
                 try:
                     data = reader(self.limits.max_member_bytes)
                 except containers.LimitExceeded as exc:
-                    out.append(ModelIssue("model-archive-limit", "high", f"tar: {exc}; member not analysed",
+                    out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; member not analysed",
                                           mname, _loc(sub)))
                     continue
                 stop = self._budget(len(data), sub)
@@ -209,10 +209,10 @@ class _Analyzer:
                     continue
                 out += self._member(data, mname, depth, where)
         except containers.LimitExceeded as exc:
-            out.append(ModelIssue("model-archive-limit", "high", f"tar: {exc}; rest not analysed", "limit",
+            out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; rest not analysed", "limit",
                                   _loc(where)))
         except containers.ArchiveError as exc:
-            out.append(ModelIssue("model-archive-corrupt", "high", f"tar: {exc}; could not be fully analysed",
+            out.append(ModelIssue("model.archive.corrupt", "high", f"tar: {exc}; could not be fully analysed",
                                   "corrupt tar", _loc(where)))
         return out
 
@@ -221,9 +221,9 @@ class _Analyzer:
         try:
             members = containers.sevenzip_members(buf, self.limits)
         except containers.LimitExceeded as exc:
-            return [ModelIssue("model-archive-limit", "high", f"7z: {exc}; not analysed", "limit", _loc(where))]
+            return [ModelIssue("model.archive.limit", "high", f"7z: {exc}; not analysed", "limit", _loc(where))]
         except containers.ArchiveError as exc:
-            return [ModelIssue("model-archive-corrupt", "high", f"7z: {exc}; could not be analysed",
+            return [ModelIssue("model.archive.corrupt", "high", f"7z: {exc}; could not be analysed",
                                "corrupt 7z", _loc(where))]
         for mname, data in members:
             stop = self._budget(len(data), where)
@@ -240,7 +240,7 @@ def _strong_pickle(head: Any) -> bool:
     if not (len(h) > 2 and h[0] == 0x80 and 2 <= h[1] <= 5):
         return False
     res = PickleWalker().analyze(h, max_streams=1)
-    return res.saw_global and not any(i.rule_id == "model-pickle-corrupt" for i in res.issues)
+    return res.saw_global and not any(i.rule_id == "model.pickle.corrupt" for i in res.issues)
 
 
 def _loc(where: str) -> dict[str, Any] | None:

@@ -107,7 +107,7 @@ def zip_members(buf: Any, limits: ModelLimits) -> tuple[list[ZipMember], list[An
     eocd = _find_eocd(buf)
     if eocd < 0:
         return _scan_local_headers(buf, limits, anomalies), anomalies + [Anomaly(
-            "model-zip-anomaly", "medium", "zip has no end-of-central-directory record; members found by "
+            "model.zip.anomaly", "medium", "zip has no end-of-central-directory record; members found by "
             "scanning local headers", "no EOCD")]
     (_sig, _disk, _cd_disk, _n_here, count, cd_size, cd_off, _clen) = struct.unpack_from("<IHHHHIIH", buf, eocd)
     if (count == 0xFFFF or cd_off == 0xFFFFFFFF or cd_size == 0xFFFFFFFF) and eocd >= 20 and \
@@ -119,7 +119,7 @@ def zip_members(buf: Any, limits: ModelLimits) -> tuple[list[ZipMember], list[An
     cd_start = eocd - cd_size if cd_size <= eocd else cd_off
     shift = cd_start - cd_off if cd_start >= cd_off else 0
     if shift:
-        anomalies.append(Anomaly("model-zip-anomaly", "medium",
+        anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                  f"{shift} bytes precede the zip archive (polyglot or prefixed file)", "zip prefix"))
     members: list[ZipMember] = []
     p = cd_start
@@ -136,7 +136,7 @@ def zip_members(buf: Any, limits: ModelLimits) -> tuple[list[ZipMember], list[An
         p += 46 + nlen + xlen + clen
         lo = loff + shift
         if lo + 30 > n or bytes(buf[lo:lo + 4]) != b"PK\x03\x04":
-            anomalies.append(Anomaly("model-zip-anomaly", "medium",
+            anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                      f"member {name!r}: local header missing or out of bounds", name))
             continue
         lflags, _lm = struct.unpack_from("<HH", buf, lo + 6)
@@ -159,7 +159,7 @@ def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly])
         name = _decode_name(bytes(buf[p + 30:p + 30 + nlen]), flags)
         start = p + 30 + nlen + xlen
         if flags & 0x08:  # sizes follow the data; we cannot know where this member ends
-            anomalies.append(Anomaly("model-zip-anomaly", "medium",
+            anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                      f"member {name!r} uses a data descriptor without a central directory; "
                                      "members after it were not found", name))
             members.append(ZipMember(name, method, flags, n - start, -1, crc, start, name))
@@ -174,11 +174,11 @@ def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly])
 def member_anomalies(m: ZipMember) -> list[Anomaly]:
     out = []
     if m.local_name != m.name:
-        out.append(Anomaly("model-zip-anomaly", "medium",
+        out.append(Anomaly("model.zip.anomaly", "medium",
                            f"member {m.name!r}: local header names it {m.local_name!r} (loaders disagree on which "
                            "name counts)", m.name))
     if m.flags & 0x1:
-        out.append(Anomaly("model-zip-anomaly", "medium",
+        out.append(Anomaly("model.zip.anomaly", "medium",
                            f"member {m.name!r} has the encryption flag set (PyTorch ignores it and reads the data)",
                            m.name))
     return out

@@ -38,34 +38,34 @@ def _has_object(descr: Any) -> bool:
 def npy_header(buf: Any, where: str) -> tuple[list[ModelIssue], int]:
     """Parse the header; return (issues, offset of a pickle that follows or -1)."""
     if len(buf) < 10:
-        return [_i("model-npy-invalid", "medium", ".npy header truncated", "npy", where)], -1
+        return [_i("model.npy.invalid", "medium", ".npy header truncated", "npy", where)], -1
     major = buf[6]
     if major == 1:
         hlen = struct.unpack_from("<H", buf, 8)[0]
         start = 10
     elif major in (2, 3):
         if len(buf) < 12:
-            return [_i("model-npy-invalid", "medium", ".npy header truncated", "npy", where)], -1
+            return [_i("model.npy.invalid", "medium", ".npy header truncated", "npy", where)], -1
         hlen = struct.unpack_from("<I", buf, 8)[0]
         start = 12
     else:
-        return [_i("model-npy-invalid", "medium", f".npy version {major} is unknown; not analysed", "npy",
+        return [_i("model.npy.invalid", "medium", f".npy version {major} is unknown; not analysed", "npy",
                    where)], -1
     if hlen > 1 << 20 or start + hlen > len(buf):
-        return [_i("model-npy-invalid", "medium", ".npy header length out of bounds; not analysed", "npy",
+        return [_i("model.npy.invalid", "medium", ".npy header length out of bounds; not analysed", "npy",
                    where)], -1
     try:
         text = bytes(buf[start:start + hlen]).decode("latin-1" if major < 3 else "utf-8")
         hdr = ast.literal_eval(text)  # literals only: nothing is executed
     except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError):
-        return [_i("model-npy-invalid", "medium", ".npy header is not a Python literal; not analysed", "npy",
+        return [_i("model.npy.invalid", "medium", ".npy header is not a Python literal; not analysed", "npy",
                    where)], -1
     if not isinstance(hdr, dict) or not {"descr", "fortran_order", "shape"} <= set(hdr):
-        return [_i("model-npy-invalid", "medium", ".npy header lacks descr/fortran_order/shape", "npy",
+        return [_i("model.npy.invalid", "medium", ".npy header lacks descr/fortran_order/shape", "npy",
                    where)], -1
     data_at = start + hlen
     if _has_object(hdr["descr"]):
-        return [_i("model-npy-object", "medium",
+        return [_i("model.npy.object", "medium",
                    ".npy holds Python objects (dtype 'O'): loading it needs allow_pickle=True and runs the "
                    "pickle that follows the header (analysed)", "dtype=object", where, offset=data_at)], data_at
     return [], -1
@@ -85,7 +85,7 @@ def safetensors_check(buf: Any, where: str) -> list[ModelIssue]:
     size = len(buf)
 
     def bad(msg: str) -> list[ModelIssue]:
-        out.append(_i("model-safetensors-invalid", "medium", "safetensors: " + msg, "safetensors header", where))
+        out.append(_i("model.safetensors.invalid", "medium", "safetensors: " + msg, "safetensors header", where))
         return out
 
     if size < 8:
@@ -232,7 +232,7 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
             if "chat_template" in key and isinstance(v, str):
                 m = _JINJA_BAD.search(v)
                 if m:
-                    out.append(_i("model-gguf-template", "critical",
+                    out.append(_i("model.gguf.template", "critical",
                                   f"GGUF {key} is a Jinja template that reaches Python internals "
                                   f"({m.group(0)!r}): server-side template injection runs code", m.group(0),
                                   where, key=key))
@@ -258,7 +258,7 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
             if data_start + off + nbytes > size:
                 raise _GgufError(f"tensor {name[:60]!r} data runs past the end of the file")
     except _GgufError as exc:
-        out.append(_i("model-gguf-invalid", "medium", f"GGUF: {exc}; the file could not be fully analysed",
+        out.append(_i("model.gguf.invalid", "medium", f"GGUF: {exc}; the file could not be fully analysed",
                       "gguf header", where, offset=pos))
     return out
 
@@ -269,7 +269,7 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
     try:
         cfg = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return [_i("model-keras-invalid", "high", "Keras config.json is not valid JSON; not analysed",
+        return [_i("model.keras.invalid", "high", "Keras config.json is not valid JSON; not analysed",
                    "config.json", where)]
     out: list[ModelIssue] = []
     seen: set[tuple[str, str]] = set()
@@ -285,19 +285,19 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
         node, path = stack.pop()
         steps += 1
         if steps > 5_000_000:
-            add("model-keras-invalid", "high", "Keras config too large; not fully analysed", "limit", path)
+            add("model.keras.invalid", "high", "Keras config too large; not fully analysed", "limit", path)
             break
         if isinstance(node, dict):
             cls = node.get("class_name")
             mod = node.get("module")
             if cls == "Lambda":
-                add("model-keras-lambda", "critical",
+                add("model.keras.lambda", "critical",
                     "Keras Lambda layer: its Python function is deserialised and run on load", "Lambda", path)
             if cls == "__lambda__" or "__lambda__" in node:
-                add("model-keras-lambda", "critical",
+                add("model.keras.lambda", "critical",
                     "Keras __lambda__ function (marshalled bytecode) runs on load", "__lambda__", path)
             if cls == "TFSMLayer":
-                add("model-keras-tfsmlayer", "high",
+                add("model.keras.tfsmlayer", "high",
                     "Keras TFSMLayer loads an external TensorFlow SavedModel (arbitrary graph/files)", "TFSMLayer",
                     path)
             if isinstance(mod, str) and mod and not (mod == "keras" or mod.startswith("keras.")):
@@ -305,12 +305,12 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
                 dangerous = any(".".join(mod.split(".")[:i + 1]) in DANGEROUS_MODULES
                                 for i in range(mod.count(".") + 1)) and top not in ("keras",)
                 fn = f"{mod}.{node.get('config') if isinstance(node.get('config'), str) else cls}"
-                add("model-keras-module", "critical" if dangerous else "high",
+                add("model.keras.module", "critical" if dangerous else "high",
                     f"Keras config imports module {mod!r} outside keras (object {fn!r} is resolved on load)",
                     fn, path)
             for k, v in node.items():
                 if k == "enable_unsafe_deserialization" or v == "enable_unsafe_deserialization":
-                    add("model-keras-unsafe", "critical",
+                    add("model.keras.unsafe", "critical",
                         "Keras config references enable_unsafe_deserialization (turns safe_mode off)",
                         "enable_unsafe_deserialization", f"{path}.{k}")
                 if isinstance(v, dict | list):
@@ -320,7 +320,7 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
                 if isinstance(v, dict | list):
                     stack.append((v, f"{path}[{i}]"))
                 elif v == "enable_unsafe_deserialization":
-                    add("model-keras-unsafe", "critical",
+                    add("model.keras.unsafe", "critical",
                         "Keras config references enable_unsafe_deserialization (turns safe_mode off)",
                         "enable_unsafe_deserialization", path)
     return out
@@ -329,12 +329,12 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
 # ---- hdf5 (light) --------------------------------------------------------------------------------------
 
 def hdf5_check(buf: Any, where: str) -> list[ModelIssue]:
-    out = [_i("model-h5-not-covered", "info",
+    out = [_i("model.h5.not-covered", "info",
               "HDF5 (.h5) model: structure not parsed (no dependency-light reader); only a byte search for "
               "Keras Lambda layers was done", "hdf5", where)]
     for needle in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'):
         if buf.find(needle) >= 0:
-            out.append(_i("model-keras-lambda", "critical",
+            out.append(_i("model.keras.lambda", "critical",
                           "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
                           "Lambda", where))
             break

@@ -223,7 +223,7 @@ class PickleWalker:
             if straddles:
                 res.frame_straddle = True
                 issues.append(ModelIssue(
-                    "model-pickle-frame", "high",
+                    "model.pickle.frame", "high",
                     "pickle data straddles a FRAME boundary: the C unpickler reads this stream differently "
                     "from pickletools (hidden opcodes); both readings analysed",
                     "FRAME", _loc(where, straddles[0])))
@@ -232,13 +232,13 @@ class PickleWalker:
                     if k not in uses:
                         v.how += " (hidden by FRAME straddle)"
                         uses[k] = v
-                issues.extend(i for i in i2 if i.rule_id != "model-pickle-frame")
+                issues.extend(i for i in i2 if i.rule_id != "model.pickle.frame")
                 saw_call = max(saw_call, c2)
             if not first and not uses and not ok:
                 # junk after the last complete stream: data, not a pickle that any loader would run
                 if not trailing_is_data:
                     res.issues.append(ModelIssue(
-                        "model-pickle-trailing-data", "info",
+                        "model.pickle.trailing-data", "info",
                         f"{end - pos} bytes after the last pickle stream are not a pickle; not analysed",
                         "trailing data", _loc(where, pos)))
                 break
@@ -257,7 +257,7 @@ class PickleWalker:
         else:
             if pos < end and res.streams >= max_streams and not trailing_is_data:
                 res.issues.append(ModelIssue(
-                    "model-pickle-limit", "high",
+                    "model.pickle.limit", "high",
                     f"more than {max_streams} stacked pickle streams; the rest could not be fully analysed",
                     "stream limit", _loc(where, pos)))
         return res
@@ -269,17 +269,17 @@ class PickleWalker:
             verb = "calls" if u.called else "references"
             if u.reason == "unresolved":
                 out.append(ModelIssue(
-                    "model-pickle-unresolved-global", "critical",
+                    "model.pickle.unresolved-global", "critical",
                     f"pickle {verb} a global whose name cannot be resolved statically ({u.how}); treated as "
                     "dangerous", key, _loc(where, u.offset)))
             elif u.reason is not None:
                 out.append(ModelIssue(
-                    "model-pickle-dangerous-global", "critical",
+                    "model.pickle.dangerous-global", "critical",
                     f"pickle {verb} dangerous callable {key} via {u.how}: {u.reason}", key,
                     _loc(where, u.offset)))
             else:
                 out.append(ModelIssue(
-                    "model-pickle-unknown-global", "high" if u.called else "medium",
+                    "model.pickle.unknown-global", "high" if u.called else "medium",
                     f"pickle {verb} {key} via {u.how}, which is not on the reviewed allowlist "
                     "(use --allow-global if it is your own class)", key, _loc(where, u.offset)))
         return out
@@ -375,7 +375,7 @@ class PickleWalker:
             str_budget -= n
             if s in _DUNDER_STRINGS:
                 issues.append(ModelIssue(
-                    "model-pickle-dunder", "high",
+                    "model.pickle.dunder", "high",
                     f"pickle carries the attribute name {s!r}, used to reach Python internals", s,
                     _loc(where, a)))
             return s
@@ -398,7 +398,7 @@ class PickleWalker:
                     n = _u(data, r.read(8), 8, "<Q")
                     if n > end - r.pos:
                         issues.append(ModelIssue(
-                            "model-pickle-truncated", "high",
+                            "model.pickle.truncated", "high",
                             "FRAME claims more bytes than the file holds; the stream could not be fully analysed",
                             "FRAME", _loc(where, op_at)))
                         if discard:
@@ -578,7 +578,7 @@ class PickleWalker:
                     tgt = stack[-1]
                     if isinstance(tgt, _Global):
                         issues.append(ModelIssue(
-                            "model-pickle-build-global", "high",
+                            "model.pickle.build-global", "high",
                             f"pickle sets attributes on the global {tgt.key} itself (BUILD on a class or "
                             "function), a known way to plant values that later opcodes read", tgt.key,
                             _loc(where, op_at)))
@@ -643,22 +643,22 @@ class PickleWalker:
                     raise _Limit("stack or memo limit")
         except _Trunc:
             issues.append(ModelIssue(
-                "model-pickle-truncated", "high",
+                "model.pickle.truncated", "high",
                 f"pickle stream ends without STOP (truncated at offset {r.pos}); it could not be fully analysed "
                 "and anything decoded before the break is reported", "truncated", _loc(where, op_at)))
         except _Bad as exc:
             issues.append(ModelIssue(
-                "model-pickle-corrupt", "high",
+                "model.pickle.corrupt", "high",
                 f"malformed pickle ({exc}) at offset {op_at}; it could not be fully analysed", "corrupt",
                 _loc(where, op_at)))
         except _Limit as exc:
             issues.append(ModelIssue(
-                "model-pickle-limit", "high",
+                "model.pickle.limit", "high",
                 f"pickle analysis limit reached ({exc}); the rest could not be analysed", "limit",
                 _loc(where, op_at)))
         except (IndexError, struct.error):
             issues.append(ModelIssue(
-                "model-pickle-truncated", "high",
+                "model.pickle.truncated", "high",
                 f"pickle stream ends without STOP (truncated at offset {op_at}); it could not be fully analysed",
                 "truncated", _loc(where, op_at)))
         return uses, issues, r.pos, ok, r.straddles, saw_call
