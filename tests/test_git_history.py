@@ -409,3 +409,20 @@ def test_blob_reader_many_objects_and_bad_ids(repo: Repo) -> None:
         assert reader.open(items[0])[0] == files[items[0].path].encode()
     finally:
         reader.close()
+
+
+def test_undecodable_path_name(repo: Repo) -> None:
+    tok = hf_token()
+    name = os.fsdecode(b"caf\xff.py")
+    (repo.path / name).write_text(f"T = '{tok}'\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "odd name")
+    [f] = history(repo).findings
+    assert f.path == "caf\\xff.py" and f.commit is not None and f.commit["id"] and f.commit["at_head"] is True
+
+
+def test_exclude_and_max_file_size(repo: Repo) -> None:
+    t1, t2 = hf_token(), hf_token()
+    repo.commit("a", **{"vendor__x.py": f"A = '{t1}'\n", "big.txt": f"B = '{t2}'\n" + "z" * 5000})
+    r = history(repo, excludes=("vendor",), max_file_size=1000)
+    assert r.findings == [] and [(e.path, e.kind) for e in r.errors] == [("big.txt", "too-large")]

@@ -230,7 +230,8 @@ def scan(
             result = _history_scan(paths or [], options, jobs, prog, branches=tuple(branch or ()), since=since,
                                    rev_range=rev_range, all_objects=all_objects, new_only=new_only,
                                    datastore=os.fspath(datastore) if datastore else None,
-                                   use_datastore=not no_datastore)
+                                   use_datastore=not no_datastore, excludes=eff.excludes,
+                                   max_file_size=eff.max_file_size)
         else:
             result = run_scan(source, options, jobs=jobs or None, on_progress=prog)
     except EngineError as exc:

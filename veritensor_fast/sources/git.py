@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
-from veritensor_fast.sources.fs import InputError
+from veritensor_fast.sources.fs import InputError, _excluded
 
 if TYPE_CHECKING:
     from veritensor_fast.engine import ScanResult
@@ -266,7 +266,8 @@ class GitHistorySource:
 
     def __init__(self, repo: str, options: ScanOptions | None = None, *, branches: Sequence[str] = (),
                  since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
-                 datastore: str | None = None, use_datastore: bool = True, new_only: bool = False) -> None:
+                 datastore: str | None = None, use_datastore: bool = True, new_only: bool = False,
+                 excludes: Sequence[str] = (), max_file_size: int = 0) -> None:
         from veritensor_fast.worker import ScanOptions
 
         self.repo = repo
@@ -279,6 +280,8 @@ class GitHistorySource:
         self.datastore_path = datastore
         self.use_datastore = use_datastore
         self.new_only = new_only
+        self.excludes = tuple(excludes)
+        self.max_file_size = max_file_size
         self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
         self._store: Any = None
         self._memo = ""
@@ -379,7 +382,7 @@ class GitHistorySource:
                 line = raw.rstrip(b"\n").decode("utf-8", "surrogateescape")
                 oid, _, path = line.partition(" ")
                 if oid not in out or (path and not out[oid]):
-                    out[oid] = path
+                    out[oid] = display_path(path)  # reports must stay valid UTF-8; the key is the oid
             rc = proc.wait()
             if rc == 0:
                 return out, None
@@ -437,6 +440,12 @@ class GitHistorySource:
             elif not path:
                 path = f"blob/{oid}"
             listed.add(oid)
+            if self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
+                continue
+            if self.max_file_size and size > self.max_file_size:
+                yield ScanError(path, f"blob {oid}: {size} bytes exceeds --max-file-size {self.max_file_size}; "
+                                "skipped", "too-large")
+                continue
             if oid in seen:
                 self._skipped[oid] = path
                 continue

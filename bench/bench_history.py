@@ -1,0 +1,213 @@
+"""History-mode benchmarks (pytest-benchmark) on a generated repository (``corpora/gen_git_repo.py``).
+
+    pytest bench/bench_history.py --benchmark-enable [-k scan]
+
+The repository is generated once into ``corpora/out/bench-git-<params>`` (git-ignored), or taken from
+``VF_BENCH_GIT_REPO`` (a repository made by ``corpora/gen_git_repo.py``, with ``<repo>.truth.json`` beside it).
+Sizes: ``VF_BENCH_GIT_COMMITS`` (default 20000), ``VF_BENCH_GIT_CHANGES`` (files edited per commit, 10),
+``VF_BENCH_GIT_FILES`` (5000), ``VF_BENCH_GIT_AVG_SIZE`` (6000 bytes): about 20.8k commits, 201k blob
+versions and 1.5 GB of blob content with the defaults. ``VF_BENCH_JOBS`` (default ``1,2``) and
+``VF_BENCH_ROUNDS`` (default 3, history runs use at most 2) as in ``bench/conftest.py``.
+
+What is measured (``extra_info`` holds ``blobs``, ``bytes``, ``blobs_per_s``, ``mb_per_s``):
+- ``read-*``: blob content delivered to Python only (no scanning): one ``git cat-file --batch`` fed in pack
+  order (the design), in ``rev-list --objects`` order, and the whole object list in hash order;
+- ``scan``: the full history scan (listing, reading in the workers, detectors, provenance), no datastore;
+- ``parent-reader``: the alternative design: one ``cat-file`` in the parent shipping blob bytes to the pool;
+- ``incremental``: a second sweep with a warm datastore (nothing to rescan; stored findings + provenance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from veritensor_fast.sources.git import GitHistorySource, scan_history  # noqa: E402
+from veritensor_fast.worker import ScanOptions  # noqa: E402
+
+
+def _rounds() -> int:
+    return max(1, min(2, int(os.environ.get("VF_BENCH_ROUNDS", "3"))))
+
+
+def _jobs() -> list[int]:
+    return [int(x) for x in os.environ.get("VF_BENCH_JOBS", "1,2").split(",") if x.strip()]
+
+
+@pytest.fixture(scope="session")
+def git_repo() -> tuple[Path, dict[str, Any]]:
+    given = os.environ.get("VF_BENCH_GIT_REPO")
+    if given:
+        repo = Path(given)
+    else:
+        from corpora.gen_git_repo import generate
+
+        p = {k: int(os.environ.get(f"VF_BENCH_GIT_{k.upper()}", d))
+             for k, d in (("commits", 20000), ("changes", 10), ("files", 5000), ("avg_size", 6000))}
+        repo = ROOT / "corpora" / "out" / "bench-git-{commits}-{changes}-{files}-{avg_size}".format(**p)
+        if not (repo.with_name(repo.name + ".truth.json")).exists():
+            repo.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["rm", "-rf", str(repo)], check=True)
+            generate(repo, commits=p["commits"], files=p["files"], avg_size=p["avg_size"], changes=p["changes"],
+                     secrets=200, decoys=100)
+    truth = json.loads(repo.with_name(repo.name + ".truth.json").read_text())
+    return repo, truth
+
+
+def _reachable_pack_order(repo: Path) -> list[str]:
+    src = GitHistorySource(str(repo), use_datastore=False)
+    src.validate()
+    reach, _ = src._reachable()
+    return [oid for oid, t, _ in src._pack_order() if t == "blob" and oid in reach]
+
+
+def _read_all(repo: Path, oids: list[str]) -> tuple[int, int]:
+    """Feed ``oids`` to one ``git cat-file --batch`` from a writer thread; read every blob into Python."""
+    proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, bufsize=1 << 16)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin = proc.stdin
+
+    def feed() -> None:
+        for i in range(0, len(oids), 4096):
+            stdin.write(("\n".join(oids[i:i + 4096]) + "\n").encode())
+        stdin.close()
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    n = total = 0
+    out = proc.stdout
+    for _ in oids:
+        header = out.readline().split()
+        size = int(header[2])
+        total += len(out.read(size + 1)) - 1
+        n += 1
+    t.join()
+    proc.wait()
+    return n, total
+
+
+def _record(benchmark: Any, blobs: int, nbytes: int, **extra: Any) -> None:
+    mean = benchmark.stats.stats.mean
+    benchmark.extra_info.update({"blobs": blobs, "bytes": nbytes, "blobs_per_s": round(blobs / mean),
+                                 "mb_per_s": round(nbytes / 1e6 / mean, 1), **extra})
+
+
+@pytest.mark.parametrize("order", ["pack", "rev-list", "hash"])
+def test_read(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], order: str) -> None:
+    benchmark.group = "history-read"
+    repo, _ = git_repo
+    res: dict[str, int] = {}
+
+    def once() -> None:
+        if order == "pack":
+            oids = _reachable_pack_order(repo)
+        elif order == "rev-list":
+            out = subprocess.run(["git", "-C", str(repo), "rev-list", "--objects", "--all",
+                                  "--filter=object:type=blob"], capture_output=True, check=True).stdout
+            oids = [ln.split(b" ", 1)[0].decode() for ln in out.splitlines() if b" " in ln]
+        else:
+            oids = sorted(_reachable_pack_order(repo))
+        res["blobs"], res["bytes"] = _read_all(repo, oids)
+
+    benchmark.pedantic(once, rounds=_rounds(), iterations=1)
+    _record(benchmark, res["blobs"], res["bytes"])
+
+
+@pytest.mark.parametrize("jobs", _jobs())
+def test_scan(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], jobs: int) -> None:
+    benchmark.group = "history-scan"
+    repo, truth = git_repo
+    out: dict[str, Any] = {}
+
+    def once() -> None:
+        r = scan_history([str(repo)], ScanOptions(), jobs=jobs, use_datastore=False)
+        out["r"] = r
+
+    benchmark.pedantic(once, rounds=_rounds(), iterations=1)
+    r = out["r"]
+    planted = {s["fingerprint"] for s in truth["secrets"]}
+    assert {f.fingerprint for f in r.findings} == planted and not r.errors
+    _record(benchmark, r.stats["blobs_scanned"], r.stats["bytes"], jobs=jobs,
+            provenance_seconds=r.stats["provenance_seconds"], findings=len(r.findings))
+
+
+def test_parent_reader(benchmark: Any, git_repo: tuple[Path, dict[str, Any]]) -> None:
+    """The alternative: the parent reads every blob and ships its bytes to 2 workers (``mem`` items)."""
+    from veritensor_fast import worker
+    from veritensor_fast.engine import scan
+    from veritensor_fast.findings import Finding, Item, ScanError
+
+    benchmark.group = "history-scan"
+    repo, _ = git_repo
+    worker.READERS["mem"] = (__name__, "MemReader")
+
+    class ParentRead:
+        def items(self) -> Iterator[Item | ScanError]:
+            oids = _reachable_pack_order(repo)
+            proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, bufsize=1 << 16)
+            assert proc.stdin is not None and proc.stdout is not None
+            stdin = proc.stdin
+
+            def feed() -> None:
+                stdin.write(("\n".join(oids) + "\n").encode())
+                stdin.close()
+
+            threading.Thread(target=feed, daemon=True).start()
+            for oid in oids:
+                size = int(proc.stdout.readline().split()[2])
+                data = proc.stdout.read(size + 1)[:-1]
+                yield Item("mem", data.decode("latin-1"), oid, size)
+            proc.stdout.close()  # no wait(): git exits on EOF; waiting from the pool's task thread hung once
+
+        def annotate(self, findings: Any) -> list[Finding]:
+            return list(findings)
+
+    out: dict[str, Any] = {}
+
+    def once() -> None:
+        out["r"] = scan(ParentRead(), ScanOptions(), jobs=2)
+
+    benchmark.pedantic(once, rounds=_rounds(), iterations=1)
+    r = out["r"]
+    _record(benchmark, r.stats["files"], r.stats["bytes"], jobs=2)
+
+
+class MemReader:
+    """Benchmark-only reader for ``mem`` items: the bytes travel inside the item (latin-1 text)."""
+
+    def open(self, item: Any) -> tuple[bytes, Any]:
+        return item.key.encode("latin-1"), lambda: None
+
+
+def test_incremental(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], tmp_path_factory: Any) -> None:
+    benchmark.group = "history-incremental"
+    repo, truth = git_repo
+    ds = str(tmp_path_factory.mktemp("ds") / "ds.sqlite")
+    t0 = time.perf_counter()
+    first = scan_history([str(repo)], ScanOptions(), jobs=_jobs()[-1], datastore=ds)
+    first_s = time.perf_counter() - t0
+    out: dict[str, Any] = {}
+
+    def once() -> None:
+        out["r"] = scan_history([str(repo)], ScanOptions(), jobs=_jobs()[-1], datastore=ds)
+
+    benchmark.pedantic(once, rounds=_rounds(), iterations=1)
+    r = out["r"]
+    assert r.stats["blobs_scanned"] == 0 and len(r.findings) == len(first.findings)
+    benchmark.extra_info.update({"first_sweep_seconds": round(first_s, 2), "blobs": r.stats["blobs_total"],
+                                 "findings": len(r.findings), "provenance_seconds": r.stats["provenance_seconds"]})
