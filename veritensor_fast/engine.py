@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from veritensor_fast import __version__
 from veritensor_fast.findings import Finding, Item, ScanError
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.sources import Source
@@ -176,5 +177,6 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         "files": n_items, "bytes": n_bytes, "seconds": round(secs, 4),
         "mb_per_s": round(n_bytes / 1e6 / secs, 2) if secs > 0 else 0.0,
         "findings": len(findings), "errors": len(errors), "jobs": jobs, "rules_version": ruleset.version,
+        "version": __version__,
     }
     return ScanResult(findings, errors, stats)
