@@ -12,7 +12,8 @@ versions and 1.5 GB of blob content with the defaults. ``VF_BENCH_JOBS`` (defaul
 What is measured (``extra_info`` holds ``blobs``, ``bytes``, ``blobs_per_s``, ``mb_per_s``):
 - ``read-*``: blob content delivered to Python only (no scanning): one ``git cat-file --batch`` fed in pack
   order (the design), in ``rev-list --objects`` order, and the whole object list in hash order;
-- ``scan``: the full history scan (listing, reading in the workers, detectors, provenance), no datastore;
+- ``scan``: the full history scan (listing, reading in the workers, detectors, provenance), no datastore, with
+  the listing streamed from ``rev-list`` (default) or done first and then read in pack order;
 - ``parent-reader``: the alternative design: one ``cat-file`` in the parent shipping blob bytes to the pool;
 - ``incremental``: a second sweep with a warm datastore (nothing to rescan; stored findings + provenance).
 """
@@ -127,14 +128,15 @@ def test_read(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], order: str)
     _record(benchmark, res["blobs"], res["bytes"])
 
 
+@pytest.mark.parametrize("order", ["stream", "pack"])
 @pytest.mark.parametrize("jobs", _jobs())
-def test_scan(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], jobs: int) -> None:
+def test_scan(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], jobs: int, order: str) -> None:
     benchmark.group = "history-scan"
     repo, truth = git_repo
     out: dict[str, Any] = {}
 
     def once() -> None:
-        r = scan_history([str(repo)], ScanOptions(), jobs=jobs, use_datastore=False)
+        r = scan_history([str(repo)], ScanOptions(), jobs=jobs, use_datastore=False, order=order)
         out["r"] = r
 
     benchmark.pedantic(once, rounds=_rounds(), iterations=1)

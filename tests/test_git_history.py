@@ -214,6 +214,10 @@ def test_corrupt_object_reported_and_sweep_continues(repo: Repo) -> None:
     assert [f.secret for f in r.findings] == [tok2]
     assert [(e.path, e.kind) for e in r.errors] == [("bad.py", "corrupt")]
     assert oid in r.errors[0].reason and tok not in r.errors[0].reason
+    obj.write_bytes(b"not even a zlib header")  # unreadable header: listed as missing, still reported
+    r = history(repo)
+    assert [f.secret for f in r.findings] == [tok2]
+    assert [(e.kind, oid in e.reason) for e in r.errors] == [("corrupt", True)]
 
 
 def test_all_objects_scans_unreachable_blobs(repo: Repo) -> None:
@@ -315,11 +319,12 @@ def test_killed_run_resumes(tmp_path: Path) -> None:
     assert {f.fingerprint for f in r.findings} == {s["fingerprint"] for s in truth["secrets"]}  # nothing hidden
 
 
-def test_generated_repo_ground_truth(tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["stream", "pack"])
+def test_generated_repo_ground_truth(tmp_path: Path, order: str) -> None:
     from corpora.gen_git_repo import generate
 
     truth = generate(tmp_path / "g", commits=300, files=120, avg_size=1500, changes=5, secrets=40, decoys=24, seed=11)
-    r = scan_history([str(tmp_path / "g")], ScanOptions(), jobs=2, use_datastore=False)
+    r = scan_history([str(tmp_path / "g")], ScanOptions(), jobs=2, use_datastore=False, order=order)
     assert not r.errors
     planted = {s["fingerprint"]: s for s in truth["secrets"]}
     # 100% recall, and precision: a hit on any of the planted decoys (or on filler) would add a fingerprint

@@ -267,7 +267,7 @@ class GitHistorySource:
     def __init__(self, repo: str, options: ScanOptions | None = None, *, branches: Sequence[str] = (),
                  since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
                  datastore: str | None = None, use_datastore: bool = True, new_only: bool = False,
-                 excludes: Sequence[str] = (), max_file_size: int = 0) -> None:
+                 excludes: Sequence[str] = (), max_file_size: int = 0, order: str = "stream") -> None:
         from veritensor_fast.worker import ScanOptions
 
         self.repo = repo
@@ -282,6 +282,8 @@ class GitHistorySource:
         self.new_only = new_only
         self.excludes = tuple(excludes)
         self.max_file_size = max_file_size
+        self.order = order  # "stream": rev-list order, overlapping the walk (default); "pack": pack order
+        self._walk_failure: str | None = None
         self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
         self._store: Any = None
         self._memo = ""
@@ -408,6 +410,51 @@ class GitHistorySource:
             proc.stdout.close()
             proc.wait()
 
+    def _stream(self) -> Iterator[tuple[str, str, int, str]]:
+        """(oid, type, size, path) of every object ``rev-list --objects`` walks (blobs and commits; trees are
+        filtered out), piped through one ``cat-file --batch-check``: items flow while the walk goes on.
+        A failed walk (corrupt commit or tree) leaves git's message in ``self._walk_failure``."""
+        import tempfile
+
+        with tempfile.TemporaryFile() as err:
+            rl = subprocess.Popen(
+                ["git", "-C", self.origin, "rev-list", "--objects", "--filter=object:type=blob", *self._revs],
+                stdout=subprocess.PIPE, stderr=err, env=git_env(), bufsize=1 << 16)
+            bc = subprocess.Popen(
+                ["git", "-C", self.origin, "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize) "
+                 "%(rest)"], stdin=rl.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(),
+                bufsize=1 << 16)
+            assert rl.stdout is not None and bc.stdout is not None
+            rl.stdout.close()
+            try:
+                for raw in bc.stdout:
+                    parts = raw.rstrip(b"\n").split(b" ", 3)
+                    if len(parts) >= 3:
+                        path = parts[3].decode("utf-8", "surrogateescape") if len(parts) > 3 else ""
+                        yield parts[0].decode("ascii", "replace"), parts[1].decode(), int(parts[2]), path
+                    elif len(parts) == 2:  # "<oid> missing": absent, or too corrupt to read its header
+                        yield parts[0].decode("ascii", "replace"), "missing", -1, ""
+            finally:
+                bc.stdout.close()
+                bc.wait()
+                rc = rl.wait()
+                if rc != 0:
+                    err.seek(0)
+                    msg = err.read().decode("utf-8", "replace").strip().splitlines()
+                    self._walk_failure = msg[-1] if msg else f"git rev-list failed with status {rc}"
+
+    def _emit(self, oid: str, path: str, size: int, seen: set[str]) -> Item | ScanError | None:
+        if self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
+            return None
+        if self.max_file_size and size > self.max_file_size:
+            return ScanError(path, f"blob {oid}: {size} bytes exceeds --max-file-size {self.max_file_size}; "
+                             "skipped", "too-large")
+        if oid in seen:
+            self._skipped[oid] = path
+            return None
+        self._paths[oid] = path
+        return Item("blob", oid, path, size, self.origin)
+
     def items(self) -> Iterator[Item | ScanError]:
         t0 = time.perf_counter()
         try:
@@ -415,45 +462,41 @@ class GitHistorySource:
         except GitError as exc:
             yield ScanError(self._label(), f"cannot read git repository: {exc}", "unreadable")
             return
-        reachable, failure = self._reachable()
-        everything = self.all_objects
-        if failure is not None:
-            # a corrupt commit or tree stops rev-list: report it and fall back to every blob in the database
-            yield ScanError(self._label(), f"history walk failed ({failure}); scanning every blob in the object "
-                            "database instead (some paths unknown)", "corrupt")
-            everything = True
         seen = self._store.scanned(self._memo) if self._store is not None else set()
         listed: set[str] = set()
-        for oid, otype, size in self._pack_order():
+        everything = self.all_objects
+        if self.order == "pack":
+            # measured alternative: walk first, then read in pack order (the walk cannot overlap the scan)
+            reachable, self._walk_failure = self._reachable()
+            stream: Iterator[tuple[str, str, int, str]] = (
+                (oid, t, size, reachable[oid]) for oid, t, size in self._pack_order() if oid in reachable)
+        else:
+            stream = self._stream()
+        for oid, otype, size, path in stream:
             if otype != "blob":
-                if otype == "missing" and reachable.get(oid):
+                if otype == "missing" and oid not in listed:
                     listed.add(oid)
-                    yield ScanError(reachable[oid], f"git object {oid} is missing or corrupt", "corrupt")
+                    yield ScanError(display_path(path) or f"blob/{oid}", f"git object {oid} is missing or corrupt",
+                                    "corrupt")
                 continue
             if oid in listed:
                 continue
-            path = reachable.get(oid)
-            if path is None:
-                if not everything:
-                    continue
-                path = f"unreachable/{oid}"
-            elif not path:
-                path = f"blob/{oid}"
             listed.add(oid)
-            if self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
-                continue
-            if self.max_file_size and size > self.max_file_size:
-                yield ScanError(path, f"blob {oid}: {size} bytes exceeds --max-file-size {self.max_file_size}; "
-                                "skipped", "too-large")
-                continue
-            if oid in seen:
-                self._skipped[oid] = path
-                continue
-            self._paths[oid] = path
-            yield Item("blob", oid, path, size, self.origin)
-        for oid, path in reachable.items():
-            if path and oid not in listed:  # a line with a path is a blob (trees are filtered out)
-                yield ScanError(path, f"git object {oid} is missing from the object database", "corrupt")
+            out = self._emit(oid, display_path(path) or f"blob/{oid}", size, seen)
+            if out is not None:
+                yield out
+        if self._walk_failure is not None:
+            # a corrupt commit or tree stops rev-list: report it and fall back to every blob in the database
+            yield ScanError(self._label(), f"history walk failed ({self._walk_failure}); scanning every blob in "
+                            "the object database instead (some paths unknown)", "corrupt")
+            everything = True
+        if everything:
+            for oid, otype, size in self._pack_order():
+                if otype == "blob" and oid not in listed:
+                    listed.add(oid)
+                    out = self._emit(oid, f"unreachable/{oid}", size, seen)
+                    if out is not None:
+                        yield out
         self.stats["blobs_total"] = len(listed)
         self.stats["blobs_from_datastore"] = len(self._skipped)
         self.stats["listing_seconds"] = round(time.perf_counter() - t0, 4)
