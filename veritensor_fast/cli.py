@@ -256,6 +256,8 @@ def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **
                     "--range or --branch")
     if kw["since"] and kw["rev_range"]:
         raise _fail("give either --since or --range, not both")
+    if kw["new_only"] and not kw["use_datastore"]:
+        raise _fail("--new-only needs the datastore (drop --no-datastore)")
     try:
         return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog, **kw)
     except GitError as exc:
