@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,38 @@ def test_notebook_markers(tree: Path, indent: int | None) -> None:
 def test_inline_ignores_can_be_turned_off(tree: Path) -> None:
     (tree / ".veritensor-fast.toml").write_text("inline_ignores = false\n", encoding="utf-8")
     assert found_lines(tree, f"x = '{hf_token()}'  # gitleaks:allow\n") == [1]
+
+
+def test_find_markers_across_window_edges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markers straddling the edges of the search windows of a memory map are each found once, on the right
+    line, exactly as in one whole-buffer pass; past MAX_MARKERS the answer is None (keep every finding)."""
+    import mmap
+
+    from veritensor_fast import ignore as igmod
+
+    rng = random.Random(7)
+    parts: list[bytes] = []
+    lines: list[int] = []
+    size = 0
+    for k in range(1, 16):
+        prefix, needle, rest = rng.choice([(b"# ", b"veritensor-fast:", b" ignore\n"),
+                                           (b"k  # ", b"gitleaks:allow", b"\n"),
+                                           (b"# pragma: ", b"allowlist", b" nextline secret\n")])
+        start = 4096 * k - rng.randint(1, len(needle) - 1)  # the needle straddles a 4 KiB window edge
+        fill = start - len(prefix) - size
+        parts += [b"x = 1\n" * (fill // 6 - 1) + b"y" * (fill % 6 + 5) + b"\n", prefix + needle + rest]
+        size += len(parts[-2]) + len(parts[-1])
+        lines.append(b"".join(parts).count(b"\n"))
+    data = b"".join(parts)
+    whole = igmod.find_markers(data)
+    assert whole is not None and len({mk.line for v in whole.values() for mk in v}) == len(lines)
+    assert sorted({mk.line for v in whole.values() for mk in v}) == lines
+    monkeypatch.setattr(igmod, "_WINDOW", 4096)
+    p = tmp_path / "big.txt"
+    p.write_bytes(data)
+    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        assert igmod.find_markers(mm) == whole
+        monkeypatch.setattr(igmod, "MAX_MARKERS", len(lines) - 1)
+        assert igmod.find_markers(mm) is None
+        monkeypatch.setattr(igmod, "MAX_MARKERS", len(lines))
+        assert igmod.find_markers(mm) == whole

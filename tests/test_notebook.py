@@ -371,6 +371,58 @@ def test_streamed_metadata_before_cells(ctx: WorkerContext, tmp_path: Path,
     assert errs == [] and [f.secret for f in fs] == [tok] and (fs[0].location or {})["part"] == "metadata"
 
 
+def _occurrences_reference(buf: bytes, want: dict[bytes, int]) -> dict[bytes, list[tuple[int, int]]]:
+    out: dict[bytes, list[tuple[int, int]]] = {}
+    for s, k in want.items():
+        hits, p = [], buf.find(s)
+        while p >= 0 and len(hits) < k:
+            hits.append((p, buf.count(b"\n", 0, p) + 1))
+            p = buf.find(s, p + 1)  # overlapping occurrences count
+        out[s] = hits
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_raw_occurrences_windows_match_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 seed: int) -> None:
+    """The one-pass raw-line lookup (windows, overlap, early stop, released pages) gives exactly the first k
+    verbatim occurrences of each secret and their lines, as repeated ``find`` calls do."""
+    import mmap
+
+    monkeypatch.setattr(nbmod, "RAW_WINDOW", 4096)  # many windows, matches across window edges
+    rng = random.Random(seed)
+    buf = bytes(rng.choice(b"ab\n") for _ in range(50_000))
+    want = {bytes(rng.choice(b"ab\n") for _ in range(rng.randint(1, 9))): rng.randint(1, 5) for _ in range(12)}
+    want[b"zzz"] = 2  # absent
+    want[buf[-7:]] = 3  # at the very end
+    for k in range(1, 12):  # rare secrets straddling window edges
+        cut = 4096 * k + rng.randint(-20, 0)
+        want[buf[cut:cut + rng.randint(21, 40)]] = rng.randint(1, 3)
+    ref = _occurrences_reference(buf, want)
+    assert nbmod.raw_occurrences(buf, want) == ref
+    p = tmp_path / "b.bin"
+    p.write_bytes(buf)
+    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        assert nbmod.raw_occurrences(mm, want) == ref
+
+
+def test_raw_line_kth_record_gets_kth_occurrence(ctx: WorkerContext, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same secret in three cells: each record gets the raw line of its own cell (streamed path, windows
+    much smaller than the notebook)."""
+    monkeypatch.setattr(nbmod, "ORJSON_MAX", 1 << 10)
+    monkeypatch.setattr(nbmod, "RAW_WINDOW", 1 << 12)
+    tok = hf_token()
+    filler = [f"x = {i}\n" for i in range(300)]
+    raw = dump(nb([code(filler + [f"a = '{tok}'\n"], cid=f"c{i}") for i in range(3)]), "indented")
+    lines = [n for n, text in enumerate(raw.split(b"\n"), 1) if tok.encode() in text]
+    assert len(lines) == 3
+    fs, errs = scan_bytes(ctx, tmp_path, raw)
+    assert errs == []
+    got = sorted(((f.location or {})["cell"], (f.location or {}).get("raw_line")) for f in fs if f.secret == tok)
+    assert got == [(0, lines[0]), (1, lines[1]), (2, lines[2])]
+
+
 MEM_SCRIPT = textwrap.dedent("""
     import json, os, re, sys
     from veritensor_fast.detectors import notebook as nbmod

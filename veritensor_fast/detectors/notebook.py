@@ -45,8 +45,10 @@ ORJSON_MAX = 8 << 20
 IJSON_BUF = 1 << 20
 #: Release consumed pages of a memory-mapped notebook every this many bytes.
 DROP_EVERY = 4 << 20
-#: Findings beyond this many do not get a ``raw_line`` (each costs a search of the raw buffer).
+#: Findings beyond this many do not get a ``raw_line``.
 RAW_LINE_MAX = 1000
+#: Window of the ``raw_line`` pass over a memory-mapped notebook (pages released after each window).
+RAW_WINDOW = 8 << 20
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
@@ -430,71 +432,110 @@ class NotebookDetector:
         return None
 
     def _commit(self, buf: Any, records: list[Record], scan: ItemScan) -> None:
-        raw = _RawLines(buf)
-        absent: set[bytes] = set()
-        cursor: dict[bytes, int] = {}
-        where: list[int] = []
-        for i, (m, _, _, _) in enumerate(records):
-            p = -1
-            if i < RAW_LINE_MAX and m.secret not in absent:
-                p = raw.find(m.secret, cursor.get(m.secret, 0))
-                if p < 0:
-                    absent.add(m.secret)
-                else:
-                    cursor[m.secret] = p + 1
-            where.append(p)
-        lines = raw.lines_at([p for p in where if p >= 0])
-        for (m, line, col, loc), p in zip(records, where, strict=True):
+        # The k-th record (in document order) of a secret gets the k-th verbatim occurrence of that secret in
+        # the raw file as its ``raw_line``; all secrets are looked up together in one pass.
+        want: dict[bytes, int] = {}
+        for m, _, _, _ in records[:RAW_LINE_MAX]:
+            want[m.secret] = want.get(m.secret, 0) + 1
+        occ = raw_occurrences(buf, want) if want else {}
+        taken: dict[bytes, int] = {}
+        for i, (m, line, col, loc) in enumerate(records):
             loc = dict(loc)
-            if p >= 0:
-                loc["raw_line"] = lines[p]
+            if i < RAW_LINE_MAX:
+                k = taken.get(m.secret, 0)
+                hits = occ.get(m.secret, ())
+                if k < len(hits):
+                    loc["raw_line"] = hits[k][1]
+                    taken[m.secret] = k + 1
             decoded = loc.pop("decoded", None)
             scan.add_secret(m, line=line, column=col, location=loc, decoded=decoded)
 
 
-class _RawLines:
-    """Finds secrets verbatim in the raw notebook and their line numbers, window by window, releasing the
-    pages of a memory-mapped file behind it so that looking up ``raw_line`` does not page in the whole file."""
+def _literal(s: bytes) -> bytes:
+    """A Hyperscan expression matching exactly the bytes ``s``."""
+    return "".join(f"\\x{c:02x}" for c in s).encode()
 
-    WINDOW = 2 << 20
 
-    def __init__(self, buf: Any) -> None:
-        self.buf = buf
-        self.n = len(buf)
-        self.is_mmap = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise") and self.n > self.WINDOW
+def _newlines(buf: Any, a: int, b: int) -> int:
+    """Newlines in ``buf[a:b]``, counted in 1 MiB blocks (bounded temporary memory)."""
+    from veritensor_fast.worker import count_newlines
 
-    def _drop(self, a: int, b: int) -> None:
-        if not self.is_mmap:
-            return
-        a = a // mmap.PAGESIZE * mmap.PAGESIZE
-        b = b // mmap.PAGESIZE * mmap.PAGESIZE
-        if b > a:
-            try:
-                self.buf.madvise(mmap.MADV_DONTNEED, a, b - a)
-            except (OSError, ValueError):  # pragma: no cover - advisory only
-                self.is_mmap = False
+    if isinstance(buf, bytes | bytearray):
+        return buf.count(b"\n", a, b)
+    return sum(count_newlines(buf, x, min(b, x + (1 << 20))) for x in range(a, b, 1 << 20))
 
-    def find(self, needle: bytes, start: int) -> int:
-        a, ov = start, len(needle)
-        while a < self.n:
-            b = min(self.n, a + self.WINDOW + ov)
-            p: int = self.buf.find(needle, a, b)
-            self._drop(a, b)
-            if p >= 0:
-                return p
-            a += self.WINDOW
-        return -1
 
-    def lines_at(self, offsets: list[int]) -> dict[int, int]:
-        from veritensor_fast.worker import count_newlines
+def _release(buf: Any, a: int, b: int) -> None:
+    a = a // mmap.PAGESIZE * mmap.PAGESIZE
+    b = b // mmap.PAGESIZE * mmap.PAGESIZE
+    if b > a:
+        try:
+            buf.madvise(mmap.MADV_DONTNEED, a, b - a)
+        except (OSError, ValueError):  # pragma: no cover - advisory only
+            pass
 
-        out: dict[int, int] = {}
-        pos, line = 0, 1
-        for off in sorted(set(offsets)):
-            while pos < off:
-                b = min(off, pos + self.WINDOW)
-                line += count_newlines(self.buf, pos, b)
-                self._drop(pos, b)
-                pos = b
-            out[off] = line
-        return out
+
+def raw_occurrences(buf: Any, want: dict[bytes, int]) -> dict[bytes, list[tuple[int, int]]]:
+    """For each secret, its first ``want[secret]`` verbatim occurrences in ``buf`` (overlapping ones count), as
+    ``(offset, line)``, in order.
+
+    One Hyperscan pass for all secrets together (a literal database compiled here and never written to disk),
+    window by window with the newlines counted while the window is resident; it stops as soon as every secret
+    has enough occurrences. A memory-mapped file larger than one window has each window's pages released once
+    it is done, so the pass faults every page in once and never makes the file resident.
+    """
+    secrets = [s for s in want if s]
+    found: dict[bytes, list[tuple[int, int]]] = {s: [] for s in secrets}
+    if not secrets:
+        return found
+    import hyperscan
+
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=[_literal(s) for s in secrets], ids=list(range(len(secrets))),
+                   elements=len(secrets),
+                   flags=[hyperscan.HS_FLAG_SINGLEMATCH if want[s] == 1 else 0 for s in secrets])
+    except hyperscan.error:  # pragma: no cover - literals always compile; then no raw_line, findings kept
+        return found
+    lens = [len(s) for s in secrets]
+    need = [want[s] for s in secrets]
+    pending = len(secrets)
+    overlap = max(lens) - 1
+    n = len(buf)
+    drop = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise") and n > RAW_WINDOW
+    hits: list[tuple[int, int]] = []
+    a, b, line_base = 0, 0, 1
+
+    def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
+        nonlocal pending
+        start = a + to - lens[pid]
+        if start < b and need[pid] > 0:  # a match starting in the overlap belongs to the next window
+            need[pid] -= 1
+            hits.append((start, pid))
+            if need[pid] == 0:
+                pending -= 1
+                if pending == 0:
+                    return True  # stop scanning
+        return None
+
+    with memoryview(buf) as view:
+        while a < n and pending:
+            b = min(n, a + RAW_WINDOW)
+            hi = min(n, b + overlap)
+            hits.clear()
+            with view[a:hi] as window:
+                try:
+                    db.scan(window, match_event_handler=on_match)  # type: ignore[type-var]
+                except hyperscan.ScanTerminated:
+                    pass
+            pos, line = a, line_base
+            for start, pid in sorted(hits):
+                line += _newlines(buf, pos, start)
+                pos = start
+                found[secrets[pid]].append((start, line))
+            if pending:
+                line_base = line + _newlines(buf, pos, b)
+            if drop:
+                _release(buf, a, b if pending else hi)
+            a = b
+    return found
