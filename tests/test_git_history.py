@@ -201,7 +201,8 @@ def test_shallow_clone_reports_missing_history(tmp_path: Path, repo: Repo) -> No
     assert [(e.kind, e.reason) for e in r.errors] == [("limit", f"shallow clone: history before {head} not available")]
 
 
-def test_corrupt_object_reported_and_sweep_continues(repo: Repo) -> None:
+@pytest.mark.parametrize("order", ["pack", "stream"])
+def test_corrupt_object_reported_and_sweep_continues(repo: Repo, order: str) -> None:
     tok, tok2 = hf_token(), hf_token()
     repo.commit("a", **{"bad.py": "X = '" + "y" * 3000 + "'\n" + f"A = '{tok}'\n", "good.py": f"B = '{tok2}'\n"})
     oid = repo.git("rev-parse", "HEAD:bad.py")
@@ -210,12 +211,16 @@ def test_corrupt_object_reported_and_sweep_continues(repo: Repo) -> None:
     data[len(data) // 2: len(data) // 2 + 40] = bytes(40)  # valid zlib header, corrupt stream
     obj.chmod(0o644)
     obj.write_bytes(bytes(data))
-    r = history(repo)
+    r = history(repo, order=order)
     assert [f.secret for f in r.findings] == [tok2]
     assert [(e.path, e.kind) for e in r.errors] == [("bad.py", "corrupt")]
     assert oid in r.errors[0].reason and tok not in r.errors[0].reason
     obj.write_bytes(b"not even a zlib header")  # unreadable header: listed as missing, still reported
-    r = history(repo)
+    r = history(repo, order=order)
+    assert [f.secret for f in r.findings] == [tok2]
+    assert [(e.kind, oid in e.reason) for e in r.errors] == [("corrupt", True)]
+    obj.unlink()  # gone altogether
+    r = history(repo, order=order)
     assert [f.secret for f in r.findings] == [tok2]
     assert [(e.kind, oid in e.reason) for e in r.errors] == [("corrupt", True)]
 

@@ -267,7 +267,7 @@ class GitHistorySource:
     def __init__(self, repo: str, options: ScanOptions | None = None, *, branches: Sequence[str] = (),
                  since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
                  datastore: str | None = None, use_datastore: bool = True, new_only: bool = False,
-                 excludes: Sequence[str] = (), max_file_size: int = 0, order: str = "stream") -> None:
+                 excludes: Sequence[str] = (), max_file_size: int = 0, order: str = "pack") -> None:
         from veritensor_fast.worker import ScanOptions
 
         self.repo = repo
@@ -282,7 +282,9 @@ class GitHistorySource:
         self.new_only = new_only
         self.excludes = tuple(excludes)
         self.max_file_size = max_file_size
-        self.order = order  # "stream": rev-list order, overlapping the walk (default); "pack": pack order
+        # "pack" (default): walk first, then read in pack order; "stream": read in rev-list order while the walk
+        # goes on. Measured on a repacked 20k-commit repo: pack order 148 MB/s raw, rev-list order 93 MB/s.
+        self.order = order
         self._walk_failure: str | None = None
         self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
         self._store: Any = None
@@ -465,8 +467,9 @@ class GitHistorySource:
         seen = self._store.scanned(self._memo) if self._store is not None else set()
         listed: set[str] = set()
         everything = self.all_objects
+        reachable: dict[str, str] = {}
         if self.order == "pack":
-            # measured alternative: walk first, then read in pack order (the walk cannot overlap the scan)
+            # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
             reachable, self._walk_failure = self._reachable()
             stream: Iterator[tuple[str, str, int, str]] = (
                 (oid, t, size, reachable[oid]) for oid, t, size in self._pack_order() if oid in reachable)
@@ -485,6 +488,12 @@ class GitHistorySource:
             out = self._emit(oid, display_path(path) or f"blob/{oid}", size, seen)
             if out is not None:
                 yield out
+        if self.order == "pack":
+            for oid, path in reachable.items():
+                if path and oid not in listed:  # a line with a path is a blob (trees are filtered out)
+                    listed.add(oid)
+                    yield ScanError(display_path(path), f"git object {oid} is missing from the object database",
+                                    "corrupt")
         if self._walk_failure is not None:
             # a corrupt commit or tree stops rev-list: report it and fall back to every blob in the database
             yield ScanError(self._label(), f"history walk failed ({self._walk_failure}); scanning every blob in "
