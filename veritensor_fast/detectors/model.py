@@ -1,8 +1,10 @@
 """Model-file detector: pickle, archive and model-format analysis (``veritensor_fast.models``) on every item.
 
 Runs before the text pass and never claims the item's text (secrets inside model files are still found by the
-text pass). Cost for ordinary files is a look at the first bytes of ``head``; only files that sniff as a model,
-pickle or archive format are analysed.
+text pass). Cost for ordinary files is a look at the first bytes of ``head`` (``models.sniff``, a module without
+heavy imports); the analysers are imported, and one ``Analyzer`` built, only when a file sniffs as a model,
+pickle or archive format. A text file whose first byte merely is a pickle opcode (``import``, ``class``, ``(``)
+is dropped by ``pickle01_may_run``, which rejects only streams whose first opcode the walker itself rejects.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Item
-from veritensor_fast.models import AnalyzeOptions, analyze
-from veritensor_fast.models.sniff import has_model_ext, sniff, zip_tail
+from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff, zip_tail
 
 if TYPE_CHECKING:
+    from veritensor_fast.models.analyzer import Analyzer
     from veritensor_fast.worker import ItemScan, WorkerContext
 
 
@@ -21,17 +23,32 @@ class ModelDetector:
     name = "model"
 
     def __init__(self, ctx: WorkerContext) -> None:
-        self.options = AnalyzeOptions(allow_globals=tuple(ctx.options.allow_globals))
+        self.allow_globals = tuple(ctx.options.allow_globals)
+        self._analyzer: Analyzer | None = None
 
     def __new__(cls, ctx: WorkerContext) -> ModelDetector | None:  # type: ignore[misc]
         if not getattr(ctx.options, "models", True):
             return None
         return super().__new__(cls)
 
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            from veritensor_fast.models.analyzer import Analyzer
+            from veritensor_fast.models.base import AnalyzeOptions
+
+            self._analyzer = Analyzer(AnalyzeOptions(allow_globals=self.allow_globals))
+        return self._analyzer
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
-        size = len(buf)
-        kind = sniff(head, item.path, size)
-        if kind == "none" and not (has_model_ext(item.path) and zip_tail(buf)):
-            return
-        for issue in analyze(buf, item.path, self.options):
+        path = item.path
+        kind = sniff(head, path, len(buf))
+        if kind == "none" or kind == "pickle?":
+            if has_model_ext(path):
+                if kind == "none" and not zip_tail(buf):
+                    return
+            elif kind == "none" or not pickle01_may_run(buf, TRIAL_BYTES):
+                # not a model: a non-model name whose first opcode the walker rejects is no pickle either (and,
+                # like any other text file, is not opened as a zip)
+                return
+        for issue in self.analyzer().analyze(buf, path):
             scan.add_model(issue.rule_id, issue.severity, issue.message, issue.evidence, location=issue.location)

@@ -1,247 +1,36 @@
 """Static analysis of model files: ``analyze(buf, name, options) -> list[ModelIssue]``. Nothing is ever executed.
 
-Dispatch is by content (``sniff``), recursing through zip/tar/7z members with depth, member-count, size and
-compression-ratio limits. A file that is both a pickle and a zip is analysed as both. Anything that could not be
-analysed becomes an issue (fail closed), never silence.
+This package ``__init__`` is deliberately empty of imports: the scanner imports ``veritensor_fast.models.sniff``
+for every file and must not pay for the analysers (25-75 ms) until a file actually sniffs as a model, pickle or
+archive. The public names below are loaded on first attribute access (PEP 562). The analyser itself lives in
+``veritensor_fast.models.analyzer``.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
-import zlib
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from veritensor_fast.models import containers, formats
-from veritensor_fast.models.allowlist import parse_allow
-from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
-from veritensor_fast.models.pickle_scan import PickleWalker
-from veritensor_fast.models.sniff import has_model_ext, sniff, zip_tail
+if TYPE_CHECKING:
+    from veritensor_fast.models.analyzer import Analyzer, analyze, is_candidate
+    from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
 
-__all__ = ["AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
+__all__ = ["Analyzer", "AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
 
-_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."  # pickle of torch's legacy magic number
-_STORAGE_MEMBER = re.compile(r"(^|/)data/\d+$")
-_TRIAL_BYTES = 1 << 20
-
-
-def is_candidate(head: bytes, name: str, size: int = -1) -> bool:
-    """Cheap first test on the first 4 KiB: could this file need model analysis at all?"""
-    kind = sniff(head, name, size)
-    if kind == "none":
-        return False
-    if kind == "pickle?" and not has_model_ext(name):
-        return True  # decided by a bounded trial decode
-    return True
+_LAZY = {
+    "Analyzer": "veritensor_fast.models.analyzer",
+    "analyze": "veritensor_fast.models.analyzer",
+    "is_candidate": "veritensor_fast.models.analyzer",
+    "AnalyzeOptions": "veritensor_fast.models.base",
+    "ModelIssue": "veritensor_fast.models.base",
+    "ModelLimits": "veritensor_fast.models.base",
+}
 
 
-def analyze(buf: Any, name: str = "", options: AnalyzeOptions | None = None, *,
-            polyglot_check: bool = True) -> list[ModelIssue]:
-    """All model issues in ``buf`` (bytes or mmap). Never raises for bad input; bugs surface as exceptions."""
-    return _Analyzer(options or AnalyzeOptions()).run(buf, name, 0, "", polyglot_check=polyglot_check)
-
-
-class _Analyzer:
-    def __init__(self, options: AnalyzeOptions) -> None:
-        self.opts = options
-        self.limits = options.limits
-        self.walker = PickleWalker(parse_allow(options.allow_globals), options.limits)
-        self.total = 0
-
-    def run(self, buf: Any, name: str, depth: int, where: str, *, polyglot_check: bool = True,
-            member: bool = False) -> list[ModelIssue]:
-        head = bytes(buf[:4096])
-        kind = sniff(head, name, len(buf))
-        out: list[ModelIssue] = []
-        if kind in ("pickle", "pickle?"):
-            out += self._pickle(buf, name, where, kind, member)
-            if polyglot_check and zip_tail(buf) and depth < self.limits.max_depth:
-                zi = self._zip(buf, name, depth, where)
-                if zi:
-                    out.append(ModelIssue("model.polyglot", "high",
-                                          "file is both a pickle and a zip archive; analysed as both", "polyglot",
-                                          _loc(where)))
-                out += zi
-        elif kind == "zip":
-            out += self._zip(buf, name, depth, where)
-        elif kind == "tar":
-            out += self._tar(buf, name, depth, where)
-        elif kind == "7z":
-            out += self._7z(buf, name, depth, where)
-        elif kind == "npy":
-            issues, at = formats.npy_header(buf, where)
-            out += issues
-            if at >= 0:
-                out += self.walker.analyze(buf, at, where=where, max_streams=1, trailing_is_data=True).issues
-        elif kind == "safetensors":
-            out += formats.safetensors_check(buf, where)
-        elif kind == "gguf":
-            out += formats.gguf_check(buf, where)
-        elif kind == "hdf5":
-            out += formats.hdf5_check(buf, where)
-        elif polyglot_check and has_model_ext(name) and zip_tail(buf) and depth < self.limits.max_depth:
-            out += self._zip(buf, name, depth, where)
-        return out
-
-    # ---- pickles --------------------------------------------------------------------------------------------
-    def _pickle(self, buf: Any, name: str, where: str, kind: str, member: bool) -> list[ModelIssue]:
-        if kind == "pickle?":
-            # protocol 0/1 without PROTO: only a stream that reaches STOP or makes a call counts as a pickle
-            if has_model_ext(name):
-                res = self.walker.analyze(buf, where=where)
-                if res.clean_stop or res.saw_global_call or res.saw_global:
-                    return res.issues
-                return []
-            trial = self.walker.analyze(bytes(buf[:_TRIAL_BYTES]), where=where, max_streams=1)
-            if not (trial.saw_global_call or (trial.clean_stop and trial.saw_global)):
-                return []
-            res = self.walker.analyze(buf, where=where)
-            return [i for i in res.issues if i.rule_id != "model.pickle.trailing-data"]
-        if bytes(buf[:len(_TORCH_MAGIC)]) == _TORCH_MAGIC:
-            # legacy torch.save: magic, protocol, sys_info, object, storage keys; then raw storage bytes
-            res = self.walker.analyze(buf, where=where, max_streams=5, trailing_is_data=True)
-            out = res.issues
-            if res.streams < 5 and not res.broken:
-                out.append(ModelIssue("model.pickle.truncated", "high",
-                                      f"legacy PyTorch file holds {res.streams} of its 5 pickles", "truncated",
-                                      _loc(where)))
-            return out
-        return self.walker.analyze(buf, where=where).issues
-
-    # ---- archives -------------------------------------------------------------------------------------------
-    def _member(self, data: Any, mname: str, depth: int, where: str) -> list[ModelIssue]:
-        sub = f"{where}!{mname}" if where else mname
-        if depth + 1 > self.limits.max_depth:
-            return [ModelIssue("model.archive.limit", "high",
-                               f"archive nesting deeper than {self.limits.max_depth}; member not analysed",
-                               "depth limit", _loc(sub))]
-        return self.run(data, mname, depth + 1, sub, member=True)
-
-    def _budget(self, n: int, where: str) -> ModelIssue | None:
-        self.total += n
-        if self.total > self.limits.max_total_bytes:
-            return ModelIssue("model.archive.limit", "high",
-                              f"more than {self.limits.max_total_bytes} bytes decompressed from one file; the rest "
-                              "was not analysed", "total size limit", _loc(where))
-        return None
-
-    def _zip(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
-        lim = self.limits
-        out: list[ModelIssue] = []
-        try:
-            members, anomalies = containers.zip_members(buf, lim)
-        except containers.LimitExceeded as exc:
-            return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
-                               _loc(where))]
-        except (containers.ArchiveError, IndexError, ValueError, OverflowError) as exc:
-            return [ModelIssue("model.archive.corrupt", "high",
-                               f"zip structure unreadable ({exc if isinstance(exc, containers.ArchiveError) else type(exc).__name__}); "
-                               "the file could not be analysed", "corrupt zip", _loc(where))]
-        for a in anomalies:
-            out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(where)))
-        names = {m.name for m in members}
-        torch_layout = any(n.endswith("data.pkl") for n in names)
-        keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
-        for m in members:
-            if m.is_dir:
-                continue
-            sub = f"{where}!{m.name}" if where else m.name
-            for a in containers.member_anomalies(m):
-                out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(sub)))
-            try:
-                head, complete = containers.zip_read(buf, m, lim.max_member_bytes, head_only=True)
-                kind = sniff(bytes(head), m.name, m.usize)
-                if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
-                    # no model content: check only that a compressed member is not a bomb (declared sizes)
-                    if m.method != 0 and m.csize and m.usize > lim.bomb_floor and m.usize / m.csize > lim.max_ratio:
-                        out.append(ModelIssue("model.zip.bomb", "medium",
-                                              f"zip member {m.name!r} declares compression ratio "
-                                              f"{m.usize // max(m.csize, 1)}:1 (zip bomb?)", m.name, _loc(sub)))
-                    continue
-                if torch_layout and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
-                    continue  # tensor storage bytes: never unpickled by torch; not read
-                data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
-                stop = self._budget(len(data), sub)
-                if stop:
-                    out.append(stop)
-                    break
-                if m.method != 0 and m.csize and len(data) > lim.bomb_floor and len(data) / m.csize > lim.max_ratio:
-                    out.append(ModelIssue("model.zip.bomb", "medium",
-                                          f"zip member {m.name!r} expands {len(data) // m.csize}:1 (zip bomb?)",
-                                          m.name, _loc(sub)))
-                if zlib.crc32(data) != m.crc:
-                    out.append(ModelIssue("model.zip.anomaly", "low",
-                                          f"zip member {m.name!r} fails its CRC check (PyTorch ignores CRCs)",
-                                          m.name, _loc(sub)))
-                if keras_layout and m.name == "config.json":
-                    out += formats.keras_config(bytes(data), sub)
-                    continue
-                out += self._member(data, m.name, depth, where)
-            except containers.LimitExceeded as exc:
-                out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
-                                      _loc(sub)))
-            except containers.ArchiveError as exc:
-                out.append(ModelIssue("model.archive.corrupt", "high", f"zip: {exc}; member could not be analysed",
-                                      m.name, _loc(sub)))
-        return out
-
-    def _tar(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
-        out: list[ModelIssue] = []
-        try:
-            for mname, head, reader in containers.tar_members(buf, self.limits):
-                sub = f"{where}!{mname}" if where else mname
-                kind = sniff(head, mname)
-                if kind == "none":
-                    continue
-                try:
-                    data = reader(self.limits.max_member_bytes)
-                except containers.LimitExceeded as exc:
-                    out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; member not analysed",
-                                          mname, _loc(sub)))
-                    continue
-                stop = self._budget(len(data), sub)
-                if stop:
-                    out.append(stop)
-                    break
-                if posixpath.basename(mname) in ("storages", "tensors") and kind == "pickle":
-                    # legacy torch tar: small pickles interleaved with raw tensor bytes
-                    out += self.walker.analyze(data, where=sub, trailing_is_data=True).issues
-                    continue
-                out += self._member(data, mname, depth, where)
-        except containers.LimitExceeded as exc:
-            out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; rest not analysed", "limit",
-                                  _loc(where)))
-        except containers.ArchiveError as exc:
-            out.append(ModelIssue("model.archive.corrupt", "high", f"tar: {exc}; could not be fully analysed",
-                                  "corrupt tar", _loc(where)))
-        return out
-
-    def _7z(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
-        out: list[ModelIssue] = []
-        try:
-            members = containers.sevenzip_members(buf, self.limits)
-        except containers.LimitExceeded as exc:
-            return [ModelIssue("model.archive.limit", "high", f"7z: {exc}; not analysed", "limit", _loc(where))]
-        except containers.ArchiveError as exc:
-            return [ModelIssue("model.archive.corrupt", "high", f"7z: {exc}; could not be analysed",
-                               "corrupt 7z", _loc(where))]
-        for mname, data in members:
-            stop = self._budget(len(data), where)
-            if stop:
-                out.append(stop)
-                break
-            out += self._member(data, mname, depth, where)
-        return out
-
-
-def _strong_pickle(head: Any) -> bool:
-    """A storage member that nonetheless is a real pickle: PROTO header and a global within the head."""
-    h = bytes(head)
-    if not (len(h) > 2 and h[0] == 0x80 and 2 <= h[1] <= 5):
-        return False
-    res = PickleWalker().analyze(h, max_streams=1)
-    return res.saw_global and not any(i.rule_id == "model.pickle.corrupt" for i in res.issues)
-
-
-def _loc(where: str) -> dict[str, Any] | None:
-    return {"member": where} if where else None
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value

@@ -25,6 +25,7 @@ from typing import Any
 
 from veritensor_fast.models.allowlist import ALLOWED, dangerous_reason
 from veritensor_fast.models.base import ModelIssue, ModelLimits
+from veritensor_fast.models.sniff import PICKLE_OPCODES as PICKLE_OPCODES  # re-exported
 
 _NESTED_LOADERS = frozenset({
     ("pickle", "loads"), ("_pickle", "loads"), ("pickle", "load"), ("_pickle", "load"), ("dill", "loads"),
@@ -711,6 +712,3 @@ def _loc(where: str, offset: int) -> dict[str, Any]:
     if where:
         loc["member"] = where
     return loc
-
-
-PICKLE_OPCODES = frozenset(b"(.012FIJKLMNPQRSTUVXabcd}eghijl]opqrstu)GBC" + bytes(range(0x80, 0x99)))

@@ -2,7 +2,9 @@
 
 ``sniff`` must be cheap: it runs on every scanned file. Magic numbers decide archives and binary formats; a
 pickle is recognised by a PROTO header (``\\x80`` + protocol) or, for protocol 0/1 streams without one, by a
-bounded trial decode that must reach STOP or a call (so plain text is not taken for a pickle).
+bounded trial decode that must reach STOP or a call (so plain text is not taken for a pickle). Before that trial,
+``pickle01_may_run`` rejects (exactly, see there) the many text files whose first byte merely happens to be an
+opcode. This module imports nothing heavy: the detector imports it at start-up, the analysers only on demand.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from veritensor_fast.models.pickle_scan import PICKLE_OPCODES
+#: Every opcode byte the pickle walker (``pickle_scan``) decodes; any other byte is an invalid opcode.
+PICKLE_OPCODES = frozenset(b"(.012FIJKLMNPQRSTUVXabcd}eghijl]opqrstu)GBC" + bytes(range(0x80, 0x99)))
+
+#: Bytes of a non-model file that the protocol 0/1 trial decode looks at.
+TRIAL_BYTES = 1 << 20
 
 #: Extensions under which PyTorch, joblib, sklearn and friends write pickles.
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dat", ".model", ".pck", ".sav",
@@ -20,8 +26,12 @@ ZIP_LOCAL = b"PK\x03\x04"
 ZIP_EOCD = b"PK\x05\x06"
 
 
+_EXT_SET = frozenset(PICKLE_EXTS)  # each has one dot, at its start: the text from the last dot decides
+
+
 def has_model_ext(name: str) -> bool:
-    return name.lower().endswith(PICKLE_EXTS)
+    i = name.rfind(".")
+    return i >= 0 and name[i:].lower() in _EXT_SET
 
 
 def zip_tail(buf: Any) -> bool:
@@ -29,42 +39,121 @@ def zip_tail(buf: Any) -> bool:
     n = len(buf)
     if n < 22:
         return False
-    if bytes(buf[n - 22:n - 18]) == ZIP_EOCD:
+    if buf[n - 22:n - 18] == ZIP_EOCD:
         return True
-    tail = bytes(buf[max(0, n - 65557):n])
-    return tail.rfind(ZIP_EOCD) >= 0
+    lo = max(0, n - 65557)
+    if hasattr(buf, "rfind"):  # bytes, bytearray, mmap: no copy of the tail
+        return bool(buf.rfind(ZIP_EOCD, lo, n) >= 0)
+    return bytes(buf[lo:n]).rfind(ZIP_EOCD) >= 0
+
+
+_MAGIC_FIRST = frozenset(b"P\x807\x93G\x89\x1f")
 
 
 def sniff(head: bytes, name: str = "", size: int = -1) -> str:
     """Return one of: zip, tar, 7z, npy, gguf, safetensors, hdf5, pickle, pickle?, gzip, none.
 
-    ``pickle?`` means "may be a protocol 0/1 pickle without PROTO": the caller confirms with a trial decode.
+    ``pickle?`` means "may be a protocol 0/1 pickle without PROTO": the caller confirms with
+    ``pickle01_may_run`` and then a trial decode.
     """
     if not head:
         return "none"
     h0 = head[0]
-    if head[:4] in (ZIP_LOCAL, ZIP_EOCD, b"PK\x07\x08"):
-        return "zip"
-    if h0 == 0x80 and len(head) > 1 and head[1] <= 5:
-        return "pickle"
-    if head[:6] == b"7z\xbc\xaf\x27\x1c":
-        return "7z"
-    if head[:6] == b"\x93NUMPY":
-        return "npy"
-    if head[:4] == b"GGUF":
-        return "gguf"
-    if head[:8] == b"\x89HDF\r\n\x1a\n":
-        return "hdf5"
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if h0 in _MAGIC_FIRST:  # every magic below starts with one of these bytes
+        if head[:4] in (ZIP_LOCAL, ZIP_EOCD, b"PK\x07\x08"):
+            return "zip"
+        if h0 == 0x80 and len(head) > 1 and head[1] <= 5:
+            return "pickle"
+        if head[:6] == b"7z\xbc\xaf\x27\x1c":
+            return "7z"
+        if head[:6] == b"\x93NUMPY":
+            return "npy"
+        if head[:4] == b"GGUF":
+            return "gguf"
+        if head[:8] == b"\x89HDF\r\n\x1a\n":
+            return "hdf5"
+    if head.startswith(b"ustar", 257):
         return "tar"
-    if head[:2] == b"\x1f\x8b" and name.lower().endswith((".tar.gz", ".tgz")):
+    if h0 == 0x1F and head[:2] == b"\x1f\x8b" and name.lower().endswith((".tar.gz", ".tgz")):
         return "tar"
-    if len(head) >= 10 and head[8:9] == b"{":
+    if head.startswith(b"{", 8) and len(head) >= 10:  # safetensors: JSON header after its u64 length
         n = struct.unpack_from("<Q", head, 0)[0]
         if 2 <= n <= 100_000_000 and (size < 0 or n + 8 <= size):
             return "safetensors"
-    if name.lower().endswith(".safetensors"):
+    if name[-1:] in ("s", "S") and name[-12:].lower() == ".safetensors":
         return "safetensors"
     if h0 in PICKLE_OPCODES:
         return "pickle?"
     return "none"
+
+
+# First opcodes that make the walker (``pickle_scan``) stop at once in a fresh stream (empty stack, no MARK, empty
+# memo, protocol 0): they pop, need a MARK or a memo entry, or (PROTO here) carry a protocol above 5.
+_DEAD_FIRST = frozenset(b".012QRabdeghjlopqrstu" + bytes([0x81, 0x85, 0x86, 0x87, 0x90, 0x91, 0x92, 0x93, 0x94,
+                                                          0x98]))
+# First opcodes that always succeed, or whose analysis is not worth replicating here (FRAME, EXT*).
+_LIVE_FIRST = frozenset(b"(N)]}" + bytes([0x88, 0x89, 0x8F, 0x95, 0x97, 0x82, 0x83, 0x84]))
+_LINE_FIRST = frozenset(b"IFLPV")  # newline-terminated argument the walker reads leniently
+_FIXED_FIRST = {0x4B: 1, 0x4D: 2, 0x4A: 4, 0x47: 8}  # BININT1, BININT2, BININT, BINFLOAT: argument size
+_LEN1_FIRST = frozenset(b"UC" + bytes([0x8C, 0x8A]))  # 1-byte length, then that many bytes
+_LEN4_FIRST = {0x54: "<i", 0x58: "<I", 0x42: "<I", 0x8B: "<i"}  # BINSTRING, BINUNICODE, BINBYTES, LONG4
+_LEN8_FIRST = frozenset(b"\x8d\x8e\x96")  # BINUNICODE8, BINBYTES8, BYTEARRAY8
+
+
+def pickle01_may_run(buf: Any, end: int = -1) -> bool:
+    """False only if the pickle walker's *first* opcode over ``buf[:end]`` is certain to fail.
+
+    A stream whose first opcode fails holds no global, no call and no STOP, so the walker (and the trial decode
+    built on it) can report nothing for it. This mirrors the walker exactly for the opcodes it rejects and says
+    True (analyse it) whenever in doubt, so it never hides what the walker would find. Text files start with
+    ``import``, ``class``, ``def``, ``(``, ``#``... and nearly all fail here: ``i``/``c`` need two
+    ``module\nname\n`` lines that are dotted identifiers, ``S`` a quoted line, most other letters pop from the
+    empty stack or need a MARK.
+    """
+    n = len(buf) if end < 0 else min(end, len(buf))
+    if n < 1:
+        return False
+    op = buf[0]
+    if op in _DEAD_FIRST:
+        return False
+    if op in _LIVE_FIRST:
+        return True
+    if op == 0x63 or op == 0x69:  # GLOBAL, INST: "module\nname\n", both importable dotted names
+        i = buf.find(b"\n", 1, n)
+        if i < 0 or not _dotted(buf[1:i]):
+            return False
+        j = buf.find(b"\n", i + 1, n)
+        return j >= 0 and _dotted(buf[i + 1:j])
+    if op == 0x53:  # STRING: a quoted line ('...' or "...")
+        i = buf.find(b"\n", 1, n)
+        if i < 0:
+            return False
+        if i - 1 > 1 << 20:
+            return True
+        return i - 1 >= 2 and buf[1] == buf[i - 1] and buf[1] in (0x27, 0x22)
+    if op in _LINE_FIRST:
+        return buf.find(b"\n", 1, n) >= 0
+    if op in _FIXED_FIRST:
+        return 1 + _FIXED_FIRST[op] <= n
+    if op in _LEN1_FIRST:
+        return n >= 2 and 2 + buf[1] <= n
+    if op in _LEN4_FIRST:
+        if n < 5:
+            return False
+        k = int(struct.unpack_from(_LEN4_FIRST[op], buf, 1)[0])
+        return 0 <= k and 5 + k <= n  # the walker rejects a negative length
+    if op in _LEN8_FIRST:
+        return n >= 9 and 9 + int(struct.unpack_from("<Q", buf, 1)[0]) <= n
+    if op == 0x80:  # PROTO: the walker accepts protocols 0-5 only
+        return n >= 2 and buf[1] <= 5
+    return op in PICKLE_OPCODES  # not an opcode: the walker stops ("invalid opcode"); unknown: analyse
+
+
+def _dotted(raw: bytes) -> bool:
+    """The walker's test for a GLOBAL/INST name line (UTF-8, else Latin-1; every dotted part an identifier)."""
+    raw = bytes(raw)  # a memoryview slice has no decode
+    try:
+        s = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        s = raw.decode("latin-1")
+    return all(p.isidentifier() for p in s.split("."))
