@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from veritensor_fast.detectors.b64_scan import decode
+from veritensor_fast.detectors.b64_scan import B64Decoder, decode
 from veritensor_fast.findings import Item
 from veritensor_fast.matcher import is_match
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
@@ -89,3 +89,35 @@ def test_depth_two_nested_property_example(url: bool) -> None:
     s = ItemScan(ctx(), item)
     ctx().scan_buffer(buf, item, s)
     assert [(f.secret, f.line, f.decoded) for f in s.finish(buf)] == [(token, 2, "base64 → base64")]
+
+
+def decoder() -> B64Decoder:
+    enc = next(d for d in ctx().detectors if d.name == "encoded")
+    dec = enc.decoder  # type: ignore[attr-defined]
+    assert isinstance(dec, B64Decoder)
+    return dec
+
+
+@given(text=st.text(alphabet="aqzBQZ0179+/_-=\n \t.", max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_possible_filter_never_hides_a_candidate(text: str) -> None:
+    """``possible`` (the cheap whole-buffer check) is False only where no candidate exists."""
+    buf = text.encode()
+    raw = list(decoder().raw_candidates(buf))
+    assert list(decoder().candidates(buf)) == raw
+    if raw:
+        assert decoder().possible(buf)
+
+
+def test_possible_filter_examples() -> None:
+    d = decoder()
+    log = b"2024-09-15 15:40:34,856 INFO job_tokenizer_gradient: step=18366 loss=0.1706 lr=8.89e-04\n" * 50
+    csv = b"id,score,label\n10192,0.514676,loss\n" * 50
+    assert not d.possible(log) and not d.possible(csv)
+    token = "hf_" + "Qm7Rz2Lk9XwP4vTb8NcY3hJd6FgS1aKe5U"
+    blob = base64.b64encode(f"k={token}\n".encode())
+    assert d.possible(log + blob + b"\n" + csv)
+    # letters of both cases only on different lines of a wrapped blob whose first line has no letter
+    wrapped = b"x = " + b"0123456789+/" * 4 + b"\n" + b"abcdefghijklmnopqrstuvwxyz0123456789+/abcdefghij" + b"\nABCD\n"
+    assert [len(c.data) for c in d.raw_candidates(wrapped)] == [100] and d.possible(wrapped)
+    assert [c.data for c in d.candidates(wrapped)] == [c.data for c in d.raw_candidates(wrapped)]

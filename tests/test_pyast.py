@@ -170,3 +170,59 @@ def test_fold_bounded_doubling() -> None:
     assert tree is not None
     names = const_names(tree)
     assert "A39" not in names and len(names["A10"]) == 2 * 2 ** 10
+
+
+def wanted(ctx: WorkerContext, src: str) -> bool:
+    det = next(d for d in ctx.detectors if d.name == "python-ast")
+    return bool(det.wanted(src.encode()))  # type: ignore[attr-defined]
+
+
+def test_prefilter_follows_the_rules_token_class(ctx: WorkerContext) -> None:
+    t = hf_token(RNG)
+    # a placeholder whose characters cannot continue an hf_ token: the file is not worth parsing
+    assert not wanted(ctx, 'HF_TOKEN = "hf_YOUR_TOKEN_HERE"\nprint(HF_TOKEN)\n')
+    assert wanted(ctx, f'A = "hf_{t[3:12]}" + B\n')  # a token cut short: parsed
+    assert wanted(ctx, 'P = "hf_"\n')  # a bare anchor may be completed through a name
+    assert wanted(ctx, f'A = "hf_{t[3:8]}\\x41{t[9:]}"\n')  # an escape inside the literal: parsed
+    assert not wanted(ctx, f'A = "{t}"\n')  # a complete literal token is the text pass's job
+    src = f'X = "hf_{t[3:10]}"\nY = "hf_NOT_A_TOKEN"\nT = X + "{t[10:]}"\n'
+    assert [(f.secret, f.line) for f in scan(ctx, src)] == [(t, 3)]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_quote_less_lines_through_names_and_decorators(ctx: WorkerContext, eol: str) -> None:
+    t1, t2, t3 = hf_token(RNG), hf_token(RNG), hf_token(RNG)
+    src = eol.join([
+        f'HEAD = "hf_{t1[3:15]}"',
+        f'TAIL = "{t1[15:]}"',
+        "",
+        "class C:",
+        f'    @register(token="hf_" + "{t2[3:]}")',
+        "    def run(self, x):",
+        "        return x + 1",
+        "    def get(self):",
+        "        return HEAD + TAIL",
+        "",
+        "def f(a,",
+        f'      b="hf_{t3[3:9]}"',
+        f'        "{t3[9:]}"):',
+        "    return a",
+        "",
+    ])
+    assert sorted((f.secret, f.line) for f in scan(ctx, src)) == sorted([(t1, 9), (t2, 5), (t3, 12)])
+
+
+def test_pruned_walk_finds_the_same_pieces() -> None:
+    """The subtree skip (no quote and no constant name on a node's lines) changes nothing: same pieces as the
+    full walk on every source file of the package and on tricky layouts."""
+    from veritensor_fast.detectors.pyast import _pieces
+
+    root = Path(__file__).resolve().parents[1] / "veritensor_fast"
+    sources = [p.read_bytes() for p in sorted(root.rglob("*.py"))]
+    sources += [b'@d("a literal long enough to match")\n@e\nclass K:\n    pass\n', b'@d("x")\n@e\ndef f():\n    return g(\n        1,\n        "y" + Z)\nZ = "w"\n',
+                b'if (n := "abc"):\n    v = n + n\n', b'x = f"""{\n a\n}""" + "t"\r\ny = x\r\n',
+                b'try:\n    pass\nexcept E as e:\n    k = {"a": P}\nP = "q"\n']
+    for src in sources:
+        tree = parse_python(src)
+        assert tree is not None
+        assert _pieces(tree, src) == _pieces(tree)

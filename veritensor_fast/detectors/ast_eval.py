@@ -152,30 +152,69 @@ def fold(node: ast.AST, names: Mapping[str, str] | None = None) -> str | None:
         return None
 
 
-def const_names(tree: ast.AST) -> dict[str, str]:
-    """Names bound exactly once in the module (any scope), to a foldable string: ``PREFIX = "hf_"``."""
+#: Fields of a statement that hold nested statements (``handlers``/``cases`` hold objects with a ``body``).
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.AST) -> list[ast.AST]:
+    """Every statement of ``tree`` (any nesting), without visiting expressions: binding sites are statements."""
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        for f in _BODIES:
+            sub = getattr(node, f, None)
+            if isinstance(sub, list):
+                for s in reversed(sub):
+                    if isinstance(s, ast.stmt):
+                        stack.append(s)
+                    elif isinstance(s, ast.ExceptHandler | ast.match_case):
+                        stack.extend(reversed(s.body))
+    return out
+
+
+def const_names(tree: ast.AST, walrus: bool = True) -> dict[str, str]:
+    """Names bound exactly once in the module (any scope), to a foldable string: ``PREFIX = "hf_"``.
+
+    Binding sites are found by walking statements only (assignments, ``for``, ``with``); ``walrus=False``
+    (the source has no ``:=``) skips the walk of every expression for ``NamedExpr``.
+    """
     count: dict[str, int] = {}
     value: dict[str, ast.expr] = {}
-    for node in ast.walk(tree):
+    nodes = _statements(tree)
+    if walrus:
+        nodes += [n for n in ast.walk(tree) if isinstance(n, ast.NamedExpr)]
+    for node in nodes:
         if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
+                if isinstance(t, ast.Name):  # the common case, without a walk
+                    count[t.id] = count.get(t.id, 0) + 1
+                    if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                        value[t.id] = node.value
+                    continue
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
                         count[n.id] = count.get(n.id, 0) + 1
-                        if isinstance(node, ast.Assign | ast.AnnAssign) and t is n and node.value is not None:
-                            value[n.id] = node.value
         elif isinstance(node, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith | ast.NamedExpr):
             for n in ast.walk(node.target if isinstance(node, ast.For | ast.AsyncFor | ast.NamedExpr)
                               else ast.Tuple([i.optional_vars for i in node.items if i.optional_vars])):
                 if isinstance(n, ast.Name):
                     count[n.id] = count.get(n.id, 0) + 2
     names: dict[str, str] = {}
-    # Two rounds so that a name defined from another constant name resolves (PREFIX + "rest").
-    for _ in range(2):
-        for k, v in value.items():
-            if count.get(k) == 1 and k not in names:
-                s = fold(v, names)
-                if s is not None:
-                    names[k] = s
+    todo = sorted(((k, v) for k, v in value.items() if count.get(k) == 1),
+                  key=lambda kv: (kv[1].lineno, kv[1].col_offset))
+    # In source order, repeated while it resolves more (a name defined from another one: PREFIX + "rest").
+    for _ in range(3):
+        left = []
+        for k, v in todo:
+            s = fold(v, names)
+            if s is not None:
+                names[k] = s
+            else:
+                left.append((k, v))
+        if len(left) == len(todo):
+            break
+        todo = left
     return names

@@ -7,7 +7,8 @@ Used by the ``encoded`` detector on whole files and reusable by any detector tha
 
 Candidate finding: one Hyperscan pattern reports the 24th character of every run of the (union) base64
 alphabet that is at least 24 long (one callback per run, not per byte); Python ``re`` then takes the whole run
-at that offset. A run whose line ends exactly at a wrap width >= 40 continues on the next line (MIME 76, PEM
+at that offset, unless a cheaper whole-buffer check (``B64Decoder.possible``) proves there is no candidate
+at all (logs, CSV). A run whose line ends exactly at a wrap width >= 40 continues on the next line (MIME 76, PEM
 64, YAML folded scalars), so line-wrapped blobs are decoded as one. Cheap rejects before decoding: a run
 without both upper- and lower-case letters (hex digests, snake_case identifiers, lower-case paths) and a run
 mixing the standard (``+/``) and URL-safe (``-_``) alphabets (``sha512-…`` integrity hashes, file paths).
@@ -46,6 +47,13 @@ _HS_PATTERN = rb"(?:^|[^" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).en
 _RUN = re.compile(rb"[" + _ALPHA + rb"]+(={1,2})?")
 _CONT = re.compile(rb"[ \t]*\r?\n[ \t]*([" + _ALPHA + rb"]+)(={1,2})?")
 _RUN_ANY = re.compile(rb"(?<![" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb",}")
+#: Necessary condition for any candidate (see :meth:`B64Decoder.possible`): an upper-case letter next to a
+#: non-upper-case alphabet character, else ``MIN_RUN`` alphabet characters without a letter. Two databases: the
+#: first runs at ~3 GB/s (measured; ~600 MB/s for ``_HS_PATTERN``, and ~1.2 GB/s with the second pattern
+#: in the same database) and proves that log and CSV files of the generated monorepo hold no candidate.
+_NONLETTER = rb"0-9+/_\-"
+_POSSIBLE = (rb"[A-Z][a-z" + _NONLETTER + rb"]", rb"[a-z" + _NONLETTER + rb"][A-Z]")
+_POSSIBLE_RUN = rb"[" + _NONLETTER + rb"]{" + str(MIN_RUN).encode() + rb"}"
 _URL2STD = bytes.maketrans(b"-_", b"+/")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _SEP = b"\n\x00\n"  # breaks every rule (no rule spans NUL plus two newlines)
@@ -110,11 +118,43 @@ class B64Decoder:
         self.matcher = matcher
         self.max_depth = max_depth
         self._hs = Scanner(compile_cached([_HS_PATTERN]))
+        import hyperscan
+
+        self._stop = hyperscan.ScanTerminated
+        self._pre = []
+        for pats in (_POSSIBLE, (_POSSIBLE_RUN,)):
+            db = hyperscan.loadb(compile_cached(list(pats), [hyperscan.HS_FLAG_SINGLEMATCH] * len(pats)),
+                                 hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)
+            self._pre.append(db)
+
+    def possible(self, buf: Any) -> bool:
+        """``False`` only when ``buf`` provably holds no candidate, checked at Hyperscan literal speed.
+
+        A candidate needs an upper- and a lower-case letter inside one run (``plausible``). Within a run,
+        some upper-case letter then stands next to a non-upper-case alphabet character, unless the letters
+        are on different lines of a wrapped blob, whose first line then starts with ``MIN_RUN`` non-letters
+        (its head would be rejected as single-case otherwise). Logs and CSV have neither.
+        """
+        if len(buf) > 1 << 30:  # the hyperscan package truncates buffers over 4 GiB: do not try to prove
+            return True
+        for db in self._pre:
+            try:
+                db.scan(buf, match_event_handler=_stop)
+            except self._stop:
+                return True
+        return False
 
     # ---- candidates ---------------------------------------------------------------------------------
 
     def candidates(self, buf: Any) -> Iterator[Candidate]:
         """Every plausible base64 run (line-wrapped runs joined) in ``buf``, in order."""
+        if len(buf) < MIN_RUN or not self.possible(buf):
+            return
+        yield from self.raw_candidates(buf)
+
+    def raw_candidates(self, buf: Any) -> Iterator[Candidate]:
+        """:meth:`candidates` without the :meth:`possible` filter (same result; for tests and measurement)."""
         hits = self._hs.scan(buf)
         last_end = -1
         match = _RUN.match
@@ -275,6 +315,10 @@ class B64Decoder:
             i = bisect_right(starts, m.start) - 1
             if m.end <= starts[i] + len(datas[i]):
                 emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain)
+
+
+def _stop(*_args: Any) -> bool:
+    return True  # stop the scan at the first match
 
 
 def _offsets(datas: list[bytes]) -> list[int]:

@@ -23,13 +23,15 @@ the literal).
 Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, and neither are files
 where no rule anchor is cut short or no context word occurs (see :func:`prefilter_patterns`; measured: most
 source files are never parsed). A token split inside its own anchor (``"h" + "f_…"``) is therefore not
-reassembled, and rules active only in strict mode widen the prefilter only when strict mode is on. A file that does not parse (Python 2, templates, syntax errors) falls back to the text pass only: no
+reassembled, and rules active only in strict mode widen the prefilter only when strict mode is on. In a
+parsed file, subtrees whose lines hold no quote and no name bound to a constant are not walked. A file that does not parse (Python 2, templates, syntax errors) falls back to the text pass only: no
 error is recorded, because the text pass covered it completely (the scan is not incomplete).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -93,8 +95,48 @@ def _q(value: str) -> str:
     return '"' + value + '"'
 
 
-def _pieces(tree: ast.AST) -> list[_Piece]:
-    names = const_names(tree)
+def _relevant_lines(source: str | bytes, names: Iterable[str]) -> list[int]:
+    """``r[i]`` = how many of lines 1..i hold a quote or one of ``names`` (``r[0] = 0``).
+
+    Only such lines can hold a string literal or a reference to a name bound to one, so an AST node whose
+    lines hold none can contribute no piece and its whole subtree is skipped. Line breaks are counted as the
+    tokenizer counts them (``\\r\\n``, ``\\r`` and ``\\n``)."""
+    if isinstance(source, str):
+        source = source.encode("utf-8", "surrogatepass")
+    if b"\r" in source:
+        source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    rx = None
+    words = sorted({n.encode("utf-8", "surrogatepass") for n in names}, key=len, reverse=True)
+    if words:
+        rx = re.compile(b"|".join(re.escape(w) for w in words))
+    out = [0]
+    n = 0
+    for ln in source.split(b"\n"):
+        if b'"' in ln or b"'" in ln or (rx is not None and rx.search(ln)):
+            n += 1
+        out.append(n)
+    return out
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """``list(ast.iter_child_nodes(node))`` without the generator overhead (same order)."""
+    out: list[ast.AST] = []
+    for f in node._fields:
+        v = getattr(node, f, None)
+        if isinstance(v, ast.AST):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, ast.AST))
+    return out
+
+
+def _pieces(tree: ast.AST, source: str | bytes | None = None) -> list[_Piece]:
+    """Every text worth matching in ``tree``, in source order. With ``source``, subtrees whose lines hold no
+    quote and no constant name are skipped (see :func:`_relevant_lines`)."""
+    walrus = source is None or (b":=" in source if isinstance(source, bytes) else ":=" in source)
+    names = const_names(tree, walrus=walrus)
+    rel = _relevant_lines(source, names) if source is not None else None
+    last = len(rel) - 1 if rel is not None else 0
     out: list[_Piece] = []
 
     def add(text: str | None, node: ast.AST, end: ast.AST | None = None) -> None:
@@ -107,6 +149,14 @@ def _pieces(tree: ast.AST) -> list[_Piece]:
     stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
+        if rel is not None:
+            lo = getattr(node, "lineno", None)
+            if lo is not None:
+                hi = getattr(node, "end_lineno", None) or lo
+                for d in getattr(node, "decorator_list", ()):  # decorators stand above ``def``/``class``
+                    lo = min(lo, d.lineno)
+                if 0 < lo <= hi <= last and rel[hi] == rel[lo - 1]:
+                    continue  # no quote and no constant name on these lines: nothing to fold or match
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             ops = flatten_add(node)
             vals = [fold(o, names) for o in ops]
@@ -147,7 +197,7 @@ def _pieces(tree: ast.AST) -> list[_Piece]:
                     dval = fold(dv, names)
                     if dval is not None:
                         add(f"{_q(dk.value)}: {_q(dval)}", dv)
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+        stack.extend(reversed(_children(node)))
     return out
 
 
@@ -220,7 +270,7 @@ def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstH
     tree = parse_python(source)
     if tree is None:
         return None
-    pieces = _pieces(tree)
+    pieces = _pieces(tree, source)
     if not pieces:
         return []
     texts = [p.text.encode("utf-8", "surrogatepass") for p in pieces]
@@ -294,10 +344,90 @@ def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None
                 pats[lit + rb"[\w.\-]{0,20}(?:[\x22']\s*[\],:]|\s*[:=(])"] = caseless
             else:
                 short = max(0, int(sp.parse(r.pattern).getwidth()[0]) - len(a) - 1)
-                pats[lit + rb"[A-Za-z0-9_\-+/=.]{0,%d}[\x22'{%%\\]" % short] = caseless
+                cls = _token_class(r.pattern)
+                body_cls = b"[" + cls + b"]{0,%d}" % short if cls else b""
+                pats[lit + body_cls + rb"[\x22'{%\\]"] = caseless
     for w in SINK_CONTEXT:
         pats[w] = True
     return sorted(pats.items())
+
+
+#: Characters a cut-short token may be followed by inside its literal (before a quote, ``{``, ``%``, ``\\``).
+_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.")
+
+
+def _token_class(pattern: str) -> bytes:
+    """A Hyperscan class body for the characters that can follow a rule's literal head in a match.
+
+    The union of every character the rest of ``pattern`` (after its leading literals) can match, intersected
+    with ``_TOKEN_CHARS``; all of ``_TOKEN_CHARS`` when the rest has a wildcard or a negated class. So
+    ``hf_[A-Za-z0-9]{34}`` gives ``[A-Za-z0-9]``: a literal ``"hf_YOUR_TOKEN_HERE"`` cannot start a token
+    whatever is appended to it and does not make the file worth parsing."""
+    sp = _sre()
+    items = list(sp.parse(pattern))
+    i = 0
+    while i < len(items) and (items[i][0] is sp.LITERAL or (
+            items[i][0] is sp.IN and all(o is sp.LITERAL for o, _v in items[i][1]))):
+        i += 1
+    chars = _chars(items[i:], sp)
+    keep = sorted(_TOKEN_CHARS if chars is None else chars & _TOKEN_CHARS)
+    out = b""
+    i = 0
+    while i < len(keep):  # ranges: ``\x30-\x39``
+        j = i
+        while j + 1 < len(keep) and keep[j + 1] == keep[j] + 1:
+            j += 1
+        out += b"\\x%02x" % keep[i] + (b"-\\x%02x" % keep[j] if j > i else b"")
+        i = j + 1
+    return out
+
+
+def _chars(items: list[Any], sp: Any) -> set[int] | None:
+    """Every character a parsed pattern can match (lookarounds included: a superset); ``None`` if unbounded."""
+    out: set[int] = set()
+    cats = {sp.CATEGORY_DIGIT: b"0123456789", sp.CATEGORY_SPACE: b" \t\n\r\x0b\x0c",
+            sp.CATEGORY_WORD: bytes(_TOKEN_CHARS - frozenset(b"-+/=."))}
+    for op, av in items:
+        if op is sp.LITERAL:
+            out.add(av)
+        elif op is sp.IN:
+            for o, v in av:
+                if o is sp.LITERAL:
+                    out.add(v)
+                elif o is sp.RANGE:
+                    out.update(range(v[0], v[1] + 1))
+                elif o is sp.CATEGORY and v in cats:
+                    out.update(cats[v])
+                else:
+                    return None  # negated set or category
+        elif op is sp.CATEGORY and av in cats:
+            out.update(cats[av])
+        elif op in (sp.MAX_REPEAT, sp.MIN_REPEAT) or op is getattr(sp, "POSSESSIVE_REPEAT", None):
+            sub = _chars(list(av[2]), sp)
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sp.SUBPATTERN or op is getattr(sp, "ATOMIC_GROUP", None):
+            sub = _chars(list(av[-1] if op is sp.SUBPATTERN else av), sp)
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sp.BRANCH:
+            for b in av[1]:
+                sub = _chars(list(b), sp)
+                if sub is None:
+                    return None
+                out |= sub
+        elif op in (sp.ASSERT, sp.ASSERT_NOT):
+            sub = _chars(list(av[1]), sp)
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sp.AT:
+            continue
+        else:
+            return None  # ANY, NOT_LITERAL, group references, ...
+    return out
 
 
 def _prefixes(items: list[Any], sp: Any) -> tuple[set[str], bool]:
