@@ -97,7 +97,7 @@ def test_symlink_loop_reported_once_and_scan_continues(tree: Path) -> None:
 def test_odd_files(tree: Path) -> None:
     tok = hf_token()
     (tree / "empty").write_bytes(b"")
-    (tree / "blob.bin").write_bytes(os.urandom(5000) + tok.encode() + b"\x00" + os.urandom(100))
+    (tree / "blob.bin").write_bytes(os.urandom(5000) + b"\x00" + tok.encode() + b"\x00" + os.urandom(100))
     os.mkfifo(tree / "pipe")
     bad_name = os.fsencode(tree) + b"/caf\xe9.txt"
     with open(bad_name, "wb") as fh:
