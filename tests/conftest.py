@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI (``.ci/run`` sets HYPOTHESIS_PROFILE=ci) replays the same examples every run and never fails on a slow
+# machine's timing; locally hypothesis explores new examples each run.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 ALNUM = string.ascii_letters + string.digits
 _rng = random.Random(1234)
