@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-# CI (``.ci/run`` sets HYPOTHESIS_PROFILE=ci) replays the same examples every run and never fails on a slow
-# machine's timing; locally hypothesis explores new examples each run.
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
-settings.register_profile("dev", deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# Property tests replay the same examples every run (deterministic in CI, never failing on a slow machine's
+# timing); HYPOTHESIS_PROFILE=explore searches new examples on each run.
+settings.register_profile("default", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ALNUM = string.ascii_letters + string.digits
 _rng = random.Random(1234)
