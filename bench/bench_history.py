@@ -143,6 +143,11 @@ def test_scan(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], jobs: int, 
     r = out["r"]
     planted = {s["fingerprint"] for s in truth["secrets"]}
     assert {f.fingerprint for f in r.findings} == planted and not r.errors
+    intro = {(f.fingerprint, f.commit["blob"]): f for f in r.findings if f.commit}
+    for s in truth["secrets"]:  # introducing commit, path and at_head as planted
+        f = intro[(s["fingerprint"], s["blob"])]
+        assert f.commit is not None
+        assert (f.path, f.commit["id"], f.commit["at_head"]) == (s["path"], s["commit"], s["at_head"])
     _record(benchmark, r.stats["blobs_scanned"], r.stats["bytes"], jobs=jobs,
             provenance_seconds=r.stats["provenance_seconds"], findings=len(r.findings))
 
