@@ -65,9 +65,10 @@ def test_wal_and_committed_batches_survive(tmp_path: Path) -> None:
 def test_sweeps_and_new_only(tmp_path: Path) -> None:
     ds = DataStore(tmp_path / "d.sqlite")
     f = _finding(hf_token())
-    k = finding_key(f, "blob1")
-    assert k == finding_key(_finding(f.secret or "", path="elsewhere.py"), "blob1")  # path-independent
-    assert k != finding_key(f, "blob2")
+    k = finding_key(f)
+    assert k == finding_key(_finding(f.secret or "", line=40))  # an edit that moves the line: same finding
+    assert k != finding_key(_finding(f.secret or "", path="elsewhere.py"))  # copied elsewhere: new
+    assert k != finding_key(_finding(hf_token()))
     s1 = ds.begin_sweep("/r", "m")
     assert ds.reported_before([k], s1) == set()
     # a killed sweep (never finished) hides nothing later

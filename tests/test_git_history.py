@@ -436,3 +436,20 @@ def test_exclude_and_max_file_size(repo: Repo) -> None:
     repo.commit("a", **{"vendor__x.py": f"A = '{t1}'\n", "big.txt": f"B = '{t2}'\n" + "z" * 5000})
     r = history(repo, excludes=("vendor",), max_file_size=1000)
     assert r.findings == [] and [(e.path, e.kind) for e in r.errors] == [("big.txt", "too-large")]
+
+
+def test_secret_kept_through_edits_is_one_finding(tmp_path: Path, repo: Repo) -> None:
+    tok = hf_token()
+    c1 = repo.commit("add", **{"a.py": f"X = 1\nT = '{tok}'\n"})
+    repo.commit("edit", **{"a.py": f"X = 2\nY = 3\nT = '{tok}'\n"})
+    kw = _store_kw(tmp_path)
+    r = history(repo, new_only=True, **kw)
+    [f] = r.findings
+    assert f.commit is not None and f.commit["id"] == c1 and f.line == 2 and f.commit["at_head"] is True
+    assert r.stats["later_versions_folded"] == 1
+    every = scan_history([str(repo.path)], ScanOptions(), jobs=1, use_datastore=False, group=False).findings
+    assert len(every) == 2
+    repo.commit("edit again", **{"a.py": f"X = 5\nT = '{tok}'\n"})  # still the same secret at the same path
+    assert history(repo, new_only=True, **kw).findings == []
+    repo.commit("copy", **{"b.py": f"T = '{tok}'\n"})  # the same secret at a new path is new
+    assert [f.path for f in history(repo, new_only=True, **kw).findings] == ["b.py"]

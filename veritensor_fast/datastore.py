@@ -9,8 +9,9 @@ package version + which detectors are installed; see ``memo_key``):
 Blob ids are content hashes, so a memo entry stays valid for as long as the memo key is the same; a change to
 the rules or options gives a new key and everything is rescanned (old entries are simply not used).
 
-Sweeps: ``begin_sweep`` opens one; ``finish_sweep`` records which findings the sweep reported. ``--new-only``
-hides findings that an earlier *finished* sweep already reported, so a killed run never hides anything.
+Sweeps: ``begin_sweep`` opens one; ``finish_sweep`` records which findings the sweep reported (``finding_key``:
+rule + fingerprint + path). ``--new-only`` hides findings that an earlier *finished* sweep already reported, so
+a killed run never hides anything.
 Each batch is committed as it arrives: after a kill, everything committed is valid and the next run resumes.
 """
 
@@ -75,10 +76,12 @@ def memo_key(options: ScanOptions, rules_version: str | None = None) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=repr).encode()).hexdigest()[:24]
 
 
-def finding_key(f: Finding, blob: str) -> str:
-    """Identity of a reported finding across sweeps (independent of the path the blob is listed under)."""
-    loc = json.dumps(f.location, sort_keys=True, default=repr) if f.location else ""
-    raw = "\x00".join((blob, f.rule_id, f.fingerprint, str(f.line), str(f.column), loc))
+def finding_key(f: Finding) -> str:
+    """Identity of a reported finding across sweeps: the same secret (rule + fingerprint) at the same path.
+
+    Deliberately blind to the blob, line and column: editing a file that still holds an old secret is not a
+    new finding for ``--new-only``; the same secret copied to another path is."""
+    raw = "\x00".join((f.rule_id, f.fingerprint, f.path))
     return hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -267,7 +267,8 @@ class GitHistorySource:
     def __init__(self, repo: str, options: ScanOptions | None = None, *, branches: Sequence[str] = (),
                  since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
                  datastore: str | None = None, use_datastore: bool = True, new_only: bool = False,
-                 excludes: Sequence[str] = (), max_file_size: int = 0, order: str = "pack") -> None:
+                 excludes: Sequence[str] = (), max_file_size: int = 0, order: str = "pack",
+                 group: bool = True) -> None:
         from veritensor_fast.worker import ScanOptions
 
         self.repo = repo
@@ -285,6 +286,7 @@ class GitHistorySource:
         # "pack" (default): walk first, then read in pack order; "stream": read in rev-list order while the walk
         # goes on. Measured on a repacked 20k-commit repo: pack order 148 MB/s raw, rev-list order 93 MB/s.
         self.order = order
+        self.group = group  # one finding per (rule, secret, path): the oldest blob version holding it
         self._walk_failure: str | None = None
         self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
         self._store: Any = None
@@ -553,7 +555,7 @@ class GitHistorySource:
                     pairs.extend((replace(f, path=path), oid) for f in fs)
             from veritensor_fast.datastore import finding_key
 
-            keys = [finding_key(f, oid) for f, oid in pairs]
+            keys = [finding_key(f) for f, _ in pairs]
             if self.new_only:
                 old = store.reported_before(keys, self._sweep)
                 pairs = [p for p, k in zip(pairs, keys, strict=True) if k not in old]
@@ -572,6 +574,10 @@ class GitHistorySource:
                 "id": c.get("id"), "author": c.get("author"), "email": c.get("email"), "date": c.get("date"),
                 "message": c.get("message"), "path": f.path, "at_head": f.fingerprint in head_fps,
                 "blob": oid or None}))
+        if self.group:
+            n = len(out)
+            out = oldest_per_secret(out)
+            self.stats["later_versions_folded"] = n - len(out)
         self.stats["provenance_seconds"] = round(time.perf_counter() - t0, 4)
         return out
 
@@ -644,6 +650,33 @@ class GitHistorySource:
                 ctx.close()
             fps.update(f.fingerprint for f in res.findings)
         return fps
+
+
+def oldest_per_secret(findings: Sequence[Finding]) -> list[Finding]:
+    """Keep one finding per (rule, fingerprint, path): the one in the oldest commit (then lowest line).
+
+    A secret that stays in a file while the file is edited is in every later blob version; reviewers want it
+    once, with the commit that introduced it. Findings without a commit (unreachable blobs) are kept per blob.
+    """
+    from datetime import datetime
+
+    def age(f: Finding) -> tuple[float, int, int]:
+        c = f.commit or {}
+        try:
+            ts = datetime.fromisoformat(str(c.get("date"))).timestamp() if c.get("date") else float("inf")
+        except ValueError:
+            ts = float("inf")
+        return ts, f.line, f.column
+
+    best: dict[tuple[str, ...], Finding] = {}
+    for f in findings:
+        c = f.commit or {}
+        key = (f.rule_id, f.fingerprint, f.path) if c.get("id") else (f.rule_id, f.fingerprint, f.path,
+                                                                       str(c.get("blob")), str(f.line))
+        cur = best.get(key)
+        if cur is None or age(f) < age(cur):
+            best[key] = f
+    return list(best.values())
 
 
 def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = None,
