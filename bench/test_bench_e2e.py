@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import Corpus, jobs_list, recall, rounds, run_scan, time_read
 
 

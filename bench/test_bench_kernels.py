@@ -22,9 +22,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import Corpus, time_read
 
 from veritensor_fast.findings import Item
+
+from conftest import Corpus, time_read
 
 BUF_BYTES = 64 << 20
 

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, rand, run_cli, scan_json
 
 from veritensor_fast import scan_paths
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.sources.fs import FileSource
 from veritensor_fast.worker import ScanOptions
+
+from conftest import hf_token, rand, run_cli, scan_json
 
 
 def make_tree(root: Path) -> dict[str, str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, scan_json
 
 from veritensor_fast.config import Config, ConfigError, discover, effective, load_config, load_file
+
+from conftest import hf_token, scan_json
 
 
 def write(p: Path, text: str) -> Path:

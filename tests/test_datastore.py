@@ -6,11 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import hf_token
 
 from veritensor_fast.datastore import DataStore, DataStoreError, finding_key, memo_key, stats
 from veritensor_fast.findings import Finding, fingerprint, redact
 from veritensor_fast.worker import ScanOptions
+
+from conftest import hf_token
 
 
 def _finding(secret: str, path: str = "a.py", line: int = 3) -> Finding:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import run_cli, scan_json
 
 DEMO = Path(__file__).resolve().parent.parent / "corpora" / "demo"

@@ -17,10 +17,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, rand, scan_json
 
 from veritensor_fast.findings import Finding, Item
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+
+from conftest import hf_token, rand, scan_json
 
 RNG = random.Random(2024)
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hf_token, scan_json
 
 from veritensor_fast.engine import scan
 from veritensor_fast.findings import Finding
 from veritensor_fast.sources.git import GitHistorySource, scan_history, unquote_path
 from veritensor_fast.worker import ScanOptions
+
+from conftest import hf_token, scan_json
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -6,11 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, scan_json
 
 from veritensor_fast.findings import Finding, Item, fingerprint
 from veritensor_fast.ignore import InlineIgnores, find_markers
 from veritensor_fast.worker import ScanOptions
+
+from conftest import hf_token, scan_json
 
 RULE = "huggingface.user-token"
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hf_token, scan_json
 
 from veritensor_fast.detectors import notebook as nbmod
 from veritensor_fast.findings import Finding, Item, ScanError
 from veritensor_fast.worker import ScanOptions, WorkerContext
+
+from conftest import hf_token, scan_json
 
 HF = "huggingface.user-token"
 

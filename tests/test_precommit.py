@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import hf_token
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,12 +7,13 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, rand
 
 from veritensor_fast.detectors.ast_eval import fold
 from veritensor_fast.detectors.pyast import parse_python, scan_python_source
 from veritensor_fast.findings import Finding, Item
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+
+from conftest import hf_token, rand
 
 RNG = random.Random(99)
 

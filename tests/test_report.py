@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import hf_token
 from sarif_pydantic import Sarif
 
 from veritensor_fast.engine import ScanResult
 from veritensor_fast.findings import Finding, ScanError, fingerprint, redact
 from veritensor_fast.report import FORMATS, get_reporter
+
+from conftest import hf_token
 
 
 def sample() -> tuple[ScanResult, str]:

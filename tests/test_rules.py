@@ -6,11 +6,12 @@ from pathlib import Path
 
 import hyperscan
 import pytest
-from conftest import hf_token, rand, run_cli
-from veritensor_fast.kernels.hsdb import compile_patterns
 
+from veritensor_fast.kernels.hsdb import compile_patterns
 from veritensor_fast.matcher import SecretMatcher, python_only_match
 from veritensor_fast.rules import RuleError, load_rules
+
+from conftest import hf_token, rand, run_cli
 
 RULES = load_rules()
 MATCHER = SecretMatcher(RULES, strict=True)

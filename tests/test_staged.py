@@ -6,9 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, run_cli, scan_json
 
 from veritensor_fast.sources.staged import GitChangesError, GitChangesSource
+
+from conftest import hf_token, run_cli, scan_json
 
 
 def git(repo: Path, *args: str) -> str:

@@ -6,11 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import hf_token, scan_json
 
 from veritensor_fast.detectors import text as textmod
 from veritensor_fast.findings import Finding, Item
 from veritensor_fast.worker import ScanOptions, WorkerContext
+
+from conftest import hf_token, scan_json
 
 ENCODINGS = [("utf-16-le", b""), ("utf-16-be", b""), ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")]
 
