@@ -26,6 +26,8 @@ _KNOWN_KEYS = {
 #: ``\n`` or ``\u0022`` (tokens inside JSON/Python string literals).
 _LEFT_WORD = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt])|(?<=\\u[0-9a-fA-F]{4}))"
 _MAX_WINDOW = 4096
+#: libyaml's safe loader parses the packaged rules ~5x faster than the pure-Python one (start-up cost).
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RuleError(Exception):
@@ -109,7 +111,7 @@ def _rule_from(doc: dict[str, Any], source: str) -> Rule:
 
 def _parse_file(text: str, source: str) -> list[Rule]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # a safe loader (the C one when available)
     except yaml.YAMLError as exc:
         raise RuleError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
