@@ -161,14 +161,14 @@ class FileReader:
                 os.close(fd)
                 fd = -1
                 return mm, mm.close
-            chunks = []
-            while True:
-                b = os.read(fd, max(size + 1, 65536))
-                if not b:
-                    break
+            # One read of size + 1 bytes: a short read proves end of file without a second syscall.
+            first = os.read(fd, size + 1)
+            if len(first) <= size:
+                return first, _noop
+            chunks = [first]  # the file grew since fstat: read on to the end
+            while b := os.read(fd, 1 << 20):
                 chunks.append(b)
-            data = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-            return data, _noop
+            return b"".join(chunks), _noop
         except OSError as exc:
             raise InputError("unreadable", f"read failed: {exc.strerror}") from None
         finally:
