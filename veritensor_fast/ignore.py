@@ -23,12 +23,12 @@ Cost: nothing unless an item has findings; then one Hyperscan pass for all marke
 
 from __future__ import annotations
 
-import mmap
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from veritensor_fast.buffers import can_release, count_newlines, release_pages
 from veritensor_fast.findings import Finding, Item
 
 #: Substrings searched for in the buffer; a line is parsed only around a hit.
@@ -97,12 +97,6 @@ def json_segments(text: bytes, secret: bytes) -> tuple[bytes, bytes | None] | No
     return text[seg_start:seg_end], prev
 
 
-def _count_newlines(buf: Any, start: int, stop: int) -> int:
-    from veritensor_fast.worker import count_newlines
-
-    return count_newlines(buf, start, stop)
-
-
 _DB: Any = None
 
 
@@ -119,16 +113,6 @@ def _needle_db() -> Any:
     return _DB
 
 
-def _release(buf: Any, a: int, b: int) -> None:
-    a = a // mmap.PAGESIZE * mmap.PAGESIZE
-    b = b // mmap.PAGESIZE * mmap.PAGESIZE
-    if b > a:
-        try:
-            buf.madvise(mmap.MADV_DONTNEED, a, b - a)
-        except (OSError, ValueError):  # pragma: no cover - advisory only
-            pass
-
-
 def _search(buf: Any) -> set[int] | None:
     """Start offsets of every needle in ``buf`` (one Hyperscan pass for all of them); None past MAX_MARKERS."""
     import hyperscan
@@ -137,7 +121,7 @@ def _search(buf: Any) -> set[int] | None:
     n = len(buf)
     # A memory map bigger than one window is searched window by window and each window's pages are dropped
     # from this process afterwards (once), so a giant file never becomes resident because of one finding.
-    drop = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise") and n > _WINDOW
+    drop = can_release(buf) and n > _WINDOW
     lens = [len(x) for x in NEEDLES]
     hits: set[int] = set()
     base = 0
@@ -156,7 +140,7 @@ def _search(buf: Any) -> set[int] | None:
                 except hyperscan.ScanTerminated:
                     return None
             if drop:
-                _release(buf, base, min(n, base + _WINDOW))
+                release_pages(buf, base, min(n, base + _WINDOW))
             base += _WINDOW
     return hits  # a needle in the overlap is seen twice at the same start: a set
 
@@ -166,13 +150,13 @@ def _count_lines(buf: Any, start: int, stop: int) -> int:
     pages behind it when the file is bigger than one search window."""
     if isinstance(buf, bytes | bytearray):
         return buf.count(b"\n", start, stop)
-    drop = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise") and len(buf) > _WINDOW
+    drop = can_release(buf) and len(buf) > _WINDOW
     total = 0
     for x in range(start, stop, 1 << 20):
         y = min(stop, x + (1 << 20))
-        total += _count_newlines(buf, x, y)
+        total += count_newlines(buf, x, y)
         if drop:
-            _release(buf, x, y)
+            release_pages(buf, x, y)
     return total
 
 

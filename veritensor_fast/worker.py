@@ -12,6 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from veritensor_fast.buffers import count_newlines
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 from veritensor_fast.rules import RuleSet, load_rules
@@ -203,20 +204,6 @@ class ItemScan:
         for post in self.ctx.postprocessors:
             out = post(out, buf, self.item)
         return out
-
-
-def count_newlines(buf: Any, start: int, stop: int) -> int:
-    if stop <= start:
-        return 0
-    if isinstance(buf, bytes | bytearray):
-        return buf.count(b"\n", start, stop)
-    if stop - start < 1 << 16:
-        return bytes(buf[start:stop]).count(b"\n")
-    from veritensor_fast.kernels.entropy import _numpy
-
-    np = _numpy()
-    arr = np.frombuffer(buf, dtype=np.uint8, count=stop - start, offset=start)
-    return int(np.count_nonzero(arr == 10))
 
 
 # ---- process-pool entry points -------------------------------------------------------------------------

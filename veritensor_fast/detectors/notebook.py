@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import ijson
 import orjson
 
+from veritensor_fast.buffers import can_release, count_newlines, release_pages
 from veritensor_fast.findings import Item
 from veritensor_fast.matcher import SecretMatch
 
@@ -121,7 +122,7 @@ class _Reader:
         self.pos = 0
         self.n = len(buf)
         self.dropped = 0
-        self.is_mmap = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise")
+        self.is_mmap = can_release(buf)
 
     def read(self, size: int = -1) -> bytes:
         end = self.n if size is None or size < 0 else min(self.n, self.pos + size)
@@ -130,10 +131,7 @@ class _Reader:
         if self.is_mmap and self.pos - self.dropped >= DROP_EVERY:
             upto = (self.pos - IJSON_BUF) // mmap.PAGESIZE * mmap.PAGESIZE
             if upto > self.dropped:
-                try:
-                    self.buf.madvise(mmap.MADV_DONTNEED, self.dropped, upto - self.dropped)
-                except (OSError, ValueError):  # pragma: no cover - advisory only
-                    self.is_mmap = False
+                release_pages(self.buf, self.dropped, upto)
                 self.dropped = upto
         return out
 
@@ -456,25 +454,6 @@ def _literal(s: bytes) -> bytes:
     return "".join(f"\\x{c:02x}" for c in s).encode()
 
 
-def _newlines(buf: Any, a: int, b: int) -> int:
-    """Newlines in ``buf[a:b]``, counted in 1 MiB blocks (bounded temporary memory)."""
-    from veritensor_fast.worker import count_newlines
-
-    if isinstance(buf, bytes | bytearray):
-        return buf.count(b"\n", a, b)
-    return sum(count_newlines(buf, x, min(b, x + (1 << 20))) for x in range(a, b, 1 << 20))
-
-
-def _release(buf: Any, a: int, b: int) -> None:
-    a = a // mmap.PAGESIZE * mmap.PAGESIZE
-    b = b // mmap.PAGESIZE * mmap.PAGESIZE
-    if b > a:
-        try:
-            buf.madvise(mmap.MADV_DONTNEED, a, b - a)
-        except (OSError, ValueError):  # pragma: no cover - advisory only
-            pass
-
-
 def raw_occurrences(buf: Any, want: dict[bytes, int]) -> dict[bytes, list[tuple[int, int]]]:
     """For each secret, its first ``want[secret]`` verbatim occurrences in ``buf`` (overlapping ones count), as
     ``(offset, line)``, in order.
@@ -502,7 +481,7 @@ def raw_occurrences(buf: Any, want: dict[bytes, int]) -> dict[bytes, list[tuple[
     pending = len(secrets)
     overlap = max(lens) - 1
     n = len(buf)
-    drop = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise") and n > RAW_WINDOW
+    drop = can_release(buf) and n > RAW_WINDOW
     hits: list[tuple[int, int]] = []
     a, b, line_base = 0, 0, 1
 
@@ -530,12 +509,12 @@ def raw_occurrences(buf: Any, want: dict[bytes, int]) -> dict[bytes, list[tuple[
                     pass
             pos, line = a, line_base
             for start, pid in sorted(hits):
-                line += _newlines(buf, pos, start)
+                line += count_newlines(buf, pos, start)
                 pos = start
                 found[secrets[pid]].append((start, line))
             if pending:
-                line_base = line + _newlines(buf, pos, b)
+                line_base = line + count_newlines(buf, pos, b)
             if drop:
-                _release(buf, a, b if pending else hi)
+                release_pages(buf, a, b if pending else hi)
             a = b
     return found
