@@ -194,3 +194,22 @@ def test_version() -> None:
 
     p = run_cli("--version")
     assert p.returncode == 0 and p.stdout.strip() == f"veritensor-fast {__version__}"
+
+
+def test_stdin_scan_with_name() -> None:
+    import base64
+    import subprocess
+    import sys
+
+    tok = hf_token()
+    manifest = f"apiVersion: v1\nkind: Secret\ndata:\n  HF_TOKEN: {base64.b64encode(tok.encode()).decode()}\n"
+    cmd = [sys.executable, "-m", "veritensor_fast.cli", "scan", "-", "--format", "json"]
+    p = subprocess.run([*cmd, "--stdin-name", "k8s/secret.yaml"], input=manifest, capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == 1
+    (f,) = json.loads(p.stdout)["findings"]
+    assert (f["path"], f["line"], f["rule_id"], f["decoded"]) == ("k8s/secret.yaml", 4, "huggingface.user-token",
+                                                                 "base64")
+    assert tok not in p.stdout
+    clean = subprocess.run(cmd, input="nothing here\n", capture_output=True, text=True, check=False)
+    assert clean.returncode == 0 and json.loads(clean.stdout)["stats"]["files"] == 1

@@ -164,7 +164,7 @@ def _apply_baseline(result: Any, known: Any) -> Any:
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files and directories to scan.")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files and directories to scan; '-' reads standard input.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")] = 0,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip (repeatable).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, jsonl or sarif.")] = "text",
@@ -190,6 +190,7 @@ def scan(
     datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: .git/veritensor-fast/datastore.sqlite, or the user cache dir for bare/read-only repos).")] = None,
     no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
+    stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
@@ -222,6 +223,11 @@ def scan(
         source: Any = _git_changes_source(paths or [], staged, since_commit, eff)
         if not jobs and source.small():
             jobs = 1  # a hook's few blobs: starting a process pool would cost more than the scan
+    elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
+        from veritensor_fast.sources.memory import MemorySource
+
+        source = MemorySource(sys.stdin.buffer.read(), stdin_name)  # kept in memory, never written to disk
+        jobs = 1
     else:
         source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
     prog = Progress(progress and sys.stderr.isatty())

@@ -54,6 +54,7 @@ class BatchResult:
 READERS: dict[str, tuple[str, str]] = {
     "file": ("veritensor_fast.sources.fs", "FileReader"),
     "blob": ("veritensor_fast.sources.git", "BlobReader"),
+    "memory": ("veritensor_fast.sources.memory", "MemoryReader"),
 }
 
 
