@@ -192,6 +192,7 @@ def scan(
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -219,6 +220,7 @@ def scan(
                     baseline=os.fspath(baseline) if baseline else None)
     options, fail_severity, jobs = eff.options, eff.fail_severity, eff.jobs
     known = _load_baseline(eff.baseline)
+    local_only = False
     if git_changes:
         source: Any = _git_changes_source(paths or [], staged, since_commit, eff)
         if not jobs and source.small():
@@ -228,22 +230,27 @@ def scan(
 
         source = MemorySource(sys.stdin.buffer.read(), stdin_name)  # kept in memory, never written to disk
         jobs = 1
+        local_only = True  # only this process holds the bytes: scanned here even with --scheduler
     else:
         source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
+    client, make_executor = _dask(scheduler) if scheduler and not local_only else (None, None)
     prog = Progress(progress and sys.stderr.isatty())
     try:
         if history:
-            result = _history_scan(paths or [], options, jobs, prog, branches=tuple(branch or ()), since=since,
+            result = _history_scan(paths or [], options, jobs, prog, make_executor=make_executor,
+                                   branches=tuple(branch or ()), since=since,
                                    rev_range=rev_range, all_objects=all_objects, new_only=new_only,
                                    datastore=os.fspath(datastore) if datastore else None,
                                    use_datastore=not no_datastore, excludes=eff.excludes,
                                    max_file_size=eff.max_file_size)
         else:
-            result = run_scan(source, options, jobs=jobs or None, on_progress=prog)
+            result = run_scan(source, options, jobs=jobs or None, on_progress=prog, make_executor=make_executor)
     except EngineError as exc:
         raise _fail(str(exc)) from None
     finally:
         prog.done()
+        if client is not None:
+            client.close()
     if known is not None:
         result = _apply_baseline(result, known)
     emit(result, fmt, output, show_secrets)
@@ -251,6 +258,23 @@ def scan(
     if code == EXIT_FINDINGS and staged:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
+
+
+def _dask(address: str) -> tuple[Any, Any]:
+    """``--scheduler``: connect to the Dask scheduler; return the client and an executor factory for the engine."""
+    import functools
+
+    try:
+        from veritensor_fast.executors_dask import DaskExecutor, DaskExecutorError, connect
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("distributed", "dask"):
+            raise
+        raise _fail("--scheduler needs Dask distributed: pip install 'veritensor-fast[distributed]'") from None
+    try:
+        client = connect(address)
+    except DaskExecutorError as exc:
+        raise _fail(str(exc)) from None
+    return client, functools.partial(DaskExecutor, client)
 
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:

@@ -48,6 +48,10 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+#: Builds an executor once the rules are compiled: ``make_executor(options, serialised_db)`` (a distributed one).
+ExecutorFactory = Callable[[ScanOptions, bytes], Executor]
+
+
 class InProcessExecutor:
     """``--jobs 1``: the identical worker code, in this process."""
 
@@ -130,8 +134,11 @@ def default_jobs() -> int:
 
 def scan(source: Source, options: ScanOptions, jobs: int | None = None,
          on_progress: Callable[[BatchResult], None] | None = None,
-         executor: Executor | None = None) -> ScanResult:
-    """Scan everything ``source`` yields and return sorted findings, errors and stats."""
+         executor: Executor | None = None, make_executor: ExecutorFactory | None = None) -> ScanResult:
+    """Scan everything ``source`` yields and return sorted findings, errors and stats.
+
+    ``make_executor`` (e.g. ``functools.partial(DaskExecutor, client)``) is called with the options and the
+    compiled database; the small-scan shortcut does not apply to it, and ``stats["jobs"]`` is its ``jobs``."""
     from veritensor_fast.rules import RuleError
 
     t0 = time.perf_counter()
@@ -143,6 +150,9 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
     jobs = jobs or default_jobs()
     errors: list[ScanError] = []
     batches: Iterable[list[Item]] = make_batches(source.items(), errors)
+    if executor is None and make_executor is not None:
+        executor = make_executor(options, db)
+        jobs = getattr(executor, "jobs", jobs)
     if executor is None:
         if jobs > 1:
             batches, small = _peek_small(iter(batches))

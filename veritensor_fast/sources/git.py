@@ -31,7 +31,7 @@ from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.sources.fs import InputError, _excluded
 
 if TYPE_CHECKING:
-    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.engine import ExecutorFactory, ScanResult
     from veritensor_fast.worker import BatchResult, ScanOptions
 
 #: Environment for every git child: no prompts, no pager, C locale (stable messages), no replace objects.
@@ -680,8 +680,10 @@ def oldest_per_secret(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = None,
-                 on_progress: Callable[[BatchResult], None] | None = None, **kw: Any) -> ScanResult:
-    """Scan the history of each repository (one ``GitHistorySource`` each) and merge the results."""
+                 on_progress: Callable[[BatchResult], None] | None = None,
+                 make_executor: ExecutorFactory | None = None, **kw: Any) -> ScanResult:
+    """Scan the history of each repository (one ``GitHistorySource`` each) and merge the results.
+    ``make_executor`` is passed to ``engine.scan`` (a distributed executor, one per repository)."""
     from veritensor_fast.engine import ScanResult, scan
 
     findings: list[Finding] = []
@@ -690,7 +692,7 @@ def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = 
     for repo in repos:
         src = GitHistorySource(repo, options, **kw)
         src.validate()
-        r = scan(src, options, jobs=jobs, on_progress=on_progress)
+        r = scan(src, options, jobs=jobs, on_progress=on_progress, make_executor=make_executor)
         findings.extend(r.findings)
         errors.extend(r.errors)
         for k, v in {**r.stats, **src.stats}.items():
