@@ -161,6 +161,16 @@ def test_npy_object_dtype_pickle_is_analysed() -> None:
     assert crit(issues) and "model.npy.object" in rules(issues)
 
 
+def test_npy_python2_long_shape_is_a_valid_header() -> None:
+    """numpy's own test data (win64python2.npy) writes ``(2L,)``: a benign header, not "invalid"."""
+    hdr = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }"
+    hdr += b" " * (-(10 + len(hdr) + 1) % 64) + b"\n"
+    data = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + b"\x00" * 16
+    assert analyze(data, "win64python2.npy") == []
+    bad = data.replace(b"'<f8'", b"'|O' ").replace(b"\x00" * 16, EVIL)
+    assert crit(analyze(bad, "x.npy"))
+
+
 def test_npz_benign_and_malicious() -> None:
     good = zbytes({"a.npy": npy("<f8", (2,), b"\x00" * 16)})
     assert analyze(good, "x.npz") == []

@@ -17,6 +17,9 @@ import orjson
 from veritensor_fast.models.allowlist import DANGEROUS_MODULES
 from veritensor_fast.models.base import ModelIssue
 
+#: An integer literal with Python 2's long suffix, in a .npy header written by Python 2.
+_PY2_LONG = re.compile(r"(\b\d+)L\b")
+
 
 def _i(rule: str, sev: str, msg: str, ev: str, where: str, **loc: Any) -> ModelIssue:
     location: dict[str, Any] = dict(loc)
@@ -56,7 +59,11 @@ def npy_header(buf: Any, where: str) -> tuple[list[ModelIssue], int]:
                    where)], -1
     try:
         text = bytes(buf[start:start + hlen]).decode("latin-1" if major < 3 else "utf-8")
-        hdr = ast.literal_eval(text)  # literals only: nothing is executed
+        try:
+            hdr = ast.literal_eval(text)  # literals only: nothing is executed
+        except SyntaxError:
+            # Python 2 wrote long integers with an ``L`` suffix (``'shape': (2L,)``); numpy accepts them too.
+            hdr = ast.literal_eval(_PY2_LONG.sub(r"\1", text))
     except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError):
         return [_i("model.npy.invalid", "medium", ".npy header is not a Python literal; not analysed", "npy",
                    where)], -1
