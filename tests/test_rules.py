@@ -64,6 +64,14 @@ def test_hf_placeholders_rejected(body: str) -> None:
     assert not hs_hits("huggingface.user-token", f'token = "hf_{body}"')
 
 
+@pytest.mark.parametrize("word", ["EXAMPLE", "example", "Placeholder", "DUMMY", "sample", "changeme", "REDACTED",
+                                  "xxxxxx", "YOUR_TOKEN"])
+def test_placeholder_words_rejected_even_with_high_entropy(word: str) -> None:
+    body = (rand(10) + word + rand(34))[:34]
+    assert not hs_hits("huggingface.user-token", f"hf_{body}")
+    assert hs_hits("huggingface.user-token", f"hf_{rand(34)}")
+
+
 def test_hf_letters_only_and_mixed_tokens_found() -> None:
     letters = "hf_" + rand(34, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     assert hs_hits("huggingface.user-token", letters)

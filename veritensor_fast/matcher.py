@@ -5,6 +5,7 @@ placeholder check reject dummies. This is the only place rules touch bytes.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,15 @@ from veritensor_fast.rules import Rule, RuleSet
 
 #: A candidate whose adjacent characters step by ±1 this often is a placeholder such as ``abcdef…``.
 MAX_SEQUENTIAL = 0.5
+#: Words that mark documentation placeholders (AWS's ``AKIAIOSFODNN7EXAMPLE``, ``hf_YOUR_TOKEN``…). A random
+#: 34-character token contains one of them with probability below 1e-7.
+_PLACEHOLDER = re.compile(
+    rb"(?i)example|placeholder|dummy|sample|changeme|redacted|your_?(?:api_?)?(?:key|token|secret)|x{6}|\*{4}")
+
+
+def is_placeholder(secret: bytes) -> bool:
+    """Placeholder-looking candidates (entropy floors miss e.g. ``wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY``)."""
+    return entropy.sequential_fraction(secret) > MAX_SEQUENTIAL or _PLACEHOLDER.search(secret) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +95,7 @@ class SecretMatcher:
             sec = secrets[i]
             if rule.min_entropy is not None and ent[i] < rule.min_entropy:
                 continue
-            if entropy.sequential_fraction(sec) > MAX_SEQUENTIAL:
+            if is_placeholder(sec):
                 continue
             out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
         out.sort(key=lambda m: (m.start, m.rule.id))
@@ -105,7 +115,7 @@ def python_only_match(rule: Rule, text: str | bytes) -> bool:
         sec = m.group("secret") if "secret" in m.re.groupindex and m.group("secret") else m.group(0)
         if rule.min_entropy is not None and entropy.shannon(sec) < rule.min_entropy:
             continue
-        if entropy.sequential_fraction(sec) > MAX_SEQUENTIAL:
+        if is_placeholder(sec):
             continue
         return True
     return False
