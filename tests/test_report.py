@@ -69,3 +69,19 @@ def test_sarif_is_valid_2_1_0() -> None:
     assert run["invocations"][0]["executionSuccessful"] is False
     for rule in rules:
         assert float(rule["properties"]["security-severity"]) > 0
+
+
+def test_progress_line_counts_and_never_shows_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    from veritensor_fast.cli import Progress
+    from veritensor_fast.worker import BatchResult
+
+    res, tok = sample()
+    prog = Progress(enabled=True)
+    prog(BatchResult(findings=res.findings, items=7, bytes=3_000_000))
+    prog.done()
+    err = capsys.readouterr().err
+    assert "scanned 7 files, 3.0 MB" in err and "2 findings" in err
+    assert tok not in err and "hf_" not in err
+    quiet = Progress(enabled=False)
+    quiet(BatchResult(items=1))
+    assert capsys.readouterr().err == ""
