@@ -93,3 +93,28 @@ def test_schema_mismatch_and_unwritable(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataStoreError):
         DataStore(tmp_path / "file" / "d.sqlite")
+
+
+def test_sweep_state_and_provenance_cache(tmp_path: Path) -> None:
+    from veritensor_fast.datastore import PROVENANCE_SCOPE, Provenance, SweepState
+
+    ds = DataStore(tmp_path / "d.sqlite")
+    assert ds.last_state("/r", "s") is None
+    s1 = ds.begin_sweep("/r", "m")
+    st = SweepState(("a" * 40, "b" * 40), 7, {"c" * 40: ("x.py", -1, False), "d" * 40: ("big", 9000, True)})
+    ds.finish_sweep(s1, [], ("/r", "s", st))
+    assert ds.last_state("/r", "s") == st and ds.last_state("/other", "s") is None
+    s2 = ds.begin_sweep("/r", "m")
+    ds.finish_sweep(s2, [], ("/r", "s", SweepState(("e" * 40,), 8, {})))
+    assert ds.last_state("/r", "s") == SweepState(("e" * 40,), 8, {})  # replaced, not merged
+    p = Provenance(True, 5, {"id": "f" * 40, "author": "Ada", "email": "a@x", "date": "2023", "message": "m"})
+    none = Provenance(False, 1 << 62, {})
+    ds.save_provenance("/r", {("c" * 40, "x.py"): p, ("d" * 40, "y"): none}, ["t" * 40])
+    got = ds.provenance("/r", [("c" * 40, "x.py"), ("c" * 40, "other.py"), ("d" * 40, "y")])
+    assert got[("c" * 40, "x.py")] == p and ("c" * 40, "other.py") not in got
+    assert got[("d" * 40, "y")].commit == {"id": None, "author": None, "email": None, "date": None,
+                                           "message": None}
+    assert ds.last_state("/r", PROVENANCE_SCOPE) == SweepState(("t" * 40,), 0, {})
+    ds.save_provenance("/r", {}, ["u" * 40], clear=True)
+    assert ds.provenance("/r", [("c" * 40, "x.py")]) == {}
+    ds.close()

@@ -454,3 +454,140 @@ def test_secret_kept_through_edits_is_one_finding(tmp_path: Path, repo: Repo) ->
     assert history(repo, new_only=True, **kw).findings == []
     repo.commit("copy", **{"b.py": f"T = '{tok}'\n"})  # the same secret at a new path is new
     assert [f.path for f in history(repo, new_only=True, **kw).findings] == ["b.py"]
+
+
+# ---- incremental listing and cached provenance ----------------------------------------------------------
+
+def _full(repo: Repo) -> list[tuple[Any, ...]]:
+    """Ground truth for an incremental sweep: a full sweep without the datastore (secrets dropped)."""
+    return _keys(history(repo).findings)
+
+
+def test_incremental_listing_nothing_new(tmp_path: Path, repo: Repo) -> None:
+    t1, t2 = hf_token(), hf_token()
+    c1 = repo.commit("a", **{"a.py": f"A = '{t1}'\n", "n.txt": "clean\n"})
+    repo.commit("b", **{"a.py": "A = 0\n", "b.py": f"B = '{t2}'\n"})
+    kw = _store_kw(tmp_path)
+    r1 = history(repo, **kw)
+    assert r1.stats["listing"] == "full (first sweep)" and r1.stats["blobs_listed"] == 4
+    assert r1.stats["provenance_lookups"] == 2
+    r2 = history(repo, **kw)
+    assert r2.stats["listing"] == "incremental"
+    assert (r2.stats["blobs_listed"], r2.stats["blobs_scanned"], r2.stats["files"]) == (0, 0, 0)
+    assert (r2.stats["blobs_total"], r2.stats["blobs_from_datastore"]) == (4, 4)
+    assert r2.stats["provenance_lookups"] == 0 and r2.stats["provenance_cached"] == 2
+    assert "provenance_log" not in r2.stats  # no git log pass at all
+    assert _keys(r2.findings) == _keys(r1.findings) == _full(repo)
+    got = {f.path: f.commit for f in r2.findings}
+    assert got["a.py"] and got["a.py"]["id"] == c1 and got["a.py"]["at_head"] is False
+    assert got["b.py"] and got["b.py"]["at_head"] is True and got["b.py"]["author"] == "Ada"
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("ds.sqlite*"))
+    assert t1.encode() not in raw and t2.encode() not in raw
+
+
+def test_incremental_listing_new_commit(tmp_path: Path, repo: Repo) -> None:
+    t1, t2, t3 = hf_token(), hf_token(), hf_token()
+    repo.commit("a", **{"a.py": f"A = '{t1}'\n", "n.txt": "clean\n"})
+    repo.commit("b", **{"b.py": f"B = '{t2}'\n"})
+    kw = _store_kw(tmp_path)
+    history(repo, **kw)
+    # new commit on main: a new secret, and the old a.py secret removed from HEAD
+    c3 = repo.commit("c", **{"c.py": f"C = '{t3}'\n", "a.py": "A = 0\n"})
+    r = history(repo, **kw)
+    assert r.stats["listing"] == "incremental"
+    assert r.stats["blobs_listed"] == 2 and r.stats["blobs_scanned"] == 2  # new c.py and a.py versions
+    assert r.stats["blobs_total"] == 5 and r.stats["provenance_lookups"] == 0
+    assert r.stats["provenance_log"] == "new commits"
+    [new] = [f for f in r.findings if f.secret]
+    assert new.secret == t3 and new.commit and new.commit["id"] == c3 and new.commit["at_head"] is True
+    at_head = {f.path: f.commit["at_head"] for f in r.findings if f.commit}
+    assert at_head == {"a.py": False, "b.py": True, "c.py": True}  # recomputed for the current HEAD
+    assert _keys(r.findings) == _full(repo)
+    # a new branch and a tag (new tips) are listed incrementally too
+    repo.git("checkout", "-q", "-b", "dev")
+    t4 = hf_token()
+    c4 = repo.commit("d", **{"d.py": f"D = '{t4}'\n"})
+    repo.git("checkout", "-q", "main")
+    repo.git("tag", "v1", c4)
+    r = history(repo, **kw)
+    assert r.stats["listing"] == "incremental" and r.stats["blobs_listed"] == 1
+    assert [(f.secret, f.commit and f.commit["id"]) for f in r.findings if f.secret] == [(t4, c4)]
+    assert _keys(r.findings) == _full(repo)
+    # nothing new again
+    r = history(repo, **kw)
+    assert (r.stats["blobs_listed"], r.stats["blobs_scanned"], r.stats["provenance_lookups"]) == (0, 0, 0)
+    assert _keys(r.findings) == _full(repo)
+
+
+def test_incremental_falls_back_when_history_drops_out(tmp_path: Path, repo: Repo) -> None:
+    t1, t2, t3 = hf_token(), hf_token(), hf_token()
+    repo.commit("base", **{"a.py": f"A = '{t1}'\n"})
+    repo.git("checkout", "-q", "-b", "side")
+    repo.commit("side", **{"s.py": f"S = '{t2}'\n"})
+    repo.git("checkout", "-q", "main")
+    kw = _store_kw(tmp_path)
+    assert {f.path for f in history(repo, **kw).findings} == {"a.py", "s.py"}
+    # the branch is deleted: its commit is still an object, but no longer in scope
+    repo.git("branch", "-q", "-D", "side")
+    r = history(repo, **kw)
+    assert r.stats["listing"] == "full (history rewritten or refs deleted)"
+    assert _keys(r.findings) == _full(repo) and {f.path for f in r.findings} == {"a.py"}
+    # the base for the next sweep is the current tips: incremental again
+    assert history(repo, **kw).stats["listing"] == "incremental"
+    # a previous tip garbage-collected: recreate the branch, sweep, delete it and prune its objects
+    repo.git("checkout", "-q", "-b", "gone")
+    repo.commit("gone", **{"g.py": f"G = '{hf_token()}'\n"})
+    repo.git("checkout", "-q", "main")
+    assert "g.py" in {f.path for f in history(repo, **kw).findings}
+    repo.git("branch", "-q", "-D", "gone")
+    repo.git("reflog", "expire", "--expire=now", "--expire-unreachable=now", "--all")
+    repo.git("gc", "-q", "--prune=now")
+    c3 = repo.commit("new", **{"c.py": f"C = '{t3}'\n"})
+    r = history(repo, **kw)
+    assert r.stats["listing"] == "full (a previous tip no longer exists)" and not r.errors
+    assert r.stats["blobs_listed"] == r.stats["blobs_total"] == 2 and r.stats["blobs_scanned"] == 1
+    assert {f.path for f in r.findings} == {"a.py", "c.py"} and _keys(r.findings) == _full(repo)
+    assert [f.commit and f.commit["id"] for f in r.findings if f.secret] == [c3]
+
+
+def test_incremental_force_push_rewrite(tmp_path: Path, repo: Repo) -> None:
+    t1, t2 = hf_token(), hf_token()
+    repo.commit("base", **{"a.py": "A = 1\n"})
+    repo.commit("oops", **{"k.py": f"K = '{t1}'\n"})
+    kw = _store_kw(tmp_path)
+    history(repo, **kw)
+    repo.git("reset", "-q", "--hard", "HEAD~1")  # the leaked commit is rewritten away
+    c2 = repo.commit("fixed", **{"k.py": f"K = '{t2}'\n"})
+    r = history(repo, **kw)
+    assert r.stats["listing"].startswith("full")
+    assert [(f.secret, f.commit and f.commit["id"]) for f in r.findings] == [(t2, c2)]
+    assert _keys(r.findings) == _full(repo)
+
+
+def test_incremental_rules_change_lists_everything(tmp_path: Path, repo: Repo) -> None:
+    repo.commit("a", **{"a.py": f"A = '{hf_token()}'\n", "b.txt": "x\n"})
+    kw = _store_kw(tmp_path)
+    history(repo, **kw)
+    assert history(repo, **kw).stats["blobs_listed"] == 0
+    r = scan_history([str(repo.path)], ScanOptions(disabled_rules=("slack.token",)), jobs=1, **kw)
+    assert r.stats["listing"] == "full (first sweep)" and r.stats["blobs_listed"] == r.stats["blobs_scanned"] == 2
+    assert r.stats["provenance_lookups"] == 0  # provenance does not depend on the rules: still cached
+    [f] = r.findings
+    assert f.commit and f.commit["id"] and f.commit["at_head"] is True
+    # other listing options are part of the scope too
+    r = history(repo, max_file_size=10_000, **kw)
+    assert r.stats["listing"] == "full (first sweep)"
+    # scopes other than all refs keep the full listing
+    r = history(repo, branches=["main"], **kw)
+    assert "listing" not in r.stats and r.stats["blobs_listed"] == 2
+
+
+def test_incremental_retries_errors(tmp_path: Path, repo: Repo) -> None:
+    tok = hf_token()
+    repo.commit("a", **{"big.txt": f"B = '{tok}'\n" + "z" * 5000, "a.py": "A = 1\n"})
+    kw = _store_kw(tmp_path)
+    r1 = history(repo, max_file_size=1000, **kw)
+    assert [(e.path, e.kind) for e in r1.errors] == [("big.txt", "too-large")]
+    r2 = history(repo, max_file_size=1000, **kw)
+    assert r2.stats["listing"] == "incremental" and r2.stats["blobs_listed"] == 0
+    assert [(e.path, e.kind) for e in r2.errors] == [("big.txt", "too-large")]  # not silently dropped

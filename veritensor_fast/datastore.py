@@ -13,6 +13,12 @@ Sweeps: ``begin_sweep`` opens one; ``finish_sweep`` records which findings the s
 rule + fingerprint + path). ``--new-only`` hides findings that an earlier *finished* sweep already reported, so
 a killed run never hides anything.
 Each batch is committed as it arrives: after a kill, everything committed is valid and the next run resumes.
+
+Incremental listing and provenance (history sweeps of all refs): a finished sweep stores its *state* per
+repository and scope key (memo + listing options): the ref tips it walked, how many blobs were in scope, the
+blobs in scope that have findings (with the path they were listed at) and the blobs to retry (errors). The next
+sweep walks only ``<current tips> --not <previous tips>``. Provenance (the commit that introduced a blob at a
+path: id, author, email, date, message first line) is cached per repository with the tips it is valid for.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Finding
@@ -47,7 +53,41 @@ CREATE TABLE IF NOT EXISTS sweeps (
     id INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL, memo TEXT NOT NULL, started REAL NOT NULL,
     finished REAL);
 CREATE TABLE IF NOT EXISTS reported (fkey TEXT PRIMARY KEY, first_sweep INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tips (
+    repo TEXT NOT NULL, scope TEXT NOT NULL, sweep INTEGER NOT NULL, total INTEGER NOT NULL, tips TEXT NOT NULL,
+    PRIMARY KEY (repo, scope)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inscope (
+    repo TEXT NOT NULL, scope TEXT NOT NULL, blob TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+    retry INTEGER NOT NULL, PRIMARY KEY (repo, scope, blob)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS provenance (
+    repo TEXT NOT NULL, blob TEXT NOT NULL, path TEXT NOT NULL, exact INTEGER NOT NULL, ts INTEGER NOT NULL,
+    commit_id TEXT, author TEXT, email TEXT, date TEXT, message TEXT, PRIMARY KEY (repo, blob, path)) WITHOUT ROWID;
 """
+
+#: ``tips`` scope under which the provenance cache records the tips it is valid for.
+PROVENANCE_SCOPE = "provenance"
+
+
+@dataclass(frozen=True)
+class SweepState:
+    """What a finished sweep of all refs leaves for the next one (see the module docstring).
+
+    ``blobs``: object id -> (path, size, retry): blobs in scope with findings (``retry`` False) and blobs that
+    could not be scanned (``retry`` True: errors, too large, missing)."""
+    tips: tuple[str, ...]
+    total: int = 0
+    blobs: dict[str, tuple[str, int, bool]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """A cached introducing commit of a blob at a path. ``exact``: the commit adds the blob at that very path
+    (otherwise at some other path); ``ts``: author time, to compare with later candidates; ``commit``: the
+    ``Finding.commit`` fields id, author, email, date, message (all None when no commit adds the blob)."""
+    exact: bool
+    ts: int
+    commit: dict[str, Any]
+
 
 #: Optional detector modules whose presence changes results (part of the memo key).
 _DETECTOR_MODULES = ("veritensor_fast.detectors.model", "veritensor_fast.detectors.notebook",
@@ -162,11 +202,65 @@ class DataStore:
             out.update(r[0] for r in self.db.execute(q, (sweep, *chunk)))
         return out
 
-    def finish_sweep(self, sweep: int, fkeys: Iterable[str]) -> None:
+    def finish_sweep(self, sweep: int, fkeys: Iterable[str], state: tuple[str, str, SweepState] | None = None
+                     ) -> None:
+        """Mark ``sweep`` finished and record what it reported; ``state`` = (repo, scope, state) replaces the
+        state the next sweep of that repository and scope starts from (same transaction)."""
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("INSERT OR IGNORE INTO reported VALUES (?,?)", [(k, sweep) for k in fkeys])
             self.db.execute("UPDATE sweeps SET finished=? WHERE id=?", (time.time(), sweep))
+            if state is not None:
+                repo, scope, st = state
+                self._put_tips(repo, scope, sweep, st.total, st.tips)
+                self.db.execute("DELETE FROM inscope WHERE repo=? AND scope=?", (repo, scope))
+                self.db.executemany("INSERT INTO inscope VALUES (?,?,?,?,?,?)", [
+                    (repo, scope, b, path, size, int(retry)) for b, (path, size, retry) in st.blobs.items()])
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise DataStoreError(f"cannot write datastore {self.path}: {exc}") from None
+
+    def _put_tips(self, repo: str, scope: str, sweep: int, total: int, tips: Sequence[str]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO tips VALUES (?,?,?,?,?)", (repo, scope, sweep, total, "\n".join(tips)))
+
+    def last_state(self, repo: str, scope: str) -> SweepState | None:
+        """The state left by the last finished sweep of ``repo`` under ``scope`` (None: there is none)."""
+        row = self.db.execute("SELECT total, tips FROM tips WHERE repo=? AND scope=?", (repo, scope)).fetchone()
+        if row is None:
+            return None
+        blobs = {b: (path, size, bool(retry)) for b, path, size, retry in self.db.execute(
+            "SELECT blob, path, size, retry FROM inscope WHERE repo=? AND scope=?", (repo, scope))}
+        return SweepState(tuple(t for t in row[1].split("\n") if t), int(row[0]), blobs)
+
+    def provenance(self, repo: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Provenance]:
+        """Cached provenance of (blob, path) pairs of ``repo`` (only the pairs that are cached)."""
+        want = set(pairs)
+        out: dict[tuple[str, str], Provenance] = {}
+        blobs = sorted({b for b, _ in want})
+        for i in range(0, len(blobs), 500):
+            chunk = blobs[i:i + 500]
+            q = ("SELECT blob, path, exact, ts, commit_id, author, email, date, message FROM provenance "
+                 f"WHERE repo=? AND blob IN ({','.join('?' * len(chunk))})")
+            for b, path, exact, ts, cid, author, email, date, message in self.db.execute(q, (repo, *chunk)):
+                if (b, path) in want:
+                    out[(b, path)] = Provenance(bool(exact), int(ts), {
+                        "id": cid, "author": author, "email": email, "date": date, "message": message})
+        return out
+
+    def save_provenance(self, repo: str, rows: dict[tuple[str, str], Provenance], tips: Sequence[str],
+                        clear: bool = False) -> None:
+        """Store provenance rows and the tips they are valid for; ``clear`` drops the repository's old rows
+        first (its history was rewritten)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            if clear:
+                self.db.execute("DELETE FROM provenance WHERE repo=?", (repo,))
+            self.db.executemany("INSERT OR REPLACE INTO provenance VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                (repo, b, path, int(p.exact), p.ts, p.commit.get("id"), p.commit.get("author"),
+                 p.commit.get("email"), p.commit.get("date"), p.commit.get("message"))
+                for (b, path), p in rows.items()])
+            self._put_tips(repo, PROVENANCE_SCOPE, 0, 0, tips)
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -184,6 +278,6 @@ def stats(path: str | os.PathLike[str]) -> dict[str, Any]:
     ds = DataStore(path)
     try:
         return {t: ds.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("scanned", "findings", "sweeps", "reported")}
+                for t in ("scanned", "findings", "sweeps", "reported", "tips", "inscope", "provenance")}
     finally:
         ds.close()
