@@ -213,3 +213,14 @@ def test_stdin_scan_with_name() -> None:
     assert tok not in p.stdout
     clean = subprocess.run(cmd, input="nothing here\n", capture_output=True, text=True, check=False)
     assert clean.returncode == 0 and json.loads(clean.stdout)["stats"]["files"] == 1
+
+
+def test_several_roots_keep_paths_distinct(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name / "src").mkdir(parents=True)
+        (tmp_path / name / "src" / "x.py").write_text(f"t = '{hf_token()}'\n")
+    (tmp_path / "one.py").write_text(f"t = '{hf_token()}'\n")
+    _, rep = scan_json("a", "./b/", "one.py", cwd=tmp_path)
+    assert [f["path"] for f in rep["findings"]] == ["a/src/x.py", "b/src/x.py", "one.py"]
+    _, single = scan_json("a", cwd=tmp_path)
+    assert [f["path"] for f in single["findings"]] == ["src/x.py"]

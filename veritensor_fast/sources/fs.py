@@ -54,16 +54,25 @@ class FileSource:
         return list(findings)
 
     def items(self) -> Iterator[Item | ScanError]:
+        # One root: paths are relative to it. Several roots: each path starts with its root as given
+        # (normalised), so ``scan a b`` never reports two different ``src/x.py`` files under one name.
+        multi = len(self.roots) > 1
         for root in self.roots:
+            self._prefix = os.path.normpath(root) if multi else ""
             yield from self._root(root)
+
+    _prefix = ""
 
     def _rel(self, base: str, full: str, single: bool) -> str:
         if single:
-            rel = os.path.basename(full)
-        elif full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
-            rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no need for relpath's abspath calls
+            rel = self._prefix or os.path.basename(full)
         else:
-            rel = os.path.relpath(full, base)
+            if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
+                rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no relpath/abspath calls
+            else:
+                rel = os.path.relpath(full, base)
+            if self._prefix:
+                rel = os.path.join(self._prefix, rel)
         return display_path(rel.replace(os.sep, "/"))
 
     def _file_item(self, full: str, rel: str, st: os.stat_result) -> Item | ScanError:
