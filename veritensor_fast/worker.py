@@ -128,9 +128,11 @@ class WorkerContext:
                 closer()
         return res
 
-    def scan_buffer(self, buf: Any, item: Item, scan: ItemScan) -> None:
+    def scan_buffer(self, buf: Any, item: Item, scan: ItemScan, skip: tuple[str, ...] = ()) -> None:
         head = bytes(buf[:4096])
         for det in self.detectors:
+            if det.name in skip:
+                continue
             try:
                 det.scan(buf, item, head, scan)
             except MemoryError:

@@ -62,6 +62,7 @@ def _after(ctx: WorkerContext) -> list[Detector]:
     for modname, clsname in [
         ("veritensor_fast.detectors.encoded", "EncodedSecrets"),
         ("veritensor_fast.detectors.pyast", "PythonAstSecrets"),
+        ("veritensor_fast.detectors.archive", "ArchiveSecrets"),
     ]:
         try:
             mod = __import__(modname, fromlist=[clsname])
