@@ -224,3 +224,36 @@ def test_several_roots_keep_paths_distinct(tmp_path: Path) -> None:
     assert [f["path"] for f in rep["findings"]] == ["a/src/x.py", "b/src/x.py", "one.py"]
     _, single = scan_json("a", cwd=tmp_path)
     assert [f["path"] for f in single["findings"]] == ["src/x.py"]
+
+
+def test_pool_avoids_fork_while_other_threads_run(tree: Path) -> None:
+    """A parent with a live thread starts workers with forkserver (no lock copied mid-use); same results."""
+    import threading
+
+    from veritensor_fast.engine import PoolExecutor, scan
+
+    for i in range(700):  # more than the small-scan shortcut: a real pool
+        (tree / f"f{i:03}.py").write_text(f"x = '{hf_token()}'\n" if i % 50 == 0 else "pass\n")
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        methods: list[str] = []
+        real_init = PoolExecutor.__init__
+
+        def spy(self: PoolExecutor, *a: object, **kw: object) -> None:
+            real_init(self, *a, **kw)  # type: ignore[arg-type]
+            methods.append(self._pool._ctx.get_start_method())  # type: ignore[attr-defined]
+
+        PoolExecutor.__init__ = spy  # type: ignore[method-assign]
+        try:
+            pooled = scan(FileSource([str(tree)]), ScanOptions(), jobs=2)
+        finally:
+            PoolExecutor.__init__ = real_init  # type: ignore[method-assign]
+    finally:
+        stop.set()
+    assert methods == ["forkserver"]
+    single = scan(FileSource([str(tree)]), ScanOptions(), jobs=1)
+    assert [(f.path, f.line, f.fingerprint) for f in pooled.findings] == [
+        (f.path, f.line, f.fingerprint) for f in single.findings]
+    assert len(single.findings) == 14

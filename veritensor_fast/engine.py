@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,7 +73,13 @@ class PoolExecutor:
     def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int) -> None:
         import multiprocessing as mp  # imported here: a single-file scan never pays for it
 
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        methods = mp.get_all_start_methods()
+        # fork is fastest (measured: 0.15 s vs 0.24 s forkserver, 0.27 s spawn for 2 workers), but forking a
+        # process that already runs other threads can copy a held lock into the child: then use forkserver.
+        if "fork" in methods and threading.active_count() == 1:
+            method = "fork"
+        else:
+            method = "forkserver" if "forkserver" in methods else "spawn"
         self._pool = mp.get_context(method).Pool(jobs, initializer=init_worker, initargs=(options, serialised_db))
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
