@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from veritensor_fast import __version__
 from veritensor_fast.findings import Finding, Item, ScanError
 from veritensor_fast.matcher import compile_ruleset
+from veritensor_fast.rules import RuleSet
 from veritensor_fast.sources import Source
 from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext, init_worker, run_batch
 
@@ -56,8 +57,8 @@ ExecutorFactory = Callable[[ScanOptions, bytes], Executor]
 class InProcessExecutor:
     """``--jobs 1``: the identical worker code, in this process."""
 
-    def __init__(self, options: ScanOptions, serialised_db: bytes) -> None:
-        self.ctx = WorkerContext(options, serialised_db)
+    def __init__(self, options: ScanOptions, serialised_db: bytes, ruleset: RuleSet | None = None) -> None:
+        self.ctx = WorkerContext(options, serialised_db, ruleset)  # the parent's rule set: not loaded twice
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         for b in batches:
@@ -165,7 +166,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
             batches, small = _peek_small(iter(batches))
             if small:  # a few small files: forking workers would cost more than the whole scan
                 jobs = 1
-        executor = InProcessExecutor(options, db) if jobs <= 1 else PoolExecutor(options, db, jobs)
+        executor = InProcessExecutor(options, db, ruleset) if jobs <= 1 else PoolExecutor(options, db, jobs)
     findings: list[Finding] = []
     n_items = n_bytes = 0
     observe: Callable[[BatchResult], None] | None = getattr(source, "on_batch", None)
