@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from veritensor_fast.config import Config, ConfigError, discover, effective, load_config, load_file
+from veritensor_fast.findings import fingerprint
 
-from conftest import hf_token, scan_json
+from conftest import hf_token, run_cli, scan_json
 
 
 def write(p: Path, text: str) -> Path:
@@ -142,3 +143,22 @@ rules:
     assert code == 0  # config: low findings do not fail
     code, rep = scan_json(".", "-j1", "--fail-severity", "low", cwd=tree)
     assert code == 1  # the flag overrides the config's threshold
+
+
+def test_allow_secrets_and_detector_switches(tree: Path) -> None:
+    import base64
+
+    fixture, real, hidden = hf_token(), hf_token(), hf_token()
+    (tree / "conftest.py").write_text(f"FAKE = '{fixture}'\nREAL = '{real}'\n")
+    (tree / "k.env").write_text(f"B64={base64.b64encode(hidden.encode()).decode()}\n")
+    cfg = tree / ".veritensor-fast.toml"
+    cfg.write_text(f'allow_secrets = ["^{fixture[:12]}"]\n')
+    _, rep = scan_json(tree)
+    assert sorted(f["fingerprint"] for f in rep["findings"]) == sorted(
+        [fingerprint("huggingface.user-token", real), fingerprint("huggingface.user-token", hidden)])
+    cfg.write_text(f'allow_secrets = ["^{fixture[:12]}"]\ndecode_base64 = false\n')
+    _, rep = scan_json(tree)
+    assert [f["fingerprint"] for f in rep["findings"]] == [fingerprint("huggingface.user-token", real)]
+    cfg.write_text('allow_secrets = ["(unclosed"]\n')
+    p = run_cli("scan", tree)
+    assert p.returncode == 2 and "allow_secrets" in p.stderr

@@ -14,6 +14,7 @@ extended by the matching flags. ``show_secrets`` is deliberately not configurabl
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -55,6 +56,10 @@ class Config:
     baseline: str | None = None  # baseline file (absolute, resolved against the config's directory)
     inline_ignores: bool | None = None
     ignore_model_findings_inline: bool | None = None
+    allow_secrets: tuple[str, ...] = ()  # regexes of known, harmless values (test fixtures, public demo keys)
+    decode_base64: bool | None = None
+    base64_depth: int | None = None
+    python_ast: bool | None = None
     source: str = ""  # the file this came from ("" = no file)
 
 
@@ -97,6 +102,16 @@ def _entropy(key: str, v: Any) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(out))
 
 
+def _regexes(key: str, v: Any) -> tuple[str, ...]:
+    pats = _str_list(key, v)
+    for p in pats:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(f"key '{key}': {p!r} is not a valid regular expression ({exc})") from None
+    return pats
+
+
 def _path(key: str, v: Any, base: Path) -> str:
     if not isinstance(v, str):
         raise ConfigError(f"key '{key}' must be a path string")
@@ -118,6 +133,10 @@ _PARSERS: dict[str, Callable[[str, Any, Path], Any]] = {
     "baseline": _path,
     "inline_ignores": lambda k, v, b: _bool(k, v),
     "ignore_model_findings_inline": lambda k, v, b: _bool(k, v),
+    "allow_secrets": lambda k, v, b: _regexes(k, v),
+    "decode_base64": lambda k, v, b: _bool(k, v),
+    "base64_depth": lambda k, v, b: _int(k, v),
+    "python_ast": lambda k, v, b: _bool(k, v),
 }
 KNOWN_KEYS = tuple(_PARSERS)
 assert set(KNOWN_KEYS) == {f.name for f in fields(Config)} - {"source"}
@@ -235,6 +254,10 @@ def effective(cfg: Config, *, exclude: Sequence[str] = (), rules: Sequence[str] 
         allow_globals=tuple(dict.fromkeys((*cfg.allow_globals, *allow_globals))),
         inline_ignores=_pick(None, cfg.inline_ignores, True),
         ignore_model_findings_inline=_pick(None, cfg.ignore_model_findings_inline, False),
+        allow_secrets=cfg.allow_secrets,
+        decode_base64=_pick(None, cfg.decode_base64, True),
+        base64_depth=_pick(None, cfg.base64_depth, 2),
+        python_ast=_pick(None, cfg.python_ast, True),
     )
     return Effective(
         options=options,

@@ -92,7 +92,7 @@ class Provenance:
 #: Optional detector modules whose presence changes results (part of the memo key).
 _DETECTOR_MODULES = ("veritensor_fast.detectors.model", "veritensor_fast.detectors.notebook",
                      "veritensor_fast.detectors.encoded", "veritensor_fast.detectors.pyast",
-                     "veritensor_fast.ignore")
+                     "veritensor_fast.detectors.archive", "veritensor_fast.ignore")
 
 
 class DataStoreError(Exception):

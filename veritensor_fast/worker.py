@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class ScanOptions:
     models: bool = True
     inline_ignores: bool = True
     ignore_model_findings_inline: bool = False  # inline ignore markers may hide model-file findings
+    allow_secrets: tuple[str, ...] = ()  # regexes: a secret they match (search) is a known test value, not reported
 
     def ruleset(self) -> RuleSet:
         return load_rules(self.rule_files, self.disabled_rules, dict(self.entropy_overrides) or None)
@@ -69,6 +71,8 @@ class WorkerContext:
         self._readers: dict[str, Any] = {}
         from veritensor_fast.detectors import build_detectors
 
+        self.allow_secret = re.compile("|".join(f"(?:{p})" for p in options.allow_secrets)) \
+            if options.allow_secrets else None
         self.detectors = build_detectors(self)
         self.postprocessors: list[Any] = []
         if options.inline_ignores:
@@ -174,6 +178,9 @@ class ItemScan:
     def add_secret(self, m: SecretMatch, buf: Any = None, *, line: int | None = None, column: int | None = None,
                    location: dict[str, Any] | None = None, decoded: str | None = None) -> None:
         """Record a confirmed secret. Line/column come from ``m.start`` in ``buf`` unless given."""
+        allow = self.ctx.allow_secret
+        if allow is not None and allow.search(m.secret.decode("utf-8", "replace")):
+            return  # configured as a known, harmless value (``allow_secrets``)
         if line is None:
             line, col = self.line_col(buf, m.start)
             column = col if column is None else column
