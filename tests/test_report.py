@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sarif_pydantic import Sarif
@@ -85,3 +86,37 @@ def test_progress_line_counts_and_never_shows_findings(capsys: pytest.CaptureFix
     quiet = Progress(enabled=False)
     quiet(BatchResult(items=1))
     assert capsys.readouterr().err == ""
+
+
+def test_json_reports_match_the_published_schema(tmp_path: Path) -> None:
+    """The packaged JSON Schema describes real output: the demo tree, with and without secrets, as JSONL too,
+    and a git-history scan (commit provenance)."""
+    import subprocess
+    from importlib import resources
+
+    import jsonschema
+
+    from conftest import run_cli
+
+    schema = json.loads(resources.files("veritensor_fast.report").joinpath("findings.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    demo = Path(__file__).resolve().parent.parent / "corpora" / "demo"
+    for extra in ((), ("--show-secrets",)):
+        doc = json.loads(run_cli("scan", "-f", "json", *extra, demo).stdout)
+        validator.validate(doc)
+        assert doc["findings"] and {f["kind"] for f in doc["findings"]} == {"secret", "model"}
+    for line in run_cli("scan", "-f", "jsonl", demo).stdout.splitlines():
+        obj = json.loads(line)
+        kind = obj.pop("type")
+        sub = {"finding": "#/$defs/finding", "error": "#/$defs/error", "stats": "#/$defs/stats"}[kind]
+        jsonschema.Draft202012Validator({"$ref": sub, "$defs": schema["$defs"]}).validate(obj)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "a.env").write_text(f"HF_TOKEN={hf_token()}\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "add"], check=True)
+    doc = json.loads(run_cli("scan", "--history", "--no-datastore", "-f", "json", repo).stdout)
+    validator.validate(doc)
+    assert doc["findings"][0]["commit"]["at_head"] is True
