@@ -194,6 +194,20 @@ class _Reader:
         self.frame_end = self.pos + n
 
 
+#: Length-prefixed operands: opcode -> (bytes of the length, its struct format, what the payload is).
+_SIZED: dict[int, tuple[int, str, str]] = {
+    0x8C: (1, "", "utf8"),      # SHORT_BINUNICODE
+    0x58: (4, "<I", "utf8"),    # BINUNICODE
+    0x8D: (8, "<Q", "utf8"),    # BINUNICODE8
+    0x55: (1, "", "latin1"),    # SHORT_BINSTRING
+    0x54: (4, "<i", "latin1"),  # BINSTRING (signed, as CPython reads it)
+    0x43: (1, "", "bytes"),     # SHORT_BINBYTES
+    0x42: (4, "<I", "bytes"),   # BINBYTES
+    0x8E: (8, "<Q", "bytes"),   # BINBYTES8
+    0x96: (8, "<Q", "bytes"),   # BYTEARRAY8
+}
+
+
 def _u(data: Any, a: int, n: int, fmt: str) -> int:
     return int(struct.unpack_from(fmt, data, a)[0])
 
@@ -418,29 +432,14 @@ class PickleWalker:
                     continue
                 if op in _PUSH_OPS:
                     stack.append(_PUSH_OPS[op])
-                elif op == 0x8C:  # SHORT_BINUNICODE
-                    n = data[r.read(1)]
+                elif op in _SIZED:  # length-prefixed str / bytes operands
+                    w, fmt, kind = _SIZED[op]
+                    n = data[r.read(1)] if w == 1 else _u(data, r.read(w), w, fmt)
                     a = r.read(n)
-                    stack.append(text(a, a + n, "utf8"))
-                elif op == 0x58:  # BINUNICODE
-                    n = _u(data, r.read(4), 4, "<I")
-                    a = r.read(n)
-                    stack.append(text(a, a + n, "utf8"))
-                elif op == 0x8D:  # BINUNICODE8
-                    n = _u(data, r.read(8), 8, "<Q")
-                    a = r.read(n)
-                    stack.append(text(a, a + n, "utf8"))
+                    stack.append(_Bytes(a, a + n) if kind == "bytes" else text(a, a + n, kind))
                 elif op == 0x56:  # UNICODE
                     a, b = r.readline()
                     stack.append(text(a, b, "raw"))
-                elif op == 0x55:  # SHORT_BINSTRING
-                    n = data[r.read(1)]
-                    a = r.read(n)
-                    stack.append(text(a, a + n, "latin1"))
-                elif op == 0x54:  # BINSTRING
-                    n = _u(data, r.read(4), 4, "<i")
-                    a = r.read(n)
-                    stack.append(text(a, a + n, "latin1"))
                 elif op == 0x53:  # STRING
                     a, b = r.readline()
                     raw = bytes(data[a:b]) if b - a <= 1 << 20 else b""
@@ -456,18 +455,6 @@ class PickleWalker:
                         stack.append(val.decode("latin-1") if len(val) <= _MAX_STR else _Opaque("long string"))
                         if isinstance(stack[-1], str) and stack[-1] in _DUNDER_STRINGS:
                             text(a + 1, a + 1 + len(val), "latin1")
-                elif op == 0x43:  # SHORT_BINBYTES
-                    n = data[r.read(1)]
-                    a = r.read(n)
-                    stack.append(_Bytes(a, a + n))
-                elif op == 0x42:  # BINBYTES
-                    n = _u(data, r.read(4), 4, "<I")
-                    a = r.read(n)
-                    stack.append(_Bytes(a, a + n))
-                elif op in (0x8E, 0x96):  # BINBYTES8, BYTEARRAY8
-                    n = _u(data, r.read(8), 8, "<Q")
-                    a = r.read(n)
-                    stack.append(_Bytes(a, a + n))
                 elif op == 0x4B:  # BININT1
                     stack.append(data[r.read(1)])
                 elif op == 0x4D:  # BININT2
