@@ -65,3 +65,24 @@ def tree(tmp_path: Path) -> Path:
     d = tmp_path / "tree"
     d.mkdir()
     return d
+
+
+GIT_ID = ["-c", "user.email=t@example.invalid", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
+
+
+def git_run(repo: str | os.PathLike[str], *args: str, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real git CLI in ``repo`` with a fixed identity (no user config needed)."""
+    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], capture_output=True, text=True,
+                          check=check, env=env)
+
+
+def init_repo(path: Path, readme: str = "hi\n") -> Path:
+    """A new repository at ``path`` on branch ``main`` with one commit (a README)."""
+    path.mkdir(parents=True, exist_ok=True)
+    git_run(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text(readme)
+    git_run(path, "add", "README.md")
+    git_run(path, "commit", "-q", "-m", "init")
+    return path
+

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import hf_token
+from conftest import git_run, hf_token, init_repo
 
 ROOT = Path(__file__).resolve().parent.parent
-GIT_ID = ["-c", "user.email=t@example.invalid", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
 #: pip / network failures that mean "no index reachable", not a broken hook
 OFFLINE = re.compile(r"No matching distribution found|Could not find a version that satisfies|"
                      r"Failed to establish a new connection|Network is unreachable|Temporary failure in name "
@@ -30,21 +29,12 @@ def env_with_cli_on_path() -> dict[str, str]:
     return env
 
 
-def git(repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], capture_output=True, text=True,
-                          check=check, env=env)
+git = git_run
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    r = tmp_path / "work"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "README.md").write_text("hi\n")
-    git(r, "add", "README.md")
-    git(r, "commit", "-q", "-m", "init")
-    return r
+    return init_repo(tmp_path / "work")
 
 
 def readme_hook() -> str:

@@ -91,12 +91,11 @@ def test_progress_line_counts_and_never_shows_findings(capsys: pytest.CaptureFix
 def test_json_reports_match_the_published_schema(tmp_path: Path) -> None:
     """The packaged JSON Schema describes real output: the demo tree, with and without secrets, as JSONL too,
     and a git-history scan (commit provenance)."""
-    import subprocess
     from importlib import resources
 
     import jsonschema
 
-    from conftest import run_cli
+    from conftest import git_run, init_repo, run_cli
 
     schema = json.loads(resources.files("veritensor_fast.report").joinpath("findings.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(schema)
@@ -110,13 +109,10 @@ def test_json_reports_match_the_published_schema(tmp_path: Path) -> None:
         kind = obj.pop("type")
         sub = {"finding": "#/$defs/finding", "error": "#/$defs/error", "stats": "#/$defs/stats"}[kind]
         jsonschema.Draft202012Validator({"$ref": sub, "$defs": schema["$defs"]}).validate(obj)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    repo = init_repo(tmp_path / "repo")
     (repo / "a.env").write_text(f"HF_TOKEN={hf_token()}\n")
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "add"], check=True)
+    git_run(repo, "add", ".")
+    git_run(repo, "commit", "-qm", "add")
     doc = json.loads(run_cli("scan", "--history", "--no-datastore", "-f", "json", repo).stdout)
     validator.validate(doc)
     assert doc["findings"][0]["commit"]["at_head"] is True

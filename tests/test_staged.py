@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from veritensor_fast.sources.staged import GitChangesError, GitChangesSource
 
-from conftest import hf_token, run_cli, scan_json
+from conftest import git_run, hf_token, init_repo, run_cli, scan_json
 
 
 def git(repo: Path, *args: str) -> str:
-    p = subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.invalid", "-c", "user.name=t",
-                        "-c", "commit.gpgsign=false", *args], capture_output=True, text=True, check=True)
-    return p.stdout.strip()
+    return git_run(repo, *args).stdout.strip()
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    r = tmp_path / "repo"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "README.md").write_text("hello\n")
-    git(r, "add", "README.md")
-    git(r, "commit", "-q", "-m", "init")
-    return r
+    return init_repo(tmp_path / "repo", "hello\n")
 
 
 def test_staged_blob_is_scanned_not_working_file(repo: Path) -> None:
