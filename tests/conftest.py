@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 import string
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -85,4 +87,13 @@ def init_repo(path: Path, readme: str = "hi\n") -> Path:
     git_run(path, "add", "README.md")
     git_run(path, "commit", "-q", "-m", "init")
     return path
+
+
+def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip archive (in memory) holding ``members``."""
+    bio = io.BytesIO()
+    with zipfile.ZipFile(bio, "w", compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return bio.getvalue()
 

@@ -17,15 +17,11 @@ from veritensor_fast.engine import scan
 from veritensor_fast.sources.fs import FileSource
 from veritensor_fast.worker import ScanOptions
 
-from conftest import hf_token, scan_json
+from conftest import hf_token, scan_json, zip_bytes
 
 
-def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", method) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return out.getvalue()
+def deflated(members: dict[str, bytes]) -> bytes:
+    return zip_bytes(members, zipfile.ZIP_DEFLATED)
 
 
 def findings(root: Path) -> list[dict[str, object]]:
@@ -35,7 +31,7 @@ def findings(root: Path) -> list[dict[str, object]]:
 
 def test_zip_tar_gz_7z_and_gzip_members(tree: Path) -> None:
     toks = [hf_token() for _ in range(4)]
-    (tree / "bundle.zip").write_bytes(zip_bytes({"cfg/.env": f"# env\nHF_TOKEN={toks[0]}\n".encode()}))
+    (tree / "bundle.zip").write_bytes(deflated({"cfg/.env": f"# env\nHF_TOKEN={toks[0]}\n".encode()}))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as t:
         data = f"a\nb\ntoken: {toks[1]}\n".encode()
@@ -57,11 +53,11 @@ def test_zip_tar_gz_7z_and_gzip_members(tree: Path) -> None:
 
 def test_exact_secret_nested_archive_and_notebook_member(tree: Path) -> None:
     tok, tok2 = hf_token(), hf_token()
-    inner = zip_bytes({"config/.env": f"T={tok}\n".encode()})
+    inner = deflated({"config/.env": f"T={tok}\n".encode()})
     nb = {"cells": [{"cell_type": "code", "source": ["x = 1\n"], "outputs": [
         {"output_type": "stream", "name": "stdout", "text": [f"Token: {tok2}\n"]}]}],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    (tree / "outer.zip").write_bytes(zip_bytes({"inner.zip": inner, "nb/train.ipynb": json.dumps(nb).encode()}))
+    (tree / "outer.zip").write_bytes(deflated({"inner.zip": inner, "nb/train.ipynb": json.dumps(nb).encode()}))
     res = scan(FileSource([str(tree)]), ScanOptions(), jobs=1)
     by_member = {f.location["member"]: f for f in res.findings if f.location}
     assert by_member["inner.zip!config/.env"].secret == tok
@@ -83,14 +79,14 @@ def test_stored_members_found_once_with_their_member(tree: Path) -> None:
 def test_inline_ignore_inside_a_member(tree: Path) -> None:
     tok = hf_token()
     data = f"T={tok}  # veritensor-fast: ignore\n".encode()
-    (tree / "ok.zip").write_bytes(zip_bytes({"x.py": data}))
+    (tree / "ok.zip").write_bytes(deflated({"x.py": data}))
     assert findings(tree) == []
 
 
 def test_member_over_the_limit_is_reported_not_silently_skipped(tree: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(archive, "MAX_MEMBER_BYTES", 1000)
-    (tree / "big.zip").write_bytes(zip_bytes({"big.txt": b"a" * 5000, "small.txt": f"{hf_token()}\n".encode()}))
+    (tree / "big.zip").write_bytes(deflated({"big.txt": b"a" * 5000, "small.txt": f"{hf_token()}\n".encode()}))
     res = scan(FileSource([str(tree)]), ScanOptions(), jobs=1)
     assert [f.location["member"] for f in res.findings if f.location] == ["small.txt"]
     assert [(e.path, e.kind) for e in res.errors] == [("big.zip", "limit")]

@@ -15,15 +15,12 @@ from test_model_pickle import P2, P4, call1, glob, rules, sg, torch_data_pkl
 
 from veritensor_fast.models import AnalyzeOptions, ModelLimits, analyze
 
+from conftest import zip_bytes
+
 EVIL = P4 + call1(sg("os", "system")) + b"."
 
 
-def zbytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
-    bio = io.BytesIO()
-    with zipfile.ZipFile(bio, "w", compression) as z:
-        for n, d in members.items():
-            z.writestr(n, d)
-    return bio.getvalue()
+zbytes = zip_bytes
 
 
 def torch_zip(pkl: bytes, extra: dict[str, bytes] | None = None) -> bytes:
