@@ -218,8 +218,7 @@ class InlineIgnores:
             return findings
         out = []
         for f in findings:
-            if (f.kind != "model" or self.models) and not (f.location and "member" in f.location):
-                # (archive-member findings were already checked against their member's own lines)
+            if f.kind != "model" or self.models:
                 line = finding_line(f)
                 mks = markers.get(line, ())
                 if mks and f.location and "raw_line" in f.location:

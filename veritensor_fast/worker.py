@@ -148,7 +148,7 @@ class WorkerContext:
 class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
-    __slots__ = ("ctx", "item", "findings", "errors", "text_done", "_nl_pos", "_nl_line")
+    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_nl_pos", "_nl_line")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -156,6 +156,8 @@ class ItemScan:
         self.findings: list[Finding] = []
         self.errors: list[ScanError] = []
         self.text_done = False
+        #: findings already de-duplicated and post-processed against another buffer (an archive member's)
+        self.finished: list[Finding] = []
         self._nl_pos = 0
         self._nl_line = 1
 
@@ -213,7 +215,7 @@ class ItemScan:
             out.append(f)
         for post in self.ctx.postprocessors:
             out = post(out, buf, self.item)
-        return out
+        return out + self.finished
 
 
 # ---- process-pool entry points -------------------------------------------------------------------------

@@ -137,13 +137,11 @@ class _Expander:
         sub = ItemScan(self.ctx, sub_item)
         self.ctx.scan_buffer(data, sub_item, sub, skip=("model",))
         where = self.prefix + name
-        found = sub.finish(data)
+        found = sub.finish(data)  # de-duplicated, inline ignores applied against the member's own lines
         if found:  # the raw pass may have seen the same secret (stored data): keep the member's location only
             fps = {f.fingerprint for f in found}
-            self.scan.findings[:] = [f for f in self.scan.findings
-                                     if f.fingerprint not in fps or (f.location and "member" in f.location)]
-        for f in found:
-            self.scan.add(_rehome(f, self.item.path, where))
+            self.scan.findings[:] = [f for f in self.scan.findings if f.fingerprint not in fps]
+        self.scan.finished.extend(_rehome(f, self.item.path, where) for f in found)
         for e in sub.errors:
             self.scan.errors.append(ScanError(self.item.path, f"member {where!r}: {e.reason}", e.kind))
 
