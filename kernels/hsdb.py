@@ -41,34 +41,32 @@ def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = No
     return blob
 
 
-def _cache_dir() -> Path | None:
+def _cache_dir() -> Path:
     base = os.environ.get("VERITENSOR_FAST_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "veritensor-fast"
+    return (Path(base) if base else Path.home() / ".cache") / "veritensor-fast"
 
 
 def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None) -> bytes:
-    """Like :func:`compile_patterns`, memoised on disk by a hash of the patterns and library version."""
+    """Like :func:`compile_patterns`, memoised on disk by a hash of the patterns and library version. A cache
+    file that cannot be read or loaded (truncated, corrupt) is ignored and rewritten."""
     h = hashlib.sha256(str(getattr(hyperscan, "__version__", "?")).encode())
     for p, f in zip(patterns, flags or [0] * len(patterns), strict=True):
         h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
-    key = h.hexdigest()[:32]
-    cdir = _cache_dir()
-    path = cdir / f"hsdb-{key}.bin" if cdir else None
-    if path is not None:
-        try:
-            return path.read_bytes()
-        except OSError:
-            pass
+    path = _cache_dir() / f"hsdb-{h.hexdigest()[:32]}.bin"
+    try:
+        blob: bytes = path.read_bytes()
+        hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)  # validates the serialised database
+        return blob
+    except Exception:  # missing, unreadable or corrupt: compile afresh
+        pass
     blob = compile_patterns(patterns, flags)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except OSError:
+        pass
     return blob
 
 

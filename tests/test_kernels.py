@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -50,3 +51,14 @@ def test_chunked_scan_finds_matches_across_chunk_edges(monkeypatch: pytest.Monke
         ends.append(pos + 37)
     hits = scanner.scan(bytes(buf))
     assert sorted({e for _, e in hits}) == ends
+
+
+def test_corrupt_cache_file_is_recompiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERITENSOR_FAST_CACHE", str(tmp_path))
+    pats = [rb"hf_[A-Za-z0-9]{34}"]
+    hsdb.compile_cached(pats)
+    (cached,) = (tmp_path / "veritensor-fast").iterdir()
+    cached.write_bytes(b"garbage")
+    scanner = hsdb.Scanner(hsdb.compile_cached(pats))  # no DatabaseError: the garbage was not used
+    assert scanner.scan(b"x hf_" + b"aB3" * 11 + b"c") != []
+    assert cached.read_bytes() != b"garbage"
