@@ -272,7 +272,7 @@ def scan(
     since: Annotated[str | None, typer.Option("--since", metavar="REV", help="With --history: only commits after REV (REV..refs).")] = None,
     rev_range: Annotated[str | None, typer.Option("--range", metavar="A..B", help="With --history: only the commits in A..B.")] = None,
     branch: Annotated[list[str] | None, typer.Option("--branch", help="With --history: only these branches (repeatable).")] = None,
-    datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: .git/veritensor-fast/datastore.sqlite, or the user cache dir for bare/read-only repos).")] = None,
+    datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: one per repository in the user cache dir, never inside the scanned repository).")] = None,
     no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
