@@ -112,3 +112,18 @@ def test_commit_author_and_message_are_not_stored(tmp_path: Path, cache_env: dic
         assert rep["findings"][0]["commit"]["message"] == "Zanzibar-marker commit"
     stored = b"".join(Path(str(ds) + s).read_bytes() for s in ("", "-wal") if Path(str(ds) + s).exists())
     assert b"Zanzibar" not in stored and b"Quixote" not in stored and b"m@x.invalid" not in stored
+
+
+def test_found_secret_in_a_path_is_not_stored_in_clear(tmp_path: Path, cache_env: dict[str, str]) -> None:
+    tok = hf_token()
+    repo = init_repo(tmp_path / "repo")
+    (repo / f"{tok}.txt").write_text(f"key: {tok}\n")  # a file named after the token it holds
+    git_run(repo, "add", "-A")
+    git_run(repo, "commit", "-qm", "add")
+    ds = tmp_path / "ds.sqlite"
+    for _ in range(2):  # the second sweep is incremental: paths come back from the datastore
+        code, rep, _ = _history(repo, "--datastore", ds, env=cache_env, cwd=tmp_path)
+        assert code == 1 and [f["fingerprint"] for f in rep["findings"]] == [fingerprint(RULE, tok)]
+    sqlite3.connect(ds).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    stored = b"".join(Path(str(ds) + s).read_bytes() for s in ("", "-wal") if Path(str(ds) + s).exists())
+    assert tok.encode() not in stored

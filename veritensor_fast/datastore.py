@@ -163,6 +163,9 @@ class DataStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        #: secrets found this run (in memory only): every occurrence in a stored path, message, location or
+        #: decoding chain is replaced by its redacted preview (a token in a file name is a leak too)
+        self._secrets: dict[str, str] = {}
         for suffix in _COMPANIONS:
             if os.path.islink(self.path + suffix):
                 raise DataStoreError(f"datastore {self.path + suffix} is a symbolic link; not written through")
@@ -225,12 +228,20 @@ class DataStore:
         """Record scanned blobs and their findings (secrets are dropped), in one transaction."""
         if not results:
             return
+        from veritensor_fast.findings import redact
+
+        for _blob, fs in results:
+            for f in fs:
+                if f.secret and len(f.secret) >= 6 and f.secret not in self._secrets:
+                    self._secrets[f.secret] = redact(f.secret)
+        scrub = self._scrub
         rows = []
         for blob, fs in results:
             for f in fs:
-                rows.append((memo, blob, f.rule_id, f.kind, f.severity, f.path, f.line, f.column, f.message,
-                             f.redacted, f.fingerprint,
-                             json.dumps(f.location, default=repr) if f.location else None, f.decoded))
+                loc = json.dumps(f.location, default=repr) if f.location else None
+                rows.append((memo, blob, f.rule_id, f.kind, f.severity, scrub(f.path), f.line, f.column,
+                             scrub(f.message), f.redacted, f.fingerprint, scrub(loc) if loc else None,
+                             scrub(f.decoded) if f.decoded else None))
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("DELETE FROM findings WHERE memo=? AND blob=?", [(memo, b) for b, _ in results])
@@ -240,6 +251,15 @@ class DataStore:
         except sqlite3.Error as exc:
             self._rollback()
             raise DataStoreError(f"cannot write datastore {self.path}: {exc}") from None
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every secret found this run replaced by its redacted preview (longest first)."""
+        if not self._secrets:
+            return text
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, self._secrets[secret])
+        return text
 
     def findings(self, memo: str, blobs: Iterable[str] | None = None) -> dict[str, list[Finding]]:
         """Stored findings by blob (``secret`` is always None). ``blobs`` restricts the result."""
@@ -284,7 +304,8 @@ class DataStore:
                 self._put_tips(repo, scope, sweep, st.total, st.tips)
                 self.db.execute("DELETE FROM inscope WHERE repo=? AND scope=?", (repo, scope))
                 self.db.executemany("INSERT INTO inscope VALUES (?,?,?,?,?,?)", [
-                    (repo, scope, b, path, size, int(retry)) for b, (path, size, retry) in st.blobs.items()])
+                    (repo, scope, b, self._scrub(path), size, int(retry))
+                    for b, (path, size, retry) in st.blobs.items()])
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -329,7 +350,8 @@ class DataStore:
             if clear:
                 self.db.execute("DELETE FROM provenance WHERE repo=?", (repo,))
             self.db.executemany("INSERT OR REPLACE INTO provenance VALUES (?,?,?,?,?,?,?,?,?,?)", [
-                (repo, b, path, int(p.exact), p.ts, p.commit.get("id"), None, None, p.commit.get("date"), None)
+                (repo, b, self._scrub(path), int(p.exact), p.ts, p.commit.get("id"), None, None,
+                 p.commit.get("date"), None)
                 for (b, path), p in rows.items()])
             self._put_tips(repo, PROVENANCE_SCOPE, 0, 0, tips)
             self.db.execute("COMMIT")
