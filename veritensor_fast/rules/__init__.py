@@ -177,8 +177,8 @@ def _rule_from(doc: Any, source: str, user: bool = False) -> Rule:
 def _parse_file(text: str, source: str, user: bool = False) -> list[Rule]:
     try:
         data = yaml.load(text, Loader=_LOADER)  # a safe loader (the C one when available)
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{source}: not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise RuleError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RuleError(f"{source}: expected a mapping with a 'rules' list")
     return [_rule_from(d, source, user) for d in data["rules"]]
