@@ -153,12 +153,12 @@ def test_allow_secrets_and_detector_switches(tree: Path) -> None:
     (tree / "k.env").write_text(f"B64={base64.b64encode(hidden.encode()).decode()}\n")
     cfg = tree / ".veritensor-fast.toml"
     cfg.write_text(f'allow_secrets = ["^{fixture[:12]}"]\n')
-    _, rep = scan_json(tree)
+    _, rep = scan_json(".", cwd=tree)
     assert sorted(f["fingerprint"] for f in rep["findings"]) == sorted(
         [fingerprint("huggingface.user-token", real), fingerprint("huggingface.user-token", hidden)])
     cfg.write_text(f'allow_secrets = ["^{fixture[:12]}"]\ndecode_base64 = false\n')
-    _, rep = scan_json(tree)
+    _, rep = scan_json(".", cwd=tree)
     assert [f["fingerprint"] for f in rep["findings"]] == [fingerprint("huggingface.user-token", real)]
     cfg.write_text('allow_secrets = ["(unclosed"]\n')
-    p = run_cli("scan", tree)
+    p = run_cli("scan", ".", cwd=tree)
     assert p.returncode == 2 and "allow_secrets" in p.stderr

@@ -69,12 +69,13 @@ class Baseline:
 
 
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
+    from veritensor_fast.safeio import SmallFileError, read_regular_file
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except OSError as exc:
-        raise BaselineError(f"cannot read baseline {os.fspath(path)}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = json.loads(read_regular_file(path, "baseline").decode("utf-8"))
+    except SmallFileError as exc:
+        raise BaselineError(str(exc)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BaselineError(f"baseline {os.fspath(path)} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BaselineError(f"{os.fspath(path)} is not a veritensor-fast baseline (no \"format\": \"{FORMAT}\")")

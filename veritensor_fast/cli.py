@@ -83,8 +83,57 @@ def exit_code(result: Any, fail_severity: str = "low") -> int:
     return EXIT_CLEAN
 
 
+def _check_output(output: Path) -> None:
+    """``--output``: fail before scanning (exit 2, one line naming the path and the OS error) when the report
+    could not be written: a missing or read-only directory, a directory, a full device."""
+    import errno
+    import stat
+
+    try:
+        st = os.stat(output)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _fail(f"cannot write report {output}: {exc.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise _fail(f"cannot write report {output}: {os.strerror(errno.EISDIR)}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:  # /dev/null, /dev/full, a FIFO: written in place. Probe without blocking and without writing.
+            fd = os.open(output, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # a FIFO nobody reads yet: writable later
+                raise _fail(f"cannot write report {output}: {exc.strerror}") from None
+        else:
+            try:
+                full = os.stat("/dev/full").st_rdev if os.path.exists("/dev/full") else None
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == full:  # every write fails with ENOSPC
+                    raise _fail(f"cannot write report {output}: {os.strerror(errno.ENOSPC)}")
+            finally:
+                os.close(fd)
+        return
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise _fail(f"cannot write report {output}: {os.strerror(errno.ENOENT)} (no directory {parent})")
+    probe = parent / f".{output.name}.probe{os.getpid()}"
+    try:  # the report is written by create-and-rename in this directory: try exactly that
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _fail(f"cannot write report {output}: {exc.strerror}") from None
+
+
+def _summary_line(result: Any, output: Path) -> str:
+    n = len(result.findings)
+    line = f"veritensor-fast: {n} finding{'s' if n != 1 else ''}" if n else "veritensor-fast: no findings"
+    line += f", {len(result.errors)} input(s) not scanned" if result.errors else ""
+    return line + f"; report written to {output}"
+
+
 def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool) -> None:
-    """Render with the chosen reporter; write ``output`` atomically (only once the scan has succeeded)."""
+    """Render with the chosen reporter; write ``output`` atomically (only once the scan has succeeded), then
+    print a one-line summary on stderr. A write that fails (full disk) exits 2 naming the path and error,
+    and leaves no temporary file behind."""
     from veritensor_fast.report import get_reporter
 
     color = fmt == "text" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -93,12 +142,20 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool) -> None
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    if output.exists() and not output.is_file():  # /dev/null, a FIFO: write in place, never replace it
-        output.write_text(text, encoding="utf-8")
-        return
-    tmp = output.with_name(output.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, output)
+    try:
+        if output.exists() and not output.is_file():  # /dev/null, a FIFO: write in place, never replace it
+            output.write_text(text, encoding="utf-8")
+        else:
+            tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+            try:
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, output)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+    except OSError as exc:
+        raise _fail(f"cannot write report {output}: {exc.strerror}") from None
+    typer.echo(_summary_line(result, output), err=True)
 
 
 BLOCKED_HELP = """
@@ -112,20 +169,47 @@ veritensor-fast: the commit was blocked: the staged changes above contain secret
 """
 
 
-def _settings(paths: list[Path], git_changes: bool, config: Path | None, **cli: Any) -> Any:
-    """Load the config file (``--config``, else discovered in the current directory, then the scan root) and
-    merge the command-line values over it."""
-    from veritensor_fast.config import ConfigError, effective, load_config
-    from veritensor_fast.sources.staged import GitChangesError, repo_toplevel
+def _settings(paths: list[Path], git_changes: bool, config: Path | None, no_config: bool = False,
+              **cli: Any) -> Any:
+    """Load the trusted config (``--config``, else one found in the current directory; for ``--staged`` /
+    ``--since-commit`` also the repository top-level when the current directory is inside it) and merge the
+    command-line values over it. A config inside a scanned target is never applied: one stderr line says so.
+    User rules files are validated here, before anything is scanned (exit 2 naming the file and rule)."""
+    from veritensor_fast.config import Config, ConfigError, effective, load_config, untrusted_configs
+    from veritensor_fast.rules import RuleError
 
-    dirs: list[str] = [os.getcwd()]
+    cwd = os.getcwd()
+    trusted: list[str] = [cwd]
+    targets: list[str] = [os.fspath(p) for p in paths if os.fspath(p) != "-" and p.is_dir()]
     try:
         if git_changes:
-            dirs.append(repo_toplevel(paths[0] if paths else os.getcwd()))
-        elif paths and paths[0].is_dir():
-            dirs.append(os.fspath(paths[0]))
-        return effective(load_config(config, dirs), **cli)
-    except (ConfigError, GitChangesError) as exc:
+            from veritensor_fast.sources.staged import GitChangesError, repo_toplevel
+
+            try:
+                top = repo_toplevel(paths[0] if paths else cwd)
+            except GitChangesError as exc:
+                raise _fail(str(exc)) from None
+            here = os.path.realpath(cwd)
+            real_top = os.path.realpath(top)
+            if here == real_top or here.startswith(real_top.rstrip(os.sep) + os.sep):
+                trusted.append(top)  # the user stands inside this repository: it is their project
+            else:
+                targets.append(top)
+        notes: list[str] = []
+        cfg = Config() if no_config else load_config(config, trusted, notes)
+        for note in notes:
+            typer.echo(f"veritensor-fast: note: {note}", err=True)
+        skip = {os.path.realpath(d) for d in trusted}
+        for cand in [] if no_config else untrusted_configs(targets):
+            if os.path.realpath(cand.parent) not in skip:
+                typer.echo(f"veritensor-fast: note: ignoring config {cand} inside the scanned target (a scanned "
+                           f"tree does not configure its own audit); to apply it, pass --config {cand}", err=True)
+        eff = effective(cfg, **cli)
+        opts = eff.options
+        if opts.rule_files or opts.disabled_rules or opts.entropy_overrides:
+            opts.ruleset()  # fail now (exit 2, naming the file and rule), not halfway through a scan
+        return eff
+    except (ConfigError, RuleError) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -181,13 +265,14 @@ def scan(
     staged: Annotated[bool, typer.Option("--staged", help="Scan what is staged in the git index (for pre-commit hooks); PATHs limit it.")] = False,
     since_commit: Annotated[str | None, typer.Option("--since-commit", metavar="REV", help="Scan blobs added or changed by the commits in REV..HEAD; PATHs limit it.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Report only findings not in this baseline file.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml in the current directory; never one inside a scanned target).")] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every config file.")] = False,
     history: Annotated[bool, typer.Option("--history", help="PATHs are git repositories (work tree or bare): scan every blob reachable from every ref.")] = False,
     all_objects: Annotated[bool, typer.Option("--all-objects", help="With --history: also scan blobs no ref reaches.")] = False,
     since: Annotated[str | None, typer.Option("--since", metavar="REV", help="With --history: only commits after REV (REV..refs).")] = None,
     rev_range: Annotated[str | None, typer.Option("--range", metavar="A..B", help="With --history: only the commits in A..B.")] = None,
     branch: Annotated[list[str] | None, typer.Option("--branch", help="With --history: only these branches (repeatable).")] = None,
-    datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: .git/veritensor-fast/datastore.sqlite, or the user cache dir for bare/read-only repos).")] = None,
+    datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: one per repository in the user cache dir, never inside the scanned repository).")] = None,
     no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
@@ -213,7 +298,11 @@ def scan(
                     "need --history")
     if not paths and not git_changes:
         raise _fail("give at least one PATH to scan")
-    eff = _settings(paths or [], git_changes, config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
+    if config is not None and no_config:
+        raise _fail("give either --config or --no-config, not both")
+    if output is not None:
+        _check_output(output)
+    eff = _settings(paths or [], git_changes, config, no_config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
                     disabled_rules=disable_rule or (), allow_globals=allow_global or (),
                     strict_secrets=strict_secrets, include_outputs=include_outputs, follow_symlinks=follow_symlinks,
                     max_file_size=max_file_size, jobs=jobs, fail_severity=fail_severity,
@@ -253,6 +342,7 @@ def scan(
             client.close()
     if known is not None:
         result = _apply_baseline(result, known)
+    result.stats["config"] = eff.config
     emit(result, fmt, output, show_secrets)
     code = exit_code(result, fail_severity)
     if code == EXIT_FINDINGS and staged:
@@ -340,7 +430,8 @@ app.add_typer(baseline_app, name="baseline")
 def baseline_create(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories to scan (usually: .)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Baseline file to write.")] = Path(".veritensor-baseline.json"),
-    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml in the current directory; never one inside a scanned target).")] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every config file.")] = False,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip (repeatable).")] = None,
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra YAML rules file (repeatable).")] = None,
     disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Rule id to turn off (repeatable).")] = None,
@@ -354,7 +445,7 @@ def baseline_create(
     from veritensor_fast.engine import scan as run_scan
     from veritensor_fast.sources.fs import FileSource
 
-    eff = _settings(paths, False, config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
+    eff = _settings(paths, False, config, no_config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
                     disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
     source = FileSource([os.fspath(p) for p in paths], eff.excludes, eff.follow_symlinks, eff.max_file_size)
     try:

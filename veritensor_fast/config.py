@@ -1,14 +1,18 @@
 """Project configuration: ``[tool.veritensor-fast]`` in ``pyproject.toml`` or a ``.veritensor-fast.toml`` file.
 
-Discovery (first hit wins): ``--config FILE``; else ``.veritensor-fast.toml``, then ``pyproject.toml`` (only if
-it has a ``[tool.veritensor-fast]`` table) in the current directory; else the same two files in the scan root
-(the git top-level for ``--staged``/``--since-commit``, the first PATH when it is a directory). In
-``.veritensor-fast.toml`` the keys sit at top level (a ``[tool.veritensor-fast]`` table is accepted too).
+Trust: a scanned tree never configures its own audit. A config applies only when the user names it
+(``--config FILE``) or stands in it: ``.veritensor-fast.toml``, then ``pyproject.toml`` (only if it has a
+``[tool.veritensor-fast]`` table) in the current directory (for ``--staged``/``--since-commit`` also the git
+top-level when the current directory is inside that repository). A config file inside a scanned target
+elsewhere is not applied (``untrusted_configs`` finds it so the CLI can say so); ``--no-config`` ignores all.
+In ``.veritensor-fast.toml`` the keys sit at top level (a ``[tool.veritensor-fast]`` table is accepted too).
 
 Keys may be spelled with ``_`` or ``-``. Unknown keys and wrongly typed values raise ``ConfigError`` naming the
-key. Relative paths (``rules``, ``baseline``) are relative to the directory of the config file. Command-line
-flags override scalar keys; list keys (``exclude``, ``rules``, ``disabled_rules``, ``allow_globals``) are
-extended by the matching flags. ``show_secrets`` is deliberately not configurable.
+key. Relative paths (``rules``, ``baseline``) are relative to the directory of the (trusted) config file.
+Command-line flags override scalar keys; list keys (``exclude``, ``rules``, ``disabled_rules``,
+``allow_globals``) are extended by the matching flags. ``show_secrets`` is deliberately not configurable.
+Config files are read only if they are regular files of bounded size (``safeio``). An unreadable or invalid
+``pyproject.toml`` without our table is skipped with a note; one that mentions our table is an error.
 """
 
 from __future__ import annotations
@@ -103,12 +107,18 @@ def _entropy(key: str, v: Any) -> tuple[tuple[str, float], ...]:
 
 
 def _regexes(key: str, v: Any) -> tuple[str, ...]:
+    from veritensor_fast.rules.safe_regex import UnsafePattern, check_pattern
+
     pats = _str_list(key, v)
     for p in pats:
         try:
             re.compile(p)
         except re.error as exc:
             raise ConfigError(f"key '{key}': {p!r} is not a valid regular expression ({exc})") from None
+        try:
+            check_pattern(p)
+        except UnsafePattern as exc:
+            raise ConfigError(f"key '{key}': {exc}") from None
     return pats
 
 
@@ -161,13 +171,28 @@ def parse_table(table: dict[str, Any], base: Path, source: str) -> Config:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from veritensor_fast.safeio import SmallFileError, read_regular_file
+
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raw = read_regular_file(path, "config file")
+    except SmallFileError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _mentions_us(path: Path) -> bool:
+    """Whether the file's bytes mention our table (so a TOML error in it concerns our settings)."""
+    from veritensor_fast.safeio import SmallFileError, read_regular_file
+
+    try:
+        return TABLE.encode() in read_regular_file(path, "config file")
+    except SmallFileError:
+        return False
 
 
 def _table(doc: dict[str, Any], path: Path, dedicated: bool) -> dict[str, Any] | None:
@@ -194,9 +219,10 @@ def load_file(path: str | os.PathLike[str]) -> Config:
     return parse_table(table or {}, p.resolve().parent, str(p))
 
 
-def discover(dirs: Iterable[str | os.PathLike[str]]) -> Path | None:
+def discover(dirs: Iterable[str | os.PathLike[str]], notes: list[str] | None = None) -> Path | None:
     """The config file that applies: the first of ``.veritensor-fast.toml`` / ``pyproject.toml`` (with our
-    table) found in ``dirs``, in order."""
+    table) found in ``dirs``, in order. A ``pyproject.toml`` that cannot be read or parsed and does not
+    mention our table is skipped, with a line added to ``notes``."""
     seen: set[Path] = set()
     for d in dirs:
         dp = Path(d).resolve()
@@ -204,21 +230,50 @@ def discover(dirs: Iterable[str | os.PathLike[str]]) -> Path | None:
             continue
         seen.add(dp)
         cand = dp / CONFIG_FILE
-        if cand.is_file():
-            return cand
+        if cand.exists() or cand.is_symlink():
+            return cand  # not a regular file: load_file says so (exit 2), rather than skipping it silently
         cand = dp / PYPROJECT
-        if cand.is_file():
-            tool = _read_toml(cand).get("tool")
+        if cand.exists():
+            try:
+                tool = _read_toml(cand).get("tool")
+            except ConfigError as exc:
+                if _mentions_us(cand):
+                    raise
+                if notes is not None:
+                    notes.append(f"ignoring {cand}: {exc} (it has no [tool.{TABLE}] table)")
+                continue
             if isinstance(tool, dict) and TABLE in tool:
                 return cand
     return None
 
 
-def load_config(explicit: str | os.PathLike[str] | None, search_dirs: Sequence[str | os.PathLike[str]]) -> Config:
+def untrusted_configs(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Config files in scanned directories that are not applied (they belong to the scanned content): a
+    ``.veritensor-fast.toml``, or a ``pyproject.toml`` whose bytes mention our table (never parsed)."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for d in dirs:
+        try:
+            dp = Path(d).resolve()
+        except OSError:
+            continue
+        if dp in seen:
+            continue
+        seen.add(dp)
+        cand = dp / CONFIG_FILE
+        if cand.exists() or cand.is_symlink():
+            out.append(cand)
+        elif (dp / PYPROJECT).is_file() and _mentions_us(dp / PYPROJECT):
+            out.append(dp / PYPROJECT)
+    return out
+
+
+def load_config(explicit: str | os.PathLike[str] | None, search_dirs: Sequence[str | os.PathLike[str]],
+                notes: list[str] | None = None) -> Config:
     """``--config FILE`` if given, else the discovered file, else an empty ``Config``."""
     if explicit is not None:
         return load_file(explicit)
-    found = discover(search_dirs)
+    found = discover(search_dirs, notes)
     return load_file(found) if found is not None else Config()
 
 
@@ -233,6 +288,7 @@ class Effective:
     jobs: int  # 0: all cores
     fail_severity: str
     baseline: str | None
+    config: str | None = None  # the config file applied (absolute), None: none
 
 
 def _pick(cli: Any, cfg: Any, default: Any) -> Any:
@@ -267,4 +323,5 @@ def effective(cfg: Config, *, exclude: Sequence[str] = (), rules: Sequence[str] 
         jobs=_pick(jobs or None, cfg.jobs, 0),
         fail_severity=_pick(fail_severity, cfg.fail_severity, "low"),
         baseline=_pick(baseline, cfg.baseline, None),
+        config=os.path.abspath(cfg.source) if cfg.source else None,
     )

@@ -18,7 +18,15 @@ Incremental listing and provenance (history sweeps of all refs): a finished swee
 repository and scope key (memo + listing options): the ref tips it walked, how many blobs were in scope, the
 blobs in scope that have findings (with the path they were listed at) and the blobs to retry (errors). The next
 sweep walks only ``<current tips> --not <previous tips>``. Provenance (the commit that introduced a blob at a
-path: id, author, email, date, message first line) is cached per repository with the tips it is valid for.
+path) is cached per repository with the tips it is valid for: only the commit id, date and author time. Author,
+email and message are never stored (they are the repository's words, may hold a secret, and are shown redacted
+by the reporters): they are read back from the repository for the cached commits (one ``git log --no-walk``).
+
+Trust: the default datastore lives in the user's cache directory (``default_location``), keyed by the
+repository's real path, never inside the scanned repository (a repository could ship a doctored memo). A
+datastore that does not verify (SQLite ``quick_check`` fails, wrong schema, not a database) is moved aside to
+``<path>.invalid`` with one warning on stderr and rebuilt, never believed. A datastore path (or its ``-wal`` /
+``-shm`` / ``-journal`` companion) that is a symbolic link is refused: never written through.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from veritensor_fast.findings import Finding
 if TYPE_CHECKING:
     from veritensor_fast.worker import ScanOptions
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: provenance rows no longer hold author, email or message
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,24 +133,88 @@ def finding_key(f: Finding) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def default_location(repo: str | os.PathLike[str]) -> str:
+    """The default datastore of ``repo`` (a work tree, bare repository or git dir): in the user's cache
+    directory (``$XDG_CACHE_HOME/veritensor-fast/datastores`` on Linux), keyed by the repository's real path,
+    so nothing the scanned repository ships is ever read as scan state."""
+    import platformdirs
+
+    real = os.path.realpath(os.fspath(repo))
+    key = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return os.path.join(platformdirs.user_cache_dir("veritensor-fast"), "datastores", f"{key}.sqlite")
+
+
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    sys.stderr.write(f"veritensor-fast: warning: {msg}\n")
+    sys.stderr.flush()
+
+
+class _Invalid(Exception):
+    """The file is not a datastore we can believe (moved aside and rebuilt)."""
+
+
 class DataStore:
     """One SQLite file. Only the parent process writes; every ``record`` call is one committed transaction."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        #: secrets found this run (in memory only): every occurrence in a stored path, message, location or
+        #: decoding chain is replaced by its redacted preview (a token in a file name is a leak too)
+        self._secrets: dict[str, str] = {}
+        for suffix in _COMPANIONS:
+            if os.path.islink(self.path + suffix):
+                raise DataStoreError(f"datastore {self.path + suffix} is a symbolic link; not written through")
         try:
             parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise DataStoreError(f"cannot open datastore {self.path}: {exc.strerror}") from None
+        try:
+            self._open()
+        except _Invalid as exc:
+            _warn(f"datastore {self.path} does not verify ({exc}); moved aside to {self.path}.invalid and rebuilt")
+            try:
+                self.db.close()
+            except (sqlite3.Error, AttributeError):
+                pass
+            try:
+                os.replace(self.path, self.path + ".invalid")
+                for suffix in _COMPANIONS[1:]:
+                    if os.path.lexists(self.path + suffix):
+                        os.unlink(self.path + suffix)
+                self._open()
+            except (OSError, _Invalid) as exc2:
+                raise DataStoreError(f"cannot rebuild datastore {self.path}: {exc2}") from None
+
+    def _open(self) -> None:
+        try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise DataStoreError(f"cannot open datastore {self.path}: {exc}") from None
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            check = self.db.execute("PRAGMA quick_check(1)").fetchone()
+            if check is None or check[0] != "ok":
+                raise _Invalid(f"integrity check: {check[0] if check else 'no answer'}")
             self.db.executescript(_SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
-                raise DataStoreError(f"datastore {self.path} has schema {row[0]}, expected {SCHEMA_VERSION}")
-        except (sqlite3.Error, OSError) as exc:
+                raise _Invalid(f"schema {row[0]}, expected {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise DataStoreError(f"cannot open datastore {self.path}: {exc}") from None
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).replace("-", ""):
+                raise DataStoreError(f"cannot open datastore {self.path}: {exc}") from None
+            raise _Invalid(str(exc)) from None
+        except sqlite3.Error as exc:
             raise DataStoreError(f"cannot open datastore {self.path}: {exc}") from None
 
     def close(self) -> None:
@@ -156,12 +228,20 @@ class DataStore:
         """Record scanned blobs and their findings (secrets are dropped), in one transaction."""
         if not results:
             return
+        from veritensor_fast.findings import redact
+
+        for _blob, fs in results:
+            for f in fs:
+                if f.secret and len(f.secret) >= 6 and f.secret not in self._secrets:
+                    self._secrets[f.secret] = redact(f.secret)
+        scrub = self._scrub
         rows = []
         for blob, fs in results:
             for f in fs:
-                rows.append((memo, blob, f.rule_id, f.kind, f.severity, f.path, f.line, f.column, f.message,
-                             f.redacted, f.fingerprint,
-                             json.dumps(f.location, default=repr) if f.location else None, f.decoded))
+                loc = json.dumps(f.location, default=repr) if f.location else None
+                rows.append((memo, blob, f.rule_id, f.kind, f.severity, scrub(f.path), f.line, f.column,
+                             scrub(f.message), f.redacted, f.fingerprint, scrub(loc) if loc else None,
+                             scrub(f.decoded) if f.decoded else None))
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("DELETE FROM findings WHERE memo=? AND blob=?", [(memo, b) for b, _ in results])
@@ -171,6 +251,15 @@ class DataStore:
         except sqlite3.Error as exc:
             self._rollback()
             raise DataStoreError(f"cannot write datastore {self.path}: {exc}") from None
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every secret found this run replaced by its redacted preview (longest first)."""
+        if not self._secrets:
+            return text
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, self._secrets[secret])
+        return text
 
     def findings(self, memo: str, blobs: Iterable[str] | None = None) -> dict[str, list[Finding]]:
         """Stored findings by blob (``secret`` is always None). ``blobs`` restricts the result."""
@@ -215,7 +304,8 @@ class DataStore:
                 self._put_tips(repo, scope, sweep, st.total, st.tips)
                 self.db.execute("DELETE FROM inscope WHERE repo=? AND scope=?", (repo, scope))
                 self.db.executemany("INSERT INTO inscope VALUES (?,?,?,?,?,?)", [
-                    (repo, scope, b, path, size, int(retry)) for b, (path, size, retry) in st.blobs.items()])
+                    (repo, scope, b, self._scrub(path), size, int(retry))
+                    for b, (path, size, retry) in st.blobs.items()])
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
@@ -242,10 +332,13 @@ class DataStore:
             chunk = blobs[i:i + 500]
             q = ("SELECT blob, path, exact, ts, commit_id, author, email, date, message FROM provenance "
                  f"WHERE repo=? AND blob IN ({','.join('?' * len(chunk))})")
-            for b, path, exact, ts, cid, author, email, date, message in self.db.execute(q, (repo, *chunk)):
+            for b, path, exact, ts, cid, _author, _email, date, _message in self.db.execute(q, (repo, *chunk)):
                 if (b, path) in want:
                     out[(b, path)] = Provenance(bool(exact), int(ts), {
-                        "id": cid, "author": author, "email": email, "date": date, "message": message})
+                        "id": cid, "author": None, "email": None, "date": date, "message": None})
+        details = _commit_details(repo, {p.commit["id"] for p in out.values() if p.commit.get("id")})
+        for p in out.values():
+            p.commit.update(details.get(p.commit.get("id") or "", {}))
         return out
 
     def save_provenance(self, repo: str, rows: dict[tuple[str, str], Provenance], tips: Sequence[str],
@@ -257,8 +350,8 @@ class DataStore:
             if clear:
                 self.db.execute("DELETE FROM provenance WHERE repo=?", (repo,))
             self.db.executemany("INSERT OR REPLACE INTO provenance VALUES (?,?,?,?,?,?,?,?,?,?)", [
-                (repo, b, path, int(p.exact), p.ts, p.commit.get("id"), p.commit.get("author"),
-                 p.commit.get("email"), p.commit.get("date"), p.commit.get("message"))
+                (repo, b, self._scrub(path), int(p.exact), p.ts, p.commit.get("id"), None, None,
+                 p.commit.get("date"), None)
                 for (b, path), p in rows.items()])
             self._put_tips(repo, PROVENANCE_SCOPE, 0, 0, tips)
             self.db.execute("COMMIT")
@@ -271,6 +364,28 @@ class DataStore:
             self.db.execute("ROLLBACK")
         except sqlite3.Error:
             pass
+
+
+def _commit_details(repo: str, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Author, email and message subject of commits ``ids`` of ``repo``, read from the repository (one
+    ``git log --no-walk --stdin`` through the hardened git runner); commits it cannot read are left out."""
+    if not ids:
+        return {}
+    try:
+        from veritensor_fast.sources.git import GitError, _git_input
+    except ImportError:  # pragma: no cover - the runner moved: fields stay empty rather than failing
+        return {}
+    try:
+        out = _git_input(repo, "".join(f"{i}\n" for i in sorted(ids)), "log", "--no-walk=unsorted", "--stdin",
+                         "-z", "--format=%H%x1f%an%x1f%ae%x1f%s")
+    except GitError:
+        return {}
+    details: dict[str, dict[str, Any]] = {}
+    for rec in out.split("\x00"):
+        parts = rec.strip("\n").split("\x1f")
+        if len(parts) == 4:
+            details[parts[0]] = {"author": parts[1], "email": parts[2], "message": parts[3]}
+    return details
 
 
 def stats(path: str | os.PathLike[str]) -> dict[str, Any]:

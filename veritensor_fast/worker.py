@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +69,9 @@ class WorkerContext:
         self.matcher = SecretMatcher(self.ruleset, serialised_db, strict=options.strict_secrets)
         self._readers: dict[str, Any] = {}
         from veritensor_fast.detectors import build_detectors
+        from veritensor_fast.rules.safe_regex import compile_any  # RE2: user regexes run in linear time
 
-        self.allow_secret = re.compile("|".join(f"(?:{p})" for p in options.allow_secrets)) \
-            if options.allow_secrets else None
+        self.allow_secret = compile_any(options.allow_secrets) if options.allow_secrets else None
         self.detectors = build_detectors(self)
         self.postprocessors: list[Any] = []
         if options.inline_ignores:

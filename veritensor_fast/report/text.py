@@ -47,5 +47,7 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
                f"{s.get('seconds', 0):.2f} s, {s.get('mb_per_s', 0)} MB/s)")
     if result.errors:
         summary += f"; {len(result.errors)} input(s) could not be scanned: scan incomplete"
+    if "config" in s:  # which config file the scan ran with (the CLI sets it; None: none)
+        out.append(f"config: {s['config'] or 'none'}")
     out.append(c(_BOLD, summary))
     return "\n".join(out) + "\n"

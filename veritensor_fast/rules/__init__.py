@@ -51,12 +51,21 @@ class Rule:
     negative_examples: tuple[str, ...] = ()
     description: str = ""
     source: str = field(default="", compare=False)
+    #: "re": confirmed by Python ``re`` (the vetted built-in rules); "re2": by RE2, linear time (user rules)
+    engine: str = "re"
 
     @property
     def hs_pattern(self) -> bytes:
         return self.pattern.encode()
 
-    def confirm_regex(self) -> re.Pattern[bytes]:
+    def confirm_regex(self) -> Any:
+        """The confirmation regex: ``finditer(buf, lo, hi)`` yields matches with ``span``/``start``/``group``
+        by name, like ``re.Pattern``; user rules get the linear-time RE2 one (see ``safe_regex``)."""
+        if self.engine == "re2":
+            from veritensor_fast.rules.safe_regex import BoundedConfirm
+
+            return BoundedConfirm(self.pattern, self.left == "word",
+                                  self.right_chars if self.right == "word" else None)
         left = _LEFT_WORD if self.left == "word" else ""
         right = f"(?![{self.right_chars}])" if self.right == "word" else ""
         body, flags = self.pattern, 0
@@ -66,11 +75,7 @@ class Rule:
 
     def max_width(self) -> int:
         """Longest match the pattern can produce, capped (unbounded repeats) at the confirmation window."""
-        try:
-            from re import _parser as sre_parse  # type: ignore[attr-defined]
-        except ImportError:  # pragma: no cover - Python 3.10
-            import sre_parse
-        hi = sre_parse.parse(self.pattern).getwidth()[1]
+        hi = _sre_parse().parse(self.pattern).getwidth()[1]
         return min(int(hi), _MAX_WINDOW)
 
 
@@ -83,40 +88,100 @@ class RuleSet:
         return {r.id: r for r in self.rules}
 
 
-def _rule_from(doc: dict[str, Any], source: str) -> Rule:
+def _str_tuple(doc: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    v = doc.get(key, ())
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v):
+        raise RuleError(f"{where}: {key!r} must be a list of strings, not {v!r}")
+    return tuple(v)
+
+
+def _check_user_pattern(pattern: str, where: str) -> None:
+    """A pattern from a user's rules file must be safe in every engine: compile in RE2 (linear time: no
+    back-references, no look-around), compile in Hyperscan, and never match the empty string."""
+    from veritensor_fast.kernels.hsdb import DatabaseError, compile_patterns
+    from veritensor_fast.rules.safe_regex import UnsafePattern, check_pattern
+
+    try:
+        check_pattern(pattern)
+    except UnsafePattern as exc:
+        raise RuleError(f"{where}: pattern {exc}") from None
+    try:
+        min_width = _sre_parse().parse(pattern).getwidth()[0]
+    except Exception:  # already compiled by re above; be defensive about parser internals
+        min_width = 1
+    if min_width == 0:
+        raise RuleError(f"{where}: pattern can match the empty string")
+    try:
+        compile_patterns([pattern.encode()])
+    except DatabaseError as exc:
+        raise RuleError(f"{where}: pattern does not compile in Hyperscan: {exc}") from None
+
+
+def _sre_parse() -> Any:
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse
+    return sre_parse
+
+
+def _rule_from(doc: Any, source: str, user: bool = False) -> Rule:
+    if not isinstance(doc, dict):
+        raise RuleError(f"{source}: every entry of 'rules' must be a mapping, not {type(doc).__name__}")
     unknown = set(doc) - _KNOWN_KEYS
     rid = doc.get("id", "<no id>")
+    where = f"{source}: rule {rid}"
     if unknown:
-        raise RuleError(f"{source}: rule {rid}: unknown keys {sorted(unknown)}")
+        raise RuleError(f"{where}: unknown keys {sorted(map(str, unknown))}")
     for key in ("id", "name", "severity", "pattern"):
         if not isinstance(doc.get(key), str) or not doc[key]:
-            raise RuleError(f"{source}: rule {rid}: missing or empty {key!r}")
+            raise RuleError(f"{where}: missing or empty {key!r}")
     if doc["severity"] not in SEVERITIES:
-        raise RuleError(f"{source}: rule {rid}: severity must be one of {SEVERITIES}")
+        raise RuleError(f"{where}: severity must be one of {SEVERITIES}")
     try:
         re.compile(doc["pattern"].encode())
     except re.error as exc:
-        raise RuleError(f"{source}: rule {rid}: pattern does not compile in Python re: {exc}") from exc
+        raise RuleError(f"{where}: pattern does not compile in Python re: {exc}") from None
+    if user:
+        _check_user_pattern(doc["pattern"], where)
+    ent = doc.get("min_entropy")
+    if ent is not None and (isinstance(ent, bool) or not isinstance(ent, int | float) or not 0 <= ent <= 8):
+        raise RuleError(f"{where}: min_entropy must be a number between 0 and 8 (bits per character), not {ent!r}")
+    for key in ("left", "right"):
+        if doc.get(key, "word") not in ("word", "none"):
+            raise RuleError(f"{where}: {key!r} must be 'word' or 'none', not {doc[key]!r}")
+    chars = doc.get("right_chars", "A-Za-z0-9_")
+    if not isinstance(chars, str) or not chars or "]" in chars:
+        raise RuleError(f"{where}: 'right_chars' must be a character-class body such as 'A-Za-z0-9_'")
+    try:
+        re.compile(f"[{chars}]")
+    except re.error as exc:
+        raise RuleError(f"{where}: 'right_chars' is not a valid character class: {exc}") from None
+    if not isinstance(doc.get("strict_only", False), bool):
+        raise RuleError(f"{where}: 'strict_only' must be true or false")
+    if not isinstance(doc.get("description", ""), str):
+        raise RuleError(f"{where}: 'description' must be a string")
     return Rule(
         id=doc["id"], name=doc["name"], severity=doc["severity"], pattern=doc["pattern"],
-        min_entropy=float(doc["min_entropy"]) if doc.get("min_entropy") is not None else None,
-        left=str(doc.get("left", "word")), right=str(doc.get("right", "word")),
-        right_chars=str(doc.get("right_chars", "A-Za-z0-9_")),
-        keywords=tuple(doc.get("keywords", ())), strict_only=bool(doc.get("strict_only", False)),
-        references=tuple(doc.get("references", ())), examples=tuple(doc.get("examples", ())),
-        negative_examples=tuple(doc.get("negative_examples", ())),
-        description=str(doc.get("description", "")), source=source,
+        min_entropy=float(ent) if ent is not None else None,
+        left=str(doc.get("left", "word")), right=str(doc.get("right", "word")), right_chars=chars,
+        keywords=_str_tuple(doc, "keywords", where), strict_only=bool(doc.get("strict_only", False)),
+        references=_str_tuple(doc, "references", where), examples=_str_tuple(doc, "examples", where),
+        negative_examples=_str_tuple(doc, "negative_examples", where),
+        description=str(doc.get("description", "")), source=source, engine="re2" if user else "re",
     )
 
 
-def _parse_file(text: str, source: str) -> list[Rule]:
+def _parse_file(text: str, source: str, user: bool = False) -> list[Rule]:
     try:
         data = yaml.load(text, Loader=_LOADER)  # a safe loader (the C one when available)
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{source}: not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise RuleError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RuleError(f"{source}: expected a mapping with a 'rules' list")
-    return [_rule_from(d, source) for d in data["rules"]]
+    return [_rule_from(d, source, user) for d in data["rules"]]
 
 
 def builtin_rule_texts() -> list[tuple[str, str]]:
@@ -134,11 +199,17 @@ def load_rules(
     for name, text in builtin_rule_texts():
         rules.extend(_parse_file(text, f"builtin:{name}"))
     for path in extra_files:
+        from veritensor_fast.safeio import SmallFileError, read_regular_file
+
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RuleError(f"{path}: cannot read rules file: {exc.strerror}") from exc
-        rules.extend(_parse_file(text, str(path)))
+            raw = read_regular_file(path, "rules file")
+        except SmallFileError as exc:
+            raise RuleError(str(exc)) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RuleError(f"{path}: rules file is not UTF-8 (byte {exc.start})") from None
+        rules.extend(_parse_file(text, str(path), user=True))
     seen: set[str] = set()
     for r in rules:
         if r.id in seen:
@@ -158,5 +229,6 @@ def load_rules(
         rules = [replace(r, min_entropy=entropy_overrides[r.id]) if r.id in entropy_overrides else r for r in rules]
     h = hashlib.sha256(b"veritensor-fast-rules-v1")
     for r in rules:
-        h.update(repr((r.id, r.pattern, r.min_entropy, r.left, r.right, r.right_chars, r.strict_only)).encode())
+        h.update(repr((r.id, r.pattern, r.min_entropy, r.left, r.right, r.right_chars, r.strict_only,
+                       r.engine)).encode())
     return RuleSet(rules=tuple(rules), version=h.hexdigest()[:16])

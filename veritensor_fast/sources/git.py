@@ -23,7 +23,6 @@ object makes git exit mid-object: the reader reports that object as ``corrupt`` 
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import subprocess
 import threading
@@ -274,16 +273,11 @@ def unquote_path(p: str) -> str:
 
 
 def default_datastore_path(repo: str) -> str:
-    """``<git dir>/veritensor-fast/datastore.sqlite`` for a writable work tree repository; otherwise (bare or
-    read-only repository) ``<user cache dir>/veritensor-fast/datastores/<hash of the repo path>.sqlite``."""
-    git_dir = os.path.abspath(os.path.join(repo, _git(repo, "rev-parse", "--git-dir").strip()))
-    bare = _git(repo, "rev-parse", "--is-bare-repository").strip() == "true"
-    if not bare and os.access(git_dir, os.W_OK):
-        return os.path.join(git_dir, "veritensor-fast", "datastore.sqlite")
-    import platformdirs
+    """The repository's datastore in the user's cache directory (never inside the repository): see
+    ``veritensor_fast.datastore.default_location``; keyed by the real path of the git directory."""
+    from veritensor_fast.datastore import default_location
 
-    key = hashlib.sha256(os.path.realpath(git_dir).encode("utf-8", "surrogateescape")).hexdigest()[:20]
-    return os.path.join(platformdirs.user_cache_dir("veritensor-fast"), "datastores", f"{key}.sqlite")
+    return default_location(os.path.abspath(os.path.join(repo, _git(repo, "rev-parse", "--git-dir").strip())))
 
 
 class GitHistorySource:

@@ -1,0 +1,45 @@
+"""Reading small trusted-by-name files (config, rules, baseline) safely: only regular files, never blocking on
+a FIFO or device, never more than a size limit (``/dev/zero`` named as a rules file is an error, not a hang)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+#: Largest config, rules or baseline file read (a baseline of 100,000 findings is about 20 MB).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class SmallFileError(Exception):
+    """The file is missing, unreadable, not a regular file or larger than the limit (message names it)."""
+
+
+def read_regular_file(path: str | os.PathLike[str], what: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes (symbolic links are followed,
+    the opened file is checked, not the name)."""
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise SmallFileError(f"cannot read {what} {p}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SmallFileError(f"{what} {p} is not a regular file")
+        if st.st_size > limit:
+            raise SmallFileError(f"{what} {p} is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise SmallFileError(f"{what} {p} is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise SmallFileError(f"cannot read {what} {p}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
