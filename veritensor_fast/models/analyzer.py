@@ -79,7 +79,13 @@ class Analyzer:
             issues, at = formats.npy_header(buf, where)
             out += issues
             if at >= 0:
-                out += self.walker.analyze(buf, at, where=where, max_streams=1, trailing_is_data=True).issues
+                found = self.walker.analyze(buf, at, where=where, max_streams=1, trailing_is_data=True).issues
+                if found:  # an object array of plain data does nothing when loaded: no finding at all
+                    out.append(ModelIssue("model.npy.object", "info",
+                                          ".npy holds Python objects (dtype 'O'): np.load(allow_pickle=True) runs "
+                                          "the pickle after the header; its findings follow", "dtype=object",
+                                          {**(_loc(where) or {}), "offset": at}))
+                out += found
         elif kind == "safetensors":
             out += formats.safetensors_check(buf, where)
         elif kind == "gguf":
@@ -187,6 +193,8 @@ class Analyzer:
                 if keras_layout and m.name == "config.json":
                     out += formats.keras_config(bytes(data), sub)
                     continue
+                if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
+                    continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
                 out += self._member(data, m.name, depth, where)
             except containers.LimitExceeded as exc:
                 out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,

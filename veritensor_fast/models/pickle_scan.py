@@ -23,8 +23,18 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from veritensor_fast.models.allowlist import ALLOWED, dangerous_reason
+from veritensor_fast.models.allowlist import ALLOWED, ALLOWED_MODULES, dangerous_reason, is_data_module
 from veritensor_fast.models.base import ModelIssue, ModelLimits
+from veritensor_fast.models.joblib_arrays import is_inline_wrapper, layout
+from veritensor_fast.models.pickle_values import Bytes as _Bytes
+from veritensor_fast.models.pickle_values import Call as _Call
+from veritensor_fast.models.pickle_values import Dict as _Dict
+from veritensor_fast.models.pickle_values import Global as _Global
+from veritensor_fast.models.pickle_values import List as _List
+from veritensor_fast.models.pickle_values import Opaque as _Opaque
+from veritensor_fast.models.pickle_values import desc as _desc
+from veritensor_fast.models.pickle_values import size as _size
+from veritensor_fast.models.pickle_values import tup as _tup
 from veritensor_fast.models.sniff import PICKLE_OPCODES as PICKLE_OPCODES  # re-exported
 
 _NESTED_LOADERS = frozenset({
@@ -63,41 +73,9 @@ class _Limit(Exception):
     pass
 
 
-class _Opaque:
-    __slots__ = ("what",)
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-
-class _Global:
-    __slots__ = ("module", "name", "key", "resolved")
-
-    def __init__(self, module: str, name: str, resolved: bool = True) -> None:
-        self.module = module
-        self.name = name
-        self.key = f"{module}.{name}" if resolved else "<unresolved>"
-        self.resolved = resolved
-
-
-class _Call:
-    __slots__ = ("func", "value")
-
-    def __init__(self, func: Any, value: Any = None) -> None:
-        self.func = func
-        self.value = value
-
-
-class _Bytes:
-    __slots__ = ("a", "b")
-
-    def __init__(self, a: int, b: int) -> None:
-        self.a = a
-        self.b = b
-
-
-_EMPTY = _Opaque("container")
-
+_BREAK_RULES = frozenset({"model.pickle.truncated", "model.pickle.corrupt"})
+_BREAK_NOTE = ("; nothing before the break imports or calls anything unreviewed, so pickle.load only fails here "
+               "(not a pickle, or a damaged one)")
 
 @dataclass
 class _GlobalUse:
@@ -127,7 +105,7 @@ class PickleResult:
 class _Reader:
     """Byte reader over ``data`` honouring FRAME in linear or discard mode (see module docstring)."""
 
-    __slots__ = ("data", "pos", "end", "discard", "buf_end", "frame_end", "straddles")
+    __slots__ = ("data", "pos", "end", "discard", "buf_end", "frame_end", "straddles", "op_start")
 
     def __init__(self, data: Any, pos: int, end: int, discard: bool) -> None:
         self.data = data
@@ -137,9 +115,12 @@ class _Reader:
         self.buf_end = pos
         self.frame_end = -1
         self.straddles: list[int] = []
+        self.op_start = pos
 
     def _check(self, n: int) -> None:
-        if self.frame_end > self.pos and self.pos + n > self.frame_end:
+        # an opcode that starts inside a frame must end inside it: its argument (a length, a BINBYTES payload,
+        # a GLOBAL line) may not run past the frame end, even when the frame ends right after the opcode byte
+        if self.frame_end > self.op_start and self.pos + n > self.frame_end:
             self.straddles.append(self.pos)
 
     def read(self, n: int) -> int:
@@ -264,6 +245,9 @@ class PickleWalker:
             res.saw_call = res.saw_call or saw_call > 0
             res.saw_global_call = res.saw_global_call or saw_call > 1
             res.issues.extend(self._global_issues(uses, where))
+            if not uses:
+                issues = [ModelIssue(i.rule_id, "info", i.message + _BREAK_NOTE, i.evidence, i.location)
+                          if i.rule_id in _BREAK_RULES else i for i in issues]
             res.issues.extend(issues)
             if not ok:
                 res.broken = True
@@ -311,12 +295,12 @@ class PickleWalker:
         if key in ALLOWED:
             return module, name, None, True
         reason = dangerous_reason(module, name)
-        if reason is None and key in self.allowed_extra:
+        if reason is None and (key in self.allowed_extra or is_data_module(module)):
             return module, name, None, True
         return module, name, reason, False
 
     # ---- one stream -------------------------------------------------------------------------------------
-    def _stream(self, data: Any, start: int, end: int, *, discard: bool, where: str
+    def _stream(self, data: Any, start: int, end: int, *, discard: bool, where: str, depth: int = 0
                 ) -> tuple[dict[str, _GlobalUse], list[ModelIssue], int, bool, list[int], int]:
         lim = self.limits
         r = _Reader(data, start, end, discard)
@@ -331,6 +315,21 @@ class PickleWalker:
         saw_call = 0  # 1: some call; 2: a global was called
         op_at = start
         ok = False
+        expand_limit = lim.max_expansion
+        dos_reported = False
+
+        def grew(v: Any) -> Any:
+            """Check a container just built or grown for memo/DUP expansion ("billion laughs")."""
+            nonlocal dos_reported
+            n = _size(v)
+            if n > expand_limit and n > 100 * ops and not dos_reported:
+                dos_reported = True
+                issues.append(ModelIssue(
+                    "model.pickle.dos", "high",
+                    f"pickle builds a structure of more than {expand_limit:,} elements from {ops:,} opcodes by "
+                    "re-using memo/DUP references (\"billion laughs\"): hashing, comparing, printing or copying "
+                    "it after (or while) loading exhausts CPU or memory", "expansion", _loc(where, op_at)))
+            return v
 
         def use(g: _Global, how: str, at: int) -> None:
             u = uses.get(g.key)
@@ -357,6 +356,10 @@ class PickleWalker:
                 if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
                         and isinstance(args[0], str):
                     return _Call(func, args[0])
+                if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
+                        and isinstance(args[0], _Global):
+                    return _Call(args[0], args=tuple(args[1:4]))  # an instance of that class
+                return _Call(func, args=tuple(args[:4]) if isinstance(args, tuple) else ())
             return _Call(func)
 
         def pop() -> Any:
@@ -403,7 +406,7 @@ class PickleWalker:
 
         try:
             while True:
-                op_at = r.pos
+                op_at = r.op_start = r.pos
                 ops += 1
                 if ops > lim.max_ops:
                     raise _Limit(f"more than {lim.max_ops} opcodes")
@@ -466,8 +469,8 @@ class PickleWalker:
                     stack.append(0.0)
                 elif op == 0x8A:  # LONG1
                     n = data[r.read(1)]
-                    r.read(n)
-                    stack.append(0)
+                    a = r.read(n)
+                    stack.append(int.from_bytes(bytes(data[a:a + n]), "little", signed=True) if n <= 8 else 0)
                 elif op == 0x8B:  # LONG4
                     n = _u(data, r.read(4), 4, "<i")
                     r.read(n)
@@ -518,12 +521,19 @@ class PickleWalker:
                     c, d = r.readline()
                     g = _Global(line_name(a, b), line_name(c, d))
                     if not _ident(g.module) or not _ident(g.name):
-                        raise _Bad("GLOBAL/INST name is not an importable identifier")  # the import fails
+                        m = g.module
+                        reason = dangerous_reason(m, "x") if _ident(m) else None
+                        if _ident(m) and (reason or not (m in ALLOWED_MODULES or is_data_module(m))):
+                            # pickle imports the module (running its code) before the name lookup fails
+                            uses[f"{m}.<invalid name>"] = _GlobalUse(
+                                m, "<invalid name>", op_at, "GLOBAL (module imported, then the name is invalid)",
+                                reason=reason)
+                        raise _Bad("GLOBAL/INST name is not an importable identifier")
                     use(g, "GLOBAL" if op == 0x63 else "INST", op_at)
                     if op == 0x63:
                         stack.append(g)
                     else:
-                        inst_args = tuple(pop_mark()[:16])
+                        inst_args = tuple(pop_mark()[:64])
                         stack.append(call(g, inst_args))
                 elif op == 0x93:  # STACK_GLOBAL
                     name = pop()
@@ -558,12 +568,16 @@ class PickleWalker:
                     items = pop_mark()
                     if not items:
                         raise _Bad("OBJ without class")
-                    stack.append(call(items[0], tuple(items[1:17])))
+                    stack.append(call(items[0], tuple(items[1:65])))
                 elif op == 0x62:  # BUILD
-                    pop()
+                    state = pop()
                     if not stack:
                         raise _Bad("BUILD on empty stack")
                     tgt = stack[-1]
+                    if isinstance(tgt, _Call):
+                        tgt.state = state
+                        if is_inline_wrapper(tgt):
+                            stack[-1] = self._joblib_array(data, r, end, state, uses, issues, where, discard, depth)
                     if isinstance(tgt, _Global):
                         issues.append(ModelIssue(
                             "model.pickle.build-global", "high",
@@ -572,33 +586,54 @@ class PickleWalker:
                             _loc(where, op_at)))
                     saw_call = max(saw_call, 1)
                 elif op == 0x85:  # TUPLE1
-                    stack.append((pop(),))
+                    stack.append(grew(_tup((pop(),))))
                 elif op == 0x86:  # TUPLE2
                     b2 = pop()
-                    stack.append((pop(), b2))
+                    stack.append(grew(_tup((pop(), b2))))
                 elif op == 0x87:  # TUPLE3
                     c3 = pop()
                     b3 = pop()
-                    stack.append((pop(), b3, c3))
+                    stack.append(grew(_tup((pop(), b3, c3))))
                 elif op == 0x74:  # TUPLE
-                    tup = tuple(pop_mark()[:16])
-                    stack.append(tup)
-                elif op in (0x6C, 0x64, 0x91):  # LIST, DICT, FROZENSET
-                    pop_mark()
-                    stack.append(_EMPTY)
+                    t = _tup(pop_mark())  # pop_mark rebinds ``stack``: pop before appending
+                    stack.append(grew(t))
+                elif op in (0x6C, 0x91):  # LIST, FROZENSET
+                    lst = _List()
+                    lst.add(pop_mark())
+                    stack.append(grew(lst))
+                elif op == 0x64:  # DICT
+                    dct = _Dict()
+                    dct.add(pop_mark())
+                    stack.append(grew(dct))
+                elif op == 0x5D or op == 0x8F:  # EMPTY_LIST, EMPTY_SET
+                    stack.append(_List())
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(_Dict())
                 elif op == 0x61:  # APPEND
-                    pop()
+                    v = pop()
                     if not stack:
                         raise _Bad("APPEND without list")
+                    if isinstance(stack[-1], _List):
+                        grew(stack[-1]).add((v,))
                 elif op == 0x73:  # SETITEM
-                    pop()
-                    pop()
+                    v = pop()
+                    k = pop()
                     if not stack:
                         raise _Bad("SETITEM without dict")
+                    if isinstance(stack[-1], _Dict):
+                        stack[-1].add([k, v])
+                        grew(stack[-1])
                 elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
-                    pop_mark()
+                    items = pop_mark()
                     if not stack:
                         raise _Bad("container opcode without container")
+                    tgt = stack[-1]
+                    if isinstance(tgt, _Dict) and op == 0x75:
+                        tgt.add(items)
+                        grew(tgt)
+                    elif isinstance(tgt, _List):
+                        tgt.add(items)
+                        grew(tgt)
                 elif op == 0x30:  # POP
                     if stack:
                         stack.pop()
@@ -651,6 +686,37 @@ class PickleWalker:
                 "truncated", _loc(where, op_at)))
         return uses, issues, r.pos, ok, r.straddles, saw_call
 
+    def _joblib_array(self, data: Any, r: _Reader, end: int, state: Any, uses: dict[str, _GlobalUse],
+                      issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any:
+        """Skip the array joblib wrote after a wrapper's BUILD, exactly as ``joblib.load`` reads it."""
+        lay = layout(state)
+        if isinstance(lay, str):
+            raise _Limit(f"joblib array header not understood: {lay}")  # joblib.load would fail here too
+        if (r.buf_end if r.discard else r.frame_end) > r.pos:
+            # joblib reads the array from the file, i.e. from the end of the open frame, while the unpickler
+            # goes on with the rest of the frame: a reading no linear decoder reproduces (joblib never writes it)
+            r.straddles.append(r.pos)
+            raise _Limit("joblib array starts inside an open FRAME (joblib reads it from the frame end)")
+        r.op_start = r.pos  # the array is not part of the BUILD opcode
+        if lay.nested_pickle:
+            if depth >= 2:
+                raise _Limit("joblib object arrays nested too deeply")
+            u2, i2, stop, ok, straddles, _ = self._stream(data, r.pos, end, discard=discard, where=where,
+                                                          depth=depth + 1)
+            for k, v in u2.items():
+                uses.setdefault(k, v)
+            issues.extend(i2)
+            r.straddles.extend(straddles)
+            if not ok:
+                raise _Bad("joblib object array's pickle stream is broken")
+            r.pos = r.buf_end = stop
+            return _Opaque("joblib object array")
+        if lay.aligned:
+            pad = data[r.read(1)]
+            r.read(pad)
+        r.read(lay.nbytes)
+        return _Opaque("joblib array")
+
     def _nested(self, data: Any, args: Any, issues: list[ModelIssue], where: str, at: int) -> None:
         """A nested loader called with literal bytes: analyse the inner pickle too."""
         if self.nested_depth >= self.limits.max_nested_pickle or not isinstance(args, tuple) or not args:
@@ -671,23 +737,7 @@ class PickleWalker:
             issues.append(ModelIssue(i.rule_id, i.severity, "nested pickle: " + i.message, i.evidence, i.location))
 
 
-_PUSH_OPS: dict[int, Any] = {
-    0x4E: None, 0x88: True, 0x89: False, 0x29: (), 0x5D: _EMPTY, 0x7D: _EMPTY, 0x8F: _EMPTY,
-}
-
-
-def _desc(v: Any) -> str:
-    if isinstance(v, str):
-        return repr(v[:40])
-    if isinstance(v, _Global):
-        return f"global {v.key}"
-    if isinstance(v, _Call):
-        return "call result"
-    if isinstance(v, _Opaque):
-        return v.what
-    if isinstance(v, _Bytes):
-        return "bytes"
-    return type(v).__name__
+_PUSH_OPS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
 
 
 def _ident(s: str) -> bool:
