@@ -88,8 +88,8 @@ def test_dangerous_module_imported_before_the_break_counts() -> None:
     issues = analyze(P2 + b"cos\nnot a name\n.", "m.pkl")
     assert worst(issues) == "critical"
     assert any(i.evidence == "os.<invalid name>" for i in issues)
-    unknown = analyze(P2 + b"cfoo_plugin\nbad name\n.", "m.pkl")
-    assert {(i.rule_id, i.severity) for i in unknown} >= {("model.pickle.unknown-global", "medium")}
+    # a module that is not known to be dangerous: text that merely starts like GLOBAL ("cword\nsome words")
+    assert worst(analyze(P2 + b"cfoo_plugin\nbad name\n.", "m.pkl")) == "info"
     assert worst(analyze(P2 + b"ccollections\nbad name\n.", "m.pkl")) == "info"
 
 

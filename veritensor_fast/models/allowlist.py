@@ -159,9 +159,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     + ml_allowed()
 )
 
-#: Modules some global of which is allowed (importing them is expected).
-ALLOWED_MODULES: frozenset[str] = frozenset(m for m, _ in ALLOWED)
-
 #: Modules every global of which was reviewed as data (``REVIEWED`` entries with qualname ``*``).
 DATA_MODULES: frozenset[str] = frozenset(m for (m, q), (data, _) in REVIEWED.items() if data and q == "*")
 

@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from veritensor_fast.models.allowlist import ALLOWED, ALLOWED_MODULES, dangerous_reason, is_data_module
+from veritensor_fast.models.allowlist import ALLOWED, dangerous_reason, is_data_module
 from veritensor_fast.models.base import ModelIssue, ModelLimits
 from veritensor_fast.models.joblib_arrays import is_inline_wrapper, layout
 from veritensor_fast.models.pickle_values import Bytes as _Bytes
@@ -523,8 +523,9 @@ class PickleWalker:
                     if not _ident(g.module) or not _ident(g.name):
                         m = g.module
                         reason = dangerous_reason(m, "x") if _ident(m) else None
-                        if _ident(m) and (reason or not (m in ALLOWED_MODULES or is_data_module(m))):
-                            # pickle imports the module (running its code) before the name lookup fails
+                        if reason:
+                            # pickle imports the module (running its code) before the name lookup fails; only a
+                            # dangerous module is reported (a text file may start "cword\nsome words\n")
                             uses[f"{m}.<invalid name>"] = _GlobalUse(
                                 m, "<invalid name>", op_at, "GLOBAL (module imported, then the name is invalid)",
                                 reason=reason)
