@@ -62,6 +62,9 @@ def test_builtin_code_stays_critical(name: str) -> None:
     ("collections.abc", "Mapping"), ("__future__", "annotations"), ("random", "Random"),
     ("collections", "defaultdict"), ("copyreg", "_reconstructor"), ("pathlib", "PosixPath"),
     ("argparse", "Namespace"), ("numpy", "matrix"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core._internal", "_reconstruct"), ("scipy.sparse._csc", "csc_matrix"),
+    ("sklearn.linear_model._logistic", "LogisticRegression"), ("torch.nn.modules.linear", "Linear"),
+    ("__torch__.torch.nn.modules.linear", "Linear"), ("torch.jit._pickle", "build_intlist"),
 ])
 def test_reviewed_data_globals(module: str, name: str) -> None:
     assert analyze(P2 + call1(glob(module, name), "x") + b".", "m.pkl") == []
@@ -73,6 +76,12 @@ def test_reviewed_data_globals(module: str, name: str) -> None:
 ])
 def test_reviewed_code_globals(module: str, name: str) -> None:
     assert worst(analyze(P2 + call1(glob(module, name)) + b".", "m.pkl")) == "critical"
+
+
+def test_plain_hdf5_data_file_is_not_a_model_finding() -> None:
+    assert analyze(b"\x89HDF\r\n\x1a\n" + b"\x00" * 200 + b"temperature", "data.h5") == []
+    keras_h5 = b"\x89HDF\r\n\x1a\n" + b"\x00" * 200 + b'model_config{"class_name": "Sequential"}'
+    assert [i.rule_id for i in analyze(keras_h5, "m.h5")] == ["model.h5.not-covered"]
 
 
 # ---- a file that is not a pickle ---------------------------------------------------------------------------
@@ -181,6 +190,15 @@ def test_joblib_header_that_cannot_be_read_fails_closed() -> None:
     bad = P2 + glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81}b" + b"\x00" * 8 + b"."
     issues = analyze(bad, "m.joblib")
     assert any(i.rule_id == "model.pickle.limit" and i.severity == "high" for i in issues)
+
+
+@pytest.mark.parametrize(("filename", "flagged"), [("m.pkl_01.npy", False), ("../../etc/evil.npy", True),
+                                                  ("/tmp/evil.npy", True), ("C:\\x\\evil.npy", True)])
+def test_old_joblib_wrapper_is_data_unless_it_points_outside(filename: str, flagged: bool) -> None:
+    data = (P2 + glob("joblib.numpy_pickle", "NDArrayWrapper") + b")\x81}(" + su("filename") + su(filename)
+            + su("subclass") + glob("numpy", "ndarray") + su("allow_mmap") + b"\x88ub.")
+    issues = analyze(data, "m.pkl")
+    assert [i.rule_id for i in issues] == (["model.joblib.external-file"] if flagged else []), issues
 
 
 # ---- fingerprints bind the content; model rule ids in the CLI ----------------------------------------------

@@ -208,6 +208,9 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer", "optimizer state: arrays and floats"),
     ("sklearn.neural_network._stochastic_optimizers", "SGDOptimizer", "optimizer state: arrays and floats"),
     ("sklearn.utils._bunch", "Bunch", "dict subclass"),
+    *((f"scipy.sparse.{m}", f"{k}_{t}", "scipy sparse container: arrays of indices and values")
+      for m0 in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil") for m in (m0, f"_{m0}")
+      for k in (m0,) for t in ("matrix", "array")),
     ("numpy.random._pickle", "__randomstate_ctor", "builds RandomState from a bit-generator name or class"),
     ("numpy.random._pickle", "__generator_ctor", "builds Generator from a bit-generator name or class"),
     ("numpy.random._pickle", "__bit_generator_ctor", "looks a bit generator up by name in numpy's table"),

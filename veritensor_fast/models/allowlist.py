@@ -95,8 +95,14 @@ REVIEWED: dict[tuple[str, str], tuple[bool, str]] = {
     ("__future__", "*"): (True, "feature flags (_Feature records of version tuples)"),
     ("joblib.numpy_pickle", "NumpyArrayWrapper"): (True, "joblib array header; the raw array bytes after it "
                                                          "are skipped exactly as joblib reads them"),
-    ("joblib.numpy_pickle_compat", "NDArrayWrapper"): (True, "joblib < 0.10 header; array in a separate .npy"),
+    ("joblib.numpy_pickle_compat", "NDArrayWrapper"): (True, "joblib < 0.10 header; array in a separate .npy "
+                                                            "(scanned as its own file; a path outside the "
+                                                            "pickle's directory is a finding)"),
     ("joblib.numpy_pickle_compat", "ZNDArrayWrapper"): (True, "joblib 0.9 header; array in a separate z-file"),
+    ("joblib.numpy_pickle", "NDArrayWrapper"): (True, "the same class under its joblib 0.9 module path"),
+    ("joblib.numpy_pickle", "ZNDArrayWrapper"): (True, "the same class under its joblib 0.9 module path"),
+    ("numpy.core._internal", "_reconstruct"): (True, "pre-1.0 ndarray pickles: ndarray.__new__(subtype, shape, "
+                                                     "dtype), kept by numpy for them"),
     ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"): (True, "sklearn's vendored joblib copy"),
     ("torch.jit._pickle", "build_intlist"): (True, "TorchScript pickles: returns the list it is given"),
     ("torch.jit._pickle", "build_doublelist"): (True, "TorchScript pickles: returns the list it is given"),

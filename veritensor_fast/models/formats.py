@@ -336,13 +336,14 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
 # ---- hdf5 (light) --------------------------------------------------------------------------------------
 
 def hdf5_check(buf: Any, where: str) -> list[ModelIssue]:
+    lam = any(buf.find(n) >= 0 for n in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'))
+    if not lam and buf.find(b"model_config") < 0:
+        return []  # no Keras model configuration: a plain HDF5 data file, nothing a model loader would run
     out = [_i("model.h5.not-covered", "info",
-              "HDF5 (.h5) model: structure not parsed (no dependency-light reader); only a byte search for "
+              "HDF5 (.h5) Keras model: structure not parsed (no dependency-light reader); only a byte search for "
               "Keras Lambda layers was done", "hdf5", where)]
-    for needle in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'):
-        if buf.find(needle) >= 0:
-            out.append(_i("model.keras.lambda", "critical",
-                          "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
-                          "Lambda", where))
-            break
+    if lam:
+        out.append(_i("model.keras.lambda", "critical",
+                      "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
+                      "Lambda", where))
     return out

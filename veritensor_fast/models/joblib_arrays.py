@@ -23,6 +23,9 @@ INLINE: frozenset[tuple[str, str]] = frozenset({
     ("joblib.numpy_pickle", "NumpyArrayWrapper"),
     ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
 })
+#: Wrappers whose array is a separate file next to the pickle (``np.load(path, allow_pickle=True)``).
+EXTERNAL: frozenset[tuple[str, str]] = frozenset(
+    (m, c) for m in ("joblib.numpy_pickle", "joblib.numpy_pickle_compat") for c in ("NDArrayWrapper", "ZNDArrayWrapper"))
 _DESCR = re.compile(r"[<>|=]?([A-Za-z]+)(\d*)")
 _NUMPY_DTYPE = frozenset({("numpy", "dtype"), ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype")})
 
@@ -76,3 +79,17 @@ def layout(state: Any) -> Layout | str:
     if hasobject:
         return Layout(0, False, True)
     return Layout(math.prod(shape) * itemsize, align is not None, False)
+
+
+def external_file(v: Any, state: Any) -> str | None:
+    """The file an old-style wrapper makes joblib load when it lies outside the pickle's directory, else None."""
+    if not (isinstance(v, Call) and isinstance(v.func, Global) and (v.func.module, v.func.name) in EXTERNAL
+            and isinstance(state, Dict)):
+        return None
+    name = state.items.get("filename")
+    if not isinstance(name, str):
+        return None
+    parts = re.split(r"[\\/]", name)
+    if name[:1] in ("/", "\\") or re.match(r"[A-Za-z]:", name) or ".." in parts:
+        return name
+    return None

@@ -25,7 +25,7 @@ from typing import Any
 
 from veritensor_fast.models.allowlist import ALLOWED, dangerous_reason, is_data_module
 from veritensor_fast.models.base import ModelIssue, ModelLimits
-from veritensor_fast.models.joblib_arrays import is_inline_wrapper, layout
+from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper, layout
 from veritensor_fast.models.pickle_values import Bytes as _Bytes
 from veritensor_fast.models.pickle_values import Call as _Call
 from veritensor_fast.models.pickle_values import Dict as _Dict
@@ -579,6 +579,13 @@ class PickleWalker:
                         tgt.state = state
                         if is_inline_wrapper(tgt):
                             stack[-1] = self._joblib_array(data, r, end, state, uses, issues, where, discard, depth)
+                        ext = external_file(tgt, state)
+                        if ext is not None:
+                            issues.append(ModelIssue(
+                                "model.joblib.external-file", "high",
+                                f"joblib array header makes joblib.load run np.load({ext[:80]!r}, allow_pickle=True) "
+                                "on a file outside the pickle's directory (that file's pickle runs too)", ext[:80],
+                                _loc(where, op_at)))
                     if isinstance(tgt, _Global):
                         issues.append(ModelIssue(
                             "model.pickle.build-global", "high",
