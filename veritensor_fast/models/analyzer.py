@@ -181,6 +181,8 @@ class Analyzer:
             try:
                 head, complete = containers.zip_read(buf, m, lim.max_member_bytes, head_only=True)
                 kind = sniff(bytes(head), m.name, m.usize)
+                if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
+                    continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
                 if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
                     # no model content: check only that a compressed member is not a bomb (declared sizes)
                     if m.method != 0 and m.csize and m.usize > lim.bomb_floor and m.usize / m.csize > lim.max_ratio:
@@ -206,8 +208,6 @@ class Analyzer:
                 if keras_layout and m.name == "config.json":
                     out += formats.keras_config(bytes(data), sub)
                     continue
-                if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
-                    continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
                 out += self._member(data, m.name, depth, where)
             except containers.LimitExceeded as exc:
                 out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
