@@ -65,6 +65,7 @@ def test_builtin_code_stays_critical(name: str) -> None:
     ("numpy.core._internal", "_reconstruct"), ("scipy.sparse._csc", "csc_matrix"),
     ("sklearn.linear_model._logistic", "LogisticRegression"), ("torch.nn.modules.linear", "Linear"),
     ("__torch__.torch.nn.modules.linear", "Linear"), ("torch.jit._pickle", "build_intlist"),
+    ("networkx.classes.digraph", "DiGraph"),
 ])
 def test_reviewed_data_globals(module: str, name: str) -> None:
     assert analyze(P2 + call1(glob(module, name), "x") + b".", "m.pkl") == []

@@ -10,7 +10,8 @@ The ``TORCH_NN`` and ``SKLEARN_ESTIMATORS`` tables were generated from torch 2.1
 that subclasses ``nn.Module``) and scikit-learn 1.9.1 (``sklearn.utils.all_estimators()``); other versions use
 the same public classes, private module paths move occasionally (a moved class is an "unknown global" finding,
 ``--allow-global`` silences it). ``ML_HELPERS`` lists, one line each, the non-estimator types found in the
-pickles of fitted estimators (Cython state objects, losses, links, random generators) with why each is data.
+pickles of fitted estimators (Cython state objects, losses, links, random generators), scipy sparse matrices
+and networkx graphs (in the test data of a torch/scikit-learn environment) with why each is data.
 """
 
 from __future__ import annotations
@@ -211,6 +212,9 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     *((f"scipy.sparse.{m}", f"{k}_{t}", "scipy sparse container: arrays of indices and values")
       for m0 in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil") for m in (m0, f"_{m0}")
       for k in (m0,) for t in ("matrix", "array")),
+    *(("networkx.classes." + m, c, "graph container: dicts of nodes/edges; pickled as __dict__ state")
+      for m, c in (("graph", "Graph"), ("digraph", "DiGraph"), ("multigraph", "MultiGraph"),
+                   ("multidigraph", "MultiDiGraph"))),
     ("numpy.random._pickle", "__randomstate_ctor", "builds RandomState from a bit-generator name or class"),
     ("numpy.random._pickle", "__generator_ctor", "builds Generator from a bit-generator name or class"),
     ("numpy.random._pickle", "__bit_generator_ctor", "looks a bit generator up by name in numpy's table"),
