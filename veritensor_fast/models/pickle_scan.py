@@ -13,7 +13,11 @@ A straddle is a finding by itself, and the stream is then analysed under both mo
 unpickler (and patched CPython) reject such streams.
 
 Every global (GLOBAL, INST, STACK_GLOBAL, EXT*) is classified when it is *resolved*, whether or not it is later
-called, so a call dropped with POP (or never reached because the stream breaks) still counts.
+called, so a call dropped with POP (or never reached because the stream breaks) still counts. A stream that
+breaks with nothing unreviewed before the break is reported as info (``pickle.load`` only fails there).
+
+Containers carry their expanded size (``pickle_values``) for the memo/DUP expansion finding; after the BUILD
+of a joblib ``NumpyArrayWrapper`` the raw array bytes joblib wrote are skipped (``joblib_arrays``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from veritensor_fast.models.pickle_values import Dict as _Dict
 from veritensor_fast.models.pickle_values import Global as _Global
 from veritensor_fast.models.pickle_values import List as _List
 from veritensor_fast.models.pickle_values import Opaque as _Opaque
+from veritensor_fast.models.pickle_values import Tup as _Tup
 from veritensor_fast.models.pickle_values import desc as _desc
 from veritensor_fast.models.pickle_values import size as _size
 from veritensor_fast.models.pickle_values import tup as _tup
@@ -318,18 +323,17 @@ class PickleWalker:
         expand_limit = lim.max_expansion
         dos_reported = False
 
-        def grew(v: Any) -> Any:
-            """Check a container just built or grown for memo/DUP expansion ("billion laughs")."""
+        def grew(v: Any) -> None:
+            """A container grew past ``expand_limit``: memo/DUP expansion ("billion laughs") unless it is big."""
             nonlocal dos_reported
             n = _size(v)
-            if n > expand_limit and n > 100 * ops and not dos_reported:
+            if n > 100 * ops and not dos_reported:
                 dos_reported = True
                 issues.append(ModelIssue(
                     "model.pickle.dos", "high",
                     f"pickle builds a structure of more than {expand_limit:,} elements from {ops:,} opcodes by "
                     "re-using memo/DUP references (\"billion laughs\"): hashing, comparing, printing or copying "
                     "it after (or while) loading exhausts CPU or memory", "expansion", _loc(where, op_at)))
-            return v
 
         def use(g: _Global, how: str, at: int) -> None:
             u = uses.get(g.key)
@@ -593,55 +597,47 @@ class PickleWalker:
                             "function), a known way to plant values that later opcodes read", tgt.key,
                             _loc(where, op_at)))
                     saw_call = max(saw_call, 1)
-                elif op == 0x85:  # TUPLE1
-                    stack.append(grew(_tup((pop(),))))
-                elif op == 0x86:  # TUPLE2
-                    b2 = pop()
-                    stack.append(grew(_tup((pop(), b2))))
-                elif op == 0x87:  # TUPLE3
-                    c3 = pop()
-                    b3 = pop()
-                    stack.append(grew(_tup((pop(), b3, c3))))
-                elif op == 0x74:  # TUPLE
-                    t = _tup(pop_mark())  # pop_mark rebinds ``stack``: pop before appending
-                    stack.append(grew(t))
-                elif op in (0x6C, 0x91):  # LIST, FROZENSET
-                    lst = _List()
-                    lst.add(pop_mark())
-                    stack.append(grew(lst))
-                elif op == 0x64:  # DICT
-                    dct = _Dict()
-                    dct.add(pop_mark())
-                    stack.append(grew(dct))
+                elif op == 0x85 or op == 0x86 or op == 0x87 or op == 0x74:  # TUPLE1, TUPLE2, TUPLE3, TUPLE
+                    if op == 0x74:
+                        t = _tup(pop_mark())  # pop_mark rebinds ``stack``: pop before appending
+                    else:
+                        k = op - 0x84
+                        if len(stack) < k:
+                            raise _Bad("stack underflow")
+                        t = _tup(stack[-k:])
+                        del stack[-k:]
+                    if type(t) is _Tup and t.n > expand_limit:
+                        grew(t)
+                    stack.append(t)
+                elif op in (0x6C, 0x91, 0x64):  # LIST, FROZENSET, DICT
+                    cont: Any = _Dict() if op == 0x64 else _List()
+                    cont.add(pop_mark())
+                    if cont.n > expand_limit:
+                        grew(cont)
+                    stack.append(cont)
                 elif op == 0x5D or op == 0x8F:  # EMPTY_LIST, EMPTY_SET
                     stack.append(_List())
                 elif op == 0x7D:  # EMPTY_DICT
                     stack.append(_Dict())
-                elif op == 0x61:  # APPEND
-                    v = pop()
-                    if not stack:
-                        raise _Bad("APPEND without list")
-                    if isinstance(stack[-1], _List):
-                        grew(stack[-1]).add((v,))
-                elif op == 0x73:  # SETITEM
-                    v = pop()
-                    k = pop()
-                    if not stack:
-                        raise _Bad("SETITEM without dict")
-                    if isinstance(stack[-1], _Dict):
-                        stack[-1].add([k, v])
-                        grew(stack[-1])
+                elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
+                    k = 1 if op == 0x61 else 2
+                    if len(stack) <= k:
+                        raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
+                    tgt = stack[-k - 1]
+                    if type(tgt) is (_List if op == 0x61 else _Dict):
+                        tgt.add(stack[-k:])
+                        if tgt.n > expand_limit:
+                            grew(tgt)
+                    del stack[-k:]
                 elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
                     items = pop_mark()
                     if not stack:
                         raise _Bad("container opcode without container")
                     tgt = stack[-1]
-                    if isinstance(tgt, _Dict) and op == 0x75:
+                    if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
                         tgt.add(items)
-                        grew(tgt)
-                    elif isinstance(tgt, _List):
-                        tgt.add(items)
-                        grew(tgt)
+                        if tgt.n > expand_limit:
+                            grew(tgt)
                 elif op == 0x30:  # POP
                     if stack:
                         stack.pop()

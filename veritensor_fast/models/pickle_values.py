@@ -66,7 +66,12 @@ class List:
         self.n = n
 
     def add(self, items: list[Any] | tuple[Any, ...]) -> None:
-        self.n = min(CAP, self.n + sum(size(v) for v in items))
+        n = self.n + len(items)
+        for v in items:
+            t = type(v)
+            if t is Tup or t is List or t is Dict:
+                n += v.n - 1
+        self.n = min(CAP, n)
 
 
 class Dict:
@@ -79,22 +84,45 @@ class Dict:
         self.items: dict[str, Any] = {}
 
     def add(self, pairs: list[Any]) -> None:
-        for i in range(0, len(pairs) - 1, 2):
-            k, v = pairs[i], pairs[i + 1]
-            self.n = min(CAP, self.n + size(k) + size(v))
-            if isinstance(k, str) and len(self.items) < KEEP:
-                self.items[k] = v
+        n = self.n + len(pairs)
+        for v in pairs:
+            t = type(v)
+            if t is Tup or t is List or t is Dict:
+                n += v.n - 1
+        self.n = min(CAP, n)
+        if len(self.items) < KEEP:
+            for i in range(0, min(len(pairs) - 1, 2 * KEEP), 2):
+                k = pairs[i]
+                if type(k) is str and len(self.items) < KEEP:
+                    self.items[k] = pairs[i + 1]
 
 
-def tup(items: list[Any] | tuple[Any, ...]) -> Tup:
-    t = Tup(items[:KEEP])
-    t.n = min(CAP, 1 + sum(size(v) for v in items))
-    return t
+def tup(items: list[Any] | tuple[Any, ...]) -> Any:
+    """A plain tuple when no item is a container (its size is ``1 + len``), else a ``Tup`` with its size."""
+    n = 1 + len(items)
+    composite = False
+    for v in items:
+        t = type(v)
+        if t is Tup or t is List or t is Dict:
+            n += v.n - 1
+            composite = True
+        elif t is tuple:
+            n += len(v)
+            composite = True
+    if not composite:
+        return tuple(items[:KEEP])
+    r = Tup(items[:KEEP])
+    r.n = min(CAP, n)
+    return r
 
 
 def size(v: Any) -> int:
-    n = getattr(v, "n", 1) if isinstance(v, Tup | List | Dict) else 1
-    return int(n)
+    t = type(v)
+    if t is Tup or t is List or t is Dict:
+        return int(v.n)
+    if t is tuple:
+        return 1 + len(v)
+    return 1
 
 
 def desc(v: Any) -> str:
