@@ -42,7 +42,7 @@ def worst(issues: list[ModelIssue]) -> str:
 
 @pytest.mark.parametrize("name", ["len", "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex",
                                   "bytes", "bytearray", "slice", "range", "bool", "str", "object", "min",
-                                  "sorted", "ValueError"])
+                                  "sorted", "ValueError", "type"])
 def test_builtin_data_is_not_a_finding(name: str) -> None:
     data = P2 + call1(glob("builtins", name), "abc") + b"."
     assert analyze(data, "m.pkl") == []
@@ -50,7 +50,7 @@ def test_builtin_data_is_not_a_finding(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr", "open",
                                   "breakpoint", "input", "globals", "locals", "vars", "help", "exit", "quit",
-                                  "print", "type", "license", "memoryview.cast", "dict.fromkeys"])
+                                  "print", "super", "license", "memoryview.cast", "dict.fromkeys"])
 def test_builtin_code_stays_critical(name: str) -> None:
     issues = analyze(P2 + call1(glob("builtins", name)) + b".", "m.pkl")
     assert worst(issues) == "critical", issues
@@ -119,6 +119,13 @@ def test_dup_billion_laughs_is_a_dos_finding() -> None:
 def test_memo_billion_laughs_is_a_dos_finding() -> None:
     data = P2 + b"]" + b"".join(b"q\x00(h\x00h\x00h\x00l" for _ in range(30)) + b"."
     assert "model.pickle.dos" in {i.rule_id for i in analyze(data, "m.pkl")}
+
+
+@pytest.mark.parametrize("name", ["bytes", "bytearray", "range"])
+def test_huge_allocation_by_a_builtin_is_a_dos_finding(name: str) -> None:
+    data = P2 + glob("builtins", name) + b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R."  # 2**40
+    assert [i.rule_id for i in analyze(data, "m.pkl")] == ["model.pickle.dos"]
+    assert analyze(P2 + glob("builtins", name) + b"K\x10\x85R.", "m.pkl") == []
 
 
 def test_large_plain_list_is_not_dos() -> None:

@@ -46,6 +46,8 @@ BUILTIN_DATA: dict[str, str] = {
         "len abs divmod pow round min max sum all any chr ord hex oct bin ascii repr format hash id "
         "isinstance issubclass callable sorted reversed enumerate zip map filter iter next").split()},
     "Ellipsis": "constant", "NotImplemented": "constant",
+    "type": "type(x) is how pickle writes NoneType/NotImplementedType/ellipsis; the 3-argument form only wires "
+            "together values and globals that are judged themselves",
     **{n: "exception class: constructing one only stores its arguments" for n in (
         "BaseException Exception ArithmeticError AssertionError AttributeError EOFError IndexError KeyError "
         "LookupError NameError NotImplementedError OverflowError RuntimeError StopIteration TypeError "
@@ -66,7 +68,7 @@ BUILTIN_CODE: dict[str, str] = {
     "breakpoint": "starts a debugger", "help": "starts the interactive help (pager, imports modules)",
     "exit": "exits the interpreter", "quit": "exits the interpreter",
     "copyright": "site pager object", "credits": "site pager object", "license": "site pager; reads files",
-    "type": "creates classes with attacker-chosen attributes", "super": "reaches parent methods",
+    "super": "reaches parent methods",
     "classmethod": "turns callables into descriptors (gadget building)", "staticmethod": "same as classmethod",
     "property": "turns callables into descriptors (gadget building)",
 }

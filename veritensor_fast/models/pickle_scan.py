@@ -78,6 +78,7 @@ class _Limit(Exception):
     pass
 
 
+_ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
 _BREAK_RULES = frozenset({"model.pickle.truncated", "model.pickle.corrupt"})
 _BREAK_NOTE = ("; nothing before the break imports or calls anything unreviewed, so pickle.load only fails here "
                "(not a pickle, or a damaged one)")
@@ -360,6 +361,13 @@ class PickleWalker:
                 if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
                         and isinstance(args[0], str):
                     return _Call(func, args[0])
+                if func.module == "builtins" and func.name in _ALLOCATORS and isinstance(args, tuple):
+                    big = max((a for a in args if type(a) is int), default=0)
+                    if big > expand_limit * 100:
+                        issues.append(ModelIssue(
+                            "model.pickle.dos", "high",
+                            f"pickle calls builtins.{func.name} with {big:,}: loading it allocates (or iterating "
+                            "it produces) that many elements", "allocation", _loc(where, op_at)))
                 if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
                         and isinstance(args[0], _Global):
                     return _Call(args[0], args=tuple(args[1:4]))  # an instance of that class
