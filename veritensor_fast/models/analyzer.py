@@ -273,12 +273,14 @@ def content_digest(buf: Any) -> str:
     """First 16 hex digits of the SHA-256 of ``buf`` (of its size, first 64 MiB and last 1 MiB when larger)."""
     h = hashlib.sha256()
     n = len(buf)
-    if n <= _DIGEST_WHOLE:
-        h.update(buf)
-    else:
-        h.update(n.to_bytes(8, "little"))
-        h.update(buf[:_DIGEST_WHOLE])
-        h.update(buf[n - (1 << 20):])
+    with memoryview(buf) as mv:  # no copy of an mmap; every view is released before the mmap may close
+        if n <= _DIGEST_WHOLE:
+            h.update(mv)
+        else:
+            h.update(n.to_bytes(8, "little"))
+            with mv[:_DIGEST_WHOLE] as head, mv[n - (1 << 20):] as tail:
+                h.update(head)
+                h.update(tail)
     return h.hexdigest()[:16]
 
 
