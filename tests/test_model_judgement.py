@@ -185,6 +185,16 @@ def test_joblib_array_bytes_are_skipped_and_what_follows_is_analysed(align: bool
     assert [i.evidence for i in issues] == ["posix.system"] and worst(issues) == "critical"
 
 
+def test_joblib_wrapper_built_by_copyreg_reconstructor_protocol_0() -> None:
+    """joblib.dump(..., protocol=0/1): the wrapper is rebuilt by copyreg._reconstructor, then BUILD."""
+    w = _wrapper((2,), "f8", _F8, False).replace(
+        glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81",
+        glob("copyreg", "_reconstructor") + b"(" + glob("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + glob("builtins", "object") + b"NtR")
+    data = b"(" + w + b"cos\nsystem\n".ljust(16, b"\x00") + b"l" + call1(glob("posix", "system")) + b"."
+    assert [i.evidence for i in analyze(data, "m.joblib")] == ["posix.system"]
+
+
 def test_joblib_object_array_nested_pickle_is_analysed() -> None:
     inner = P2 + call1(glob("posix", "system")) + b"."
     data = P2 + b"]q\x00(" + _wrapper((1,), "O8", _O8, False) + inner + b"e."
