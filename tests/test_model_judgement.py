@@ -246,3 +246,15 @@ def test_rules_list_shows_model_rules_and_disable_rule_works(tmp_path: Path) -> 
     rc, rep = scan_json(tmp_path, "-j1", "--disable-rule", "model.pickle.dangerous-global")
     assert rc == 0 and rep["findings"] == []
     assert run_cli("scan", tmp_path, "--disable-rule", "model.no-such-rule").returncode == 2
+
+
+def test_every_model_rule_id_in_the_code_is_listed() -> None:
+    """A model.* id emitted anywhere must be in rule_ids.MODEL_RULES (rules list, --disable-rule)."""
+    import re
+
+    from veritensor_fast.models.rule_ids import MODEL_RULES
+
+    root = Path(__file__).resolve().parents[1] / "veritensor_fast"
+    used = {m for p in root.rglob("*.py") for m in re.findall(r'"(model\.[a-z0-9.-]+)"', p.read_text("utf-8"))
+            if not m.endswith((".h5", ".json", ".pkl"))}
+    assert used and used <= set(MODEL_RULES), sorted(used - set(MODEL_RULES))
