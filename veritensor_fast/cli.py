@@ -387,10 +387,13 @@ def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **
 @rules_app.command("list")
 def rules_list() -> None:
     """List every rule: id, severity, name."""
+    from veritensor_fast.models.rule_ids import MODEL_RULES
     from veritensor_fast.rules import load_rules
 
     for r in load_rules().rules:
         typer.echo(f"{r.id:32} {r.severity:9} {r.name}{'  (--strict-secrets)' if r.strict_only else ''}")
+    for rid, (sev, what) in MODEL_RULES.items():
+        typer.echo(f"{rid:32} {sev:9} {what}")
 
 
 @rules_app.command("check")

@@ -196,9 +196,13 @@ class ItemScan:
     def add_model(self, rule_id: str, severity: str, message: str, evidence: str, *,
                   location: dict[str, Any] | None = None, line: int = 1, column: int = 1) -> None:
         """Record a model-file finding. ``evidence`` (e.g. ``os.system``) is not secret and is shown as is."""
+        if rule_id in self.ctx.options.disabled_rules:  # --disable-rule model.x
+            return
         self.findings.append(Finding(
             rule_id=rule_id, kind="model", severity=severity, path=self.item.path, line=line, column=column,
-            message=message, redacted=evidence, fingerprint=fingerprint(rule_id, self.item.path + "\x00" + evidence),
+            message=message, redacted=evidence,
+            fingerprint=fingerprint(rule_id, self.item.path + "\x00" + evidence + "\x00"
+                                    + str((location or {}).get("sha256", ""))),  # the content judged
             location=location,
         ))
 

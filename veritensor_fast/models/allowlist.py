@@ -13,11 +13,14 @@ Review notes for the allowed entries (each one is a constructor or a rebuild hel
 - numpy ``_reconstruct``/``ndarray``/``dtype``/``scalar``: what ``pickle.dumps(ndarray)`` emits.
 - ``_codecs.encode``: numpy pickles (protocol 2) carry raw bytes as ``_codecs.encode(str, "latin1")``; it only
   converts text to bytes (no code path reaches import or I/O).
-- builtins ``set``/``frozenset``/``slice``/``complex``/``bytearray``/``range``: inert value constructors.
-  ``getattr``, ``eval``, ``exec``, ``__import__``, ``open``, ``compile`` etc. are never allowed.
+- ``builtins``: split name by name in ``BUILTIN_DATA`` / ``BUILTIN_CODE`` below (one line and reason each);
+  a builtin in neither table is treated as dangerous.
+- ``REVIEWED``: the other entries reviewed one by one (data or code), each with its reason.
 """
 
 from __future__ import annotations
+
+from veritensor_fast.models.allow_ml import ml_allowed
 
 _TORCH_STORAGES = [
     "FloatStorage", "DoubleStorage", "HalfStorage", "BFloat16Storage", "LongStorage", "IntStorage",
@@ -31,6 +34,87 @@ _TORCH_DTYPES = [
     "int16", "short", "int8", "uint8", "bool", "complex64", "complex128", "float8_e4m3fn", "float8_e5m2",
     "uint16", "uint32", "uint64", "qint8", "quint8", "qint32",
 ]
+
+
+#: builtins that are data: constructors of plain values and pure functions. Each can only call what it is
+#: given (``map``/``sorted``/``max`` with a key), and every callable a pickle gives it is a global judged itself.
+BUILTIN_DATA: dict[str, str] = {
+    **{n: "value constructor" for n in (
+        "bool int float complex str bytes bytearray tuple list dict set frozenset slice range object "
+        "memoryview").split()},
+    **{n: "pure function of its arguments" for n in (
+        "len abs divmod pow round min max sum all any chr ord hex oct bin ascii repr format hash id "
+        "isinstance issubclass callable sorted reversed enumerate zip map filter iter next").split()},
+    "Ellipsis": "constant", "NotImplemented": "constant",
+    "type": "type(x) is how pickle writes NoneType/NotImplementedType/ellipsis; the 3-argument form only wires "
+            "together values and globals that are judged themselves",
+    **{n: "exception class: constructing one only stores its arguments" for n in (
+        "BaseException Exception ArithmeticError AssertionError AttributeError EOFError IndexError KeyError "
+        "LookupError NameError NotImplementedError OverflowError RuntimeError StopIteration TypeError "
+        "ValueError ZeroDivisionError UnicodeError UnicodeDecodeError UnicodeEncodeError OSError IOError "
+        "FileNotFoundError PermissionError TimeoutError ConnectionError Warning UserWarning DeprecationWarning "
+        "RuntimeWarning FutureWarning").split()},
+}
+
+#: builtins that run code, reach the interpreter's internals, do I/O or wait for input: CRITICAL.
+BUILTIN_CODE: dict[str, str] = {
+    "eval": "evaluates a Python expression", "exec": "executes Python code", "compile": "creates code objects",
+    "__import__": "imports any module", "__build_class__": "runs a class body",
+    "getattr": "reaches any attribute (os.system from a module object)", "setattr": "overwrites attributes",
+    "delattr": "deletes attributes", "hasattr": "runs attribute lookups (properties, __getattr__)",
+    "globals": "the interpreter's global namespace", "locals": "a frame's namespace",
+    "vars": "an object's namespace", "dir": "walks an object's attributes",
+    "open": "file I/O", "input": "reads stdin (blocks the loader)", "print": "writes to stdout or to a given file",
+    "breakpoint": "starts a debugger", "help": "starts the interactive help (pager, imports modules)",
+    "exit": "exits the interpreter", "quit": "exits the interpreter",
+    "copyright": "site pager object", "credits": "site pager object", "license": "site pager; reads files",
+    "super": "reaches parent methods",
+    "classmethod": "turns callables into descriptors (gadget building)", "staticmethod": "same as classmethod",
+    "property": "turns callables into descriptors (gadget building)",
+}
+
+#: Other reviewed globals: (module, qualname) -> (is data, reason).
+REVIEWED: dict[tuple[str, str], tuple[bool, str]] = {
+    ("collections", "defaultdict"): (True, "its default_factory is a global of its own, judged separately"),
+    ("copyreg", "_reconstructor"): (True, "base.__new__(cls) (+ base.__init__); cls and base are judged globals"),
+    ("copyreg", "__newobj__"): (True, "cls.__new__(cls, *args) for protocol 0/1; cls is a judged global"),
+    ("copyreg", "__newobj_ex__"): (True, "cls.__new__(cls, *args, **kw); cls is a judged global"),
+    ("random", "Random"): (True, "PRNG; __setstate__ takes a tuple of integers"),
+    ("argparse", "Namespace"): (True, "attribute bag; __init__ only stores keyword arguments"),
+    ("pathlib", "Path"): (True, "pure path value; construction does no I/O"),
+    ("pathlib", "PosixPath"): (True, "pure path value; construction does no I/O"),
+    ("pathlib", "WindowsPath"): (True, "pure path value (fails to build on POSIX)"),
+    ("pathlib", "PurePath"): (True, "pure path value"),
+    ("pathlib", "PurePosixPath"): (True, "pure path value"),
+    ("pathlib", "PureWindowsPath"): (True, "pure path value"),
+    ("numpy", "matrix"): (True, "ndarray subclass rebuilt by _reconstruct"),
+    ("numpy.matrixlib.defmatrix", "matrix"): (True, "ndarray subclass rebuilt by _reconstruct"),
+    ("numpy.core._internal", "*"): (False, "ctypes helpers (_ctypes, _getintp_ctype) and dtype parsing"),
+    ("numpy._core._internal", "*"): (False, "ctypes helpers (_ctypes, _getintp_ctype) and dtype parsing"),
+    ("numpy.core", "_ufunc_reconstruct"): (False, "imports any module by name and returns its attribute"),
+    ("numpy._core", "_ufunc_reconstruct"): (False, "imports any module by name and returns its attribute"),
+    ("collections.abc", "*"): (True, "abstract base classes: no behaviour, cannot be instantiated"),
+    ("__future__", "*"): (True, "feature flags (_Feature records of version tuples)"),
+    ("joblib.numpy_pickle", "NumpyArrayWrapper"): (True, "joblib array header; the raw array bytes after it "
+                                                         "are skipped exactly as joblib reads them"),
+    ("joblib.numpy_pickle_compat", "NDArrayWrapper"): (True, "joblib < 0.10 header; array in a separate .npy "
+                                                            "(scanned as its own file; a path outside the "
+                                                            "pickle's directory is a finding)"),
+    ("joblib.numpy_pickle_compat", "ZNDArrayWrapper"): (True, "joblib 0.9 header; array in a separate z-file"),
+    ("joblib.numpy_pickle", "NDArrayWrapper"): (True, "the same class under its joblib 0.9 module path"),
+    ("joblib.numpy_pickle", "ZNDArrayWrapper"): (True, "the same class under its joblib 0.9 module path"),
+    ("numpy.core._internal", "_reconstruct"): (True, "pre-1.0 ndarray pickles: ndarray.__new__(subtype, shape, "
+                                                     "dtype), kept by numpy for them"),
+    ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"): (True, "sklearn's vendored joblib copy"),
+    ("torch.jit._pickle", "build_intlist"): (True, "TorchScript pickles: returns the list it is given"),
+    ("torch.jit._pickle", "build_doublelist"): (True, "TorchScript pickles: returns the list it is given"),
+    ("torch.jit._pickle", "build_boollist"): (True, "TorchScript pickles: returns the list it is given"),
+    ("torch.jit._pickle", "build_tensorlist"): (True, "TorchScript pickles: returns the list it is given"),
+    ("torch.jit._pickle", "build_tensor_from_id"): (True, "TorchScript pickles: looks up a tensor by index"),
+    ("torch.jit._pickle", "restore_type_tag"): (True, "TorchScript pickles: returns the value it is given"),
+    ("__torch__", "*"): (True, "TorchScript class names: resolved in the archive's TorchScript compilation "
+                               "unit, not imported (pickle.load cannot import __torch__ and fails)"),
+}
 
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     [
@@ -52,8 +136,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("torch.nn.parameter", "Parameter"), ("torch.nn.parameter", "UninitializedParameter"),
         ("torch.nn.parameter", "Buffer"),
         ("torch.serialization", "_get_layout"),
-        ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "Counter"),
-        ("collections", "deque"),
+        ("collections", "OrderedDict"), ("collections", "Counter"), ("collections", "deque"),
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
@@ -62,14 +145,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("numpy.dtypes", "Int32DType"), ("numpy.dtypes", "Float16DType"), ("numpy.dtypes", "UInt8DType"),
         ("numpy.dtypes", "BoolDType"),
         ("_codecs", "encode"),
-        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
-        ("builtins", "bytearray"), ("builtins", "range"),
-        ("copyreg", "_reconstructor"),  # only with allowed classes: the class argument is its own global
         ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
         ("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"),
-        ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "PurePosixPath"),
-        ("pathlib", "PureWindowsPath"),
-        ("argparse", "Namespace"),
         # transformers / accelerate training arguments (training_args.bin) and their enums
         ("transformers.training_args", "TrainingArguments"),
         ("transformers.training_args_seq2seq", "Seq2SeqTrainingArguments"),
@@ -83,8 +160,15 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("accelerate.utils.dataclasses", "DistributedType"),
         ("accelerate.state", "PartialState"),
         ("enum", "Enum"),
+        ("numpy", "float64"), ("numpy", "float32"), ("numpy", "int64"), ("numpy", "int32"), ("numpy", "bool_"),
     ]
+    + [("builtins", n) for n in BUILTIN_DATA]
+    + [k for k, (data, _) in REVIEWED.items() if data and k[1] != "*"]
+    + ml_allowed()
 )
+
+#: Modules every global of which was reviewed as data (``REVIEWED`` entries with qualname ``*``).
+DATA_MODULES: frozenset[str] = frozenset(m for (m, q), (data, _) in REVIEWED.items() if data and q == "*")
 
 #: Modules (any submodule included) whose globals are dangerous: code execution, process/file/network access,
 #: dynamic import, nested deserialisers, debuggers/profilers that run code.
@@ -102,7 +186,8 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
     torch.jit torch._inductor torch.utils.collect_env torch.serialization torch.storage torch.hub torch.package
     torch._dynamo torch.utils.cpp_extension torch.cuda._utils torch.distributed torch.testing torch.fx
     torch._ops torch.ops torch.library torch._C torch.backends torch.onnx torch.export torch.compiler
-    keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg
+    keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg antigravity this
+    numpy.core._internal numpy._core._internal
     """.split()
 )
 
@@ -152,6 +237,11 @@ def dangerous_reason(module: str, qualname: str) -> str | None:
     """Why ``module.qualname`` is known to be dangerous, or ``None``. Every dotted component is checked."""
     mparts = module.split(".")
     qparts = qualname.split(".")
+    if module in ("builtins", "__builtin__") and qparts[0] in BUILTIN_CODE:
+        return f"builtin {qparts[0]}: {BUILTIN_CODE[qparts[0]]}"
+    rev = REVIEWED.get((module, qualname))
+    if rev is not None and not rev[0]:
+        return rev[1]
     for i in range(1, len(mparts) + 1):
         prefix = ".".join(mparts[:i])
         if prefix in DANGEROUS_MODULES:
@@ -170,3 +260,9 @@ def dangerous_reason(module: str, qualname: str) -> str | None:
     if not module or not qualname or any(not p.isidentifier() for p in mparts + qparts):
         return "not a valid dotted identifier (resolution cannot be predicted)"
     return None
+
+
+def is_data_module(module: str) -> bool:
+    """Whether every global of ``module`` (or of a module it belongs to) was reviewed as data."""
+    parts = module.split(".")
+    return any(".".join(parts[:i]) in DATA_MODULES for i in range(1, len(parts) + 1))

@@ -34,6 +34,7 @@ class ModelLimits:
     bomb_floor: int = 32 << 20
     max_json_bytes: int = 64 << 20
     max_nested_pickle: int = 3
+    max_expansion: int = 10_000_000  # elements a memo/DUP-shared structure may expand to ("billion laughs")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Header checks for non-pickle model formats: .npy, .safetensors, .gguf, Keras v3 config.json, HDF5 (light).
 
 Each function returns ``ModelIssue`` objects; none of them reads tensor data. ``npy_header`` also says where a
-pickle starts when the dtype holds Python objects, so the caller can analyse it.
+pickle starts when the dtype holds Python objects, so the caller can analyse it (and report only what it does).
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ def npy_header(buf: Any, where: str) -> tuple[list[ModelIssue], int]:
                    where)], -1
     data_at = start + hlen
     if _has_object(hdr["descr"]):
-        return [_i("model.npy.object", "medium",
-                   ".npy holds Python objects (dtype 'O'): loading it needs allow_pickle=True and runs the "
-                   "pickle that follows the header (analysed)", "dtype=object", where, offset=data_at)], data_at
+        # np.load(allow_pickle=True) unpickles what follows the header: the caller analyses that pickle and
+        # reports what it can do (an object array of plain Python data can do nothing)
+        return [], data_at
     return [], -1
 
 
@@ -336,13 +336,14 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
 # ---- hdf5 (light) --------------------------------------------------------------------------------------
 
 def hdf5_check(buf: Any, where: str) -> list[ModelIssue]:
+    lam = any(buf.find(n) >= 0 for n in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'))
+    if not lam and buf.find(b"model_config") < 0:
+        return []  # no Keras model configuration: a plain HDF5 data file, nothing a model loader would run
     out = [_i("model.h5.not-covered", "info",
-              "HDF5 (.h5) model: structure not parsed (no dependency-light reader); only a byte search for "
+              "HDF5 (.h5) Keras model: structure not parsed (no dependency-light reader); only a byte search for "
               "Keras Lambda layers was done", "hdf5", where)]
-    for needle in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'):
-        if buf.find(needle) >= 0:
-            out.append(_i("model.keras.lambda", "critical",
-                          "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
-                          "Lambda", where))
-            break
+    if lam:
+        out.append(_i("model.keras.lambda", "critical",
+                      "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
+                      "Lambda", where))
     return out

@@ -13,7 +13,11 @@ A straddle is a finding by itself, and the stream is then analysed under both mo
 unpickler (and patched CPython) reject such streams.
 
 Every global (GLOBAL, INST, STACK_GLOBAL, EXT*) is classified when it is *resolved*, whether or not it is later
-called, so a call dropped with POP (or never reached because the stream breaks) still counts.
+called, so a call dropped with POP (or never reached because the stream breaks) still counts. A stream that
+breaks with nothing unreviewed before the break is reported as info (``pickle.load`` only fails there).
+
+Containers carry their expanded size (``pickle_values``) for the memo/DUP expansion finding; after the BUILD
+of a joblib ``NumpyArrayWrapper`` the raw array bytes joblib wrote are skipped (``joblib_arrays``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,24 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from veritensor_fast.models.allowlist import ALLOWED, dangerous_reason
+from veritensor_fast.models.allowlist import ALLOWED, dangerous_reason, is_data_module
 from veritensor_fast.models.base import ModelIssue, ModelLimits
+from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper, layout
+from veritensor_fast.models.pickle_reader import SIZED as _SIZED
+from veritensor_fast.models.pickle_reader import Bad as _Bad
+from veritensor_fast.models.pickle_reader import Reader as _Reader
+from veritensor_fast.models.pickle_reader import Trunc as _Trunc
+from veritensor_fast.models.pickle_reader import u as _u
+from veritensor_fast.models.pickle_values import Bytes as _Bytes
+from veritensor_fast.models.pickle_values import Call as _Call
+from veritensor_fast.models.pickle_values import Dict as _Dict
+from veritensor_fast.models.pickle_values import Global as _Global
+from veritensor_fast.models.pickle_values import List as _List
+from veritensor_fast.models.pickle_values import Opaque as _Opaque
+from veritensor_fast.models.pickle_values import Tup as _Tup
+from veritensor_fast.models.pickle_values import desc as _desc
+from veritensor_fast.models.pickle_values import size as _size
+from veritensor_fast.models.pickle_values import tup as _tup
 from veritensor_fast.models.sniff import PICKLE_OPCODES as PICKLE_OPCODES  # re-exported
 
 _NESTED_LOADERS = frozenset({
@@ -51,53 +71,14 @@ def _compat() -> None:
     _COMPAT_MOD.update(_compat_pickle.IMPORT_MAPPING)
 
 
-class _Trunc(Exception):
-    pass
-
-
-class _Bad(Exception):
-    pass
-
-
 class _Limit(Exception):
     pass
 
 
-class _Opaque:
-    __slots__ = ("what",)
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-
-class _Global:
-    __slots__ = ("module", "name", "key", "resolved")
-
-    def __init__(self, module: str, name: str, resolved: bool = True) -> None:
-        self.module = module
-        self.name = name
-        self.key = f"{module}.{name}" if resolved else "<unresolved>"
-        self.resolved = resolved
-
-
-class _Call:
-    __slots__ = ("func", "value")
-
-    def __init__(self, func: Any, value: Any = None) -> None:
-        self.func = func
-        self.value = value
-
-
-class _Bytes:
-    __slots__ = ("a", "b")
-
-    def __init__(self, a: int, b: int) -> None:
-        self.a = a
-        self.b = b
-
-
-_EMPTY = _Opaque("container")
-
+_ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
+_BREAK_RULES = frozenset({"model.pickle.truncated", "model.pickle.corrupt"})
+_BREAK_NOTE = ("; nothing before the break imports or calls anything unreviewed, so pickle.load only fails here "
+               "(not a pickle, or a damaged one)")
 
 @dataclass
 class _GlobalUse:
@@ -122,94 +103,6 @@ class PickleResult:
     saw_global_call: bool = False  # a resolved global was called (REDUCE/INST/OBJ/NEWOBJ)
     broken: bool = False
     frame_straddle: bool = False
-
-
-class _Reader:
-    """Byte reader over ``data`` honouring FRAME in linear or discard mode (see module docstring)."""
-
-    __slots__ = ("data", "pos", "end", "discard", "buf_end", "frame_end", "straddles")
-
-    def __init__(self, data: Any, pos: int, end: int, discard: bool) -> None:
-        self.data = data
-        self.pos = pos
-        self.end = end
-        self.discard = discard
-        self.buf_end = pos
-        self.frame_end = -1
-        self.straddles: list[int] = []
-
-    def _check(self, n: int) -> None:
-        if self.frame_end > self.pos and self.pos + n > self.frame_end:
-            self.straddles.append(self.pos)
-
-    def read(self, n: int) -> int:
-        """Consume ``n`` bytes; return their start offset."""
-        if n < 0:
-            raise _Bad("negative length")
-        p = self.pos
-        if self.discard:
-            if p + n > self.buf_end:
-                p = self.buf_end if self.buf_end > p else p
-                if p + n > self.end:
-                    raise _Trunc()
-                self.pos = self.buf_end = p + n
-                return p
-            self.pos = p + n
-            return p
-        if p + n > self.end:
-            raise _Trunc()
-        self._check(n)
-        self.pos = p + n
-        return p
-
-    def readline(self) -> tuple[int, int]:
-        """Consume one line; return (start, stop) without the newline."""
-        d = self.data
-        p = self.pos
-        if self.discard:
-            i = d.find(b"\n", p, self.buf_end) if self.buf_end > p else -1
-            if i < 0:
-                p = max(p, self.buf_end)
-                i = d.find(b"\n", p, self.end)
-                if i < 0:
-                    raise _Trunc()
-                self.pos = self.buf_end = i + 1
-                return p, i
-            self.pos = i + 1
-            return p, i
-        i = d.find(b"\n", p, self.end)
-        if i < 0:
-            raise _Trunc()
-        self._check(i + 1 - p)
-        self.pos = i + 1
-        return p, i
-
-    def frame(self, n: int) -> None:
-        if self.discard:
-            start = self.read(n)
-            self.pos = start
-            return
-        if self.frame_end > self.pos:
-            self.straddles.append(self.pos)  # a frame opened before the previous one ended
-        self.frame_end = self.pos + n
-
-
-#: Length-prefixed operands: opcode -> (bytes of the length, its struct format, what the payload is).
-_SIZED: dict[int, tuple[int, str, str]] = {
-    0x8C: (1, "", "utf8"),      # SHORT_BINUNICODE
-    0x58: (4, "<I", "utf8"),    # BINUNICODE
-    0x8D: (8, "<Q", "utf8"),    # BINUNICODE8
-    0x55: (1, "", "latin1"),    # SHORT_BINSTRING
-    0x54: (4, "<i", "latin1"),  # BINSTRING (signed, as CPython reads it)
-    0x43: (1, "", "bytes"),     # SHORT_BINBYTES
-    0x42: (4, "<I", "bytes"),   # BINBYTES
-    0x8E: (8, "<Q", "bytes"),   # BINBYTES8
-    0x96: (8, "<Q", "bytes"),   # BYTEARRAY8
-}
-
-
-def _u(data: Any, a: int, n: int, fmt: str) -> int:
-    return int(struct.unpack_from(fmt, data, a)[0])
 
 
 class PickleWalker:
@@ -264,6 +157,9 @@ class PickleWalker:
             res.saw_call = res.saw_call or saw_call > 0
             res.saw_global_call = res.saw_global_call or saw_call > 1
             res.issues.extend(self._global_issues(uses, where))
+            if not uses:
+                issues = [ModelIssue(i.rule_id, "info", i.message + _BREAK_NOTE, i.evidence, i.location)
+                          if i.rule_id in _BREAK_RULES else i for i in issues]
             res.issues.extend(issues)
             if not ok:
                 res.broken = True
@@ -311,12 +207,12 @@ class PickleWalker:
         if key in ALLOWED:
             return module, name, None, True
         reason = dangerous_reason(module, name)
-        if reason is None and key in self.allowed_extra:
+        if reason is None and (key in self.allowed_extra or is_data_module(module)):
             return module, name, None, True
         return module, name, reason, False
 
     # ---- one stream -------------------------------------------------------------------------------------
-    def _stream(self, data: Any, start: int, end: int, *, discard: bool, where: str
+    def _stream(self, data: Any, start: int, end: int, *, discard: bool, where: str, depth: int = 0
                 ) -> tuple[dict[str, _GlobalUse], list[ModelIssue], int, bool, list[int], int]:
         lim = self.limits
         r = _Reader(data, start, end, discard)
@@ -331,6 +227,20 @@ class PickleWalker:
         saw_call = 0  # 1: some call; 2: a global was called
         op_at = start
         ok = False
+        expand_limit = lim.max_expansion
+        dos_reported = False
+
+        def grew(v: Any) -> None:
+            """A container grew past ``expand_limit``: memo/DUP expansion ("billion laughs") unless it is big."""
+            nonlocal dos_reported
+            n = _size(v)
+            if n > 100 * ops and not dos_reported:
+                dos_reported = True
+                issues.append(ModelIssue(
+                    "model.pickle.dos", "high",
+                    f"pickle builds a structure of more than {expand_limit:,} elements from {ops:,} opcodes by "
+                    "re-using memo/DUP references (\"billion laughs\"): hashing, comparing, printing or copying "
+                    "it after (or while) loading exhausts CPU or memory", "expansion", _loc(where, op_at)))
 
         def use(g: _Global, how: str, at: int) -> None:
             u = uses.get(g.key)
@@ -357,6 +267,17 @@ class PickleWalker:
                 if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
                         and isinstance(args[0], str):
                     return _Call(func, args[0])
+                if func.module == "builtins" and func.name in _ALLOCATORS and isinstance(args, tuple):
+                    big = max((a for a in args if type(a) is int), default=0)
+                    if big > expand_limit * 100:
+                        issues.append(ModelIssue(
+                            "model.pickle.dos", "high",
+                            f"pickle calls builtins.{func.name} with {big:,}: loading it allocates (or iterating "
+                            "it produces) that many elements", "allocation", _loc(where, op_at)))
+                if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
+                        and isinstance(args[0], _Global):
+                    return _Call(args[0], args=tuple(args[1:4]))  # an instance of that class
+                return _Call(func, args=tuple(args[:4]) if isinstance(args, tuple) else ())
             return _Call(func)
 
         def pop() -> Any:
@@ -403,7 +324,7 @@ class PickleWalker:
 
         try:
             while True:
-                op_at = r.pos
+                op_at = r.op_start = r.pos
                 ops += 1
                 if ops > lim.max_ops:
                     raise _Limit(f"more than {lim.max_ops} opcodes")
@@ -466,8 +387,8 @@ class PickleWalker:
                     stack.append(0.0)
                 elif op == 0x8A:  # LONG1
                     n = data[r.read(1)]
-                    r.read(n)
-                    stack.append(0)
+                    a = r.read(n)
+                    stack.append(int.from_bytes(bytes(data[a:a + n]), "little", signed=True) if n <= 8 else 0)
                 elif op == 0x8B:  # LONG4
                     n = _u(data, r.read(4), 4, "<i")
                     r.read(n)
@@ -518,12 +439,20 @@ class PickleWalker:
                     c, d = r.readline()
                     g = _Global(line_name(a, b), line_name(c, d))
                     if not _ident(g.module) or not _ident(g.name):
-                        raise _Bad("GLOBAL/INST name is not an importable identifier")  # the import fails
+                        m = g.module
+                        reason = dangerous_reason(m, "x") if _ident(m) else None
+                        if reason:
+                            # pickle imports the module (running its code) before the name lookup fails; only a
+                            # dangerous module is reported (a text file may start "cword\nsome words\n")
+                            uses[f"{m}.<invalid name>"] = _GlobalUse(
+                                m, "<invalid name>", op_at, "GLOBAL (module imported, then the name is invalid)",
+                                reason=reason)
+                        raise _Bad("GLOBAL/INST name is not an importable identifier")
                     use(g, "GLOBAL" if op == 0x63 else "INST", op_at)
                     if op == 0x63:
                         stack.append(g)
                     else:
-                        inst_args = tuple(pop_mark()[:16])
+                        inst_args = tuple(pop_mark()[:64])
                         stack.append(call(g, inst_args))
                 elif op == 0x93:  # STACK_GLOBAL
                     name = pop()
@@ -558,12 +487,23 @@ class PickleWalker:
                     items = pop_mark()
                     if not items:
                         raise _Bad("OBJ without class")
-                    stack.append(call(items[0], tuple(items[1:17])))
+                    stack.append(call(items[0], tuple(items[1:65])))
                 elif op == 0x62:  # BUILD
-                    pop()
+                    state = pop()
                     if not stack:
                         raise _Bad("BUILD on empty stack")
                     tgt = stack[-1]
+                    if isinstance(tgt, _Call):
+                        tgt.state = state
+                        if is_inline_wrapper(tgt):
+                            stack[-1] = self._joblib_array(data, r, end, state, uses, issues, where, discard, depth)
+                        ext = external_file(tgt, state)
+                        if ext is not None:
+                            issues.append(ModelIssue(
+                                "model.joblib.external-file", "high",
+                                f"joblib array header makes joblib.load run np.load({ext[:80]!r}, allow_pickle=True) "
+                                "on a file outside the pickle's directory (that file's pickle runs too)", ext[:80],
+                                _loc(where, op_at)))
                     if isinstance(tgt, _Global):
                         issues.append(ModelIssue(
                             "model.pickle.build-global", "high",
@@ -571,34 +511,47 @@ class PickleWalker:
                             "function), a known way to plant values that later opcodes read", tgt.key,
                             _loc(where, op_at)))
                     saw_call = max(saw_call, 1)
-                elif op == 0x85:  # TUPLE1
-                    stack.append((pop(),))
-                elif op == 0x86:  # TUPLE2
-                    b2 = pop()
-                    stack.append((pop(), b2))
-                elif op == 0x87:  # TUPLE3
-                    c3 = pop()
-                    b3 = pop()
-                    stack.append((pop(), b3, c3))
-                elif op == 0x74:  # TUPLE
-                    tup = tuple(pop_mark()[:16])
-                    stack.append(tup)
-                elif op in (0x6C, 0x64, 0x91):  # LIST, DICT, FROZENSET
-                    pop_mark()
-                    stack.append(_EMPTY)
-                elif op == 0x61:  # APPEND
-                    pop()
-                    if not stack:
-                        raise _Bad("APPEND without list")
-                elif op == 0x73:  # SETITEM
-                    pop()
-                    pop()
-                    if not stack:
-                        raise _Bad("SETITEM without dict")
+                elif op == 0x85 or op == 0x86 or op == 0x87 or op == 0x74:  # TUPLE1, TUPLE2, TUPLE3, TUPLE
+                    if op == 0x74:
+                        t = _tup(pop_mark())  # pop_mark rebinds ``stack``: pop before appending
+                    else:
+                        k = op - 0x84
+                        if len(stack) < k:
+                            raise _Bad("stack underflow")
+                        t = _tup(stack[-k:])
+                        del stack[-k:]
+                    if type(t) is _Tup and t.n > expand_limit:
+                        grew(t)
+                    stack.append(t)
+                elif op in (0x6C, 0x91, 0x64):  # LIST, FROZENSET, DICT
+                    cont: Any = _Dict() if op == 0x64 else _List()
+                    cont.add(pop_mark())
+                    if cont.n > expand_limit:
+                        grew(cont)
+                    stack.append(cont)
+                elif op == 0x5D or op == 0x8F:  # EMPTY_LIST, EMPTY_SET
+                    stack.append(_List())
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(_Dict())
+                elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
+                    k = 1 if op == 0x61 else 2
+                    if len(stack) <= k:
+                        raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
+                    tgt = stack[-k - 1]
+                    if type(tgt) is (_List if op == 0x61 else _Dict):
+                        tgt.add(stack[-k:])
+                        if tgt.n > expand_limit:
+                            grew(tgt)
+                    del stack[-k:]
                 elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
-                    pop_mark()
+                    items = pop_mark()
                     if not stack:
                         raise _Bad("container opcode without container")
+                    tgt = stack[-1]
+                    if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
+                        tgt.add(items)
+                        if tgt.n > expand_limit:
+                            grew(tgt)
                 elif op == 0x30:  # POP
                     if stack:
                         stack.pop()
@@ -651,6 +604,37 @@ class PickleWalker:
                 "truncated", _loc(where, op_at)))
         return uses, issues, r.pos, ok, r.straddles, saw_call
 
+    def _joblib_array(self, data: Any, r: _Reader, end: int, state: Any, uses: dict[str, _GlobalUse],
+                      issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any:
+        """Skip the array joblib wrote after a wrapper's BUILD, exactly as ``joblib.load`` reads it."""
+        lay = layout(state)
+        if isinstance(lay, str):
+            raise _Limit(f"joblib array header not understood: {lay}")  # joblib.load would fail here too
+        if (r.buf_end if r.discard else r.frame_end) > r.pos:
+            # joblib reads the array from the file, i.e. from the end of the open frame, while the unpickler
+            # goes on with the rest of the frame: a reading no linear decoder reproduces (joblib never writes it)
+            r.straddles.append(r.pos)
+            raise _Limit("joblib array starts inside an open FRAME (joblib reads it from the frame end)")
+        r.op_start = r.pos  # the array is not part of the BUILD opcode
+        if lay.nested_pickle:
+            if depth >= 2:
+                raise _Limit("joblib object arrays nested too deeply")
+            u2, i2, stop, ok, straddles, _ = self._stream(data, r.pos, end, discard=discard, where=where,
+                                                          depth=depth + 1)
+            for k, v in u2.items():
+                uses.setdefault(k, v)
+            issues.extend(i2)
+            r.straddles.extend(straddles)
+            if not ok:
+                raise _Bad("joblib object array's pickle stream is broken")
+            r.pos = r.buf_end = stop
+            return _Opaque("joblib object array")
+        if lay.aligned:
+            pad = data[r.read(1)]
+            r.read(pad)
+        r.read(lay.nbytes)
+        return _Opaque("joblib array")
+
     def _nested(self, data: Any, args: Any, issues: list[ModelIssue], where: str, at: int) -> None:
         """A nested loader called with literal bytes: analyse the inner pickle too."""
         if self.nested_depth >= self.limits.max_nested_pickle or not isinstance(args, tuple) or not args:
@@ -671,23 +655,7 @@ class PickleWalker:
             issues.append(ModelIssue(i.rule_id, i.severity, "nested pickle: " + i.message, i.evidence, i.location))
 
 
-_PUSH_OPS: dict[int, Any] = {
-    0x4E: None, 0x88: True, 0x89: False, 0x29: (), 0x5D: _EMPTY, 0x7D: _EMPTY, 0x8F: _EMPTY,
-}
-
-
-def _desc(v: Any) -> str:
-    if isinstance(v, str):
-        return repr(v[:40])
-    if isinstance(v, _Global):
-        return f"global {v.key}"
-    if isinstance(v, _Call):
-        return "call result"
-    if isinstance(v, _Opaque):
-        return v.what
-    if isinstance(v, _Bytes):
-        return "bytes"
-    return type(v).__name__
+_PUSH_OPS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
 
 
 def _ident(s: str) -> bool:

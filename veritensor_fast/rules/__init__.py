@@ -218,6 +218,10 @@ def load_rules(
     drop = set(disabled)
     unknown = drop - seen
     if unknown:
+        from veritensor_fast.models.rule_ids import MODEL_RULES  # dropped where model findings are made
+
+        unknown -= set(MODEL_RULES)
+    if unknown:
         raise RuleError(f"cannot disable unknown rule ids: {sorted(unknown)}")
     rules = [r for r in rules if r.id not in drop]
     if entropy_overrides:

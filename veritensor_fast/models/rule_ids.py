@@ -1,0 +1,38 @@
+"""The model-file rule ids, their highest severity and what each reports (``rules list``, ``--disable-rule``).
+
+A light module (no imports): the rules loader and the CLI read it without loading the analysers.
+"""
+
+from __future__ import annotations
+
+#: rule id -> (highest severity it is reported with, what it reports)
+MODEL_RULES: dict[str, tuple[str, str]] = {
+    "model.pickle.dangerous-global": ("critical", "pickle imports/calls a known code-execution, I/O or loader global"),
+    "model.pickle.unresolved-global": ("critical", "pickle global whose name cannot be resolved statically"),
+    "model.pickle.unknown-global": ("high", "pickle global not on the reviewed allowlist (medium if only referenced)"),
+    "model.pickle.build-global": ("high", "BUILD sets attributes on a class or function itself"),
+    "model.pickle.dunder": ("high", "pickle carries an attribute name used to reach Python internals"),
+    "model.pickle.frame": ("high", "pickle data straddles a FRAME boundary (readers disagree)"),
+    "model.pickle.dos": ("high", "memo/DUP expansion ('billion laughs') denial of service"),
+    "model.pickle.limit": ("high", "pickle analysis limit reached; the rest was not analysed"),
+    "model.pickle.truncated": ("high", "pickle ends without STOP (info when nothing unreviewed ran before)"),
+    "model.pickle.corrupt": ("high", "pickle breaks (info when nothing unreviewed ran before)"),
+    "model.joblib.external-file": ("high", "old joblib header loads an array file outside the pickle's directory"),
+    "model.pickle.trailing-data": ("info", "bytes after the last pickle stream"),
+    "model.polyglot": ("high", "file is both a pickle and a zip archive"),
+    "model.archive.corrupt": ("high", "archive structure unreadable"),
+    "model.archive.limit": ("high", "archive depth, member or size limit reached"),
+    "model.zip.anomaly": ("medium", "zip anomaly loaders disagree on (prefix, names, flags, CRC)"),
+    "model.zip.bomb": ("high", "zip member with a bomb-like compression ratio or size"),
+    "model.npy.invalid": ("medium", ".npy header invalid"),
+    "model.npy.object": ("info", ".npy object array: its pickle's findings follow"),
+    "model.safetensors.invalid": ("medium", "safetensors header invalid"),
+    "model.gguf.invalid": ("medium", "GGUF structure invalid"),
+    "model.gguf.template": ("critical", "GGUF chat template reaching Python internals (SSTI)"),
+    "model.keras.lambda": ("critical", "Keras Lambda layer (code runs on load)"),
+    "model.keras.module": ("critical", "Keras config imports a module outside keras"),
+    "model.keras.unsafe": ("critical", "Keras config turns safe_mode off"),
+    "model.keras.tfsmlayer": ("high", "Keras TFSMLayer loads an external SavedModel"),
+    "model.keras.invalid": ("high", "Keras config unreadable"),
+    "model.h5.not-covered": ("info", "HDF5 model not parsed (byte search only)"),
+}
