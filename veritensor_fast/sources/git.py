@@ -28,30 +28,17 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
+from veritensor_fast import gitcmd
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
+from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
 from veritensor_fast.sources.fs import InputError, _excluded
 
 if TYPE_CHECKING:
-    from veritensor_fast.engine import ExecutorFactory, ScanResult
     from veritensor_fast.worker import BatchResult, ScanOptions
-
-#: Environment for every git child: no prompts, no pager, C locale (stable messages), no replace objects.
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C", "GIT_NO_REPLACE_OBJECTS": "1"}
-
-
-class GitError(Exception):
-    """A git command needed to list history failed (not a repository, git missing, bad revision)."""
-
-
-def git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(GIT_ENV)
-    return env
-
 
 def _noop() -> None:
     return None
@@ -65,12 +52,9 @@ class _CatFile:
         self.pending: collections.deque[str] = collections.deque()
         self._writer: threading.Thread | None = None
         try:
-            self.proc = subprocess.Popen(
-                ["git", "-C", repo, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, env=git_env(), bufsize=1 << 16,
-            )
-        except OSError as exc:
-            raise InputError("unreadable", f"cannot start git cat-file: {exc.strerror}") from None
+            self.proc = gitcmd.popen(repo, ["cat-file", "--batch"], stdin=subprocess.PIPE)
+        except GitError as exc:
+            raise InputError("unreadable", f"cannot start git cat-file: {exc}") from None
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
@@ -203,42 +187,15 @@ class BlobReader:
 
 def _git(repo: str, *args: str, check: bool = True) -> str:
     """Run a short git command and return its stdout (text). Raises ``GitError`` with git's first error line."""
-    try:
-        p = subprocess.run(["git", "-C", repo, *args], capture_output=True, env=git_env(), check=False)
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc.strerror}") from None
-    if check and p.returncode != 0:
-        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(msg[-1] if msg else f"git {args[0]} failed with status {p.returncode}")
-    return p.stdout.decode("utf-8", "surrogateescape")
+    return gitcmd.run(repo, args, check=check).decode("utf-8", "surrogateescape")
 
 
 def _git_input(repo: str, stdin: str, *args: str) -> str:
     """Run a git command with ``stdin`` as input; raises ``GitError`` like ``_git``."""
-    try:
-        p = subprocess.run(["git", "-C", repo, *args], input=stdin.encode("ascii"), capture_output=True,
-                           env=git_env(), check=False)
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc.strerror}") from None
-    if p.returncode != 0:
-        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(msg[-1] if msg else f"git {args[0]} failed with status {p.returncode}")
-    return p.stdout.decode("utf-8", "surrogateescape")
+    return gitcmd.run(repo, args, stdin=stdin.encode("ascii")).decode("utf-8", "surrogateescape")
 
 
-def _feed(proc: subprocess.Popen[bytes], stdin: bytes | None) -> None:
-    """Write a ``--stdin`` revision list and close it (git reads all of it before walking: cannot block)."""
-    if stdin is None or proc.stdin is None:
-        return
-    try:
-        proc.stdin.write(stdin)
-    except (BrokenPipeError, OSError):
-        pass  # git failed early; its exit status says why
-    finally:
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
+_feed = gitcmd.feed
 
 
 def _check_rev(rev: str, what: str) -> str:
@@ -520,10 +477,9 @@ class GitHistorySource:
         if stdin is not None and not any(not ln.startswith("^") for ln in stdin.decode().split()):
             return out, None  # no new tips: nothing to walk
         with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
-                ["git", "-C", self.origin, "rev-list", "--objects", "--filter=object:type=blob", *args],
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=err, env=git_env(), bufsize=1 << 16)
+            proc = gitcmd.popen(
+                self.origin, ["rev-list", "--objects", "--filter=object:type=blob", *args],
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stderr=err)
             assert proc.stdout is not None
             _feed(proc, stdin)
             for raw in proc.stdout:
@@ -553,10 +509,8 @@ class GitHistorySource:
 
     def _pack_order(self) -> Iterator[tuple[str, str, int]]:
         """(oid, type, size) of every object in the database, in pack order (type 'missing' if unreadable)."""
-        proc = subprocess.Popen(
-            ["git", "-C", self.origin, "cat-file", "--batch-all-objects", "--unordered",
-             "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(), bufsize=1 << 16)
+        proc = gitcmd.popen(self.origin, ["cat-file", "--batch-all-objects", "--unordered",
+                                          "--batch-check=%(objectname) %(objecttype) %(objectsize)"])
         assert proc.stdout is not None
         try:
             for raw in proc.stdout:
@@ -577,15 +531,12 @@ class GitHistorySource:
 
         args, stdin = self._walk_input(self._negatives)
         with tempfile.TemporaryFile() as err:
-            rl = subprocess.Popen(
-                ["git", "-C", self.origin, "rev-list", "--objects", "--filter=object:type=blob", *args],
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=err, env=git_env(), bufsize=1 << 16)
+            rl = gitcmd.popen(
+                self.origin, ["rev-list", "--objects", "--filter=object:type=blob", *args],
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stderr=err)
             _feed(rl, stdin)
-            bc = subprocess.Popen(
-                ["git", "-C", self.origin, "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize) "
-                 "%(rest)"], stdin=rl.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(),
-                bufsize=1 << 16)
+            bc = gitcmd.popen(self.origin, ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize) "
+                                            "%(rest)"], stdin=rl.stdout)
             assert rl.stdout is not None and bc.stdout is not None
             rl.stdout.close()
             try:
@@ -852,16 +803,13 @@ class GitHistorySource:
             return {}
         # No pathspec: measured on 20k commits, the full pass takes 2.5 s while 195 pathspecs take 97 s (git
         # matches every pathspec against every tree entry); 4 pathspecs save only ~1.4 s.
-        cmd = ["git", "-C", self.origin, "-c", "core.quotePath=false", "log", "--raw", "--no-abbrev",
-               "--no-renames", "--root", "--diff-merges=first-parent", "--no-ext-diff", "--no-textconv",
+        cmd = ["log", "--raw", "--no-abbrev", "--no-renames", "--root", "--diff-merges=first-parent",
                "--format=\x01%H\x1f%an\x1f%ae\x1f%aI\x1f%at\x1f%s", *args]
-        env = git_env()
         wanted = oids
         best: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         commit: dict[str, Any] = {}
         ts = 0
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=1 << 16)
+        proc = gitcmd.popen(self.origin, cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
         assert proc.stdout is not None
         _feed(proc, stdin)
         for raw in proc.stdout:
@@ -893,7 +841,7 @@ class GitHistorySource:
         """Fingerprints of secrets present anywhere in HEAD's tree, as far as this sweep knows its blobs;
         HEAD blobs at finding paths that this sweep did not cover (ranges, --branch) are scanned now."""
         try:
-            out = _git(self.origin, "-c", "core.quotePath=false", "ls-tree", "-r", "--full-tree", "HEAD")
+            out = _git(self.origin, "ls-tree", "-r", "--full-tree", "HEAD")
         except GitError:
             return set()  # unborn HEAD
         head: dict[str, str] = {}
@@ -967,32 +915,11 @@ def oldest_per_secret(findings: Sequence[Finding]) -> list[Finding]:
     return list(best.values())
 
 
-def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = None,
-                 on_progress: Callable[[BatchResult], None] | None = None,
-                 make_executor: ExecutorFactory | None = None, **kw: Any) -> ScanResult:
-    """Scan the history of each repository (one ``GitHistorySource`` each) and merge the results.
-    ``make_executor`` is passed to ``engine.scan`` (a distributed executor, one per repository)."""
-    from veritensor_fast.engine import ScanResult, scan
+def __getattr__(name: str) -> Any:
+    """``scan_history`` moved to ``veritensor_fast.history`` (sources do not import the engine); kept importable
+    from here for existing callers, resolved lazily so importing this module never imports the engine."""
+    if name == "scan_history":
+        from veritensor_fast.history import scan_history
 
-    findings: list[Finding] = []
-    errors: list[ScanError] = []
-    stats: dict[str, Any] = {}
-    for repo in repos:
-        src = GitHistorySource(repo, options, **kw)
-        src.validate()
-        r = scan(src, options, jobs=jobs, on_progress=on_progress, make_executor=make_executor)
-        findings.extend(r.findings)
-        errors.extend(r.errors)
-        for k, v in {**r.stats, **src.stats}.items():
-            if k in ("files", "bytes", "seconds", "findings", "errors", "blobs_total", "blobs_scanned",
-                     "blobs_from_datastore", "listing_seconds", "provenance_seconds", "blobs_listed",
-                     "provenance_lookups", "provenance_cached") and k in stats:
-                stats[k] += v
-            else:
-                stats[k] = v
-    findings.sort(key=Finding.sort_key)
-    errors.sort(key=lambda e: (e.path, e.kind, e.reason))
-    if stats.get("seconds"):
-        stats["mb_per_s"] = round(stats["bytes"] / 1e6 / stats["seconds"], 2)
-    stats["repos"] = len(repos)
-    return ScanResult(findings, errors, stats)
+        return scan_history
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

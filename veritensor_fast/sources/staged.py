@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from veritensor_fast import gitcmd
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
-from veritensor_fast.sources.git import git_env
 
 REGULAR_MODES = frozenset({"100644", "100755", "100664"})
 _ZERO = "0" * 40
@@ -30,20 +29,17 @@ SMALL_ITEMS = 256
 SMALL_BYTES = 16 << 20
 
 
-class GitChangesError(Exception):
+class GitChangesError(gitcmd.GitError):
     """Git could not list the changes (not a repository, unknown revision, git missing)."""
 
 
 def _git(repo: str, *args: str, stdin: bytes | None = None) -> bytes:
     try:
-        p = subprocess.run(["git", "-C", repo, *args], input=stdin, capture_output=True, check=False,
-                           env=git_env())
-    except FileNotFoundError:
-        raise GitChangesError("git is not installed (needed for --staged / --since-commit)") from None
-    if p.returncode != 0:
-        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitChangesError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
-    return p.stdout
+        return gitcmd.run(repo, args, stdin=stdin)
+    except gitcmd.GitError as exc:
+        if str(exc).startswith("cannot run git"):
+            raise GitChangesError(f"{exc} (git is needed for --staged / --since-commit)") from None
+        raise GitChangesError(f"git {args[0]} failed: {exc}") from None
 
 
 def repo_toplevel(path: str | os.PathLike[str]) -> str:
@@ -122,7 +118,7 @@ class GitChangesSource:
                 _git(self.toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", self.since + "^{commit}")
             except GitChangesError:
                 raise GitChangesError(f"unknown revision {self.since!r} (not a commit in this repository)") from None
-            raw += parse_raw(_git(self.toplevel, "-c", "core.quotepath=off", "log", "--raw", "-c", "-z",
+            raw += parse_raw(_git(self.toplevel, "log", "--raw", "-c", "-z",
                                   "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..HEAD", *spec))
         if self.staged:
             raw += parse_raw(_git(self.toplevel, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",

@@ -1,0 +1,280 @@
+"""Issue 10 §1: no git invocation of the scanner runs a program chosen by the scanned repository (or by global /
+system configuration). One test per vector: a hostile repository whose config points at a script that creates
+a marker file; every git-driven mode runs over it (``--history`` with and without the datastore, ``--staged``,
+``--since-commit``); the marker must never exist, and the planted tokens are still found. Where plain git
+demonstrably runs the script for a command the scanner uses, a control run proves the vector is live.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from veritensor_fast.engine import scan
+from veritensor_fast.history import scan_history
+from veritensor_fast.sources.staged import GitChangesSource
+from veritensor_fast.worker import ScanOptions
+
+from conftest import GIT_ID, hf_token, init_repo, run_cli
+
+PKG = Path(__file__).resolve().parent.parent / "veritensor_fast"
+CLEAN_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def _git(repo: Path, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], capture_output=True, text=True, input=stdin,
+                          check=check, env=CLEAN_ENV).stdout.strip()
+
+
+def _script(path: Path, marker: Path) -> Path:
+    path.write_text(f"#!/bin/sh\necho \"$0 $*\" >> '{marker}'\nexit 0\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def _sign(repo: Path, rev: str, armor: str, parent_of_new: str | None = None) -> str:
+    """A copy of commit ``rev`` carrying a ``gpgsig`` header of the given armor kind (PGP / SSH SIGNATURE)."""
+    text = _git(repo, "cat-file", "commit", rev) + "\n"
+    header, _, msg = text.partition("\n\n")
+    if parent_of_new is not None:
+        lines = [ln for ln in header.splitlines() if not ln.startswith("parent ")]
+        header = "\n".join([lines[0], f"parent {parent_of_new}", *lines[1:]])
+    sig = f"gpgsig -----BEGIN {armor}-----\n \n AAAA\n -----END {armor}-----"
+    return _git(repo, "hash-object", "-t", "commit", "-w", "--stdin", stdin=f"{header}\n{sig}\n\n{msg}")
+
+
+class Hostile:
+    """A repository with a token committed in a PGP-'signed' commit, an SSH-'signed' commit on top, a staged
+    token, and a dirty work tree; ``marker`` is where every hostile program writes."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.repo = init_repo(tmp / "repo")
+        self.base = _git(self.repo, "rev-parse", "HEAD")
+        self.marker = tmp / "MARKER"
+        self.evil = _script(tmp / "evil.sh", self.marker)
+        self.token, self.staged_token = hf_token(), hf_token()
+        (self.repo / "secret.txt").write_text(f"HF_TOKEN={self.token}\n")
+        _git(self.repo, "add", "secret.txt")
+        _git(self.repo, "commit", "-q", "-m", "add secret")
+        signed = _sign(self.repo, "HEAD", "PGP SIGNATURE")
+        top = _sign(self.repo, signed, "SSH SIGNATURE", parent_of_new=signed)
+        _git(self.repo, "update-ref", "refs/heads/main", top)
+        _git(self.repo, "reset", "-q", "--hard", "main")
+        (self.repo / "staged.txt").write_text(f"token = '{self.staged_token}'\n")
+        _git(self.repo, "add", "staged.txt")
+        (self.repo / "README.md").write_text("dirty work tree\n")  # unstaged change: a refresh would see it
+        self.tmp = tmp
+
+    def config(self, *pairs: str) -> None:
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            _git(self.repo, "config", "--add", key, value.replace("EVIL", str(self.evil)))
+
+    def control(self, *args: str) -> bool:
+        """Plain git (no hardening) runs the hostile program for ``args``: the vector is live."""
+        subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True, env=CLEAN_ENV, check=False,
+                       stdin=subprocess.DEVNULL, timeout=60)
+        live = self.marker.exists()
+        self.marker.unlink(missing_ok=True)
+        return live
+
+    def scan_all(self) -> None:
+        """Every git-driven mode of the scanner; each must find its tokens and never run the hostile program."""
+        opts = ScanOptions()
+        for kw in ({"datastore": str(self.tmp / "ds.sqlite")}, {"use_datastore": False},
+                   {"use_datastore": False, "order": "stream"}, {"use_datastore": False, "all_objects": True}):
+            r = scan_history([str(self.repo)], opts, jobs=1, **kw)
+            found = [f for f in r.findings if f.path == "secret.txt"]
+            assert found, (kw, r.findings, r.errors)
+            assert found[0].commit and found[0].commit.get("id"), found[0].commit  # provenance ran (git log)
+        for kw2 in ({"staged": True}, {"since": self.base}, {"staged": True, "since": self.base}):
+            src = GitChangesSource(str(self.repo), **kw2)  # type: ignore[arg-type]
+            paths = {f.path for f in scan(src, opts, jobs=1).findings}
+            if kw2.get("staged"):
+                assert "staged.txt" in paths, kw2
+            if kw2.get("since"):
+                assert "secret.txt" in paths, kw2
+        assert not self.marker.exists(), self.marker.read_text()
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Hostile:
+    return Hostile(tmp_path)
+
+
+def test_show_signature_gpg_program(hostile: Hostile) -> None:
+    hostile.config("log.showSignature=true", "gpg.program=EVIL")
+    assert hostile.control("log", "-1", "--format=%H")  # today's provenance `git log` ran it
+    hostile.scan_all()
+
+
+def test_gpg_format_programs(hostile: Hostile) -> None:
+    hostile.config("log.showSignature=true", "gpg.openpgp.program=EVIL", "gpg.x509.program=EVIL",
+                   "gpg.ssh.program=EVIL", f"gpg.ssh.allowedSignersFile={hostile.evil}",
+                   "gpg.ssh.defaultKeyCommand=EVIL")
+    assert hostile.control("log", "-2", "--format=%H")
+    hostile.scan_all()
+
+
+def test_core_fsmonitor(hostile: Hostile) -> None:
+    hostile.config("core.fsmonitor=EVIL")
+    assert hostile.control("diff", "--cached", "--raw")
+    hostile.scan_all()
+
+
+def test_include_path_pulls_in_program_keys(hostile: Hostile) -> None:
+    inc = hostile.tmp / "included.cfg"
+    inc.write_text(f"[core]\n\tfsmonitor = {hostile.evil}\n[log]\n\tshowSignature = true\n"
+                   f"[gpg]\n\tprogram = {hostile.evil}\n")
+    hostile.config(f"include.path={inc}")
+    assert hostile.control("log", "-1", "--format=%H")
+    hostile.scan_all()
+
+
+def test_include_if_pulls_in_program_keys(hostile: Hostile) -> None:
+    inc = hostile.tmp / "included_if.cfg"
+    inc.write_text(f"[core]\n\tfsmonitor = {hostile.evil}\n[log]\n\tshowSignature = true\n"
+                   f"[gpg]\n\tprogram = {hostile.evil}\n")
+    hostile.config(f"includeIf.gitdir:{hostile.repo}/.git.path={inc}", f"includeIf.onbranch:main.path={inc}")
+    assert hostile.control("log", "-1", "--format=%H")
+    hostile.scan_all()
+
+
+def test_pager(hostile: Hostile) -> None:
+    hostile.config("core.pager=EVIL", "pager.log=EVIL", "pager.diff=EVIL", "pager.show=EVIL",
+                   "pager.rev-list=EVIL", "pager.ls-tree=EVIL")
+    hostile.scan_all()
+
+
+def test_diff_external_and_drivers(hostile: Hostile) -> None:
+    (hostile.repo / ".git" / "info" / "attributes").write_text("* diff=evil\n")
+    hostile.config("diff.external=EVIL", "diff.evil.textconv=EVIL", "diff.evil.command=EVIL",
+                   "diff.evil.cachetextconv=false")
+    assert hostile.control("log", "-p")
+    hostile.scan_all()
+
+
+def test_filters(hostile: Hostile) -> None:
+    (hostile.repo / ".git" / "info" / "attributes").write_text("* filter=evil\n")
+    hostile.config("filter.evil.clean=EVIL", "filter.evil.smudge=EVIL", "filter.evil.process=EVIL",
+                   "filter.evil.required=false")
+    assert hostile.control("diff", "--raw")
+    hostile.scan_all()
+
+
+def test_hooks_dir_and_hooks_path(hostile: Hostile) -> None:
+    hooks = hostile.tmp / "hooks"
+    hooks.mkdir()
+    names = ("post-index-change", "reference-transaction", "pre-auto-gc", "post-checkout", "post-rewrite",
+             "fsmonitor-watchman", "pre-commit", "post-commit", "push-to-checkout")
+    for name in names:
+        _script(hooks / name, hostile.marker)
+        _script(hostile.repo / ".git" / "hooks" / name, hostile.marker)
+    hostile.config(f"core.hooksPath={hooks}")
+    hostile.scan_all()
+
+
+def test_network_and_credential_programs(hostile: Hostile) -> None:
+    hostile.config("core.sshCommand=EVIL", "core.askPass=EVIL", "credential.helper=!EVIL", "core.gitProxy=EVIL",
+                   "core.alternateRefsCommand=EVIL", "uploadpack.packObjectsHook=EVIL", "protocol.allow=always",
+                   "protocol.ext.allow=always", "remote.origin.url=ext::EVIL", "remote.origin.uploadpack=EVIL",
+                   "remote.origin.receivepack=EVIL", "remote.origin.proxy=EVIL", "ssh.variant=ssh")
+    hostile.scan_all()
+
+
+def test_editors_tools_and_gc(hostile: Hostile) -> None:
+    hostile.config("core.editor=EVIL", "sequence.editor=EVIL", "gc.auto=1", "gc.autoPackLimit=1",
+                   "maintenance.auto=true", "web.browser=evil", "browser.evil.cmd=EVIL", "diff.tool=evil",
+                   "difftool.evil.cmd=EVIL", "merge.tool=evil", "mergetool.evil.cmd=EVIL", "man.evil.cmd=EVIL",
+                   "merge.evil.driver=EVIL", "trailer.evil.command=EVIL", "alias.log=!EVIL", "alias.rev-list=!EVIL",
+                   "submodule.recurse=true")
+    hostile.scan_all()
+
+
+def test_global_and_system_config(hostile: Hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = (f"[core]\n\tfsmonitor = {hostile.evil}\n\tpager = {hostile.evil}\n[log]\n\tshowSignature = true\n"
+           f"[gpg]\n\tprogram = {hostile.evil}\n[diff]\n\texternal = {hostile.evil}\n")
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    (xdg / "git").mkdir(parents=True)
+    home.mkdir()
+    (home / ".gitconfig").write_text(cfg)
+    (xdg / "git" / "config").write_text(cfg)
+    (tmp_path / "system.cfg").write_text(cfg)
+    for k in ("GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    monkeypatch.setenv("GIT_CONFIG_SYSTEM", str(tmp_path / "system.cfg"))
+    subprocess.run(["git", "-C", str(hostile.repo), "log", "-1"], capture_output=True, check=False)
+    assert hostile.marker.exists()  # control: plain git obeys the global config
+    hostile.marker.unlink()
+    hostile.scan_all()
+
+
+def test_environment_injected_config(hostile: Hostile, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "2")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "log.showSignature")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "true")
+    monkeypatch.setenv("GIT_CONFIG_KEY_1", "gpg.program")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_1", str(hostile.evil))
+    monkeypatch.setenv("GIT_EXTERNAL_DIFF", str(hostile.evil))
+    monkeypatch.setenv("GIT_PAGER", str(hostile.evil))
+    hostile.scan_all()
+
+
+def test_cli_end_to_end_no_marker(hostile: Hostile) -> None:
+    """The real command line, every git mode, with the live vectors combined."""
+    hostile.config("log.showSignature=true", "gpg.program=EVIL", "core.fsmonitor=EVIL", "core.pager=EVIL",
+                   "diff.external=EVIL", "core.hooksPath=" + str(hostile.tmp))
+    for args in (["--history", str(hostile.repo)], ["--history", "--no-datastore", str(hostile.repo)],
+                 ["--staged", str(hostile.repo)], ["--since-commit", hostile.base, str(hostile.repo)]):
+        p = run_cli("scan", "--no-progress", *args, cwd=hostile.repo)
+        assert p.returncode == 1, (args, p.stdout, p.stderr)
+    assert not hostile.marker.exists()
+
+
+def test_other_owner_repository_is_scanned(hostile: Hostile) -> None:
+    """safe.directory is set by the runner: ownership is not the trust boundary (the hardening is)."""
+    from veritensor_fast.gitcmd import git_argv
+
+    assert "safe.directory=*" in git_argv(str(hostile.repo), ["status"])
+
+
+# ---- no call site bypasses the runner ---------------------------------------------------------------------
+
+_SPAWN = {("subprocess", n) for n in ("run", "Popen", "call", "check_call", "check_output", "getoutput",
+                                      "getstatusoutput")} | {("os", n) for n in (
+    "system", "popen", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv",
+    "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "posix_spawn",
+    "posix_spawnp")}
+
+
+def test_no_git_call_bypasses_hardened_runner() -> None:
+    """Only ``veritensor_fast/gitcmd.py`` may start a process; every other module calls ``gitcmd.run`` /
+    ``gitcmd.popen``. Any ``subprocess``/``os`` spawn elsewhere in the package (or an import of those names
+    that could hide one) fails this test."""
+    offenders: list[str] = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG.parent).as_posix()
+        if rel == "veritensor_fast/gitcmd.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), rel)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in ("subprocess", "os"):
+                bad = [a.name for a in node.names if (node.module, a.name) in _SPAWN]
+                if bad:
+                    offenders.append(f"{rel}:{node.lineno}: from {node.module} import {bad}")
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and (node.value.id, node.attr) in _SPAWN:
+                offenders.append(f"{rel}:{node.lineno}: {node.value.id}.{node.attr}")
+            elif isinstance(node, ast.Constant) and node.value == "git" and rel != "veritensor_fast/gitcmd.py":
+                parent_list = any(isinstance(p, (ast.List, ast.Tuple)) and p.elts and p.elts[0] is node
+                                  for p in ast.walk(tree))
+                if parent_list:
+                    offenders.append(f"{rel}:{node.lineno}: argv starting with 'git'")
+    assert not offenders, "process spawned outside veritensor_fast/gitcmd.py:\n" + "\n".join(offenders)
