@@ -1,0 +1,70 @@
+"""Issue 11 (smaller defects): exact, NUL-separated git plumbing and validated revision ranges."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from veritensor_fast.history import scan_history
+from veritensor_fast.worker import ScanOptions
+
+from conftest import git_run, hf_token, init_repo, scan_json
+
+
+def _commit_file(repo: Path, name: str, text: str, msg: str = "add") -> None:
+    (repo / name).write_text(text)
+    git_run(repo, "add", "--", name)
+    git_run(repo, "commit", "-q", "-m", msg)
+
+
+def test_history_path_with_newline_is_whole(tmp_path: Path) -> None:
+    """rev-list names stop at a newline; the report must carry the exact committed path."""
+    repo = init_repo(tmp_path / "r")
+    tok = hf_token()
+    name = "notes\nsecret.txt"
+    _commit_file(repo, name, f"HF_TOKEN={tok}\n")
+    for extra in ([], ["--no-datastore"]):
+        rc, rep = scan_json("--history", *extra, str(repo), cwd=tmp_path)
+        assert rc == 1, rep
+        paths = {f["path"] for f in rep["findings"]}
+        assert paths == {name}, paths
+        assert all(f["commit"]["path"] == name and f["commit"]["at_head"] for f in rep["findings"])
+
+
+def test_history_path_with_newline_library(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    name = "a\nb\tc.txt"
+    _commit_file(repo, name, f"HF_TOKEN={hf_token()}\n")
+    for order in ("pack", "stream"):
+        r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False, order=order)
+        assert [f.path for f in r.findings] == [name]
+
+
+def _cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    from conftest import run_cli
+
+    return run_cli("scan", "--no-progress", "--history", *args, str(repo), cwd=repo)
+
+
+def test_range_errors_name_the_revision(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    for rng, bad in (("main..nosuchbranch", "nosuchbranch"), ("deadbeef..main", "deadbeef"),
+                     ("nope...main", "nope")):
+        p = _cli(repo, "--range", rng)
+        assert p.returncode == 2, (rng, p.stdout, p.stderr)
+        assert bad in p.stderr, (rng, p.stderr)
+    p = _cli(repo, "--since", "missingrev")
+    assert p.returncode == 2 and "missingrev" in p.stderr, p.stderr
+
+
+def test_range_with_empty_sides_is_rejected(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    _commit_file(repo, "s.txt", f"HF_TOKEN={hf_token()}\n")
+    for rng in ("...", ".."):
+        p = _cli(repo, "--range", rng)
+        assert p.returncode == 2, (rng, p.stdout, p.stderr)
+        assert "range" in p.stderr
+    p = _cli(repo, "--range", "main~1..")  # one empty side: HEAD, as git reads it
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert os.path.isdir(repo)
