@@ -56,6 +56,7 @@ class BatchResult:
 READERS: dict[str, tuple[str, str]] = {
     "file": ("veritensor_fast.sources.fs", "FileReader"),
     "blob": ("veritensor_fast.sources.git", "BlobReader"),
+    "commit": ("veritensor_fast.sources.git", "CommitReader"),
     "memory": ("veritensor_fast.sources.memory", "MemoryReader"),
 }
 

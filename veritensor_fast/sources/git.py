@@ -36,7 +36,15 @@ from veritensor_fast import gitcmd
 from veritensor_fast.findings import Finding, Item, ScanError, display_path, redact
 from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
 from veritensor_fast.sources.fs import InputError, _excluded
-from veritensor_fast.sources.git_objects import nul_tokens, parse_commit, parse_raw_z, read_objects
+from veritensor_fast.sources.git_objects import (
+    commit_path,
+    commit_text,
+    is_commit_path,
+    nul_tokens,
+    parse_commit,
+    parse_raw_z,
+    read_objects,
+)
 
 if TYPE_CHECKING:
     from veritensor_fast.worker import BatchResult, ScanOptions
@@ -128,8 +136,13 @@ class BlobReader:
     corrupt or non-blob objects; the message holds the object id only, never content.
     """
 
+    OBJECT_TYPE = "blob"
+
     def __init__(self) -> None:
         self._procs: dict[str, _CatFile] = {}
+
+    def _content(self, data: bytes) -> bytes:
+        return data
 
     def _proc(self, origin: str) -> _CatFile:
         cf = self._procs.get(origin)
@@ -173,15 +186,25 @@ class BlobReader:
                 continue  # a prefetched object that was never opened
             if data is None:
                 raise InputError("corrupt", f"git object {oid} is {otype} (missing or corrupt in the repository)")
-            if otype != "blob":
-                raise InputError("unreadable", f"git object {oid} is a {otype}, not a blob")
-            return data, _noop
+            if otype != self.OBJECT_TYPE:
+                raise InputError("unreadable", f"git object {oid} is a {otype}, not a {self.OBJECT_TYPE}")
+            return self._content(data), _noop
         raise InputError("internal", f"no response from git for object {item.key}")  # pragma: no cover
 
     def close(self) -> None:
         for cf in self._procs.values():
             cf.close()
         self._procs.clear()
+
+
+class CommitReader(BlobReader):
+    """Worker-side reader for ``commit`` items: what is scanned is the commit's author and committer lines and
+    its message (``git_objects.commit_text``), never its signature or tree/parent ids."""
+
+    OBJECT_TYPE = "commit"
+
+    def _content(self, data: bytes) -> bytes:
+        return commit_text(data)[0]
 
 
 # ---- parent side: listing, datastore, provenance ---------------------------------------------------------
@@ -284,6 +307,7 @@ class GitHistorySource:
         self._memo = ""
         self._sweep = 0
         self._paths: dict[str, str] = {}  # oid -> path, blobs yielded for scanning
+        self._commits: dict[str, str] = {}  # oid -> path, commits yielded for scanning (message, author)
         self._skipped: dict[str, str] = {}  # oid -> path, blobs answered by the datastore
         self._found: dict[str, set[str]] = {}  # oid -> fingerprints found in it
         self._blob_of: dict[int, str] = {}  # id(finding) -> oid, for this run's findings
@@ -568,17 +592,42 @@ class GitHistorySource:
                     self._walk_failure = msg[-1] if msg else f"git rev-list failed with status {rc}"
 
     def _emit(self, oid: str, path: str, size: int, seen: set[str]) -> Item | ScanError | None:
-        if self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
+        is_commit = path == commit_path(oid)
+        if not is_commit and self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
             return None
         if self.max_file_size and size > self.max_file_size:
             self._retry[oid] = (path, size)
-            return ScanError(path, f"blob {oid}: {size} bytes exceeds --max-file-size {self.max_file_size}; "
-                             "skipped", "too-large")
+            return ScanError(path, f"{'commit' if is_commit else 'blob'} {oid}: {size} bytes exceeds "
+                             f"--max-file-size {self.max_file_size}; skipped", "too-large")
         if oid in seen:
             self._skipped[oid] = path
             return None
+        if is_commit:
+            self._commits[oid] = path
+            return Item("commit", oid, path, size, self.origin)
         self._paths[oid] = path
         return Item("blob", oid, path, size, self.origin)
+
+    def _commit_items(self, seen: set[str]) -> Iterator[Item | ScanError]:
+        """Every commit the walk covers, as a ``commit`` item: its message and author/committer are scanned
+        (a token pasted into a commit message is as leaked as one in a file). Commit ids come from
+        ``rev-list`` (hex, one per line); the objects themselves are read by ``CommitReader``."""
+        args, stdin = self._walk_input(self._negatives)
+        if stdin is not None and not any(not ln.startswith("^") for ln in stdin.decode().split()):
+            return
+        try:
+            oids = gitcmd.run(self.origin, ["rev-list", *args], stdin=stdin).decode("ascii", "replace").split()
+        except GitError:
+            return  # a failed walk is already reported; blobs fall back to the whole object database
+        n = 0
+        for oid, otype, size in self._sizes(oids):
+            if otype != "commit":
+                continue
+            n += 1
+            out = self._emit(oid, commit_path(oid), size, seen)
+            if out is not None:
+                yield out
+        self.stats["commits_listed"] = n
 
     def items(self) -> Iterator[Item | ScanError]:
         t0 = time.perf_counter()
@@ -628,6 +677,7 @@ class GitHistorySource:
                     yield ScanError(display_path(path), f"git object {oid} is missing from the object database",
                                     "corrupt")
         self.stats["blobs_listed"] = len(listed)
+        yield from self._commit_items(seen)
         if self._incremental:
             # blobs an earlier sweep could not scan are tried again; earlier findings come from the datastore
             for oid, (path, size) in retry.items():
@@ -672,9 +722,12 @@ class GitHistorySource:
         for key, nf, had_errors in res.scanned:
             fs = res.findings[pos:pos + nf]
             pos += nf
-            if key not in self._paths:
+            if key in self._commits:
+                self.stats["commits_scanned"] = self.stats.get("commits_scanned", 0) + 1
+            elif key in self._paths:
+                self.stats["blobs_scanned"] += 1
+            else:
                 continue
-            self.stats["blobs_scanned"] += 1
             for f in fs:
                 self._blob_of[id(f)] = key
             if fs:
@@ -712,31 +765,40 @@ class GitHistorySource:
             if self.new_only:
                 old = store.reported_before(keys, self._sweep)
                 pairs = [p for p, k in zip(pairs, keys, strict=True) if k not in old]
+            in_commits = self._commit_texts(pairs)
             try:
                 store.finish_sweep(self._sweep, keys, self._next_state(all_pairs))
-                prov = self._cached_provenance(store, {(oid, f.path) for f, oid in pairs if oid}) if pairs else {}
+                prov = self._cached_provenance(store, {(oid, f.path) for f, oid in pairs
+                                                       if oid and not is_commit_path(f.path, oid)}) if pairs else {}
             finally:
                 store.close()
                 self._store = None
         else:
-            prov = self._full_provenance({(oid, f.path) for f, oid in pairs if oid}) if pairs else {}
+            in_commits = self._commit_texts(pairs)
+            prov = self._full_provenance({(oid, f.path) for f, oid in pairs
+                                          if oid and not is_commit_path(f.path, oid)}) if pairs else {}
         if not pairs:
             self.stats["provenance_seconds"] = 0.0
             return []
         fixed: list[tuple[Finding, str, dict[str, Any]]] = []
         for f, oid in pairs:
+            if is_commit_path(f.path, oid):
+                c, fields, _lines = in_commits.get(oid, ({"id": oid}, [], []))
+                field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
+                fixed.append((replace(f, location={**(f.location or {}), "git": f"commit {field}"}), "", c))
+                continue
             c = prov[(oid, f.path)].commit if (oid, f.path) in prov else {}
             full = c.get("path")
             if isinstance(full, str) and "\n" not in f.path and full.startswith(f.path + "\n"):
                 f = replace(f, path=full)  # rev-list cut this path at its newline; the log pass has it whole
             fixed.append((f, oid, c))
         head_fps = self._head_fingerprints({f.path for f, _, _ in fixed})
-        secrets = {f.secret for f, _, _ in fixed if f.secret}
         out: list[Finding] = []
         for f, oid, c in fixed:
+            c = self._hide_commit(c)
             out.append(replace(f, commit={
-                "id": c.get("id"), "author": _hide(c.get("author"), secrets), "email": _hide(c.get("email"), secrets),
-                "date": c.get("date"), "message": _hide(c.get("message"), secrets), "path": f.path,
+                "id": c.get("id"), "author": c.get("author"), "email": c.get("email"),
+                "date": c.get("date"), "message": c.get("message"), "path": f.path,
                 "at_head": f.fingerprint in head_fps, "blob": oid or None}))
         if self.group:
             n = len(out)
@@ -756,7 +818,7 @@ class GitHistorySource:
         for f, oid in pairs:
             if oid and oid not in blobs:
                 blobs[oid] = (self._paths.get(oid) or self._skipped.get(oid) or f.path, -1, False)
-        for oid, path in self._paths.items():
+        for oid, path in (*self._paths.items(), *self._commits.items()):
             if oid not in self._recorded:
                 blobs[oid] = (path, -1, True)
         for oid, (path, size) in self._retry.items():
@@ -805,7 +867,7 @@ class GitHistorySource:
             self.stats["provenance_log"] = "full"
         else:
             self.stats.setdefault("provenance_lookups", 0)
-        changed = {k: v for k, v in merged.items() if cache.get(k) != v}
+        changed = {k: replace(v, commit=self._hide_commit(v.commit)) for k, v in merged.items() if cache.get(k) != v}
         try:
             store.save_provenance(self.origin, changed, self._tips, clear=not valid)
         except Exception:  # noqa: BLE001 - the cache is an optimisation; the findings are already complete
@@ -853,6 +915,44 @@ class GitHistorySource:
                 meta[cid] = parse_commit(cid, raw).provenance()
         return {k: (ts, {**meta.get(cid, {"id": cid}), "path": path}) for k, (ts, cid, path) in best.items()}
 
+    def _commit_texts(self, pairs: Sequence[tuple[Finding, str]]
+                      ) -> dict[str, tuple[dict[str, Any], list[str], list[str]]]:
+        """For the commits with findings in their own text: commit id -> (provenance fields, the field of each
+        scanned line, the lines). Also sets what must never be echoed: ``self._secrets`` (every found secret,
+        including those of stored findings, recovered from the commit text by their fingerprint) and
+        ``self._hidden`` (commit id -> fields holding a secret that could not be recovered: shown blanked)."""
+        self._secrets = {f.secret for f, _ in pairs if f.secret}
+        self._hidden: dict[str, set[str]] = {}
+        oids = {oid for f, oid in pairs if is_commit_path(f.path, oid)}
+        out: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {}
+        try:
+            objs = read_objects(self.origin, sorted(oids)) if oids else {}
+        except GitError:
+            objs = {}
+        for oid, (otype, raw) in objs.items():
+            if otype == "commit":
+                text, fields = commit_text(raw)
+                out[oid] = (parse_commit(oid, raw).provenance(), fields,
+                            text.decode("utf-8", "replace").split("\n"))
+        for f, oid in pairs:
+            if not is_commit_path(f.path, oid) or f.secret:
+                continue
+            _c, fields, lines = out.get(oid, ({}, [], []))
+            sec = _recover(f, lines)
+            if sec is not None:
+                self._secrets.add(sec)
+            else:
+                field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
+                self._hidden.setdefault(oid, set()).update(
+                    ("author", "email") if field in ("author", "committer") else ("message",))
+        return out
+
+    def _hide_commit(self, c: dict[str, Any]) -> dict[str, Any]:
+        """Commit fields with every known secret redacted (and fields with an unknown one blanked)."""
+        secrets: set[str] = getattr(self, "_secrets", set())
+        hidden = getattr(self, "_hidden", {}).get(c.get("id") or "", set())
+        return {k: ("[redacted: holds a secret]" if k in hidden and v else _hide(v, secrets)) for k, v in c.items()}
+
     def _head_fingerprints(self, finding_paths: set[str]) -> set[str]:
         """Fingerprints of secrets present anywhere in HEAD's tree, as far as this sweep knows its blobs;
         HEAD blobs at finding paths that this sweep did not cover (ranges, --branch) are scanned now."""
@@ -883,6 +983,22 @@ class GitHistorySource:
                 ctx.close()
             fps.update(f.fingerprint for f in res.findings)
         return fps
+
+
+def _recover(f: Finding, lines: Sequence[str]) -> str | None:
+    """The secret of a stored finding (stored without it) from the text it was found in: the substring at its
+    line and column whose fingerprint matches; None if none does (e.g. a decoded secret)."""
+    from veritensor_fast.findings import fingerprint
+
+    if not 0 < f.line <= len(lines):
+        return None
+    line = lines[f.line - 1]
+    start = f.column - 1
+    for end in range(start + 8, min(len(line), start + 4096) + 1):
+        cand = line[start:end]
+        if fingerprint(f.rule_id, cand) == f.fingerprint:
+            return cand
+    return None
 
 
 def _hide(value: Any, secrets: set[str]) -> Any:

@@ -19,6 +19,15 @@ _IDENT = re.compile(rb"^(.*?) ?<([^<>]*)> (-?\d+) ([+-])(\d{2})(\d{2})$", re.S)
 SCANNED_HEADERS = (b"author", b"committer")
 
 
+def commit_path(oid: str) -> str:
+    """The report path of a commit's own text (message, author, committer): ``commit:<id>``."""
+    return f"commit:{oid}"
+
+
+def is_commit_path(path: str, oid: str) -> bool:
+    return bool(oid) and path == f"commit:{oid}"
+
+
 def nul_tokens(stream: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
     """The NUL-terminated tokens of a stream (``-z`` output), without their terminator."""
     rest = b""
