@@ -1,8 +1,9 @@
 """History sweeps: scan the full history of one or more git repositories (``scan --history``).
 
 Orchestration above the sources: for each repository a ``GitHistorySource`` lists the blobs (and commits),
-``engine.scan`` scans them, and the results are merged. Each repository's ``git cat-file`` readers are closed
-when that repository is done (``close_readers``), so a many-repository sweep leaves no git process behind.
+``engine.scan`` scans them, and the results are merged. The executor of each repository is closed when it is
+done (with it the ``git cat-file`` readers of local workers); long-lived remote workers bound and close theirs
+(``BlobReader.MAX_OPEN`` / ``IDLE_CLOSE_S``).
 """
 
 from __future__ import annotations

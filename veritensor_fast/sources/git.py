@@ -59,6 +59,7 @@ class _CatFile:
     def __init__(self, repo: str) -> None:
         self.repo = repo
         self.pending: collections.deque[str] = collections.deque()
+        self.last_used = time.monotonic()
         self._writer: threading.Thread | None = None
         try:
             self.proc = gitcmd.popen(repo, ["cat-file", "--batch"], stdin=subprocess.PIPE)
@@ -137,6 +138,9 @@ class BlobReader:
     """
 
     OBJECT_TYPE = "blob"
+    #: At most this many ``git cat-file`` processes per reader; others idle this long are closed.
+    MAX_OPEN = 2
+    IDLE_CLOSE_S = 30.0
 
     def __init__(self) -> None:
         self._procs: dict[str, _CatFile] = {}
@@ -151,7 +155,26 @@ class BlobReader:
                 cf.close()
             cf = _CatFile(origin or ".")
             self._procs[origin] = cf
+        cf.last_used = time.monotonic()
+        self._release_idle(origin, cf.last_used)
         return cf
+
+    def _release_idle(self, keep: str, now: float) -> None:
+        """Close the readers of other repositories that are done: idle for ``IDLE_CLOSE_S`` seconds, or beyond
+        ``MAX_OPEN`` (least recently used first). A reader with prefetched objects still to read is kept.
+        (A long-lived worker, e.g. a Dask thread, sweeps many repositories with one reader.)"""
+        others = sorted((c.last_used, o) for o, c in self._procs.items() if o != keep and not c.pending)
+        excess = len(self._procs) - self.MAX_OPEN
+        for last, o in others:
+            if excess > 0 or now - last > self.IDLE_CLOSE_S:
+                self._procs.pop(o).close()
+                excess -= 1
+
+    def close_origin(self, origin: str) -> None:
+        """Close the reader of one repository (its sweep is done)."""
+        cf = self._procs.pop(origin, None)
+        if cf is not None:
+            cf.close()
 
     def prefetch(self, items: Sequence[Item]) -> None:
         by_origin: dict[str, list[str]] = {}
