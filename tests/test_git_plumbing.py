@@ -68,3 +68,14 @@ def test_range_with_empty_sides_is_rejected(tmp_path: Path) -> None:
     p = _cli(repo, "--range", "main~1..")  # one empty side: HEAD, as git reads it
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert os.path.isdir(repo)
+
+
+def test_git_sources_do_not_import_the_engine() -> None:
+    """Arrows point down: the history orchestration (``veritensor_fast.history``) imports the sources and the
+    engine; importing a git source module never imports the engine, the worker or the CLI."""
+    code = ("import sys, veritensor_fast.sources.git, veritensor_fast.sources.staged, veritensor_fast.sources.git_read;"
+            "bad = [m for m in ('veritensor_fast.engine', 'veritensor_fast.worker', 'veritensor_fast.cli') "
+            "if m in sys.modules]; assert not bad, bad")
+    import sys
+
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
