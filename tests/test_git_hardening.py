@@ -254,27 +254,50 @@ _SPAWN = {("subprocess", n) for n in ("run", "Popen", "call", "check_call", "che
     "posix_spawnp")}
 
 
+def _mentions_git(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+               and (n.value == "git" or n.value.startswith(("git ", "/usr/bin/git"))) for n in ast.walk(node))
+
+
+def git_spawn_sites(source: str, name: str) -> list[str]:
+    """Places in ``source`` that start git without ``gitcmd``: a process-spawning call (``subprocess.*``,
+    ``os.system``/``exec*``/``spawn*``/``popen``, or such a name imported bare) with a ``"git"`` argument, or an
+    argv literal starting with ``"git"`` (built here, spawned elsewhere)."""
+    tree = ast.parse(source, name)
+    bare = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+            and n.module in ("subprocess", "os") for a in n.names if (n.module, a.name) in _SPAWN}
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            spawn = (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (f.value.id, f.attr) in _SPAWN) \
+                or (isinstance(f, ast.Name) and f.id in bare)
+            if spawn and any(_mentions_git(a) for a in [*node.args, *(k.value for k in node.keywords)]):
+                out.append(f"{name}:{node.lineno}: spawns git directly")
+        elif isinstance(node, (ast.List, ast.Tuple)) and node.elts and isinstance(node.elts[0], ast.Constant) \
+                and node.elts[0].value == "git":
+            out.append(f"{name}:{node.lineno}: argv starting with 'git'")
+    return out
+
+
+def test_bypass_check_catches_direct_git_calls() -> None:
+    """The check itself: each way of starting git directly is caught; gitcmd use and other programs are not."""
+    bad = ['import subprocess\nsubprocess.run(["git", "log"])', 'import subprocess\nsubprocess.Popen("git log", shell=True)',
+           'from subprocess import check_output as co\nco(["git", "status"])', 'import os\nos.system("git gc")',
+           'argv = ("git", "-C", ".", "log")']
+    for src in bad:
+        assert git_spawn_sites(src, "x.py"), src
+    good = ['from veritensor_fast import gitcmd\ngitcmd.run(".", ["log"])', 'import subprocess\nsubprocess.run(["dask", "worker"])']
+    for src in good:
+        assert not git_spawn_sites(src, "x.py"), src
+
+
 def test_no_git_call_bypasses_hardened_runner() -> None:
-    """Only ``veritensor_fast/gitcmd.py`` may start a process; every other module calls ``gitcmd.run`` /
-    ``gitcmd.popen``. Any ``subprocess``/``os`` spawn elsewhere in the package (or an import of those names
-    that could hide one) fails this test."""
+    """Only ``veritensor_fast/gitcmd.py`` may start git; every other module calls ``gitcmd.run`` /
+    ``gitcmd.popen``. A new call site that starts git any other way fails here."""
     offenders: list[str] = []
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(PKG.parent).as_posix()
-        if rel == "veritensor_fast/gitcmd.py":
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), rel)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module in ("subprocess", "os"):
-                bad = [a.name for a in node.names if (node.module, a.name) in _SPAWN]
-                if bad:
-                    offenders.append(f"{rel}:{node.lineno}: from {node.module} import {bad}")
-            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and (node.value.id, node.attr) in _SPAWN:
-                offenders.append(f"{rel}:{node.lineno}: {node.value.id}.{node.attr}")
-            elif isinstance(node, ast.Constant) and node.value == "git" and rel != "veritensor_fast/gitcmd.py":
-                parent_list = any(isinstance(p, (ast.List, ast.Tuple)) and p.elts and p.elts[0] is node
-                                  for p in ast.walk(tree))
-                if parent_list:
-                    offenders.append(f"{rel}:{node.lineno}: argv starting with 'git'")
-    assert not offenders, "process spawned outside veritensor_fast/gitcmd.py:\n" + "\n".join(offenders)
+        if rel != "veritensor_fast/gitcmd.py":
+            offenders += git_spawn_sites(path.read_text(encoding="utf-8"), rel)
+    assert not offenders, "git started outside veritensor_fast/gitcmd.py:\n" + "\n".join(offenders)
