@@ -56,3 +56,18 @@ def test_commit_text_library_jobs_2(tmp_path: Path) -> None:
         assert f.commit is not None
         for v in f.commit.values():
             assert not any(t in str(v) for t in toks.values()), f.commit
+
+
+def test_since_commit_scans_commit_text(tmp_path: Path) -> None:
+    """Pre-push / CI (`--since-commit`): the messages and authors of the commits being pushed are scanned."""
+    repo, toks, commits = _repo(tmp_path)
+    base = git_run(repo, "rev-parse", f"{commits['message']}~1").stdout.strip()
+    p = run_cli("scan", "--no-progress", "--format", "json", "--since-commit", base, str(repo), cwd=repo)
+    assert p.returncode == 1, p.stderr
+    assert not any(t in p.stdout or t in p.stderr for t in toks.values())
+    by_path = {f["path"]: f for f in json.loads(p.stdout)["findings"]}
+    assert by_path[f"commit:{commits['message']}"]["location"]["git"] == "commit message"
+    assert by_path[f"commit:{commits['author']}"]["location"]["git"] == "commit author"
+    assert by_path[f"commit:{commits['author']}"]["commit"]["id"] == commits["author"]
+    p = run_cli("scan", "--no-progress", "--format", "json", "--since-commit", commits["author"], str(repo), cwd=repo)
+    assert p.returncode == 0, p.stdout  # nothing after the last commit: its text is not in the range
