@@ -79,3 +79,16 @@ def test_git_sources_do_not_import_the_engine() -> None:
     import sys
 
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_git_error_messages_escape_control_bytes(tmp_path: Path) -> None:
+    from veritensor_fast import gitcmd
+
+    repo = init_repo(tmp_path / "r")
+    try:
+        gitcmd.run(str(repo), ["rev-parse", "--verify", "nope\x1b[2K\x07"])
+    except gitcmd.GitError as exc:
+        assert "\x1b" not in str(exc) and "\x07" not in str(exc)
+        assert "nope\\x1b[2K" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("rev-parse accepted a bad revision")

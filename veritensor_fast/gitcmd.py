@@ -109,9 +109,14 @@ def git_argv(repo: str, args: Sequence[str]) -> list[str]:
     return [*argv, sub, *SUBCOMMAND_FLAGS.get(sub, ()), *rest]
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (git's messages may quote names the repository chose)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _last_line(err: bytes, args: Sequence[str], rc: int) -> str:
     msg = err.decode("utf-8", "replace").strip().splitlines()
-    return msg[-1] if msg else f"git {args[0]} failed with status {rc}"
+    return printable(msg[-1]) if msg else f"git {args[0]} failed with status {rc}"
 
 
 def run(repo: str, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True) -> bytes:
