@@ -24,7 +24,8 @@ def test_history_path_with_newline_is_whole(tmp_path: Path) -> None:
     tok = hf_token()
     name = "notes\nsecret.txt"
     _commit_file(repo, name, f"HF_TOKEN={tok}\n")
-    for extra in ([], ["--no-datastore"]):
+    ds = ["--datastore", str(tmp_path / "ds.sqlite")]
+    for extra in (ds, ds, ds, ["--no-datastore"]):  # first sweep, then incremental ones answered by the memo
         rc, rep = scan_json("--history", *extra, str(repo), cwd=tmp_path)
         assert rc == 1, rep
         paths = {f["path"] for f in rep["findings"]}

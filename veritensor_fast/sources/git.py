@@ -372,9 +372,15 @@ class GitHistorySource:
                 pairs = [p for p, k in zip(pairs, keys, strict=True) if k not in old]
             in_commits, self._secrets, self._hidden = gp.commit_texts(self.origin, pairs)
             try:
-                store.finish_sweep(self._sweep, keys, self._next_state(all_pairs))
                 prov = self._cached_provenance(store, {(oid, f.path) for f, oid in pairs
                                                        if oid and not is_commit_path(f.path, oid)}) if pairs else {}
+                for (oid, p), v in prov.items():  # the next sweep lists these blobs at their exact path
+                    exact = v.commit.get("path")
+                    if isinstance(exact, str) and gp.truncated(p, exact):
+                        for paths in (self._paths, self._skipped):
+                            if oid in paths:
+                                paths[oid] = exact
+                store.finish_sweep(self._sweep, keys, self._next_state(all_pairs))
             finally:
                 store.close()
                 self._store = None
@@ -394,7 +400,7 @@ class GitHistorySource:
                 continue
             c = prov[(oid, f.path)].commit if (oid, f.path) in prov else {}
             full = c.get("path")
-            if isinstance(full, str) and "\n" not in f.path and full.startswith(f.path + "\n"):
+            if isinstance(full, str) and gp.truncated(f.path, full):
                 f = replace(f, path=full)  # rev-list cut this path at its newline; the log pass has it whole
             fixed.append((f, oid, c))
         head_fps = self._head_fingerprints({f.path for f, _, _ in fixed})
@@ -461,7 +467,11 @@ class GitHistorySource:
             self.stats["provenance_log"] = "full"
         else:
             self.stats.setdefault("provenance_lookups", 0)
-        changed = {k: replace(v, commit=gp.hide_commit(v.commit, self._secrets, self._hidden)) for k, v in merged.items() if cache.get(k) != v}
+        changed = {k: replace(v, commit=gp.hide_commit(v.commit, self._secrets, self._hidden))
+                   for k, v in merged.items() if cache.get(k) != v}
+        for (oid, p), v in list(changed.items()):  # also cached under the exact path the next sweep will use
+            if gp.truncated(p, v.commit.get("path")):
+                changed[(oid, v.commit["path"])] = v
         try:
             store.save_provenance(self.origin, changed, self._tips, clear=not valid)
         except Exception:  # noqa: BLE001 - the cache is an optimisation; the findings are already complete

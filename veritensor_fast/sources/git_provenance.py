@@ -107,6 +107,11 @@ def hide_commit(c: dict[str, Any], secrets: set[str], hidden: dict[str, set[str]
     return {k: ("[redacted: holds a secret]" if k in blank and v else hide(v, secrets)) for k, v in c.items()}
 
 
+def truncated(listed: str, full: Any) -> bool:
+    """True when ``listed`` is ``full`` cut at its first newline (``rev-list --objects`` names stop there)."""
+    return isinstance(full, str) and "\n" not in listed and full.startswith(listed + "\n")
+
+
 def merge_cached(cache: dict[tuple[str, str], Any], new: dict[tuple[str, str], Any],
                  wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """Cached provenance updated by a pass over the new commits only (``new``); pairs it cannot settle are
