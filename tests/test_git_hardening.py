@@ -196,6 +196,25 @@ def test_editors_tools_and_gc(hostile: Hostile) -> None:
     hostile.scan_all()
 
 
+def test_partial_clone_lazy_fetch_never_runs_a_transport(hostile: Hostile) -> None:
+    """A missing blob in a 'partial clone' whose promisor remote is ``ext::<command>`` (allowed by the
+    repository's own ``protocol.*.allow``): git would run the command to fetch it lazily."""
+    oid = _git(hostile.repo, "rev-parse", f"{hostile.base}:README.md")
+    (hostile.repo / ".git" / "objects" / oid[:2] / oid[2:]).unlink()
+    hostile.config("core.repositoryformatversion=1", "extensions.partialClone=origin", "remote.origin.url=ext::EVIL",
+                   "remote.origin.promisor=true", "protocol.allow=always", "protocol.ext.allow=always",
+                   "protocol.file.allow=always")
+    assert hostile.control("cat-file", "-p", oid)
+    for kw in ({"use_datastore": False}, {"use_datastore": False, "order": "stream"},
+               {"datastore": str(hostile.tmp / "ds.sqlite")}):
+        r = scan_history([str(hostile.repo)], ScanOptions(), jobs=1, **kw)  # type: ignore[arg-type]
+        assert hostile.token in {f.secret for f in r.findings}
+        assert any(oid in e.reason for e in r.errors), r.errors  # reported missing, not fetched
+    for kw2 in ({"staged": True}, {"since": hostile.base}):
+        scan(GitChangesSource(str(hostile.repo), **kw2), ScanOptions(), jobs=1)  # type: ignore[arg-type]
+    assert not hostile.marker.exists(), hostile.marker.read_text()
+
+
 def test_global_and_system_config(hostile: Hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = (f"[core]\n\tfsmonitor = {hostile.evil}\n\tpager = {hostile.evil}\n[log]\n\tshowSignature = true\n"
            f"[gpg]\n\tprogram = {hostile.evil}\n[diff]\n\texternal = {hostile.evil}\n")

@@ -9,6 +9,9 @@ trust either (a shared CI image). Every git child started here therefore gets:
   ``GIT_EXTERNAL_DIFF``, ``GIT_PAGER``/``PAGER``, ``GIT_EDITOR``, ``GIT_ASKPASS``/``SSH_ASKPASS``,
   ``GIT_PROXY_COMMAND``, ``GIT_CONFIG_PARAMETERS``/``GIT_CONFIG_COUNT``/``_KEY_n``/``_VALUE_n``...); prompts
   are off, no optional locks (no index refresh writes), no replace objects, no system attributes, C locale;
+  ``GIT_ALLOW_PROTOCOL`` is set to an empty allow-list, which overrides every ``protocol.*.allow``: no
+  transport at all, so a partial clone's lazy fetch of a missing object (from a promisor remote whose URL may be
+  ``ext::<command>`` or a remote helper) cannot start anything: the object is reported missing instead;
 - **command-line configuration** (``-c``, the highest precedence: it wins over the repository's config and
   anything it includes) for every single-valued key that names a program: ``core.fsmonitor=false``,
   ``core.hooksPath=/dev/null``, ``gpg.program`` / ``gpg.{openpgp,x509,ssh}.program`` /
@@ -73,7 +76,7 @@ _DROP_EXACT = frozenset({
     "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_CONFIG_SYSTEM", "GIT_EXTERNAL_DIFF",
     "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "GIT_PROXY_COMMAND", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR",
     "GIT_ASKPASS", "SSH_ASKPASS", "GIT_PAGER", "PAGER", "EDITOR", "VISUAL", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR",
-    "GIT_DIFF_OPTS", "GIT_ALLOW_PROTOCOL",
+    "GIT_DIFF_OPTS",
 })
 _DROP_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_", "GIT_TRACE")
 
@@ -81,6 +84,9 @@ _ENV = {
     "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
     "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_NO_REPLACE_OBJECTS": "1",
     "GIT_PROTOCOL_FROM_USER": "0", "GIT_PAGER": "cat", "PAGER": "cat", "LC_ALL": "C",
+    # an allow-list that names no protocol: every transport is refused, whatever the repository's
+    # protocol.<name>.allow says (a partial clone's lazy fetch from an ext:: promisor would run a command)
+    "GIT_ALLOW_PROTOCOL": "",
 }
 
 
