@@ -94,3 +94,17 @@ def test_git_error_messages_escape_control_bytes(tmp_path: Path) -> None:
     else:  # pragma: no cover
         raise AssertionError("rev-parse accepted a bad revision")
     assert gitcmd.printable("a\x1b[1Ab\x9b\n") == "a\\x1b[1Ab\\x9b\\n"
+
+
+def test_shipped_grafts_do_not_hide_history(tmp_path: Path) -> None:
+    """A repository that ships .git/info/grafts cutting the parent of its tip would hide every older commit."""
+    repo = init_repo(tmp_path / "r")
+    tok = hf_token()
+    _commit_file(repo, "s.txt", f"HF_TOKEN={tok}\n")
+    git_run(repo, "rm", "-q", "s.txt")
+    git_run(repo, "commit", "-q", "-m", "remove")
+    tip = git_run(repo, "rev-parse", "HEAD").stdout.strip()
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "grafts").write_text(tip + "\n")
+    r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
+    assert [f.secret for f in r.findings] == [tok]

@@ -12,6 +12,8 @@ trust either (a shared CI image). Every git child started here therefore gets:
   ``GIT_ALLOW_PROTOCOL`` is set to an empty allow-list, which overrides every ``protocol.*.allow``: no
   transport at all, so a partial clone's lazy fetch of a missing object (from a promisor remote whose URL may be
   ``ext::<command>`` or a remote helper) cannot start anything: the object is reported missing instead;
+  ``GIT_GRAFT_FILE=/dev/null`` and ``GIT_NO_REPLACE_OBJECTS=1``: shipped grafts or replace refs cannot hide
+  commits from the walk;
 - **command-line configuration** (``-c``, the highest precedence: it wins over the repository's config and
   anything it includes) for every single-valued key that names a program: ``core.fsmonitor=false``,
   ``core.hooksPath=/dev/null``, ``gpg.program`` / ``gpg.{openpgp,x509,ssh}.program`` /
@@ -87,6 +89,8 @@ _ENV = {
     # an allow-list that names no protocol: every transport is refused, whatever the repository's
     # protocol.<name>.allow says (a partial clone's lazy fetch from an ext:: promisor would run a command)
     "GIT_ALLOW_PROTOCOL": "",
+    # a shipped .git/info/grafts (deprecated, still honoured) would cut parents and hide history from the walk
+    "GIT_GRAFT_FILE": os.devnull,
 }
 
 
