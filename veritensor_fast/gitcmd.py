@@ -62,6 +62,7 @@ SAFE_CONFIG: tuple[tuple[str, str], ...] = (
     ("maintenance.auto", "false"),
     ("submodule.recurse", "false"),
     ("core.attributesFile", "/dev/null"),
+    ("core.commitGraph", "false"),  # a shipped commit-graph file is believed for parents: could hide history
     ("core.quotePath", "false"),
     ("safe.directory", "*"),
 )
