@@ -108,3 +108,34 @@ def test_shipped_grafts_do_not_hide_history(tmp_path: Path) -> None:
     (repo / ".git" / "info" / "grafts").write_text(tip + "\n")
     r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
     assert [f.secret for f in r.findings] == [tok]
+
+
+def test_object_whose_content_does_not_match_its_id_is_reported(tmp_path: Path) -> None:
+    """git does not verify an object's hash when it reads it: a shipped object file (or pack index) that maps a
+    blob's id to harmless bytes would make the history look clean. The reader checks every object."""
+    import zlib
+
+    repo = init_repo(tmp_path / "r")
+    _commit_file(repo, "s.txt", f"HF_TOKEN={hf_token()}\n")
+    oid = git_run(repo, "rev-parse", "HEAD:s.txt").stdout.strip()
+    obj = repo / ".git" / "objects" / oid[:2] / oid[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(zlib.compress(b"blob 9\0harmless\n"))
+    assert git_run(repo, "cat-file", "-p", oid).stdout == "harmless\n"  # git itself does not notice
+    rc, rep = scan_json("--history", "--no-datastore", str(repo), cwd=tmp_path)
+    assert rc == 3, rep
+    assert [(e["path"], e["kind"]) for e in rep["errors"]] == [("s.txt", "corrupt")]
+    assert oid in rep["errors"][0]["reason"]
+
+
+def test_object_matches() -> None:
+    import hashlib
+
+    from veritensor_fast.sources.git_read import object_matches
+
+    data = b"hello\n"
+    sha1 = hashlib.sha1(b"blob 6\0" + data).hexdigest()
+    sha256 = hashlib.sha256(b"blob 6\0" + data).hexdigest()
+    assert object_matches(sha1, "blob", data) and object_matches(sha256, "blob", data)
+    assert not object_matches(sha1, "blob", b"hellO\n") and not object_matches(sha1, "commit", data)
+    assert not object_matches("abc", "blob", data)

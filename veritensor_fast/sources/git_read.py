@@ -3,13 +3,15 @@
 ``BlobReader`` (items of kind ``blob``) and ``CommitReader`` (kind ``commit``: the commit's author, committer and
 message) keep one ``git cat-file --batch`` per repository; ``prefetch`` sends a whole batch of object ids at once
 so git streams them back to back. A corrupt object makes git exit mid-object: the reader reports that object as
-``corrupt`` and restarts git for the rest. A reader keeps at most ``MAX_OPEN`` processes and closes those of
+``corrupt`` and restarts git for the rest. Every object read is checked against its id (git does not verify
+on read): content that does not hash to its id is reported ``corrupt``, never scanned as if it were the object. A reader keeps at most ``MAX_OPEN`` processes and closes those of
 repositories idle for ``IDLE_CLOSE_S`` (a long-lived worker sweeps many repositories).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import subprocess
 import threading
 import time
@@ -103,6 +105,18 @@ class _CatFile:
             pass
 
 
+def object_matches(oid: str, otype: str, data: bytes) -> bool:
+    """True when ``data`` is the object ``oid`` names: git does not check this when it reads, so a shipped
+    object file or pack index that maps an id to other bytes would otherwise hide that object's content."""
+    algo = {40: "sha1", 64: "sha256"}.get(len(oid))
+    if algo is None:
+        return False
+    h = hashlib.new(algo)
+    h.update(f"{otype} {len(data)}\0".encode("ascii"))
+    h.update(data)
+    return h.hexdigest() == oid.lower()
+
+
 class BlobReader:
     """Worker-side reader for ``blob`` items (``key`` = object id, ``origin`` = repository directory).
 
@@ -185,6 +199,9 @@ class BlobReader:
                 raise InputError("corrupt", f"git object {oid} is {otype} (missing or corrupt in the repository)")
             if otype != self.OBJECT_TYPE:
                 raise InputError("unreadable", f"git object {oid} is a {otype}, not a {self.OBJECT_TYPE}")
+            if not object_matches(oid, otype, data):
+                raise InputError("corrupt", f"git object {oid}: content does not hash to its id (a tampered or "
+                                 "damaged object file or pack index); not scanned")
             return self._content(data), _noop
         raise InputError("internal", f"no response from git for object {item.key}")  # pragma: no cover
 
