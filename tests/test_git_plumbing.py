@@ -131,7 +131,7 @@ def test_object_whose_content_does_not_match_its_id_is_reported(tmp_path: Path) 
 def test_object_matches() -> None:
     import hashlib
 
-    from veritensor_fast.sources.git_read import object_matches
+    from veritensor_fast.sources.git_objects import object_matches
 
     data = b"hello\n"
     sha1 = hashlib.sha1(b"blob 6\0" + data).hexdigest()

@@ -6,6 +6,7 @@ may hold newlines, tabs, NULs (a commit made with ``hash-object``) or terminal c
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -130,8 +131,21 @@ def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
     return b"\n".join(lines), fields
 
 
+def object_matches(oid: str, otype: str, data: bytes) -> bool:
+    """True when ``data`` is the object ``oid`` names: git does not check this when it reads, so a shipped
+    object file or pack index that maps an id to other bytes would otherwise hide that object's content."""
+    algo = {40: "sha1", 64: "sha256"}.get(len(oid))
+    if algo is None:
+        return False
+    h = hashlib.new(algo)
+    h.update(f"{otype} {len(data)}\0".encode("ascii"))
+    h.update(data)
+    return h.hexdigest() == oid.lower()
+
+
 def read_objects(repo: str, oids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
-    """oid -> (type, content) of ``oids`` with one ``git cat-file --batch`` (objects absent are left out)."""
+    """oid -> (type, content) of ``oids`` with one ``git cat-file --batch`` (objects absent, or whose content does
+    not hash to their id, are left out)."""
     out: dict[str, tuple[str, bytes]] = {}
     if not oids:
         return out
@@ -146,6 +160,8 @@ def read_objects(repo: str, oids: Sequence[str]) -> dict[str, tuple[str, bytes]]
         if len(parts) != 3 or not parts[2].isdigit():
             continue  # "<oid> missing"
         size = int(parts[2])
-        out[oid] = (parts[1].decode("ascii", "replace"), data[pos:pos + size])
+        otype, content = parts[1].decode("ascii", "replace"), data[pos:pos + size]
+        if object_matches(oid, otype, content):
+            out[oid] = (otype, content)
         pos += size + 1
     return out

@@ -11,7 +11,6 @@ repositories idle for ``IDLE_CLOSE_S`` (a long-lived worker sweeps many reposito
 from __future__ import annotations
 
 import collections
-import hashlib
 import subprocess
 import threading
 import time
@@ -22,7 +21,7 @@ from veritensor_fast import gitcmd
 from veritensor_fast.findings import Item
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources.fs import InputError
-from veritensor_fast.sources.git_objects import commit_text
+from veritensor_fast.sources.git_objects import commit_text, object_matches
 
 
 def _noop() -> None:
@@ -103,18 +102,6 @@ class _CatFile:
             self.stdout.close()
         except OSError:
             pass
-
-
-def object_matches(oid: str, otype: str, data: bytes) -> bool:
-    """True when ``data`` is the object ``oid`` names: git does not check this when it reads, so a shipped
-    object file or pack index that maps an id to other bytes would otherwise hide that object's content."""
-    algo = {40: "sha1", 64: "sha256"}.get(len(oid))
-    if algo is None:
-        return False
-    h = hashlib.new(algo)
-    h.update(f"{otype} {len(data)}\0".encode("ascii"))
-    h.update(data)
-    return h.hexdigest() == oid.lower()
 
 
 class BlobReader:
