@@ -20,7 +20,8 @@ trust either (a shared CI image). Every git child started here therefore gets:
   ``gpg.ssh.defaultKeyCommand``, ``log.showSignature=false``, ``core.pager``, ``core.editor``,
   ``sequence.editor``, ``core.sshCommand``, ``core.askPass``, ``core.gitProxy``, ``core.alternateRefsCommand``,
   ``credential.helper=`` (an empty value clears the list), ``protocol.allow=never``, ``gc.auto=0``,
-  ``maintenance.auto=false``, ``submodule.recurse=false``;
+  ``maintenance.auto=false``, ``submodule.recurse=false``; and ``core.commitGraph=false`` (a shipped
+  commit-graph file is believed for parents and root trees: it could hide history);
 - **per-subcommand flags** for keys that cannot be overridden one by one because the repository names them
   (``diff.<driver>.textconv`` / ``.command``, ``diff.external``): ``log``/``show``/``diff`` always get
   ``--no-ext-diff --no-textconv`` (and ``--no-show-signature`` for ``log``/``show``); ``--no-pager`` always.
@@ -78,7 +79,7 @@ SUBCOMMAND_FLAGS: dict[str, tuple[str, ...]] = {
 _DROP_EXACT = frozenset({
     "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_CONFIG_SYSTEM", "GIT_EXTERNAL_DIFF",
     "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "GIT_PROXY_COMMAND", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR",
-    "GIT_ASKPASS", "SSH_ASKPASS", "GIT_PAGER", "PAGER", "EDITOR", "VISUAL", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR",
+    "GIT_ASKPASS", "SSH_ASKPASS", "GIT_PAGER", "PAGER", "EDITOR", "VISUAL", "GIT_TEMPLATE_DIR",
     "GIT_DIFF_OPTS",
 })
 _DROP_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_", "GIT_TRACE")
