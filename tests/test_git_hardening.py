@@ -8,6 +8,7 @@ demonstrably runs the script for a command the scanner uses, a control run prove
 from __future__ import annotations
 
 import ast
+import json
 import os
 import stat
 import subprocess
@@ -247,13 +248,33 @@ def test_environment_injected_config(hostile: Hostile, monkeypatch: pytest.Monke
 
 
 def test_cli_end_to_end_no_marker(hostile: Hostile) -> None:
-    """The real command line, every git mode, with the live vectors combined."""
+    """The real command line, every git mode and output format, with the live vectors combined, plus the git
+    leak sites (a token in a commit message and in an author name, a path holding a newline, grafts hiding the
+    oldest commits): no marker, every planted token reported (exit 1), no full token in any output or in the
+    datastore the scan wrote."""
+    repo = hostile.repo
+    msg_tok, author_tok, nl_tok = hf_token(), hf_token(), hf_token()
+    (repo / "a\nb.txt").write_text(f"HF_TOKEN={nl_tok}\n")
+    _git(repo, "add", "a\nb.txt")
+    env = {**CLEAN_ENV, "GIT_AUTHOR_NAME": f"Mallory {author_tok}", "GIT_AUTHOR_EMAIL": "m@example.invalid"}
+    subprocess.run(["git", "-C", str(repo), *GIT_ID, "commit", "-q", "-m", f"oops {msg_tok}"], check=True, env=env,
+                   capture_output=True)
+    (repo / ".git" / "info" / "grafts").write_text(_git(repo, "rev-parse", "HEAD~1") + "\n")
     hostile.config("log.showSignature=true", "gpg.program=EVIL", "core.fsmonitor=EVIL", "core.pager=EVIL",
                    "diff.external=EVIL", "core.hooksPath=" + str(hostile.tmp))
-    for args in (["--history", str(hostile.repo)], ["--history", "--no-datastore", str(hostile.repo)],
-                 ["--staged", str(hostile.repo)], ["--since-commit", hostile.base, str(hostile.repo)]):
-        p = run_cli("scan", "--no-progress", *args, cwd=hostile.repo)
+    tokens = (hostile.token, hostile.staged_token, msg_tok, author_tok, nl_tok)  # staged.txt is now committed
+    ds = hostile.tmp / "e2e.sqlite"
+    runs = [(fmt, ["--history", "--datastore", str(ds), str(repo)]) for fmt in ("text", "json", "jsonl", "sarif")]
+    runs += [("json", ["--history", "--no-datastore", str(repo)]), ("json", ["--since-commit", hostile.base, str(repo)])]
+    for fmt, args in runs:
+        p = run_cli("scan", "--no-progress", "-f", fmt, *args, cwd=repo)
         assert p.returncode == 1, (args, p.stdout, p.stderr)
+        assert not any(t in p.stdout or t in p.stderr for t in tokens), (fmt, args)
+        if fmt == "json" and "--history" in args:
+            found = {(f["path"], f["redacted"]) for f in json.loads(p.stdout)["findings"]}
+            assert len(found) == 5 and "a\nb.txt" in {pth for pth, _ in found}, found
+    written = b"".join(f.read_bytes() for f in hostile.tmp.glob("e2e.sqlite*"))
+    assert written and not any(t.encode() in written for t in tokens)
     assert not hostile.marker.exists()
 
 
