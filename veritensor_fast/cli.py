@@ -369,7 +369,8 @@ def _dask(address: str) -> tuple[Any, Any]:
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
     """``--history``: each PATH is a git repository; see ``veritensor_fast.sources.git``."""
-    from veritensor_fast.sources.git import GitError, scan_history
+    from veritensor_fast.history import scan_history
+    from veritensor_fast.sources.git import GitError
 
     if kw["all_objects"] and (kw["since"] or kw["rev_range"] or kw["branches"]):
         raise _fail("--all-objects scans the whole object database; it cannot be combined with --since, "

@@ -371,12 +371,11 @@ def _commit_details(repo: str, ids: set[str]) -> dict[str, dict[str, Any]]:
     ``git log --no-walk --stdin`` through the hardened git runner); commits it cannot read are left out."""
     if not ids:
         return {}
+    from veritensor_fast.gitcmd import GitError
+    from veritensor_fast.sources.git_list import git_input
+
     try:
-        from veritensor_fast.sources.git import GitError, _git_input
-    except ImportError:  # pragma: no cover - the runner moved: fields stay empty rather than failing
-        return {}
-    try:
-        out = _git_input(repo, "".join(f"{i}\n" for i in sorted(ids)), "log", "--no-walk=unsorted", "--stdin",
+        out = git_input(repo, "".join(f"{i}\n" for i in sorted(ids)), "log", "--no-walk=unsorted", "--stdin",
                          "-z", "--format=%H%x1f%an%x1f%ae%x1f%s")
     except GitError:
         return {}

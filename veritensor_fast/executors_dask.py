@@ -35,7 +35,7 @@ from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
 
 #: Item kinds a remote worker can read (``memory`` items live in the client's memory only).
-REMOTE_KINDS = frozenset({"file", "blob"})
+REMOTE_KINDS = frozenset({"file", "blob", "commit"})
 #: Worker contexts kept per thread (one per distinct options + database; scans rarely interleave).
 CONTEXTS_PER_THREAD = 4
 
@@ -131,7 +131,7 @@ def _portable(batch: list[Item]) -> list[Item]:
             raise DaskExecutorError(f"{it.kind} items cannot be scanned on a Dask cluster (scan them locally)")
         if it.kind == "file" and not os.path.isabs(it.key):
             it = replace(it, key=os.path.abspath(it.key))
-        elif it.kind == "blob" and it.origin and not os.path.isabs(it.origin):
+        elif it.kind in ("blob", "commit") and it.origin and not os.path.isabs(it.origin):
             it = replace(it, origin=os.path.abspath(it.origin))
         out.append(it)
     return out

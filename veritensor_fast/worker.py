@@ -54,7 +54,8 @@ class BatchResult:
 #: Readers by item kind: (module, class). Imported on first use in each worker.
 READERS: dict[str, tuple[str, str]] = {
     "file": ("veritensor_fast.sources.fs", "FileReader"),
-    "blob": ("veritensor_fast.sources.git", "BlobReader"),
+    "blob": ("veritensor_fast.sources.git_read", "BlobReader"),
+    "commit": ("veritensor_fast.sources.git_read", "CommitReader"),
     "memory": ("veritensor_fast.sources.memory", "MemoryReader"),
 }
 

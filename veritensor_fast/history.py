@@ -1,0 +1,46 @@
+"""History sweeps: scan the full history of one or more git repositories (``scan --history``).
+
+Orchestration above the sources: for each repository a ``GitHistorySource`` lists the blobs (and commits),
+``engine.scan`` scans them, and the results are merged. The executor of each repository is closed when it is
+done (with it the ``git cat-file`` readers of local workers); long-lived remote workers bound and close theirs
+(``BlobReader.MAX_OPEN`` / ``IDLE_CLOSE_S``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from veritensor_fast.engine import ExecutorFactory, ScanResult, scan
+from veritensor_fast.findings import Finding, ScanError
+from veritensor_fast.sources.git import GitHistorySource
+from veritensor_fast.worker import BatchResult, ScanOptions
+
+
+def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = None,
+                 on_progress: Callable[[BatchResult], None] | None = None,
+                 make_executor: ExecutorFactory | None = None, **kw: Any) -> ScanResult:
+    """Scan the history of each repository (one ``GitHistorySource`` each) and merge the results.
+    ``make_executor`` is passed to ``engine.scan`` (a distributed executor, one per repository)."""
+    findings: list[Finding] = []
+    errors: list[ScanError] = []
+    stats: dict[str, Any] = {}
+    for repo in repos:
+        src = GitHistorySource(repo, options, **kw)
+        src.validate()
+        r = scan(src, options, jobs=jobs, on_progress=on_progress, make_executor=make_executor)
+        findings.extend(r.findings)
+        errors.extend(r.errors)
+        for k, v in {**r.stats, **src.stats}.items():
+            if k in ("files", "bytes", "seconds", "findings", "errors", "blobs_total", "blobs_scanned",
+                     "blobs_from_datastore", "listing_seconds", "provenance_seconds", "blobs_listed",
+                     "provenance_lookups", "provenance_cached") and k in stats:
+                stats[k] += v
+            else:
+                stats[k] = v
+    findings.sort(key=Finding.sort_key)
+    errors.sort(key=lambda e: (e.path, e.kind, e.reason))
+    if stats.get("seconds"):
+        stats["mb_per_s"] = round(stats["bytes"] / 1e6 / stats["seconds"], 2)
+    stats["repos"] = len(repos)
+    return ScanResult(findings, errors, stats)

@@ -1,0 +1,167 @@
+"""Parsing git plumbing output and objects exactly: NUL-separated streams and raw commit objects.
+
+Nothing here trusts a newline: paths, author names and messages are written by whoever made the commits and
+may hold newlines, tabs, NULs (a commit made with ``hash-object``) or terminal control bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import IO
+
+from veritensor_fast import gitcmd
+
+_IDENT = re.compile(rb"^(.*?) ?<([^<>]*)> (-?\d+) ([+-])(\d{2})(\d{2})$", re.S)
+#: Commit headers whose value is scanned (who made it); signatures and ids are not (noise, not leak sites).
+SCANNED_HEADERS = (b"author", b"committer")
+
+
+def commit_path(oid: str) -> str:
+    """The report path of a commit's own text (message, author, committer): ``commit:<id>``."""
+    return f"commit:{oid}"
+
+
+def is_commit_path(path: str, oid: str) -> bool:
+    return bool(oid) and path == f"commit:{oid}"
+
+
+def nul_tokens(stream: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The NUL-terminated tokens of a stream (``-z`` output), without their terminator."""
+    rest = b""
+    while True:
+        data = stream.read(chunk)
+        if not data:
+            break
+        parts = (rest + data).split(b"\0")
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest
+
+
+def parse_raw_z(tokens: Iterable[bytes]) -> Iterator[tuple[str, str, bytes]]:
+    """``git log --raw -z --no-renames --format=%x01...`` tokens -> (format line, post-image oid, path bytes)
+    for every single-parent raw entry (the path is exact: it may hold newlines)."""
+    head = ""
+    it = iter(tokens)
+    for tok in it:
+        t = tok.lstrip(b"\n")
+        if t.startswith(b"\x01"):
+            head = t[1:].decode("utf-8", "replace")
+            continue
+        if not t.startswith(b":"):
+            continue
+        path = next(it, None)
+        if path is None:
+            break
+        fields = t.split()
+        if len(fields) >= 5:
+            yield head, fields[3].decode("ascii", "replace"), path
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A parsed commit object: the headers as (name, value) in order, then the message."""
+
+    oid: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    message: bytes
+
+    def ident(self, which: bytes = b"author") -> tuple[str, str, int, str]:
+        """(name, email, unix time, ISO date) of the author or committer ("" / 0 when unparsable)."""
+        for name, value in self.headers:
+            if name == which:
+                m = _IDENT.match(value)
+                if m is None:
+                    return value.decode("utf-8", "replace"), "", 0, ""
+                ts = int(m.group(3))
+                off = timedelta(hours=int(m.group(5)), minutes=int(m.group(6)))
+                tz = timezone(-off if m.group(4) == b"-" else off)
+                try:
+                    date = datetime.fromtimestamp(ts, tz).isoformat()
+                except (OverflowError, OSError, ValueError):
+                    date = ""
+                return m.group(1).decode("utf-8", "replace"), m.group(2).decode("utf-8", "replace"), ts, date
+        return "", "", 0, ""
+
+    @property
+    def subject(self) -> str:
+        return self.message.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+    def provenance(self) -> dict[str, object]:
+        """The ``Finding.commit`` fields of this commit: id, author, email, date, message (first line)."""
+        name, email, _ts, date = self.ident()
+        return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject}
+
+
+def parse_commit(oid: str, raw: bytes) -> Commit:
+    """Split a raw commit object into headers (continuation lines joined) and message."""
+    head, _, message = raw.partition(b"\n\n")
+    headers: list[tuple[bytes, bytes]] = []
+    for line in head.split(b"\n"):
+        if line.startswith(b" ") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, value + b"\n" + line[1:])
+        else:
+            name, _, value = line.partition(b" ")
+            headers.append((name, value))
+    return Commit(oid, tuple(headers), message)
+
+
+def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
+    """What is scanned in a commit: its author and committer lines, a blank line, then the message. Returns
+    the bytes and, for each of their lines (1-based line n is ``fields[n-1]``), the field it belongs to."""
+    c = parse_commit("", raw)
+    lines: list[bytes] = []
+    fields: list[str] = []
+    for name, value in c.headers:
+        if name in SCANNED_HEADERS:
+            for part in value.split(b"\n"):
+                lines.append(name + b" " + part)
+                fields.append(name.decode())
+    lines.append(b"")
+    fields.append("message")
+    msg_lines = c.message.split(b"\n")
+    lines.extend(msg_lines)
+    fields.extend(["message"] * len(msg_lines))
+    return b"\n".join(lines), fields
+
+
+def object_matches(oid: str, otype: str, data: bytes) -> bool:
+    """True when ``data`` is the object ``oid`` names: git does not check this when it reads, so a shipped
+    object file or pack index that maps an id to other bytes would otherwise hide that object's content."""
+    algo = {40: "sha1", 64: "sha256"}.get(len(oid))
+    if algo is None:
+        return False
+    h = hashlib.new(algo)
+    h.update(f"{otype} {len(data)}\0".encode("ascii"))
+    h.update(data)
+    return h.hexdigest() == oid.lower()
+
+
+def read_objects(repo: str, oids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+    """oid -> (type, content) of ``oids`` with one ``git cat-file --batch`` (objects absent, or whose content does
+    not hash to their id, are left out)."""
+    out: dict[str, tuple[str, bytes]] = {}
+    if not oids:
+        return out
+    data = gitcmd.run(repo, ["cat-file", "--batch"], stdin="".join(o + "\n" for o in oids).encode("ascii"))
+    pos = 0
+    for oid in oids:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        parts = data[pos:nl].split()
+        pos = nl + 1
+        if len(parts) != 3 or not parts[2].isdigit():
+            continue  # "<oid> missing"
+        size = int(parts[2])
+        otype, content = parts[1].decode("ascii", "replace"), data[pos:pos + size]
+        if object_matches(oid, otype, content):
+            out[oid] = (otype, content)
+        pos += size + 1
+    return out
