@@ -71,6 +71,33 @@ def _find_eocd(buf: Any) -> int:
     return -1
 
 
+def _find_zip64_record(buf: Any, eocd: int) -> int:
+    """Position of the zip64 end-of-central-directory record that belongs to the EOCD at ``eocd``, or -1.
+
+    The zip64 locator sits right before the EOCD. Its record normally sits right before the locator (56 bytes
+    plus optional extensible data); the locator's own offset is tried too (it is wrong by the length of a prefix).
+    """
+    loc = eocd - 20
+    if loc < 56 or bytes(buf[loc:loc + 4]) != b"PK\x06\x07":
+        return -1
+    size_at = loc - 56
+    if bytes(buf[size_at:size_at + 4]) == b"PK\x06\x06":
+        return size_at
+    rec_off = struct.unpack_from("<Q", buf, loc + 8)[0]
+    if rec_off + 56 <= loc and bytes(buf[rec_off:rec_off + 4]) == b"PK\x06\x06" and \
+            rec_off + 12 + struct.unpack_from("<Q", buf, rec_off + 4)[0] == loc:
+        return int(rec_off)
+    # extensible data and a prefix: search back for a record whose declared size ends at the locator
+    lo = max(0, loc - 65536)
+    tail = bytes(buf[lo:loc])
+    i = tail.rfind(b"PK\x06\x06")
+    while i >= 0:
+        if i + 56 <= len(tail) and lo + i + 12 + struct.unpack_from("<Q", tail, i + 4)[0] == loc:
+            return lo + i
+        i = tail.rfind(b"PK\x06\x06", 0, i)
+    return -1
+
+
 def _zip64_extra(extra: bytes, usize: int, csize: int, off: int) -> tuple[int, int, int]:
     i = 0
     while i + 4 <= len(extra):
@@ -110,20 +137,22 @@ def zip_members(buf: Any, limits: ModelLimits) -> tuple[list[ZipMember], list[An
             "model.zip.anomaly", "medium", "zip has no end-of-central-directory record; members found by "
             "scanning local headers", "no EOCD")]
     (_sig, _disk, _cd_disk, _n_here, count, cd_size, cd_off, _clen) = struct.unpack_from("<IHHHHIIH", buf, eocd)
-    if (count == 0xFFFF or cd_off == 0xFFFFFFFF or cd_size == 0xFFFFFFFF) and eocd >= 20 and \
-            bytes(buf[eocd - 20:eocd - 16]) == b"PK\x06\x07":
-        z64 = struct.unpack_from("<Q", buf, eocd - 20 + 8)[0]
-        if z64 + 56 <= n and bytes(buf[z64:z64 + 4]) == b"PK\x06\x06":
-            count, cd_size, cd_off = struct.unpack_from("<QQQ", buf, z64 + 32)
+    # the central directory ends where the end records start: the zip64 record when there is one (PyTorch
+    # writes it, with its locator, before every EOCD even when no field is saturated), else the EOCD itself
+    cd_end = eocd
+    z64 = _find_zip64_record(buf, eocd)
+    if z64 >= 0:
+        cd_end = z64
+        count, cd_size, cd_off = struct.unpack_from("<QQQ", buf, z64 + 32)
     # a prefix before the archive (self-extractor, pickle polyglot) shifts every offset
-    cd_start = eocd - cd_size if cd_size <= eocd else cd_off
+    cd_start = cd_end - cd_size if cd_size <= cd_end else cd_off
     shift = cd_start - cd_off if cd_start >= cd_off else 0
     if shift:
         anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                  f"{shift} bytes precede the zip archive (polyglot or prefixed file)", "zip prefix"))
     members: list[ZipMember] = []
     p = cd_start
-    end_cd = min(n, cd_start + cd_size) if cd_size else eocd
+    end_cd = min(n, cd_start + cd_size) if cd_size else cd_end
     while p + 46 <= end_cd and bytes(buf[p:p + 4]) == b"PK\x01\x02":
         if len(members) >= limits.max_members:
             raise LimitExceeded(f"more than {limits.max_members} zip members")
@@ -158,6 +187,8 @@ def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly])
         (_s, _v, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = struct.unpack_from("<IHHHHHIIIHH", buf, p)
         name = _decode_name(bytes(buf[p + 30:p + 30 + nlen]), flags)
         start = p + 30 + nlen + xlen
+        if usize == 0xFFFFFFFF or csize == 0xFFFFFFFF:  # a local zip64 extra holds both sizes
+            usize, csize, _ = _zip64_extra(bytes(buf[p + 30 + nlen:start]), usize, csize, 0)
         if flags & 0x08:  # sizes follow the data; we cannot know where this member ends
             anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                      f"member {name!r} uses a data descriptor without a central directory; "
