@@ -50,5 +50,9 @@ class ModelDetector:
                 # not a model: a non-model name whose first opcode the walker rejects is no pickle either (and,
                 # like any other text file, is not opened as a zip)
                 return
-        for issue in self.analyzer().analyze(buf, path):
+        from veritensor_fast import decompress
+
+        with decompress.scope(decompress.for_scan(scan, "model")):  # one budget per top-level file
+            issues = self.analyzer().analyze(buf, path)
+        for issue in issues:
             scan.add_model(issue.rule_id, issue.severity, issue.message, issue.evidence, location=issue.location)
