@@ -72,8 +72,12 @@ def compression_of(head: bytes) -> str | None:
         return "lz4" if head[:4] == b"\x04\x22\x4d\x18" else None
     if h0 == 0x78:
         return "zlib" if head[1] in (0x01, 0x5E, 0x9C, 0xDA) else None
-    if h0 == 0x5D and len(head) >= 13 and head[1:3] == b"\x00\x00" and head[4] == 0:
-        return "lzma"
+    if h0 == 0x5D and len(head) >= 13:  # lzma-alone: props 0x5D (lc3 lp0 pb2), dict size, 64-bit size or -1
+        dic = int.from_bytes(head[1:5], "little")
+        size = int.from_bytes(head[5:13], "little")
+        if (1 << 12) <= dic <= (3 << 29) and (dic & (dic - 1) == 0 or (dic // 3) & (dic // 3 - 1) == 0) and (
+                size == (1 << 64) - 1 or size < (1 << 48)):
+            return "lzma"
     return None
 
 
