@@ -90,6 +90,7 @@ def test_42_like_nest_finishes_with_one_limit_per_level(root: Path, jobs: int) -
     shutil.copy(FIX / "42like.zip", root / "42like.zip")
     rep = _check(root, "42like.zip", None, jobs)
     assert len([e for e in rep["errors"] if "budget" in e["reason"]]) <= 6  # not one per member
+    assert len([f for f in rep["findings"] if f["kind"] == "model"]) <= 50  # repeated anomalies counted, not listed
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -305,3 +305,12 @@ def test_real_joblib_compressors(codec: str) -> None:
     evil = analyze((JOBLIB / f"evil_{codec}.joblib").read_bytes(), f"evil_{codec}.joblib")
     assert _crit(evil), evil
     assert analyze((JOBLIB / f"benign_{codec}.joblib").read_bytes(), f"benign_{codec}.joblib") == []
+
+
+def test_peeking_at_many_members_costs_little_budget() -> None:
+    """The model analyser sniffs every member's first bytes: that must not spend the budget of a big benign zip."""
+    blob = b"# id,value\n" + b"1,2,3\n" * 200_000  # 1.2 MB of CSV, deflates well
+    data = zip_bytes({f"data/part{i:03d}.csv": blob for i in range(200)}, zipfile.ZIP_DEFLATED)
+    with decompress.scope(decompress.Budget(1 << 30)) as b:
+        assert analyze(data, "dataset.zip") == []
+    assert b.spent < 4 << 20, b.spent  # 200 heads of 4 KiB, not 200 x 1.2 MB

@@ -140,8 +140,12 @@ def strip_suffix(name: str, codec: str) -> str:
 
 
 def available(codec: str) -> bool:
+    """Whether the library for ``codec`` is installed (zstd: ``zstandard``, lz4: ``lz4``)."""
     try:
-        _new(codec)
+        if codec == "zstd":
+            import zstandard  # noqa: F401
+        else:
+            _new(codec)
     except ImportError:
         return False
     return True
@@ -152,31 +156,32 @@ def available(codec: str) -> bool:
 class _Charged(io.RawIOBase):
     """``buf[start:end]`` as a file whose reads are charged to a budget (input side of ``zstandard``)."""
 
-    def __init__(self, buf: Any, start: int, end: int, budget: Budget) -> None:
-        self._b, self._p, self._end, self._budget = buf, start, end, budget
+    def __init__(self, buf: Any, start: int, end: int, budget: Budget, step: int = _IN) -> None:
+        self._b, self._p, self._end, self._budget, self._step = buf, start, end, budget, step
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        n = max(0, min(len(b), self._end - self._p, _IN))
+        n = max(0, min(len(b), self._end - self._p, self._step))
         b[:n] = bytes(self._b[self._p:self._p + n])
         self._p += n
         self._budget.charge(n)
         return n
 
 
-def _zstd(buf: Any, start: int, end: int, b: Budget) -> Iterator[bytes]:
+def _zstd(buf: Any, start: int, end: int, b: Budget, in_chunk: int, out_chunk: int) -> Iterator[bytes]:
     """zstandard has no ``max_length``: a ``stream_reader`` read of at most 1 MiB gives the same bound."""
     try:
         import zstandard
     except ImportError as exc:
         raise ArchiveError("zstd support is not installed (zstandard)") from exc
-    r = zstandard.ZstdDecompressor().stream_reader(_Charged(buf, start, end, b), read_size=_IN,  # type: ignore[arg-type]
+    r = zstandard.ZstdDecompressor().stream_reader(_Charged(buf, start, end, b, in_chunk),  # type: ignore[arg-type]
+                                                   read_size=in_chunk,
                                                    read_across_frames=True)
     while True:
         try:
-            out = r.read(_OUT)
+            out = r.read(out_chunk)
         except zstandard.ZstdError as exc:
             raise ArchiveError(f"corrupt zstd data ({exc})") from exc
         if not out:
@@ -239,8 +244,8 @@ _MULTI = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00", "lz4": b"\x
 _ERRORS: tuple[type[BaseException], ...] = (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError, RuntimeError)
 
 
-def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *,
-           budget: Budget | None = None) -> Iterator[bytes]:
+def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *, budget: Budget | None = None,
+           in_chunk: int = _IN, out_chunk: int = _OUT) -> Iterator[bytes]:
     """Yield the decompressed bytes of ``buf[start:end]`` in pieces of at most 1 MiB, charging ``budget``.
 
     Raises ``Truncated`` when the input ends before the end marker, ``ArchiveError`` for corrupt data,
@@ -252,7 +257,7 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *,
     pos = start
     b.check()
     if codec in ("zstd", "zipzstd"):
-        yield from _zstd(buf, start, end, b)
+        yield from _zstd(buf, start, end, b, in_chunk, out_chunk)
         return
     try:
         d, zstyle = _new(codec)
@@ -263,14 +268,14 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *,
             if d.eof:
                 return
             raise Truncated(f"{codec} stream is truncated")
-        chunk = bytes(buf[pos:min(end, pos + _IN)])
+        chunk = bytes(buf[pos:min(end, pos + in_chunk)])
         b.charge(len(chunk))
         pos += len(chunk)
         try:
             if zstyle:
                 data = chunk
                 while True:
-                    out = d.decompress(data, _OUT)
+                    out = d.decompress(data, out_chunk)
                     if out:
                         b.charge(len(out))
                         yield out
@@ -278,14 +283,14 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *,
                     if d.eof or not data:
                         break
             else:
-                out = d.decompress(chunk, _OUT)
+                out = d.decompress(chunk, out_chunk)
                 while True:
                     if out:
                         b.charge(len(out))
                         yield out
                     if d.eof or d.needs_input:
                         break
-                    out = d.decompress(b"", _OUT)
+                    out = d.decompress(b"", out_chunk)
         except (ArchiveError, LimitExceeded):
             raise
         except _ERRORS as exc:
@@ -302,6 +307,7 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *,
 
 def read(buf: Any, codec: str, limit: int, start: int = 0, end: int | None = None, *,
          budget: Budget | None = None, partial: bool = False) -> tuple[bytes, str | None]:
+    small = limit <= 1 << 16  # a head: small steps, so that peeking at many members costs little budget
     """Decompress up to ``limit`` bytes. Returns (data, problem): problem is None when complete.
 
     With ``partial`` a stream over ``limit`` gives its first ``limit`` bytes and the problem "limit: ...", a cut or
@@ -312,7 +318,8 @@ def read(buf: Any, codec: str, limit: int, start: int = 0, end: int | None = Non
     n = 0
     problem: str | None = None
     try:
-        for piece in stream(buf, codec, start, end, budget=budget):
+        for piece in stream(buf, codec, start, end, budget=budget, in_chunk=4096 if small else _IN,
+                            out_chunk=limit + 1 if small else _OUT):
             if n + len(piece) > limit:
                 parts.append(piece[:limit - n])
                 n = limit

@@ -3,8 +3,8 @@
 The zip reader follows PyTorch (miniz): it trusts the central directory, ignores CRC errors, the encryption flag
 and local/central name mismatches, and reads data at the local header's offset. Each of those anomalies is
 reported. Stored members are returned as zero-copy slices of the input (an mmap for big files), so the tensor
-data of a multi-GB checkpoint is never copied; compressed members go through the shared bounded layer (``veritensor_fast.decompress``), so
-a zip bomb hits a limit (a finding) instead of memory.
+data of a multi-GB checkpoint is never copied; compressed members go through the shared bounded layer
+(``veritensor_fast.decompress``), so a zip bomb hits a limit (a finding) instead of memory.
 
 Python's ``zipfile`` was not used because it refuses exactly the files an attacker crafts (name mismatch,
 encryption bit) while PyTorch loads them.
@@ -286,7 +286,7 @@ def zip_read(buf: Any, m: ZipMember, limit: int, *, head_only: bool = False) -> 
         parts: list[bytes] = []
         n = 0
         try:
-            for piece in decompress.stream(buf, codec, m.data_start, end):
+            for piece in decompress.stream(buf, codec, m.data_start, end, in_chunk=4096, out_chunk=4097):
                 parts.append(piece)
                 n += len(piece)
                 if n > 4096:
@@ -333,6 +333,9 @@ def compressed_issues(an: Any, buf: Any, name: str, depth: int, where: str) -> l
     inner = decompress.strip_suffix(base, codec)
     sub = f"{where}!{inner}" if where else inner
     loc = {"member": sub}
+    if not decompress.available(codec):
+        return [ModelIssue("model.archive.corrupt", "medium", f"{codec}-compressed file could not be analysed: "
+                           f"{codec} support is not installed", f"no {codec}", loc)]
     try:
         h = decompress.head(buf, codec, 4096)
     except BudgetExhausted as exc:
