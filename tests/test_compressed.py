@@ -314,3 +314,52 @@ def test_peeking_at_many_members_costs_little_budget() -> None:
     with decompress.scope(decompress.Budget(1 << 30)) as b:
         assert analyze(data, "dataset.zip") == []
     assert b.spent < 4 << 20, b.spent  # 200 heads of 4 KiB, not 200 x 1.2 MB
+
+
+def _raw_zip(entries: list[tuple[bytes, int, int, int, int]], body: bytes) -> bytes:
+    """A zip from ``body`` (local headers already inside) and central entries (name, method, offset, csize, crc)."""
+    cd = b"".join(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0, crc, csize, csize,
+                              len(name), 0, 0, 0, 0, 0, off) + name for name, method, off, csize, crc in entries)
+    n = len(entries)
+    return body + cd + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(cd), len(body), 0)
+
+
+def _local(name: bytes, method: int, size: int) -> bytes:
+    return struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0, 0, size, size, len(name), 0) + name
+
+
+def test_data_shared_with_a_tensor_storage_entry_cannot_hide_data_pkl() -> None:
+    evil0 = b"cposix\nsystem\n(S'echo pwned'\ntR."  # protocol 0: no PROTO header, no "strong pickle" look
+    body = _local(b"archive/data/0", 0, len(evil0)) + evil0
+    z = _raw_zip([(b"archive/data/0", 0, 0, len(evil0), zlib.crc32(evil0)),
+                  (b"archive/data.pkl", 0, 0, len(evil0), zlib.crc32(evil0))], body)
+    issues = analyze(z, "model.pt")
+    assert any(i.severity == "critical" and i.evidence == "posix.system" for i in issues), issues
+
+
+def test_stored_entries_starting_inside_each_other_are_charged(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries whose local headers sit inside one big stored member: each would re-scan the rest of it."""
+    from veritensor_fast.engine import scan
+    from veritensor_fast.sources.fs import FileSource
+    from veritensor_fast.worker import ScanOptions
+
+    monkeypatch.setattr(decompress, "DEFAULT_BUDGET", 8 << 20)
+    monkeypatch.delenv("VERITENSOR_FAST_DECOMPRESS_BUDGET", raising=False)
+    filler = b"log line without secrets\n" * 4000  # 100 KB of text between the nested local headers
+    parts = []
+    for i in range(200):
+        name = b"part%03d.txt" % i
+        parts.append((name, _local(name, 0, 0)))
+    body = b"".join(h + filler for _, h in parts)
+    entries = []
+    off = 0
+    for name, h in parts:
+        entries.append((name, 0, off, len(body) - off - len(h), 0))
+        off += len(h) + len(filler)
+    (tree / "nested.zip").write_bytes(_raw_zip(entries, body))
+    tok = hf_token()
+    (tree / "beside.env").write_text(f"T={tok}\n")
+    res = scan(FileSource([str(tree)]), ScanOptions(), jobs=1)
+    assert [f.secret for f in res.findings if f.kind == "secret"] == [tok]
+    assert any(f.rule_id == "model.zip.bomb" and "start inside" in f.message for f in res.findings)
+    assert [e.kind for e in res.errors] == ["limit"] and "budget" in res.errors[0].reason

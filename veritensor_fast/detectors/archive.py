@@ -112,8 +112,9 @@ class _Expander:
                 head = bytes(buf[m.data_start:m.data_start + min(4096, max(m.csize, 0))])
                 if archive_kind(head) is None and (m.csize > MAX_MEMBER_BYTES or b"\x00" in head[:1024]):
                     continue  # binary or huge stored member: the raw text pass covers it
-                if archive_kind(head) is not None:
-                    self.budget.charge(max(m.csize, 0))  # re-reading stored bytes as an archive costs too
+                if archive_kind(head) is not None or m.overlaps:
+                    # re-reading stored bytes as an archive, or bytes another entry covers too, costs budget
+                    self.budget.charge(max(m.csize, 0))
             try:
                 data, problem = zip_read_partial(buf, m, MAX_MEMBER_BYTES)
             except (LimitExceeded, ArchiveError) as exc:

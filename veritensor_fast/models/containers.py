@@ -13,6 +13,7 @@ encryption bit) while PyTorch loads them.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import tarfile
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ __all__ = ["Anomaly", "ArchiveError", "BudgetExhausted", "LimitExceeded", "ZipMe
            "member_anomalies",
            "sevenzip_walk", "tar_entries", "tar_members", "zip_members", "zip_read", "zip_read_partial"]
 
+_STORAGE_NAME = re.compile(r"(^|/)data/\d+$")
 #: zip compression methods and the codec of the shared decompression layer that reads them
 ZIP_CODECS = {8: "deflate", 12: "bz2", 14: "ziplzma", 93: "zstd", 95: "xz"}
 
@@ -55,6 +57,8 @@ class ZipMember:
     #: for an encrypted entry: "plain" when its bytes read as a model payload anyway (PyTorch ignores the flag),
     #: "model" when it is unreadable and its name is a model payload's, "other" when unreadable and not
     encryption: str = ""
+    #: its data starts inside another entry's data (a different overlapping-entries bomb): read, but charged
+    overlaps: bool = False
 
     @property
     def is_dir(self) -> bool:
@@ -212,19 +216,32 @@ def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly])
 
 def _finish(buf: Any, members: list[ZipMember], anomalies: list[Anomaly], all_entries: bool) -> list[ZipMember]:
     """Mark entries sharing another's data and classify encrypted ones; drop both unless ``all_entries``."""
-    first: dict[int, ZipMember] = {}
-    shared = 0
+    groups: dict[int, list[ZipMember]] = {}
     for m in members:
-        if m.is_dir or m.csize <= 0:
-            continue
-        owner = first.setdefault(m.data_start, m)
-        if owner is not m:
-            m.shared_with = owner.name
-            shared += 1
+        if not m.is_dir and m.csize > 0:
+            groups.setdefault(m.data_start, []).append(m)
+    shared = overlapping = 0
+    max_end = -1
+    for start in sorted(groups):
+        group = groups[start]
+        # the same bytes under several names: keep the name a loader would unpickle (not a tensor storage), so
+        # that sharing data with a storage entry cannot hide a data.pkl
+        keep = min(group, key=lambda m: (_STORAGE_NAME.search(m.name) is not None, not has_model_ext(m.name)))
+        for m in group:
+            if m is not keep:
+                m.shared_with = keep.name
+                shared += 1
+        if start < max_end:
+            keep.overlaps = True
+            overlapping += 1
+        max_end = max(max_end, start + keep.csize)
     if shared:
         anomalies.append(Anomaly("model.zip.bomb", "medium", f"{shared} central-directory entries point at the "
                                  "data of another entry (overlapping entries, a zip bomb technique); that data "
                                  "was read once", "overlapping entries"))
+    if overlapping:
+        anomalies.append(Anomaly("model.zip.bomb", "medium", f"{overlapping} entries start inside the data of "
+                                 "another entry (overlapping entries, a zip bomb technique)", "overlapping entries"))
     for m in members:
         if m.flags & 0x1 and not m.shared_with and not m.is_dir:
             m.encryption = _encryption(buf, m)
