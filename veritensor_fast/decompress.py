@@ -40,6 +40,9 @@ def default_budget() -> int:
         return DEFAULT_BUDGET
 _IN = 64 << 10
 _OUT = 1 << 20
+#: Memory an LZMA/xz decoder may allocate for its dictionary (xz -9 needs 65 MiB; a header asking for GiB is a
+#: bomb of its own).
+MAX_LZMA_MEMORY = 256 << 20
 
 
 class ArchiveError(Exception):
@@ -209,6 +212,8 @@ class _ZipLzma:
             if len(self._pending) < 4 + psize:
                 return b""
             props = lzma._decode_filter_properties(lzma.FILTER_LZMA1, self._pending[4:4 + psize])  # type: ignore[attr-defined]
+            if int(props.get("dict_size", 0)) > MAX_LZMA_MEMORY:  # allocated up front: a crafted header
+                raise LimitExceeded(f"LZMA dictionary of {props.get('dict_size')} bytes exceeds the memory limit")
             self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[props])
             data, self._pending = self._pending[4 + psize:], b""
         out: bytes = self._d.decompress(data, max_length)
@@ -227,9 +232,9 @@ def _new(codec: str) -> tuple[Any, bool]:
     if codec == "bz2":
         return bz2.BZ2Decompressor(), False
     if codec == "xz":
-        return lzma.LZMADecompressor(lzma.FORMAT_XZ), False
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=MAX_LZMA_MEMORY), False
     if codec == "lzma":
-        return lzma.LZMADecompressor(lzma.FORMAT_ALONE), False
+        return lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=MAX_LZMA_MEMORY), False
     if codec == "ziplzma":
         return _ZipLzma(), False
     if codec == "lz4":
@@ -293,6 +298,13 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *, budg
                     out = d.decompress(b"", out_chunk)
         except (ArchiveError, LimitExceeded):
             raise
+        except MemoryError as exc:
+            raise LimitExceeded(f"{codec} decoder needs more memory than is available") from exc
+        except lzma.LZMAError as exc:
+            if "memory" in str(exc).lower():
+                raise LimitExceeded(f"{codec} stream needs more than {MAX_LZMA_MEMORY} bytes of decoder memory") \
+                    from exc
+            raise ArchiveError(f"corrupt {codec} data (LZMAError)") from exc
         except _ERRORS as exc:
             raise ArchiveError(f"corrupt {codec} data ({type(exc).__name__})") from exc
         if d.eof:
