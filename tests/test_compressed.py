@@ -20,6 +20,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veritensor_fast import decompress
 from veritensor_fast.models import analyze
@@ -363,3 +365,14 @@ def test_stored_entries_starting_inside_each_other_are_charged(tree: Path, monke
     assert [f.secret for f in res.findings if f.kind == "secret"] == [tok]
     assert any(f.rule_id == "model.zip.bomb" and "start inside" in f.message for f in res.findings)
     assert [e.kind for e in res.errors] == ["limit"] and "budget" in res.errors[0].reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=3000), st.integers(1, 40), st.integers(1, 9000), st.integers(1, 70000),
+       st.sampled_from(["gzip", "zlib", "bz2", "xz", "lzma", "zstd", "lz4"]))
+def test_stream_round_trips_at_any_chunking(seed: bytes, reps: int, in_chunk: int, out_chunk: int, codec: str) -> None:
+    raw = (seed + b"\x00" * 300) * reps  # long matches: output limits land inside them
+    comp = CODECS[codec](raw) + CODECS[codec](b"tail")
+    got = b"".join(decompress.stream(comp, codec, in_chunk=in_chunk, out_chunk=out_chunk,
+                                     budget=decompress.Budget(1 << 30)))
+    assert got == raw + (b"tail" if codec not in ("zlib", "lzma") else b"")

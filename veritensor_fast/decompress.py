@@ -285,8 +285,8 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *, budg
                         b.charge(len(out))
                         yield out
                     data = d.unconsumed_tail
-                    if d.eof or not data:
-                        break
+                    if d.eof or (not data and len(out) < out_chunk):
+                        break  # else: output was cut at out_chunk and more may be pending, even with no input
             else:
                 out = d.decompress(chunk, out_chunk)
                 while True:
