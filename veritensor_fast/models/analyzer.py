@@ -252,7 +252,8 @@ class Analyzer:
             out.extend(self._member(data, mname, depth, where))
 
         try:
-            containers.sevenzip_walk(buf, self.limits, member, cap)
+            containers.sevenzip_walk(buf, self.limits, member, cap,
+                                     keep=lambda n, h: sniff(h, n) != "none")  # only model content is held
         except containers.LimitExceeded as exc:
             out.append(ModelIssue("model.archive.limit", "high", f"7z: {exc}; the rest was not analysed", "limit",
                                   _loc(where)))

@@ -22,8 +22,9 @@ from typing import Any
 
 from veritensor_fast import decompress
 from veritensor_fast.decompress import ArchiveError, BudgetExhausted, LimitExceeded
-from veritensor_fast.models.base import ModelIssue, ModelLimits
-from veritensor_fast.models.sniff import has_model_ext, pickle01_may_run, sniff
+from veritensor_fast.models.base import ModelLimits
+from veritensor_fast.models.compressed import compressed_issues
+from veritensor_fast.models.sniff import has_model_ext, sniff
 
 __all__ = ["Anomaly", "ArchiveError", "BudgetExhausted", "LimitExceeded", "ZipMember", "compressed_issues",
            "member_anomalies",
@@ -335,50 +336,6 @@ def zip_read_partial(buf: Any, m: ZipMember, limit: int) -> tuple[Any, str | Non
     return decompress.read(buf, _codec(m), limit, m.data_start, end, partial=True)
 
 
-# ---- single compressed streams (.pkl.gz, .tar.xz, joblib compress=..., pandas to_pickle) ---------------------
-
-def compressed_issues(an: Any, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
-    """Model issues of a compressed stream: a compressed tar is walked, other content analysed as a member.
-
-    ``an`` is the ``Analyzer`` (its ``run``/``_tar`` do the analysis). Content decides: a compressed file whose
-    decompressed head is no model format is left alone (its secrets are the archive detector's business).
-    """
-    codec = decompress.codec_of(bytes(buf[:16]))
-    if codec is None:
-        return []
-    base = name.rsplit("/", 1)[-1].rsplit("!", 1)[-1] or name
-    inner = decompress.strip_suffix(base, codec)
-    sub = f"{where}!{inner}" if where else inner
-    loc = {"member": sub}
-    if not decompress.available(codec):
-        return [ModelIssue("model.archive.corrupt", "medium", f"{codec}-compressed file could not be analysed: "
-                           f"{codec} support is not installed", f"no {codec}", loc)]
-    try:
-        h = decompress.head(buf, codec, 4096)
-    except BudgetExhausted as exc:
-        return [ModelIssue("model.archive.limit", "high", f"{codec}: {exc}; not analysed", "limit", loc)]
-    if len(h) >= 262 and h[257:262] == b"ustar":
-        out: list[ModelIssue] = an._tar(buf, name, depth, where)
-        return out
-    kind = sniff(h, inner)
-    if kind == "none" or (kind == "pickle?" and not pickle01_may_run(h) and not has_model_ext(inner)):
-        return []
-    lim = an.limits
-    if depth + 1 > lim.max_depth:
-        return [ModelIssue("model.archive.limit", "high", f"nesting deeper than {lim.max_depth}; {codec} content "
-                           "not analysed", "depth limit", loc)]
-    data, problem = decompress.read(buf, codec, lim.max_member_bytes, partial=True)
-    out = []
-    if problem and problem.startswith("limit"):
-        out.append(ModelIssue("model.archive.limit", "high", f"{codec}: {problem[7:]}; only the first {len(data)} "
-                              "decompressed bytes were analysed", "limit", loc))
-    elif problem:
-        out.append(ModelIssue("model.archive.corrupt", "high", f"{codec} stream {problem[9:]}; the "
-                              f"{len(data)} bytes before the damage were analysed", f"corrupt {codec}", loc))
-    out += an.run(data, inner, depth + 1, sub, member=True)
-    return out
-
-
 # ---- tar ---------------------------------------------------------------------------------------------------
 
 class _BufFile(io.RawIOBase):
@@ -492,12 +449,13 @@ def _limited(buf: Any, a: int, size: int, lim: int, partial: bool = False) -> An
 # ---- 7z ----------------------------------------------------------------------------------------------------
 
 def sevenzip_walk(buf: Any, limits: ModelLimits, on_member: Callable[[str, bytes, int], None],
-                  member_cap: int | None = None) -> None:
+                  member_cap: int | None = None, keep: Callable[[str, bytes], bool] | None = None) -> None:
     """Stream the members of a 7z archive to ``on_member(name, data, size)`` one at a time.
 
     Only one member is held at a time, and of it at most ``member_cap`` bytes (``data`` shorter than ``size``
-    means it was cut there); every byte py7zr produces is charged to the file's decompression budget, so a 7z
-    bomb stops at the budget (``BudgetExhausted``) after the members before it were delivered.
+    means it was cut there), or only its first 4 KiB when ``keep(name, head)`` says the rest is not wanted; every
+    byte py7zr produces is charged to the file's decompression budget, so a 7z bomb stops at the budget
+    (``BudgetExhausted``) after the members before it were delivered.
     """
     import py7zr
     from py7zr.io import Py7zIO, WriterFactory
@@ -511,13 +469,17 @@ def sevenzip_walk(buf: Any, limits: ModelLimits, on_member: Callable[[str, bytes
             self.buf = bytearray()
             self.n = 0
             self.done = False
+            self.cap: int | None = None if keep is not None else cap
 
         def write(self, s: bytes | bytearray) -> int:
             budget.charge(len(s))
             self.n += len(s)
-            room = cap - len(self.buf)
+            room = (self.cap if self.cap is not None else cap) - len(self.buf)
             if room > 0:
                 self.buf += s[:room]
+            if self.cap is None and keep is not None and len(self.buf) >= 4096:
+                self.cap = cap if keep(self.name, bytes(self.buf[:4096])) else 4096
+                del self.buf[self.cap:]
             return len(s)
 
         def read(self, size: int | None = None) -> bytes:
