@@ -148,7 +148,7 @@ class WorkerContext:
 class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
-    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_nl_pos", "_nl_line")
+    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_nl_pos", "_nl_line", "budgets")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -160,6 +160,8 @@ class ItemScan:
         self.finished: list[Finding] = []
         self._nl_pos = 0
         self._nl_line = 1
+        #: decompression budgets of the top-level file (``veritensor_fast.decompress``), shared with its members
+        self.budgets: dict[str, Any] = {}
 
     def error(self, reason: str, kind: str = "parse") -> None:
         self.errors.append(ScanError(self.item.path, reason, kind))

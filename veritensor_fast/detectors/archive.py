@@ -1,45 +1,51 @@
-"""Archive members: secrets inside compressed zip / tar.gz / 7z members and plain gzip files.
+"""Archive members: secrets inside zip / tar / 7z members and compressed files (gzip, bzip2, xz, zstd, lz4, zlib).
 
-Compressed members are decompressed with hard limits (the lenient readers of
-``veritensor_fast.models.containers``); stored text members are scanned in place too, because the raw text
-pass sees them glued to their header (a token right after the member name has no word boundary). Binary or
-oversized stored members (tensor storages of a checkpoint) are left to the raw pass. Each member is scanned
-by the same detectors as a file of that name
-(a notebook inside a zip is parsed, a ``.yaml`` member gets the Kubernetes decoding, a nested archive is
-expanded up to ``MAX_DEPTH``). Model analysis of members is left to the model detector, which already walks
-archives. Findings keep the archive's path; ``location.member`` names the member (``outer.zip!inner.tgz!a``)
-and ``line``/``column`` are within it.
+Everything compressed is read through the shared bounded layer (``veritensor_fast.decompress``): one
+decompression budget per top-level file pays for every level of nesting, so a bomb, a 42.zip-style nest or a zip
+whose entries overlap stops at the budget with an ``errors`` entry (kind ``limit``) instead of exhausting memory
+or time. Nothing left unscanned because of a limit is silent. Archives are recognised by content, not by name.
+
+Stored zip members are scanned in place too, because the raw text pass sees them glued to their header (a
+token right after the member name has no word boundary); binary or oversized stored members (tensor storages of
+a checkpoint) are left to the raw pass unless they are archives themselves. Member names are scanned as well. Each
+member is scanned by the same detectors as a file of that name (a notebook inside a zip is parsed, a ``.yaml``
+member gets the Kubernetes decoding, a nested archive is expanded). A member over ``MAX_MEMBER_BYTES`` is scanned
+up to that size and reported. Model analysis of members is left to the model detector, which already walks
+archives. Findings keep the archive's path; ``location.member`` names the member (``outer.zip!inner.tgz!a``) and
+``line``/``column`` are within it.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast import decompress
+from veritensor_fast.decompress import ArchiveError, BudgetExhausted, LimitExceeded
 from veritensor_fast.findings import Finding, Item, ScanError
+from veritensor_fast.models.sniff import compression_of
 
 if TYPE_CHECKING:
     from veritensor_fast.worker import ItemScan, WorkerContext
 
-#: Nesting of archives inside archives that is expanded.
-MAX_DEPTH = 3
-#: Decompressed bytes scanned per member and per top-level archive; beyond that the member is reported in
-#: ``errors`` (kind ``limit``) so the scan says it is incomplete.
+#: Nesting that is expanded at all (the budget bounds the work; this only stops a stored archive that holds
+#: itself). Deeper archives are reported in ``errors`` (kind ``limit``).
+MAX_DEPTH = 16
+#: Decompressed bytes of one member that are scanned; the rest of a bigger member is reported (kind ``limit``).
 MAX_MEMBER_BYTES = 64 << 20
-MAX_TOTAL_BYTES = 512 << 20
 #: Members listed per archive.
 MAX_MEMBERS = 20_000
+_NAMES = "(member names)"
 
 
 def archive_kind(head: bytes) -> str | None:
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x06\x06"):
         return "zip"
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
     if head[:6] == b"7z\xbc\xaf\x27\x1c":
         return "7z"
-    return None
+    if head[257:262] == b"ustar":
+        return "tar"
+    return "compressed" if compression_of(head) is not None else None
 
 
 class ArchiveSecrets:
@@ -54,6 +60,7 @@ class ArchiveSecrets:
             return
         depth = item.path.count("!") if item.kind == "member" else 0
         if depth >= MAX_DEPTH:
+            scan.error(f"archive nested more than {MAX_DEPTH} levels deep not expanded", "limit")
             return
         _Expander(self.ctx, item, scan).run(buf, kind)
 
@@ -65,117 +72,161 @@ class _Expander:
         self.ctx = ctx
         self.item = item
         self.scan = scan
-        self.left = MAX_TOTAL_BYTES
+        self.budget = decompress.for_scan(scan, "secrets")
         self.limits = ModelLimits(max_members=MAX_MEMBERS, max_member_bytes=MAX_MEMBER_BYTES)
         self.prefix = item.path + "!" if item.kind == "member" else ""
+        self.name = item.path.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
 
     def run(self, buf: Any, kind: str) -> None:
-        from veritensor_fast.models.containers import ArchiveError, LimitExceeded
-
         try:
-            if kind == "zip":
-                self._zip(buf)
-            elif kind == "gzip":
-                self._gzip(buf)
-            else:
-                self._7z(buf)
+            with decompress.scope(self.budget):
+                if kind == "zip":
+                    self._zip(buf)
+                elif kind == "tar":
+                    self._tar(buf)
+                elif kind == "7z":
+                    self._7z(buf)
+                else:
+                    self._compressed(buf)
+        except BudgetExhausted as exc:
+            self.scan.error(f"archive only partly scanned for secrets: {exc}", "limit")
         except LimitExceeded as exc:
             self.scan.error(f"archive only partly scanned for secrets: {exc}", "limit")
         except ArchiveError as exc:
-            self.scan.error(f"archive members could not be read: {exc}", "corrupt")
+            self.scan.error(f"corrupt archive, scanned up to the damage: {exc}", "corrupt")
 
+    # ---- containers -------------------------------------------------------------------------------------------
     def _zip(self, buf: Any) -> None:
-        from veritensor_fast.models.containers import ArchiveError, LimitExceeded, zip_members, zip_read
+        from veritensor_fast.models.containers import zip_members, zip_read_partial
 
-        members, _anomalies = zip_members(buf, self.limits)  # anomalies are the model detector's business
+        members, _anomalies = zip_members(buf, self.limits, all_entries=True)  # anomalies: the model detector's
+        self._names([m.name for m in members])
         for m in members:
-            if m.is_dir:
+            self.budget.check()  # spent: one error for the rest of this archive, not one per member
+            if m.is_dir or m.shared_with:
+                continue  # an entry sharing another's data: that data is scanned once
+            if m.encryption in ("model", "other"):
+                self.scan.error(f"member {m.name!r} is encrypted; not scanned for secrets", "unreadable")
                 continue
             if m.method == 0:
-                if m.csize > MAX_MEMBER_BYTES or b"\x00" in bytes(buf[m.data_start:m.data_start + min(1024, m.csize)]):
+                head = bytes(buf[m.data_start:m.data_start + min(4096, max(m.csize, 0))])
+                if archive_kind(head) is None and (m.csize > MAX_MEMBER_BYTES or b"\x00" in head[:1024]):
                     continue  # binary or huge stored member: the raw text pass covers it
-                self._member(m.name, buf[m.data_start:m.data_start + m.csize], stored=True)
-                continue
+                if archive_kind(head) is not None or m.overlaps:
+                    # re-reading stored bytes as an archive, or bytes another entry covers too, costs budget
+                    self.budget.charge(max(m.csize, 0))
             try:
-                data, _ = zip_read(buf, m, min(MAX_MEMBER_BYTES, self.left))
+                data, problem = zip_read_partial(buf, m, MAX_MEMBER_BYTES)
             except (LimitExceeded, ArchiveError) as exc:
-                self.scan.error(f"not scanned for secrets: {_reason(exc, m.name)}", "limit")
+                if isinstance(exc, BudgetExhausted):
+                    raise
+                self.scan.error(f"member {m.name!r} not scanned for secrets: {exc}", "corrupt")
                 continue
-            self._member(m.name, data)
+            self._report(m.name, problem, len(data))
+            self._member(m.name, data, stored=m.method == 0)
 
-    def _gzip(self, buf: Any) -> None:
-        from veritensor_fast.models.containers import ArchiveError, LimitExceeded, tar_members
+    def _tar(self, buf: Any) -> None:
+        from veritensor_fast.models.containers import tar_entries
 
-        name = self.item.path.rsplit("/", 1)[-1]
-        if name.lower().endswith((".tar.gz", ".tgz")) or _looks_like_tar(buf):
-            for mname, _head, read in tar_members(buf, self.limits):
-                try:
-                    data = read(min(MAX_MEMBER_BYTES, self.left))
-                except (LimitExceeded, ArchiveError) as exc:
-                    self.scan.error(f"not scanned for secrets: {_reason(exc, mname)}", "limit")
-                    continue
-                self._member(mname, bytes(data))
-            return
-        data = _gunzip(buf, min(MAX_MEMBER_BYTES, self.left))
-        if data is None:
-            self.scan.error(f"gzip content larger than {MAX_MEMBER_BYTES} bytes not scanned for secrets", "limit")
-            return
-        self._member(name[:-3] if name.lower().endswith(".gz") else name, data)
+        plain = compression_of(bytes(buf[:16])) is None
+        names: list[str] = []
+        try:
+            for mname, size, head, read in tar_entries(buf, self.limits):
+                self.budget.check()
+                names.append(mname)
+                if plain and archive_kind(head) is None:
+                    continue  # plain tar: the raw text pass sees the member's bytes; nested archives are ours
+                data = read(MAX_MEMBER_BYTES, partial=True)
+                self._report(mname, f"limit: larger than {MAX_MEMBER_BYTES} bytes" if size > len(data) else None,
+                             len(data))
+                self._member(mname, bytes(data) if not plain else data, stored=plain)
+        finally:
+            if not plain:
+                self._names(names)
 
     def _7z(self, buf: Any) -> None:
-        from veritensor_fast.models.containers import sevenzip_members
+        from veritensor_fast.models.containers import sevenzip_walk
 
-        for mname, data in sevenzip_members(buf, self.limits):
+        names: list[str] = []
+
+        def member(mname: str, data: bytes, size: int) -> None:
+            names.append(mname)
+            self._report(mname, f"limit: larger than {MAX_MEMBER_BYTES} bytes" if size > len(data) else None,
+                         len(data))
             self._member(mname, data)
 
+        try:
+            sevenzip_walk(buf, self.limits, member, MAX_MEMBER_BYTES)
+        finally:
+            self._names(names)
+
+    def _compressed(self, buf: Any) -> None:
+        codec = compression_of(bytes(buf[:16]))
+        assert codec is not None
+        h, problem = decompress.read(buf, codec, 4096, partial=True)
+        if not h and problem:
+            if codec in decompress.STRONG:
+                raise ArchiveError(f"{codec} stream unreadable ({problem})")
+            return  # zlib / lzma-alone magic by coincidence: not compressed after all
+        if len(h) >= 262 and h[257:262] == b"ustar":
+            self._tar(buf)
+            return
+        data, problem = decompress.read(buf, codec, MAX_MEMBER_BYTES, partial=True)
+        name = decompress.strip_suffix(self.name, codec)
+        if name == self.name:
+            name += f" ({codec} content)"
+        self._report(name, problem, len(data))
+        self._member(name, data)
+
+    # ---- members ----------------------------------------------------------------------------------------------
+    def _report(self, name: str, problem: str | None, got: int) -> None:
+        if problem is None:
+            return
+        where = self.prefix + name
+        if problem.startswith("limit"):
+            self.scan.error(f"member {where!r}: only the first {got} bytes scanned for secrets ({problem[7:]})",
+                            "limit")
+        else:
+            self.scan.error(f"member {where!r}: {problem[9:]}; the {got} bytes before the damage were scanned",
+                            "corrupt")
+
+    def _names(self, names: list[str]) -> None:
+        """Member names can hold secrets too; scanned once per archive, one name per line."""
+        if not names:
+            return
+        blob = "\n".join(n.replace("\n", " ") for n in names).encode("utf-8", "surrogateescape")
+        found = self._scan_sub(_NAMES, blob, skip=("model", "archive", "notebook"))
+        for f in found:
+            line = f.line if 1 <= f.line <= len(names) else 1
+            loc = dict(f.location or {})
+            loc["member"] = self.prefix + names[line - 1]
+            loc["part"] = "member-name"
+            self.scan.finished.append(replace(f, path=self.item.path, line=1, location=loc))
+
     def _member(self, name: str, data: Any, stored: bool = False) -> None:
+        where = self.prefix + name
+        found = self._scan_sub(name, data)
+        self.scan.finished.extend(_rehome(f, self.item.path, where) for f in found)
+
+    def _scan_sub(self, name: str, data: Any, skip: tuple[str, ...] = ("model",)) -> list[Finding]:
         from veritensor_fast.worker import ItemScan
 
-        if not stored:
-            self.left -= len(data)
-        sub_item = Item("member", self.item.key, self.prefix + name, len(data), self.item.origin)
-        sub = ItemScan(self.ctx, sub_item)
-        self.ctx.scan_buffer(data, sub_item, sub, skip=("model",))
         where = self.prefix + name
+        sub_item = Item("member", self.item.key, where, len(data), self.item.origin)
+        sub = ItemScan(self.ctx, sub_item)
+        sub.budgets = self.scan.budgets  # one budget for the whole top-level file
+        self.ctx.scan_buffer(data, sub_item, sub, skip=skip)
         found = sub.finish(data)  # de-duplicated, inline ignores applied against the member's own lines
         if found:  # the raw pass may have seen the same secret (stored data): keep the member's location only
             fps = {f.fingerprint for f in found}
             self.scan.findings[:] = [f for f in self.scan.findings if f.fingerprint not in fps]
-        self.scan.finished.extend(_rehome(f, self.item.path, where) for f in found)
         for e in sub.errors:
-            self.scan.errors.append(ScanError(self.item.path, f"member {where!r}: {e.reason}", e.kind))
+            reason = e.reason if e.reason.startswith("member ") else f"member {where!r}: {e.reason}"
+            self.scan.errors.append(ScanError(self.item.path, reason, e.kind))
+        return found
 
 
 def _rehome(f: Finding, path: str, member: str) -> Finding:
     loc = dict(f.location or {})
     loc.setdefault("member", member)
     return replace(f, path=path, location=loc)
-
-
-def _reason(exc: Exception, member: str) -> str:
-    msg = str(exc)
-    return msg if repr(member) in msg else f"member {member!r}: {msg}"
-
-
-def _looks_like_tar(buf: Any) -> bool:
-    head = _gunzip(buf, 512, partial=True)
-    return head is not None and len(head) >= 262 and head[257:262] == b"ustar"
-
-
-def _gunzip(buf: Any, limit: int, partial: bool = False) -> bytes | None:
-    """Decompress a gzip stream up to ``limit`` bytes; ``None`` when it is larger (unless ``partial``)."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = bytearray()
-    pos, n = 0, len(buf)
-    try:
-        while pos < n and not d.eof:
-            chunk = bytes(buf[pos:pos + (1 << 20)])
-            pos += len(chunk)
-            out += d.decompress(chunk, limit + 1 - len(out))
-            while d.unconsumed_tail and len(out) <= limit:
-                out += d.decompress(d.unconsumed_tail, limit + 1 - len(out))
-            if len(out) > limit:
-                return bytes(out[:limit]) if partial else None
-    except zlib.error:
-        return bytes(out) if partial else None
-    return bytes(out)

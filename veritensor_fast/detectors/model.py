@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from veritensor_fast.worker import ItemScan, WorkerContext
 
 
+#: Findings of one rule listed per file; the rest are counted in one more finding (a bomb repeats its anomaly
+#: for every member).
+MAX_PER_RULE = 20
+
+
 class ModelDetector:
     name = "model"
 
@@ -50,5 +55,18 @@ class ModelDetector:
                 # not a model: a non-model name whose first opcode the walker rejects is no pickle either (and,
                 # like any other text file, is not opened as a zip)
                 return
-        for issue in self.analyzer().analyze(buf, path):
+        from veritensor_fast import decompress
+
+        with decompress.scope(decompress.for_scan(scan, "model")):  # one budget per top-level file
+            issues = self.analyzer().analyze(buf, path)
+        per_rule: dict[tuple[str, str], int] = {}
+        for issue in issues:
+            key = (issue.rule_id, issue.severity)
+            n = per_rule[key] = per_rule.get(key, 0) + 1
+            if n > MAX_PER_RULE and issue.severity != "critical":
+                continue  # a 42.zip-style nest repeats one anomaly per member: counted below
             scan.add_model(issue.rule_id, issue.severity, issue.message, issue.evidence, location=issue.location)
+        for (rule_id, severity), n in per_rule.items():
+            if n > MAX_PER_RULE and severity != "critical":
+                scan.add_model(rule_id, severity, f"{n - MAX_PER_RULE} more {rule_id} findings of this file are "
+                               "not listed", f"{n - MAX_PER_RULE} more")

@@ -14,6 +14,7 @@ import re
 import zlib
 from typing import Any
 
+from veritensor_fast import decompress
 from veritensor_fast.models import containers, formats
 from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
@@ -54,7 +55,8 @@ class Analyzer:
     def analyze(self, buf: Any, name: str = "", *, polyglot_check: bool = True) -> list[ModelIssue]:
         """All model issues in ``buf`` (bytes or mmap); the per-file decompression budget starts afresh."""
         self.total = 0
-        return self.run(buf, name, 0, "", polyglot_check=polyglot_check)
+        with decompress.scope():  # the file's decompression budget (the detector's, or a new one)
+            return self.run(buf, name, 0, "", polyglot_check=polyglot_check)
 
     def run(self, buf: Any, name: str, depth: int, where: str, *, polyglot_check: bool = True,
             member: bool = False) -> list[ModelIssue]:
@@ -105,6 +107,8 @@ class Analyzer:
             out += formats.gguf_check(buf, where)
         elif kind == "hdf5":
             out += formats.hdf5_check(buf, where)
+        elif kind == "compressed":
+            out += containers.compressed_issues(self, buf, name, depth, where)
         elif polyglot_check and has_model_ext(name) and zip_tail(buf) and depth < self.limits.max_depth:
             out += self._zip(buf, name, depth, where)
         return out
@@ -209,6 +213,10 @@ class Analyzer:
                     out += formats.keras_config(bytes(data), sub)
                     continue
                 out += self._member(data, m.name, depth, where)
+            except containers.BudgetExhausted as exc:
+                out.append(ModelIssue("model.archive.limit", "high", f"zip: {exc}; this member and the rest were "
+                                      "not analysed", m.name, _loc(sub)))
+                break
             except containers.LimitExceeded as exc:
                 out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
                                       _loc(sub)))
@@ -227,6 +235,8 @@ class Analyzer:
                     continue
                 try:
                     data = reader(self.limits.max_member_bytes)
+                except containers.BudgetExhausted:
+                    raise
                 except containers.LimitExceeded as exc:
                     out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; member not analysed",
                                           mname, _loc(sub)))
@@ -250,19 +260,27 @@ class Analyzer:
 
     def _7z(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
         out: list[ModelIssue] = []
+        cap = self.limits.max_member_bytes
+
+        def member(mname: str, data: bytes, size: int) -> None:
+            sub = f"{where}!{mname}" if where else mname
+            if sniff(data[:4096], mname, size) == "none":
+                return
+            if size > len(data):
+                out.append(ModelIssue("model.archive.limit", "high", f"7z: member larger than {cap} bytes; not "
+                                      "analysed", mname, _loc(sub)))
+                return
+            out.extend(self._member(data, mname, depth, where))
+
         try:
-            members = containers.sevenzip_members(buf, self.limits)
+            containers.sevenzip_walk(buf, self.limits, member, cap,
+                                     keep=lambda n, h: sniff(h, n) != "none")  # only model content is held
         except containers.LimitExceeded as exc:
-            return [ModelIssue("model.archive.limit", "high", f"7z: {exc}; not analysed", "limit", _loc(where))]
+            out.append(ModelIssue("model.archive.limit", "high", f"7z: {exc}; the rest was not analysed", "limit",
+                                  _loc(where)))
         except containers.ArchiveError as exc:
-            return [ModelIssue("model.archive.corrupt", "high", f"7z: {exc}; could not be analysed",
-                               "corrupt 7z", _loc(where))]
-        for mname, data in members:
-            stop = self._budget(len(data), where)
-            if stop:
-                out.append(stop)
-                break
-            out += self._member(data, mname, depth, where)
+            out.append(ModelIssue("model.archive.corrupt", "high", f"7z: {exc}; could not be analysed",
+                                  "corrupt 7z", _loc(where)))
         return out
 
 

@@ -26,7 +26,7 @@ class ModelLimits:
     max_stack: int = 2_000_000
     max_marks: int = 100_000
     max_streams: int = 64  # stacked pickles per file
-    max_depth: int = 4  # archive nesting
+    max_depth: int = 16  # archive nesting (work is bounded by the decompression budget, see decompress.py)
     max_members: int = 20_000
     max_member_bytes: int = 512 << 20  # bytes decompressed from one member that we need whole
     max_total_bytes: int = 2 << 30  # bytes decompressed per top-level file

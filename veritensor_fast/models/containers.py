@@ -3,8 +3,8 @@
 The zip reader follows PyTorch (miniz): it trusts the central directory, ignores CRC errors, the encryption flag
 and local/central name mismatches, and reads data at the local header's offset. Each of those anomalies is
 reported. Stored members are returned as zero-copy slices of the input (an mmap for big files), so the tensor
-data of a multi-GB checkpoint is never copied; deflate/bz2/lzma members are decompressed in bounded chunks, so
-a zip bomb hits a limit (a finding) instead of memory.
+data of a multi-GB checkpoint is never copied; compressed members go through the shared bounded layer
+(``veritensor_fast.decompress``), so a zip bomb hits a limit (a finding) instead of memory.
 
 Python's ``zipfile`` was not used because it refuses exactly the files an attacker crafts (name mismatch,
 encryption bit) while PyTorch loads them.
@@ -12,27 +12,27 @@ encryption bit) while PyTorch loads them.
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
+import re
 import struct
 import tarfile
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from veritensor_fast import decompress
+from veritensor_fast.decompress import ArchiveError, BudgetExhausted, LimitExceeded
 from veritensor_fast.models.base import ModelLimits
+from veritensor_fast.models.compressed import compressed_issues
+from veritensor_fast.models.sniff import has_model_ext, sniff
 
-_CHUNK = 1 << 20
+__all__ = ["Anomaly", "ArchiveError", "BudgetExhausted", "LimitExceeded", "ZipMember", "compressed_issues",
+           "member_anomalies",
+           "sevenzip_walk", "tar_entries", "tar_members", "zip_members", "zip_read", "zip_read_partial"]
 
-
-class ArchiveError(Exception):
-    """The archive structure is unreadable (reported as a finding by the caller)."""
-
-
-class LimitExceeded(Exception):
-    """A decompression limit was hit (bomb or oversized member)."""
+_STORAGE_NAME = re.compile(r"(^|/)data/\d+$")
+#: zip compression methods and the codec of the shared decompression layer that reads them
+ZIP_CODECS = {8: "deflate", 12: "bz2", 14: "ziplzma", 93: "zstd", 95: "xz"}
 
 
 @dataclass
@@ -53,6 +53,13 @@ class ZipMember:
     crc: int
     data_start: int
     local_name: str
+    #: name of an earlier entry whose data this one shares (overlapping entries: read once)
+    shared_with: str = ""
+    #: for an encrypted entry: "plain" when its bytes read as a model payload anyway (PyTorch ignores the flag),
+    #: "model" when it is unreadable and its name is a model payload's, "other" when unreadable and not
+    encryption: str = ""
+    #: its data starts inside another entry's data (a different overlapping-entries bomb): read, but charged
+    overlaps: bool = False
 
     @property
     def is_dir(self) -> bool:
@@ -127,15 +134,21 @@ def _decode_name(raw: bytes, flags: int) -> str:
         return raw.decode("cp437")
 
 
-def zip_members(buf: Any, limits: ModelLimits) -> tuple[list[ZipMember], list[Anomaly]]:
-    """Parse the central directory leniently. Raises ``ArchiveError`` when there is none to parse."""
+def zip_members(buf: Any, limits: ModelLimits, *,
+                all_entries: bool = False) -> tuple[list[ZipMember], list[Anomaly]]:
+    """Parse the central directory leniently. Raises ``ArchiveError`` when there is none to parse.
+
+    Entries whose data another entry already points at (overlapping-entry bombs) and encrypted entries that
+    cannot be read are left out (reported as anomalies where they matter) unless ``all_entries``, which keeps
+    them marked (``shared_with``, ``encryption``) so that their names can still be scanned.
+    """
     anomalies: list[Anomaly] = []
     n = len(buf)
     eocd = _find_eocd(buf)
     if eocd < 0:
-        return _scan_local_headers(buf, limits, anomalies), anomalies + [Anomaly(
-            "model.zip.anomaly", "medium", "zip has no end-of-central-directory record; members found by "
-            "scanning local headers", "no EOCD")]
+        anomalies.append(Anomaly("model.zip.anomaly", "medium", "zip has no end-of-central-directory record; "
+                                 "members found by scanning local headers", "no EOCD"))
+        return _finish(buf, _scan_local_headers(buf, limits, anomalies), anomalies, all_entries), anomalies
     (_sig, _disk, _cd_disk, _n_here, count, cd_size, cd_off, _clen) = struct.unpack_from("<IHHHHIIH", buf, eocd)
     # the central directory ends where the end records start: the zip64 record when there is one (PyTorch
     # writes it, with its locator, before every EOCD even when no field is saturated), else the EOCD itself
@@ -174,7 +187,7 @@ def zip_members(buf: Any, limits: ModelLimits) -> tuple[list[ZipMember], list[An
         members.append(ZipMember(name, method, flags, csize, usize, crc, lo + 30 + lnlen + lxlen, lname))
     if not members and count:
         raise ArchiveError("central directory unreadable")
-    return members, anomalies
+    return _finish(buf, members, anomalies, all_entries), anomalies
 
 
 def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly]) -> list[ZipMember]:
@@ -202,23 +215,82 @@ def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly])
     return members
 
 
+def _finish(buf: Any, members: list[ZipMember], anomalies: list[Anomaly], all_entries: bool) -> list[ZipMember]:
+    """Mark entries sharing another's data and classify encrypted ones; drop both unless ``all_entries``."""
+    groups: dict[int, list[ZipMember]] = {}
+    for m in members:
+        if not m.is_dir and m.csize > 0:
+            groups.setdefault(m.data_start, []).append(m)
+    shared = overlapping = 0
+    max_end = -1
+    for start in sorted(groups):
+        group = groups[start]
+        # the same bytes under several names: keep the name a loader would unpickle (not a tensor storage), so
+        # that sharing data with a storage entry cannot hide a data.pkl
+        keep = min(group, key=lambda m: (_STORAGE_NAME.search(m.name) is not None, not has_model_ext(m.name)))
+        for m in group:
+            if m is not keep:
+                m.shared_with = keep.name
+                shared += 1
+        if start < max_end:
+            keep.overlaps = True
+            overlapping += 1
+        max_end = max(max_end, start + keep.csize)
+    if shared:
+        anomalies.append(Anomaly("model.zip.bomb", "medium", f"{shared} central-directory entries point at the "
+                                 "data of another entry (overlapping entries, a zip bomb technique); that data "
+                                 "was read once", "overlapping entries"))
+    if overlapping:
+        anomalies.append(Anomaly("model.zip.bomb", "medium", f"{overlapping} entries start inside the data of "
+                                 "another entry (overlapping entries, a zip bomb technique)", "overlapping entries"))
+    for m in members:
+        if m.flags & 0x1 and not m.shared_with and not m.is_dir:
+            m.encryption = _encryption(buf, m)
+            if m.encryption == "model":
+                anomalies.append(Anomaly("model.zip.anomaly", "medium", f"member {m.name!r} is encrypted and "
+                                         "could not be analysed", m.name))
+    if all_entries:
+        return members
+    return [m for m in members if not m.shared_with and m.encryption in ("", "plain")]
+
+
+def _encryption(buf: Any, m: ZipMember) -> str:
+    try:
+        head, _ = zip_read(buf, m, 4096, head_only=True)
+        kind = sniff(bytes(head), m.name, m.usize)
+    except (ArchiveError, LimitExceeded):
+        kind = "none"
+    if kind not in ("none", "pickle?"):
+        return "plain"
+    base = m.name.rsplit("/", 1)[-1]
+    return "model" if has_model_ext(base) or "." not in base else "other"
+
+
 def member_anomalies(m: ZipMember) -> list[Anomaly]:
     out = []
     if m.local_name != m.name:
         out.append(Anomaly("model.zip.anomaly", "medium",
                            f"member {m.name!r}: local header names it {m.local_name!r} (loaders disagree on which "
                            "name counts)", m.name))
-    if m.flags & 0x1:
+    if m.flags & 0x1 and m.encryption == "plain":
         out.append(Anomaly("model.zip.anomaly", "medium",
-                           f"member {m.name!r} has the encryption flag set (PyTorch ignores it and reads the data)",
-                           m.name))
+                           f"member {m.name!r} has the encryption flag set but holds a readable model payload "
+                           "(PyTorch ignores the flag and reads the data)", m.name))
     return out
+
+
+def _codec(m: ZipMember) -> str:
+    codec = ZIP_CODECS.get(m.method)
+    if codec is None:
+        raise ArchiveError(f"member {m.name!r}: unsupported compression method {m.method}")
+    return codec
 
 
 def zip_read(buf: Any, m: ZipMember, limit: int, *, head_only: bool = False) -> tuple[Any, bool]:
     """Member content: zero-copy slice if stored, else bounded decompression. Returns (data, complete).
 
-    ``complete`` is False when ``head_only`` stopped early. Raises ``LimitExceeded`` for bombs/oversize.
+    ``complete`` is False when ``head_only`` stopped early. Raises ``LimitExceeded`` for bombs/oversize (and
+    ``BudgetExhausted`` when the file's decompression budget is spent), ``ArchiveError`` for corrupt data.
     """
     end = min(len(buf), m.data_start + max(m.csize, 0))
     if m.method == 0:
@@ -227,62 +299,41 @@ def zip_read(buf: Any, m: ZipMember, limit: int, *, head_only: bool = False) -> 
         if end - m.data_start > limit:
             raise LimitExceeded(f"member {m.name!r} is larger than {limit} bytes")
         return buf[m.data_start:end], True
-    want = 4096 if head_only else limit
-    if m.method == 8:
-        d: Any = zlib.decompressobj(-15)
-    elif m.method == 12:
-        d = bz2.BZ2Decompressor()
-    elif m.method == 14:
-        d = _LzmaZip()
-    else:
-        raise ArchiveError(f"member {m.name!r}: unsupported compression method {m.method}")
-    out = bytearray()
-    p = m.data_start
-    while p < end:
-        chunk = bytes(buf[p:min(end, p + _CHUNK)])
-        p += len(chunk)
+    codec = _codec(m)
+    if head_only:
+        parts: list[bytes] = []
+        n = 0
         try:
-            if m.method == 8:
-                piece = d.decompress(chunk, want + 1 - len(out))
-                while len(out) + len(piece) <= want and d.unconsumed_tail:
-                    out += piece
-                    piece = d.decompress(d.unconsumed_tail, want + 1 - len(out))
-                out += piece
-            else:
-                out += d.decompress(chunk)
-        except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-            raise ArchiveError(f"member {m.name!r}: corrupt compressed data ({type(exc).__name__})") from exc
-        if len(out) > want:
-            if head_only:
-                return bytes(out[:4096]), False
-            raise LimitExceeded(f"member {m.name!r} decompresses to more than {limit} bytes")
-        if getattr(d, "eof", False):
-            break
-    return bytes(out), True
+            for piece in decompress.stream(buf, codec, m.data_start, end, in_chunk=4096, out_chunk=4097):
+                parts.append(piece)
+                n += len(piece)
+                if n > 4096:
+                    return b"".join(parts)[:4096], False
+        except BudgetExhausted:
+            raise
+        except (ArchiveError, LimitExceeded) as exc:
+            if not parts:
+                raise ArchiveError(f"member {m.name!r}: {exc}") from exc
+        return b"".join(parts), True
+    try:
+        data, _ = decompress.read(buf, codec, limit, m.data_start, end)
+    except BudgetExhausted:
+        raise
+    except LimitExceeded as exc:
+        raise LimitExceeded(f"member {m.name!r} decompresses to more than {limit} bytes") from exc
+    except ArchiveError as exc:
+        raise ArchiveError(f"member {m.name!r}: {exc}") from exc
+    return data, True
 
 
-class _LzmaZip:
-    """Zip method 14: a 4-byte header with LZMA properties, then raw LZMA1 data."""
-
-    def __init__(self) -> None:
-        self._d: Any = None
-        self._pending = b""
-        self.eof = False
-
-    def decompress(self, data: bytes) -> bytes:
-        if self._d is None:
-            self._pending += data
-            if len(self._pending) < 4:
-                return b""
-            psize = struct.unpack_from("<H", self._pending, 2)[0]
-            if len(self._pending) < 4 + psize:
-                return b""
-            props = lzma._decode_filter_properties(lzma.FILTER_LZMA1, self._pending[4:4 + psize])  # type: ignore[attr-defined]
-            self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[props])
-            data = self._pending[4 + psize:]
-        out: bytes = self._d.decompress(data)
-        self.eof = self._d.eof
-        return out
+def zip_read_partial(buf: Any, m: ZipMember, limit: int) -> tuple[Any, str | None]:
+    """Up to ``limit`` bytes of a member and what stopped it ("limit: ..." / "corrupt: ...", None if complete)."""
+    end = min(len(buf), m.data_start + max(m.csize, 0))
+    if m.method == 0:
+        if end - m.data_start > limit:
+            return buf[m.data_start:m.data_start + limit], f"limit: larger than {limit} bytes"
+        return buf[m.data_start:end], None
+    return decompress.read(buf, _codec(m), limit, m.data_start, end, partial=True)
 
 
 # ---- tar ---------------------------------------------------------------------------------------------------
@@ -301,33 +352,51 @@ class _BufFile(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = min(len(b), len(self._b) - self._p)
+        n = max(0, min(len(b), len(self._b) - self._p))
         b[:n] = bytes(self._b[self._p:self._p + n])
         self._p += n
         return n
 
     def seek(self, off: int, whence: int = 0) -> int:
-        self._p = off if whence == 0 else self._p + off if whence == 1 else len(self._b) + off
+        p = off if whence == 0 else self._p + off if whence == 1 else len(self._b) + off
+        if p < 0:  # as a real file does (a crafted tar header can ask for this)
+            raise OSError(22, "negative seek position")
+        self._p = p
         return self._p
 
     def tell(self) -> int:
         return self._p
 
 
-def tar_members(buf: Any, limits: ModelLimits) -> Iterator[tuple[str, Any, Any]]:
-    """Yield (name, head bytes, reader) for regular members; reader(limit) returns the full content."""
+def tar_entries(buf: Any, limits: ModelLimits) -> Iterator[tuple[str, int, bytes, Callable[..., Any]]]:
+    """Yield (name, size, head bytes, reader) for regular members of a plain or compressed tar.
+
+    A compressed tar (any codec of ``decompress``, recognised by content) is read as a stream through the shared
+    bounded layer; a plain one is sliced without copies. ``reader(limit)`` returns the whole content or raises
+    ``LimitExceeded``; ``reader(limit, partial=True)`` returns at most ``limit`` bytes. A cut-off or corrupt
+    archive raises ``ArchiveError`` after the members before the damage were yielded.
+    """
+    codec = decompress.codec_of(bytes(buf[:16]))
+    plain = codec is None
     try:
-        tf = tarfile.open(fileobj=_BufFile(buf), mode="r:*")  # noqa: SIM115
+        if plain:
+            tf = tarfile.open(fileobj=_BufFile(buf), mode="r:")  # noqa: SIM115
+        else:
+            assert codec is not None
+            tf = tarfile.open(fileobj=decompress.Reader(buf, codec), mode="r|")  # noqa: SIM115
+    except (LimitExceeded, ArchiveError):
+        raise
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"unreadable tar ({type(exc).__name__})") from exc
     count = 0
-    plain = getattr(tf, "fileobj", None) is not None and tf.fileobj.__class__ is _BufFile
     with tf:
         while True:
             try:
                 ti = tf.next()
+            except (LimitExceeded, ArchiveError):
+                raise
             except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-                raise ArchiveError(f"corrupt tar ({type(exc).__name__})") from exc
+                raise ArchiveError(f"corrupt tar after {count} members ({type(exc).__name__})") from exc
             if ti is None:
                 return
             count += 1
@@ -337,44 +406,80 @@ def tar_members(buf: Any, limits: ModelLimits) -> Iterator[tuple[str, Any, Any]]
                 continue
             if plain:
                 a, size = ti.offset_data, ti.size
-                yield ti.name, bytes(buf[a:a + min(size, 4096)]), (
-                    lambda lim, a=a, size=size: _limited(buf, a, size, lim))
+                yield ti.name, size, bytes(buf[a:a + min(size, 4096)]), (
+                    lambda lim, partial=False, a=a, size=size: _limited(buf, a, size, lim, partial))
             else:
                 f = tf.extractfile(ti)
                 if f is None:
                     continue
-                head = f.read(4096)
+                try:
+                    head = f.read(min(ti.size, 4096))
+                except (LimitExceeded, ArchiveError):
+                    raise
+                except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                    raise ArchiveError(f"corrupt tar in member {ti.name!r} ({type(exc).__name__})") from exc
 
-                def rd(lim: int, f: Any = f, head: bytes = head, size: int = ti.size) -> Any:
-                    if size > lim:
+                def rd(lim: int, partial: bool = False, f: Any = f, head: bytes = head, size: int = ti.size) -> Any:
+                    if size > lim and not partial:
                         raise LimitExceeded(f"tar member larger than {lim} bytes")
-                    return head + f.read(lim)
+                    try:
+                        return head[:lim] + f.read(max(0, min(size, lim) - len(head)))
+                    except (LimitExceeded, ArchiveError):
+                        raise
+                    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                        raise ArchiveError(f"corrupt tar member ({type(exc).__name__})") from exc
 
-                yield ti.name, head, rd
+                yield ti.name, ti.size, head, rd
 
 
-def _limited(buf: Any, a: int, size: int, lim: int) -> Any:
+def tar_members(buf: Any, limits: ModelLimits) -> Iterator[tuple[str, Any, Any]]:
+    """Yield (name, head bytes, reader) for regular members; reader(limit) returns the full content."""
+    for name, _size, head, rd in tar_entries(buf, limits):
+        yield name, head, rd
+
+
+def _limited(buf: Any, a: int, size: int, lim: int, partial: bool = False) -> Any:
     if size > lim:
+        if partial:
+            return buf[a:a + lim]
         raise LimitExceeded(f"member larger than {lim} bytes")
     return buf[a:a + size]
 
 
 # ---- 7z ----------------------------------------------------------------------------------------------------
 
-def sevenzip_members(buf: Any, limits: ModelLimits) -> list[tuple[str, bytes]]:
-    """All regular members of a 7z archive (declared sizes checked against the limits first)."""
+def sevenzip_walk(buf: Any, limits: ModelLimits, on_member: Callable[[str, bytes, int], None],
+                  member_cap: int | None = None, keep: Callable[[str, bytes], bool] | None = None) -> None:
+    """Stream the members of a 7z archive to ``on_member(name, data, size)`` one at a time.
+
+    Only one member is held at a time, and of it at most ``member_cap`` bytes (``data`` shorter than ``size``
+    means it was cut there), or only its first 4 KiB when ``keep(name, head)`` says the rest is not wanted; every
+    byte py7zr produces is charged to the file's decompression budget, so a 7z bomb stops at the budget
+    (``BudgetExhausted``) after the members before it were delivered.
+    """
     import py7zr
     from py7zr.io import Py7zIO, WriterFactory
 
+    cap = limits.max_member_bytes if member_cap is None else member_cap
+    budget = decompress.current()
+
     class _Cap(Py7zIO):
-        def __init__(self, cap: int) -> None:
+        def __init__(self, name: str) -> None:
+            self.name = name
             self.buf = bytearray()
-            self.cap = cap
+            self.n = 0
+            self.done = False
+            self.cap: int | None = None if keep is not None else cap
 
         def write(self, s: bytes | bytearray) -> int:
-            if len(self.buf) + len(s) > self.cap:
-                raise LimitExceeded(f"7z member decompresses to more than {self.cap} bytes")
-            self.buf += s
+            budget.charge(len(s))
+            self.n += len(s)
+            room = (self.cap if self.cap is not None else cap) - len(self.buf)
+            if room > 0:
+                self.buf += s[:room]
+            if self.cap is None and keep is not None and len(self.buf) >= 4096:
+                self.cap = cap if keep(self.name, bytes(self.buf[:4096])) else 4096
+                del self.buf[self.cap:]
             return len(s)
 
         def read(self, size: int | None = None) -> bytes:
@@ -387,29 +492,26 @@ def sevenzip_members(buf: Any, limits: ModelLimits) -> list[tuple[str, bytes]]:
             return None
 
         def size(self) -> int:
-            return len(self.buf)
+            return self.n
+
+        def close(self) -> None:
+            if not self.done:
+                self.done = True
+                data, self.buf = bytes(self.buf), bytearray()
+                on_member(self.name, data, self.n)
 
     class _Factory(WriterFactory):
-        def __init__(self) -> None:
-            self.files: dict[str, _Cap] = {}
-
         def create(self, filename: str) -> Py7zIO:
-            w = _Cap(limits.max_member_bytes)
-            self.files[filename] = w
-            return w
+            return _Cap(filename)
 
     try:
         with py7zr.SevenZipFile(_BufFile(buf), mode="r") as z:  # type: ignore[arg-type]
             infos = z.list()
             if len(infos) > limits.max_members:
                 raise LimitExceeded(f"more than {limits.max_members} 7z members")
-            total = sum(int(i.uncompressed or 0) for i in infos if not i.is_directory)
-            if total > limits.max_total_bytes:
-                raise LimitExceeded(f"7z declares {total} uncompressed bytes, above the limit")
-            fac = _Factory()
-            z.extractall(factory=fac)
-    except LimitExceeded:
+            z.extractall(factory=_Factory())
+    except (LimitExceeded, ArchiveError):
         raise
     except Exception as exc:  # py7zr raises many types for corrupt input
+        budget.check()  # a limit hit inside py7zr's own code may come back wrapped
         raise ArchiveError(f"unreadable 7z ({type(exc).__name__})") from exc
-    return [(name, bytes(w.buf)) for name, w in fac.files.items()]

@@ -50,8 +50,41 @@ def zip_tail(buf: Any) -> bool:
 _MAGIC_FIRST = frozenset(b"P\x807\x93G\x89\x1f")
 
 
+def compression_of(head: bytes) -> str | None:
+    """The codec of a compressed stream starting with ``head`` (gzip, bz2, xz, zstd, lz4, zlib, lzma), or None.
+
+    gzip/bz2/xz/zstd/lz4 have strong magic numbers; zlib (two header bytes with a checksum, no preset
+    dictionary) and lzma-alone (``]\\0\\0`` properties) are weak and confirmed by decoding.
+    """
+    if len(head) < 4:
+        return None
+    h0 = head[0]
+    if h0 == 0x1F:
+        return "gzip" if head[1:3] == b"\x8b\x08" else None
+    if h0 == 0x42:
+        return "bz2" if head[1:3] == b"Zh" and 0x31 <= head[3] <= 0x39 and head[4:10] in (
+            b"1AY&SY", b"\x17rE8P\x90") else None
+    if h0 == 0xFD:
+        return "xz" if head[:6] == b"\xfd7zXZ\x00" else None
+    if h0 == 0x28:
+        return "zstd" if head[:4] == b"\x28\xb5\x2f\xfd" else None
+    if h0 == 0x04:
+        return "lz4" if head[:4] == b"\x04\x22\x4d\x18" else None
+    if h0 == 0x78:
+        return "zlib" if head[1] in (0x01, 0x5E, 0x9C, 0xDA) else None
+    if h0 == 0x5D and len(head) >= 13:  # lzma-alone: props 0x5D (lc3 lp0 pb2), dict size, 64-bit size or -1
+        dic = int.from_bytes(head[1:5], "little")
+        size = int.from_bytes(head[5:13], "little")
+        if (1 << 12) <= dic <= (3 << 29) and (dic & (dic - 1) == 0 or (dic // 3) & (dic // 3 - 1) == 0) and (
+                size == (1 << 64) - 1 or size < (1 << 48)):
+            return "lzma"
+    return None
+
+
 def sniff(head: bytes, name: str = "", size: int = -1) -> str:
-    """Return one of: zip, tar, 7z, npy, gguf, safetensors, hdf5, pickle, pickle?, gzip, none.
+    """Return one of: zip, tar, 7z, npy, gguf, safetensors, hdf5, pickle, pickle?, compressed, none.
+
+    ``compressed`` is a gzip/bz2/xz/zstd/lz4/zlib/lzma stream (``compression_of``): its content decides the rest.
 
     ``pickle?`` means "may be a protocol 0/1 pickle without PROTO": the caller confirms with
     ``pickle01_may_run`` and then a trial decode.
@@ -76,6 +109,8 @@ def sniff(head: bytes, name: str = "", size: int = -1) -> str:
         return "tar"
     if h0 == 0x1F and head[:2] == b"\x1f\x8b" and name.lower().endswith((".tar.gz", ".tgz")):
         return "tar"
+    if compression_of(head) is not None:
+        return "compressed"
     if head.startswith(b"{", 8) and len(head) >= 10:  # safetensors: JSON header after its u64 length
         n = struct.unpack_from("<Q", head, 0)[0]
         if 2 <= n <= 100_000_000 and (size < 0 or n + 8 <= size):
