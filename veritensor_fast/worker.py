@@ -8,6 +8,7 @@ process pool, or in-process for ``--jobs 1``; a distributed executor can call th
 from __future__ import annotations
 
 import atexit
+import bisect
 import importlib
 import re
 from dataclasses import dataclass, field
@@ -71,8 +72,7 @@ class WorkerContext:
         self._readers: dict[str, Any] = {}
         from veritensor_fast.detectors import build_detectors
 
-        self.allow_secret = re.compile("|".join(f"(?:{p})" for p in options.allow_secrets)) \
-            if options.allow_secrets else None
+        self.allow_secret = allow_regex(options)
         self.detectors = build_detectors(self)
         self.postprocessors: list[Any] = []
         if options.inline_ignores:
@@ -113,16 +113,20 @@ class WorkerContext:
             reader = self.reader(kind)
             if hasattr(reader, "prefetch"):
                 reader.prefetch(items)
-        for item in batch:
+        in_names = self.path_secrets(batch)
+        for i, item in enumerate(batch):
             try:
                 buf, closer = self.reader(item.kind).open(item)
             except InputError as exc:
                 res.errors.append(ScanError(item.path, exc.reason, exc.kind))
+                if i in in_names:  # the name leaks even if the content cannot be read
+                    res.findings.extend(in_names[i])
+                    res.scanned.append((item.key, len(in_names[i]), True))
                 continue
             try:
                 scan = ItemScan(self, item)
                 self.scan_buffer(buf, item, scan)
-                found = scan.finish(buf)
+                found = scan.finish(buf) + in_names.get(i, [])
                 res.findings.extend(found)
                 res.errors.extend(scan.errors)
                 res.scanned.append((item.key, len(found), bool(scan.errors)))
@@ -131,6 +135,10 @@ class WorkerContext:
             finally:
                 closer()
         return res
+
+    def path_secrets(self, batch: list[Item]) -> dict[int, list[Finding]]:
+        """Secrets in the reported paths of ``batch`` (a token in a file name is a leak too), by item index."""
+        return secrets_in_paths(self.matcher, self.allow_secret, [it.path for it in batch])
 
     def scan_buffer(self, buf: Any, item: Item, scan: ItemScan, skip: tuple[str, ...] = ()) -> None:
         head = bytes(buf[:4096])
@@ -216,6 +224,43 @@ class ItemScan:
         for post in self.ctx.postprocessors:
             out = post(out, buf, self.item)
         return out + self.finished
+
+
+def allow_regex(options: ScanOptions) -> re.Pattern[str] | None:
+    """The ``allow_secrets`` patterns as one regex (None when there are none)."""
+    return re.compile("|".join(f"(?:{p})" for p in options.allow_secrets)) if options.allow_secrets else None
+
+
+def secrets_in_paths(matcher: SecretMatcher, allow: re.Pattern[str] | None,
+                     paths: list[str]) -> dict[int, list[Finding]]:
+    """Findings for secrets inside ``paths`` (reported paths, not file content), by index into ``paths``.
+
+    One matcher call over all paths joined by a separator no token spans. Such a finding has
+    ``location={"in": "path"}``, line 1 and the column of the token in the path."""
+    parts = [p.encode("utf-8", "surrogateescape") for p in paths]
+    out: dict[int, list[Finding]] = {}
+    matches = matcher.find(b"\n\x00\n".join(parts))
+    if not matches:
+        return out
+    starts, pos = [], 0
+    for p in parts:
+        starts.append(pos)
+        pos += len(p) + 3
+    for m in matches:
+        i = bisect.bisect_right(starts, m.start) - 1
+        a = starts[i]
+        if m.end > a + len(parts[i]):
+            continue
+        text = m.secret.decode("utf-8", "replace")
+        if allow is not None and allow.search(text):
+            continue
+        rule = m.rule
+        col = len(parts[i][:m.start - a].decode("utf-8", "replace")) + 1
+        out.setdefault(i, []).append(Finding(
+            rule_id=rule.id, kind="secret", severity=rule.severity, path=paths[i], line=1, column=col,
+            message=rule.name + " (in the file name)", redacted=redact(m.secret),
+            fingerprint=fingerprint(rule.id, m.secret), location={"in": "path"}, secret=text))
+    return out
 
 
 # ---- process-pool entry points -------------------------------------------------------------------------
