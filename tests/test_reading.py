@@ -329,3 +329,20 @@ def test_listing_records_identity(tree: Path) -> None:
     (item,) = [i for i in FileSource([str(tree)]).items() if isinstance(i, Item)]
     st = os.stat(tree / "a.txt")
     assert (item.dev, item.ino, item.follow) == (st.st_dev, st.st_ino, False)
+
+
+def test_many_tokens_in_one_long_notebook_string(tmp_path: Path) -> None:
+    """The notebook walker computed each finding's line/column from the start of its string (quadratic)."""
+    rng = random.Random(9)
+    toks = [hf_token(rng) for _ in range(600)]
+    pad = "é" + "x" * 12_000 + " "
+    src = "".join(f"{pad}k={t} " for t in toks)
+    nb = {"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": ["first line\n", src],
+                     "outputs": [], "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    f = tmp_path / "long.ipynb"
+    f.write_text(json.dumps(nb))
+    code, doc = cli_json("-j", "1", str(f), timeout=60)
+    assert code == 1 and not doc["errors"]
+    got = sorted((x["line"], x["column"]) for x in doc["findings"])
+    per = len(pad) + 2 + 37 + 1
+    assert got == [(2, i * per + len(pad) + 3) for i in range(600)]
