@@ -168,3 +168,10 @@ def test_control_bytes_in_commit_author_and_rule_fields_escaped() -> None:
     out = get_reporter("text")(ScanResult([f], [ScanError("e\x1b", "r\x1b", "parse")], {}), color=True)
     body = out.replace("\x1b[0m", "").replace("\x1b[1m", "").replace("\x1b[2m", "").replace("\x1b[31m", "")
     assert "\x1b" not in body and "\x07" not in body and "\r" not in body
+
+
+def test_fatal_error_messages_escape_control_characters(tmp_path: Path) -> None:
+    p = run_cli("scan", "--no-progress", "--config", tmp_path / f"missing{ESC_ATTACK}.toml", tmp_path)
+    assert p.returncode == 2 and "missing\\x1b[1A" in p.stderr
+    for c in RAW_CONTROLS:
+        assert c not in p.stderr + p.stdout, c

@@ -68,7 +68,9 @@ class Progress:
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"veritensor-fast: error: {msg}", err=True)
+    from veritensor_fast.redaction import escape_text
+
+    typer.echo(f"veritensor-fast: error: {escape_text(msg)}", err=True)  # may name a hostile path
     return typer.Exit(EXIT_FATAL)
 
 
