@@ -95,13 +95,15 @@ def test_token_in_the_name_of_an_unreadable_input(tree: Path) -> None:
     assert doc["errors"][0]["kind"] == "not-regular" and redact(tok) in doc["errors"][0]["path"]
 
 
-def test_zip_member_name_and_notebook_cell_id_redacted(tree: Path) -> None:
+def test_zip_member_name_notebook_cell_id_and_json_keys_redacted(tree: Path) -> None:
     tok = hf_token()
     with zipfile.ZipFile(tree / "bundle.zip", "w") as z:
         z.writestr(f"{tok}.txt", f"k={tok}\n")
     nb = {"cells": [{"cell_type": "code", "id": tok, "metadata": {}, "source": [f"x = '{tok}'\n"],
                      "outputs": [], "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (tree / "n.ipynb").write_text(json.dumps(nb))
+    (tree / "keys.json").write_text(json.dumps({tok: {"nested": tok}}))
+    (tree / "keys.yaml").write_text(f"{tok}:\n  token: {tok}\n")
     for fmt in FORMATS:
         p = run_cli("scan", "--no-progress", "-f", fmt, tree)
         assert p.returncode == 1, p.stderr

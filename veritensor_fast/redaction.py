@@ -69,9 +69,17 @@ class Redactor:
         #: secrets by their first ``MIN_LEN`` characters, longest first: a linear pass over each string finds
         #: every occurrence (a regex alternation of thousands of secrets is far slower)
         self._by_head: dict[str, list[str]] = {}
-        for s in sorted({s for s in secrets if s and len(s) >= k}, key=lambda s: (-len(s), s)):
+        for s in {s for s in secrets if s and len(s) >= k}:
             self._preview[s] = redact(s)
             self._by_head.setdefault(s[:k], []).append(s)
+        for bucket in self._by_head.values():
+            if len(bucket) > 1:
+                bucket.sort(key=lambda s: (-len(s), s))  # the longest secret at a position wins
+        #: when secrets share few 3-character prefixes (``hf_``, ``sk-``, ``ghp``…), a few C-speed substring
+        #: tests rule out nearly every field before the per-position check
+        pre = {h[:3] for h in self._by_head}
+        self._prefixes = tuple(pre) if len(pre) <= 32 else None
+        self._memo: dict[str, str] = {}  # messages and location values repeat across findings
 
     def __bool__(self) -> bool:
         return bool(self._by_head)
@@ -80,8 +88,21 @@ class Redactor:
         k, heads = self.MIN_LEN, self._by_head
         if not heads or len(s) < k:
             return s
+        if self._prefixes is not None and not any(p in s for p in self._prefixes):
+            return s
+        done = self._memo.get(s)
+        if done is not None:
+            return done
+        cand = [i for i in range(len(s) - k + 1) if s[i:i + k] in heads]
+        done = self._replace(s, cand[0]) if cand else s
+        if len(self._memo) < 100_000:
+            self._memo[s] = done
+        return done
+
+    def _replace(self, s: str, i: int) -> str:
+        k, heads = self.MIN_LEN, self._by_head
         out: list[str] = []
-        i = last = 0
+        last = 0
         stop = len(s) - k
         while i <= stop:
             cands = heads.get(s[i:i + k])
