@@ -126,7 +126,21 @@ def test_many_tokens_on_one_long_line_linear(tmp_path: Path) -> None:
     assert {x["line"] for x in doc["findings"]} == {1}
 
 
-def test_token_at_the_end_of_a_huge_line_is_not_copied(tmp_path: Path) -> None:
+def test_big_yaml_scanned_in_windows_without_partial_parses(tmp_path: Path) -> None:
+    """A 17 MiB YAML file is read in windows; no window is small enough to be parsed as a YAML document."""
+    tok = hf_token()
+    f = tmp_path / "values.yaml"
+    n = (17 << 20) // 16
+    with open(f, "w") as fh:
+        fh.write("k: vvvvvvvvvvvv\n" * n)
+        fh.write(f"token: {tok}\n")
+    code, doc = cli_json("-j", "1", str(f))
+    assert code == 1 and doc["errors"] == []
+    assert [(x["line"], x["column"], x["location"]) for x in doc["findings"]] == [(n + 1, 8, None)]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_token_at_the_end_of_a_huge_line_is_not_copied(tmp_path: Path, jobs: str) -> None:
     """A 1 GiB line (sparse) with the token at its end: was a 3.2 GB peak; now within a 1.5 GB cap."""
     tok = hf_token()
     f = tmp_path / "no-newline.log"
@@ -134,7 +148,7 @@ def test_token_at_the_end_of_a_huge_line_is_not_copied(tmp_path: Path) -> None:
         fh.write("é".encode() * 1000)
         fh.seek(1 << 30)
         fh.write(b" key " + tok.encode() + b"\n")
-    code, doc = cli_json("-j", "1", str(f))
+    code, doc = cli_json("-j", jobs, str(f))
     assert code == 1 and not doc["errors"]
     (x,) = doc["findings"]
     assert (x["line"], x["column"]) == (1, 1000 + (1 << 30) - 2000 + 5 + 1)

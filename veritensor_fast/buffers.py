@@ -161,7 +161,9 @@ class LargeFile:
             if lo >= self.size:
                 return
             hi = min(self.size, lo + window)
-            start = max(0, lo - overlap)
+            # a short last window reaches back, so every window's data is at least a full window (whole-file
+            # size limits of detectors, such as the YAML and Python parsers', never see a small piece)
+            start = max(0, min(lo - overlap, self.size - window - overlap))
             data = self.pread(start, min(self.size, hi + overlap) - start)
             yield start, lo, hi, data
             lo = hi
