@@ -177,3 +177,31 @@ def test_fatal_error_messages_escape_control_characters(tmp_path: Path) -> None:
     assert p.returncode == 2 and "missing\\x1b[1A" in p.stderr
     for c in RAW_CONTROLS:
         assert c not in p.stderr + p.stdout, c
+
+
+def test_one_hostile_repository_leaks_nothing_in_any_output(tmp_path: Path) -> None:
+    """Every place a repository controls at once, scanned as a tree and as history, in every format, to stdout
+    and to a report file: the token is reported, never printed in full, and no raw control byte is written."""
+    tok = hf_token()
+    repo = init_repo(tmp_path / "hostile")
+    (repo / f"cfg-{tok}.txt").write_text("nothing\n")
+    (repo / f"x{ESC_ATTACK}.env").write_text(f"HF_TOKEN={tok}\n")
+    with zipfile.ZipFile(repo / "bundle.zip", "w") as z:
+        z.writestr(f"{tok}{ESC_ATTACK}.txt", f"k={tok}\n")
+    nb = {"cells": [{"cell_type": "code", "id": tok, "metadata": {}, "source": [f"t = '{tok}'\n"], "outputs": [],
+                     "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (repo / "n.ipynb").write_text(json.dumps(nb))
+    git_run(repo, "add", "-A")
+    git_run(repo, "-c", f"user.name=dev {tok}", "commit", "-q", "-m", f"add {tok}\x1b[2K")
+    os.mkfifo(repo / f"pipe-{tok}{ESC_ATTACK}")
+    for mode in ([], ["--history", "--no-datastore"]):
+        for fmt in FORMATS:
+            out = tmp_path / f"report.{fmt}"
+            p = run_cli("scan", "--no-progress", *mode, "-f", fmt, repo)
+            q = run_cli("scan", "--no-progress", *mode, "-f", fmt, "-o", out, repo)
+            assert p.returncode == q.returncode == 1, (mode, fmt, p.stderr)
+            written = out.read_text(encoding="utf-8")
+            for text in (p.stdout, p.stderr, q.stdout, q.stderr, written):
+                assert tok not in text, (mode, fmt)
+                assert not any(c in text for c in RAW_CONTROLS), (mode, fmt)
+            assert redact(tok) in p.stdout and redact(tok) in written
