@@ -205,3 +205,16 @@ def test_one_hostile_repository_leaks_nothing_in_any_output(tmp_path: Path) -> N
                 assert tok not in text, (mode, fmt)
                 assert not any(c in text for c in RAW_CONTROLS), (mode, fmt)
             assert redact(tok) in p.stdout and redact(tok) in written
+
+
+def test_secrets_in_paths_maps_each_token_to_its_path() -> None:
+    from veritensor_fast.worker import ScanOptions, WorkerContext, secrets_in_paths
+
+    ctx = WorkerContext(ScanOptions())
+    a, b = hf_token(), hf_token()
+    paths = ["plain.txt", f"d/{a}.txt", "é/x", f"two\n{b}-{a}", "hf_", f"x{a[:-1]}"]
+    found = secrets_in_paths(ctx.matcher, None, paths)
+    got = {i: [(f.secret, f.column, f.path, f.location) for f in fs] for i, fs in found.items()}
+    assert got == {1: [(a, 3, paths[1], {"in": "path"})],
+                   3: [(b, 5, paths[3], {"in": "path"}), (a, 5 + 38, paths[3], {"in": "path"})]}
+    assert secrets_in_paths(ctx.matcher, ctx.allow_secret, []) == {}
