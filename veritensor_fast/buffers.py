@@ -2,16 +2,34 @@
 
 - ``count_newlines``: newlines in a range, in 1 MiB blocks, so counting across a 10 GB file never allocates
   more than a block;
+- ``count_chars``: characters (UTF-8, undecodable bytes as ``decode(..., "replace")`` counts them) in a range,
+  in 1 MiB blocks;
+- ``LineColumn``: line and column of increasing offsets in one pass over the buffer (each byte is looked at
+  a bounded number of times however many findings share one long line, and the line is never copied);
+- ``LargeFile``: a file too big to read whole (over ``READ_MAX``), read in bounded ``pread`` windows (no
+  memory map, so a file truncated during the scan is a short read, never a SIGBUS), or mapped on demand for
+  the structured detectors that need random access;
 - ``release_pages``: tell the kernel this process is done with a range of a memory map (the pages stay in the
   page cache), so a pass over a giant file never makes the whole file resident.
 """
 
 from __future__ import annotations
 
+import codecs
+import errno
 import mmap
+import os
+from collections.abc import Iterator
 from typing import Any
 
 _BLOCK = 1 << 20
+
+#: Files up to this size (one window) are read into memory whole; bigger ones are ``LargeFile`` windows.
+READ_MAX = 16 << 20
+#: Bytes of a large file scanned per window, and the context read on each side of it (longer than any token
+#: or base64 run a rule can match, so a match that crosses a window edge is seen whole in one window).
+WINDOW = 16 << 20
+OVERLAP = 64 << 10
 
 
 def count_newlines(buf: Any, start: int, stop: int) -> int:
@@ -40,3 +58,136 @@ def release_pages(buf: Any, start: int, stop: int) -> None:
             buf.madvise(mmap.MADV_DONTNEED, a, b - a)
         except (OSError, ValueError):  # pragma: no cover - advisory only
             pass
+
+
+def count_chars(buf: Any, start: int, stop: int) -> int:
+    """Characters in ``buf[start:stop]`` decoded as UTF-8 with replacement (the same count as
+    ``len(bytes(buf[start:stop]).decode("utf-8", "replace"))``), never copying more than a block at a time."""
+    if stop <= start:
+        return 0
+    if stop - start <= _BLOCK:
+        return len(bytes(buf[start:stop]).decode("utf-8", "replace"))
+    dec = codecs.getincrementaldecoder("utf-8")("replace")
+    total = 0
+    for a in range(start, stop, _BLOCK):
+        b = min(stop, a + _BLOCK)
+        total += len(dec.decode(bytes(buf[a:b]), b == stop))
+    return total
+
+
+def _rfind_nl(buf: Any, start: int, stop: int) -> int:
+    if hasattr(buf, "rfind"):
+        i: int = buf.rfind(b"\n", start, stop)
+        return i
+    for b in range(stop, start, -_BLOCK):
+        a = max(start, b - _BLOCK)
+        i = bytes(buf[a:b]).rfind(b"\n")
+        if i >= 0:
+            return a + i
+    return -1
+
+
+class LineColumn:
+    """1-based line and (character) column of byte offsets in one buffer.
+
+    Offsets given in increasing order cost one pass over the buffer in total: the newline count and the
+    column carry over from the previous offset, so a thousand findings on one 27 MB line do not rescan (or
+    copy) the line a thousand times. A smaller offset than the last one starts again from the beginning."""
+
+    __slots__ = ("buf", "pos", "line", "col")
+
+    def __init__(self, buf: Any) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.line = 1
+        self.col = 0  # characters between the start of the current line and ``pos``
+
+    def at(self, offset: int) -> tuple[int, int]:
+        if offset < self.pos:
+            self.pos, self.line, self.col = 0, 1, 0
+        buf, a = self.buf, self.pos
+        k = count_newlines(buf, a, offset)
+        if k:
+            self.line += k
+            self.col = count_chars(buf, _rfind_nl(buf, a, offset) + 1, offset)
+        else:
+            self.col += count_chars(buf, a, offset)
+        self.pos = offset
+        return self.line, self.col + 1
+
+
+class LargeFile:
+    """An open regular file bigger than ``READ_MAX``. Owns ``fd`` (``close()`` closes it).
+
+    ``windows()`` yields ``(start, lo, hi, data)``: ``data`` is the file's bytes from ``start``; matches that
+    start in ``[lo, hi)`` (file offsets) belong to this window, the rest of ``data`` is context. A short read
+    (the file was truncated meanwhile) ends the windows and sets ``short``; ``close()`` then says so."""
+
+    def __init__(self, fd: int, st: os.stat_result) -> None:
+        self.fd = fd
+        self.size = st.st_size
+        self._mtime = st.st_mtime_ns
+        self._map: mmap.mmap | None = None
+        self.short = False
+
+    def __len__(self) -> int:
+        return self.size
+
+    def pread(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset``; fewer only at (a possibly new) end of file."""
+        n = max(0, min(n, self.size - offset))
+        data = os.pread(self.fd, n, offset)
+        while len(data) < n:
+            more = os.pread(self.fd, n - len(data), offset + len(data))
+            if not more:
+                self.short = True
+                break
+            data += more
+        return data
+
+    def windows(self) -> Iterator[tuple[int, int, int, bytes]]:
+        """Windows over the file's data. Holes of a sparse file (zeros the file system does not store) are
+        skipped: no rule matches NUL bytes, and the caller counts a hole as characters of the current line."""
+        window, overlap = WINDOW, OVERLAP
+        lo = 0
+        while lo < self.size and not self.short:
+            try:
+                lo = max(lo, os.lseek(self.fd, lo, os.SEEK_DATA))
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole up to the end of the file
+                    return
+            except AttributeError:  # pragma: no cover - no SEEK_DATA on this platform
+                pass
+            if lo >= self.size:
+                return
+            hi = min(self.size, lo + window)
+            # a short last window reaches back, so every window's data is at least a full window (whole-file
+            # size limits of detectors, such as the YAML and Python parsers', never see a small piece)
+            start = max(0, min(lo - overlap, self.size - window - overlap))
+            data = self.pread(start, min(self.size, hi + overlap) - start)
+            yield start, lo, hi, data
+            lo = hi
+
+    def mapped(self) -> mmap.mmap:
+        """A read-only memory map of the whole file (for detectors that need random access)."""
+        if self._map is None:
+            self._map = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
+        return self._map
+
+    def close(self) -> str | None:
+        """Release the file; return why the scan of it is incomplete when it changed meanwhile, else None."""
+        why = None
+        try:
+            st = os.fstat(self.fd)
+            if self.short or st.st_size != self.size or st.st_mtime_ns != self._mtime:
+                why = (f"changed while it was scanned ({self.size} bytes when opened, {st.st_size} now); "
+                       "findings are from what could be read")
+        except OSError:  # pragma: no cover - fstat of an open descriptor
+            pass
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        return why

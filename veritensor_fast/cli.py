@@ -68,7 +68,9 @@ class Progress:
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"veritensor-fast: error: {msg}", err=True)
+    from veritensor_fast.redaction import escape_text
+
+    typer.echo(f"veritensor-fast: error: {escape_text(msg)}", err=True)  # may name a hostile path
     return typer.Exit(EXIT_FATAL)
 
 
@@ -462,8 +464,10 @@ def baseline_create(
     except OSError as exc:
         raise _fail(f"cannot write {output}: {exc.strerror}") from None
     typer.echo(f"wrote {len(bl.entries)} known finding(s) to {output}", err=True)
-    for e in result.errors:
-        typer.echo(f"  could not scan {e.path}: {e.reason} ({e.kind})", err=True)
+    from veritensor_fast.redaction import escape_text, redact_result
+
+    for e in redact_result(result).errors:
+        typer.echo(escape_text(f"  could not scan {e.path}: {e.reason} ({e.kind})"), err=True)
     raise typer.Exit(EXIT_INCOMPLETE if result.errors else EXIT_CLEAN)
 
 

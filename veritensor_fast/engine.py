@@ -133,6 +133,20 @@ def _peek_small(batches: Iterator[list[Item]]) -> tuple[Iterator[list[Item]], bo
     return iter(head), True
 
 
+def _names_of_unread(errors: list[ScanError], findings: list[Finding], options: ScanOptions, ruleset: RuleSet,
+                     db: bytes) -> list[Finding]:
+    """A secret in the name of an input that could not be read (a FIFO, an unreadable file) leaks too."""
+    from veritensor_fast.matcher import SecretMatcher
+    from veritensor_fast.worker import allow_regex, secrets_in_paths
+
+    if not errors:
+        return []
+    seen = {(f.path, f.fingerprint) for f in findings if f.location == {"in": "path"}}
+    found = secrets_in_paths(SecretMatcher(ruleset, db, strict=options.strict_secrets), allow_regex(options),
+                             [e.path for e in errors])
+    return [f for fs in found.values() for f in fs if (f.path, f.fingerprint) not in seen]
+
+
 def default_jobs() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -187,6 +201,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
             executor.close()
         else:
             executor.terminate()
+    findings.extend(_names_of_unread(errors, findings, options, ruleset, db))
     findings = source.annotate(findings)
     findings.sort(key=Finding.sort_key)
     errors.sort(key=lambda e: (e.path, e.kind, e.reason))

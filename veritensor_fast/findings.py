@@ -19,6 +19,7 @@ class Item:
 
     ``kind`` selects the reader in the worker: ``file`` (``key`` is the filesystem path) or ``blob``
     (``key`` is a git object id in repository ``origin``). ``path`` is what reports show (POSIX, relative).
+    ``dev``/``ino`` identify the file the listing saw (0: unknown); ``follow``: the listing followed symlinks.
     """
 
     kind: str
@@ -26,6 +27,9 @@ class Item:
     path: str
     size: int = -1
     origin: str = ""
+    dev: int = 0
+    ino: int = 0
+    follow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class ScanError:
 
     path: str
     reason: str
-    kind: str = "unreadable"  # unreadable | too-large | vanished | not-regular | parse | corrupt | limit | internal
+    kind: str = "unreadable"  # unreadable | too-large | vanished | not-regular | changed | parse | corrupt | limit | internal
 
 
 def fingerprint(rule_id: str, secret: bytes | str) -> str:

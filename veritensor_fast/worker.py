@@ -8,11 +8,13 @@ process pool, or in-process for ``--jobs 1``; a distributed executor can call th
 from __future__ import annotations
 
 import atexit
+import bisect
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from veritensor_fast.buffers import count_newlines
+from veritensor_fast.buffers import LargeFile, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 from veritensor_fast.rules import RuleSet, load_rules
@@ -70,9 +72,8 @@ class WorkerContext:
         self.matcher = SecretMatcher(self.ruleset, serialised_db, strict=options.strict_secrets)
         self._readers: dict[str, Any] = {}
         from veritensor_fast.detectors import build_detectors
-        from veritensor_fast.rules.safe_regex import compile_any  # RE2: user regexes run in linear time
 
-        self.allow_secret = compile_any(options.allow_secrets) if options.allow_secrets else None
+        self.allow_secret = allow_regex(options)
         self.detectors = build_detectors(self)
         self.postprocessors: list[Any] = []
         if options.inline_ignores:
@@ -113,24 +114,47 @@ class WorkerContext:
             reader = self.reader(kind)
             if hasattr(reader, "prefetch"):
                 reader.prefetch(items)
-        for item in batch:
+        in_names = self.path_secrets(batch)
+        for i, item in enumerate(batch):
             try:
                 buf, closer = self.reader(item.kind).open(item)
             except InputError as exc:
                 res.errors.append(ScanError(item.path, exc.reason, exc.kind))
+                if i in in_names:  # the name leaks even if the content cannot be read
+                    res.findings.extend(in_names[i])
+                    res.scanned.append((item.key, len(in_names[i]), True))
                 continue
+            scan = ItemScan(self, item)
             try:
-                scan = ItemScan(self, item)
-                self.scan_buffer(buf, item, scan)
-                found = scan.finish(buf)
-                res.findings.extend(found)
-                res.errors.extend(scan.errors)
-                res.scanned.append((item.key, len(found), bool(scan.errors)))
-                res.items += 1
-                res.bytes += len(buf)
+                found = self.scan_item(buf, item, scan) + in_names.get(i, [])
             finally:
-                closer()
+                changed = closer()
+            if isinstance(changed, str):  # the file changed while it was scanned
+                scan.error(changed, "changed")
+            res.findings.extend(found)
+            res.errors.extend(scan.errors)
+            res.scanned.append((item.key, len(found), bool(scan.errors)))
+            res.items += 1
+            res.bytes += len(buf)
         return res
+
+    def scan_item(self, buf: Any, item: Item, scan: ItemScan) -> list[Finding]:
+        """Run the detectors over one item's buffer (a ``LargeFile``: window by window) and finish it."""
+        if isinstance(buf, LargeFile):
+            if not wants_whole_file(buf, item):
+                return scan_windows(self, buf, item, scan)
+            try:
+                mm = buf.mapped()
+            except (OSError, ValueError) as exc:
+                scan.error(f"cannot map file: {exc}", "unreadable")
+                return []
+            buf = mm
+        self.scan_buffer(buf, item, scan)
+        return scan.finish(buf)
+
+    def path_secrets(self, batch: list[Item]) -> dict[int, list[Finding]]:
+        """Secrets in the reported paths of ``batch`` (a token in a file name is a leak too), by item index."""
+        return secrets_in_paths(self.matcher, self.allow_secret, [it.path for it in batch])
 
     def scan_buffer(self, buf: Any, item: Item, scan: ItemScan, skip: tuple[str, ...] = ()) -> None:
         head = bytes(buf[:4096])
@@ -148,7 +172,7 @@ class WorkerContext:
 class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
-    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_nl_pos", "_nl_line", "budgets")
+    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_lc", "keep", "budgets")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -158,8 +182,9 @@ class ItemScan:
         self.text_done = False
         #: findings already de-duplicated and post-processed against another buffer (an archive member's)
         self.finished: list[Finding] = []
-        self._nl_pos = 0
-        self._nl_line = 1
+        self._lc: LineColumn | None = None
+        #: when scanning one window of a large file: the buffer offsets [lo, hi) this window is responsible for
+        self.keep: tuple[int, int] | None = None
         #: decompression budgets of the top-level file (``veritensor_fast.decompress``), shared with its members
         self.budgets: dict[str, Any] = {}
 
@@ -170,14 +195,11 @@ class ItemScan:
         self.findings.append(finding)
 
     def line_col(self, buf: Any, offset: int) -> tuple[int, int]:
-        """1-based line and (character) column of byte ``offset`` in ``buf``."""
-        if offset < self._nl_pos:
-            self._nl_pos, self._nl_line = 0, 1
-        self._nl_line += count_newlines(buf, self._nl_pos, offset)
-        self._nl_pos = offset
-        ls = buf.rfind(b"\n", 0, offset) + 1
-        col = len(bytes(buf[ls:offset]).decode("utf-8", "replace")) + 1
-        return self._nl_line, col
+        """1-based line and (character) column of byte ``offset`` in ``buf``; linear over increasing offsets."""
+        lc = self._lc
+        if lc is None or lc.buf is not buf:
+            lc = self._lc = LineColumn(buf)
+        return lc.at(offset)
 
     def add_secret(self, m: SecretMatch, buf: Any = None, *, line: int | None = None, column: int | None = None,
                    location: dict[str, Any] | None = None, decoded: str | None = None) -> None:
@@ -186,6 +208,8 @@ class ItemScan:
         if allow is not None and allow.search(m.secret.decode("utf-8", "replace")):
             return  # configured as a known, harmless value (``allow_secrets``)
         if line is None:
+            if self.keep is not None and not self.keep[0] <= m.start < self.keep[1]:
+                return  # in the context around a window: another window reports it
             line, col = self.line_col(buf, m.start)
             column = col if column is None else column
         rule = m.rule
@@ -222,6 +246,107 @@ class ItemScan:
         for post in self.ctx.postprocessors:
             out = post(out, buf, self.item)
         return out + self.finished
+
+
+def allow_regex(options: ScanOptions) -> Any:
+    """The ``allow_secrets`` patterns as one regex (None when there are none), in RE2: user regexes run in
+    linear time."""
+    from veritensor_fast.rules.safe_regex import compile_any
+
+    return compile_any(options.allow_secrets) if options.allow_secrets else None
+
+
+def secrets_in_paths(matcher: SecretMatcher, allow: Any,
+                     paths: list[str]) -> dict[int, list[Finding]]:
+    """Findings for secrets inside ``paths`` (reported paths, not file content), by index into ``paths``.
+
+    One matcher call over all paths joined by a separator no token spans. Such a finding has
+    ``location={"in": "path"}``, line 1 and the column of the token in the path."""
+    parts = [p.encode("utf-8", "surrogateescape") for p in paths]
+    out: dict[int, list[Finding]] = {}
+    matches = matcher.find(b"\n\x00\n".join(parts))
+    if not matches:
+        return out
+    starts, pos = [], 0
+    for p in parts:
+        starts.append(pos)
+        pos += len(p) + 3
+    for m in matches:
+        i = bisect.bisect_right(starts, m.start) - 1
+        a = starts[i]
+        if m.end > a + len(parts[i]):
+            continue
+        text = m.secret.decode("utf-8", "replace")
+        if allow is not None and allow.search(text):
+            continue
+        rule = m.rule
+        col = len(parts[i][:m.start - a].decode("utf-8", "replace")) + 1
+        out.setdefault(i, []).append(Finding(
+            rule_id=rule.id, kind="secret", severity=rule.severity, path=paths[i], line=1, column=col,
+            message=rule.name + " (in the file name)", redacted=redact(m.secret),
+            fingerprint=fingerprint(rule.id, m.secret), location={"in": "path"}, secret=text))
+    return out
+
+
+#: Detectors that need a whole file (random access, a parse of all of it): never run on a window.
+WHOLE_FILE_DETECTORS = ("model", "notebook", "archive", "python-ast")
+#: bzip2 and xz streams (gzip, zip, tar and 7z are recognised by ``sniff``).
+_COMPRESSED = (b"BZh", b"\xfd7zXZ\x00")
+
+
+def wants_whole_file(big: LargeFile, item: Item) -> bool:
+    """Whether a large file is (or may be) a structured format: a model, an archive or compressed stream, a
+    notebook, UTF-16 text, a polyglot with a zip at its end. Then it is memory-mapped for the detectors
+    that need random access; anything else (text, logs, unknown binary data) is scanned in windows."""
+    from veritensor_fast.detectors.text import utf16_encoding
+    from veritensor_fast.models.sniff import TRIAL_BYTES, ZIP_EOCD, has_model_ext, pickle01_may_run, sniff
+
+    head = big.pread(0, 4096)
+    kind = sniff(head, item.path, big.size)
+    if kind == "pickle?":  # as the model detector decides: text whose first opcode cannot run is text
+        kind = "pickle?" if pickle01_may_run(big.pread(0, TRIAL_BYTES), TRIAL_BYTES) else "none"
+    if has_model_ext(item.path) or kind != "none" or head.startswith(_COMPRESSED):
+        return True
+    if utf16_encoding(head) is not None or head.lstrip()[:1] in (b"{", b"["):
+        return True  # UTF-16 text (decoded whole), or JSON that may be a notebook
+    return ZIP_EOCD in big.pread(max(0, big.size - 65557), 65557)  # a zip appended to something else
+
+
+def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan) -> list[Finding]:
+    """Scan a large plain-text file window by window: memory is one window, whatever the file's size.
+
+    Each window runs the text-level detectors like a small file (its findings finished and post-processed
+    against the window, which holds the lines around them); lines and columns are then made absolute from
+    a running count carried from window to window (no line is ever materialised)."""
+    out: list[Finding] = []
+    seen: set[tuple[str, int, str]] = set()
+    errors: set[tuple[str, str]] = set()
+    line0, chars0 = 1, 0  # line number, and characters since that line's start, at file offset ``pos``
+    pos, prev = 0, b""
+    for start, lo, hi, data in big.windows():
+        # carry the count from the previous window's data to this one's start (past a hole: NULs, no newline)
+        if start > pos:
+            upto = min(start - pos, len(prev))
+            dl, dc = LineColumn(prev).at(upto)
+            line0, chars0 = line0 + dl - 1, (chars0 + dc - 1) if dl == 1 else dc - 1
+            chars0 += start - pos - upto
+            pos = start
+        prev = data
+        ws = ItemScan(ctx, item)
+        ws.keep = (lo - start, hi - start)
+        ctx.scan_buffer(data, item, ws, skip=WHOLE_FILE_DETECTORS)
+        for f in ws.finish(data):
+            line = line0 + f.line - 1
+            col = f.column + chars0 if f.line == 1 else f.column
+            key = (f.fingerprint, line, repr(sorted(f.location.items())) if f.location else "")
+            if key not in seen:
+                seen.add(key)
+                out.append(dataclasses.replace(f, line=line, column=col))
+        for e in ws.errors:
+            if (e.reason, e.kind) not in errors:
+                errors.add((e.reason, e.kind))
+                scan.errors.append(e)
+    return out
 
 
 # ---- process-pool entry points -------------------------------------------------------------------------

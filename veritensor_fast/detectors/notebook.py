@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import ijson
 import orjson
 
-from veritensor_fast.buffers import can_release, count_newlines, release_pages
+from veritensor_fast.buffers import LineColumn, can_release, count_newlines, release_pages
 from veritensor_fast.findings import Item
 from veritensor_fast.matcher import SecretMatch
 
@@ -156,10 +156,9 @@ class _Walker:
         if not s:
             return
         b = s.encode("utf-8", "surrogatepass")
+        lc = LineColumn(b)  # linear over the sorted matches, however long the string's lines
         for m in self.find(b):
-            line = b.count(b"\n", 0, m.start) + 1
-            ls = b.rfind(b"\n", 0, m.start) + 1
-            col = len(b[ls:m.start].decode("utf-8", "replace")) + 1
+            line, col = lc.at(m.start)
             self.records.append((m, line, col, loc))
 
     def strings(self, value: Any, path: str, loc: dict[str, Any]) -> None:
@@ -182,12 +181,13 @@ class _Walker:
         b = _SEP.encode().join(chunks)
         import bisect
 
+        lc, cur, lb, cb = LineColumn(b), -1, 1, 1
         for m in self.find(b):
             i = bisect.bisect_right(starts, m.start) - 1
-            base = starts[i]
-            line = b.count(b"\n", base, m.start) + 1
-            ls = max(base, b.rfind(b"\n", base, m.start) + 1)
-            col = len(b[ls:m.start].decode("utf-8", "replace")) + 1
+            if i != cur:  # matches come sorted: each string's start is passed once, in order
+                cur, (lb, cb) = i, lc.at(starts[i])
+            line, col = lc.at(m.start)
+            line, col = line - lb + 1, (col - cb + 1) if line == lb else col
             p = items[i][0]
             self.records.append((m, line, col, {**loc, "key": p} if p else dict(loc)))
 

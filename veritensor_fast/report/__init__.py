@@ -1,7 +1,9 @@
 """Reporters are sinks: they turn a finished ``ScanResult`` into text. One module per format.
 
-Every reporter goes through ``finding_dict``, the single place that decides whether the full secret is
-written (only with ``show_secrets``).
+``get_reporter`` hands every reporter a result that went through ``redaction.redact_result`` first (every
+occurrence of a found secret in any field replaced by its preview, unless ``show_secrets``); every reporter
+goes through ``finding_dict``, the single place that decides whether the full secret is written (only with
+``show_secrets``). Text output escapes control characters; JSON output escapes them as ``\\u`` sequences.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any, Protocol
 
 from veritensor_fast.engine import ScanResult
 from veritensor_fast.findings import Finding, ScanError
+from veritensor_fast.redaction import redact_result
 
 FORMATS = ("text", "json", "jsonl", "sarif")
 
@@ -38,6 +41,16 @@ def error_dict(e: ScanError) -> dict[str, Any]:
 
 
 def get_reporter(fmt: str) -> Reporter:
+    """The reporter for ``fmt``, behind the redaction seam (no reporter ever sees an unredacted result)."""
+    render = _renderer(fmt)
+
+    def safe(result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str:
+        return render(redact_result(result, show_secrets), show_secrets=show_secrets, color=color)
+
+    return safe
+
+
+def _renderer(fmt: str) -> Reporter:
     if fmt == "json":
         from veritensor_fast.report.json import render_json
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from veritensor_fast.engine import ScanResult
+from veritensor_fast.redaction import escape_json
 from veritensor_fast.report import error_dict, finding_dict
 
 
@@ -14,11 +15,11 @@ def render_json(result: ScanResult, *, show_secrets: bool = False, color: bool =
         "errors": [error_dict(e) for e in result.errors],
         "stats": result.stats,
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return escape_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()) + "\n"
 
 
 def render_jsonl(result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str:
     lines = [orjson.dumps({"type": "finding", **finding_dict(f, show_secrets)}) for f in result.findings]
     lines += [orjson.dumps({"type": "error", **error_dict(e)}) for e in result.errors]
     lines.append(orjson.dumps({"type": "stats", **result.stats}))
-    return b"\n".join(lines).decode() + "\n"
+    return escape_json(b"\n".join(lines).decode()) + "\n"

@@ -9,6 +9,7 @@ import orjson
 
 from veritensor_fast import __version__
 from veritensor_fast.engine import ScanResult
+from veritensor_fast.redaction import escape_json
 
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 _SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
@@ -74,4 +75,4 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
                              "toolExecutionNotifications": notifications}],
         }],
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return escape_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()) + "\n"

@@ -1,10 +1,16 @@
-"""Human-readable report: findings grouped by file, coloured on a TTY, then errors and a summary line."""
+"""Human-readable report: findings grouped by file, coloured on a TTY, then errors and a summary line.
+
+Every value that comes from scanned content or the command line (paths, member names, messages, locations,
+commit authors, error reasons, even rule ids from a rules file) goes through ``escape_text``: a control or
+invisible character is shown as an escape and can never move the cursor, erase lines or recolour output.
+"""
 
 from __future__ import annotations
 
 from itertools import groupby
 
 from veritensor_fast.engine import ScanResult
+from veritensor_fast.redaction import escape_text as e_
 
 _COLORS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m",
            "info": "\x1b[37m"}
@@ -14,7 +20,7 @@ _RESET, _BOLD, _DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
 def _where(loc: dict[str, object] | None) -> str:
     if not loc:
         return ""
-    parts = [f"{k}={v}" for k, v in loc.items() if v is not None and v != ""]
+    parts = [f"{e_(k)}={e_(v)}" for k, v in loc.items() if v is not None and v != ""]
     return " [" + ", ".join(parts) + "]"
 
 
@@ -24,21 +30,21 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
 
     out: list[str] = []
     for path, group in groupby(result.findings, key=lambda f: f.path):
-        out.append(c(_BOLD, path))
+        out.append(c(_BOLD, e_(path)))
         for f in group:
-            sev = c(_COLORS.get(f.severity, ""), f"{f.severity.upper():8}")
+            sev = c(_COLORS.get(f.severity, ""), f"{e_(f.severity.upper()):8}")
             shown = f.secret if show_secrets and f.secret is not None else f.redacted
-            line = f"  {f.line}:{f.column}  {sev} {f.rule_id}  {shown}  {f.message}{_where(f.location)}"
+            line = f"  {f.line}:{f.column}  {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(f.location)}"
             if f.commit:
                 cm = f.commit
-                line += c(_DIM, f"  (commit {str(cm.get('id', ''))[:12]} by {cm.get('author', '')}"
-                                f" {cm.get('date', '')})")
+                line += c(_DIM, f"  (commit {e_(str(cm.get('id', ''))[:12])} by {e_(cm.get('author', ''))}"
+                                f" {e_(cm.get('date', ''))})")
             out.append(line)
         out.append("")
     if result.errors:
         out.append(c(_BOLD, "Could not scan:"))
         for e in result.errors:
-            out.append(f"  {e.path}: {e.reason} ({e.kind})")
+            out.append(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})")
         out.append("")
     s = result.stats
     n = len(result.findings)
