@@ -122,3 +122,20 @@ def test_import_stays_cheap() -> None:
     code = "import sys, veritensor_fast; print(sorted(m for m in sys.modules if m.startswith(('veritensor', 'hyperscan'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['veritensor_fast']"
+
+
+def test_readme_python_api_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API"):]
+    code = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python"))]
+    tok = hf_token()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "src" / "cfg.py").write_text(f'HF = "{tok}"\n')
+    (tmp_path / "settings.yaml").write_text(f"token: {tok}\n")
+    monkeypatch.chdir(tmp_path)
+    ns: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), ns)  # the README's own example, as written
+    assert [f.path for f in ns["hits"].findings] == ["settings.yaml"]  # type: ignore[attr-defined]
+    assert "cfg.py" in capsys.readouterr().out and tok not in (tmp_path / "veritensor.sarif").read_text()
