@@ -146,3 +146,25 @@ def test_cli_exit_code_incomplete_option(tree: Path) -> None:
     assert run_cli("scan", "--no-progress", "--exit-code-incomplete", "0", tree).returncode == EXIT_FINDINGS
     bad = run_cli("scan", "--exit-code-incomplete", "-1", tree)
     assert bad.returncode == 2
+
+
+def test_levels_and_skipped_dirs_in_reports_match_the_schema(tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from veritensor_fast import render_report
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "veritensor_fast" / "report"
+                         / "findings.schema.json").read_text())
+    res = ScanResult([], [ScanError("a.ipynb", "invalid JSON; scanned as plain text", "parse", level="warning"),
+                          ScanError("big.bin", "too big", "too-large"), ScanError("p", "cannot open", "unreadable")],
+                     {"files": 1, "bytes": 1, "seconds": 0.1, "findings": 0, "errors": 3, "jobs": 1,
+                      "rules_version": "x", "version": "0", "skipped_dirs": [".venv", "node_modules"]})
+    doc = json.loads(render_report(res, "json"))
+    jsonschema.validate(doc, schema)
+    assert [e["level"] for e in doc["errors"]] == ["warning", "skipped", "error"]
+    text = render_report(res, "text")
+    assert "Warnings:" in text and "Skipped by policy:" in text and "Could not scan:" in text
+    assert "1 input(s) could not be scanned" in text and "1 skipped by policy; 1 warning(s)" in text
+    assert "skipped 2 directories by default (.venv, node_modules;" in text

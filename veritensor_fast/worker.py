@@ -161,8 +161,9 @@ class ItemScan:
         self._nl_pos = 0
         self._nl_line = 1
 
-    def error(self, reason: str, kind: str = "parse") -> None:
-        self.errors.append(ScanError(self.item.path, reason, kind))
+    def error(self, reason: str, kind: str = "parse", level: str = "") -> None:
+        """Record a problem with this item; ``level="warning"`` when it was scanned anyway (see ``error_level``)."""
+        self.errors.append(ScanError(self.item.path, reason, kind, level))
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
