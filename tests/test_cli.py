@@ -120,7 +120,8 @@ def test_errors_only_gives_exit_3(tree: Path) -> None:
 def test_max_file_size_reported(tree: Path) -> None:
     (tree / "big.txt").write_bytes(b"a" * 5000)
     rc, rep = scan_json("--max-file-size", "1000", tree)
-    assert rc == 3 and rep["errors"][0]["kind"] == "too-large"
+    # a configured limit is a policy skip: reported, but the scan is not incomplete (issue 15)
+    assert rc == 0 and [(e["kind"], e["level"]) for e in rep["errors"]] == [("too-large", "skipped")]
 
 
 def test_unreadable_and_vanished_files_lose_nothing(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,7 +93,7 @@ def snapshot_project(dst: Path) -> Path:
     dst.mkdir()
     for name in ("veritensor_fast", "kernels"):
         shutil.copytree(ROOT / name, dst / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", ".pre-commit-hooks.yaml"):
         shutil.copy2(ROOT / name, dst / name)
     git(dst, "init", "-q", "-b", "main")
     git(dst, "add", "-A")

@@ -45,7 +45,7 @@ def test_json_document_shape() -> None:
     doc = json.loads(get_reporter("json")(res))
     assert set(doc) == {"findings", "errors", "stats"}
     assert doc["findings"][0]["location"] == {"cell": 2, "part": "output", "output": 0}
-    assert doc["errors"] == [{"path": "broken.ipynb", "kind": "parse", "reason": "not valid JSON"}]
+    assert doc["errors"] == [{"path": "broken.ipynb", "kind": "parse", "level": "error", "reason": "not valid JSON"}]
 
 
 def test_jsonl_one_object_per_line() -> None:

@@ -1,7 +1,7 @@
 """Typer command line: a thin layer over the library (``engine.scan`` + a reporter).
 
 Exit codes: 0 nothing found and everything scanned; 1 findings; 2 usage or fatal error;
-3 no findings but some inputs could not be scanned (the scan is incomplete).
+3 no findings but some inputs could not be scanned (the scan is incomplete; ``--exit-code-incomplete``).
 """
 
 from __future__ import annotations
@@ -74,14 +74,16 @@ def _fail(msg: str) -> typer.Exit:
     return typer.Exit(EXIT_FATAL)
 
 
-def exit_code(result: Any, fail_severity: str = "low") -> int:
-    from veritensor_fast.findings import SEVERITY_ORDER
+def exit_code(result: Any, fail_severity: str = "low", incomplete_code: int = EXIT_INCOMPLETE) -> int:
+    """1 for findings at or above ``fail_severity``; else ``incomplete_code`` (3, or ``--exit-code-incomplete``)
+    when an input could not be scanned. Policy skips (``--max-file-size``) and warnings never count."""
+    from veritensor_fast.findings import SEVERITY_ORDER, error_level
 
     floor = SEVERITY_ORDER[fail_severity]
     if any(SEVERITY_ORDER.get(f.severity, 4) >= floor for f in result.findings):
         return EXIT_FINDINGS
-    if result.errors:
-        return EXIT_INCOMPLETE
+    if any(error_level(e) == "error" for e in result.errors):
+        return incomplete_code
     return EXIT_CLEAN
 
 
@@ -280,6 +282,8 @@ def scan(
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
+    default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="Skip virtualenvs, site-packages, node_modules, __pycache__, build, dist and tool caches (default on).")] = True,
+    exit_code_incomplete: Annotated[int, typer.Option("--exit-code-incomplete", metavar="N", min=0, max=255, help="Exit code when there are no findings but some inputs could not be scanned (default 3; 0 accepts an incomplete scan).")] = EXIT_INCOMPLETE,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -323,7 +327,8 @@ def scan(
         jobs = 1
         local_only = True  # only this process holds the bytes: scanned here even with --scheduler
     else:
-        source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
+        source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size,
+                            default_excludes=default_excludes)
     client, make_executor = _dask(scheduler) if scheduler and not local_only else (None, None)
     prog = Progress(progress and sys.stderr.isatty())
     try:
@@ -346,7 +351,7 @@ def scan(
         result = _apply_baseline(result, known)
     result.stats["config"] = eff.config
     emit(result, fmt, output, show_secrets)
-    code = exit_code(result, fail_severity)
+    code = exit_code(result, fail_severity, exit_code_incomplete)
     if code == EXIT_FINDINGS and staged:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
@@ -443,17 +448,19 @@ def baseline_create(
     disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Rule id to turn off (repeatable).")] = None,
     strict_secrets: Annotated[bool | None, typer.Option("--strict-secrets/--no-strict-secrets", help="As for scan.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")] = 0,
+    default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="As for scan.")] = True,
 ) -> None:
     """Scan PATHs and write every finding's fingerprint, rule id and relative path (never the secret) to a
     sorted, reviewable JSON file for `scan --baseline`."""
     from veritensor_fast.baseline import Baseline
-    from veritensor_fast.engine import EngineError
+    from veritensor_fast.engine import EngineError, ScanResult
     from veritensor_fast.engine import scan as run_scan
     from veritensor_fast.sources.fs import FileSource
 
     eff = _settings(paths, False, config, no_config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
                     disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
-    source = FileSource([os.fspath(p) for p in paths], eff.excludes, eff.follow_symlinks, eff.max_file_size)
+    source = FileSource([os.fspath(p) for p in paths], eff.excludes, eff.follow_symlinks, eff.max_file_size,
+                        default_excludes=default_excludes)
     try:
         result = run_scan(source, eff.options, jobs=eff.jobs or None)
     except EngineError as exc:
@@ -468,7 +475,8 @@ def baseline_create(
 
     for e in redact_result(result).errors:
         typer.echo(escape_text(f"  could not scan {e.path}: {e.reason} ({e.kind})"), err=True)
-    raise typer.Exit(EXIT_INCOMPLETE if result.errors else EXIT_CLEAN)
+    # findings are what a baseline records: only an incomplete scan fails
+    raise typer.Exit(exit_code(ScanResult([], result.errors)))
 
 
 def main() -> None:

@@ -212,4 +212,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         "findings": len(findings), "errors": len(errors), "jobs": jobs, "rules_version": ruleset.version,
         "version": __version__,
     }
+    source_stats = getattr(source, "stats", None)  # e.g. the directories a walk skipped by default
+    if callable(source_stats):
+        stats.update(source_stats())
     return ScanResult(findings, errors, stats)

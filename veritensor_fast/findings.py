@@ -59,6 +59,21 @@ class ScanError:
     path: str
     reason: str
     kind: str = "unreadable"  # unreadable | too-large | vanished | not-regular | changed | parse | corrupt | limit | internal
+    #: ``error`` (could not scan: the scan is incomplete), ``skipped`` (by a configured policy) or ``warning``
+    #: (noted, but the input was scanned); empty: decided by ``kind`` (see ``error_level``).
+    level: str = ""
+
+
+#: Kinds that are the user's own choice, not a failure: ``too-large`` is a configured ``--max-file-size`` skip.
+POLICY_KINDS = frozenset({"too-large"})
+ERROR_LEVELS = ("error", "skipped", "warning")
+
+
+def error_level(e: ScanError) -> str:
+    """``error``, ``skipped`` or ``warning``: only ``error`` makes a scan incomplete (exit code 3)."""
+    if e.level:
+        return e.level
+    return "skipped" if e.kind in POLICY_KINDS else "error"
 
 
 def fingerprint(rule_id: str, secret: bytes | str) -> str:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from veritensor_fast.kernels import entropy
+from veritensor_fast.kernels import BACKEND, entropy
 from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 from veritensor_fast.rules import Rule, RuleSet
 
@@ -53,19 +53,20 @@ class SecretMatcher:
         self._width = [r.max_width() + 16 for r in self._rules]
         self._active = [strict or not r.strict_only for r in self._rules]
 
-    def find(self, buf: Any) -> list[SecretMatch]:
-        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset."""
-        hits = self._scanner.scan(buf)
-        if not hits:
-            return []
+    def _windows(self, buf: Any) -> dict[int, list[tuple[int, int]]]:
+        """Per rule, the merged windows around its Hyperscan candidates that its regex confirms in. Without
+        Hyperscan (``BACKEND == "python"``) every active rule's window is the whole buffer: the confirmation
+        regexes alone decide, so the findings are the same, only slower."""
+        n = len(buf)
+        if BACKEND == "python":
+            return {pid: [(0, n)] for pid, on in enumerate(self._active) if on} if n else {}
         ends: dict[int, list[int]] = defaultdict(list)
-        for pid, end in hits:
+        for pid, end in self._scanner.scan(buf):
             if self._active[pid]:
                 ends[pid].append(end)
-        n = len(buf)
-        cands: dict[tuple[int, int], tuple[int, bytes]] = {}
+        out: dict[int, list[tuple[int, int]]] = {}
         for pid, es in ends.items():
-            rx, width, grp = self._confirm[pid], self._width[pid], self._group[pid]
+            width = self._width[pid]
             es.sort()
             lo, hi = max(0, es[0] - width), min(n, es[0] + width)
             windows: list[tuple[int, int]] = []
@@ -77,6 +78,14 @@ class SecretMatcher:
                     windows.append((lo, hi))
                     lo, hi = a, b
             windows.append((lo, hi))
+            out[pid] = windows
+        return out
+
+    def find(self, buf: Any) -> list[SecretMatch]:
+        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset."""
+        cands: dict[tuple[int, int], tuple[int, bytes]] = {}
+        for pid, windows in self._windows(buf).items():
+            rx, grp = self._confirm[pid], self._group[pid]
             for lo, hi in windows:
                 for m in rx.finditer(buf, lo, hi):
                     s, e = m.span("secret") if grp and m.start("secret") >= 0 else m.span()

@@ -188,8 +188,9 @@ class ItemScan:
         #: decompression budgets of the top-level file (``veritensor_fast.decompress``), shared with its members
         self.budgets: dict[str, Any] = {}
 
-    def error(self, reason: str, kind: str = "parse") -> None:
-        self.errors.append(ScanError(self.item.path, reason, kind))
+    def error(self, reason: str, kind: str = "parse", level: str = "") -> None:
+        """Record a problem with this item; ``level="warning"`` when it was scanned anyway (see ``error_level``)."""
+        self.errors.append(ScanError(self.item.path, reason, kind, level))
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -37,7 +37,9 @@ def finding_dict(f: Finding, show_secrets: bool) -> dict[str, Any]:
 
 
 def error_dict(e: ScanError) -> dict[str, Any]:
-    return {"path": e.path, "kind": e.kind, "reason": e.reason}
+    from veritensor_fast.findings import error_level
+
+    return {"path": e.path, "kind": e.kind, "level": error_level(e), "reason": e.reason}
 
 
 def get_reporter(fmt: str) -> Reporter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import groupby
 
 from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import ERROR_LEVELS, error_level
 from veritensor_fast.redaction import escape_text as e_
 
 _COLORS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m",
@@ -22,6 +23,15 @@ def _where(loc: dict[str, object] | None) -> str:
         return ""
     parts = [f"{e_(k)}={e_(v)}" for k, v in loc.items() if v is not None and v != ""]
     return " [" + ", ".join(parts) + "]"
+
+
+def _skipped_dirs(dirs: list[str]) -> str:
+    """Summary clause for the directories the default excludes skipped (virtualenvs, build output, caches)."""
+    if not dirs:
+        return ""
+    shown = ", ".join(dirs[:5]) + (f", … ({len(dirs) - 5} more)" if len(dirs) > 5 else "")
+    n = len(dirs)
+    return f"; skipped {n} director{'ies' if n != 1 else 'y'} by default ({shown}; --no-default-excludes scans them)"
 
 
 def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str:
@@ -41,19 +51,25 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
                                 f" {e_(cm.get('date', ''))})")
             out.append(line)
         out.append("")
-    if result.errors:
-        out.append(c(_BOLD, "Could not scan:"))
-        for e in result.errors:
-            out.append(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})")
-        out.append("")
+    by_level = {lv: [e for e in result.errors if error_level(e) == lv] for lv in ERROR_LEVELS}
+    for lv, title in (("error", "Could not scan:"), ("skipped", "Skipped by policy:"), ("warning", "Warnings:")):
+        if by_level[lv]:
+            out.append(c(_BOLD, title))
+            out.extend(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})" for e in by_level[lv])
+            out.append("")
     s = result.stats
     n = len(result.findings)
     verdict = f"{n} finding{'s' if n != 1 else ''}" if n else "no findings"
     summary = (f"{verdict} in {s.get('files', 0)} files ({s.get('bytes', 0) / 1e6:.1f} MB, "
                f"{s.get('seconds', 0):.2f} s, {s.get('mb_per_s', 0)} MB/s)")
-    if result.errors:
-        summary += f"; {len(result.errors)} input(s) could not be scanned: scan incomplete"
+    if by_level["error"]:
+        summary += f"; {len(by_level['error'])} input(s) could not be scanned: scan incomplete"
+    if by_level["skipped"]:
+        summary += f"; {len(by_level['skipped'])} skipped by policy"
+    if by_level["warning"]:
+        summary += f"; {len(by_level['warning'])} warning(s)"
+    summary += _skipped_dirs(s.get("skipped_dirs") or [])
     if "config" in s:  # which config file the scan ran with (the CLI sets it; None: none)
-        out.append(f"config: {s['config'] or 'none'}")
+        out.append(f"config: {e_(str(s['config'])) if s['config'] else 'none'}")
     out.append(c(_BOLD, summary))
     return "\n".join(out) + "\n"

@@ -1,6 +1,10 @@
 """Filesystem source: walk files and directories, yield ``file`` items; and the worker-side file reader.
 
 - ``.git`` directories are skipped (history has its own source); ``--exclude`` globs prune files and directories.
+- By default (``default_excludes``) the walk also skips what users never mean to scan: virtualenvs (any
+  directory holding ``pyvenv.cfg``), ``site-packages``, ``node_modules``, ``__pycache__``, ``build``, ``dist``
+  and tool caches (``DEFAULT_EXCLUDE_DIRS``); ``skipped_dirs`` lists them for the report. A PATH given
+  explicitly is always scanned, even if it is one of these.
 - Symlinks are not followed unless asked; when followed, directories are tracked by (device, inode) so a loop
   is reported once and never walked twice.
 - Paths in reports are relative to the root given on the command line, with POSIX separators; undecodable
@@ -21,6 +25,14 @@ from veritensor_fast.buffers import READ_MAX, LargeFile
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
 
 ALWAYS_SKIP_DIRS = frozenset({".git"})
+#: Skipped by default below a scan root (``--no-default-excludes`` scans them): installed third-party code,
+#: build output and caches that repeat the sources' findings at meaningless lines.
+DEFAULT_EXCLUDE_DIRS = frozenset({
+    "site-packages", "node_modules", "__pycache__", "build", "dist", ".tox", ".nox", ".mypy_cache",
+    ".ruff_cache", ".pytest_cache", ".hypothesis",
+})
+#: A directory holding this file is a Python virtualenv (PEP 405), whatever its name.
+VENV_MARKER = "pyvenv.cfg"
 
 
 class InputError(Exception):
@@ -46,7 +58,14 @@ class FileSource:
     excludes: Sequence[str] = ()
     follow_symlinks: bool = False
     max_file_size: int = 0  # 0: no limit
+    default_excludes: bool = True
+    #: Directories the default excludes skipped (report paths), in walk order.
+    skipped_dirs: list[str] = field(default_factory=list)
     _seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+
+    def stats(self) -> dict[str, Any]:
+        """What the walk skipped on purpose, for ``ScanResult.stats``."""
+        return {"skipped_dirs": sorted(self.skipped_dirs)} if self.default_excludes else {}
 
     def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
         return list(findings)
@@ -105,6 +124,9 @@ class FileSource:
             except OSError as exc:
                 yield ScanError(self._rel(base, d, False), f"cannot list directory: {exc.strerror}", "unreadable")
                 continue
+            if d != top and self.default_excludes and any(e.name == VENV_MARKER for e in entries):
+                self.skipped_dirs.append(self._rel(base, d, False))  # a virtualenv: listed, never walked
+                continue
             subdirs: list[str] = []
             for e in entries:
                 rel = self._rel(base, e.path, False)
@@ -118,6 +140,9 @@ class FileSource:
                     continue
                 if is_dir:
                     if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
+                        continue
+                    if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
+                        self.skipped_dirs.append(rel)
                         continue
                     try:
                         dst = e.stat(follow_symlinks=True)
