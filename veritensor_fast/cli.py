@@ -278,6 +278,7 @@ def scan(
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
+    validate: Annotated[bool, typer.Option("--validate", help="Ask each found credential's own provider (over HTTPS) whether it is live; adds validation: valid/invalid/unknown. Off by default: it sends the secrets to their providers.")] = False,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -343,11 +344,23 @@ def scan(
     if known is not None:
         result = _apply_baseline(result, known)
     result.stats["config"] = eff.config
+    if validate:
+        result = _validate(result)
     emit(result, fmt, output, show_secrets)
     code = exit_code(result, fail_severity)
     if code == EXIT_FINDINGS and staged:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
+
+
+def _validate(result: Any) -> Any:
+    """``--validate``: check the distinct secrets with their providers (see ``veritensor_fast.validate``)."""
+    from veritensor_fast.validate import ValidateError, validate_result
+
+    try:
+        return validate_result(result, os.environ)
+    except ValidateError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _dask(address: str) -> tuple[Any, Any]:

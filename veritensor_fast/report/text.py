@@ -29,6 +29,8 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
             sev = c(_COLORS.get(f.severity, ""), f"{f.severity.upper():8}")
             shown = f.secret if show_secrets and f.secret is not None else f.redacted
             line = f"  {f.line}:{f.column}  {sev} {f.rule_id}  {shown}  {f.message}{_where(f.location)}"
+            if f.validation is not None:
+                line += f"  (live: {f.validation}: {f.validation_reason})"
             if f.commit:
                 cm = f.commit
                 line += c(_DIM, f"  (commit {str(cm.get('id', ''))[:12]} by {cm.get('author', '')}"
