@@ -280,3 +280,26 @@ def test_cli_refuses_a_foreign_override(tmp_path: Path) -> None:
     p = run_cli("scan", "--no-progress", "-j", "1", "--validate", d,
                 env={OVERRIDE_ENV: "huggingface.co=https://collector.example"}, cwd=tmp_path)
     assert p.returncode == 2 and "only http(s)://loopback" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_time_budget_turns_the_rest_into_unknown_without_requests() -> None:
+    tokens = [hf_token() for _ in range(4)]
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    with fake_provider() as fp:
+        fp.plan.update({t: 200 for t in tokens})
+        # 2 requests a second to huggingface.co, 1.2 s of budget: slots at 0, 0.5, 1.0 fit, the fourth does not
+        v = Validator(overrides=parse_overrides(fp.override(*HOSTS)), concurrency=1, budget=1.2,
+                      clock=lambda: now[0], sleep=sleep)
+        out = verdicts([finding("huggingface.user-token", t) for t in tokens], v)
+    assert [s for s, _ in out] == ["valid"] * 3 + ["unknown"]
+    assert out[3][1] == "not checked: the validation time budget is spent" and len(fp.requests) == 3
+
+
+def test_aws_secret_without_a_key_id_says_so() -> None:
+    v = Validator()
+    assert verdicts([finding("aws.secret-access-key", rand(40))], v) == [
+        ("unknown", "no AWS access key id in the same file")]

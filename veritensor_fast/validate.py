@@ -65,13 +65,17 @@ class RateLimiter:
         self._next = float("-inf")
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self, until: float = float("inf")) -> bool:
+        """Wait for the next slot; False (at once, nothing reserved) when that slot falls after ``until``."""
         with self._lock:
             now = self._clock()
             at = max(now, self._next)
+            if at > until:
+                return False
             self._next = at + self.interval
         if at > now:
             self._sleep(at - now)
+        return True
 
 
 def parse_overrides(spec: str) -> dict[str, str]:
@@ -104,7 +108,8 @@ def _status_reason(status: int, host: str) -> str:
 
 class Validator:
     def __init__(self, *, timeout: float = 10.0, concurrency: int = 8, overrides: Mapping[str, str] | None = None,
-                 max_retry_wait: float = 5.0, endpoints: Mapping[str, Endpoint] = ENDPOINTS,
+                 max_retry_wait: float = 5.0, budget: float = 300.0,
+                 endpoints: Mapping[str, Endpoint] = ENDPOINTS,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         try:
             import urllib3
@@ -119,6 +124,7 @@ class Validator:
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
         self._clock = clock
+        self._deadline = clock() + budget  # past it, the remaining checks read "unknown" without a request
         self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
         # retries=False: no retry and no redirect is ever followed; proxies from the environment are not used.
@@ -164,7 +170,8 @@ class Validator:
             headers = {**headers, "Host": u.netloc}
         exc_mod = self._urllib3.exceptions
         for attempt in (0, 1):
-            self._limiter(ep).acquire()
+            if not self._limiter(ep).acquire(until=self._deadline):
+                return Verdict(UNKNOWN, "not checked: the validation time budget is spent")
             try:
                 r = self._pool.request(ep.method, url, headers=headers, body=body, redirect=False, retries=False,
                                        preload_content=False)
@@ -174,6 +181,8 @@ class Validator:
                 return Verdict(UNKNOWN, f"timeout talking to {host}")
             except exc_mod.HTTPError as exc:
                 return Verdict(UNKNOWN, f"could not reach {host} ({type(exc).__name__})")
+            except Exception as exc:  # never a traceback that could carry request headers
+                return Verdict(UNKNOWN, f"could not check with {host} ({type(exc).__name__})")
             try:
                 data = r.read(_BODY_LIMIT)
             except exc_mod.HTTPError:
@@ -302,6 +311,7 @@ def validate_findings(findings: Iterable[Finding], validator: Validator, *, max_
         v = verdicts.get(f.fingerprint) or preset.get(f.fingerprint)
         if v is None and f.kind == "secret":
             reason = ("no AWS secret access key in the same file" if f.rule_id == AWS_KEY_ID and f.secret
+                      else "no AWS access key id in the same file" if f.rule_id == AWS_SECRET and f.secret
                       else "secret not available (restored from the datastore)" if f.secret is None
                       else "no validator for this rule")
             v = Verdict(UNKNOWN, reason)
