@@ -303,3 +303,26 @@ def test_aws_secret_without_a_key_id_says_so() -> None:
     v = Validator()
     assert verdicts([finding("aws.secret-access-key", rand(40))], v) == [
         ("unknown", "no AWS access key id in the same file")]
+
+
+def test_a_finding_restored_without_its_secret_takes_the_verdict_of_the_same_secret() -> None:
+    token = hf_token()
+    fresh = finding("huggingface.user-token", token, "new.py")
+    restored = Finding(fresh.rule_id, "secret", "high", "old.py", 1, 1, "m", fresh.redacted, fresh.fingerprint)
+    alone = Finding(fresh.rule_id, "secret", "high", "x.py", 1, 1, "m", "…", "1" * 64)
+    with fake_provider() as fp:
+        fp.plan[token] = 200
+        v = Validator(overrides=parse_overrides(fp.override(*HOSTS)))
+        out = verdicts([restored, fresh, alone], v)
+    assert out[:2] == [("valid", "HTTP 200 from huggingface.co")] * 2 and len(fp.requests) == 1
+    assert out[2] == ("unknown", "secret not available (restored from the datastore)")
+
+
+def test_a_provider_answer_that_echoes_the_secret_never_reaches_the_reason() -> None:
+    tok, hf = slack_token(), hf_token()
+    with fake_provider() as fp:
+        fp.plan[tok] = (200, json.dumps({"ok": False, "error": tok}).encode())
+        fp.plan[hf] = (500, json.dumps({"error": f"bad token {hf}"}).encode())
+        v = Validator(overrides=parse_overrides(fp.override(*HOSTS)))
+        out = verdicts([finding("slack.token", tok), finding("huggingface.user-token", hf)], v)
+    assert out == [("invalid", "HTTP 200 from slack.com, ok=false"), ("unknown", "HTTP 500 from huggingface.co")]

@@ -289,8 +289,8 @@ def validate_findings(findings: Iterable[Finding], validator: Validator, *, max_
         if f.kind != "secret" or f.fingerprint in plan or f.fingerprint in preset:
             continue
         if f.secret is None:
-            preset[f.fingerprint] = Verdict(UNKNOWN, "secret not available (restored from the datastore)")
-        elif f.rule_id == AWS_SECRET:
+            continue  # restored from the datastore: takes the verdict of a fresh finding of the same secret, if any
+        if f.rule_id == AWS_SECRET:
             for kfp, kid in list(key_ids.get(f.path, {}).items())[:_AWS_PAIRS_PER_SECRET]:
                 add(f.fingerprint, ("aws", kid, f.secret), _bind_aws(validator, kid, f.secret))
                 add(kfp, ("aws", kid, f.secret), _bind_aws(validator, kid, f.secret))
