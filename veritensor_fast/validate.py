@@ -295,7 +295,7 @@ def validate_findings(findings: Iterable[Finding], validator: Validator, *, max_
                 add(f.fingerprint, ("aws", kid, f.secret), _bind_aws(validator, kid, f.secret))
                 add(kfp, ("aws", kid, f.secret), _bind_aws(validator, kid, f.secret))
         elif f.rule_id == AWS_KEY_ID:
-            pass  # checked with a secret key from the same file, below
+            pass  # checked in a pair, when the AWS secret key finding of its file is planned
         elif (ep := validator.endpoints.get(f.rule_id)) is not None:
             add(f.fingerprint, (f.rule_id, f.secret), _bind(validator, ep, f.secret))
         else:
