@@ -284,6 +284,7 @@ def scan(
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
     default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="Skip virtualenvs, site-packages, node_modules, __pycache__, build, dist and tool caches (default on).")] = True,
     exit_code_incomplete: Annotated[int, typer.Option("--exit-code-incomplete", metavar="N", min=0, max=255, help="Exit code when there are no findings but some inputs could not be scanned (default 3; 0 accepts an incomplete scan).")] = EXIT_INCOMPLETE,
+    validate: Annotated[bool, typer.Option("--validate", help="Ask each found credential's own provider (over HTTPS) whether it is live; adds validation: valid/invalid/unknown. Off by default: it sends the secrets to their providers.")] = False,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -350,11 +351,23 @@ def scan(
     if known is not None:
         result = _apply_baseline(result, known)
     result.stats["config"] = eff.config
+    if validate:
+        result = _validate(result)
     emit(result, fmt, output, show_secrets)
     code = exit_code(result, fail_severity, exit_code_incomplete)
     if code == EXIT_FINDINGS and staged:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
+
+
+def _validate(result: Any) -> Any:
+    """``--validate``: check the distinct secrets with their providers (see ``veritensor_fast.validate``)."""
+    from veritensor_fast.validate import ValidateError, validate_result
+
+    try:
+        return validate_result(result, os.environ)
+    except ValidateError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _dask(address: str) -> tuple[Any, Any]:

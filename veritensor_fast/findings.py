@@ -47,6 +47,8 @@ class Finding:
     decoded: str | None = None  # decoding chain, e.g. "base64 → json → base64"
     commit: dict[str, Any] | None = None  # provenance for git history findings
     secret: str | None = field(default=None, repr=False)  # full secret; reported only with --show-secrets
+    validation: str | None = None  # --validate: "valid" | "invalid" | "unknown" (see veritensor_fast.validate)
+    validation_reason: str | None = None  # a short why, never the secret
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.line, self.column, self.rule_id, self.fingerprint)

@@ -31,6 +31,9 @@ def finding_dict(f: Finding, show_secrets: bool) -> dict[str, Any]:
         d["decoded"] = f.decoded
     if f.commit is not None:
         d["commit"] = f.commit
+    if f.validation is not None:
+        d["validation"] = f.validation
+        d["validation_reason"] = f.validation_reason or ""
     if show_secrets and f.secret is not None:
         d["secret"] = f.secret
     return d

@@ -61,6 +61,9 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
             res["properties"]["decoded"] = f.decoded
         if f.commit:
             res["properties"]["commit"] = f.commit
+        if f.validation is not None:
+            res["properties"]["validation"] = f.validation
+            res["properties"]["validationReason"] = f.validation_reason or ""
         results.append(res)
     notifications = [{"level": "error", "message": {"text": f"{e.path}: {e.reason}"},
                       "descriptor": {"id": e.kind}} for e in result.errors]

@@ -45,6 +45,8 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
             sev = c(_COLORS.get(f.severity, ""), f"{e_(f.severity.upper()):8}")
             shown = f.secret if show_secrets and f.secret is not None else f.redacted
             line = f"  {f.line}:{f.column}  {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(f.location)}"
+            if f.validation is not None:
+                line += f"  (live: {e_(f.validation)}: {e_(f.validation_reason or '')})"
             if f.commit:
                 cm = f.commit
                 line += c(_DIM, f"  (commit {e_(str(cm.get('id', ''))[:12])} by {e_(cm.get('author', ''))}"
