@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from veritensor_fast.detectors.privkey import STRUCTURAL
 from veritensor_fast.kernels import entropy
 from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 from veritensor_fast.rules import Rule, RuleSet
@@ -52,6 +53,9 @@ class SecretMatcher:
         self._group = [("secret" in rx.groupindex) for rx in self._confirm]
         self._width = [r.max_width() + 16 for r in self._rules]
         self._active = [strict or not r.strict_only for r in self._rules]
+        #: rules confirmed by structure (private keys): the header match is handed to a parser that returns
+        #: the end of the secret and applies its own entropy floor; the rule's own floor is not used
+        self._struct = [STRUCTURAL.get(r.id) for r in self._rules]
 
     def find(self, buf: Any) -> list[SecretMatch]:
         """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset."""
@@ -65,7 +69,7 @@ class SecretMatcher:
         n = len(buf)
         cands: dict[tuple[int, int], tuple[int, bytes]] = {}
         for pid, es in ends.items():
-            rx, width, grp = self._confirm[pid], self._width[pid], self._group[pid]
+            rx, width, grp, struct = self._confirm[pid], self._width[pid], self._group[pid], self._struct[pid]
             es.sort()
             lo, hi = max(0, es[0] - width), min(n, es[0] + width)
             windows: list[tuple[int, int]] = []
@@ -80,6 +84,11 @@ class SecretMatcher:
             for lo, hi in windows:
                 for m in rx.finditer(buf, lo, hi):
                     s, e = m.span("secret") if grp and m.start("secret") >= 0 else m.span()
+                    if struct is not None:
+                        block_end = struct(buf, m.start(), m.end())
+                        if block_end is None:
+                            continue
+                        s, e = m.start(), block_end
                     key = (pid, s)
                     prev = cands.get(key)
                     if prev is None or prev[0] < e:
@@ -93,6 +102,9 @@ class SecretMatcher:
         for i, (pid, s) in enumerate(keys):
             rule = self._rules[pid]
             sec = secrets[i]
+            if self._struct[pid] is not None:
+                out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
+                continue
             if rule.min_entropy is not None and ent[i] < rule.min_entropy:
                 continue
             if is_placeholder(sec):
@@ -111,7 +123,12 @@ def is_match(matcher: SecretMatcher, text: str | bytes, rule_id: str) -> bool:
 def python_only_match(rule: Rule, text: str | bytes) -> bool:
     """The same rule evaluated by Python ``re`` alone (no Hyperscan), with the entropy floor applied."""
     data = text.encode() if isinstance(text, str) else text
+    struct = STRUCTURAL.get(rule.id)
     for m in rule.confirm_regex().finditer(data):
+        if struct is not None:
+            if struct(data, m.start(), m.end()) is not None:
+                return True
+            continue
         sec = m.group("secret") if "secret" in m.re.groupindex and m.group("secret") else m.group(0)
         if rule.min_entropy is not None and entropy.shannon(sec) < rule.min_entropy:
             continue
