@@ -128,7 +128,20 @@ STRUCTURED_RULES = ("private-key.pem", "gcp.service-account-key-id")
 #: Rules no corpus plants (need options the default scan does not use).
 #: Rules whose ground truth is their own examples plus a dedicated test, not a corpus (private keys: real
 #: ssh-keygen / openssl keys in tests/test_private_keys.py).
-EXAMPLES_ONLY = ("private-key.encrypted", "private-key.putty")
+#: The same for the provider rules of rules/providers.yaml (tests/test_rules.py, tests/test_rules_providers.py).
+EXAMPLES_ONLY = (
+    "private-key.encrypted", "private-key.putty",
+    "perplexity.api-key", "deepseek.api-key", "xai.api-key", "pinecone.api-key",
+    "notion.token", "twilio.api-key", "twilio.auth-token", "sendgrid.api-key",
+    "dockerhub.token", "fireworks.api-key", "openrouter.api-key", "voyage.api-key",
+    "elevenlabs.api-key", "assemblyai.api-key", "stability.api-key", "modal.token",
+    "runpod.api-key", "lambda.api-key", "anyscale.api-key", "comet.api-key",
+    "neptune.api-token", "clearml.credentials", "mlflow.credentials", "azure.identifiable-key",
+    "azure.devops-pat", "azure.ad-client-secret", "azure.shared-access-key", "aws.bedrock-api-key",
+    "aws.session-token", "slack.app-token", "slack.config-token", "github.refresh-token",
+    "github.oauth-client-secret", "gitlab.token", "npm.legacy-auth-token", "gcp.oauth-access-token",
+    "gcp.oauth-client-secret-legacy", "paystack.secret-key",
+)
 NOT_PLANTED = ("generic.secret-assignment", *EXAMPLES_ONLY)
 
 

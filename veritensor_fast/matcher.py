@@ -20,7 +20,9 @@ MAX_SEQUENTIAL = 0.5
 #: Words that mark documentation placeholders (AWS's ``AKIAIOSFODNN7EXAMPLE``, ``hf_YOUR_TOKEN``…). A random
 #: 34-character token contains one of them with probability below 1e-7.
 _PLACEHOLDER = re.compile(
-    rb"(?i)example|placeholder|dummy|sample|changeme|redacted|your_?(?:api_?)?(?:key|token|secret)|x{6}|\*{4}")
+    rb"(?i)example|placeholder|dummy|sample|changeme|redacted|your_?(?:api_?)?(?:key|token|secret)|x{6}|\*{4}"
+    # documentation keys (Google's ``AIzaSyDOCAbC123dEf456GhI789jKl012-MnO``, ``…AbCdEfGhIj…``, ``…1234567890``)
+    rb"|abc123def456|abcdefghij|0123456789|1234567890")
 
 
 def is_placeholder(secret: bytes) -> bool:
