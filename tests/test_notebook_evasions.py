@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import CLI, hf_token, scan_json
 
@@ -148,3 +150,36 @@ def test_nesting_prepass_exact() -> None:
     assert nesting_exceeds(b'["\\\\"' + b",[" * 50 + b"]" * 51, 10)  # an escaped backslash ends no string
     big = b'{"a": "' + b"\\\\" * (300 << 10) + b'", "b": ' + b"[" * 20 + b"]" * 20 + b"}"  # escapes over chunks
     assert nesting_exceeds(big, 15) and not nesting_exceeds(big, 21)
+
+
+def _ref_depth(data: bytes) -> int:
+    """Reference: max bracket depth outside strings; a quote after an odd run of backslashes is escaped."""
+    depth = best = 0
+    in_str = False
+    run = 0
+    for c in data:
+        if c == 0x22 and run % 2 == 0:
+            in_str = not in_str
+        elif not in_str and c in b"[{":
+            depth += 1
+            best = max(best, depth)
+        elif not in_str and c in b"]}":
+            depth -= 1
+        run = run + 1 if c == 0x5C else 0
+    return best
+
+
+@given(st.binary(min_size=0, max_size=300).map(lambda b: bytes(b"[]{}\"\\a,"[x % 8] for x in b)),
+       st.integers(min_value=1, max_value=9))
+def test_nesting_prepass_matches_reference(data: bytes, chunk: int) -> None:
+    from veritensor_fast.detectors import nb_guard
+
+    old = nb_guard._CHUNK
+    nb_guard._CHUNK = chunk  # tiny chunks: every boundary case (escape runs, quotes) is crossed
+    try:
+        ref = _ref_depth(data)
+        assert nb_guard.nesting_exceeds(data, ref) is False
+        if ref > 0:
+            assert nb_guard.nesting_exceeds(data, ref - 1) is True
+    finally:
+        nb_guard._CHUNK = old

@@ -27,19 +27,23 @@ if TYPE_CHECKING:
 MAX_DEPTH = 1000
 _CHUNK = 256 << 10
 _RELEASE_EVERY = 4 << 20
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/=]+")
 _JSON_ESC = re.compile(rb"\\(?:u[0-9a-fA-F]{4}|.)", re.DOTALL)
 
 
 def nesting_exceeds(buf: Any, limit: int = MAX_DEPTH) -> bool:
-    """True when ``buf`` (JSON text) nests ``[``/``{`` deeper than ``limit`` outside strings."""
+    """True when ``buf`` (JSON text) nests ``[``/``{`` deeper than ``limit`` outside strings.
+
+    Vectorised per chunk: a quote is escaped when an odd run of backslashes precedes it (runs carried across
+    chunks), string state is the parity of unescaped quotes, depth the running sum of brackets outside
+    strings. Cost is a fixed number of numpy passes per byte whatever the content.
+    """
     import numpy as np
 
     n = len(buf)
     depth = 0
     in_string = 0
-    carry = b""
+    bs_run = 0  # backslashes ending the previous chunk
     release = can_release(buf) and n > _RELEASE_EVERY
     dropped = 0
     for a in range(0, n, _CHUNK):
@@ -47,23 +51,34 @@ def nesting_exceeds(buf: Any, limit: int = MAX_DEPTH) -> bool:
         if release and a - dropped >= _RELEASE_EVERY:  # whole 2 MiB folios only (see _find_windowed)
             release_pages(buf, dropped, a)
             dropped = a
-        s = _ESCAPE.sub(b"", carry + raw) if (carry or b"\\" in raw) else raw
-        carry = b""
-        if s.endswith(b"\\"):  # an escape split by the chunk boundary: finish it with the next chunk
-            s, carry = s[:-1], b"\\"
-        if b"[" not in s and b"{" not in s and b"]" not in s and b"}" not in s and b'"' not in s:
+        if not any(c in raw for c in (b"[", b"{", b"]", b"}", b'"')):
+            bs_run = bs_run + len(raw) if raw.count(b"\\") == len(raw) else len(raw) - len(raw.rstrip(b"\\"))
             continue
-        arr = np.frombuffer(s, dtype=np.uint8)
-        quotes = np.cumsum(arr == 0x22, dtype=np.int32)
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        m = len(arr)
+        quote = arr == 0x22
+        has_bs = b"\\" in raw
+        if has_bs or bs_run:
+            is_bs = arr == 0x5C
+            cand = np.flatnonzero(quote[1:] & is_bs[:-1]) + 1  # quotes right after a backslash
+            if (bs_run and raw[:1] == b'"') or len(cand):
+                # index of the last non-backslash at or before each position (-1 - carry when none yet)
+                idx = np.arange(m, dtype=np.int32)
+                last = np.maximum.accumulate(np.where(is_bs, np.int32(-1 - bs_run), idx))
+                qpos = np.concatenate(([0], cand)) if raw[:1] == b'"' and bs_run else cand
+                prev_last = np.where(qpos > 0, last[np.maximum(qpos - 1, 0)], np.int32(-1 - bs_run))
+                escaped = (((qpos - 1) - prev_last) & 1) == 1
+                quote[qpos[escaped]] = False
+        quotes = np.cumsum(quote, dtype=np.int32)
         outside = ((quotes + in_string) & 1) == 0
         delta = (((arr == 0x5B) | (arr == 0x7B)).astype(np.int32)
                  - ((arr == 0x5D) | (arr == 0x7D)).astype(np.int32)) * outside
-        if len(delta):
-            run = np.cumsum(delta, dtype=np.int32)
-            if depth + int(run.max()) > limit:
-                return True
-            depth += int(run[-1])
-            in_string = (in_string + int(quotes[-1])) & 1
+        run = np.cumsum(delta, dtype=np.int32)
+        if depth + int(run.max()) > limit:
+            return True
+        depth += int(run[-1])
+        in_string = (in_string + int(quotes[-1])) & 1
+        bs_run = (bs_run + m if raw.count(b"\\") == m else m - len(raw.rstrip(b"\\"))) if raw[-1:] == b"\\" else 0
     return False
 
 
