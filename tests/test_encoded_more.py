@@ -19,12 +19,12 @@ def test_base64_token_inside_binary_file(tmp_path: Path) -> None:
     tok = hf_token()
     blob = base64.b64encode(f'{{"token": "{tok}"}}'.encode())
     data = os.urandom(5000).replace(b"\n", b"\x00") + b"\x00\x00cfg=" + blob + b"\x00" + os.urandom(3000)
-    (tmp_path / "app.bin").write_bytes(b"\x7fELF\x00\x00" + data)
+    (tmp_path / "app.db").write_bytes(b"SQLite format 3\x00" + data)
     code, rep = scan_json(tmp_path, "--show-secrets")
     assert code == 1
     [f] = rep["findings"]
     assert f["secret"] == tok and f["decoded"].startswith("base64")
-    assert f["location"]["offset"] == (b"\x7fELF\x00\x00" + data).index(blob)
+    assert f["location"]["offset"] == (b"SQLite format 3\x00" + data).index(blob)
 
 
 def test_base64_of_gzip_and_zlib(tmp_path: Path) -> None:
