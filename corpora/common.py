@@ -126,7 +126,23 @@ SECRET_FACTORIES: dict[str, Callable[[random.Random], Secret]] = {
 #: Rules whose secrets need a multi-line or structured host (written by dedicated helpers below).
 STRUCTURED_RULES = ("private-key.pem", "gcp.service-account-key-id")
 #: Rules no corpus plants (need options the default scan does not use).
-NOT_PLANTED = ("generic.secret-assignment",)
+#: Rules whose ground truth is their own examples plus a dedicated test, not a corpus (private keys: real
+#: ssh-keygen / openssl keys in tests/test_private_keys.py).
+#: The same for the provider rules of rules/providers.yaml (tests/test_rules.py, tests/test_rules_providers.py).
+EXAMPLES_ONLY = (
+    "private-key.encrypted", "private-key.putty",
+    "perplexity.api-key", "deepseek.api-key", "xai.api-key", "pinecone.api-key",
+    "notion.token", "twilio.api-key", "twilio.auth-token", "sendgrid.api-key",
+    "dockerhub.token", "fireworks.api-key", "openrouter.api-key", "voyage.api-key",
+    "elevenlabs.api-key", "assemblyai.api-key", "stability.api-key", "modal.token",
+    "runpod.api-key", "lambda.api-key", "anyscale.api-key", "comet.api-key",
+    "neptune.api-token", "clearml.credentials", "mlflow.credentials", "azure.identifiable-key",
+    "azure.devops-pat", "azure.ad-client-secret", "azure.shared-access-key", "aws.bedrock-api-key",
+    "aws.session-token", "slack.app-token", "slack.config-token", "github.refresh-token",
+    "github.oauth-client-secret", "gitlab.token", "npm.legacy-auth-token", "gcp.oauth-access-token",
+    "gcp.oauth-client-secret-legacy", "paystack.secret-key",
+)
+NOT_PLANTED = ("generic.secret-assignment", *EXAMPLES_ONLY)
 
 
 def make_secret(rng: random.Random, rule_id: str = "huggingface.user-token") -> Secret:
@@ -135,10 +151,10 @@ def make_secret(rng: random.Random, rule_id: str = "huggingface.user-token") -> 
 
 def pem_block(rng: random.Random, kind: str = "RSA PRIVATE KEY", lines: int = 6) -> tuple[str, str]:
     """A PEM-looking private key (random base64, not a key). Returns ``(text, secret)`` where the secret is
-    the first body line, which is what ``private-key.pem`` captures."""
+    the block from BEGIN to END armour, which is what ``private-key.pem`` captures."""
     body = [rand(rng, B64, 64) for _ in range(lines)]
     text = f"-----BEGIN {kind}-----\n" + "\n".join(body) + f"\n-----END {kind}-----\n"
-    return text, body[0]
+    return text, text.rstrip("\n")
 
 
 def service_account_json(rng: random.Random, project: str) -> tuple[str, list[tuple[str, str]]]:
@@ -150,7 +166,8 @@ def service_account_json(rng: random.Random, project: str) -> tuple[str, list[tu
         "client_email": f"trainer@{project}.iam.gserviceaccount.com", "client_id": rand(rng, "0123456789", 21),
         "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
     }
-    return json.dumps(doc, indent=2) + "\n", [("gcp.service-account-key-id", key_id), ("private-key.pem", pem_secret)]
+    escaped = json.dumps(pem_secret)[1:-1]  # found in the raw JSON text, escapes and all
+    return json.dumps(doc, indent=2) + "\n", [("gcp.service-account-key-id", key_id), ("private-key.pem", escaped)]
 
 
 # ---- decoys: must never be reported -------------------------------------------------------------------------

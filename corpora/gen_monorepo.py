@@ -232,7 +232,7 @@ def _structured_files(rng: random.Random, truth: Truth, root: Path, lock_bytes: 
     pem, sec = pem_block(rng, "OPENSSH PRIVATE KEY", 12)
     rel = "deploy/keys/deploy_key"
     write_file(root, rel, pem)
-    truth.secret(rel, "private-key.pem", sec, "text-pem", (), 2, True)
+    truth.secret(rel, "private-key.pem", sec, "text-pem", (), 1, True)  # the key block starts at BEGIN
 
     u = make_secret(rng, "huggingface.user-token")
     text = "Windows setup notes\r\n\r\nset HF_HOME=D:\\hf\r\nset HF_TOKEN=" + u.secret + "\r\n"

@@ -70,10 +70,18 @@ def test_token_in_any_bytes_is_found(body: str, before: bytes, after: bytes, url
     assert f.line == text[: text.index(blob)].count("\n") + 1
 
 
-def test_binary_file_not_decoded() -> None:
+def test_binary_file_decoded_within_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Base64 inside a binary file is decoded (issue 13); binaries over ``BINARY_MAX`` are not searched."""
+    from veritensor_fast.detectors import encoded
+
     token = "hf_" + "Qm7Rz2Lk9XwP4vTb8NcY3hJd6FgS1aKe5U"
     buf = b"\x00\x01\x02 " + base64.b64encode(f" {token} ".encode()) + b" \x00"
     item = Item("file", "m.bin", "m.bin", len(buf))
+    s = ItemScan(ctx(), item)
+    ctx().scan_buffer(buf, item, s)
+    assert [(f.secret, f.decoded, (f.location or {}).get("offset")) for f in s.finish(buf)] == [
+        (token, "base64", 4)]
+    monkeypatch.setattr(encoded, "BINARY_MAX", len(buf) - 1)
     s = ItemScan(ctx(), item)
     ctx().scan_buffer(buf, item, s)
     assert s.finish(buf) == []

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from veritensor_fast.detectors.privkey import STRUCTURAL
 from veritensor_fast.kernels import BACKEND, entropy
 from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 from veritensor_fast.rules import Rule, RuleSet
@@ -19,7 +20,9 @@ MAX_SEQUENTIAL = 0.5
 #: Words that mark documentation placeholders (AWS's ``AKIAIOSFODNN7EXAMPLE``, ``hf_YOUR_TOKEN``…). A random
 #: 34-character token contains one of them with probability below 1e-7.
 _PLACEHOLDER = re.compile(
-    rb"(?i)example|placeholder|dummy|sample|changeme|redacted|your_?(?:api_?)?(?:key|token|secret)|x{6}|\*{4}")
+    rb"(?i)example|placeholder|dummy|sample|changeme|redacted|your_?(?:api_?)?(?:key|token|secret)|x{6}|\*{4}"
+    # documentation keys (Google's ``AIzaSyDOCAbC123dEf456GhI789jKl012-MnO``, ``…AbCdEfGhIj…``, ``…1234567890``)
+    rb"|abc123def456|abcdefghij|0123456789|1234567890")
 
 
 def is_placeholder(secret: bytes) -> bool:
@@ -52,6 +55,9 @@ class SecretMatcher:
         self._group = [("secret" in rx.groupindex) for rx in self._confirm]
         self._width = [r.max_width() + 16 for r in self._rules]
         self._active = [strict or not r.strict_only for r in self._rules]
+        #: rules confirmed by structure (private keys): the header match is handed to a parser that returns
+        #: the end of the secret and applies its own entropy floor; the rule's own floor is not used
+        self._struct = [STRUCTURAL.get(r.id) for r in self._rules]
 
     def _windows(self, buf: Any) -> dict[int, list[tuple[int, int]]]:
         """Per rule, the merged windows around its Hyperscan candidates that its regex confirms in. Without
@@ -85,10 +91,15 @@ class SecretMatcher:
         """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset."""
         cands: dict[tuple[int, int], tuple[int, bytes]] = {}
         for pid, windows in self._windows(buf).items():
-            rx, grp = self._confirm[pid], self._group[pid]
+            rx, grp, struct = self._confirm[pid], self._group[pid], self._struct[pid]
             for lo, hi in windows:
                 for m in rx.finditer(buf, lo, hi):
                     s, e = m.span("secret") if grp and m.start("secret") >= 0 else m.span()
+                    if struct is not None:
+                        block_end = struct(buf, m.start(), m.end())
+                        if block_end is None:
+                            continue
+                        s, e = m.start(), block_end
                     key = (pid, s)
                     prev = cands.get(key)
                     if prev is None or prev[0] < e:
@@ -102,6 +113,9 @@ class SecretMatcher:
         for i, (pid, s) in enumerate(keys):
             rule = self._rules[pid]
             sec = secrets[i]
+            if self._struct[pid] is not None:
+                out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
+                continue
             if rule.min_entropy is not None and ent[i] < rule.min_entropy:
                 continue
             if is_placeholder(sec):
@@ -120,7 +134,12 @@ def is_match(matcher: SecretMatcher, text: str | bytes, rule_id: str) -> bool:
 def python_only_match(rule: Rule, text: str | bytes) -> bool:
     """The same rule evaluated by Python ``re`` alone (no Hyperscan), with the entropy floor applied."""
     data = text.encode() if isinstance(text, str) else text
+    struct = STRUCTURAL.get(rule.id)
     for m in rule.confirm_regex().finditer(data):
+        if struct is not None:
+            if struct(data, m.start(), m.end()) is not None:
+                return True
+            continue
         sec = m.group("secret") if "secret" in m.re.groupindex and m.group("secret") else m.group(0)
         if rule.min_entropy is not None and entropy.shannon(sec) < rule.min_entropy:
             continue

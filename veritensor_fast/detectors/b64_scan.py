@@ -15,7 +15,9 @@ mixing the standard (``+/``) and URL-safe (``-_``) alphabets (``sha512-…`` int
 
 Decoded bytes are always matched (one Hyperscan call for all candidates of a buffer, so random binary costs a
 decode and a scan, never a finding unless a real rule matches); recursion happens only into decoded data that
-is mostly text, so random binary (images, hashes) is never decoded further.
+is mostly text, so random binary (images, hashes) is never decoded further. Decoded bytes that are a gzip or
+zlib stream (``H4sI…``, ``eJ…``) are inflated first, bounded by :data:`MAX_INFLATED` and the buffer's budget,
+and the chain says so (``base64 → gzip``).
 """
 
 from __future__ import annotations
@@ -210,24 +212,23 @@ class B64Decoder:
     # ---- matching -----------------------------------------------------------------------------------
 
     def scan_buffer(self, buf: Any, emit: Callable[[SecretMatch, tuple[str, ...], Candidate], None],
-                    skip: Callable[[int], bool] | None = None) -> None:
+                    skip: Callable[[int], bool] | None = None, max_decoded: int = MAX_DECODED_PER_BUFFER) -> None:
         """Find, decode and match every candidate of ``buf``; recurse into decoded text.
 
         ``emit(match, chain, candidate)`` is called for every secret, ``candidate`` being the top-level blob
         (its ``start`` is where the finding points). ``skip(offset)`` may exclude blobs already handled.
         """
-        budget = [MAX_DECODED_PER_BUFFER]
-        todo: list[tuple[Candidate, bytes]] = []
+        budget = [max_decoded]
+        todo: list[tuple[Candidate, bytes, tuple[str, ...]]] = []
         for c in self.candidates(buf):
             if skip is not None and skip(c.start):
                 continue
             dec = self._decode_candidate(c.data, budget)
             if dec is not None:
-                todo.append((c, dec))
+                todo.append((c, dec[0], dec[1]))
         if not todo:
             return
-        chain = ("base64",)
-        datas = [d for _c, d in todo]
+        datas = [d for _c, d, _ch in todo]
         joined = datas[0] if len(datas) == 1 else _SEP.join(datas)
         found = self.matcher.find(joined)
         if found:
@@ -235,11 +236,12 @@ class B64Decoder:
             for m in found:
                 i = bisect_right(starts, m.start) - 1
                 if m.end <= starts[i] + len(datas[i]):
-                    emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain, todo[i][0])
+                    emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), todo[i][2],
+                         todo[i][0])
         if self.max_depth <= 1:
             return
-        budget2 = [MAX_DECODED_PER_BUFFER]
-        for c, d in todo:
+        budget2 = [max_decoded]
+        for c, d, chain in todo:
             if mostly_text(d):
                 self._recurse(d, 1, chain, _bind(emit, c), budget2)
 
@@ -251,14 +253,23 @@ class B64Decoder:
         """Decode base64 blobs inside ``data`` (text that was already matched as such) and match them."""
         self._recurse(data, 0, chain, emit, [MAX_DECODED_PER_BUFFER])
 
-    def _decode_candidate(self, enc: bytes, budget: list[int]) -> bytes | None:
+    def _decode_candidate(self, enc: bytes, budget: list[int]) -> tuple[bytes, tuple[str, ...]] | None:
+        """The decoded bytes of a candidate and the decoding steps (``base64``, then ``gzip``/``zlib`` when
+        the decoded bytes are a compressed stream, inflated to at most :data:`MAX_INFLATED`)."""
         if len(enc) < MIN_RUN or len(enc) > MAX_ENCODED or not plausible(enc):
             return None
         dec = decode(enc)
         if dec is None or len(dec) > budget[0]:
             return None
         budget[0] -= len(dec)
-        return dec
+        steps: tuple[str, ...] = ("base64",)
+        kind = compressed_kind(dec)
+        if kind is not None:
+            out = inflate(dec, kind, min(MAX_INFLATED, budget[0]))
+            if out:
+                budget[0] -= len(out)
+                return out, steps + (kind,)
+        return dec, steps
 
     def _match_many(self, datas: list[bytes], depth: int, chain: tuple[str, ...], emits: list[Emit]) -> None:
         """One Hyperscan call for all ``datas`` (joined by a separator no rule can span)."""
@@ -297,13 +308,13 @@ class B64Decoder:
             sources = [c.data for c in self.candidates(blobs)] if blobs else []
         else:
             sources = [c.data for c in self.candidates(text)]
-        decs = []
+        groups: dict[tuple[str, ...], list[bytes]] = {}
         for enc in sources:
             dec = self._decode_candidate(enc, budget)
             if dec is not None:
-                decs.append(dec)
-        if decs:
-            self._match_many(decs, depth + 1, sub + ("base64",), [emit] * len(decs))
+                groups.setdefault(dec[1], []).append(dec[0])
+        for steps, decs in groups.items():
+            self._match_many(decs, depth + 1, sub + steps, [emit] * len(decs))
 
     def _match_only(self, datas: list[bytes], chain: tuple[str, ...], emit: Emit) -> None:
         joined = _SEP.join(datas)
@@ -315,6 +326,32 @@ class B64Decoder:
             i = bisect_right(starts, m.start) - 1
             if m.end <= starts[i] + len(datas[i]):
                 emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain)
+
+
+#: A compressed stream inside base64 is inflated to at most this many bytes (and within the buffer's budget).
+MAX_INFLATED = 8 << 20
+
+
+def compressed_kind(data: bytes) -> str | None:
+    """``"gzip"`` or ``"zlib"`` when ``data`` starts like such a stream, else None."""
+    if data[:3] == b"\x1f\x8b\x08":
+        return "gzip"
+    if len(data) >= 2 and data[0] == 0x78 and data[1] in (0x01, 0x5E, 0x9C, 0xDA) and (data[0] * 256 + data[1]) % 31 == 0:
+        return "zlib"
+    return None
+
+
+def inflate(data: bytes, kind: str, limit: int) -> bytes:
+    """Decompress at most ``limit`` bytes (a bomb costs ``limit``, never more); b"" when it is not valid."""
+    import zlib
+
+    if limit <= 0:
+        return b""
+    d = zlib.decompressobj(31 if kind == "gzip" else 15)
+    try:
+        return d.decompress(data, limit)
+    except zlib.error:
+        return b""
 
 
 def _stop(*_args: Any) -> bool:

@@ -5,7 +5,7 @@ never hide or break a token, and ``source``/``text`` lists are joined first, so 
 items is found):
 
 - cell sources (code, markdown, raw; nbformat 3 ``input`` too);
-- outputs (unless ``ScanOptions.include_outputs`` is off): ``stream`` text, every text-like MIME type of
+- outputs (reported unless ``ScanOptions.include_outputs`` is off): ``stream`` text, every text-like MIME type of
   ``execute_result`` / ``display_data`` (a JSON object value is walked string by string), ``error``
   ``ename`` / ``evalue`` / ``traceback`` with ANSI escape codes stripped, output metadata;
 - cell attachments, base64-decoded when their MIME type is text-like;
@@ -17,7 +17,10 @@ Parsing: notebooks up to :data:`ORJSON_MAX` bytes are loaded with ``orjson`` (fa
 ones are streamed cell by cell with ``ijson`` (yajl2_c) through a 1 MiB read buffer, and pages of a
 memory-mapped file already consumed are released, so memory is bounded by the largest single cell, not by
 the notebook. Findings are committed only when the whole notebook parsed; otherwise a ``parse`` error is
-recorded and the plain text pass scans the raw bytes instead.
+recorded and the plain text pass scans the raw bytes instead. A notebook nested deeper than
+``nb_guard.MAX_DEPTH`` is never parsed (a ``limit`` error; the text pass scans it). After a successful parse
+the raw bytes are scanned as text too and findings the structured pass did not make are added
+(``location.part == "raw"``), so a field the parser skips cannot hide a token.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import ijson
 import orjson
 
 from veritensor_fast.buffers import LineColumn, can_release, count_newlines, release_pages
+from veritensor_fast.detectors.nb_guard import MAX_DEPTH, nesting_exceeds, raw_findings
 from veritensor_fast.findings import Item
 from veritensor_fast.matcher import SecretMatch
 
@@ -346,22 +350,37 @@ class NotebookDetector:
         if not looks_like_notebook(item.path, head, buf):
             return
         py = next((d for d in self.ctx.detectors if d.name == "python-ast" and hasattr(d, "wanted")), None)
-        walker = _Walker(self.ctx, self.include_outputs, py if getattr(py, "enabled", False) else None)
+        # Outputs are always walked: with outputs excluded their findings are not reported, but they still
+        # tell the raw-text pass which of its findings are output tokens to leave out.
+        walker = _Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
         try:
             if len(buf) <= ORJSON_MAX:
                 self._small(buf, walker)
             else:
+                if nesting_exceeds(buf, MAX_DEPTH):  # before ijson, whose memory grows with depth squared
+                    scan.error(f"notebook nests JSON deeper than {MAX_DEPTH} levels: not parsed as a notebook, "
+                               "scanned as plain text", "limit")
+                    return
                 self._streamed(buf, walker, head)
         except NotebookParseError as exc:
-            scan.error(f"notebook is not valid JSON / truncated: {exc}; scanned as plain text", "parse")
+            kind = "limit" if "deeper than" in str(exc) else "parse"
+            scan.error(f"notebook is not valid JSON / truncated: {exc}; scanned as plain text", kind)
             return
-        self._commit(buf, walker.records, scan)
+        records, hidden = walker.records, []
+        if not self.include_outputs:
+            hidden = [(r[0], None) for r in records if r[3].get("part") == "output"]
+            records = [r for r in records if r[3].get("part") != "output"]
+        structured = self._commit(buf, records, scan) + hidden
+        # The raw bytes always go through the text pass too: nothing the parser skips can hide a token.
+        raw_findings(buf, scan, structured)
         scan.text_done = True
 
     def _small(self, buf: Any, w: _Walker) -> None:
         try:
             doc = orjson.loads(buf if isinstance(buf, bytes | bytearray | memoryview | str) else bytes(buf))
         except orjson.JSONDecodeError as exc:
+            if "depth" in exc.msg:
+                raise NotebookParseError(f"nests JSON deeper than {MAX_DEPTH} levels") from None
             raise NotebookParseError(f"line {exc.lineno} column {exc.colno}") from None
         if not isinstance(doc, dict) or not (isinstance(doc.get("cells"), list) or "worksheets" in doc):
             raise NotebookParseError("not a Jupyter notebook (no cells list)")
@@ -429,7 +448,7 @@ class NotebookDetector:
             return doc if isinstance(doc, dict) else None
         return None
 
-    def _commit(self, buf: Any, records: list[Record], scan: ItemScan) -> None:
+    def _commit(self, buf: Any, records: list[Record], scan: ItemScan) -> list[tuple[SecretMatch, int | None]]:
         # The k-th record (in document order) of a secret gets the k-th verbatim occurrence of that secret in
         # the raw file as its ``raw_line``; all secrets are looked up together in one pass.
         want: dict[bytes, int] = {}
@@ -437,6 +456,7 @@ class NotebookDetector:
             want[m.secret] = want.get(m.secret, 0) + 1
         occ = raw_occurrences(buf, want) if want else {}
         taken: dict[bytes, int] = {}
+        out: list[tuple[SecretMatch, int | None]] = []
         for i, (m, line, col, loc) in enumerate(records):
             loc = dict(loc)
             if i < RAW_LINE_MAX:
@@ -447,6 +467,8 @@ class NotebookDetector:
                     taken[m.secret] = k + 1
             decoded = loc.pop("decoded", None)
             scan.add_secret(m, line=line, column=col, location=loc, decoded=decoded)
+            out.append((m, loc.get("raw_line")))
+        return out
 
 
 def _literal(s: bytes) -> bytes:

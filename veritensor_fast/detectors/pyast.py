@@ -314,6 +314,30 @@ def rule_anchors(rule: Rule) -> set[str] | None:
     return pfx if not rule.pattern.startswith("(?i)") else {p.lower() for p in pfx}
 
 
+#: Between two pieces of a split literal: close quote, optional ``+`` (or nothing: implicit concatenation),
+#: whitespace or newlines, an optional string prefix, open quote.
+_SPLIT = rb"[\x22']\s*(?:\+\s*)?[rRbBuUfF]{0,2}[\x22']"
+
+
+def _inner_literal(rule: Rule) -> str | None:
+    """The longest run (>= 2 characters) of literal characters at the top level of a rule without a literal
+    prefix (``Q~`` in an Azure AD client secret), or None."""
+    sp = _sre()
+    best, run = "", ""
+    try:
+        tokens = list(sp.parse(rule.pattern))
+    except Exception:  # pragma: no cover - rules compile (checked at load)
+        return None
+    for op, av in tokens:
+        if op == sp.LITERAL:
+            run += chr(av)
+            if len(run) > len(best):
+                best = run
+        else:
+            run = ""
+    return best if len(best) >= 2 else None
+
+
 def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
     """Hyperscan patterns (with a caseless flag, as their rule) whose absence proves that parsing cannot add a finding; ``None`` when
     some rule has no literal anchor (then every file is parsed).
@@ -331,7 +355,11 @@ def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None
         caseless = r.pattern.startswith("(?i)")
         anchors = rule_anchors(r)
         if anchors is None:
-            return None
+            inner = _inner_literal(r)
+            if inner is None:
+                return None
+            pats[_literal(inner.encode("latin-1", "replace"))] = caseless  # e.g. ``Q~``, ``JQQJ``: rare in code
+            continue
         body = r.pattern[4:] if r.pattern.startswith("(?i)") else r.pattern
         context = "(?P<secret>" in body and not body.startswith("(?P<secret>")
         for a in anchors:
@@ -347,6 +375,10 @@ def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None
                 cls = _token_class(r.pattern)
                 body_cls = b"[" + cls + b"]{0,%d}" % short if cls else b""
                 pats[lit + body_cls + rb"[\x22'{%\\]"] = caseless
+                # the anchor itself split between two literals: ``"h" + "f_…"``, ``("gh" "p_…")``
+                raw = a.encode("latin-1", "replace")
+                for k in range(1, len(raw)):
+                    pats[_literal(raw[:k]) + _SPLIT + _literal(raw[k:])] = caseless
     for w in SINK_CONTEXT:
         pats[w] = True
     return sorted(pats.items())
