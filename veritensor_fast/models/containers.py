@@ -270,13 +270,16 @@ class _BufFile(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = min(len(b), len(self._b) - self._p)
+        n = max(0, min(len(b), len(self._b) - self._p))  # past the end (a mangled tar size): nothing, not < 0
         b[:n] = bytes(self._b[self._p:self._p + n])
         self._p += n
         return n
 
     def seek(self, off: int, whence: int = 0) -> int:
-        self._p = off if whence == 0 else self._p + off if whence == 1 else len(self._b) + off
+        p = off if whence == 0 else self._p + off if whence == 1 else len(self._b) + off
+        if p < 0:
+            raise ValueError(f"negative seek position {p}")
+        self._p = p
         return self._p
 
     def tell(self) -> int:
