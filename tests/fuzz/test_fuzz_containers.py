@@ -47,18 +47,19 @@ def build_zip(members: list[tuple[str, bytes]], method: int) -> bytes:
     bio = io.BytesIO()
     with zipfile.ZipFile(bio, "w", method) as z:
         for n, d in members:
-            z.writestr(n, d)
+            z.writestr(zipfile.ZipInfo(n, date_time=(1980, 1, 1, 0, 0, 0)), d, compress_type=method)
     return bio.getvalue()
 
 
 def build_tar(members: list[tuple[str, bytes]], mode: str) -> bytes:
     bio = io.BytesIO()
-    with tarfile.open(fileobj=bio, mode=mode) as t:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=bio, mode="w" if mode == "w:gz" else mode) as t:  # type: ignore[call-overload]
         for n, d in members:
             ti = tarfile.TarInfo(n)
             ti.size = len(d)
             t.addfile(ti, io.BytesIO(d))
-    return bio.getvalue()
+    # the same bytes every time (tarfile's gzip header holds the current time): examples replay exactly
+    return gzip.compress(bio.getvalue(), mtime=0) if mode == "w:gz" else bio.getvalue()
 
 
 def build_7z(members: list[tuple[str, bytes]]) -> bytes:
