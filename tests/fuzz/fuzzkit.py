@@ -139,11 +139,22 @@ def _tgz_truncated() -> bytes:
     return gzip.compress(bio.getvalue(), mtime=0)[:90]
 
 
+_BAD_CRC_TGZ = base64.b64decode(
+    "H4sIAMXEDGsC/+2WX0vrMBjGq5f9FCFezAuZretWFERRpoKgCMI5qKNkbebq1qRL0umQgR/5fISTtLH+QcEbJ+r7u0nyJH3e5KV5W9KkbOp8Lp6m"
+    "EwRlq3ndel47fOqXeif0fAd5zgIopCJCh3R+J0cH0fnpcfdkezj//////////////////////////////////4jIXivptq+PwpvjzcB/sFS6PQAo"
+    "AAA=")
+
 KNOWN_OPEN: list[Known] = [
     Known("detector archive failed: EOFError", "issue 11: a truncated .tar.gz is an internal error, not a corrupt "
           "archive (the archive branch reworks tar reading)", (_tgz_truncated(), "a.tar.gz")),
     Known("detector model failed: EOFError", "issue 11: the same truncated .tar.gz in the model analyser",
           (_tgz_truncated(), "a.tar.gz")),
+    # found by atheris (fuzz/scan_target.py tar): a tar.gz whose deflate stream ends inside a member and whose
+    # CRC does not match; tarfile's gzip reader raises BadGzipFile from the member read
+    Known("detector archive failed: BadGzipFile", "a damaged .tar.gz member read is an internal error",
+          (_BAD_CRC_TGZ, "a.tar.gz")),
+    Known("detector model failed: BadGzipFile", "the same damaged .tar.gz in the model analyser",
+          (_BAD_CRC_TGZ, "a.tar.gz")),
 ]
 
 _OPEN: tuple[str, ...] | None = None
