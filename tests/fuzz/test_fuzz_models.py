@@ -19,6 +19,8 @@ from fuzzkit import examples, mutate, scan_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from veritensor_fast.findings import Finding
+
 SETTINGS: dict[str, Any] = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.data_too_large,
                                                                        HealthCheck.function_scoped_fixture])
@@ -32,14 +34,34 @@ plain = st.recursive(
     | st.frozensets(st.integers(), max_size=3), max_leaves=10)
 
 
+def _serious(data: bytes, name: str = "data.pkl") -> list[Finding]:
+    return [f for f in scan_bytes(data, name).findings if f.severity in ("high", "critical")]
+
+
+#: Found by the exploratory run: ``pickle.dumps(b"", protocol=0..2)`` is ``__builtin__.bytes()``, flagged as a
+#: critical dangerous global (a false positive on benign data). Fixed on the models branch; tolerated here
+#: only while it still reproduces.
+BYTES_FP_OPEN = bool(_serious(pickle.dumps(b"", protocol=0)))
+
+
 @settings(max_examples=examples(80), **SETTINGS)
 @given(plain, st.integers(0, 5), edits, st.sampled_from(PICKLE_NAMES))
 def test_plain_pickles_mutated_keep_the_contract(v: Any, proto: int, ed: list[tuple[int, int, int]],
                                                  name: str) -> None:
     data = pickle.dumps(v, protocol=proto)
     res = scan_bytes(mutate(data, ed), name)
-    if not ed and name != "x.npy":
-        assert not [f for f in res.findings if f.severity in ("high", "critical")], res.findings
+    if not ed and name != "x.npy":  # a pickle of plain data is never a finding
+        serious = [f for f in res.findings if f.severity in ("high", "critical")
+                   and not (BYTES_FP_OPEN and f.redacted == "__builtin__.bytes")]
+        assert not serious, serious
+
+
+@pytest.mark.xfail(strict=True, reason="open false positive (fixed on the models branch): __builtin__.bytes() "
+                   "is reported as a critical dangerous global; drop this marker once merged")
+@pytest.mark.parametrize("value", [b"", [b"", 1]], ids=["empty-bytes", "list-with-empty-bytes"])
+@pytest.mark.parametrize("proto", [0, 1, 2])
+def test_pickled_empty_bytes_is_not_a_finding(value: Any, proto: int) -> None:
+    assert _serious(pickle.dumps(value, protocol=proto)) == []
 
 
 def evil_pickles(marker: Path) -> list[bytes]:
