@@ -17,8 +17,8 @@ failing on it, so one exploratory run lists every distinct crash.
 
 ``KNOWN_OPEN`` lists crashes the fuzzers found that are fixed on another branch or owned elsewhere: each has a
 probe input and is tolerated only while its probe still crashes, so once the fix lands the suites check
-strictly again (and the matching regression test in test_fuzz_regressions.py, an ``xfail(strict=True)``,
-turns into a failure that says to drop the entry).
+strictly again (and the matching regression test in test_fuzz_regressions.py, a strict xfail only while the
+probe crashes, becomes a plain regression test).
 """
 
 from __future__ import annotations

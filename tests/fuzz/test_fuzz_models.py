@@ -56,8 +56,8 @@ def test_plain_pickles_mutated_keep_the_contract(v: Any, proto: int, ed: list[tu
         assert not serious, serious
 
 
-@pytest.mark.xfail(strict=True, reason="open false positive (fixed on the models branch): __builtin__.bytes() "
-                   "is reported as a critical dangerous global; drop this marker once merged")
+@pytest.mark.xfail(BYTES_FP_OPEN, strict=True, reason="open false positive on this branch (fixed on the models "
+                   "branch): __builtin__.bytes() is reported as a critical dangerous global")
 @pytest.mark.parametrize("value", [b"", [b"", 1]], ids=["empty-bytes", "list-with-empty-bytes"])
 @pytest.mark.parametrize("proto", [0, 1, 2])
 def test_pickled_empty_bytes_is_not_a_finding(value: Any, proto: int) -> None:

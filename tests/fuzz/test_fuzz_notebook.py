@@ -104,9 +104,16 @@ def _set(doc: Any, path: tuple[Any, ...], value: str) -> None:
     doc[path[-1]] = value
 
 
-@pytest.mark.xfail(strict=True, reason="notebook hiding places (a token in a cell id, a stream output's name, "
-                   "other non-canonical fields is never scanned as text); owned by the notebook/secrets work of "
-                   "issue 13. Remove this marker once raw notebook bytes always go through the text pass.")
+def _hiding_place_open() -> bool:
+    """Whether a token in a non-canonical notebook field (here: a cell's ``cell_type``) is still missed."""
+    tok = token(3)
+    doc = {"cells": [{"cell_type": tok, "source": "x"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    return tok not in secrets_found(scan_bytes(dump(doc, None, False), "h.ipynb"))
+
+
+@pytest.mark.xfail(_hiding_place_open(), strict=True, reason="open on this branch: notebook hiding places (a "
+                   "token in a cell_type, a cell id, a stream output's name is never scanned as text); fixed by the "
+                   "secrets branch (raw notebook bytes always go through the text pass)")
 @settings(max_examples=examples(40), phases=[Phase.explicit, Phase.generate], **SETTINGS)
 @given(st.one_of(notebooks, v3_notebooks), st.integers(0, 2**32), st.integers(0, 2**16), st.booleans())
 def test_token_in_any_string_of_a_notebook_is_found(doc: Any, seed: int, pick: int, stream: bool) -> None:
