@@ -270,15 +270,15 @@ class _BufFile(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = max(0, min(len(b), len(self._b) - self._p))  # past the end (a mangled tar size): nothing, not < 0
+        n = max(0, min(len(b), len(self._b) - self._p))
         b[:n] = bytes(self._b[self._p:self._p + n])
         self._p += n
         return n
 
     def seek(self, off: int, whence: int = 0) -> int:
         p = off if whence == 0 else self._p + off if whence == 1 else len(self._b) + off
-        if p < 0:
-            raise ValueError(f"negative seek position {p}")
+        if p < 0:  # as a real file does (a crafted tar header can ask for this)
+            raise OSError(22, "negative seek position")
         self._p = p
         return self._p
 
