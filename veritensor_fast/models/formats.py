@@ -118,7 +118,7 @@ def safetensors_check(buf: Any, where: str) -> list[ModelIssue]:
             bad(f"tensor {name[:80]!r} entry must have exactly dtype, shape, data_offsets")
             continue
         dt, shape, offs = t["dtype"], t["shape"], t["data_offsets"]
-        if dt not in _ST_BITS:
+        if not isinstance(dt, str) or dt not in _ST_BITS:  # a list or object dtype is unhashable
             bad(f"tensor {name[:80]!r} has unknown dtype {str(dt)[:20]!r}")
             continue
         if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):

@@ -1,0 +1,54 @@
+"""Every crash the fuzzers found, as a minimal input: fixed ones must stay fixed. A crash fixed on another
+branch (fuzzkit.KNOWN_OPEN) is a strict xfail only while its probe still crashes here, and a plain regression
+test once the fix is merged."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import tarfile
+
+import pytest
+from fuzzkit import KNOWN_OPEN, Known, open_signatures, scan_bytes
+
+
+def tar_size_past_the_end() -> bytes:
+    """A valid one-member tar whose size field (checksum fixed up) points 32 KiB past the end of the buffer."""
+    bio = io.BytesIO()
+    with tarfile.open(fileobj=bio, mode="w", format=tarfile.GNU_FORMAT) as t:
+        ti = tarfile.TarInfo("a.txt")
+        ti.size = 5
+        t.addfile(ti, io.BytesIO(b"hello"))
+    raw = bytearray(bio.getvalue())
+    raw[124:136] = b"00000100000\x00"
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\x00 " % sum(raw[:512])
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("name", ["a.tar", "weights.pt"])
+def test_tar_member_size_past_the_end_is_a_corrupt_archive_not_a_crash(name: str) -> None:
+    # found by test_mutated_archives_keep_the_contract: tarfile seeks past the end of the buffer, and the
+    # buffer file's readinto returned a negative count (SystemError in the model detector)
+    res = scan_bytes(tar_size_past_the_end(), name, strict=True)
+    assert any(f.rule_id == "model.archive.corrupt" for f in res.findings)
+
+
+@pytest.mark.parametrize("dtype", [[], {"a": 1}, ["F32"]])
+def test_safetensors_unhashable_dtype_is_invalid_not_a_crash(dtype: object) -> None:
+    # found by the exploratory run of test_safetensors_headers_keep_the_contract: a list/object dtype made
+    # ``dt not in _ST_BITS`` raise TypeError (an internal error instead of an invalid-header finding)
+    h = json.dumps({"w": {"dtype": dtype, "shape": [1], "data_offsets": [0, 4]}}).encode()
+    res = scan_bytes(struct.pack("<Q", len(h)) + h + b"\0" * 4, "m.safetensors", strict=True)
+    assert any(f.rule_id == "model.safetensors.invalid" and "unknown dtype" in f.message for f in res.findings)
+
+
+@pytest.mark.parametrize("known", [
+    pytest.param(k, id=k.signature, marks=pytest.mark.xfail(
+        k.signature in open_signatures(), strict=True, reason=f"still open on this branch: {k.why}"))
+    for k in KNOWN_OPEN])
+def test_known_crash_is_fixed(known: Known) -> None:
+    # an xfail only while the crash still reproduces here (a branch without the fix); a plain regression test
+    # once the fix is merged
+    scan_bytes(*known.probe, strict=True)
