@@ -66,7 +66,8 @@ class Analyzer:
             # silences a different file at the same path
             d = content_digest(buf)
             out = [i if i.location and "sha256" in i.location else
-                   ModelIssue(i.rule_id, i.severity, i.message, i.evidence, {**(i.location or {}), "sha256": d})
+                   ModelIssue(i.rule_id, i.severity, i.message, i.evidence, {**(i.location or {}), "sha256": d},
+                              i.error)
                    for i in out]
         return out
 
@@ -78,8 +79,9 @@ class Analyzer:
         if kind in ("pickle", "pickle?"):
             out += self._pickle(buf, name, where, kind, member)
             if polyglot_check and zip_tail(buf) and depth < self.limits.max_depth:
-                zi = self._zip(buf, name, depth, where)
-                if zi:
+                # a zip tail that no reader could open is no zip at all (no loader reads it as one)
+                zi = [i for i in self._zip(buf, name, depth, where) if i.error != "corrupt"]
+                if any(not i.error for i in zi):
                     out.append(ModelIssue("model.polyglot", "high",
                                           "file is both a pickle and a zip archive; analysed as both", "polyglot",
                                           _loc(where)))
@@ -162,23 +164,27 @@ class Analyzer:
     def _zip(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
         lim = self.limits
         out: list[ModelIssue] = []
+        # a zip named as a model (``.pt``, ``.keras``, ...) that cannot be read is a finding (fail closed); any
+        # other zip is an incomplete scan (an error, exit 3): nothing model-like was reached
+        named = has_model_ext(name)
         try:
             members, anomalies = containers.zip_members(buf, lim)
         except containers.LimitExceeded as exc:
             return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
-                               _loc(where))]
+                               _loc(where), "" if named else "limit")]
         except (containers.ArchiveError, IndexError, ValueError, OverflowError) as exc:
             return [ModelIssue("model.archive.corrupt", "high",
                                f"zip structure unreadable ({exc if isinstance(exc, containers.ArchiveError) else type(exc).__name__}); "
-                               "the file could not be analysed", "corrupt zip", _loc(where))]
+                               "the file could not be analysed", "corrupt zip", _loc(where), "" if named else "corrupt")]
         for a in anomalies:
             out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(where)))
         names = {m.name for m in members}
         torch_layout = any(n.endswith("data.pkl") for n in names)
         keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
-        for m in members:
+        for k, m in enumerate(members):
             if m.is_dir:
                 continue
+            model_like = False  # the member's head sniffed as model content
             sub = f"{where}!{m.name}" if where else m.name
             for a in containers.member_anomalies(m):
                 out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(sub)))
@@ -196,6 +202,7 @@ class Analyzer:
                     continue
                 if torch_layout and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
                     continue  # tensor storage bytes: never unpickled by torch; not read
+                model_like = True
                 data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
                 stop = self._budget(len(data), sub)
                 if stop:
@@ -214,15 +221,18 @@ class Analyzer:
                     continue
                 out += self._member(data, m.name, depth, where)
             except containers.BudgetExhausted as exc:
+                # a finding when model content (or a member named like a model payload) is left unread
+                left = model_like or any(containers.model_name(r.name) for r in members[k:] if not r.is_dir)
                 out.append(ModelIssue("model.archive.limit", "high", f"zip: {exc}; this member and the rest were "
-                                      "not analysed", m.name, _loc(sub)))
+                                      "not analysed", m.name, _loc(sub), "" if left else "limit"))
                 break
             except containers.LimitExceeded as exc:
                 out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
-                                      _loc(sub)))
+                                      _loc(sub), "" if model_like or containers.model_name(m.name) else "limit"))
             except containers.ArchiveError as exc:
                 out.append(ModelIssue("model.archive.corrupt", "high", f"zip: {exc}; member could not be analysed",
-                                      m.name, _loc(sub)))
+                                      m.name, _loc(sub),
+                                      "" if model_like or containers.model_name(m.name) else "corrupt"))
         return out
 
     def _tar(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
@@ -235,12 +245,18 @@ class Analyzer:
                     continue
                 try:
                     data = reader(self.limits.max_member_bytes)
-                except containers.BudgetExhausted:
-                    raise
+                except containers.BudgetExhausted as exc:  # model content left unread: a finding
+                    out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; this member and the rest "
+                                          "were not analysed", mname, _loc(sub)))
+                    break
                 except containers.LimitExceeded as exc:
                     out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; member not analysed",
                                           mname, _loc(sub)))
                     continue
+                except containers.ArchiveError as exc:  # damage inside model content: a finding
+                    out.append(ModelIssue("model.archive.corrupt", "high", f"tar: {exc}; member could not be "
+                                          "fully analysed", mname, _loc(sub)))
+                    break
                 stop = self._budget(len(data), sub)
                 if stop:
                     out.append(stop)
@@ -250,12 +266,17 @@ class Analyzer:
                     out += self.walker.analyze(data, where=sub, trailing_is_data=True).issues
                     continue
                 out += self._member(data, mname, depth, where)
+        # stopped between members or inside one that is no model content: nothing model-like was left unread
+        # that we know of; an incomplete scan (error, exit 3), not a finding
+        # (unless it stopped at the start of a member named like a model payload)
         except containers.LimitExceeded as exc:
+            err = "" if containers.model_name(getattr(exc, "member", ".")) else "limit"
             out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; rest not analysed", "limit",
-                                  _loc(where)))
+                                  _loc(where), err))
         except containers.ArchiveError as exc:
+            err = "" if containers.model_name(getattr(exc, "member", ".")) else "corrupt"
             out.append(ModelIssue("model.archive.corrupt", "high", f"tar: {exc}; could not be fully analysed",
-                                  "corrupt tar", _loc(where)))
+                                  "corrupt tar", _loc(where), err))
         return out
 
     def _7z(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
@@ -277,10 +298,10 @@ class Analyzer:
                                      keep=lambda n, h: sniff(h, n) != "none")  # only model content is held
         except containers.LimitExceeded as exc:
             out.append(ModelIssue("model.archive.limit", "high", f"7z: {exc}; the rest was not analysed", "limit",
-                                  _loc(where)))
+                                  _loc(where), "limit"))
         except containers.ArchiveError as exc:
             out.append(ModelIssue("model.archive.corrupt", "high", f"7z: {exc}; could not be analysed",
-                                  "corrupt 7z", _loc(where)))
+                                  "corrupt 7z", _loc(where), "corrupt"))
         return out
 
 

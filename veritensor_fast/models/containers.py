@@ -262,8 +262,13 @@ def _encryption(buf: Any, m: ZipMember) -> str:
         kind = "none"
     if kind not in ("none", "pickle?"):
         return "plain"
-    base = m.name.rsplit("/", 1)[-1]
-    return "model" if has_model_ext(base) or "." not in base else "other"
+    return "model" if model_name(m.name) else "other"
+
+
+def model_name(name: str) -> bool:
+    """Whether a member's name is a model payload's (``data.pkl``, a model extension, or no extension)."""
+    base = name.rsplit("/", 1)[-1]
+    return has_model_ext(base) or "." not in base
 
 
 def member_anomalies(m: ZipMember) -> list[Anomaly]:
@@ -414,7 +419,8 @@ def tar_entries(buf: Any, limits: ModelLimits) -> Iterator[tuple[str, int, bytes
                     continue
                 try:
                     head = f.read(min(ti.size, 4096))
-                except (LimitExceeded, ArchiveError):
+                except (LimitExceeded, ArchiveError) as exc:
+                    setattr(exc, "member", ti.name)  # noqa: B010  # what was being read when it stopped
                     raise
                 except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
                     raise ArchiveError(f"corrupt tar in member {ti.name!r} ({type(exc).__name__})") from exc
