@@ -61,7 +61,7 @@ class ModelDetector:
             issues = self.analyzer().analyze(buf, path)
         per_rule: dict[tuple[str, str], int] = {}
         # the archive detector walks the same containers and reports their damage and limits as errors itself
-        covered = any(getattr(d, "name", "") == "archive" for d in getattr(scan.ctx, "detectors", ()))
+        covered = any(getattr(d, "name", "") == "archive" for d in getattr(getattr(scan, "ctx", None), "detectors", ()))
         for issue in issues:
             if issue.error:  # analysis stopped before any model-like content: an incomplete scan, not a finding
                 if not covered:

@@ -9,6 +9,7 @@ many files (the detector holds one per worker).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import posixpath
 import re
 import zlib
@@ -20,6 +21,7 @@ from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_scan import PickleWalker
 from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff, zip_tail
+from veritensor_fast.randread import PreadView
 
 __all__ = ["Analyzer", "AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
 
@@ -77,7 +79,7 @@ class Analyzer:
         kind = sniff(head, name, len(buf))
         out: list[ModelIssue] = []
         if kind in ("pickle", "pickle?"):
-            out += self._pickle(buf, name, where, kind, member)
+            out += self._pickle(in_memory(buf), name, where, kind, member)
             if polyglot_check and zip_tail(buf) and depth < self.limits.max_depth:
                 # a zip tail that no reader could open is no zip at all (no loader reads it as one)
                 zi = [i for i in self._zip(buf, name, depth, where) if i.error != "corrupt"]
@@ -96,7 +98,7 @@ class Analyzer:
             issues, at = formats.npy_header(buf, where)
             out += issues
             if at >= 0:
-                found = self.walker.analyze(buf, at, where=where, max_streams=1, trailing_is_data=True).issues
+                found = self.walker.analyze(in_memory(buf), at, where=where, max_streams=1, trailing_is_data=True).issues
                 if found:  # an object array of plain data does nothing when loaded: no finding at all
                     out.append(ModelIssue("model.npy.object", "info",
                                           ".npy holds Python objects (dtype 'O'): np.load(allow_pickle=True) runs "
@@ -306,12 +308,33 @@ class Analyzer:
 
 
 _DIGEST_WHOLE = 64 << 20
+#: A pickle in a large file read without a memory map (``randread.PreadView``) is walked from memory up to this
+#: size (the walker slices per opcode; ``pread`` per slice would be several times slower); bigger ones (legacy
+#: ``torch.save`` files, whose pickles are followed by raw tensor bytes) are walked through the view.
+PICKLE_IN_MEMORY = 256 << 20
+
+
+def in_memory(buf: Any) -> Any:
+    if isinstance(buf, PreadView) and len(buf) <= PICKLE_IN_MEMORY:
+        return buf.read(0, len(buf))
+    return buf
 
 
 def content_digest(buf: Any) -> str:
     """First 16 hex digits of the SHA-256 of ``buf`` (of its size, first 64 MiB and last 1 MiB when larger)."""
     h = hashlib.sha256()
     n = len(buf)
+    if not isinstance(buf, bytes | bytearray | memoryview | mmap.mmap):  # a ``PreadView``: 1 MiB reads
+        def part(a: int, b: int) -> None:
+            for x in range(a, b, 1 << 20):
+                h.update(buf[x:min(b, x + (1 << 20))])
+        if n <= _DIGEST_WHOLE:
+            part(0, n)
+        else:
+            h.update(n.to_bytes(8, "little"))
+            part(0, _DIGEST_WHOLE)
+            part(n - (1 << 20), n)
+        return h.hexdigest()[:16]
     with memoryview(buf) as mv:  # no copy of an mmap; every view is released before the mmap may close
         if n <= _DIGEST_WHOLE:
             h.update(mv)
