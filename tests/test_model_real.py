@@ -25,8 +25,7 @@ BENIGN = [
     *(f"sklearn.joblib.{c}" for c in ("zlib", "gzip", "bz2", "xz", "lzma", "lz4")),
 ]
 MALICIOUS = ["evil_torch.pt", "evil_torch_legacy.pt", "evil.joblib", "evil_object.npy", "evil_object.npz"]
-# joblib's compressors are decompressed by the shared decompression layer (the archive work); until that is
-# merged a compressed malicious joblib file is not opened at all
+# joblib's compressors are decompressed by the shared decompression layer (``veritensor_fast.decompress``)
 MALICIOUS_COMPRESSED = ["evil.joblib.zlib"]
 
 
@@ -49,8 +48,6 @@ def test_malicious_real_fixture_is_critical_system_call(name: str) -> None:
                    for i in issues), issues
 
 
-@pytest.mark.xfail(reason="compressed joblib files are opened by the shared decompression layer (archive branch)",
-                   strict=False)
 @pytest.mark.parametrize("name", MALICIOUS_COMPRESSED)
 def test_malicious_compressed_joblib_is_critical(name: str) -> None:
     issues = analyze((FIX / name).read_bytes(), name)

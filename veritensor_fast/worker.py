@@ -143,7 +143,11 @@ class WorkerContext:
         if isinstance(buf, LargeFile):
             if not wants_whole_file(buf, item):
                 return scan_windows(self, buf, item, scan)
-            try:
+            from veritensor_fast import randread  # no memory map of a file being analysed: no SIGBUS
+
+            if not randread.text_like(buf.pread(0, 4096), item):
+                return randread.scan_random_access(self, buf, item, scan)
+            try:  # a notebook/JSON/UTF-16 text parsed whole (streamed from the map, see detectors/notebook.py)
                 mm = buf.mapped()
             except (OSError, ValueError) as exc:
                 scan.error(f"cannot map file: {exc}", "unreadable")

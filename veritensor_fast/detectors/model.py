@@ -60,7 +60,15 @@ class ModelDetector:
         with decompress.scope(decompress.for_scan(scan, "model")):  # one budget per top-level file
             issues = self.analyzer().analyze(buf, path)
         per_rule: dict[tuple[str, str], int] = {}
+        # the archive detector walks the same containers and reports their damage and limits as errors itself
+        covered = any(getattr(d, "name", "") == "archive" for d in getattr(getattr(scan, "ctx", None), "detectors", ()))
         for issue in issues:
+            if issue.error:  # analysis stopped before any model-like content: an incomplete scan, not a finding
+                if not covered:
+                    member = (issue.location or {}).get("member")
+                    scan.error(f"model analysis incomplete{f' in {member!r}' if member else ''}: {issue.message}",
+                               issue.error)
+                continue
             key = (issue.rule_id, issue.severity)
             n = per_rule[key] = per_rule.get(key, 0) + 1
             if n > MAX_PER_RULE and issue.severity != "critical":

@@ -11,7 +11,7 @@ that subclasses ``nn.Module``) and scikit-learn 1.9.1 (``sklearn.utils.all_estim
 the same public classes, private module paths move occasionally (a moved class is an "unknown global" finding,
 ``--allow-global`` silences it). ``ML_HELPERS`` lists, one line each, the non-estimator types found in the
 pickles of fitted estimators (Cython state objects, losses, links, random generators), scipy sparse matrices
-and networkx graphs (in the test data of a torch/scikit-learn environment) with why each is data.
+networkx graphs and pandas frames, series, indexes and arrays (pandas 3.1 ``to_pickle``) (in the test data of a torch/scikit-learn environment) with why each is data.
 """
 
 from __future__ import annotations
@@ -215,6 +215,28 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     *(("networkx.classes." + m, c, "graph container: dicts of nodes/edges; pickled as __dict__ state")
       for m, c in (("graph", "Graph"), ("digraph", "DiGraph"), ("multigraph", "MultiGraph"),
                    ("multidigraph", "MultiDiGraph"))),
+    *(("pandas", c, "pandas container/scalar: rebuilt from arrays, labels and numbers (__setstate__ sets them)")
+      for c in ("DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "TimedeltaIndex",
+                "PeriodIndex", "CategoricalIndex", "IntervalIndex", "Categorical", "Interval", "Period",
+                "Timestamp", "Timedelta", "CategoricalDtype", "StringDtype", "BooleanDtype", "DatetimeTZDtype",
+                "PeriodDtype", "IntervalDtype", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype",
+                "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype", "Float32Dtype", "Float64Dtype")),
+    *(("pandas.arrays", c, "pandas extension array: values and mask arrays")
+      for c in ("StringArray", "BooleanArray", "IntegerArray", "FloatingArray", "DatetimeArray", "TimedeltaArray",
+                "PeriodArray", "IntervalArray", "Categorical")),
+    ("pandas.core.internals.managers", "BlockManager", "DataFrame storage: __setstate__ builds blocks from arrays"),
+    ("pandas.core.internals.managers", "SingleBlockManager", "Series storage: __setstate__ builds a block"),
+    ("pandas._libs.internals", "_unpickle_block", "builds a block from (values, placement, ndim)"),
+    ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked", "Cython helper: cls.__new__ + array state; the "
+     "class is its own global"),
+    ("pandas.core.indexes.base", "_new_Index", "cls.__new__(cls, **d); the class is its own global"),
+    ("pandas.core.indexes.datetimes", "_new_DatetimeIndex", "DatetimeIndex from its data dict"),
+    ("pandas.core.indexes.multi", "MultiIndex", "levels and codes arrays"),
+    ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp", "Timestamp from integers and a tz"),
+    ("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle", "Timedelta from an integer and a unit"),
+    *(("pandas._libs.tslibs.offsets", c, "date offset: integers and flags")
+      for c in ("Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano", "MonthEnd", "MonthBegin", "YearEnd",
+                "YearBegin", "QuarterEnd", "QuarterBegin", "Week", "BusinessDay")),
     ("numpy.random._pickle", "__randomstate_ctor", "builds RandomState from a bit-generator name or class"),
     ("numpy.random._pickle", "__generator_ctor", "builds Generator from a bit-generator name or class"),
     ("numpy.random._pickle", "__bit_generator_ctor", "looks a bit generator up by name in numpy's table"),

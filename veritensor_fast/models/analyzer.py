@@ -9,6 +9,7 @@ many files (the detector holds one per worker).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import posixpath
 import re
 import zlib
@@ -20,6 +21,7 @@ from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_scan import PickleWalker
 from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff, zip_tail
+from veritensor_fast.randread import PreadView
 
 __all__ = ["Analyzer", "AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
 
@@ -66,7 +68,8 @@ class Analyzer:
             # silences a different file at the same path
             d = content_digest(buf)
             out = [i if i.location and "sha256" in i.location else
-                   ModelIssue(i.rule_id, i.severity, i.message, i.evidence, {**(i.location or {}), "sha256": d})
+                   ModelIssue(i.rule_id, i.severity, i.message, i.evidence, {**(i.location or {}), "sha256": d},
+                              i.error)
                    for i in out]
         return out
 
@@ -76,10 +79,11 @@ class Analyzer:
         kind = sniff(head, name, len(buf))
         out: list[ModelIssue] = []
         if kind in ("pickle", "pickle?"):
-            out += self._pickle(buf, name, where, kind, member)
+            out += self._pickle(in_memory(buf), name, where, kind, member)
             if polyglot_check and zip_tail(buf) and depth < self.limits.max_depth:
-                zi = self._zip(buf, name, depth, where)
-                if zi:
+                # a zip tail that no reader could open is no zip at all (no loader reads it as one)
+                zi = [i for i in self._zip(buf, name, depth, where) if i.error != "corrupt"]
+                if any(not i.error for i in zi):
                     out.append(ModelIssue("model.polyglot", "high",
                                           "file is both a pickle and a zip archive; analysed as both", "polyglot",
                                           _loc(where)))
@@ -94,7 +98,7 @@ class Analyzer:
             issues, at = formats.npy_header(buf, where)
             out += issues
             if at >= 0:
-                found = self.walker.analyze(buf, at, where=where, max_streams=1, trailing_is_data=True).issues
+                found = self.walker.analyze(in_memory(buf), at, where=where, max_streams=1, trailing_is_data=True).issues
                 if found:  # an object array of plain data does nothing when loaded: no finding at all
                     out.append(ModelIssue("model.npy.object", "info",
                                           ".npy holds Python objects (dtype 'O'): np.load(allow_pickle=True) runs "
@@ -162,23 +166,27 @@ class Analyzer:
     def _zip(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
         lim = self.limits
         out: list[ModelIssue] = []
+        # a zip named as a model (``.pt``, ``.keras``, ...) that cannot be read is a finding (fail closed); any
+        # other zip is an incomplete scan (an error, exit 3): nothing model-like was reached
+        named = has_model_ext(name)
         try:
             members, anomalies = containers.zip_members(buf, lim)
         except containers.LimitExceeded as exc:
             return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
-                               _loc(where))]
+                               _loc(where), "" if named else "limit")]
         except (containers.ArchiveError, IndexError, ValueError, OverflowError) as exc:
             return [ModelIssue("model.archive.corrupt", "high",
                                f"zip structure unreadable ({exc if isinstance(exc, containers.ArchiveError) else type(exc).__name__}); "
-                               "the file could not be analysed", "corrupt zip", _loc(where))]
+                               "the file could not be analysed", "corrupt zip", _loc(where), "" if named else "corrupt")]
         for a in anomalies:
             out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(where)))
         names = {m.name for m in members}
         torch_layout = any(n.endswith("data.pkl") for n in names)
         keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
-        for m in members:
+        for k, m in enumerate(members):
             if m.is_dir:
                 continue
+            model_like = False  # the member's head sniffed as model content
             sub = f"{where}!{m.name}" if where else m.name
             for a in containers.member_anomalies(m):
                 out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(sub)))
@@ -196,6 +204,7 @@ class Analyzer:
                     continue
                 if torch_layout and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
                     continue  # tensor storage bytes: never unpickled by torch; not read
+                model_like = True
                 data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
                 stop = self._budget(len(data), sub)
                 if stop:
@@ -214,15 +223,18 @@ class Analyzer:
                     continue
                 out += self._member(data, m.name, depth, where)
             except containers.BudgetExhausted as exc:
+                # a finding when model content (or a member named like a model payload) is left unread
+                left = model_like or any(containers.model_name(r.name) for r in members[k:] if not r.is_dir)
                 out.append(ModelIssue("model.archive.limit", "high", f"zip: {exc}; this member and the rest were "
-                                      "not analysed", m.name, _loc(sub)))
+                                      "not analysed", m.name, _loc(sub), "" if left else "limit"))
                 break
             except containers.LimitExceeded as exc:
                 out.append(ModelIssue("model.zip.bomb", "high", f"zip: {exc}; member not fully analysed", m.name,
-                                      _loc(sub)))
+                                      _loc(sub), "" if model_like or containers.model_name(m.name) else "limit"))
             except containers.ArchiveError as exc:
                 out.append(ModelIssue("model.archive.corrupt", "high", f"zip: {exc}; member could not be analysed",
-                                      m.name, _loc(sub)))
+                                      m.name, _loc(sub),
+                                      "" if model_like or containers.model_name(m.name) else "corrupt"))
         return out
 
     def _tar(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
@@ -235,12 +247,18 @@ class Analyzer:
                     continue
                 try:
                     data = reader(self.limits.max_member_bytes)
-                except containers.BudgetExhausted:
-                    raise
+                except containers.BudgetExhausted as exc:  # model content left unread: a finding
+                    out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; this member and the rest "
+                                          "were not analysed", mname, _loc(sub)))
+                    break
                 except containers.LimitExceeded as exc:
                     out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; member not analysed",
                                           mname, _loc(sub)))
                     continue
+                except containers.ArchiveError as exc:  # damage inside model content: a finding
+                    out.append(ModelIssue("model.archive.corrupt", "high", f"tar: {exc}; member could not be "
+                                          "fully analysed", mname, _loc(sub)))
+                    break
                 stop = self._budget(len(data), sub)
                 if stop:
                     out.append(stop)
@@ -250,12 +268,17 @@ class Analyzer:
                     out += self.walker.analyze(data, where=sub, trailing_is_data=True).issues
                     continue
                 out += self._member(data, mname, depth, where)
+        # stopped between members or inside one that is no model content: nothing model-like was left unread
+        # that we know of; an incomplete scan (error, exit 3), not a finding
+        # (unless it stopped at the start of a member named like a model payload)
         except containers.LimitExceeded as exc:
+            err = "" if containers.model_name(getattr(exc, "member", ".")) else "limit"
             out.append(ModelIssue("model.archive.limit", "high", f"tar: {exc}; rest not analysed", "limit",
-                                  _loc(where)))
+                                  _loc(where), err))
         except containers.ArchiveError as exc:
+            err = "" if containers.model_name(getattr(exc, "member", ".")) else "corrupt"
             out.append(ModelIssue("model.archive.corrupt", "high", f"tar: {exc}; could not be fully analysed",
-                                  "corrupt tar", _loc(where)))
+                                  "corrupt tar", _loc(where), err))
         return out
 
     def _7z(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
@@ -277,20 +300,41 @@ class Analyzer:
                                      keep=lambda n, h: sniff(h, n) != "none")  # only model content is held
         except containers.LimitExceeded as exc:
             out.append(ModelIssue("model.archive.limit", "high", f"7z: {exc}; the rest was not analysed", "limit",
-                                  _loc(where)))
+                                  _loc(where), "limit"))
         except containers.ArchiveError as exc:
             out.append(ModelIssue("model.archive.corrupt", "high", f"7z: {exc}; could not be analysed",
-                                  "corrupt 7z", _loc(where)))
+                                  "corrupt 7z", _loc(where), "corrupt"))
         return out
 
 
 _DIGEST_WHOLE = 64 << 20
+#: A pickle in a large file read without a memory map (``randread.PreadView``) is walked from memory up to this
+#: size (the walker slices per opcode; ``pread`` per slice would be several times slower); bigger ones (legacy
+#: ``torch.save`` files, whose pickles are followed by raw tensor bytes) are walked through the view.
+PICKLE_IN_MEMORY = 256 << 20
+
+
+def in_memory(buf: Any) -> Any:
+    if isinstance(buf, PreadView) and len(buf) <= PICKLE_IN_MEMORY:
+        return buf.read(0, len(buf))
+    return buf
 
 
 def content_digest(buf: Any) -> str:
     """First 16 hex digits of the SHA-256 of ``buf`` (of its size, first 64 MiB and last 1 MiB when larger)."""
     h = hashlib.sha256()
     n = len(buf)
+    if not isinstance(buf, bytes | bytearray | memoryview | mmap.mmap):  # a ``PreadView``: 1 MiB reads
+        def part(a: int, b: int) -> None:
+            for x in range(a, b, 1 << 20):
+                h.update(buf[x:min(b, x + (1 << 20))])
+        if n <= _DIGEST_WHOLE:
+            part(0, n)
+        else:
+            h.update(n.to_bytes(8, "little"))
+            part(0, _DIGEST_WHOLE)
+            part(n - (1 << 20), n)
+        return h.hexdigest()[:16]
     with memoryview(buf) as mv:  # no copy of an mmap; every view is released before the mmap may close
         if n <= _DIGEST_WHOLE:
             h.update(mv)

@@ -15,6 +15,9 @@ class ModelIssue:
     message: str
     evidence: str
     location: dict[str, Any] | None = None
+    #: not a finding but an incomplete analysis (a ``ScanError`` kind, "limit" or "corrupt"): a limit or damage
+    #: that stopped the analysis before any model-like content was reached (a benign big or cut-off tarball)
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ def compressed_issues(an: Any, buf: Any, name: str, depth: int, where: str) -> l
     try:
         h = decompress.head(buf, codec, 4096)
     except BudgetExhausted as exc:
-        return [ModelIssue("model.archive.limit", "high", f"{codec}: {exc}; not analysed", "limit", loc)]
+        return [ModelIssue("model.archive.limit", "high", f"{codec}: {exc}; not analysed", "limit", loc, "limit")]
     if len(h) >= 262 and h[257:262] == b"ustar":
         out: list[ModelIssue] = an._tar(buf, name, depth, where)
         return out

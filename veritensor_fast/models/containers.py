@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from veritensor_fast.decompress import ArchiveError, BudgetExhausted, LimitExcee
 from veritensor_fast.models.base import ModelLimits
 from veritensor_fast.models.compressed import compressed_issues
 from veritensor_fast.models.sniff import has_model_ext, sniff
+from veritensor_fast.randread import unpack_at
 
 __all__ = ["Anomaly", "ArchiveError", "BudgetExhausted", "LimitExceeded", "ZipMember", "compressed_issues",
            "member_anomalies",
@@ -90,16 +90,16 @@ def _find_zip64_record(buf: Any, eocd: int) -> int:
     size_at = loc - 56
     if bytes(buf[size_at:size_at + 4]) == b"PK\x06\x06":
         return size_at
-    rec_off = struct.unpack_from("<Q", buf, loc + 8)[0]
+    rec_off = unpack_at("<Q", buf, loc + 8)[0]
     if rec_off + 56 <= loc and bytes(buf[rec_off:rec_off + 4]) == b"PK\x06\x06" and \
-            rec_off + 12 + struct.unpack_from("<Q", buf, rec_off + 4)[0] == loc:
+            rec_off + 12 + unpack_at("<Q", buf, rec_off + 4)[0] == loc:
         return int(rec_off)
     # extensible data and a prefix: search back for a record whose declared size ends at the locator
     lo = max(0, loc - 65536)
     tail = bytes(buf[lo:loc])
     i = tail.rfind(b"PK\x06\x06")
     while i >= 0:
-        if i + 56 <= len(tail) and lo + i + 12 + struct.unpack_from("<Q", tail, i + 4)[0] == loc:
+        if i + 56 <= len(tail) and lo + i + 12 + unpack_at("<Q", tail, i + 4)[0] == loc:
             return lo + i
         i = tail.rfind(b"PK\x06\x06", 0, i)
     return -1
@@ -108,18 +108,18 @@ def _find_zip64_record(buf: Any, eocd: int) -> int:
 def _zip64_extra(extra: bytes, usize: int, csize: int, off: int) -> tuple[int, int, int]:
     i = 0
     while i + 4 <= len(extra):
-        tag, sz = struct.unpack_from("<HH", extra, i)
+        tag, sz = unpack_at("<HH", extra, i)
         body = extra[i + 4:i + 4 + sz]
         if tag == 1:
             j = 0
             if usize == 0xFFFFFFFF and j + 8 <= len(body):
-                usize = struct.unpack_from("<Q", body, j)[0]
+                usize = unpack_at("<Q", body, j)[0]
                 j += 8
             if csize == 0xFFFFFFFF and j + 8 <= len(body):
-                csize = struct.unpack_from("<Q", body, j)[0]
+                csize = unpack_at("<Q", body, j)[0]
                 j += 8
             if off == 0xFFFFFFFF and j + 8 <= len(body):
-                off = struct.unpack_from("<Q", body, j)[0]
+                off = unpack_at("<Q", body, j)[0]
             break
         i += 4 + sz
     return usize, csize, off
@@ -149,14 +149,14 @@ def zip_members(buf: Any, limits: ModelLimits, *,
         anomalies.append(Anomaly("model.zip.anomaly", "medium", "zip has no end-of-central-directory record; "
                                  "members found by scanning local headers", "no EOCD"))
         return _finish(buf, _scan_local_headers(buf, limits, anomalies), anomalies, all_entries), anomalies
-    (_sig, _disk, _cd_disk, _n_here, count, cd_size, cd_off, _clen) = struct.unpack_from("<IHHHHIIH", buf, eocd)
+    (_sig, _disk, _cd_disk, _n_here, count, cd_size, cd_off, _clen) = unpack_at("<IHHHHIIH", buf, eocd)
     # the central directory ends where the end records start: the zip64 record when there is one (PyTorch
     # writes it, with its locator, before every EOCD even when no field is saturated), else the EOCD itself
     cd_end = eocd
     z64 = _find_zip64_record(buf, eocd)
     if z64 >= 0:
         cd_end = z64
-        count, cd_size, cd_off = struct.unpack_from("<QQQ", buf, z64 + 32)
+        count, cd_size, cd_off = unpack_at("<QQQ", buf, z64 + 32)
     # a prefix before the archive (self-extractor, pickle polyglot) shifts every offset
     cd_start = cd_end - cd_size if cd_size <= cd_end else cd_off
     shift = cd_start - cd_off if cd_start >= cd_off else 0
@@ -170,7 +170,7 @@ def zip_members(buf: Any, limits: ModelLimits, *,
         if len(members) >= limits.max_members:
             raise LimitExceeded(f"more than {limits.max_members} zip members")
         (_s, _vm, _vn, flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen, _dn, _ia, _ea,
-         loff) = struct.unpack_from("<IHHHHHHIIIHHHHHII", buf, p)
+         loff) = unpack_at("<IHHHHHHIIIHHHHHII", buf, p)
         raw = bytes(buf[p + 46:p + 46 + nlen])
         extra = bytes(buf[p + 46 + nlen:p + 46 + nlen + xlen])
         usize, csize, loff = _zip64_extra(extra, usize, csize, loff)
@@ -181,8 +181,8 @@ def zip_members(buf: Any, limits: ModelLimits, *,
             anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                      f"member {name!r}: local header missing or out of bounds", name))
             continue
-        lflags, _lm = struct.unpack_from("<HH", buf, lo + 6)
-        lnlen, lxlen = struct.unpack_from("<HH", buf, lo + 26)
+        lflags, _lm = unpack_at("<HH", buf, lo + 6)
+        lnlen, lxlen = unpack_at("<HH", buf, lo + 26)
         lname = _decode_name(bytes(buf[lo + 30:lo + 30 + lnlen]), lflags)
         members.append(ZipMember(name, method, flags, csize, usize, crc, lo + 30 + lnlen + lxlen, lname))
     if not members and count:
@@ -197,7 +197,7 @@ def _scan_local_headers(buf: Any, limits: ModelLimits, anomalies: list[Anomaly])
     while p + 30 <= n and bytes(buf[p:p + 4]) == b"PK\x03\x04":
         if len(members) >= limits.max_members:
             raise LimitExceeded(f"more than {limits.max_members} zip members")
-        (_s, _v, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = struct.unpack_from("<IHHHHHIIIHH", buf, p)
+        (_s, _v, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = unpack_at("<IHHHHHIIIHH", buf, p)
         name = _decode_name(bytes(buf[p + 30:p + 30 + nlen]), flags)
         start = p + 30 + nlen + xlen
         if usize == 0xFFFFFFFF or csize == 0xFFFFFFFF:  # a local zip64 extra holds both sizes
@@ -262,8 +262,13 @@ def _encryption(buf: Any, m: ZipMember) -> str:
         kind = "none"
     if kind not in ("none", "pickle?"):
         return "plain"
-    base = m.name.rsplit("/", 1)[-1]
-    return "model" if has_model_ext(base) or "." not in base else "other"
+    return "model" if model_name(m.name) else "other"
+
+
+def model_name(name: str) -> bool:
+    """Whether a member's name is a model payload's (``data.pkl``, a model extension, or no extension)."""
+    base = name.rsplit("/", 1)[-1]
+    return has_model_ext(base) or "." not in base
 
 
 def member_anomalies(m: ZipMember) -> list[Anomaly]:
@@ -414,7 +419,8 @@ def tar_entries(buf: Any, limits: ModelLimits) -> Iterator[tuple[str, int, bytes
                     continue
                 try:
                     head = f.read(min(ti.size, 4096))
-                except (LimitExceeded, ArchiveError):
+                except (LimitExceeded, ArchiveError) as exc:
+                    setattr(exc, "member", ti.name)  # noqa: B010  # what was being read when it stopped
                     raise
                 except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
                     raise ArchiveError(f"corrupt tar in member {ti.name!r} ({type(exc).__name__})") from exc

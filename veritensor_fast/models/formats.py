@@ -9,13 +9,13 @@ from __future__ import annotations
 import ast
 import math
 import re
-import struct
 from typing import Any
 
 import orjson
 
 from veritensor_fast.models.allowlist import DANGEROUS_MODULES
 from veritensor_fast.models.base import ModelIssue
+from veritensor_fast.randread import unpack_at
 
 #: An integer literal with Python 2's long suffix, in a .npy header written by Python 2.
 _PY2_LONG = re.compile(r"(\b\d+)L\b")
@@ -44,12 +44,12 @@ def npy_header(buf: Any, where: str) -> tuple[list[ModelIssue], int]:
         return [_i("model.npy.invalid", "medium", ".npy header truncated", "npy", where)], -1
     major = buf[6]
     if major == 1:
-        hlen = struct.unpack_from("<H", buf, 8)[0]
+        hlen = unpack_at("<H", buf, 8)[0]
         start = 10
     elif major in (2, 3):
         if len(buf) < 12:
             return [_i("model.npy.invalid", "medium", ".npy header truncated", "npy", where)], -1
-        hlen = struct.unpack_from("<I", buf, 8)[0]
+        hlen = unpack_at("<I", buf, 8)[0]
         start = 12
     else:
         return [_i("model.npy.invalid", "medium", f".npy version {major} is unknown; not analysed", "npy",
@@ -97,7 +97,7 @@ def safetensors_check(buf: Any, where: str) -> list[ModelIssue]:
 
     if size < 8:
         return bad("file shorter than the 8-byte header length")
-    n = struct.unpack_from("<Q", buf, 0)[0]
+    n = unpack_at("<Q", buf, 0)[0]
     if n > 100_000_000:
         return bad(f"header length {n} exceeds 100,000,000")
     if n + 8 > size:
@@ -174,14 +174,14 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
     def u32() -> int:
         nonlocal pos
         need(4)
-        v = struct.unpack_from("<I", buf, pos)[0]
+        v = unpack_at("<I", buf, pos)[0]
         pos += 4
         return int(v)
 
     def u64() -> int:
         nonlocal pos
         need(8)
-        v = struct.unpack_from("<Q", buf, pos)[0]
+        v = unpack_at("<Q", buf, pos)[0]
         pos += 8
         return int(v)
 

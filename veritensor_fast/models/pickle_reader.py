@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from veritensor_fast.randread import unpack_at
+
 
 class Trunc(Exception):
     """The data ends inside an opcode (no STOP)."""
@@ -106,4 +108,7 @@ SIZED: dict[int, tuple[int, str, str]] = {
 
 
 def u(data: Any, a: int, n: int, fmt: str) -> int:
-    return int(struct.unpack_from(fmt, data, a)[0])
+    try:
+        return int(struct.unpack_from(fmt, data, a)[0])
+    except TypeError:  # a ``PreadView`` (large file read without a memory map)
+        return int(unpack_at(fmt, data, a)[0])

@@ -9,8 +9,9 @@ opcode. This module imports nothing heavy: the detector imports it at start-up, 
 
 from __future__ import annotations
 
-import struct
 from typing import Any
+
+from veritensor_fast.randread import unpack_at
 
 #: Every opcode byte the pickle walker (``pickle_scan``) decodes; any other byte is an invalid opcode.
 PICKLE_OPCODES = frozenset(b"(.012FIJKLMNPQRSTUVXabcd}eghijl]opqrstu)GBC" + bytes(range(0x80, 0x99)))
@@ -112,7 +113,7 @@ def sniff(head: bytes, name: str = "", size: int = -1) -> str:
     if compression_of(head) is not None:
         return "compressed"
     if head.startswith(b"{", 8) and len(head) >= 10:  # safetensors: JSON header after its u64 length
-        n = struct.unpack_from("<Q", head, 0)[0]
+        n = unpack_at("<Q", head, 0)[0]
         if 2 <= n <= 100_000_000 and (size < 0 or n + 8 <= size):
             return "safetensors"
     if name[-1:] in ("s", "S") and name[-12:].lower() == ".safetensors":
@@ -175,10 +176,10 @@ def pickle01_may_run(buf: Any, end: int = -1) -> bool:
     if op in _LEN4_FIRST:
         if n < 5:
             return False
-        k = int(struct.unpack_from(_LEN4_FIRST[op], buf, 1)[0])
+        k = int(unpack_at(_LEN4_FIRST[op], buf, 1)[0])
         return 0 <= k and 5 + k <= n  # the walker rejects a negative length
     if op in _LEN8_FIRST:
-        return n >= 9 and 9 + int(struct.unpack_from("<Q", buf, 1)[0]) <= n
+        return n >= 9 and 9 + int(unpack_at("<Q", buf, 1)[0]) <= n
     if op == 0x80:  # PROTO: the walker accepts protocols 0-5 only
         return n >= 2 and buf[1] <= 5
     return op in PICKLE_OPCODES  # not an opcode: the walker stops ("invalid opcode"); unknown: analyse

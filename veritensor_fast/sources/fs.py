@@ -178,7 +178,9 @@ class FileReader:
 
     Files up to ``READ_MAX`` are read into memory (a file truncated meanwhile is a short read, reported as
     changed; no memory map, so no SIGBUS). Bigger files are a ``LargeFile``: read in bounded windows with
-    ``pread`` for the text passes, memory-mapped only for the structured detectors that need random access.
+    ``pread`` for the text passes; model files and archives are read at random through ``randread.PreadView``
+    (``pread``, no map: a truncation is ``changed``, never SIGBUS); only large notebooks/JSON/UTF-16 text are
+    memory-mapped for their whole-file parse.
     The closer returns a reason when the file changed while it was scanned (size or mtime), else None.
     """
 
