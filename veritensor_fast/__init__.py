@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.findings import ScanResult
     from veritensor_fast.worker import ScanOptions
 
 

@@ -156,7 +156,7 @@ def _load_baseline(path: str | None) -> Any:
 
 def _apply_baseline(result: Any, known: Any) -> Any:
     """Drop findings already in the baseline; ``stats["baselined"]`` says how many."""
-    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.findings import ScanResult
 
     new, dropped = known.filter_new(result.findings)
     return ScanResult(new, result.errors, {**result.stats, "findings": len(new), "baselined": dropped})

@@ -55,6 +55,20 @@ class ScanError:
     path: str
     reason: str
     kind: str = "unreadable"  # unreadable | too-large | vanished | not-regular | parse | corrupt | limit | internal
+    # | crash (the worker process died while scanning this item: killed by a signal, out of memory)
+
+
+@dataclass
+class ScanResult:
+    """What a scan returns (``engine.scan``) and reporters render: sorted findings, errors and stats."""
+
+    findings: list[Finding]
+    errors: list[ScanError]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
 
 
 def fingerprint(rule_id: str, secret: bytes | str) -> str:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from veritensor_fast.engine import ScanResult
-from veritensor_fast.findings import Finding, ScanError
+from veritensor_fast.findings import Finding, ScanError, ScanResult
 
 FORMATS = ("text", "json", "jsonl", "sarif")
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import orjson
 
 from veritensor_fast import __version__
-from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import ScanResult
 
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 _SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import ScanResult
 
 _COLORS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m",
            "info": "\x1b[37m"}
