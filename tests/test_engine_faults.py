@@ -52,7 +52,6 @@ def scan(root: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[in
 def test_worker_killed_by_an_item_loses_nothing_else(tmp_path: Path, sig: str) -> None:
     toks = make_tree(tmp_path / "t")
     code, rep, _ = scan(tmp_path / "t", env={"FAULT": sig})
-    assert sorted(f["secret"] for f in rep["findings"] if False) == []  # (no --show-secrets: never printed)
     assert sorted(f["redacted"] for f in rep["findings"]) == sorted(
         f"{t[:5]}…{t[-2:]}" for t in toks)  # every token, found once
     assert rep["errors"] == [{"path": "poison.txt", "kind": "crash", "reason":
@@ -160,12 +159,13 @@ def test_process_group_signal_exits_quietly(tmp_path: Path, sig: int, code: int)
                          env={**os.environ, "SLOW": "0.05"})
     try:
         kids = wait_for_children(p.pid, 2)
+        time.sleep(1)  # the workers are busy reading (each read takes 50 ms)
         os.killpg(p.pid, sig)
         out, err = p.communicate(timeout=30)
     finally:
         p.kill()
     assert p.returncode == code
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    assert err == ""  # no worker traceback (not even multiprocessing's "Process ForkPoolWorker-1:" header)
     assert gone(kids)
 
 
