@@ -193,6 +193,7 @@ def scan(
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
+    scheduler_file: Annotated[Path | None, typer.Option("--scheduler-file", help="As --scheduler, the address read from this Dask scheduler file (dask-jobqueue, HPC).")] = None,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -233,7 +234,10 @@ def scan(
         local_only = True  # only this process holds the bytes: scanned here even with --scheduler
     else:
         source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size)
-    client, make_executor = _dask(scheduler) if scheduler and not local_only else (None, None)
+    if scheduler and scheduler_file:
+        raise _fail("give either --scheduler or --scheduler-file, not both")
+    client, make_executor = (_dask(scheduler, scheduler_file, [os.fspath(p) for p in paths or []])
+                             if (scheduler or scheduler_file) and not local_only else (None, None))
     prog = Progress(progress and sys.stderr.isatty())
     try:
         if history:
@@ -260,9 +264,14 @@ def scan(
     raise typer.Exit(code)
 
 
-def _dask(address: str) -> tuple[Any, Any]:
-    """``--scheduler``: connect to the Dask scheduler; return the client and an executor factory for the engine."""
+def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) -> tuple[Any, Any]:
+    """``--scheduler``: connect to the Dask scheduler; return the client and an executor factory for the engine
+    (which checks every worker against this client and the ``roots`` before scanning)."""
     import functools
+    import logging
+
+    # the CLI reports a lost scheduler or a refused worker in one line; Dask's own log lines would bury it
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
     try:
         from veritensor_fast.executors_dask import DaskExecutor, DaskExecutorError, connect
@@ -271,10 +280,10 @@ def _dask(address: str) -> tuple[Any, Any]:
             raise
         raise _fail("--scheduler needs Dask distributed: pip install 'veritensor-fast[distributed]'") from None
     try:
-        client = connect(address)
+        client = connect(address, scheduler_file=os.fspath(scheduler_file) if scheduler_file else None)
     except DaskExecutorError as exc:
         raise _fail(str(exc)) from None
-    return client, functools.partial(DaskExecutor, client)
+    return client, functools.partial(DaskExecutor, client, roots=roots)
 
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
