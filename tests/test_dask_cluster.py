@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,8 +23,9 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from conftest import git_run, hf_token, init_repo, run_cli  # noqa: E402
 from dask_procs import Cluster  # noqa: E402
+
+from conftest import hf_token, run_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -81,3 +81,129 @@ def test_multi_threaded_workers_on_real_python_equal_jobs_1(cluster: Cluster, tm
     assert remote[1]["findings"] == local[1]["findings"]
     assert set(toks) <= set(secrets(remote[1]))
     assert remote[1]["stats"]["jobs"] == 8
+
+
+def slow_scan_in_background(root: Path, address: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "veritensor_fast.cli", "scan", str(root), "--scheduler", address,
+                             "--format", "json", "--no-progress", "--show-secrets"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_busy(cluster: Cluster, timeout: float = 60) -> None:
+    """Until some worker is running a task."""
+    with cluster.client() as c:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(c.processing().values()):
+                time.sleep(0.5)
+                return
+            time.sleep(0.05)
+    raise AssertionError("the scan never started")
+
+
+@pytest.mark.parametrize("kill", ["one", "all"])
+def test_workers_killed_mid_scan_lose_nothing(cluster: Cluster, tmp_path: Path, kill: str) -> None:
+    """A worker SIGKILLed mid-scan, or every worker at once (their nannies restart them within a second): the
+    tasks they held run again, the rules database reaches the restarted workers, nothing is lost."""
+    slow = {"SLOW": "0.01"}  # every read takes 10 ms on the workers: the scan is still running when they die
+    cluster.start_worker("w1", nthreads=2, env=slow)
+    cluster.start_worker("w2", nthreads=2, env=slow)
+    toks = token_tree(tmp_path / "t", files=1500)
+    killed = sorted(cluster.wait_workers(2).values())[: 1 if kill == "one" else 2]
+    p = slow_scan_in_background(tmp_path / "t", cluster.address)
+    try:
+        wait_until_busy(cluster)
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=180)
+    finally:
+        p.kill()
+    rep = json.loads(out)
+    assert rep["errors"] == [], err[-2000:]
+    assert secrets(rep) == sorted(toks)
+    assert rep["stats"]["files"] == 1500
+    assert p.returncode == 1
+    assert set(cluster.wait_workers(2).values()).isdisjoint(killed)  # they died, and were restarted
+
+
+def test_scheduler_killed_mid_scan_exits_2_with_one_line(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("w1", nthreads=2, env={"SLOW": "0.01"})
+    token_tree(tmp_path / "t", files=1500)
+    cluster.wait_workers(1)
+    p = slow_scan_in_background(tmp_path / "t", cluster.address)
+    try:
+        wait_until_busy(cluster)
+        os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 2
+    assert out == ""  # no partial report that could pass for a complete one
+    assert err.count("\n") == 1 and err.startswith("veritensor-fast: error: lost the Dask scheduler at "), err
+
+
+@pytest.mark.parametrize("env,why", [({"FAKE_VERSION": "0.0.1"}, "runs veritensor-fast 0.0.1, this client"),
+                                     ({"FAKE_DISABLE_RULE": "huggingface.user-token"}, "has rules ")])
+def test_worker_of_another_version_or_rule_set_is_refused_by_name(cluster: Cluster, tmp_path: Path,
+                                                                  env: dict[str, str], why: str) -> None:
+    cluster.start_worker("good", nthreads=1)
+    cluster.start_worker("other", nthreads=1, env=env)
+    token_tree(tmp_path / "t", files=10, every=2)
+    pids = cluster.wait_workers(2)
+    with cluster.client() as c:
+        other = next(a for a, n in c.run(lambda dask_worker: dask_worker.name).items() if n == "other")
+    code, rep, err = scan(tmp_path / "t", "--scheduler", cluster.address)
+    assert code == 2 and rep == {}
+    assert err.startswith(f"veritensor-fast: error: refusing the Dask cluster: worker {other} {why}"), err
+    assert err.count("\n") == 1 and len(pids) == 2
+
+
+def test_worker_that_cannot_see_the_scanned_path_is_refused_by_name(cluster: Cluster, tmp_path: Path) -> None:
+    """A worker in its own mount namespace, with an empty file system mounted over the scanned tree's parent."""
+    shared = tmp_path / "shared"
+    token_tree(shared / "t", files=10, every=2)
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("needs unshare -m (root or user namespaces)")
+    cluster.start_worker("sees", nthreads=1)
+    cluster.start_worker("blind", nthreads=1,
+                         wrap=("unshare", "-m", "--propagation", "private", "sh", "-c",
+                               f"mount -t tmpfs none {shared} && exec \"$@\"", "sh"))
+    cluster.wait_workers(2)
+    with cluster.client() as c:
+        blind = next(a for a, n in c.run(lambda dask_worker: dask_worker.name).items() if n == "blind")
+    code, rep, err = scan(shared / "t", "--scheduler", cluster.address)
+    assert code == 2 and rep == {}
+    assert err == (f"veritensor-fast: error: refusing the Dask cluster: worker {blind} cannot see "
+                   f"{shared / 't'}\n")
+
+
+def test_address_that_accepts_but_never_answers_is_bounded(tmp_path: Path) -> None:
+    """A port that accepts connections and never speaks: exit 2 after the 10 s handshake limit, not a hang."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        p = run_cli("scan", str(tmp_path), "--scheduler", f"tcp://127.0.0.1:{port}", "--no-progress", timeout=60)
+    finally:
+        stop.set()
+        t.join()
+        for s in held:
+            s.close()
+        srv.close()
+    assert p.returncode == 2
+    assert p.stderr == (f"veritensor-fast: error: cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}: "
+                        "no answer\n")

@@ -270,8 +270,6 @@ def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) ->
     import functools
     import logging
 
-    # the CLI reports a lost scheduler or a refused worker in one line; Dask's own log lines would bury it
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
     try:
         from veritensor_fast.executors_dask import DaskExecutor, DaskExecutorError, connect
@@ -279,6 +277,10 @@ def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) ->
         if (exc.name or "").split(".")[0] not in ("distributed", "dask"):
             raise
         raise _fail("--scheduler needs Dask distributed: pip install 'veritensor-fast[distributed]'") from None
+    # the CLI reports a lost scheduler or a refused worker in one line; Dask's own log lines would bury it
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     try:
         client = connect(address, scheduler_file=os.fspath(scheduler_file) if scheduler_file else None)
     except DaskExecutorError as exc:
