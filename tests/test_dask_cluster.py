@@ -25,7 +25,7 @@ pytest.importorskip("distributed")
 
 from dask_procs import Cluster  # noqa: E402
 
-from conftest import hf_token, run_cli  # noqa: E402
+from conftest import git_run, hf_token, init_repo, run_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -207,3 +207,39 @@ def test_address_that_accepts_but_never_answers_is_bounded(tmp_path: Path) -> No
     assert p.returncode == 2
     assert p.stderr == (f"veritensor-fast: error: cannot connect to the Dask scheduler at tcp://127.0.0.1:{port}: "
                         "no answer\n")
+
+
+def test_history_of_several_repositories_equals_jobs_1(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("w1", nthreads=2)
+    cluster.start_worker("w2", nthreads=2)
+    repos = []
+    for name in ("alpha", "beta", "gamma"):
+        r = init_repo(tmp_path / name)
+        for i in range(3):
+            (r / f"s{i}.py").write_text(f"HF_TOKEN = '{hf_token()}'\n")
+            git_run(r, "add", ".")
+            git_run(r, "commit", "-q", "-m", f"c{i}")
+            (r / f"s{i}.py").write_text("HF_TOKEN = os.environ['HF_TOKEN']\n")
+            git_run(r, "commit", "-q", "-am", f"fix {i}")
+        repos.append(r)
+    cluster.wait_workers(2)
+    local = scan("--history", "--no-datastore", "--jobs", "1", *repos)
+    remote = scan("--history", "--no-datastore", "--scheduler", cluster.address, *repos)
+    assert remote[0] == local[0] == 1, remote[2]
+    assert remote[1]["findings"] == local[1]["findings"] and remote[1]["errors"] == []
+    assert sorted({f["repo"] for f in remote[1]["findings"]}) == sorted(map(str, repos))
+    assert len(remote[1]["findings"]) == 9
+
+
+def test_item_that_kills_every_worker_is_a_crash_error_and_nothing_else_is_lost(cluster: Cluster,
+                                                                                 tmp_path: Path) -> None:
+    """Dask retries a task whose worker died, then gives up (KilledWorker): its batch runs again item by item,
+    and the item that kills workers is reported as a crash."""
+    cluster.start_worker("w1", nthreads=1, env={"FAULT": "SIGKILL"})
+    toks = token_tree(tmp_path / "t", files=40, every=4)
+    (tmp_path / "t" / "poison.txt").write_text("harmless\n")
+    cluster.wait_workers(1)
+    code, rep, err = scan(tmp_path / "t", "--scheduler", cluster.address)
+    assert secrets(rep) == sorted(toks), err[-2000:]
+    assert [(e["path"], e["kind"]) for e in rep["errors"]] == [("poison.txt", "crash")]
+    assert code == 1

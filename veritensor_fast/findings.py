@@ -43,9 +43,10 @@ class Finding:
     decoded: str | None = None  # decoding chain, e.g. "base64 → json → base64"
     commit: dict[str, Any] | None = None  # provenance for git history findings
     secret: str | None = field(default=None, repr=False)  # full secret; reported only with --show-secrets
+    repo: str | None = None  # the repository, when one scan covers several (a many-repo history sweep)
 
-    def sort_key(self) -> tuple[str, int, int, str, str]:
-        return (self.path, self.line, self.column, self.rule_id, self.fingerprint)
+    def sort_key(self) -> tuple[str, str, int, int, str, str]:
+        return (self.repo or "", self.path, self.line, self.column, self.rule_id, self.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ def finding_dict(f: Finding, show_secrets: bool) -> dict[str, Any]:
         d["decoded"] = f.decoded
     if f.commit is not None:
         d["commit"] = f.commit
+    if f.repo is not None:
+        d["repo"] = f.repo
     if show_secrets and f.secret is not None:
         d["secret"] = f.secret
     return d

@@ -60,6 +60,8 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
             res["properties"]["decoded"] = f.decoded
         if f.commit:
             res["properties"]["commit"] = f.commit
+        if f.repo is not None:
+            res["properties"]["repo"] = f.repo
         results.append(res)
     notifications = [{"level": "error", "message": {"text": f"{e.path}: {e.reason}"},
                       "descriptor": {"id": e.kind}} for e in result.errors]

@@ -23,8 +23,8 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
         return f"{code}{s}{_RESET}" if color else s
 
     out: list[str] = []
-    for path, group in groupby(result.findings, key=lambda f: f.path):
-        out.append(c(_BOLD, path))
+    for (repo, path), group in groupby(result.findings, key=lambda f: (f.repo, f.path)):
+        out.append(c(_BOLD, f"{repo}: {path}" if repo is not None else path))
         for f in group:
             sev = c(_COLORS.get(f.severity, ""), f"{f.severity.upper():8}")
             shown = f.secret if show_secrets and f.secret is not None else f.redacted

@@ -981,6 +981,9 @@ def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = 
         src = GitHistorySource(repo, options, **kw)
         src.validate()
         r = scan(src, options, jobs=jobs, on_progress=on_progress, make_executor=make_executor)
+        if len(repos) > 1:  # say which repository each finding came from
+            label = os.path.normpath(repo)
+            r.findings = [replace(f, repo=label) for f in r.findings]
         findings.extend(r.findings)
         errors.extend(r.errors)
         for k, v in {**r.stats, **src.stats}.items():
