@@ -51,10 +51,12 @@ class Cluster:
         raise AssertionError("the scheduler did not start: " + self.logs())
 
     def start_worker(self, name: str, nthreads: int = 1, env: dict[str, str] | None = None,
-                     wrap: tuple[str, ...] = (), preload: bool = True) -> subprocess.Popen[bytes]:
+                     wrap: tuple[str, ...] = (), preload: bool = True, nanny: bool = True) -> subprocess.Popen[bytes]:
         args = ["distributed.cli.dask_worker", self.address, "--name", name, "--nthreads", str(nthreads),
                 "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "30",
                 "--memory-limit", "0"]
+        if not nanny:  # nobody restarts it
+            args.append("--no-nanny")
         if preload:  # the test helper that can slow reads down or fake another version (env variables)
             args += ["--preload", str(HERE / "faulty_worker.py")]
         return self._spawn(args, {"PYTHONPATH": os.pathsep.join(sys.path), **(env or {})}, wrap)

@@ -243,3 +243,23 @@ def test_item_that_kills_every_worker_is_a_crash_error_and_nothing_else_is_lost(
     assert secrets(rep) == sorted(toks), err[-2000:]
     assert [(e["path"], e["kind"]) for e in rep["errors"]] == [("poison.txt", "crash")]
     assert code == 1
+
+
+def test_workers_gone_for_good_stop_the_scan_instead_of_hanging(cluster: Cluster, tmp_path: Path) -> None:
+    from veritensor_fast.engine import scan as engine_scan
+    from veritensor_fast.executors_dask import DaskExecutor, DaskExecutorError
+    from veritensor_fast.sources.fs import FileSource
+    from veritensor_fast.worker import ScanOptions
+
+    cluster.start_worker("only", nthreads=1, nanny=False, env={"SLOW": "0.01"})
+    token_tree(tmp_path / "t", files=1500)
+    (pid,) = cluster.wait_workers(1).values()
+    with cluster.client() as client:
+        killer = threading.Timer(2.0, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        try:
+            with pytest.raises(DaskExecutorError, match="has had no workers for 3 s mid-scan"):
+                engine_scan(FileSource([str(tmp_path / "t")]), ScanOptions(),
+                            make_executor=lambda o, db: DaskExecutor(client, o, db, no_workers_timeout=3))
+        finally:
+            killer.cancel()

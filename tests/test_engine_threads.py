@@ -48,3 +48,44 @@ def test_parse_python_is_thread_safe_under_gc_callbacks() -> None:
         gc.callbacks.remove(cb)
         sys.setswitchinterval(old)
     assert failures == []
+
+
+def test_worker_contexts_in_several_threads_scan_without_errors(tmp_path: Path) -> None:
+    """As a Dask worker runs them: one ``WorkerContext`` per thread, four threads at once, real-size Python
+    files with tokens (so every detector and the inline-ignore pass run). Same findings as one thread, no
+    error (shared Hyperscan scratch: ScratchInUseError; shared AST state: SystemError)."""
+    from veritensor_fast.findings import Item
+    from veritensor_fast.worker import ScanOptions, WorkerContext
+
+    from conftest import hf_token
+
+    srcs = real_python_sources(30)
+    items = []
+    for i in range(120):
+        p = tmp_path / f"m{i:03}.py"
+        notes = "# see the allowlist\n" * 300  # words the inline-ignore pass looks for (not a marker)
+        p.write_text(srcs[i % len(srcs)] + notes + f"\nHF_TOKEN = '{hf_token()}'\n")
+        items.append(Item("file", str(p), p.name, p.stat().st_size))
+    expected = WorkerContext(ScanOptions()).run_batch(items)
+    assert not expected.errors and len(expected.findings) == 120
+    results: list[object] = []
+
+    def work(batch: list[Item]) -> None:
+        ctx = WorkerContext(ScanOptions())
+        for _ in range(3):
+            results.append(ctx.run_batch(batch))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=work, args=(items[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    errors = [e for r in results for e in r.errors]  # type: ignore[attr-defined]
+    assert errors == []
+    found = sorted((f.path, f.fingerprint) for r in results for f in r.findings)  # type: ignore[attr-defined]
+    assert found == sorted((f.path, f.fingerprint) for f in expected.findings for _ in range(3))

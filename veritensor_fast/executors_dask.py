@@ -35,6 +35,7 @@ import hashlib
 import itertools
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -53,6 +54,10 @@ REMOTE_KINDS = frozenset({"file", "blob"})
 CONTEXTS_PER_THREAD = 4
 #: Seconds to connect and complete the handshake with the scheduler, and for workers to answer preflight.
 CONNECT_TIMEOUT = 10.0
+#: A scan whose cluster has had no worker at all for this long (seconds) stops with ``DaskExecutorError``.
+NO_WORKERS_TIMEOUT = 120.0
+#: Seconds between looks at the futures while none is ready.
+POLL = 0.01
 #: Names at the top of a scanned directory that ``preflight`` compares between the client and each worker.
 FINGERPRINT_NAMES = 10_000
 
@@ -268,7 +273,8 @@ class DaskExecutor:
     ``roots``: the scanned paths, checked on every worker before the scan (``preflight``)."""
 
     def __init__(self, client: Client | str, options: ScanOptions, serialised_db: bytes,
-                 max_in_flight: int | None = None, roots: Sequence[str] = ()) -> None:
+                 max_in_flight: int | None = None, roots: Sequence[str] = (),
+                 no_workers_timeout: float = NO_WORKERS_TIMEOUT) -> None:
         self._own = isinstance(client, str)
         self.client: Client = connect(client) if isinstance(client, str) else client
         self.options = _absolute(options)
@@ -287,6 +293,8 @@ class DaskExecutor:
         self._plugin: str | None = f"veritensor-fast-rules-{self._digest[:16]}"
         self.client.register_plugin(RulesPlugin(self._digest, serialised_db), name=self._plugin)
         self._pending: dict[Future, list[Item]] = {}
+        self.no_workers_timeout = no_workers_timeout
+        self._last_watch = self._workers_seen = time.monotonic()
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         from distributed import KilledWorker
@@ -305,7 +313,13 @@ class DaskExecutor:
 
         for _ in range(self.max_in_flight):
             submit()
-        for fut in done:
+        self._workers_seen = time.monotonic()
+        while not done.is_empty():
+            if not done.has_ready():
+                self._watch()
+                time.sleep(POLL)
+                continue
+            fut = next(done)
             batch = self._pending.pop(fut)
             try:
                 res = fut.result()
@@ -326,6 +340,25 @@ class DaskExecutor:
                 res = BatchResult(errors=[ScanError(x.path, "distributed task returned no result", "internal")
                                           for x in batch])
             yield res
+
+    def _watch(self) -> None:
+        """While waiting (at most once a second): the scheduler must be there, and some worker must have been
+        there within ``no_workers_timeout`` (tasks wait for workers that restart; not for ever)."""
+        now = time.monotonic()
+        if now - self._last_watch < 1.0:
+            return
+        self._last_watch = now
+        self._check_scheduler()
+        try:
+            workers = len(self.client.nthreads())
+        except (OSError, asyncio.TimeoutError):
+            self._check_scheduler()
+            return
+        if workers:
+            self._workers_seen = now
+        elif now - self._workers_seen > self.no_workers_timeout:
+            raise DaskExecutorError(f"the Dask cluster has had no workers for {self.no_workers_timeout:.0f} s "
+                                    "mid-scan (the scan is incomplete)")
 
     def _check_scheduler(self) -> None:
         if self.client.status != "running":
