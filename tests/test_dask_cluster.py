@@ -52,8 +52,9 @@ def token_tree(root: Path, files: int = 700, every: int = 100) -> list[str]:
     return toks
 
 
-def scan(*args: str | os.PathLike[str], timeout: float = 180) -> tuple[int, dict[str, Any], str]:
-    p = run_cli("scan", "--format", "json", "--no-progress", "--show-secrets", *args, timeout=timeout)
+def scan(*args: str | os.PathLike[str], timeout: float = 180, show: bool = True) -> tuple[int, dict[str, Any], str]:
+    p = run_cli("scan", "--format", "json", "--no-progress", *(["--show-secrets"] if show else []), *args,
+                timeout=timeout)
     return p.returncode, (json.loads(p.stdout) if p.stdout else {}), p.stderr
 
 
@@ -263,3 +264,36 @@ def test_workers_gone_for_good_stop_the_scan_instead_of_hanging(cluster: Cluster
                             make_executor=lambda o, db: DaskExecutor(client, o, db, no_workers_timeout=3))
         finally:
             killer.cancel()
+
+
+def test_shards_scanned_on_workers_equal_jobs_1_and_a_rerun_skips_them(cluster: Cluster, tmp_path: Path) -> None:
+    """--shard-output: workers list and scan whole subtrees and write JSONL; the merged report equals --jobs 1
+    (one PATH and two PATHs), the shard files hold no full secret, and a rerun scans nothing again."""
+    cluster.start_worker("w1", nthreads=2)
+    cluster.start_worker("w2", nthreads=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    toks = token_tree(a / "src", files=30, every=5) + token_tree(a / "docs" / "deep", files=10, every=5)
+    (a / "top.py").write_text(f"T = '{hf_token()}'\n")
+    (a / "broken.ipynb").write_text('{"cells": [')
+    (a / "skipme").mkdir()
+    (a / "skipme" / "x.py").write_text(f"T = '{hf_token()}'\n")
+    toks += token_tree(b, files=10, every=5)
+    cluster.wait_workers(2)
+    for roots in ([a], [a, b]):
+        out = tmp_path / f"shards{len(roots)}"
+        args = ["--exclude", "skipme", *roots]
+        local = scan(*args, "--jobs", "1", show=False)
+        first = scan(*args, "--scheduler", cluster.address, "--shard-output", out, show=False)
+        assert first[0] == local[0] == 1, first[2]
+        assert first[1]["findings"] == local[1]["findings"] and first[1]["errors"] == local[1]["errors"]
+        assert first[1]["stats"]["files"] == local[1]["stats"]["files"]
+        assert first[1]["stats"]["shards_skipped"] == 0
+        stored = "".join(p.read_text() for p in out.glob("*.jsonl"))
+        assert stored and not any(t in stored for t in toks)  # no --show-secrets: no full secret stored
+        again = scan(*args, "--scheduler", cluster.address, "--shard-output", out, show=False)
+        assert again[1]["findings"] == local[1]["findings"]
+        assert again[1]["stats"]["shards_skipped"] == again[1]["stats"]["shards"] >= 3
+        shown = scan(*args, "--scheduler", cluster.address, "--shard-output", out)  # needs the secrets: rescans
+        assert secrets(shown[1]) == secrets(scan(*args, "--jobs", "1")[1])
+        assert shown[1]["stats"]["shards_skipped"] == 0
+    assert set(toks) <= set(secrets(shown[1]))

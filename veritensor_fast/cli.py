@@ -194,6 +194,7 @@ def scan(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
     scheduler_file: Annotated[Path | None, typer.Option("--scheduler-file", help="As --scheduler, the address read from this Dask scheduler file (dask-jobqueue, HPC).")] = None,
+    shard_output: Annotated[Path | None, typer.Option("--shard-output", metavar="DIR", help="With --scheduler: workers list and scan whole shards (top-level directories, repositories) and write results here as JSONL; a rerun skips finished shards. Every worker must see DIR.")] = None,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -239,8 +240,16 @@ def scan(
     client, make_executor = (_dask(scheduler, scheduler_file, [os.fspath(p) for p in paths or []])
                              if (scheduler or scheduler_file) and not local_only else (None, None))
     prog = Progress(progress and sys.stderr.isatty())
+    if shard_output is not None and client is None:
+        raise _fail("--shard-output needs --scheduler or --scheduler-file")
     try:
-        if history:
+        if shard_output is not None:
+            result = _sharded_scan(client, paths or [], options, shard_output, history, show_secrets, eff,
+                                   branches=tuple(branch or ()), since=since, rev_range=rev_range,
+                                   all_objects=all_objects, new_only=new_only,
+                                   datastore=os.fspath(datastore) if datastore else None,
+                                   use_datastore=not no_datastore)
+        elif history:
             result = _history_scan(paths or [], options, jobs, prog, make_executor=make_executor,
                                    branches=tuple(branch or ()), since=since,
                                    rev_range=rev_range, all_objects=all_objects, new_only=new_only,
@@ -286,6 +295,20 @@ def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) ->
     except DaskExecutorError as exc:
         raise _fail(str(exc)) from None
     return client, functools.partial(DaskExecutor, client, roots=roots)
+
+
+def _sharded_scan(client: Any, paths: list[Path], options: Any, out: Path, history: bool, show_secrets: bool,
+                  eff: Any, **history_kw: Any) -> Any:
+    """``--shard-output``: see ``veritensor_fast.shards``."""
+    from veritensor_fast.shards import scan_sharded
+
+    try:
+        return scan_sharded(client, [os.fspath(p) for p in paths], options, os.fspath(out), history=history,
+                            keep_secrets=show_secrets, excludes=eff.excludes, follow_symlinks=eff.follow_symlinks,
+                            max_file_size=eff.max_file_size,
+                            history_kw={**history_kw, "excludes": eff.excludes, "max_file_size": eff.max_file_size})
+    except OSError as exc:
+        raise _fail(f"cannot use --shard-output {out}: {exc.strerror or exc}") from None
 
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
