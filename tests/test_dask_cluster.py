@@ -297,3 +297,31 @@ def test_shards_scanned_on_workers_equal_jobs_1_and_a_rerun_skips_them(cluster: 
         assert secrets(shown[1]) == secrets(scan(*args, "--jobs", "1")[1])
         assert shown[1]["stats"]["shards_skipped"] == 0
     assert set(toks) <= set(secrets(shown[1]))
+
+
+def test_history_shards_one_per_repository_and_the_nightly_rerun_scans_only_new_blobs(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """Five repositories, one shard each (run concurrently on the workers); findings carry ``repo`` and equal
+    --jobs 1. Next night, after one new commit per repository, a new sweep scans only the new blobs (each
+    repository's datastore is written by the one worker that scans its shard)."""
+    cluster.start_worker("w1", nthreads=2)
+    cluster.start_worker("w2", nthreads=2)
+    repos = []
+    for i in range(5):
+        r = init_repo(tmp_path / f"r{i}")
+        (r / "a.py").write_text(f"HF_TOKEN = '{hf_token()}'\n")
+        git_run(r, "add", ".")
+        git_run(r, "commit", "-q", "-m", "a")
+        repos.append(r)
+    cluster.wait_workers(2)
+    local = scan("--history", "--no-datastore", "--jobs", "1", *repos, show=False)
+    night1 = scan("--history", "--scheduler", cluster.address, "--shard-output", tmp_path / "n1", *repos, show=False)
+    assert night1[0] == 1 and night1[1]["findings"] == local[1]["findings"], night1[2]
+    assert night1[1]["stats"]["shards"] == 5 and night1[1]["stats"]["blobs_scanned"] == 10  # README + a.py each
+    for r in repos:
+        (r / "b.py").write_text(f"HF_TOKEN = '{hf_token()}'\n")
+        git_run(r, "add", ".")
+        git_run(r, "commit", "-q", "-m", "b")
+    night2 = scan("--history", "--scheduler", cluster.address, "--shard-output", tmp_path / "n2", *repos, show=False)
+    assert night2[1]["stats"]["blobs_scanned"] == 5  # only b.py in each repository
+    assert len(night2[1]["findings"]) == 10 and {f["repo"] for f in night2[1]["findings"]} == set(map(str, repos))
