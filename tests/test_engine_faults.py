@@ -182,3 +182,28 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     finally:
         for k in children(p.pid):
             os.kill(k, signal.SIGKILL)
+
+
+IDLE_KILL = """
+import os, signal, sys, time
+from veritensor_fast.engine import make_batches
+from veritensor_fast.executors_local import PoolExecutor
+from veritensor_fast.matcher import compile_ruleset
+from veritensor_fast.sources.fs import FileSource
+from veritensor_fast.worker import ScanOptions
+o = ScanOptions()
+ex = PoolExecutor(o, compile_ruleset(o.ruleset()), 2)
+os.kill(ex._processes()[0].pid, signal.SIGKILL)  # a worker dies while the pool is idle
+time.sleep(0.5)
+res = list(ex.map(make_batches(FileSource([sys.argv[1]]).items(), [])))
+ex.close()
+print(sum(r.items for r in res), sum(len(r.findings) for r in res), sum(len(r.errors) for r in res), ex.restarts)
+"""
+
+
+def test_worker_that_died_while_the_pool_was_idle_costs_a_restart(tmp_path: Path) -> None:
+    toks = make_tree(tmp_path / "t")
+    (tmp_path / "t" / "poison.txt").unlink()
+    p = subprocess.run([sys.executable, "-c", IDLE_KILL, str(tmp_path / "t")], capture_output=True, text=True,
+                       timeout=90, check=False)
+    assert p.stdout.split() == ["700", str(len(toks)), "0", "1"], p.stderr[-2000:]

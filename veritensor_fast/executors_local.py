@@ -110,6 +110,14 @@ class PoolExecutor:
         self._pool = self._start()
         return how
 
+    def _submit(self, inflight: dict[Future[BatchResult], tuple[list[Item], int]],
+                unit: tuple[list[Item], int]) -> bool:
+        try:
+            inflight[self._pool.submit(run_batch, unit[0])] = unit
+        except BrokenProcessPool:
+            return False
+        return True
+
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         planned = iter(batches)
         exhausted = False
@@ -118,10 +126,14 @@ class PoolExecutor:
         inflight: dict[Future[BatchResult], tuple[list[Item], int]] = {}
         window = IN_FLIGHT_PER_JOB * self.jobs
         while True:
+            # fill the window; a pool that broke while idle refuses the submit: the unit goes back, unrun
+            refused = False
             if alone:
                 if not inflight:
                     it = alone.popleft()
-                    inflight[self._pool.submit(run_batch, [it])] = ([it], ALONE)
+                    refused = not self._submit(inflight, ([it], ALONE))
+                    if refused:
+                        alone.appendleft(it)
             else:
                 while len(inflight) < window:
                     if retry:
@@ -134,11 +146,16 @@ class PoolExecutor:
                         unit = (b, PLANNED)
                     else:
                         break
-                    inflight[self._pool.submit(run_batch, unit[0])] = unit
-            if not inflight:
+                    if not self._submit(inflight, unit):
+                        retry.appendleft(unit)
+                        refused = True
+                        break
+            if not inflight and not refused:
                 return
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            broke = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+            done: set[Future[BatchResult]] = set()
+            if inflight:
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            broke = refused or any(isinstance(f.exception(), BrokenProcessPool) for f in done)
             if broke:
                 wait(inflight)  # the pool fails every pending task at once; some may have finished first
                 done = set(inflight)
