@@ -302,6 +302,9 @@ def _sharded_scan(client: Any, paths: list[Path], options: Any, out: Path, histo
     """``--shard-output``: see ``veritensor_fast.shards``."""
     from veritensor_fast.shards import scan_sharded
 
+    if history and history_kw.get("datastore") and len(paths) > 1:
+        raise _fail("--datastore with --shard-output and several repositories would have workers write one "
+                    "database at once; leave it out (each repository keeps its own)")
     try:
         return scan_sharded(client, [os.fspath(p) for p in paths], options, os.fspath(out), history=history,
                             keep_secrets=show_secrets, excludes=eff.excludes, follow_symlinks=eff.follow_symlinks,
