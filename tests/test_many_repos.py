@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
+
+from veritensor_fast import report
+
 from conftest import git_run, hf_token, init_repo, run_cli, scan_json
 
 
@@ -27,6 +31,8 @@ def test_json_and_sarif_findings_carry_repo_when_several_repositories(tmp_path: 
     assert code == 1
     assert [(f["repo"], f["path"]) for f in rep["findings"]] == [(str(repos[0]), "config.py"),
                                                                  (str(repos[1]), "config.py")]
+    schema = json.loads((Path(report.__file__).parent / "findings.schema.json").read_text())
+    jsonschema.validate(rep, schema)
     p = run_cli("scan", "--history", "--no-datastore", "--jobs", "1", "--format", "sarif", "--no-progress", *repos)
     results = json.loads(p.stdout)["runs"][0]["results"]
     assert sorted(r["properties"]["repo"] for r in results) == sorted(map(str, repos))
