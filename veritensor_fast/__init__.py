@@ -23,13 +23,22 @@ if TYPE_CHECKING:
 
 
 def scan_paths(paths: list[str], options: ScanOptions | None = None, jobs: int | None = None,
-               excludes: tuple[str, ...] = (), **source_kw: Any) -> ScanResult:
-    """Scan files and directories; see ``veritensor_fast.engine.scan``."""
+               excludes: tuple[str, ...] = (), client: Any = None, **source_kw: Any) -> ScanResult:
+    """Scan files and directories; see ``veritensor_fast.engine.scan``. ``client``: a ``distributed.Client``
+    (any: TLS, Gateway, Kubernetes; not closed here) to run the workers on a Dask cluster instead."""
     from veritensor_fast.engine import scan
     from veritensor_fast.sources.fs import FileSource
     from veritensor_fast.worker import ScanOptions
 
-    return scan(FileSource(paths, excludes, **source_kw), options or ScanOptions(), jobs=jobs)
+    make_executor = None
+    if client is not None:
+        import functools
+
+        from veritensor_fast.executors_dask import DaskExecutor
+
+        make_executor = functools.partial(DaskExecutor, client, roots=paths)
+    return scan(FileSource(paths, excludes, **source_kw), options or ScanOptions(), jobs=jobs,
+                make_executor=make_executor)
 
 
 def __getattr__(name: str) -> Any:
