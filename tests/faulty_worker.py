@@ -2,7 +2,8 @@
 
 Not a test module (pytest does not collect it). The patch is made before the scan starts, so forked workers
 inherit it: a worker that reads a file whose name ends with ``$FAULT_NAME`` (default ``poison.txt``) is killed
-by the signal named in ``$FAULT`` (SIGKILL, SIGBUS, ...), or raises when ``$FAULT`` is ``raise``. ``$SLOW``
+by the signal named in ``$FAULT`` (SIGKILL, SIGBUS, ...), raises when ``$FAULT`` is ``raise``, or is truncated
+right after it was opened when ``$FAULT`` is ``truncate``. ``$SLOW``
 (seconds) makes every read that slow; ``FAULT=init`` makes every worker fail to start. Loaded into a Dask worker
 (``--preload``), ``FAKE_VERSION`` and ``FAKE_DISABLE_RULE`` make it a worker of another release or rule set, so signals can be sent while the workers are busy.
 """
@@ -26,6 +27,10 @@ def _open(self: FileReader, item: Any) -> Any:
         fault = os.environ.get("FAULT", "SIGKILL")
         if fault == "raise":
             raise RuntimeError("reader bug")
+        if fault == "truncate":  # the file shrinks after it was opened (memory-mapped: a real SIGBUS)
+            opened = _real_open(self, item)
+            os.truncate(item.key, 0)
+            return opened
         os.kill(os.getpid(), getattr(signal, fault))
         time.sleep(10)  # a signal whose default action is not to die must not let the read go on
     slow = float(os.environ.get("SLOW", "0"))

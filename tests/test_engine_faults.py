@@ -207,3 +207,17 @@ def test_worker_that_died_while_the_pool_was_idle_costs_a_restart(tmp_path: Path
     p = subprocess.run([sys.executable, "-c", IDLE_KILL, str(tmp_path / "t")], capture_output=True, text=True,
                        timeout=90, check=False)
     assert p.stdout.split() == ["700", str(len(toks)), "0", "1"], p.stderr[-2000:]
+
+
+def test_file_truncated_after_it_was_mapped_does_not_hang_or_lose_other_findings(tmp_path: Path) -> None:
+    """A real SIGBUS: a large file (memory-mapped) is truncated once opened, before it is scanned. The scan ends
+    and finds the rest; the shrunken file is read again (now empty), or reported as changed during the scan."""
+    toks = make_tree(tmp_path / "t")
+    with open(tmp_path / "t" / "poison.txt", "wb") as f:
+        f.write(b"x" * (8 << 20))
+    code, rep, _ = scan(tmp_path / "t", env={"FAULT": "truncate"})
+    assert sorted(f["redacted"] for f in rep["findings"]) == sorted(f"{t[:5]}…{t[-2:]}" for t in toks)
+    assert rep["stats"]["files"] + len(rep["errors"]) == 701
+    assert [e["path"] for e in rep["errors"]] in ([], ["poison.txt"])
+    assert rep["stats"].get("worker_restarts", 0) >= 1 or rep["errors"]  # the worker did die (or it was caught)
+    assert code == 1
