@@ -36,11 +36,11 @@ class Cluster:
         self.procs.append(p)
         return p
 
-    def start_scheduler(self) -> str:
+    def start_scheduler(self, env: dict[str, str] | None = None) -> str:
         self.file.unlink(missing_ok=True)
         self.scheduler = self._spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                                       "--no-dashboard", "--scheduler-file", str(self.file),
-                                      "--idle-timeout", str(LIFETIME)])
+                                      "--idle-timeout", str(LIFETIME)], env)
         end = time.monotonic() + 60
         while time.monotonic() < end:
             try:

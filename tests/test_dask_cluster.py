@@ -236,6 +236,8 @@ def test_item_that_kills_every_worker_is_a_crash_error_and_nothing_else_is_lost(
                                                                                  tmp_path: Path) -> None:
     """Dask retries a task whose worker died, then gives up (KilledWorker): its batch runs again item by item,
     and the item that kills workers is reported as a crash."""
+    cluster.stop()  # a scheduler that gives up after the first death (default: the fourth): fewer restarts
+    cluster.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     cluster.start_worker("w1", nthreads=1, env={"FAULT": "SIGKILL"})
     toks = token_tree(tmp_path / "t", files=40, every=4)
     (tmp_path / "t" / "poison.txt").write_text("harmless\n")
