@@ -190,7 +190,7 @@ def scan_sharded(client: Any, roots: Sequence[str], options: ScanOptions, out_di
                  follow_symlinks: bool = False, max_file_size: int = 0,
                  history_kw: dict[str, Any] | None = None) -> ScanResult:
     """Plan shards, run one Dask task per shard (each writes ``out_dir/<id>.jsonl``), merge the files."""
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     from veritensor_fast.executors_dask import DaskExecutorError, _absolute, preflight
 
@@ -213,8 +213,9 @@ def scan_sharded(client: Any, roots: Sequence[str], options: ScanOptions, out_di
         except Exception as exc:  # a shard whose workers kept dying, or a bug: the rest of the sweep goes on
             if client.status != "running":
                 raise DaskExecutorError("lost the Dask scheduler mid-scan (the scan is incomplete)") from None
+            kind = "crash" if isinstance(exc, KilledWorker) else "internal"
             errors.append(ScanError(os.path.join(sh.root, sh.sub or ""), f"shard failed: {type(exc).__name__}",
-                                    "internal"))
+                                    kind))
     findings: list[Finding] = []
     stats: dict[str, Any] = {}
     for sh in shards:
