@@ -19,7 +19,8 @@ batch)``:
 - at most ``max_in_flight`` batches (default 4 x the cluster's threads) are submitted at once, so a huge source
   is never materialised; results are yielded as they complete;
 - a task whose worker died is retried by Dask; a batch Dask gives up on (``KilledWorker``: its workers kept
-  dying) runs again item by item, and an item that still kills workers becomes a ``crash`` error. A batch that
+  dying) runs again item by item; an item Dask gives up on again runs once more *alone* on the cluster (Dask
+  blames every task a dying worker held), and if it still kills its worker it becomes a ``crash`` error. A batch that
   raises inside ``run_remote`` is retried item by item; an item that still fails becomes an ``internal``
   error (exception type only, never content). The scan goes on;
 - the scheduler lost mid-scan, or an address that accepts but never answers (bounded handshake: 10 s), is a
@@ -300,34 +301,53 @@ class DaskExecutor:
         from distributed import KilledWorker
 
         it = iter(batches)
-        retry: deque[list[Item]] = deque()  # items of batches Dask gave up on, one per task
+        #: (items, level) of batches Dask gave up on, one item per task: level 1 runs with other work in flight;
+        #: level 2 runs alone on the cluster, since Dask blames every task a dying worker held
+        retry: deque[tuple[list[Item], int]] = deque()
+        alone: deque[Item] = deque()
+        levels: dict[Future, int] = {}
         done = as_completed(loop=self.client.loop)  # this client's loop: it is not the default client
 
-        def submit() -> None:
-            batch = retry.popleft() if retry else next(it, None)
-            if batch is not None:
-                batch = _portable(batch)
-                fut = self.client.submit(run_remote, self.options, self._digest, self._expect, batch, pure=False)
-                self._pending[fut] = batch
-                done.add(fut)
+        def submit(batch: list[Item], level: int) -> None:
+            batch = _portable(batch)
+            fut = self.client.submit(run_remote, self.options, self._digest, self._expect, batch, pure=False)
+            self._pending[fut] = batch
+            levels[fut] = level
+            done.add(fut)
 
-        for _ in range(self.max_in_flight):
-            submit()
+        def fill() -> None:
+            if alone:
+                if not self._pending:
+                    submit([alone.popleft()], 2)
+                return
+            while len(self._pending) < self.max_in_flight:
+                if retry:
+                    submit(*retry.popleft())
+                    continue
+                batch = next(it, None)
+                if batch is None:
+                    return
+                submit(batch, 0)
+
+        fill()
         self._workers_seen = time.monotonic()
-        while not done.is_empty():
+        while self._pending:
             if not done.has_ready():
                 self._watch()
                 time.sleep(POLL)
                 continue
             fut = next(done)
             batch = self._pending.pop(fut)
+            level = levels.pop(fut)
             try:
                 res = fut.result()
             except KilledWorker as exc:  # the workers that ran it kept dying: find the item that kills them
-                if len(batch) > 1:
-                    retry.extend([x] for x in batch)
-                    for _ in batch:
-                        submit()
+                if level < 2:
+                    if len(batch) > 1:
+                        retry.extend(([x], 1) for x in batch)
+                    else:
+                        alone.extend(batch)
+                    fill()
                     continue
                 res = BatchResult(errors=_failed(batch, exc, "the Dask workers running this item died", "crash"))
             except Exception as exc:  # a result that could not be deserialised, a cancelled task
@@ -335,7 +355,7 @@ class DaskExecutor:
                 res = BatchResult(errors=_failed(batch, exc, "distributed task failed"))
             finally:
                 fut.release()
-            submit()  # keep the cluster busy while the caller handles this result
+            fill()  # keep the cluster busy while the caller handles this result
             if not isinstance(res, BatchResult):
                 res = BatchResult(errors=[ScanError(x.path, "distributed task returned no result", "internal")
                                           for x in batch])
