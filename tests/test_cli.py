@@ -232,7 +232,7 @@ def test_pool_avoids_fork_while_other_threads_run(tree: Path) -> None:
 
         def spy(self: PoolExecutor, *a: object, **kw: object) -> None:
             real_init(self, *a, **kw)  # type: ignore[arg-type]
-            methods.append(self._pool._ctx.get_start_method())  # type: ignore[attr-defined]
+            methods.append(self.method)
 
         PoolExecutor.__init__ = spy  # type: ignore[method-assign]
         try:

@@ -188,3 +188,13 @@ def test_cli_without_dask_exits_2(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 2
     assert "pip install 'veritensor-fast[distributed]'" in p.stderr
+
+
+def test_library_api_takes_a_client(client: Any, big_tree: tuple[Path, list[str]]) -> None:
+    import veritensor_fast
+
+    root, tokens = big_tree
+    r = veritensor_fast.scan_paths([str(root)], client=client)
+    assert {f.secret for f in r.findings if f.kind == "secret"} == set(tokens)
+    assert r.stats["jobs"] == 4  # the cluster's threads: it ran there
+    assert client.status == "running"  # a client it was given is not closed

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from veritensor_fast.engine import EngineError, ScanResult
-    from veritensor_fast.findings import Finding, ScanError
+    from veritensor_fast.engine import EngineError
+    from veritensor_fast.findings import Finding, ScanError, ScanResult
     from veritensor_fast.worker import ScanOptions
 
 __all__ = [
@@ -70,14 +70,16 @@ def _path_list(paths: object) -> list[str]:
 
 def scan_paths(paths: StrPath | Sequence[StrPath], options: ScanOptions | None = None, jobs: int | None = None,
                excludes: Sequence[str] = (), *, follow_symlinks: bool = False, max_file_size: int = 0,
-               default_excludes: bool = True) -> ScanResult:
+               default_excludes: bool = True, client: Any = None) -> ScanResult:
     """Scan files and directories, like ``veritensor-fast scan PATH...``.
 
     ``paths`` is one path (``str`` or ``pathlib.Path``) or a sequence of them; ``jobs`` worker processes
     (``None``: all cores, ``1``: in this process); ``excludes`` globs as for ``--exclude``; ``default_excludes``
     skips virtualenvs, ``node_modules``, build output and caches. Returns findings, errors (inputs that were
     not, or not fully, scanned) and stats. Raises ``TypeError`` for anything that is not a path or paths,
-    ``EngineError`` when the scan cannot run at all (e.g. a bad rules file)."""
+    ``EngineError`` when the scan cannot run at all (e.g. a bad rules file). ``client``: a
+    ``distributed.Client`` (any: TLS, Gateway, Kubernetes; not closed here) to run the workers on a Dask
+    cluster instead of local processes."""
     from veritensor_fast.engine import scan
     from veritensor_fast.sources.fs import FileSource
     from veritensor_fast.worker import ScanOptions
@@ -86,9 +88,16 @@ def scan_paths(paths: StrPath | Sequence[StrPath], options: ScanOptions | None =
         raise TypeError(f"options must be a ScanOptions, not {type(options).__name__}")
     if isinstance(excludes, str):
         excludes = (excludes,)
-    source = FileSource(_path_list(paths), tuple(excludes), follow_symlinks, max_file_size,
-                        default_excludes=default_excludes)
-    return scan(source, options or ScanOptions(), jobs=jobs)
+    roots = _path_list(paths)
+    source = FileSource(roots, tuple(excludes), follow_symlinks, max_file_size, default_excludes=default_excludes)
+    make_executor = None
+    if client is not None:
+        import functools
+
+        from veritensor_fast.executors_dask import DaskExecutor
+
+        make_executor = functools.partial(DaskExecutor, client, roots=roots)
+    return scan(source, options or ScanOptions(), jobs=jobs, make_executor=make_executor)
 
 
 def scan_bytes(data: bytes | str, name: str = "stdin", options: ScanOptions | None = None) -> ScanResult:
@@ -135,7 +144,7 @@ def write_report(result: ScanResult, path: StrPath, fmt: str = "json", *, show_s
 
 _LAZY = {
     "ScanOptions": "veritensor_fast.worker",
-    "ScanResult": "veritensor_fast.engine",
+    "ScanResult": "veritensor_fast.findings",
     "EngineError": "veritensor_fast.engine",
     "Finding": "veritensor_fast.findings",
     "ScanError": "veritensor_fast.findings",

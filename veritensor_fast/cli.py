@@ -244,7 +244,7 @@ def _load_baseline(path: str | None) -> Any:
 
 def _apply_baseline(result: Any, known: Any) -> Any:
     """Drop findings already in the baseline; ``stats["baselined"]`` says how many."""
-    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.findings import ScanResult
 
     new, dropped = known.filter_new(result.findings)
     return ScanResult(new, result.errors, {**result.stats, "findings": len(new), "baselined": dropped})
@@ -285,6 +285,8 @@ def scan(
     default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="Skip virtualenvs, site-packages, node_modules, __pycache__, build, dist and tool caches (default on).")] = True,
     exit_code_incomplete: Annotated[int, typer.Option("--exit-code-incomplete", metavar="N", min=0, max=255, help="Exit code when there are no findings but some inputs could not be scanned (default 3; 0 accepts an incomplete scan).")] = EXIT_INCOMPLETE,
     validate: Annotated[bool, typer.Option("--validate", help="Ask each found credential's own provider (over HTTPS) whether it is live; adds validation: valid/invalid/unknown. Off by default: it sends the secrets to their providers.")] = False,
+    scheduler_file: Annotated[Path | None, typer.Option("--scheduler-file", help="As --scheduler, the address read from this Dask scheduler file (dask-jobqueue, HPC).")] = None,
+    shard_output: Annotated[Path | None, typer.Option("--shard-output", metavar="DIR", help="With --scheduler: workers list and scan whole shards (top-level directories, repositories) and write results here as JSONL; a rerun skips finished shards. Every worker must see DIR.")] = None,
 ) -> None:
     """Scan files and directories for leaked secrets and malicious model files."""
     from veritensor_fast.engine import EngineError
@@ -330,10 +332,21 @@ def scan(
     else:
         source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size,
                             default_excludes=default_excludes)
-    client, make_executor = _dask(scheduler) if scheduler and not local_only else (None, None)
+    if scheduler and scheduler_file:
+        raise _fail("give either --scheduler or --scheduler-file, not both")
+    client, make_executor = (_dask(scheduler, scheduler_file, [os.fspath(p) for p in paths or []])
+                             if (scheduler or scheduler_file) and not local_only else (None, None))
     prog = Progress(progress and sys.stderr.isatty())
+    if shard_output is not None and client is None:
+        raise _fail("--shard-output needs --scheduler or --scheduler-file")
     try:
-        if history:
+        if shard_output is not None:
+            result = _sharded_scan(client, paths or [], options, shard_output, history, show_secrets, eff,
+                                   branches=tuple(branch or ()), since=since, rev_range=rev_range,
+                                   all_objects=all_objects, new_only=new_only,
+                                   datastore=os.fspath(datastore) if datastore else None,
+                                   use_datastore=not no_datastore)
+        elif history:
             result = _history_scan(paths or [], options, jobs, prog, make_executor=make_executor,
                                    branches=tuple(branch or ()), since=since,
                                    rev_range=rev_range, all_objects=all_objects, new_only=new_only,
@@ -370,9 +383,12 @@ def _validate(result: Any) -> Any:
         raise _fail(str(exc)) from None
 
 
-def _dask(address: str) -> tuple[Any, Any]:
-    """``--scheduler``: connect to the Dask scheduler; return the client and an executor factory for the engine."""
+def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) -> tuple[Any, Any]:
+    """``--scheduler``: connect to the Dask scheduler; return the client and an executor factory for the engine
+    (which checks every worker against this client and the ``roots`` before scanning)."""
     import functools
+    import logging
+
 
     try:
         from veritensor_fast.executors_dask import DaskExecutor, DaskExecutorError, connect
@@ -380,11 +396,32 @@ def _dask(address: str) -> tuple[Any, Any]:
         if (exc.name or "").split(".")[0] not in ("distributed", "dask"):
             raise
         raise _fail("--scheduler needs Dask distributed: pip install 'veritensor-fast[distributed]'") from None
+    # the CLI reports a lost scheduler or a refused worker in one line; Dask's own log lines would bury it
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     try:
-        client = connect(address)
+        client = connect(address, scheduler_file=os.fspath(scheduler_file) if scheduler_file else None)
     except DaskExecutorError as exc:
         raise _fail(str(exc)) from None
-    return client, functools.partial(DaskExecutor, client)
+    return client, functools.partial(DaskExecutor, client, roots=roots)
+
+
+def _sharded_scan(client: Any, paths: list[Path], options: Any, out: Path, history: bool, show_secrets: bool,
+                  eff: Any, **history_kw: Any) -> Any:
+    """``--shard-output``: see ``veritensor_fast.shards``."""
+    from veritensor_fast.shards import scan_sharded
+
+    if history and history_kw.get("datastore") and len(paths) > 1:
+        raise _fail("--datastore with --shard-output and several repositories would have workers write one "
+                    "database at once; leave it out (each repository keeps its own)")
+    try:
+        return scan_sharded(client, [os.fspath(p) for p in paths], options, os.fspath(out), history=history,
+                            keep_secrets=show_secrets, excludes=eff.excludes, follow_symlinks=eff.follow_symlinks,
+                            max_file_size=eff.max_file_size,
+                            history_kw={**history_kw, "excludes": eff.excludes, "max_file_size": eff.max_file_size})
+    except OSError as exc:
+        raise _fail(f"cannot use --shard-output {out}: {exc.strerror or exc}") from None
 
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:

@@ -1,26 +1,24 @@
 """The engine: the only module that knows about processes.
 
 It batches items from a source, hands the batches to an ``Executor`` (in-process for ``--jobs 1``, a
-``multiprocessing`` pool otherwise), gathers ``BatchResult`` objects in the parent and returns one sorted
-``ScanResult``. Everything else is a library call: ``scan(source, options, jobs=...)``.
+supervised process pool otherwise: ``executors_local``, which survives workers that die), gathers
+``BatchResult`` objects in the parent and returns one sorted ``ScanResult``. Everything else is a library call: ``scan(source, options, jobs=...)``.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from veritensor_fast import __version__
-from veritensor_fast.findings import Finding, Item, ScanError
+from veritensor_fast.findings import Finding, Item, ScanError, ScanResult  # noqa: F401 (engine.ScanResult)
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.sources import Source
-from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext, init_worker, run_batch
+from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
 
 #: A batch closes at this many items or bytes, whichever comes first (small files must not pay a task each).
 BATCH_ITEMS = 256
@@ -29,17 +27,6 @@ BATCH_BYTES = 4 << 20
 
 class EngineError(Exception):
     """The scan could not run at all (bad rules, no worker could start)."""
-
-
-@dataclass
-class ScanResult:
-    findings: list[Finding]
-    errors: list[ScanError]
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return not self.errors
 
 
 class Executor(Protocol):
@@ -66,32 +53,6 @@ class InProcessExecutor:
 
     def close(self) -> None:
         self.ctx.close()
-
-
-class PoolExecutor:
-    """A ``multiprocessing`` pool; each worker loads the serialised database once (fork where available)."""
-
-    def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int) -> None:
-        import multiprocessing as mp  # imported here: a single-file scan never pays for it
-
-        methods = mp.get_all_start_methods()
-        # fork is fastest (measured: 0.15 s vs 0.24 s forkserver, 0.27 s spawn for 2 workers), but forking a
-        # process that already runs other threads can copy a held lock into the child: then use forkserver.
-        if "fork" in methods and threading.active_count() == 1:
-            method = "fork"
-        else:
-            method = "forkserver" if "forkserver" in methods else "spawn"
-        self._pool = mp.get_context(method).Pool(jobs, initializer=init_worker, initargs=(options, serialised_db))
-
-    def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
-        yield from self._pool.imap_unordered(run_batch, batches, chunksize=1)
-
-    def close(self) -> None:
-        self._pool.close()
-        self._pool.join()
-
-    def terminate(self) -> None:
-        self._pool.terminate()
 
 
 def make_batches(items: Iterable[Item | ScanError], errors: list[ScanError], max_items: int = BATCH_ITEMS,
@@ -147,6 +108,15 @@ def _names_of_unread(errors: list[ScanError], findings: list[Finding], options: 
     return [f for fs in found.values() for f in fs if (f.path, f.fingerprint) not in seen]
 
 
+def __getattr__(name: str) -> Any:
+    """``engine.PoolExecutor`` stays importable; its module (and ``concurrent.futures``) loads on first use."""
+    if name == "PoolExecutor":
+        from veritensor_fast.executors_local import PoolExecutor
+
+        return PoolExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def default_jobs() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -180,7 +150,12 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
             batches, small = _peek_small(iter(batches))
             if small:  # a few small files: forking workers would cost more than the whole scan
                 jobs = 1
-        executor = InProcessExecutor(options, db, ruleset) if jobs <= 1 else PoolExecutor(options, db, jobs)
+        if jobs <= 1:
+            executor = InProcessExecutor(options, db, ruleset)
+        else:
+            from veritensor_fast.executors_local import PoolExecutor
+
+            executor = PoolExecutor(options, db, jobs)
     findings: list[Finding] = []
     n_items = n_bytes = 0
     observe: Callable[[BatchResult], None] | None = getattr(source, "on_batch", None)
@@ -215,4 +190,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
     source_stats = getattr(source, "stats", None)  # e.g. the directories a walk skipped by default
     if callable(source_stats):
         stats.update(source_stats())
+    restarts = getattr(executor, "restarts", 0)
+    if restarts:
+        stats["worker_restarts"] = restarts
     return ScanResult(findings, errors, stats)

@@ -49,9 +49,10 @@ class Finding:
     secret: str | None = field(default=None, repr=False)  # full secret; reported only with --show-secrets
     validation: str | None = None  # --validate: "valid" | "invalid" | "unknown" (see veritensor_fast.validate)
     validation_reason: str | None = None  # a short why, never the secret
+    repo: str | None = None  # the repository, when one scan covers several (a many-repo history sweep)
 
-    def sort_key(self) -> tuple[str, int, int, str, str]:
-        return (self.path, self.line, self.column, self.rule_id, self.fingerprint)
+    def sort_key(self) -> tuple[str, str, int, int, str, str]:
+        return (self.repo or "", self.path, self.line, self.column, self.rule_id, self.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class ScanError:
     path: str
     reason: str
     kind: str = "unreadable"  # unreadable | too-large | vanished | not-regular | changed | parse | corrupt | limit | internal
+    # | crash (the worker process died while scanning this item: killed by a signal, out of memory)
     #: ``error`` (could not scan: the scan is incomplete), ``skipped`` (by a configured policy) or ``warning``
     #: (noted, but the input was scanned); empty: decided by ``kind`` (see ``error_level``).
     level: str = ""
@@ -76,6 +78,20 @@ def error_level(e: ScanError) -> str:
     if e.level:
         return e.level
     return "skipped" if e.kind in POLICY_KINDS else "error"
+
+
+@dataclass
+class ScanResult:
+    """What a scan returns (``engine.scan``) and reporters render: sorted findings, errors and stats."""
+
+    findings: list[Finding]
+    errors: list[ScanError]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """No error of level ``error`` (policy skips and warnings do not make a scan incomplete)."""
+        return not any(error_level(e) == "error" for e in self.errors)
 
 
 def fingerprint(rule_id: str, secret: bytes | str) -> str:

@@ -8,7 +8,9 @@ done (with it the ``git cat-file`` readers of local workers); long-lived remote 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from veritensor_fast.engine import ExecutorFactory, ScanResult, scan
@@ -29,6 +31,9 @@ def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = 
         src = GitHistorySource(repo, options, **kw)
         src.validate()
         r = scan(src, options, jobs=jobs, on_progress=on_progress, make_executor=make_executor)
+        if len(repos) > 1:  # say which repository each finding came from
+            label = os.path.normpath(repo)
+            r.findings = [replace(f, repo=label) for f in r.findings]
         findings.extend(r.findings)
         errors.extend(r.errors)
         for k, v in {**r.stats, **src.stats}.items():

@@ -24,6 +24,7 @@ Cost: nothing unless an item has findings; then one Hyperscan pass for all marke
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,20 +98,22 @@ def json_segments(text: bytes, secret: bytes) -> tuple[bytes, bytes | None] | No
     return text[seg_start:seg_end], prev
 
 
-_DB: Any = None
+#: One database per thread: a database carries its Hyperscan scratch, which two threads must not share (a Dask
+#: worker runs several scans at once; sharing fails with ``ScratchInUseError``).
+_LOCAL = threading.local()
 
 
 def _needle_db() -> Any:
-    """The Hyperscan database of :data:`NEEDLES` (three literals; compiled once per process, in < 1 ms)."""
-    global _DB
-    if _DB is None:
+    """The Hyperscan database of :data:`NEEDLES` (three literals; compiled once per thread, in < 1 ms)."""
+    db = getattr(_LOCAL, "db", None)
+    if db is None:
         import hyperscan
 
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         db.compile(expressions=[re.escape(x) for x in NEEDLES], ids=list(range(len(NEEDLES))),
                    elements=len(NEEDLES), flags=[0] * len(NEEDLES))
-        _DB = db
-    return _DB
+        _LOCAL.db = db
+    return db
 
 
 def _search(buf: Any) -> set[int] | None:

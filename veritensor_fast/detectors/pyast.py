@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 import warnings
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -249,10 +250,17 @@ def _assign(node: ast.Assign | ast.AnnAssign, names: dict[str, str], add: Any) -
             add(f"{_dotted(t)} = {_q(val)}", node.value)
 
 
+#: One ``ast.parse`` at a time per process. CPython 3.11 keeps the AST converter's recursion depth in
+#: interpreter-wide state: two threads converting at once (a Dask worker's threads; the GIL can switch inside
+#: a gc callback) fail with "SystemError: AST constructor recursion depth mismatch". ``catch_warnings`` is
+#: not thread-safe either.
+_PARSE_LOCK = threading.Lock()
+
+
 def parse_python(source: str | bytes) -> ast.Module | None:
     """``ast.parse`` that returns ``None`` for anything that is not valid Python (never raises)."""
     try:
-        with warnings.catch_warnings():
+        with _PARSE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in scanned code
             return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):

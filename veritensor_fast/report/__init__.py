@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from veritensor_fast.engine import ScanResult
-from veritensor_fast.findings import Finding, ScanError
+from veritensor_fast.findings import Finding, ScanError, ScanResult
 from veritensor_fast.redaction import redact_result
 
 FORMATS = ("text", "json", "jsonl", "sarif")
@@ -34,6 +33,8 @@ def finding_dict(f: Finding, show_secrets: bool) -> dict[str, Any]:
     if f.validation is not None:
         d["validation"] = f.validation
         d["validation_reason"] = f.validation_reason or ""
+    if f.repo is not None:
+        d["repo"] = f.repo
     if show_secrets and f.secret is not None:
         d["secret"] = f.secret
     return d

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import ScanResult
 from veritensor_fast.redaction import escape_json
 from veritensor_fast.report import error_dict, finding_dict
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import orjson
 
 from veritensor_fast import __version__
-from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import ScanResult
 from veritensor_fast.redaction import escape_json
 
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -64,6 +64,8 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
         if f.validation is not None:
             res["properties"]["validation"] = f.validation
             res["properties"]["validationReason"] = f.validation_reason or ""
+        if f.repo is not None:
+            res["properties"]["repo"] = f.repo
         results.append(res)
     notifications = [{"level": "error", "message": {"text": f"{e.path}: {e.reason}"},
                       "descriptor": {"id": e.kind}} for e in result.errors]

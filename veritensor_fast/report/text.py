@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from veritensor_fast.engine import ScanResult
-from veritensor_fast.findings import ERROR_LEVELS, error_level
+from veritensor_fast.findings import ERROR_LEVELS, ScanResult, error_level
 from veritensor_fast.redaction import escape_text as e_
 
 _COLORS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m",
@@ -39,8 +38,8 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
         return f"{code}{s}{_RESET}" if color else s
 
     out: list[str] = []
-    for path, group in groupby(result.findings, key=lambda f: f.path):
-        out.append(c(_BOLD, e_(path)))
+    for (repo, path), group in groupby(result.findings, key=lambda f: (f.repo, f.path)):
+        out.append(c(_BOLD, e_(f"{repo}: {path}" if repo is not None else path)))
         for f in group:
             sev = c(_COLORS.get(f.severity, ""), f"{e_(f.severity.upper()):8}")
             shown = f.secret if show_secrets and f.secret is not None else f.redacted
