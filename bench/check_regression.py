@@ -10,6 +10,13 @@ only with ``--absolute``.
 BASELINE / CURRENT: a JSON file written by ``--benchmark-json`` / ``--benchmark-save``, or a directory (the
 newest ``*.json`` below it is taken, e.g. ``.benchmarks``). Exit status 1 when any benchmark regressed by more
 than the threshold, 2 on a usage error.
+
+A ``bench/peers.py`` JSON (``bench/results/*.json``) is compared the same way on ``speedup_vs_peer``: the
+median of veritensor-fast's per-round speed-ups over each peer (time of the peer / time of veritensor-fast in
+the same round), one entry per corpus and peer, e.g. ``peers:monorepo:kingfisher``; and on veritensor-fast's
+recall where the corpus has ground truth::
+
+    python bench/check_regression.py bench/results/realtree-1.35gb-2cpu.json /tmp/realtree-now.json
 """
 
 from __future__ import annotations
@@ -28,13 +35,37 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
             raise SystemExit(f"check_regression: no *.json under {path}")
         path = runs[-1]
     data = json.loads(path.read_text())
+    if "rows" in data and "meta" in data:
+        return from_peers(data)
     return {b["fullname"]: b for b in data.get("benchmarks", [])}
+
+
+def from_peers(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One pseudo-benchmark per peer of a ``bench/peers.py`` run: veritensor-fast's speed-up over it."""
+    corpus = Path(str(data["meta"].get("corpus", "corpus"))).name
+    vf = next((r for r in data["rows"] if r.get("tool") == "veritensor-fast"), None)
+    out: dict[str, dict[str, Any]] = {}
+    if vf is None:
+        return out
+    for r in data["rows"]:
+        if r.get("tool") == "veritensor-fast" or "@" in str(r.get("tool")):
+            continue
+        ratio = r.get("vf_speedup_paired") or r.get("vf_speedup")
+        if not ratio:
+            continue
+        info: dict[str, Any] = {"speedup_vs_peer": float(ratio)}
+        if "recall" in vf:
+            info["recall"] = vf["recall"]
+        out[f"peers:{corpus}:{r['tool']}"] = {"fullname": f"peers:{corpus}:{r['tool']}", "extra_info": info}
+    return out
 
 
 def metric(b: dict[str, Any], absolute: bool) -> tuple[str, float] | None:
     info = b.get("extra_info") or {}
     if "ratio_vs_read" in info:
         return "ratio_vs_read", float(info["ratio_vs_read"])
+    if "speedup_vs_peer" in info:
+        return "speedup_vs_peer", float(info["speedup_vs_peer"])
     if not absolute:
         return None
     if "mb_per_s" in info:
@@ -75,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows, bad = compare(base, cur, a.threshold, a.absolute)
     if not rows:
-        print("check_regression: no comparable benchmarks (same names, with ratio_vs_read)", file=sys.stderr)
+        print("check_regression: no comparable benchmarks (same names, with ratio_vs_read or speedup_vs_peer)",
+              file=sys.stderr)
         return 2
     print("\n".join(rows))
     if bad:

@@ -12,7 +12,12 @@ it waited for (``os.wait4``), then recall against ``ground_truth.json`` where th
 - detect-secrets reports hashes only: a planted secret counts when a finding is on its file and line;
 - model files (veritensor, veritensor_fast): a malicious file counts when flagged, a benign file flagged is a
   false positive.
-Missing tools are skipped. The page cache is warmed first; the median of ``--rounds`` is reported.
+Missing tools are skipped. The page cache is warmed first; the median of ``--rounds`` is reported. Rounds are
+paired: each round runs every tool once, in turn, so a burst of load from elsewhere hits all tools alike.
+
+A corpus without ``ground_truth.json`` (a real tree such as a virtualenv's ``site-packages``, see
+``bench/setup_realtree.sh``) is timed without recall. veritensor-fast is given ``--no-default-excludes`` when
+its CLI has that flag, so it scans what the peers scan.
 """
 
 from __future__ import annotations
@@ -49,13 +54,26 @@ class Tool:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def tools(peers: Path, jobs: int) -> list[Tool]:
+def vf_extra_args() -> list[str]:
+    """``--no-default-excludes`` when this veritensor-fast has it (a benchmark scans everything it is given)."""
+    p = subprocess.run([sys.executable, "-m", "veritensor_fast.cli", "scan", "--help"], capture_output=True,
+                       text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    return ["--no-default-excludes"] if "--no-default-excludes" in p.stdout else []
+
+
+def tools(peers: Path, jobs: int, vf_extra: list[str] | None = None, baseline: Path | None = None) -> list[Tool]:
     b = peers / "bin"
     vf = [sys.executable, "-m", "veritensor_fast.cli"]
+    vf_scan = ["scan", "{target}", "--format", "json", "--no-progress", "-o", "{out}", "--exclude",
+               "ground_truth.json", "--jobs", str(jobs), *(vf_extra or [])]
+    vf_version = [sys.executable, "-c", "import veritensor_fast; print(veritensor_fast.__version__)"]
+    # this checkout first on the path, whatever is installed (subprocesses run in the corpus's parent directory)
+    here = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    base = [Tool("veritensor-fast@baseline", [*vf, *vf_scan], vf_version, "vf",
+                 {"PYTHONPATH": str(baseline.resolve())})] if baseline else []
     return [
-        Tool("veritensor-fast", [*vf, "scan", "{target}", "--format", "json", "--no-progress", "-o", "{out}",
-                                 "--exclude", "ground_truth.json", "--jobs", str(jobs)],
-             [sys.executable, "-c", "import veritensor_fast; print(veritensor_fast.__version__)"], "vf"),
+        Tool("veritensor-fast", [*vf, *vf_scan], vf_version, "vf", here),
+        *base,
         Tool("kingfisher", [str(b / "kingfisher"), "scan", "{target}", "--format", "json", "--no-update-check",
                             "--no-validate", "-o", "{out}", "-j", str(jobs)],
              [str(b / "kingfisher"), "--version"], "kingfisher"),
@@ -69,10 +87,11 @@ def tools(peers: Path, jobs: int) -> list[Tool]:
     ]
 
 
-def run_once(argv: list[str], cwd: Path) -> tuple[float, float, int, str]:
+def run_once(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as so:
-        p = subprocess.Popen(argv, stdout=so, stderr=subprocess.DEVNULL, cwd=cwd)
+        p = subprocess.Popen(argv, stdout=so, stderr=subprocess.DEVNULL, cwd=cwd,
+                             env={**os.environ, **env} if env else None)
         _, status, ru = os.wait4(p.pid, 0)
         secs = time.perf_counter() - t0
         so.seek(0)
@@ -81,10 +100,16 @@ def run_once(argv: list[str], cwd: Path) -> tuple[float, float, int, str]:
 
 
 def warm(root: Path) -> tuple[int, int]:
+    """Read every regular file once (1 MiB at a time: a 400 MB shared library is not held in memory)."""
     n = nbytes = 0
-    for p in root.rglob("*"):
-        if p.is_file() and p.name != "ground_truth.json":
-            nbytes += len(p.read_bytes())
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            if name == "ground_truth.json" or os.path.islink(p) or not os.path.isfile(p):
+                continue
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    nbytes += len(chunk)
             n += 1
     return n, nbytes
 
@@ -183,28 +208,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default="veritensor-fast,kingfisher,betterleaks",
                     help="comma-separated (also: detect-secrets, veritensor)")
     ap.add_argument("--out", type=Path, help="write a Markdown summary here (and .json next to it)")
+    ap.add_argument("--no-truth", action="store_true", help="time only (a real tree without ground_truth.json)")
+    ap.add_argument("--baseline", type=Path, help="another veritensor-fast checkout (e.g. main) run in the same "
+                                                   "rounds as 'veritensor-fast@baseline': before/after in one run")
     a = ap.parse_args(argv)
     root = a.corpus.resolve()
-    truth = json.loads((root / "ground_truth.json").read_text())
+    gt = root / "ground_truth.json"
+    truth = json.loads(gt.read_text()) if gt.exists() and not a.no_truth else {}
     wanted = [t.strip() for t in a.tools.split(",") if t.strip()]
     n_files, nbytes = warm(root)
     load0 = os.getloadavg()
     rows: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="vf-peers-"))
     try:
-        for tool in tools(a.peers, a.jobs):
-            if tool.name not in wanted:
+        chosen: list[tuple[Tool, Path, list[str]]] = []
+        for tool in tools(a.peers, a.jobs, vf_extra_args(), a.baseline):
+            if tool.name.split("@")[0] not in wanted:
                 continue
             if not Path(tool.argv[0]).exists() and not shutil.which(tool.argv[0]):
                 print(f"skip {tool.name}: not installed", file=sys.stderr)
                 continue
             out_file = tmp / f"{tool.name}.json"
-            cmd = [x.replace("{target}", str(root)).replace("{out}", str(out_file)) for x in tool.argv]
-            times, rss, stdout, rc = [], [], "", 0
-            for _ in range(a.rounds):
-                secs, peak, rc, stdout = run_once(cmd, root.parent)
-                times.append(secs)
-                rss.append(peak)
+            chosen.append((tool, out_file,
+                           [x.replace("{target}", str(root)).replace("{out}", str(out_file)) for x in tool.argv]))
+        runs: dict[str, list[tuple[float, float, int, str]]] = {t.name: [] for t, _o, _c in chosen}
+        for _ in range(a.rounds):  # paired: every tool once per round
+            for tool, _o, cmd in chosen:
+                runs[tool.name].append(run_once(cmd, root.parent, tool.env))
+        for tool, out_file, cmd in chosen:
+            times = [r[0] for r in runs[tool.name]]
+            rss = [r[1] for r in runs[tool.name]]
+            _s, _p, rc, stdout = runs[tool.name][-1]
             try:
                 sc = score(tool.parse, findings_of(tool.parse, out_file, stdout, root), truth)
             except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -212,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             wall = statistics.median(times)
             rows.append({"tool": tool.name, "version": version(tool.version_argv), "wall_s": round(wall, 3),
                          "mb_per_s": round(nbytes / 1e6 / wall, 1), "peak_rss_mb": round(max(rss), 1),
-                         "exit": rc, "times": [round(t, 3) for t in times], **sc,
+                         "exit": rc, "times": [round(t, 3) for t in times],
+                         "rss_mb": [round(x, 1) for x in rss], **sc,
                          "command": " ".join(cmd).replace(str(root), a.corpus.as_posix())})
             print(f"{tool.name:16} {wall:8.2f} s {nbytes / 1e6 / wall:8.1f} MB/s  rss {max(rss):7.1f} MB  {sc}",
                   file=sys.stderr)
@@ -221,21 +256,26 @@ def main(argv: list[str] | None = None) -> int:
     ref = next((r for r in rows if r["tool"] == "veritensor-fast"), None)
     for r in rows:
         r["vf_speedup"] = round(r["wall_s"] / ref["wall_s"], 2) if ref else None
+        # the median of the per-round ratios (paired runs): steadier than a ratio of medians under load
+        r["vf_speedup_paired"] = (round(statistics.median(t / v for t, v in zip(r["times"], ref["times"], strict=True)), 2)
+                                  if ref else None)
     meta = {"corpus": a.corpus.as_posix(), "files": n_files, "bytes": nbytes, "jobs": a.jobs, "rounds": a.rounds,
             "cpus": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),
             "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
             "truth_params": truth.get("params")}
     md = [f"# Peer run: {a.corpus.as_posix()} ({n_files} files, {nbytes / 1e6:.1f} MB)", "",
-          f"{meta['date']}, {meta['cpus']} CPUs, --jobs {a.jobs}, median of {a.rounds} rounds, page cache warm, "
+          f"{meta['date']}, {meta['cpus']} CPUs, --jobs {a.jobs}, median of {a.rounds} paired rounds, page cache warm, "
           f"load average before {meta['loadavg_before']} after {meta['loadavg_after']}.", "",
-          "| tool | version | wall s | MB/s | peak RSS MB | recall | other | veritensor-fast speed-up |",
+          "| tool | version | wall s (rounds) | MB/s | peak RSS MB | recall | other | veritensor-fast speed-up "
+          "(ratio of medians / median of paired ratios) |",
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         other = ", ".join(f"{k} {r[k]}" for k in ("secrets_found", "malicious_flagged", "benign_flagged", "findings")
                           if k in r)
-        md.append(f"| {r['tool']} | {r['version']} | {r['wall_s']} | {r['mb_per_s']} | {r['peak_rss_mb']} | "
-                  f"{r.get('recall', '-')} | {other} | {r['vf_speedup']}x |")
+        md.append(f"| {r['tool']} | {r['version']} | {r['wall_s']} ({', '.join(map(str, r['times']))}) | "
+                  f"{r['mb_per_s']} | {r['peak_rss_mb']} | {r.get('recall', '-')} | {other} | "
+                  f"{r['vf_speedup']}x / {r['vf_speedup_paired']}x |")
     md += ["", "Commands:", ""] + [f"    {r['command']}" for r in rows]
     text = "\n".join(md) + "\n"
     print(text)
