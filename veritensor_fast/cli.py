@@ -345,11 +345,28 @@ def scan(
     if known is not None:
         result = _apply_baseline(result, known)
     result.stats["config"] = eff.config
+    if fmt in ("text", "markdown"):
+        _set_root(result, paths or [], source if git_changes else None, history)
     emit(result, fmt, output, show_secrets)
     code = exit_code(result, fail_severity)
     if code == EXIT_FINDINGS and staged:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
+
+
+def _set_root(result: Any, paths: list[Path], changes: Any, history: bool) -> None:
+    """``stats["root"]`` for the text reports: the directory report paths are relative to, so that a printed
+    ``path:line:col`` opens from the current directory (one PATH, or a --staged / --since-commit scan)."""
+    root: str | None = None
+    if changes is not None:
+        top = os.path.abspath(changes.toplevel)
+        rel = os.path.relpath(top)
+        root = top if rel == ".." or rel.startswith(".." + os.sep) else rel
+    elif len(paths) == 1 and os.fspath(paths[0]) != "-" and not history:
+        p = os.fspath(paths[0])
+        root = p if os.path.isdir(p) else os.path.dirname(p)
+    if root and root != ".":
+        result.stats["root"] = root
 
 
 def _dask(address: str) -> tuple[Any, Any]:

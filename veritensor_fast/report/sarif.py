@@ -9,6 +9,7 @@ import orjson
 
 from veritensor_fast import __version__
 from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import Finding
 from veritensor_fast.redaction import escape_json
 
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -19,6 +20,15 @@ def _rule_meta() -> dict[str, Any]:
     from veritensor_fast.rules import load_rules
 
     return {r.id: r for r in load_rules().rules}
+
+
+def _region(f: Finding) -> dict[str, int]:
+    """Where code-scanning puts the annotation: the line of the file itself. A notebook finding's ``line`` and
+    ``column`` are relative to its cell (kept in the properties); its ``raw_line`` is the .ipynb file's line."""
+    raw = f.location.get("raw_line") if f.location else None
+    if isinstance(raw, int) and raw > 0:
+        return {"startLine": raw}
+    return {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)}
 
 
 def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str:
@@ -50,13 +60,15 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
             "message": {"text": f"{f.message}: {shown}"},
             "locations": [{"physicalLocation": {
                 "artifactLocation": {"uri": quote(f.path), "uriBaseId": "%SRCROOT%"},
-                "region": {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)},
+                "region": _region(f),
             }}],
             "partialFingerprints": {"veritensorFingerprint/v1": f.fingerprint},
             "properties": {"kind": f.kind, "severity": f.severity, "redacted": f.redacted},
         }
         if f.location:
             res["properties"]["location"] = f.location
+            if "raw_line" in f.location:
+                res["properties"].update(cellLine=f.line, cellColumn=f.column)
         if f.decoded:
             res["properties"]["decoded"] = f.decoded
         if f.commit:

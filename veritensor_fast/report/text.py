@@ -1,20 +1,56 @@
-"""Human-readable report: findings grouped by file, coloured on a TTY, then errors and a summary line.
+"""Human-readable report: one ``path:line:col`` line per finding (terminals and editors open it), the source
+line with the secret redacted and a caret under it, then errors and a summary line.
 
 Every value that comes from scanned content or the command line (paths, member names, messages, locations,
 commit authors, error reasons, even rule ids from a rules file) goes through ``escape_text``: a control or
 invisible character is shown as an escape and can never move the cursor, erase lines or recolour output.
+
+``result.stats["root"]`` (set by the CLI when one directory or file was scanned) is the directory report paths
+are relative to; the text report prefixes it so the ``path:line:col`` opens from the current directory.
 """
 
 from __future__ import annotations
 
+import os
 from itertools import groupby
+from typing import Any
 
 from veritensor_fast.engine import ScanResult
 from veritensor_fast.redaction import escape_text as e_
+from veritensor_fast.report.context import contexts
 
 _COLORS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m",
            "info": "\x1b[37m"}
 _RESET, _BOLD, _DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def human_bytes(n: float) -> str:
+    """``1.2 kB``, ``3.4 MB``... (SI units, as ``ls -h --si``); bytes below 1000 as ``512 B``."""
+    if n < 1000:
+        return f"{int(n)} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        n /= 1000
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError  # pragma: no cover
+
+
+def human_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.2f} s" if s < 10 else f"{s:.0f} s"
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m} min {sec:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def rate(nbytes: float, seconds: float) -> str | None:
+    """A throughput worth printing: only for scans long and large enough for it to mean something."""
+    if seconds < 1 or nbytes < 10_000_000:
+        return None
+    return f"{human_bytes(nbytes / seconds)}/s"
 
 
 def _where(loc: dict[str, object] | None) -> str:
@@ -24,36 +60,71 @@ def _where(loc: dict[str, object] | None) -> str:
     return " [" + ", ".join(parts) + "]"
 
 
+def shown_path(path: str, root: Any, commit: object = None) -> str:
+    """The path as the user can open it: prefixed with the scan root (not for git history findings)."""
+    if isinstance(root, str) and root not in ("", ".") and commit is None:
+        return os.path.join(root, path).replace(os.sep, "/")
+    return path
+
+
+def summary(result: ScanResult) -> str:
+    s = result.stats
+    n = len(result.findings)
+    with_findings = len({f.path for f in result.findings})
+    verdict = f"{plural(n, 'finding')} in {plural(with_findings, 'file')}" if n else "no findings"
+    files = int(s.get("files", 0) or 0)
+    secs = float(s.get("seconds", 0) or 0)
+    bits = [f"{plural(files, 'file')} scanned", human_bytes(float(s.get("bytes", 0) or 0)), human_seconds(secs)]
+    r = rate(float(s.get("bytes", 0) or 0), secs)
+    if r:
+        bits.append(r)
+    line = f"{verdict}; {', '.join(bits)}"
+    if s.get("baselined"):
+        line += f"; {s['baselined']} known (baseline)"
+    if result.errors:
+        line += f"; {plural(len(result.errors), 'input')} could not be scanned: scan incomplete"
+    return line
+
+
 def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str:
     def c(code: str, s: str) -> str:
         return f"{code}{s}{_RESET}" if color else s
 
+    root = result.stats.get("root")
+    ctx = {} if show_secrets else contexts(result.findings, root if isinstance(root, str) else None)
     out: list[str] = []
-    for path, group in groupby(result.findings, key=lambda f: f.path):
-        out.append(c(_BOLD, e_(path)))
+    for _path, group in groupby(result.findings, key=lambda f: f.path):
         for f in group:
-            sev = c(_COLORS.get(f.severity, ""), f"{e_(f.severity.upper()):8}")
+            cx = ctx.get(id(f))
+            ln, col = f.line, f.column
+            raw = f.location.get("raw_line") if f.location else None
+            if isinstance(raw, int) and raw > 0:  # a notebook: the line of the .ipynb file itself
+                ln, col = raw, (cx.column if cx is not None else 1)
+            where = c(_BOLD, e_(f"{shown_path(f.path, root, f.commit)}:{max(ln, 1)}:{max(col, 1)}"))
+            sev = c(_COLORS.get(f.severity, ""), e_(f.severity.upper()))
             shown = f.secret if show_secrets and f.secret is not None else f.redacted
-            line = f"  {f.line}:{f.column}  {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(f.location)}"
+            line = f"{where}: {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(f.location)}"
+            if f.decoded:
+                line += f"  (decoded: {e_(f.decoded)})"
             if f.commit:
                 cm = f.commit
                 line += c(_DIM, f"  (commit {e_(str(cm.get('id', ''))[:12])} by {e_(cm.get('author', ''))}"
                                 f" {e_(cm.get('date', ''))})")
             out.append(line)
+            if cx is not None:
+                out.append(c(_DIM, f"    {cx.text}"))
+                out.append(c(_DIM, "    " + " " * cx.caret + "^" * cx.width))
         out.append("")
     if result.errors:
         out.append(c(_BOLD, "Could not scan:"))
         for e in result.errors:
             out.append(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})")
         out.append("")
-    s = result.stats
-    n = len(result.findings)
-    verdict = f"{n} finding{'s' if n != 1 else ''}" if n else "no findings"
-    summary = (f"{verdict} in {s.get('files', 0)} files ({s.get('bytes', 0) / 1e6:.1f} MB, "
-               f"{s.get('seconds', 0):.2f} s, {s.get('mb_per_s', 0)} MB/s)")
-    if result.errors:
-        summary += f"; {len(result.errors)} input(s) could not be scanned: scan incomplete"
-    if "config" in s:  # which config file the scan ran with (the CLI sets it; None: none)
-        out.append(f"config: {s['config'] or 'none'}")
-    out.append(c(_BOLD, summary))
+    if result.findings:
+        ids = sorted({f.rule_id for f in result.findings})
+        out.append(f"What a finding means and how to revoke it: veritensor-fast explain {e_(ids[0])}"
+                   + (f" (rules here: {', '.join(e_(i) for i in ids)})" if len(ids) > 1 else ""))
+    if "config" in result.stats:  # which config file the scan ran with (the CLI sets it; None: none)
+        out.append(f"config: {e_(result.stats['config'] or 'none')}")
+    out.append(c(_BOLD, summary(result)))
     return "\n".join(out) + "\n"
