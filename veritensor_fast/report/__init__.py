@@ -14,7 +14,7 @@ from veritensor_fast.engine import ScanResult
 from veritensor_fast.findings import Finding, ScanError
 from veritensor_fast.redaction import redact_result
 
-FORMATS = ("text", "json", "jsonl", "sarif")
+FORMATS = ("text", "json", "jsonl", "sarif", "markdown")
 
 
 class Reporter(Protocol):
@@ -63,6 +63,10 @@ def _renderer(fmt: str) -> Reporter:
         from veritensor_fast.report.sarif import render_sarif
 
         return render_sarif
+    if fmt == "markdown":
+        from veritensor_fast.report.markdown import render_markdown
+
+        return render_markdown
     if fmt == "text":
         from veritensor_fast.report.text import render_text
 

@@ -120,6 +120,8 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
         for e in result.errors:
             out.append(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})")
         out.append("")
+    if result.stats.get("quiet"):  # --quiet: findings and errors only
+        return "\n".join(out).rstrip("\n") + "\n" if out else ""
     if result.findings:
         ids = sorted({f.rule_id for f in result.findings})
         out.append(f"What a finding means and how to revoke it: veritensor-fast explain {e_(ids[0])}"
