@@ -30,3 +30,14 @@ def test_notebook_sarif_region_is_the_raw_file_line(tmp_path: Path) -> None:
         assert tok in line, (region, line)
         assert region["startLine"] > 2  # not the '"cells": [' line
         assert props["location"]["cell"] == 1 and props["cellLine"] == 2
+
+
+def test_sarif_rules_carry_help_from_explain(tmp_path: Path) -> None:
+    from sarif_pydantic import Sarif
+
+    (tmp_path / "a.env").write_text(f"T={hf_token()}\n")
+    p = run_cli("scan", "--no-progress", "-f", "sarif", tmp_path)
+    doc = json.loads(p.stdout)
+    Sarif.model_validate(doc)
+    (rule,) = doc["runs"][0]["tool"]["driver"]["rules"]
+    assert "Revoke and rotate" in rule["help"]["text"] and "huggingface.co/settings/tokens" in rule["help"]["markdown"]

@@ -211,6 +211,7 @@ veritensor-fast: the commit was blocked: the staged changes above contain secret
   - Accept all current findings: `veritensor-fast baseline create . -o .veritensor-baseline.json`, commit it, and
     set `baseline = ".veritensor-baseline.json"` in [tool.veritensor-fast] (or pass --baseline).
   - If the secret was ever pushed or shared, rotate it: removing it from the file does not un-leak it.
+    `veritensor-fast explain RULE_ID` says what the credential grants and how to revoke it.
 """
 
 

@@ -22,6 +22,25 @@ def _rule_meta() -> dict[str, Any]:
     return {r.id: r for r in load_rules().rules}
 
 
+def _help(rule_id: str) -> dict[str, Any]:
+    """Code-scanning shows a rule's ``help``: what the credential grants and how to revoke it (built-in rules)."""
+    from veritensor_fast.explain import explain
+
+    try:
+        e = explain(rule_id)
+    except KeyError:  # a user rule
+        return {}
+    grants = "What it grants" if e.kind == "secret" else "What it means"
+    action = "Revoke and rotate" if e.kind == "secret" else "What to do"
+    text = f"{grants}: {e.grants}\n\n{action}: {e.action}"
+    links = "".join(f"\n- <{u}>" for u in e.links)
+    out: dict[str, Any] = {"help": {"text": text, "markdown": f"**{grants}:** {e.grants}\n\n**{action}:** {e.action}"
+                                                             + (f"\n{links}" if links else "")}}
+    if e.links and e.kind == "model":
+        out["helpUri"] = e.links[0]
+    return out
+
+
 def _region(f: Finding) -> dict[str, int]:
     """Where code-scanning puts the annotation: the line of the file itself. A notebook finding's ``line`` and
     ``column`` are relative to its cell (kept in the properties); its ``raw_line`` is the .ipynb file's line."""
@@ -49,6 +68,7 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
         }
         if r and r.references:
             d["helpUri"] = r.references[0]
+        d.update(_help(rid))
         rules.append(d)
     results = []
     for f in result.findings:
