@@ -101,3 +101,16 @@ def test_control_characters_in_context_stay_escaped(tmp_path: Path) -> None:
     (tmp_path / "a.env").write_text(f"\x1b[2K\x1b]0;x\x07 T={tok}\n")
     out = _scan_text(tmp_path / "a.env")
     assert "\x1b" not in out and "\x07" not in out and "\\x1b[2K" in out
+
+
+def test_notebook_secret_split_across_json_strings_is_not_given_a_cell_line_as_file_line(tmp_path: Path) -> None:
+    """A token split over two source strings has no raw-file line: no misleading ``path:2:14`` (the cell's
+    line), the cell position is in the brackets instead."""
+    tok = hf_token()
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "execution_count": 1, "outputs": [],
+                     "source": ["import os\n", f"login(token=\"{tok[:10]}", f"{tok[10:]}\")\n"]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "n.ipynb").write_text(json.dumps(nb, indent=1))
+    out = _scan_text("n.ipynb", cwd=tmp_path)
+    assert out.startswith("n.ipynb: CRITICAL huggingface.user-token"), out
+    assert "cell_line=2:14" in out and tok not in out

@@ -56,7 +56,7 @@ def rate(nbytes: float, seconds: float) -> str | None:
 def _where(loc: dict[str, object] | None) -> str:
     if not loc:
         return ""
-    parts = [f"{e_(k)}={e_(v)}" for k, v in loc.items() if v is not None and v != ""]
+    parts = [f"{e_(k)}={e_(v)}" for k, v in loc.items() if v is not None and v != "" and k != "raw_line"]
     return " [" + ", ".join(parts) + "]"
 
 
@@ -98,14 +98,18 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
             cx = ctx.get(id(f))
             ln, col = f.line, f.column
             raw = f.location.get("raw_line") if f.location else None
+            pos = f":{max(ln, 1)}:{max(col, 1)}"
             if isinstance(raw, int) and raw > 0:  # a notebook: the line of the .ipynb file itself
-                ln, col = raw, (cx.column if cx is not None else 1)
-            where = c(_BOLD, e_(f"{shown_path(f.path, root, f.commit)}:{max(ln, 1)}:{max(col, 1)}"))
+                pos = f":{raw}:{cx.column}" if cx is not None else f":{raw}"
+            elif f.location and "cell" in f.location:  # a line inside a cell, not of the file: not openable
+                pos = ""
+            where = c(_BOLD, e_(f"{shown_path(f.path, root, f.commit)}{pos}"))
             sev = c(_COLORS.get(f.severity, ""), e_(f.severity.upper()))
             shown = f.secret if show_secrets and f.secret is not None else f.redacted
-            line = f"{where}: {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(f.location)}"
-            if f.decoded:
-                line += f"  (decoded: {e_(f.decoded)})"
+            loc = f.location
+            if loc and "cell" in loc:  # the line and column inside the cell
+                loc = {**loc, "cell_line": f"{f.line}:{f.column}"}
+            line = f"{where}: {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(loc)}"
             if f.commit:
                 cm = f.commit
                 line += c(_DIM, f"  (commit {e_(str(cm.get('id', ''))[:12])} by {e_(cm.get('author', ''))}"
