@@ -127,7 +127,12 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
     if result.stats.get("quiet"):  # --quiet: findings and errors only
         return "\n".join(out).rstrip("\n") + "\n" if out else ""
     if result.findings:
-        ids = sorted({f.rule_id for f in result.findings})
+        from veritensor_fast.findings import SEVERITY_ORDER
+
+        worst: dict[str, int] = {}
+        for f in result.findings:
+            worst[f.rule_id] = max(worst.get(f.rule_id, 0), SEVERITY_ORDER.get(f.severity, 0))
+        ids = sorted(worst, key=lambda i: (-worst[i], i))  # the most severe first
         out.append(f"What a finding means and how to revoke it: veritensor-fast explain {e_(ids[0])}"
                    + (f" (rules here: {', '.join(e_(i) for i in ids)})" if len(ids) > 1 else ""))
     if "config" in result.stats:  # which config file the scan ran with (the CLI sets it; None: none)
