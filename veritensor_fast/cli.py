@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find leaked ML credentials and poisoned model files, fast.")
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect and check the rule set.")
 app.add_typer(rules_app, name="rules")
@@ -32,7 +32,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Find leaked ML credentials and poisoned model files, fast."""
@@ -56,15 +56,57 @@ class Progress:
         now = time.perf_counter()
         if self.enabled and now - self._last > 0.2:
             self._last = now
-            rate = self.bytes / 1e6 / max(now - self._t0, 1e-9)
-            sys.stderr.write(f"\r\x1b[Kscanned {self.files} files, {self.bytes / 1e6:.1f} MB "
-                             f"({rate:.0f} MB/s), {self.findings} findings")
+            sys.stderr.write(f"\r\x1b[K{self.line(now)}")
             sys.stderr.flush()
+
+    def counting(self, source: Any) -> Any:
+        """``source`` wrapped so that, once its listing is done, the progress line shows the total and an ETA."""
+        return _Counting(source, self) if self.enabled and hasattr(source, "items") else source
+
+    def listed(self, files: int, nbytes: int) -> None:
+        self.total_files, self.total_bytes = files, nbytes
+
+    total_files: int | None = None
+    total_bytes = 0
+
+    def line(self, now: float) -> str:
+        from veritensor_fast.report.text import human_bytes, human_seconds
+
+        secs = max(now - self._t0, 1e-9)
+        head = f"scanned {self.files}"
+        if self.total_files is not None:
+            head += f"/{self.total_files}"
+        s = f"{head} files, {human_bytes(self.bytes)} ({human_bytes(self.bytes / secs)}/s), {self.findings} findings"
+        if self.total_files is not None and self.bytes and self.total_bytes >= self.bytes and secs > 1:
+            eta = (self.total_bytes - self.bytes) / (self.bytes / secs)
+            s += f", about {human_seconds(eta)} left"
+        return s
 
     def done(self) -> None:
         if self.enabled and self._last:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+
+
+class _Counting:
+    """A source proxy: counts what the listing yields and tells ``Progress`` the totals when it is done."""
+
+    def __init__(self, source: Any, prog: Progress) -> None:
+        self._source, self._prog = source, prog
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def items(self) -> Any:
+        from veritensor_fast.findings import Item
+
+        n, size = self._prog.files, self._prog.bytes  # several repositories: totals add up
+        for it in self._source.items():
+            if isinstance(it, Item):
+                n += 1
+                size += max(it.size, 0)
+            yield it
+        self._prog.listed(n, size)
 
 
 def _fail(msg: str) -> typer.Exit:
@@ -134,7 +176,7 @@ def _summary_line(result: Any, output: Path) -> str:
     return line + f"; report written to {output}"
 
 
-def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool) -> None:
+def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool, quiet: bool = False) -> None:
     """Render with the chosen reporter; write ``output`` atomically (only once the scan has succeeded), then
     print a one-line summary on stderr. A write that fails (full disk) exits 2 naming the path and error,
     and leaves no temporary file behind."""
@@ -159,7 +201,8 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool) -> None
                 raise
     except OSError as exc:
         raise _fail(f"cannot write report {output}: {exc.strerror}") from None
-    typer.echo(_summary_line(result, output), err=True)
+    if not quiet:
+        typer.echo(_summary_line(result, output), err=True)
 
 
 BLOCKED_HELP = """
@@ -170,6 +213,7 @@ veritensor-fast: the commit was blocked: the staged changes above contain secret
   - Accept all current findings: `veritensor-fast baseline create . -o .veritensor-baseline.json`, commit it, and
     set `baseline = ".veritensor-baseline.json"` in [tool.veritensor-fast] (or pass --baseline).
   - If the secret was ever pushed or shared, rotate it: removing it from the file does not un-leak it.
+    `veritensor-fast explain RULE_ID` says what the credential grants and how to revoke it.
 """
 
 
@@ -217,14 +261,14 @@ def _settings(paths: list[Path], git_changes: bool, config: Path | None, no_conf
         raise _fail(str(exc)) from None
 
 
-def _git_changes_source(paths: list[Path], staged: bool, since: str | None, eff: Any) -> Any:
+def _git_changes_source(paths: list[Path], staged: bool, since: str | None, eff: Any, until: str = "HEAD") -> Any:
     """``--staged`` / ``--since-commit``: the repository is the one holding the first PATH (else the current
     directory); PATHs limit the scan to those pathspecs."""
     from veritensor_fast.sources.staged import GitChangesError, GitChangesSource
 
     repo = os.fspath(paths[0]) if paths else os.getcwd()
     try:
-        return GitChangesSource(repo, staged=staged, since=since,
+        return GitChangesSource(repo, staged=staged, since=since, until=until,
                                 pathspecs=[os.path.abspath(p) for p in paths], excludes=eff.excludes,
                                 max_file_size=eff.max_file_size)
     except GitChangesError as exc:
@@ -255,7 +299,7 @@ def scan(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files and directories to scan; '-' reads standard input.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")] = 0,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip (repeatable).")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, jsonl or sarif.")] = "text",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, jsonl, sarif or markdown (CI job summaries); any case.")] = "text",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
     show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print full secrets (dangerous in CI logs).")] = False,
     strict_secrets: Annotated[bool | None, typer.Option("--strict-secrets/--no-strict-secrets", help="Also report high-entropy values assigned to secret-looking names.")] = None,
@@ -281,6 +325,7 @@ def scan(
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
     stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings and errors: no progress, summary or notes.")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
     default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="Skip virtualenvs, site-packages, node_modules, __pycache__, build, dist and tool caches (default on).")] = True,
     exit_code_incomplete: Annotated[int, typer.Option("--exit-code-incomplete", metavar="N", min=0, max=255, help="Exit code when there are no findings but some inputs could not be scanned (default 3; 0 accepts an incomplete scan).")] = EXIT_INCOMPLETE,
@@ -295,11 +340,15 @@ def scan(
     from veritensor_fast.report import FORMATS
     from veritensor_fast.sources.fs import FileSource
 
+    fmt = fmt.lower()
+    fail_severity = fail_severity.lower() if fail_severity is not None else None
     if fmt not in FORMATS:
         raise _fail(f"--format must be one of {', '.join(FORMATS)}")
+    _check_jobs(jobs)
+    exclude = normalise_excludes(exclude or ())
+    git_changes, staged, since_commit, until = _pre_push_range(staged, since_commit)
     if fail_severity is not None and fail_severity not in SEVERITY_ORDER:
         raise _fail(f"--fail-severity must be one of {', '.join(SEVERITY_ORDER)}")
-    git_changes = staged or since_commit is not None
     if history and git_changes:
         raise _fail("--history cannot be combined with --staged or --since-commit")
     if not history and (all_objects or since or rev_range or branch or datastore or no_datastore or new_only):
@@ -320,7 +369,7 @@ def scan(
     known = _load_baseline(eff.baseline)
     local_only = False
     if git_changes:
-        source: Any = _git_changes_source(paths or [], staged, since_commit, eff)
+        source: Any = _git_changes_source(paths or [], staged, since_commit, eff, until)
         if not jobs and source.small():
             jobs = 1  # a hook's few blobs: starting a process pool would cost more than the scan
     elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
@@ -336,7 +385,8 @@ def scan(
         raise _fail("give either --scheduler or --scheduler-file, not both")
     client, make_executor = (_dask(scheduler, scheduler_file, [os.fspath(p) for p in paths or []])
                              if (scheduler or scheduler_file) and not local_only else (None, None))
-    prog = Progress(progress and sys.stderr.isatty())
+    prog = Progress(progress and not quiet and sys.stderr.isatty())
+    source = prog.counting(source)
     if shard_output is not None and client is None:
         raise _fail("--shard-output needs --scheduler or --scheduler-file")
     try:
@@ -366,11 +416,58 @@ def scan(
     result.stats["config"] = eff.config
     if validate:
         result = _validate(result)
-    emit(result, fmt, output, show_secrets)
+    if fmt in ("text", "markdown"):
+        _set_root(result, paths or [], source if git_changes else None, history)
+        if quiet:
+            result.stats["quiet"] = True
+    emit(result, fmt, output, show_secrets, quiet)
     code = exit_code(result, fail_severity, exit_code_incomplete)
-    if code == EXIT_FINDINGS and staged:
+    if code == EXIT_FINDINGS and staged and not quiet:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
+
+
+def _check_jobs(jobs: int) -> None:
+    if jobs < 0:
+        raise _fail(f"--jobs must be 0 (all cores) or a positive number of worker processes, not {jobs}")
+
+
+def normalise_excludes(patterns: Any) -> list[str]:
+    """``--exclude ./sub/`` means the same as ``--exclude sub``: patterns match paths relative to the scan
+    root, written without a leading ``./`` or a trailing ``/``."""
+    out = []
+    for p in patterns:
+        q = p
+        while q.startswith("./"):
+            q = q[2:].lstrip("/")
+        q = q.rstrip("/") or q
+        out.append(q if q not in ("", ".") else p)
+    return out
+
+
+def _pre_push_range(staged: bool, since: str | None) -> tuple[bool, bool, str | None, str]:
+    """Under pre-commit's ``pre-push`` stage (it sets PRE_COMMIT_FROM_REF / PRE_COMMIT_TO_REF), ``--staged``
+    scans the commits being pushed (FROM..TO) instead of the index, which is empty at push time.
+    Returns (git_changes, staged, since, until)."""
+    frm, to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
+    if staged and since is None and frm and to and frm.strip("0"):
+        return True, False, frm, to
+    return staged or since is not None, staged, since, "HEAD"
+
+
+def _set_root(result: Any, paths: list[Path], changes: Any, history: bool) -> None:
+    """``stats["root"]`` for the text reports: the directory report paths are relative to, so that a printed
+    ``path:line:col`` opens from the current directory (one PATH, or a --staged / --since-commit scan)."""
+    root: str | None = None
+    if changes is not None:
+        top = os.path.abspath(changes.toplevel)
+        rel = os.path.relpath(top)
+        root = top if rel == ".." or rel.startswith(".." + os.sep) else rel
+    elif len(paths) == 1 and os.fspath(paths[0]) != "-" and not history:
+        p = os.fspath(paths[0])
+        root = p if os.path.isdir(p) else os.path.dirname(p)
+    if root and root != ".":
+        result.stats["root"] = root
 
 
 def _validate(result: Any) -> Any:
@@ -437,7 +534,8 @@ def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **
     if kw["new_only"] and not kw["use_datastore"]:
         raise _fail("--new-only needs the datastore (drop --no-datastore)")
     try:
-        return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog, **kw)
+        return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog,
+                            wrap_source=prog.counting, **kw)
     except GitError as exc:
         raise _fail(str(exc)) from None
 
@@ -459,28 +557,34 @@ def rules_check(
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra YAML rules file to check too.")] = None,
 ) -> None:
     """Check every rule's examples and negative examples in both engines (Hyperscan and Python re)."""
-    from veritensor_fast.matcher import SecretMatcher, python_only_match
+    from veritensor_fast.redaction import escape_text
     from veritensor_fast.rules import RuleError, load_rules
+    from veritensor_fast.rules_check import check
 
     try:
         rs = load_rules([str(p) for p in rules or ()])
     except RuleError as exc:
         raise _fail(str(exc)) from None
-    m = SecretMatcher(rs, strict=True)
     bad = 0
-    for r in rs.rules:
-        for ex in r.examples:
-            hs_ok = any(x.rule.id == r.id for x in m.find(ex.encode()))
-            if not (hs_ok and python_only_match(r, ex)):
-                bad += 1
-                typer.echo(f"FAIL {r.id}: an example is not matched (hyperscan={hs_ok})")
-        for i, ex in enumerate(r.negative_examples):
-            hs_hit = any(x.rule.id == r.id for x in m.find(ex.encode()))
-            if hs_hit or python_only_match(r, ex):
-                bad += 1
-                typer.echo(f"FAIL {r.id}: negative example #{i} is matched")
+    for line in check(rs):
+        bad += 1
+        typer.echo(escape_text(line))
     typer.echo(f"{len(rs.rules)} rules checked, {bad} failure(s)")
     raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def explain(rule_id: Annotated[str, typer.Argument(help="A rule id from a report or `rules list`.")]) -> None:
+    """What a rule's finding means: what the credential grants, how to revoke and rotate it, the provider's
+    pages (model rules: what the file can do and what to do about it)."""
+    from veritensor_fast.explain import explain as lookup
+    from veritensor_fast.explain import render
+
+    try:
+        e = lookup(rule_id)
+    except KeyError as exc:
+        raise _fail(exc.args[0]) from None
+    typer.echo(render(e), nl=False)
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Record known findings so scans report only new ones.")
@@ -507,7 +611,9 @@ def baseline_create(
     from veritensor_fast.engine import scan as run_scan
     from veritensor_fast.sources.fs import FileSource
 
-    eff = _settings(paths, False, config, no_config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
+    _check_jobs(jobs)
+    eff = _settings(paths, False, config, no_config, exclude=normalise_excludes(exclude or ()),
+                    rules=[str(p) for p in rules or ()],
                     disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
     source = FileSource([os.fspath(p) for p in paths], eff.excludes, eff.follow_symlinks, eff.max_file_size,
                         default_excludes=default_excludes)

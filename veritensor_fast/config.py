@@ -36,6 +36,7 @@ from veritensor_fast.worker import ScanOptions
 CONFIG_FILE = ".veritensor-fast.toml"
 PYPROJECT = "pyproject.toml"
 TABLE = "veritensor-fast"
+TABLE_ALIAS = "veritensor_fast"
 
 
 class ConfigError(Exception):
@@ -190,7 +191,8 @@ def _mentions_us(path: Path) -> bool:
     from veritensor_fast.safeio import SmallFileError, read_regular_file
 
     try:
-        return TABLE.encode() in read_regular_file(path, "config file")
+        data = read_regular_file(path, "config file")
+        return TABLE.encode() in data or TABLE_ALIAS.encode() in data
     except SmallFileError:
         return False
 
@@ -198,6 +200,8 @@ def _mentions_us(path: Path) -> bool:
 def _table(doc: dict[str, Any], path: Path, dedicated: bool) -> dict[str, Any] | None:
     tool = doc.get("tool")
     section = tool.get(TABLE) if isinstance(tool, dict) else None
+    if section is None and isinstance(tool, dict):
+        section = tool.get(TABLE_ALIAS)  # [tool.veritensor_fast]: the package's import name, accepted too
     if section is not None and not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.{TABLE}] must be a table")
     if not dedicated:
@@ -242,7 +246,7 @@ def discover(dirs: Iterable[str | os.PathLike[str]], notes: list[str] | None = N
                 if notes is not None:
                     notes.append(f"ignoring {cand}: {exc} (it has no [tool.{TABLE}] table)")
                 continue
-            if isinstance(tool, dict) and TABLE in tool:
+            if isinstance(tool, dict) and (TABLE in tool or TABLE_ALIAS in tool):
                 return cand
     return None
 

@@ -21,16 +21,19 @@ from veritensor_fast.worker import BatchResult, ScanOptions
 
 def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = None,
                  on_progress: Callable[[BatchResult], None] | None = None,
-                 make_executor: ExecutorFactory | None = None, **kw: Any) -> ScanResult:
+                 make_executor: ExecutorFactory | None = None,
+                 wrap_source: Callable[[Any], Any] | None = None, **kw: Any) -> ScanResult:
     """Scan the history of each repository (one ``GitHistorySource`` each) and merge the results.
-    ``make_executor`` is passed to ``engine.scan`` (a distributed executor, one per repository)."""
+    ``make_executor`` is passed to ``engine.scan`` (a distributed executor, one per repository);
+    ``wrap_source`` (the CLI's progress counter) wraps each repository's source."""
     findings: list[Finding] = []
     errors: list[ScanError] = []
     stats: dict[str, Any] = {}
     for repo in repos:
         src = GitHistorySource(repo, options, **kw)
         src.validate()
-        r = scan(src, options, jobs=jobs, on_progress=on_progress, make_executor=make_executor)
+        r = scan(wrap_source(src) if wrap_source else src, options, jobs=jobs, on_progress=on_progress,
+                 make_executor=make_executor)
         if len(repos) > 1:  # say which repository each finding came from
             label = os.path.normpath(repo)
             r.findings = [replace(f, repo=label) for f in r.findings]

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from veritensor_fast.findings import Finding, ScanError, ScanResult
 from veritensor_fast.redaction import redact_result
 
-FORMATS = ("text", "json", "jsonl", "sarif")
+FORMATS = ("text", "json", "jsonl", "sarif", "markdown")
 
 
 class Reporter(Protocol):
@@ -69,6 +69,10 @@ def _renderer(fmt: str) -> Reporter:
         from veritensor_fast.report.sarif import render_sarif
 
         return render_sarif
+    if fmt == "markdown":
+        from veritensor_fast.report.markdown import render_markdown
+
+        return render_markdown
     if fmt == "text":
         from veritensor_fast.report.text import render_text
 

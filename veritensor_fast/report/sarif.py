@@ -8,7 +8,7 @@ from urllib.parse import quote
 import orjson
 
 from veritensor_fast import __version__
-from veritensor_fast.findings import ScanResult
+from veritensor_fast.findings import Finding, ScanResult
 from veritensor_fast.redaction import escape_json
 
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -19,6 +19,34 @@ def _rule_meta() -> dict[str, Any]:
     from veritensor_fast.rules import load_rules
 
     return {r.id: r for r in load_rules().rules}
+
+
+def _help(rule_id: str) -> dict[str, Any]:
+    """Code-scanning shows a rule's ``help``: what the credential grants and how to revoke it (built-in rules)."""
+    from veritensor_fast.explain import explain
+
+    try:
+        e = explain(rule_id)
+    except KeyError:  # a user rule
+        return {}
+    grants = "What it grants" if e.kind == "secret" else "What it means"
+    action = "Revoke and rotate" if e.kind == "secret" else "What to do"
+    text = f"{grants}: {e.grants}\n\n{action}: {e.action}"
+    links = "".join(f"\n- <{u}>" for u in e.links)
+    out: dict[str, Any] = {"help": {"text": text, "markdown": f"**{grants}:** {e.grants}\n\n**{action}:** {e.action}"
+                                                             + (f"\n{links}" if links else "")}}
+    if e.links and e.kind == "model":
+        out["helpUri"] = e.links[0]
+    return out
+
+
+def _region(f: Finding) -> dict[str, int]:
+    """Where code-scanning puts the annotation: the line of the file itself. A notebook finding's ``line`` and
+    ``column`` are relative to its cell (kept in the properties); its ``raw_line`` is the .ipynb file's line."""
+    raw = f.location.get("raw_line") if f.location else None
+    if isinstance(raw, int) and raw > 0:
+        return {"startLine": raw}
+    return {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)}
 
 
 def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool = False) -> str:
@@ -39,6 +67,7 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
         }
         if r and r.references:
             d["helpUri"] = r.references[0]
+        d.update(_help(rid))
         rules.append(d)
     results = []
     for f in result.findings:
@@ -50,13 +79,15 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
             "message": {"text": f"{f.message}: {shown}"},
             "locations": [{"physicalLocation": {
                 "artifactLocation": {"uri": quote(f.path), "uriBaseId": "%SRCROOT%"},
-                "region": {"startLine": max(f.line, 1), "startColumn": max(f.column, 1)},
+                "region": _region(f),
             }}],
             "partialFingerprints": {"veritensorFingerprint/v1": f.fingerprint},
             "properties": {"kind": f.kind, "severity": f.severity, "redacted": f.redacted},
         }
         if f.location:
             res["properties"]["location"] = f.location
+            if "raw_line" in f.location:
+                res["properties"].update(cellLine=f.line, cellColumn=f.column)
         if f.decoded:
             res["properties"]["decoded"] = f.decoded
         if f.commit:

@@ -99,6 +99,7 @@ class GitChangesSource:
     repo: str
     staged: bool = False
     since: str | None = None
+    until: str = "HEAD"  # --since-commit: the range is since..until (pre-push: the commits being pushed)
     pathspecs: Sequence[str] = ()
     excludes: Sequence[str] = ()
     max_file_size: int = 0
@@ -114,14 +115,15 @@ class GitChangesSource:
         spec = ["--", *self.pathspecs] if self.pathspecs else []
         raw: list[tuple[str, str, str, bytes]] = []
         if self.since is not None:
-            if self.since.startswith("-"):
+            if self.since.startswith("-") or self.until.startswith("-"):
                 raise GitChangesError(f"invalid revision {self.since!r}")
-            try:
-                _git(self.toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", self.since + "^{commit}")
-            except GitChangesError:
-                raise GitChangesError(f"unknown revision {self.since!r} (not a commit in this repository)") from None
+            for rev in (self.since, self.until):
+                try:
+                    _git(self.toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}")
+                except GitChangesError:
+                    raise GitChangesError(f"unknown revision {rev!r} (not a commit in this repository)") from None
             raw += parse_raw(_git(self.toplevel, "log", "--raw", "-c", "-z",
-                                  "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..HEAD", *spec))
+                                  "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..{self.until}", *spec))
         if self.staged:
             raw += parse_raw(_git(self.toplevel, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
                                   "--diff-filter=AMT", *spec))
@@ -137,7 +139,7 @@ class GitChangesSource:
         if self.since is not None:
             from veritensor_fast.sources.git_list import commits
 
-            self._commits = commits(self.toplevel, [f"{self.since}..HEAD"], None)
+            self._commits = commits(self.toplevel, [f"{self.since}..{self.until}"], None)
         if self._entries or self._commits:
             oids = sorted({o for o, _ in self._entries} | set(self._commits))
             out = _git(self.toplevel, "cat-file", "--batch-check=%(objectname) %(objectsize)",
