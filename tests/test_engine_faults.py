@@ -42,6 +42,11 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> s
                           env={**os.environ, **(env or {})}, check=False)
 
 
+def errs(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's errors without their ``level`` (every one here is a real error)."""
+    return [{k: v for k, v in e.items() if k != "level"} for e in rep["errors"]]
+
+
 def scan(root: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     p = run("scan", str(root), "--jobs", "2", "--format", "json", "--no-progress", *extra, env=env)
     assert p.stdout, p.stderr[-3000:]
@@ -54,7 +59,7 @@ def test_worker_killed_by_an_item_loses_nothing_else(tmp_path: Path, sig: str) -
     code, rep, _ = scan(tmp_path / "t", env={"FAULT": sig})
     assert sorted(f["redacted"] for f in rep["findings"]) == sorted(
         f"{t[:5]}…{t[-2:]}" for t in toks)  # every token, found once
-    assert rep["errors"] == [{"path": "poison.txt", "kind": "crash", "reason":
+    assert errs(rep) == [{"path": "poison.txt", "kind": "crash", "reason":
                               f"the worker process died while scanning this item (killed by {sig}); "
                               "it was not scanned"}]
     assert rep["stats"]["files"] == 700  # every other file was scanned
@@ -87,7 +92,7 @@ def test_worker_killed_from_outside_costs_a_retry_not_a_finding(tmp_path: Path) 
     assert out, err[-3000:]
     rep = json.loads(out)
     assert sorted(f["redacted"] for f in rep["findings"]) == sorted(f"{t[:5]}…{t[-2:]}" for t in toks)
-    assert rep["errors"] == [] and rep["stats"]["files"] == 700
+    assert errs(rep) == [] and rep["stats"]["files"] == 700
     assert rep["stats"]["worker_restarts"] >= 1
     assert p.returncode == 1
 
@@ -96,7 +101,7 @@ def test_item_that_raises_in_the_worker_becomes_internal_error(tmp_path: Path) -
     toks = make_tree(tmp_path / "t")
     code, rep, stderr = scan(tmp_path / "t", env={"FAULT": "raise"})
     assert len(rep["findings"]) == len(toks)
-    assert rep["errors"] == [{"path": "poison.txt", "kind": "internal", "reason": "worker failed: RuntimeError"}]
+    assert errs(rep) == [{"path": "poison.txt", "kind": "internal", "reason": "worker failed: RuntimeError"}]
     assert code == 1
     assert "reader bug" not in stderr  # the exception's message never reaches the user
 
@@ -210,8 +215,9 @@ def test_worker_that_died_while_the_pool_was_idle_costs_a_restart(tmp_path: Path
 
 
 def test_file_truncated_after_it_was_mapped_does_not_hang_or_lose_other_findings(tmp_path: Path) -> None:
-    """A real SIGBUS: a large file (memory-mapped) is truncated once opened, before it is scanned. The scan ends
-    and finds the rest; the shrunken file is read again (now empty), or reported as changed during the scan."""
+    """A file truncated once opened, before it is scanned (when files were memory-mapped, a real SIGBUS; now
+    they are read, never mapped). The scan ends and finds the rest; the shrunken file is scanned as read, or
+    reported as changed during the scan."""
     toks = make_tree(tmp_path / "t")
     with open(tmp_path / "t" / "poison.txt", "wb") as f:
         f.write(b"x" * (8 << 20))
@@ -219,5 +225,4 @@ def test_file_truncated_after_it_was_mapped_does_not_hang_or_lose_other_findings
     assert sorted(f["redacted"] for f in rep["findings"]) == sorted(f"{t[:5]}…{t[-2:]}" for t in toks)
     assert rep["stats"]["files"] + len(rep["errors"]) == 701
     assert [e["path"] for e in rep["errors"]] in ([], ["poison.txt"])
-    assert rep["stats"].get("worker_restarts", 0) >= 1 or rep["errors"]  # the worker did die (or it was caught)
     assert code == 1
