@@ -6,9 +6,11 @@
   in 1 MiB blocks;
 - ``LineColumn``: line and column of increasing offsets in one pass over the buffer (each byte is looked at
   a bounded number of times however many findings share one long line, and the line is never copied);
-- ``LargeFile``: a file too big to read whole (over ``READ_MAX``), read in bounded ``pread`` windows (no
-  memory map, so a file truncated during the scan is a short read, never a SIGBUS), or mapped on demand for
-  the structured detectors that need random access;
+- ``LargeFile``: a file too big to read whole (over ``READ_MAX``), read in bounded ``pread`` windows (never
+  memory-mapped, so a file truncated during the scan is a short read, never a SIGBUS); the structured
+  detectors that need random access read it through ``randread.PreadView`` (``pread`` too);
+- ``span``: a zero-copy slice of a buffer that supports the buffer protocol, or a bounded copy of a slice of
+  one that does not (a ``PreadView``), for the Hyperscan passes that scan a big buffer window by window;
 - ``release_pages``: tell the kernel this process is done with a range of a memory map (the pages stay in the
   page cache), so a pass over a giant file never makes the whole file resident.
 """
@@ -20,6 +22,7 @@ import errno
 import mmap
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _BLOCK = 1 << 20
@@ -43,6 +46,26 @@ def count_newlines(buf: Any, start: int, stop: int) -> int:
         # one bounded copy per block; bytes.count is memchr-speed
         total += bytes(buf[a:min(stop, a + _BLOCK)]).count(b"\n")
     return total
+
+
+#: Window of a Hyperscan pass over a buffer read by copies (a ``PreadView``): small, so the copy stays cheap.
+COPY_WINDOW = 2 << 20
+
+
+def is_buffer(buf: Any) -> bool:
+    """Whether ``buf`` supports the buffer protocol (slices without a copy), unlike a ``PreadView``."""
+    return isinstance(buf, bytes | bytearray | memoryview | mmap.mmap)
+
+
+@contextmanager
+def span(buf: Any, start: int, stop: int) -> Iterator[Any]:
+    """``buf[start:stop]``: a memoryview (released on exit) of bytes, bytearray, mmap or memoryview; a copy of
+    the slice for any other sliceable buffer (``randread.PreadView``: a read that may raise ``FileChanged``)."""
+    if is_buffer(buf):
+        with memoryview(buf) as view, view[start:stop] as window:
+            yield window
+    else:
+        yield bytes(buf[start:stop])
 
 
 def can_release(buf: Any) -> bool:
@@ -127,7 +150,6 @@ class LargeFile:
         self.fd = fd
         self.size = st.st_size
         self._mtime = st.st_mtime_ns
-        self._map: mmap.mmap | None = None
         self.short = False
 
     def __len__(self) -> int:
@@ -168,12 +190,6 @@ class LargeFile:
             yield start, lo, hi, data
             lo = hi
 
-    def mapped(self) -> mmap.mmap:
-        """A read-only memory map of the whole file (for detectors that need random access)."""
-        if self._map is None:
-            self._map = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
-        return self._map
-
     def close(self) -> str | None:
         """Release the file; return why the scan of it is incomplete when it changed meanwhile, else None."""
         why = None
@@ -184,9 +200,6 @@ class LargeFile:
                        "findings are from what could be read")
         except OSError:  # pragma: no cover - fstat of an open descriptor
             pass
-        if self._map is not None:
-            self._map.close()
-            self._map = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from veritensor_fast.buffers import can_release, count_newlines, release_pages
+from veritensor_fast.buffers import COPY_WINDOW, can_release, count_newlines, is_buffer, release_pages, span
 from veritensor_fast.findings import Finding, Item
 
 #: Substrings searched for in the buffer; a line is parsed only around a hit.
@@ -134,17 +134,17 @@ def _search(buf: Any) -> set[int] | None:
         return True if len(hits) > MAX_MARKERS else None  # True stops the scan
 
     overlap = max(lens) - 1
-    with memoryview(buf) as view:
-        while base < n:
-            hi = min(n, base + _WINDOW + overlap)
-            with view[base:hi] as window:
-                try:
-                    db.scan(window, match_event_handler=on_match)
-                except hyperscan.ScanTerminated:
-                    return None
-            if drop:
-                release_pages(buf, base, min(n, base + _WINDOW))
-            base += _WINDOW
+    step = _WINDOW if is_buffer(buf) else COPY_WINDOW
+    while base < n:
+        hi = min(n, base + step + overlap)
+        with span(buf, base, hi) as window:  # a memoryview, or a bounded copy of a PreadView's slice
+            try:
+                db.scan(window, match_event_handler=on_match)
+            except hyperscan.ScanTerminated:
+                return None
+        if drop:
+            release_pages(buf, base, min(n, base + step))
+        base += step
     return hits  # a needle in the overlap is seen twice at the same start: a set
 
 

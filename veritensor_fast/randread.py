@@ -8,10 +8,10 @@ a small cache of 1 MiB blocks (8 MiB at most per file). A read that comes back s
 ``FileChanged``; the reader's closer then reports the file as ``changed``, and nothing is lost but that file's
 analysis. Plain-text detectors read the same file in bounded ``pread`` windows (``worker.scan_windows``).
 
-Text-like structured files (notebooks, JSON, UTF-16 text, Python source) are still memory-mapped: the notebook
-parser streams them from the map with a memory bound far below the file's size (reading them whole would break
-that bound), and its raw-text search needs a buffer. A notebook over 16 MiB truncated while it is parsed can
-still raise SIGBUS (known gap).
+Text-like structured files (notebooks, JSON, UTF-16 text) over ``READ_MAX`` are read the same way
+(``scan_text_like``): the notebook parser streams them from a ``PreadView`` (1 MiB reads, so memory stays far
+below the file's size), its nesting pre-pass and raw-text pass read bounded slices of it, UTF-16 text is decoded
+from it chunk by chunk, and every other text-level detector reads windows. No file is ever memory-mapped.
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ class FileChanged(Exception):
 class PreadView:
     """Read-only random access to ``big`` (a ``LargeFile``) by ``pread``; see the module docstring."""
 
-    __slots__ = ("_big", "_n", "_cache")
+    __slots__ = ("_big", "_n", "_cache", "_blocks")
 
-    def __init__(self, big: LargeFile) -> None:
+    def __init__(self, big: LargeFile, cache_blocks: int = _CACHE_BLOCKS) -> None:
         self._big = big
         self._n = big.size
         self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._blocks = max(1, cache_blocks)
 
     def __len__(self) -> int:
         return self._n
@@ -65,7 +66,7 @@ class PreadView:
         a = k * _BLOCK
         b = self._pread(a, min(_BLOCK, self._n - a))
         self._cache[k] = b
-        if len(self._cache) > _CACHE_BLOCKS:
+        if len(self._cache) > self._blocks:
             self._cache.popitem(last=False)
         return b
 
@@ -189,4 +190,50 @@ def scan_random_access(ctx: WorkerContext, big: LargeFile, item: Item, scan: Ite
     out += scan.finished
     if not big.short:
         out += scan_windows(ctx, big, item, scan)  # secrets in the raw bytes, as for any file
+    return out
+
+
+#: Detectors that read a large text-like file through a ``PreadView`` (the text pass too for UTF-16 text, which
+#: it decodes chunk by chunk; otherwise it reads windows like every other text-level detector).
+TEXT_LIKE_DETECTORS = (*RANDOM_ACCESS_DETECTORS, "notebook")
+#: Cache of a text-like file's view: its passes read forward (or backward) in pieces of at most a few blocks.
+TEXT_CACHE_BLOCKS = 3
+
+
+def scan_text_like(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan) -> list[Finding]:
+    """Scan a large notebook, JSON or UTF-16 text file without mapping it.
+
+    The notebook detector (and the model and archive detectors, for a polyglot) read it through a
+    ``PreadView``; UTF-16 text is decoded from the view; unless the notebook parse covered the file's text, the
+    other text-level detectors read it in windows. A truncation during the scan ends the scan of that file
+    (``FileChanged``, or a short window); the reader's closer reports it as ``changed``.
+    """
+    from veritensor_fast.detectors.text import utf16_encoding
+    from veritensor_fast.worker import WHOLE_FILE_DETECTORS, scan_windows
+
+    view = PreadView(big, TEXT_CACHE_BLOCKS)
+    try:
+        head = view[:4096]
+    except FileChanged:
+        return []
+    utf16 = utf16_encoding(head) is not None
+    names = (*TEXT_LIKE_DETECTORS, "text") if utf16 else TEXT_LIKE_DETECTORS
+    for det in ctx.detectors:
+        if det.name not in names:
+            continue
+        try:
+            det.scan(view, item, head, scan)
+        except FileChanged:
+            break  # ``big.short`` is set: the closer reports the file as changed
+        except MemoryError:
+            scan.error(f"detector {det.name}: out of memory; item only partly scanned", "limit")
+        except Exception as exc:  # a bug in a detector must not lose the rest of the scan
+            scan.error(f"detector {det.name} failed: {type(exc).__name__}", "internal")
+    try:
+        out = scan.finish(view)
+    except FileChanged:
+        out = scan.findings + scan.finished  # inline markers could not be read: nothing dropped
+    if not big.short and not scan.text_done:
+        skip = (*WHOLE_FILE_DETECTORS, "text") if utf16 else WHOLE_FILE_DETECTORS
+        out += scan_windows(ctx, big, item, scan, skip=skip)  # the text passes, as for any large file
     return out

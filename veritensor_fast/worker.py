@@ -147,12 +147,7 @@ class WorkerContext:
 
             if not randread.text_like(buf.pread(0, 4096), item):
                 return randread.scan_random_access(self, buf, item, scan)
-            try:  # a notebook/JSON/UTF-16 text parsed whole (streamed from the map, see detectors/notebook.py)
-                mm = buf.mapped()
-            except (OSError, ValueError) as exc:
-                scan.error(f"cannot map file: {exc}", "unreadable")
-                return []
-            buf = mm
+            return randread.scan_text_like(self, buf, item, scan)  # notebook/JSON/UTF-16 text
         self.scan_buffer(buf, item, scan)
         return scan.finish(buf)
 
@@ -301,8 +296,8 @@ _COMPRESSED = (b"BZh", b"\xfd7zXZ\x00")
 
 def wants_whole_file(big: LargeFile, item: Item) -> bool:
     """Whether a large file is (or may be) a structured format: a model, an archive or compressed stream, a
-    notebook, UTF-16 text, a polyglot with a zip at its end. Then it is memory-mapped for the detectors
-    that need random access; anything else (text, logs, unknown binary data) is scanned in windows."""
+    notebook, UTF-16 text, a polyglot with a zip at its end. Then the detectors that need random access read
+    it through ``randread.PreadView`` (``pread``, never a memory map); anything else (text, logs, unknown binary data) is scanned in windows."""
     from veritensor_fast.detectors.text import utf16_encoding
     from veritensor_fast.models.sniff import TRIAL_BYTES, ZIP_EOCD, has_model_ext, pickle01_may_run, sniff
 
@@ -317,7 +312,8 @@ def wants_whole_file(big: LargeFile, item: Item) -> bool:
     return ZIP_EOCD in big.pread(max(0, big.size - 65557), 65557)  # a zip appended to something else
 
 
-def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan) -> list[Finding]:
+def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
+                 skip: tuple[str, ...] = WHOLE_FILE_DETECTORS) -> list[Finding]:
     """Scan a large plain-text file window by window: memory is one window, whatever the file's size.
 
     Each window runs the text-level detectors like a small file (its findings finished and post-processed
@@ -339,7 +335,7 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan)
         prev = data
         ws = ItemScan(ctx, item)
         ws.keep = (lo - start, hi - start)
-        ctx.scan_buffer(data, item, ws, skip=WHOLE_FILE_DETECTORS)
+        ctx.scan_buffer(data, item, ws, skip=skip)
         for f in ws.finish(data):
             line = line0 + f.line - 1
             col = f.column + chars0 if f.line == 1 else f.column

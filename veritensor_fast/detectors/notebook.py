@@ -14,9 +14,9 @@ items is found):
 Binary payloads (``image/png`` and other non-text MIME types, base64) are never scanned as text.
 
 Parsing: notebooks up to :data:`ORJSON_MAX` bytes are loaded with ``orjson`` (fastest at that size); bigger
-ones are streamed cell by cell with ``ijson`` (yajl2_c) through a 1 MiB read buffer, and pages of a
-memory-mapped file already consumed are released, so memory is bounded by the largest single cell, not by
-the notebook. Findings are committed only when the whole notebook parsed; otherwise a ``parse`` error is
+ones are streamed cell by cell with ``ijson`` (yajl2_c) through a 1 MiB read buffer (from a
+``randread.PreadView`` for a file over 16 MiB: ``pread``, so a truncation mid-parse raises ``FileChanged``,
+never SIGBUS), so memory is bounded by the largest single cell, not by the notebook. Findings are committed only when the whole notebook parsed; otherwise a ``parse`` error is
 recorded and the plain text pass scans the raw bytes instead. A notebook nested deeper than
 ``nb_guard.MAX_DEPTH`` is never parsed (a ``limit`` error; the text pass scans it). After a successful parse
 the raw bytes are scanned as text too and findings the structured pass did not make are added
@@ -35,7 +35,15 @@ from typing import TYPE_CHECKING, Any
 import ijson
 import orjson
 
-from veritensor_fast.buffers import LineColumn, can_release, count_newlines, release_pages
+from veritensor_fast.buffers import (
+    COPY_WINDOW,
+    LineColumn,
+    can_release,
+    count_newlines,
+    is_buffer,
+    release_pages,
+    span,
+)
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH, nesting_exceeds, raw_findings
 from veritensor_fast.findings import Item
 from veritensor_fast.matcher import SecretMatch
@@ -519,24 +527,24 @@ def raw_occurrences(buf: Any, want: dict[bytes, int]) -> dict[bytes, list[tuple[
                     return True  # stop scanning
         return None
 
-    with memoryview(buf) as view:
-        while a < n and pending:
-            b = min(n, a + RAW_WINDOW)
-            hi = min(n, b + overlap)
-            hits.clear()
-            with view[a:hi] as window:
-                try:
-                    db.scan(window, match_event_handler=on_match)  # type: ignore[type-var]
-                except hyperscan.ScanTerminated:
-                    pass
-            pos, line = a, line_base
-            for start, pid in sorted(hits):
-                line += count_newlines(buf, pos, start)
-                pos = start
-                found[secrets[pid]].append((start, line))
-            if pending:
-                line_base = line + count_newlines(buf, pos, b)
-            if drop:
-                release_pages(buf, a, b if pending else hi)
-            a = b
+    step = RAW_WINDOW if is_buffer(buf) else COPY_WINDOW
+    while a < n and pending:
+        b = min(n, a + step)
+        hi = min(n, b + overlap)
+        hits.clear()
+        with span(buf, a, hi) as window:
+            try:
+                db.scan(window, match_event_handler=on_match)
+            except hyperscan.ScanTerminated:
+                pass
+        pos, line = a, line_base
+        for start, pid in sorted(hits):
+            line += count_newlines(buf, pos, start)
+            pos = start
+            found[secrets[pid]].append((start, line))
+        if pending:
+            line_base = line + count_newlines(buf, pos, b)
+        if drop:
+            release_pages(buf, a, b if pending else hi)
+        a = b
     return found

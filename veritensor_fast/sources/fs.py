@@ -191,8 +191,8 @@ class FileReader:
     Files up to ``READ_MAX`` are read into memory (a file truncated meanwhile is a short read, reported as
     changed; no memory map, so no SIGBUS). Bigger files are a ``LargeFile``: read in bounded windows with
     ``pread`` for the text passes; model files and archives are read at random through ``randread.PreadView``
-    (``pread``, no map: a truncation is ``changed``, never SIGBUS); only large notebooks/JSON/UTF-16 text are
-    memory-mapped for their whole-file parse.
+    (``pread``, no map: a truncation is ``changed``, never SIGBUS), and so are large notebooks, JSON and UTF-16
+    text for their whole-file parse (``randread.scan_text_like``). No file is ever memory-mapped.
     The closer returns a reason when the file changed while it was scanned (size or mtime), else None.
     """
 
