@@ -127,7 +127,7 @@ def test_import_stays_cheap() -> None:
 def test_readme_python_api_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Python API"):]
+    section = readme[readme.index("## Python library"):]
     code = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python"))]
     tok = hf_token()
     (tmp_path / "src").mkdir()

@@ -166,5 +166,5 @@ def test_levels_and_skipped_dirs_in_reports_match_the_schema(tmp_path: Path) -> 
     assert [e["level"] for e in doc["errors"]] == ["warning", "skipped", "error"]
     text = render_report(res, "text")
     assert "Warnings:" in text and "Skipped by policy:" in text and "Could not scan:" in text
-    assert "1 input(s) could not be scanned" in text and "1 skipped by policy; 1 warning(s)" in text
+    assert "1 input could not be scanned" in text and "1 skipped by policy; 1 warning" in text
     assert "skipped 2 directories by default (.venv, node_modules;" in text
