@@ -385,7 +385,8 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
       name (followed by ``"]``, ``",``, ``":``, ``=``, ``:`` or ``(``), because the AST supplies context (sink
       calls, ``os.environ[…]``) that the text may lack; **and** the secret's shape in a literal: its literal
       prefix (``sk-``, also split between two literals) or, without one, a run of ``MIN_PIECE`` characters of
-      its alphabet ending a literal piece. Without a secret-shaped literal the AST has nothing to assemble
+      its alphabet ending a literal piece (holding a digit when the alphabet has letters beyond hex: a random
+      40-character alphanumeric key lacks one with probability ~0.1%). Without a secret-shaped literal the AST has nothing to assemble
       (measured on a real site-packages: ``token_id``, ``together``, ``cohere`` alone admitted ~250 files).
     """
     sp = _sre()
@@ -468,7 +469,17 @@ def _secret_shape(rule: Rule, sp: Any) -> list[bytes] | None:
     if not keep:
         return None
     need = max(1, min(MIN_PIECE, int(group.getwidth()[0])))
-    return [b"[" + b"".join(b"\\x%02x" % c for c in keep) + b"]{%d}" % need + rb"[\x22'{%\\]"]
+    cls = b"[" + b"".join(b"\\x%02x" % c for c in keep) + b"]"
+    end = rb"[\x22'{%\\]"
+    digits = set(b"0123456789")
+    if not (set(keep) & set(b"ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ")) or not (set(keep) & digits) or need < 2:
+        return [cls + b"{%d}" % need + end]
+    # An alphabet with letters beyond hex, such as ``[A-Za-z0-9]``: words (``"command"``, ``"together"``) fill
+    # such runs, random keys hold a digit. The run must hold one: ``x`` digit ``y`` with ``|x| + |y| >= need - 1``.
+    dig = rb"[\x30-\x39]"
+    alts = [(cls + b"{%d}" % i if i else b"") + dig + cls + (b"{%d,}" % (need - 1 - i) if need - 1 - i else b"*")
+            for i in range(need)]  # the digit at offset ``i`` of the run's last ``need`` or more characters
+    return [b"(?:" + b"|".join(alts) + b")" + end]
 
 
 def _find_group(items: list[Any], gid: int, sp: Any) -> Any:
