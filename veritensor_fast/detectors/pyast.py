@@ -35,7 +35,7 @@ import re
 import threading
 import warnings
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -355,23 +355,30 @@ MIN_PIECE = 8
 class PrefilterPlan:
     """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing:
     any hit of a pattern in ``alone``, or, for some ``(context, shape)`` pair, a hit in both sets (a context
-    rule's word used as a name, and a literal piece shaped like that rule's secret)."""
+    rule's word used as a name in ``patterns``, and a literal piece shaped like that rule's secret in
+    ``shapes``). Shapes are character-class runs without a literal to anchor on (slow to scan for), so they
+    are a second database, scanned only in a file where some context word matched."""
 
     patterns: list[tuple[bytes, bool]]
     alone: frozenset[int]
-    pairs: list[tuple[frozenset[int], frozenset[int]]]
+    pairs: list[tuple[frozenset[int], frozenset[int]]]  # (ids in ``patterns``, ids in ``shapes``)
+    shapes: list[tuple[bytes, bool]]
 
-    def admits(self, hits: Iterable[int]) -> bool:
+    def admits(self, hits: Iterable[int], shape_hits: Callable[[], Iterable[int]]) -> bool:
         got = set(hits)
         if not got.isdisjoint(self.alone):
             return True
-        return any(not got.isdisjoint(c) and not got.isdisjoint(sh) for c, sh in self.pairs)
+        todo = [sh for c, sh in self.pairs if not got.isdisjoint(c)]
+        if not todo:
+            return False
+        shaped = set(shape_hits())
+        return any(not shaped.isdisjoint(sh) for sh in todo)
 
 
 def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
     """Every pattern of :func:`prefilter_plan` (sorted), or ``None`` when every file must be parsed."""
     plan = prefilter_plan(rules)
-    return None if plan is None else sorted(plan.patterns)
+    return None if plan is None else sorted(plan.patterns + plan.shapes)
 
 
 def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
@@ -391,6 +398,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     """
     sp = _sre()
     ids: dict[tuple[bytes, bool], int] = {}
+    shape_ids: dict[tuple[bytes, bool], int] = {}
     alone: set[int] = set()
     pairs: list[tuple[frozenset[int], frozenset[int]]] = []
 
@@ -431,11 +439,13 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
         if shape is None:  # the secret's shape is unknown: the context word alone admits the file
             alone |= ctx_ids
         else:
-            pairs.append((frozenset(ctx_ids), frozenset(pid(p, caseless) for p in shape)))
+            pairs.append((frozenset(ctx_ids),
+                          frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)))
     for w in SINK_CONTEXT:
         alone.add(pid(w, True))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
-    return PrefilterPlan(pats, frozenset(alone), pairs)
+    shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
+    return PrefilterPlan(pats, frozenset(alone), pairs, shapes)
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -625,8 +635,9 @@ class PythonAstSecrets:
             return False
         if self._pre is None:
             return True
-        db, plan = self._pre
-        return plan.admits(p for p, _end in db.scan(buf))
+        db, shapes, plan = self._pre
+        return plan.admits((p for p, _end in db.scan(buf)),
+                           lambda: (p for p, _end in shapes.scan(buf)) if shapes is not None else ())
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
@@ -651,18 +662,21 @@ class PythonAstSecrets:
             prior.add(fp)
 
 
-def _prefilter(rules: list[Rule]) -> tuple[Any, PrefilterPlan] | None:
-    """A Hyperscan database of :func:`prefilter_plan`'s patterns and the plan, or ``None`` (parse every file)."""
+def _prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
+    """Hyperscan databases of :func:`prefilter_plan`'s patterns and shapes (``None`` without shapes) and the
+    plan, or ``None`` (parse every file)."""
     plan = prefilter_plan(rules)
     if plan is None or not plan.patterns:
         return None
-    pats = plan.patterns
     import hyperscan
 
     from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 
-    flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in pats]
-    return Scanner(compile_cached([p for p, _ci in pats], flags)), plan
+    def db(pats: list[tuple[bytes, bool]]) -> Any:
+        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in pats]
+        return Scanner(compile_cached([p for p, _ci in pats], flags))
+
+    return db(plan.patterns), db(plan.shapes) if plan.shapes else None, plan
 
 
 def _literal(word: bytes) -> bytes:
