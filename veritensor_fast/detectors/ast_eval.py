@@ -12,7 +12,8 @@ from __future__ import annotations
 import ast
 import re
 import string
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Collection, Mapping
 
 #: Longest folded value; longer results are abandoned (bounds ``A = B + B`` doubling chains).
 MAX_LEN = 1 << 16
@@ -174,16 +175,76 @@ def _statements(tree: ast.AST) -> list[ast.AST]:
     return out
 
 
-def const_names(tree: ast.AST, walrus: bool = True) -> dict[str, str]:
+def _walrus_sites(stmts: list[ast.AST], lines: Collection[int]) -> list[ast.AST]:
+    """``NamedExpr`` nodes in the statements whose lines (decorators included) hold one of ``lines``.
+
+    Only each statement's own expressions are walked (not its nested statements, which are in ``stmts``
+    themselves), so the cost follows the statements on a ``:=`` line, not the module."""
+    want = sorted(set(lines))
+    if not want:
+        return []
+    out: list[ast.AST] = []
+    for st in stmts:
+        lo = getattr(st, "lineno", None)
+        if lo is None:
+            continue
+        hi = getattr(st, "end_lineno", None) or lo
+        for d in getattr(st, "decorator_list", ()):
+            lo = min(lo, d.lineno)
+        i = bisect_left(want, lo)
+        if i == len(want) or want[i] > hi:
+            continue
+        roots: list[ast.AST] = []
+        for f in st._fields:
+            if f in _BODIES:
+                for h in getattr(st, f, None) or ():  # except handlers' types, match cases' patterns/guards
+                    if isinstance(h, ast.ExceptHandler | ast.match_case):
+                        roots.extend(getattr(h, g) for g in ("type", "pattern", "guard") if getattr(h, g, None))
+                continue
+            v = getattr(st, f, None)
+            if isinstance(v, ast.AST):
+                roots.append(v)
+            elif isinstance(v, list):
+                roots.extend(x for x in v if isinstance(x, ast.AST))
+        for r in roots:
+            out.extend(n for n in ast.walk(r) if isinstance(n, ast.NamedExpr))
+    return out
+
+
+def walrus_lines(source: str | bytes) -> list[int]:
+    """1-based numbers of the lines of ``source`` that hold ``:=`` (line breaks counted as the tokenizer
+    counts them: ``\\r\\n``, ``\\r``, ``\\n``)."""
+    if isinstance(source, str):
+        source = source.encode("utf-8", "surrogatepass")
+    if b":=" not in source:
+        return []
+    if b"\r" in source:
+        source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    out: list[int] = []
+    line, pos = 1, 0
+    i = source.find(b":=")
+    while i >= 0:
+        line += source.count(b"\n", pos, i)
+        pos = i
+        if not out or out[-1] != line:
+            out.append(line)
+        i = source.find(b":=", i + 2)
+    return out
+
+
+def const_names(tree: ast.AST, walrus: bool = True, walrus_at: Collection[int] | None = None) -> dict[str, str]:
     """Names bound exactly once in the module (any scope), to a foldable string: ``PREFIX = "hf_"``.
 
     Binding sites are found by walking statements only (assignments, ``for``, ``with``); ``walrus=False``
-    (the source has no ``:=``) skips the walk of every expression for ``NamedExpr``.
+    (the source has no ``:=``) skips the search for ``NamedExpr``; with ``walrus_at`` (the lines holding
+    ``:=``, see :func:`walrus_lines`) only the statements on those lines are searched.
     """
     count: dict[str, int] = {}
     value: dict[str, ast.expr] = {}
     nodes = _statements(tree)
-    if walrus:
+    if walrus and walrus_at is not None:
+        nodes += _walrus_sites(nodes, walrus_at)
+    elif walrus:
         nodes += [n for n in ast.walk(tree) if isinstance(n, ast.NamedExpr)]
     for node in nodes:
         if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
