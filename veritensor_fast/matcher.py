@@ -24,10 +24,32 @@ _PLACEHOLDER = re.compile(
     # documentation keys (Google's ``AIzaSyDOCAbC123dEf456GhI789jKl012-MnO``, ``…AbCdEfGhIj…``, ``…1234567890``)
     rb"|abc123def456|abcdefghij|0123456789|1234567890")
 
+#: Exact values published as examples, never anyone's live credential: the Firebase SDK and sample-app API keys
+#: that gitleaks also allowlists (its ``gcp-api-key`` rule). Matched whole, so a real key is never hidden.
+KNOWN_PUBLIC = frozenset({
+    b"AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs",
+    b"AIzaSyCkEhVjf3pduRDt6d1yKOMitrUEke8agEM",
+    b"AIzaSyDMAScliyLx7F0NPDEJi1QmyCgHIAODrlU",
+    b"AIzaSyD3asb-2pEZVqMkmL6M9N6nHZRR_znhrh0",
+    b"AIzayDNSXIbFmlXbIE6mCzDLQAqITYefhixbX4A",
+    b"AIzaSyAdOS2zB6NCsk1pCdZ4-P6GBdi_UUPwX7c",
+    b"AIzaSyASWm6HmTMdYWpgMnjRBjxcQ9CKctWmLd4",
+    b"AIzaSyANUvH9H9BsUccjsu2pCmEkOPjjaXeDQgY",
+    b"AIzaSyA5_iVawFQ8ABuTZNUdcwERLJv_a_p4wtM",
+    b"AIzaSyA4UrcGxgwQFTfaI3no3t7Lt1sjmdnP5sQ",
+    b"AIzaSyDSb51JiIcB6OJpwwMicseKRhhrOq1cS7g",
+    b"AIzaSyBF2RrAIm4a0mO64EShQfqfd2AFnzAvvuU",
+    b"AIzaSyBcE-OOIbhjyR83gm4r2MFCu4MJmprNXsw",
+    b"AIzaSyB8qGxt4ec15vitgn44duC5ucxaOi4FmqE",
+    b"AIzaSyA8vmApnrHNFE0bApF4hoZ11srVL_n0nvY",
+})
+
 
 def is_placeholder(secret: bytes) -> bool:
-    """Placeholder-looking candidates (entropy floors miss e.g. ``wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY``)."""
-    return entropy.sequential_fraction(secret) > MAX_SEQUENTIAL or _PLACEHOLDER.search(secret) is not None
+    """Placeholder-looking candidates (entropy floors miss e.g. ``wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY``)
+    and exact values published as examples (``KNOWN_PUBLIC``)."""
+    return secret in KNOWN_PUBLIC or entropy.sequential_fraction(secret) > MAX_SEQUENTIAL \
+        or _PLACEHOLDER.search(secret) is not None
 
 
 @dataclass(frozen=True, slots=True)
