@@ -169,17 +169,7 @@ def scan_random_access(ctx: WorkerContext, big: LargeFile, item: Item, scan: Ite
         head = view[:4096]
     except FileChanged:
         return []
-    for det in ctx.detectors:
-        if det.name not in RANDOM_ACCESS_DETECTORS:
-            continue
-        try:
-            det.scan(view, item, head, scan)
-        except FileChanged:
-            break  # ``big.short`` is set: the closer reports the file as changed
-        except MemoryError:
-            scan.error(f"detector {det.name}: out of memory; item only partly scanned", "limit")
-        except Exception as exc:  # a bug in a detector must not lose the rest of the scan
-            scan.error(f"detector {det.name} failed: {type(exc).__name__}", "internal")
+    _run_detectors(ctx, RANDOM_ACCESS_DETECTORS, view, item, head, scan)
     seen: set[tuple[str, int, str]] = set()
     out: list[Finding] = []
     for f in scan.findings:  # duplicates dropped as ``ItemScan.finish`` does (no text here for inline markers)
@@ -200,6 +190,23 @@ TEXT_LIKE_DETECTORS = (*RANDOM_ACCESS_DETECTORS, "notebook")
 TEXT_CACHE_BLOCKS = 3
 
 
+def _run_detectors(ctx: WorkerContext, names: tuple[str, ...], view: PreadView, item: Item, head: bytes,
+                   scan: ItemScan) -> None:
+    """Run the detectors named in ``names`` over ``view``, as ``WorkerContext.scan_buffer`` does, except that a
+    truncation (``FileChanged``) stops the file's scan: ``big.short`` is set and the closer reports ``changed``."""
+    for det in ctx.detectors:
+        if det.name not in names:
+            continue
+        try:
+            det.scan(view, item, head, scan)
+        except FileChanged:
+            return
+        except MemoryError:
+            scan.error(f"detector {det.name}: out of memory; item only partly scanned", "limit")
+        except Exception as exc:  # a bug in a detector must not lose the rest of the scan
+            scan.error(f"detector {det.name} failed: {type(exc).__name__}", "internal")
+
+
 def scan_text_like(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan) -> list[Finding]:
     """Scan a large notebook, JSON or UTF-16 text file without mapping it.
 
@@ -218,17 +225,7 @@ def scan_text_like(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemSca
         return []
     utf16 = utf16_encoding(head) is not None
     names = (*TEXT_LIKE_DETECTORS, "text") if utf16 else TEXT_LIKE_DETECTORS
-    for det in ctx.detectors:
-        if det.name not in names:
-            continue
-        try:
-            det.scan(view, item, head, scan)
-        except FileChanged:
-            break  # ``big.short`` is set: the closer reports the file as changed
-        except MemoryError:
-            scan.error(f"detector {det.name}: out of memory; item only partly scanned", "limit")
-        except Exception as exc:  # a bug in a detector must not lose the rest of the scan
-            scan.error(f"detector {det.name} failed: {type(exc).__name__}", "internal")
+    _run_detectors(ctx, names, view, item, head, scan)
     try:
         out = scan.finish(view)
     except FileChanged:
