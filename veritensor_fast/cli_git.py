@@ -4,6 +4,8 @@ pre-commit and pre-push stages), and the help printed when a commit is blocked."
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +23,43 @@ veritensor-fast: the commit was blocked: the staged changes above contain secret
 """
 
 
-def pre_push_range(staged: bool, since: str | None) -> tuple[bool, bool, str | None, str]:
-    """Under pre-commit's ``pre-push`` stage (it sets PRE_COMMIT_FROM_REF / PRE_COMMIT_TO_REF), ``--staged``
-    scans the commits being pushed (FROM..TO) instead of the index, which is empty at push time.
-    Returns (git_changes, staged, since, until)."""
-    frm, to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
+@dataclass(frozen=True)
+class ChangeRange:
+    """What a ``--staged`` / ``--since-commit`` scan reads (see ``veritensor_fast.sources.staged``)."""
+
+    git_changes: bool  # a git change scan at all (else a path scan)
+    staged: bool  # the index
+    since: str | None = None  # the commits in since..until
+    until: str = "HEAD"
+    pushed: tuple[str, str] | None = None  # pre-push without a range: (local ref, remote name)
+
+
+def pre_push_range(staged: bool, since: str | None, env: Mapping[str, str] | None = None) -> ChangeRange:
+    """Under pre-commit's ``pre-push`` stage, ``--staged`` scans the commits being pushed instead of the index
+    (which is empty at push time). pre-commit sets PRE_COMMIT_FROM_REF / PRE_COMMIT_TO_REF: FROM..TO. On a push
+    whose branch reaches a root commit the remote lacks (a first push) it runs hooks with ``--all-files`` and
+    no range, setting only PRE_COMMIT_LOCAL_BRANCH / PRE_COMMIT_REMOTE_NAME (pre-commit's ``hook_impl``
+    ``_pre_push_ns``): then the local branch's commits no ref of that remote reaches (all of history when the
+    remote has nothing)."""
+    env = os.environ if env is None else env
+    frm, to = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
     if staged and since is None and frm and to and frm.strip("0"):
-        return True, False, frm, to
-    return staged or since is not None, staged, since, "HEAD"
+        return ChangeRange(True, False, frm, to)
+    local, remote = env.get("PRE_COMMIT_LOCAL_BRANCH"), env.get("PRE_COMMIT_REMOTE_NAME")
+    if staged and since is None and not (frm or to) and local and remote:
+        return ChangeRange(True, False, pushed=(local, remote))
+    return ChangeRange(staged or since is not None, staged, since)
 
 
-
-def git_changes_source(paths: list[Path], staged: bool, since: str | None, eff: Any, until: str = "HEAD") -> Any:
-    """``--staged`` / ``--since-commit``: the repository is the one holding the first PATH (else the current
-    directory); PATHs limit the scan to those pathspecs."""
+def git_changes_source(paths: list[Path], rng: ChangeRange, eff: Any) -> Any:
+    """``--staged`` / ``--since-commit`` / pre-push: the repository is the one holding the first PATH (else the
+    current directory); PATHs limit the scan to those pathspecs."""
     from veritensor_fast.sources.staged import GitChangesError, GitChangesSource
 
     repo = os.fspath(paths[0]) if paths else os.getcwd()
     try:
-        return GitChangesSource(repo, staged=staged, since=since, until=until,
+        return GitChangesSource(repo, staged=rng.staged, since=rng.since, until=rng.until, pushed=rng.pushed,
                                 pathspecs=[os.path.abspath(p) for p in paths], excludes=eff.excludes,
                                 max_file_size=eff.max_file_size)
     except GitChangesError as exc:
         raise fail(str(exc)) from None
-

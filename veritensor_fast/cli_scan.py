@@ -74,7 +74,8 @@ def scan(
         raise fail(f"--format must be one of {', '.join(FORMATS)}")
     check_jobs(jobs)
     exclude = normalise_excludes(exclude or ())
-    git_changes, staged, since_commit, until = pre_push_range(staged, since_commit)
+    change_range = pre_push_range(staged, since_commit)
+    git_changes = change_range.git_changes
     if fail_severity is not None and fail_severity not in SEVERITY_ORDER:
         raise fail(f"--fail-severity must be one of {', '.join(SEVERITY_ORDER)}")
     if history and git_changes:
@@ -97,7 +98,7 @@ def scan(
     known = load_baseline(eff.baseline)
     local_only = False
     if git_changes:
-        source: Any = git_changes_source(paths or [], staged, since_commit, eff, until)
+        source: Any = git_changes_source(paths or [], change_range, eff)
         if not jobs and source.small():
             jobs = 1  # a hook's few blobs: starting a process pool would cost more than the scan
     elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
@@ -150,7 +151,7 @@ def scan(
             result.stats["quiet"] = True
     emit(result, fmt, output, show_secrets, quiet)
     code = exit_code(result, fail_severity, exit_code_incomplete)
-    if code == EXIT_FINDINGS and staged and not quiet:
+    if code == EXIT_FINDINGS and change_range.staged and not quiet:
         sys.stderr.write(BLOCKED_HELP)
     raise typer.Exit(code)
 
