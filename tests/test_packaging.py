@@ -4,6 +4,7 @@ The real ``python -m build`` runs in ``.ci/run`` (it needs the package index); t
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,9 @@ def test_readme_install_snippets_work_as_written() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "pip install veritensor-fast" not in readme.replace("pip install veritensor-fast[", "")
     assert "rev: v0.1.0" not in readme
+    # the docs pages too, and extras by name ('veritensor-fast[validate]' is not on an index either)
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        bad = re.findall(r"pip install (?:-\S+ )*['\"]?veritensor[-_]fast\b[^\n`]*", text)
+        assert not bad, (page.name, bad)
+        assert "rev: v0.1.0" not in text, page.name

@@ -7,6 +7,10 @@ read by ``veritensor_fast.sources.git.BlobReader``; only the changed blobs are l
 - ``--since-commit REV``: every blob added or modified by any commit in ``REV..HEAD`` (so a secret added and
   removed again inside the range is still found), merge commits included (their own changes, as ``git log -c``
   shows them). Uncommitted changes are not included; add ``--staged`` to scan the index too.
+- pre-push with no range (``pushed=(local ref, remote name)``): pre-commit gives no FROM/TO when the pushed
+  branch reaches a root commit the remote lacks (a first push). The commits being pushed are then the local
+  ref's commits that no remote-tracking ref of that remote reaches (``refs/remotes/NAME/*``, as pre-commit's
+  own ``--remotes=NAME``): all of history when the remote has nothing; each is scanned as ``--since-commit``.
 
 Report paths are relative to the repository top-level. Symlinks and submodules are skipped (their "content" is
 a path or a commit id). Each (object id, path) pair is scanned once.
@@ -92,6 +96,22 @@ def parse_raw(out: bytes) -> Iterator[tuple[str, str, str, bytes]]:
         yield commit, fields[n], fields[2 * n + 1], path
 
 
+def pushed_revs(repo: str, local_ref: str, remote: str) -> list[str]:
+    """A ``git rev-list --stdin`` list of the commits a push of ``local_ref`` to ``remote`` sends: the ref's
+    commit, then ``^oid`` for every remote-tracking ref of that remote (none for a URL or an empty remote)."""
+    if not local_ref or local_ref.startswith("-"):
+        raise GitChangesError(f"invalid pushed ref {local_ref!r}")
+    try:
+        tip = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", local_ref + "^{commit}")
+    except GitChangesError:
+        raise GitChangesError(f"unknown pushed ref {local_ref!r} (not a commit in this repository)") from None
+    prefix = f"refs/remotes/{remote}/"
+    out = _git(repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/")
+    have = [line.split(" ", 1)[0] for line in out.decode("utf-8", "replace").splitlines()
+            if line.partition(" ")[2].startswith(prefix)]
+    return [tip.decode("ascii").strip(), *("^" + oid for oid in have)]
+
+
 @dataclass
 class GitChangesSource:
     """Staged blobs and/or blobs changed in ``since..HEAD`` of the repository at ``repo``."""
@@ -100,6 +120,7 @@ class GitChangesSource:
     staged: bool = False
     since: str | None = None
     until: str = "HEAD"  # --since-commit: the range is since..until (pre-push: the commits being pushed)
+    pushed: tuple[str, str] | None = None  # pre-push without a range: (local ref, remote name)
     pathspecs: Sequence[str] = ()
     excludes: Sequence[str] = ()
     max_file_size: int = 0
@@ -124,6 +145,12 @@ class GitChangesSource:
                     raise GitChangesError(f"unknown revision {rev!r} (not a commit in this repository)") from None
             raw += parse_raw(_git(self.toplevel, "log", "--raw", "-c", "-z",
                                   "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..{self.until}", *spec))
+        walk: list[str] = [f"{self.since}..{self.until}"] if self.since is not None else []
+        stdin: bytes | None = None
+        if self.pushed is not None:
+            walk, stdin = ["--stdin"], "".join(r + "\n" for r in pushed_revs(self.toplevel, *self.pushed)).encode()
+            raw += parse_raw(_git(self.toplevel, "log", "--stdin", "--root", "--raw", "-c", "-z", "--no-abbrev",
+                                  "--no-renames", "--format=%x01%H", *spec, stdin=stdin))
         if self.staged:
             raw += parse_raw(_git(self.toplevel, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
                                   "--diff-filter=AMT", *spec))
@@ -136,10 +163,10 @@ class GitChangesSource:
                 continue
             seen.add(key)
             self._entries.append(key)
-        if self.since is not None:
+        if walk:
             from veritensor_fast.sources.git_list import commits
 
-            self._commits = commits(self.toplevel, [f"{self.since}..{self.until}"], None)
+            self._commits = commits(self.toplevel, walk, stdin)
         if self._entries or self._commits:
             oids = sorted({o for o, _ in self._entries} | set(self._commits))
             out = _git(self.toplevel, "cat-file", "--batch-check=%(objectname) %(objectsize)",

@@ -1,0 +1,176 @@
+"""Reporting a scan on the command line: the progress line, the --output checks and atomic write, the
+summary line and the root text reports are relative to."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from veritensor_fast.cli_common import fail
+
+
+class Progress:
+    """A one-line progress report on stderr (only when stderr is a terminal). Never prints findings."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.files = 0
+        self.bytes = 0
+        self.findings = 0
+        self._last = 0.0
+        self._t0 = time.perf_counter()
+
+    def __call__(self, res: Any) -> None:
+        self.files += res.items
+        self.bytes += res.bytes
+        self.findings += len(res.findings)
+        now = time.perf_counter()
+        if self.enabled and now - self._last > 0.2:
+            self._last = now
+            sys.stderr.write(f"\r\x1b[K{self.line(now)}")
+            sys.stderr.flush()
+
+    def counting(self, source: Any) -> Any:
+        """``source`` wrapped so that, once its listing is done, the progress line shows the total and an ETA."""
+        return _Counting(source, self) if self.enabled and hasattr(source, "items") else source
+
+    def listed(self, files: int, nbytes: int) -> None:
+        self.total_files, self.total_bytes = files, nbytes
+
+    total_files: int | None = None
+    total_bytes = 0
+
+    def line(self, now: float) -> str:
+        from veritensor_fast.report.text import human_bytes, human_seconds
+
+        secs = max(now - self._t0, 1e-9)
+        head = f"scanned {self.files}"
+        if self.total_files is not None:
+            head += f"/{self.total_files}"
+        s = f"{head} files, {human_bytes(self.bytes)} ({human_bytes(self.bytes / secs)}/s), {self.findings} findings"
+        if self.total_files is not None and self.bytes and self.total_bytes >= self.bytes and secs > 1:
+            eta = (self.total_bytes - self.bytes) / (self.bytes / secs)
+            s += f", about {human_seconds(eta)} left"
+        return s
+
+    def done(self) -> None:
+        if self.enabled and self._last:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+class _Counting:
+    """A source proxy: counts what the listing yields and tells ``Progress`` the totals when it is done."""
+
+    def __init__(self, source: Any, prog: Progress) -> None:
+        self._source, self._prog = source, prog
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def items(self) -> Any:
+        from veritensor_fast.findings import Item
+
+        n, size = self._prog.files, self._prog.bytes  # several repositories: totals add up
+        for it in self._source.items():
+            if isinstance(it, Item):
+                n += 1
+                size += max(it.size, 0)
+            yield it
+        self._prog.listed(n, size)
+
+def check_output(output: Path) -> None:
+    """``--output``: fail before scanning (exit 2, one line naming the path and the OS error) when the report
+    could not be written: a missing or read-only directory, a directory, a full device."""
+    import errno
+    import stat
+
+    try:
+        st = os.stat(output)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise fail(f"cannot write report {output}: {exc.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise fail(f"cannot write report {output}: {os.strerror(errno.EISDIR)}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:  # /dev/null, /dev/full, a FIFO: written in place. Probe without blocking and without writing.
+            fd = os.open(output, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # a FIFO nobody reads yet: writable later
+                raise fail(f"cannot write report {output}: {exc.strerror}") from None
+        else:
+            try:
+                full = os.stat("/dev/full").st_rdev if os.path.exists("/dev/full") else None
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == full:  # every write fails with ENOSPC
+                    raise fail(f"cannot write report {output}: {os.strerror(errno.ENOSPC)}")
+            finally:
+                os.close(fd)
+        return
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise fail(f"cannot write report {output}: {os.strerror(errno.ENOENT)} (no directory {parent})")
+    probe = parent / f".{output.name}.probe{os.getpid()}"
+    try:  # the report is written by create-and-rename in this directory: try exactly that
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise fail(f"cannot write report {output}: {exc.strerror}") from None
+
+
+def summary_line(result: Any, output: Path) -> str:
+    n = len(result.findings)
+    line = f"veritensor-fast: {n} finding{'s' if n != 1 else ''}" if n else "veritensor-fast: no findings"
+    line += f", {len(result.errors)} input(s) not scanned" if result.errors else ""
+    return line + f"; report written to {output}"
+
+
+def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool, quiet: bool = False) -> None:
+    """Render with the chosen reporter; write ``output`` atomically (only once the scan has succeeded), then
+    print a one-line summary on stderr. A write that fails (full disk) exits 2 naming the path and error,
+    and leaves no temporary file behind."""
+    from veritensor_fast.report import get_reporter
+
+    color = fmt == "text" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = get_reporter(fmt)(result, show_secrets=show_secrets, color=color)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        if output.exists() and not output.is_file():  # /dev/null, a FIFO: write in place, never replace it
+            output.write_text(text, encoding="utf-8")
+        else:
+            tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+            try:
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, output)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+    except OSError as exc:
+        raise fail(f"cannot write report {output}: {exc.strerror}") from None
+    if not quiet:
+        typer.echo(summary_line(result, output), err=True)
+
+
+def set_root(result: Any, paths: list[Path], changes: Any, history: bool) -> None:
+    """``stats["root"]`` for the text reports: the directory report paths are relative to, so that a printed
+    ``path:line:col`` opens from the current directory (one PATH, or a --staged / --since-commit scan)."""
+    root: str | None = None
+    if changes is not None:
+        top = os.path.abspath(changes.toplevel)
+        rel = os.path.relpath(top)
+        root = top if rel == ".." or rel.startswith(".." + os.sep) else rel
+    elif len(paths) == 1 and os.fspath(paths[0]) != "-" and not history:
+        p = os.fspath(paths[0])
+        root = p if os.path.isdir(p) else os.path.dirname(p)
+    if root and root != ".":
+        result.stats["root"] = root
+

@@ -1,0 +1,228 @@
+"""The ``scan`` command: option declarations, checks and the dispatch to a file, stdin, staged, history,
+Dask or sharded scan."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from veritensor_fast.cli_common import (
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    check_jobs,
+    exit_code,
+    fail,
+    normalise_excludes,
+)
+from veritensor_fast.cli_git import BLOCKED_HELP, git_changes_source, pre_push_range
+from veritensor_fast.cli_output import Progress, check_output, emit, set_root
+from veritensor_fast.cli_settings import apply_baseline, load_baseline, settings
+
+
+def scan(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files and directories to scan; '-' reads standard input.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")] = 0,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, jsonl, sarif or markdown (CI job summaries); any case.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print full secrets (dangerous in CI logs).")] = False,
+    strict_secrets: Annotated[bool | None, typer.Option("--strict-secrets/--no-strict-secrets", help="Also report high-entropy values assigned to secret-looking names.")] = None,
+    include_outputs: Annotated[bool | None, typer.Option("--include-outputs/--no-include-outputs", help="Scan notebook outputs (default on).")] = None,
+    follow_symlinks: Annotated[bool | None, typer.Option("--follow-symlinks/--no-follow-symlinks", help="Follow symbolic links (loops are detected).")] = None,
+    max_file_size: Annotated[int | None, typer.Option("--max-file-size", help="Skip (and report) files larger than this many bytes; 0 = no limit.")] = None,
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra YAML rules file (repeatable).")] = None,
+    disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Rule id to turn off (repeatable).")] = None,
+    allow_global: Annotated[list[str] | None, typer.Option("--allow-global", help="Extra pickle global allowed, module.qualname (repeatable).")] = None,
+    fail_severity: Annotated[str | None, typer.Option("--fail-severity", help="Lowest severity that makes the exit code 1 (default low).")] = None,
+    staged: Annotated[bool, typer.Option("--staged", help="Scan what is staged in the git index (for pre-commit hooks); PATHs limit it.")] = False,
+    since_commit: Annotated[str | None, typer.Option("--since-commit", metavar="REV", help="Scan blobs added or changed by the commits in REV..HEAD; PATHs limit it.")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Report only findings not in this baseline file.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml in the current directory; never one inside a scanned target).")] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every config file.")] = False,
+    history: Annotated[bool, typer.Option("--history", help="PATHs are git repositories (work tree or bare): scan every blob reachable from every ref.")] = False,
+    all_objects: Annotated[bool, typer.Option("--all-objects", help="With --history: also scan blobs no ref reaches.")] = False,
+    since: Annotated[str | None, typer.Option("--since", metavar="REV", help="With --history: only commits after REV (REV..refs).")] = None,
+    rev_range: Annotated[str | None, typer.Option("--range", metavar="A..B", help="With --history: only the commits in A..B.")] = None,
+    branch: Annotated[list[str] | None, typer.Option("--branch", help="With --history: only these branches (repeatable).")] = None,
+    datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: one per repository in the user cache dir, never inside the scanned repository).")] = None,
+    no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
+    new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
+    stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings and errors: no progress, summary or notes.")] = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
+    default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="Skip virtualenvs, site-packages, node_modules, __pycache__, build, dist and tool caches (default on).")] = True,
+    exit_code_incomplete: Annotated[int, typer.Option("--exit-code-incomplete", metavar="N", min=0, max=255, help="Exit code when there are no findings but some inputs could not be scanned (default 3; 0 accepts an incomplete scan).")] = EXIT_INCOMPLETE,
+    validate: Annotated[bool, typer.Option("--validate", help="Ask each found credential's own provider (over HTTPS) whether it is live; adds validation: valid/invalid/unknown. Off by default: it sends the secrets to their providers.")] = False,
+    scheduler_file: Annotated[Path | None, typer.Option("--scheduler-file", help="As --scheduler, the address read from this Dask scheduler file (dask-jobqueue, HPC).")] = None,
+    shard_output: Annotated[Path | None, typer.Option("--shard-output", metavar="DIR", help="With --scheduler: workers list and scan whole shards (top-level directories, repositories) and write results here as JSONL; a rerun skips finished shards. Every worker must see DIR.")] = None,
+) -> None:
+    """Scan files and directories for leaked secrets and malicious model files."""
+    from veritensor_fast.engine import EngineError
+    from veritensor_fast.engine import scan as run_scan
+    from veritensor_fast.findings import SEVERITY_ORDER
+    from veritensor_fast.report import FORMATS
+    from veritensor_fast.sources.fs import FileSource
+
+    fmt = fmt.lower()
+    fail_severity = fail_severity.lower() if fail_severity is not None else None
+    if fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}")
+    check_jobs(jobs)
+    exclude = normalise_excludes(exclude or ())
+    change_range = pre_push_range(staged, since_commit)
+    git_changes = change_range.git_changes
+    if fail_severity is not None and fail_severity not in SEVERITY_ORDER:
+        raise fail(f"--fail-severity must be one of {', '.join(SEVERITY_ORDER)}")
+    if history and git_changes:
+        raise fail("--history cannot be combined with --staged or --since-commit")
+    if not history and (all_objects or since or rev_range or branch or datastore or no_datastore or new_only):
+        raise fail("--all-objects, --since, --range, --branch, --datastore, --no-datastore and --new-only "
+                    "need --history")
+    if not paths and not git_changes:
+        raise fail("give at least one PATH to scan")
+    if config is not None and no_config:
+        raise fail("give either --config or --no-config, not both")
+    if output is not None:
+        check_output(output)
+    eff = settings(paths or [], git_changes, config, no_config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
+                    disabled_rules=disable_rule or (), allow_globals=allow_global or (),
+                    strict_secrets=strict_secrets, include_outputs=include_outputs, follow_symlinks=follow_symlinks,
+                    max_file_size=max_file_size, jobs=jobs, fail_severity=fail_severity,
+                    baseline=os.fspath(baseline) if baseline else None)
+    options, fail_severity, jobs = eff.options, eff.fail_severity, eff.jobs
+    known = load_baseline(eff.baseline)
+    local_only = False
+    if git_changes:
+        source: Any = git_changes_source(paths or [], change_range, eff)
+        if not jobs and source.small():
+            jobs = 1  # a hook's few blobs: starting a process pool would cost more than the scan
+    elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
+        from veritensor_fast.sources.memory import MemorySource
+
+        source = MemorySource(sys.stdin.buffer.read(), stdin_name)  # kept in memory, never written to disk
+        jobs = 1
+        local_only = True  # only this process holds the bytes: scanned here even with --scheduler
+    else:
+        source = FileSource([os.fspath(p) for p in paths or []], eff.excludes, eff.follow_symlinks, eff.max_file_size,
+                            default_excludes=default_excludes)
+    if scheduler and scheduler_file:
+        raise fail("give either --scheduler or --scheduler-file, not both")
+    client, make_executor = (_dask(scheduler, scheduler_file, [os.fspath(p) for p in paths or []])
+                             if (scheduler or scheduler_file) and not local_only else (None, None))
+    prog = Progress(progress and not quiet and sys.stderr.isatty())
+    source = prog.counting(source)
+    if shard_output is not None and client is None:
+        raise fail("--shard-output needs --scheduler or --scheduler-file")
+    try:
+        if shard_output is not None:
+            result = _sharded_scan(client, paths or [], options, shard_output, history, show_secrets, eff,
+                                   branches=tuple(branch or ()), since=since, rev_range=rev_range,
+                                   all_objects=all_objects, new_only=new_only,
+                                   datastore=os.fspath(datastore) if datastore else None,
+                                   use_datastore=not no_datastore)
+        elif history:
+            result = _history_scan(paths or [], options, jobs, prog, make_executor=make_executor,
+                                   branches=tuple(branch or ()), since=since,
+                                   rev_range=rev_range, all_objects=all_objects, new_only=new_only,
+                                   datastore=os.fspath(datastore) if datastore else None,
+                                   use_datastore=not no_datastore, excludes=eff.excludes,
+                                   max_file_size=eff.max_file_size)
+        else:
+            result = run_scan(source, options, jobs=jobs or None, on_progress=prog, make_executor=make_executor)
+    except EngineError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        prog.done()
+        if client is not None:
+            client.close()
+    if known is not None:
+        result = apply_baseline(result, known)
+    result.stats["config"] = eff.config
+    if validate:
+        result = _validate(result)
+    if fmt in ("text", "markdown"):
+        set_root(result, paths or [], source if git_changes else None, history)
+        if quiet:
+            result.stats["quiet"] = True
+    emit(result, fmt, output, show_secrets, quiet)
+    code = exit_code(result, fail_severity, exit_code_incomplete)
+    if code == EXIT_FINDINGS and change_range.staged and not quiet:
+        sys.stderr.write(BLOCKED_HELP)
+    raise typer.Exit(code)
+
+
+
+def _validate(result: Any) -> Any:
+    """``--validate``: check the distinct secrets with their providers (see ``veritensor_fast.validate``)."""
+    from veritensor_fast.validate import ValidateError, validate_result
+
+    try:
+        return validate_result(result, os.environ)
+    except ValidateError as exc:
+        raise fail(str(exc)) from None
+
+
+def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) -> tuple[Any, Any]:
+    """``--scheduler``: connect to the Dask scheduler; return the client and an executor factory for the engine
+    (which checks every worker against this client and the ``roots`` before scanning)."""
+    import functools
+    import logging
+
+
+    try:
+        from veritensor_fast.executors_dask import DaskExecutor, DaskExecutorError, connect
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("distributed", "dask"):
+            raise
+        raise fail("--scheduler needs Dask distributed: pip install 'veritensor-fast[distributed]'") from None
+    # the CLI reports a lost scheduler or a refused worker in one line; Dask's own log lines would bury it
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    try:
+        client = connect(address, scheduler_file=os.fspath(scheduler_file) if scheduler_file else None)
+    except DaskExecutorError as exc:
+        raise fail(str(exc)) from None
+    return client, functools.partial(DaskExecutor, client, roots=roots)
+
+
+def _sharded_scan(client: Any, paths: list[Path], options: Any, out: Path, history: bool, show_secrets: bool,
+                  eff: Any, **history_kw: Any) -> Any:
+    """``--shard-output``: see ``veritensor_fast.shards``."""
+    from veritensor_fast.shards import scan_sharded
+
+    if history and history_kw.get("datastore") and len(paths) > 1:
+        raise fail("--datastore with --shard-output and several repositories would have workers write one "
+                    "database at once; leave it out (each repository keeps its own)")
+    try:
+        return scan_sharded(client, [os.fspath(p) for p in paths], options, os.fspath(out), history=history,
+                            keep_secrets=show_secrets, excludes=eff.excludes, follow_symlinks=eff.follow_symlinks,
+                            max_file_size=eff.max_file_size,
+                            history_kw={**history_kw, "excludes": eff.excludes, "max_file_size": eff.max_file_size})
+    except OSError as exc:
+        raise fail(f"cannot use --shard-output {out}: {exc.strerror or exc}") from None
+
+
+def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
+    """``--history``: each PATH is a git repository; see ``veritensor_fast.sources.git``."""
+    from veritensor_fast.history import scan_history
+    from veritensor_fast.sources.git import GitError
+
+    if kw["all_objects"] and (kw["since"] or kw["rev_range"] or kw["branches"]):
+        raise fail("--all-objects scans the whole object database; it cannot be combined with --since, "
+                    "--range or --branch")
+    if kw["since"] and kw["rev_range"]:
+        raise fail("give either --since or --range, not both")
+    if kw["new_only"] and not kw["use_datastore"]:
+        raise fail("--new-only needs the datastore (drop --no-datastore)")
+    try:
+        return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog,
+                            wrap_source=prog.counting, **kw)
+    except GitError as exc:
+        raise fail(str(exc)) from None
+
