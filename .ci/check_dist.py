@@ -7,6 +7,7 @@ then fails at run time (or silently loses typing), so ``.ci/run`` checks the rea
 
 from __future__ import annotations
 
+import re
 import sys
 import tarfile
 import zipfile
@@ -40,10 +41,12 @@ def check_wheel(names: list[str], metadata: str, entry_points: str, root: Path =
     return problems
 
 
-def check_sdist(names: list[str]) -> list[str]:
-    """Problems with an sdist, given its member names (relative to its top directory)."""
+def check_sdist(names: list[str], readme: str = "") -> list[str]:
+    """Problems with an sdist, given its member names (relative to its top directory) and its README text:
+    every ``docs/`` page the README links must travel with it."""
     need = ["LICENSE", "README.md", "pyproject.toml", "kernels/hsdb.py", "veritensor_fast/py.typed",
             "veritensor_fast/report/findings.schema.json"]
+    need += sorted(set(re.findall(r"\]\((docs/[\w./-]+?\.md)", readme)))
     return [f"sdist lacks {n}" for n in need if n not in set(names)]
 
 
@@ -56,7 +59,9 @@ def check_dist(dist: Path) -> list[str]:
         info = next(n.rsplit("/", 1)[0] for n in names if n.endswith(".dist-info/METADATA"))
         problems = check_wheel(names, z.read(f"{info}/METADATA").decode(), z.read(f"{info}/entry_points.txt").decode())
     with tarfile.open(sdists[0]) as t:
-        problems += check_sdist([m.name.split("/", 1)[1] for m in t.getmembers() if "/" in m.name])
+        members = {m.name.split("/", 1)[1]: m for m in t.getmembers() if "/" in m.name}
+        f = t.extractfile(members["README.md"]) if "README.md" in members else None
+        problems += check_sdist(list(members), f.read().decode("utf-8") if f else "")
     return problems
 
 

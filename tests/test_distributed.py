@@ -187,7 +187,7 @@ def test_cli_without_dask_exits_2(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-c", code, "scan", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9"],
                        capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 2
-    assert "pip install 'veritensor-fast[distributed]'" in p.stderr
+    assert "pip install distributed (the distributed extra: pip install '.[distributed]' in a checkout)" in p.stderr
 
 
 def test_library_api_takes_a_client(client: Any, big_tree: tuple[Path, list[str]]) -> None:

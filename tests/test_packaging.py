@@ -82,6 +82,8 @@ def test_check_dist_catches_an_incomplete_wheel() -> None:
     assert cd.check_sdist(["pyproject.toml"]) == [f"sdist lacks {n}" for n in (
         "LICENSE", "README.md", "kernels/hsdb.py", "veritensor_fast/py.typed",
         "veritensor_fast/report/findings.schema.json")]
+    readme = "see [the docs](docs/untrusted.md#git) and [models](docs/models.md)"
+    assert cd.check_sdist(["pyproject.toml"], readme)[-2:] == ["sdist lacks docs/models.md", "sdist lacks docs/untrusted.md"]
 
 
 def test_lowest_pins_pin_every_runtime_floor(tmp_path: Path) -> None:

@@ -179,7 +179,7 @@ def _dask(address: str | None, scheduler_file: Path | None, roots: list[str]) ->
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("distributed", "dask"):
             raise
-        raise fail("--scheduler needs Dask distributed: pip install 'veritensor-fast[distributed]'") from None
+        raise fail("--scheduler needs Dask distributed: pip install distributed (the distributed extra: pip install '.[distributed]' in a checkout)") from None
     # the CLI reports a lost scheduler or a refused worker in one line; Dask's own log lines would bury it
     for name in ["distributed", *logging.root.manager.loggerDict]:
         if name.split(".")[0] == "distributed":

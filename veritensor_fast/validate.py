@@ -114,7 +114,7 @@ class Validator:
         try:
             import urllib3
         except ModuleNotFoundError:  # pragma: no cover - the [validate] extra
-            raise ValidateError("--validate needs urllib3: pip install 'veritensor-fast[validate]'") from None
+            raise ValidateError("--validate needs urllib3: pip install urllib3 (the validate extra: pip install '.[validate]' in a checkout)") from None
         self._urllib3 = urllib3
         self.concurrency = max(1, concurrency)
         self.endpoints = endpoints
