@@ -160,7 +160,7 @@ def run_shard(shard: Shard, options: ScanOptions, out_dir: str, keep_secrets: bo
     if done is not None:
         return {"skipped": True, "findings": len(done[0]), "errors": len(done[1])}
     if shard.history:
-        from veritensor_fast.sources.git import scan_history
+        from veritensor_fast.history import scan_history
 
         res = scan_history([shard.root], options, jobs=1, **source_kw)
     else:
