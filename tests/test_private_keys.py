@@ -63,31 +63,6 @@ def _variants(d: Path, tname: str, targs: list[str]) -> list[tuple[str, Path, bo
     return out
 
 
-def _variants(d: Path, tname: str, targs: list[str]) -> list[tuple[str, Path, bool]]:
-    """One key generated, then rewritten by ``ssh-keygen -p`` in every format, with and without a passphrase
-    (rewriting is fast; generating RSA keys is not)."""
-    base = d / f"{tname}-openssh-plain"
-    p = subprocess.run(["ssh-keygen", "-q", *targs, "-N", "", "-C", "t@h", "-f", str(base)],
-                       capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
-    if p.returncode != 0:
-        return []
-    out = [(base.name, base, False)]
-    for fname, fargs in FORMATS:
-        for enc in (False, True):
-            name = f"{tname}-{fname}-{'enc' if enc else 'plain'}"
-            if name == base.name:
-                continue
-            dst = d / name
-            shutil.copyfile(base, dst)
-            dst.chmod(0o600)
-            kdf = ["-a", "1"] if enc else []  # one KDF round: still encrypted, much faster to make
-            q = subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", PASS if enc else "", *fargs, *kdf,
-                                "-f", str(dst)], capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
-            assert q.returncode == 0, (name, q.stderr)
-            out.append((name, dst, enc))
-    return out
-
-
 @pytest.fixture(scope="module")
 def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, bool]]:
     """name -> (private key file, encrypted). DSA is skipped where this ssh-keygen no longer makes it."""

@@ -11,9 +11,10 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from veritensor_fast import __version__
+from veritensor_fast.executors_base import EngineError, Executor, ExecutorFactory  # noqa: F401 (re-exported)
 from veritensor_fast.findings import Finding, Item, ScanError, ScanResult  # noqa: F401 (engine.ScanResult)
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.rules import RuleSet
@@ -23,22 +24,6 @@ from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
 #: A batch closes at this many items or bytes, whichever comes first (small files must not pay a task each).
 BATCH_ITEMS = 256
 BATCH_BYTES = 4 << 20
-
-
-class EngineError(Exception):
-    """The scan could not run at all (bad rules, no worker could start)."""
-
-
-class Executor(Protocol):
-    """Runs ``run_batch`` over batches; results may arrive in any order."""
-
-    def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]: ...
-
-    def close(self) -> None: ...
-
-
-#: Builds an executor once the rules are compiled: ``make_executor(options, serialised_db)`` (a distributed one).
-ExecutorFactory = Callable[[ScanOptions, bytes], Executor]
 
 
 class InProcessExecutor:

@@ -45,7 +45,7 @@ from typing import Any
 from distributed import Client, Future, WorkerPlugin, as_completed
 
 from veritensor_fast import __version__
-from veritensor_fast.engine import EngineError
+from veritensor_fast.executors_base import EngineError
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
 

@@ -34,6 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from veritensor_fast.executors_base import EngineError
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.worker import BatchResult, ScanOptions, init_worker, run_batch
 
@@ -94,8 +95,6 @@ class PoolExecutor:
                 self.restarts += 1
                 continue
             return pool
-        from veritensor_fast.engine import EngineError
-
         raise EngineError("the worker processes could not start (try --jobs 1)")
 
     def _processes(self) -> list[Any]:

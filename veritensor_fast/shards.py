@@ -78,6 +78,16 @@ class ShardSource(FileSource):
         super().__init__([shard.root], excludes, follow_symlinks, max_file_size)
         self.shard = shard
 
+    def _enter(self, root: str, path: str, is_root: bool, what: str) -> ScanError | None:
+        """Stat a directory the shard walks from and remember it (a link back to it is a loop); the error when
+        it cannot be."""
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return ScanError(self._rel(root, path, is_root), f"{what}: {exc.strerror}", "unreadable")
+        self._seen_dirs.add((st.st_dev, st.st_ino))
+        return None
+
     def items(self) -> Iterator[Item | ScanError]:
         sh = self.shard
         self._prefix = os.path.normpath(sh.root) if sh.multi else ""
@@ -85,21 +95,15 @@ class ShardSource(FileSource):
             yield from self._root(sh.root)
             return
         root = sh.root
-        try:
-            st = os.stat(root)
-        except OSError as exc:
-            yield ScanError(self._rel(root, root, True), f"cannot access: {exc.strerror}", "unreadable")
-            return
-        self._seen_dirs.add((st.st_dev, st.st_ino))
-        if sh.sub:
+        err = self._enter(root, root, True, "cannot access")
+        if err is None and sh.sub:
             top = os.path.join(root, sh.sub)
-            try:
-                dst = os.stat(top)
-            except OSError as exc:
-                yield ScanError(self._rel(root, top, False), f"cannot stat: {exc.strerror}", "unreadable")
+            err = self._enter(root, top, False, "cannot stat")
+            if err is None:
+                yield from self._walk(root, top)
                 return
-            self._seen_dirs.add((dst.st_dev, dst.st_ino))
-            yield from self._walk(root, top)
+        if err is not None:
+            yield err
             return
         try:  # the files directly in the root
             with os.scandir(root) as it:
@@ -160,7 +164,7 @@ def run_shard(shard: Shard, options: ScanOptions, out_dir: str, keep_secrets: bo
     if done is not None:
         return {"skipped": True, "findings": len(done[0]), "errors": len(done[1])}
     if shard.history:
-        from veritensor_fast.sources.git import scan_history
+        from veritensor_fast.history import scan_history
 
         res = scan_history([shard.root], options, jobs=1, **source_kw)
     else:

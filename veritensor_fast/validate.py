@@ -330,7 +330,7 @@ def _bind_aws(validator: Validator, key_id: str, secret: str) -> Callable[[], Ve
 def validate_result(result: Any, env: Mapping[str, str], **kw: Any) -> Any:
     """The CLI's entry point: a new ``ScanResult`` with validated findings and ``stats["validation"]`` counts.
     ``env[OVERRIDE_ENV]`` (tests) maps provider hosts to loopback servers."""
-    from veritensor_fast.engine import ScanResult
+    from veritensor_fast.findings import ScanResult
 
     overrides = parse_overrides(env.get(OVERRIDE_ENV, ""))
     findings = validate_findings(result.findings, Validator(overrides=overrides, **kw))

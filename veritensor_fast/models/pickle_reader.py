@@ -112,3 +112,49 @@ def u(data: Any, a: int, n: int, fmt: str) -> int:
         return int(struct.unpack_from(fmt, data, a)[0])
     except TypeError:  # a ``PreadView`` (large file read without a memory map)
         return int(unpack_at(fmt, data, a)[0])
+
+
+#: Numeric operands: opcode -> what it pushes is decoded by :func:`number`.
+NUMBERS = frozenset({0x4B, 0x4D, 0x4A, 0x47, 0x8A, 0x8B, 0x49, 0x4C, 0x46})
+#: Memo opcodes whose index is an operand: PUT family and GET family (``memo_index``).
+PUTS = frozenset({0x71, 0x72, 0x70})  # BINPUT, LONG_BINPUT, PUT
+GETS = frozenset({0x68, 0x6A, 0x67})  # BINGET, LONG_BINGET, GET
+
+
+def number(op: int, r: Reader, data: Any) -> Any:
+    """Consume a numeric opcode's operand (``op`` in ``NUMBERS``); return the value the walker keeps: small ints
+    exactly, floats and huge longs as placeholders, text INT ``01``/``00`` as the bools protocol 0 writes."""
+    if op == 0x4B:  # BININT1
+        return data[r.read(1)]
+    if op == 0x4D:  # BININT2
+        return u(data, r.read(2), 2, "<H")
+    if op == 0x4A:  # BININT
+        return u(data, r.read(4), 4, "<i")
+    if op == 0x47:  # BINFLOAT
+        r.read(8)
+        return 0.0
+    if op == 0x8A:  # LONG1
+        n = data[r.read(1)]
+        a = r.read(n)
+        return int.from_bytes(bytes(data[a:a + n]), "little", signed=True) if n <= 8 else 0
+    if op == 0x8B:  # LONG4
+        n = u(data, r.read(4), 4, "<i")
+        r.read(n)
+        return 0
+    # INT, LONG, FLOAT (lenient: a bad number only stops a real unpickler, so going on can only find more)
+    a, b = r.readline()
+    s = bytes(data[a:b][:8]).strip()
+    return True if s == b"01" else False if s == b"00" else 0
+
+
+def memo_index(op: int, r: Reader, data: Any) -> int:
+    """Consume the memo index operand of a PUT-family or GET-family opcode (``PUTS``/``GETS``)."""
+    if op == 0x71 or op == 0x68:  # BINPUT, BINGET
+        return data[r.read(1)]
+    if op == 0x72 or op == 0x6A:  # LONG_BINPUT, LONG_BINGET
+        return u(data, r.read(4), 4, "<I")
+    a, b = r.readline()  # PUT, GET: a decimal line
+    try:
+        return int(bytes(data[a:b][:32]))
+    except ValueError as exc:
+        raise Bad(f"bad {'PUT' if op == 0x70 else 'GET'} index") from exc

@@ -66,12 +66,7 @@ class List:
         self.n = n
 
     def add(self, items: list[Any] | tuple[Any, ...]) -> None:
-        n = self.n + len(items)
-        for v in items:
-            t = type(v)
-            if t is Tup or t is List or t is Dict:
-                n += v.n - 1
-        self.n = min(CAP, n)
+        self.n = grown(self.n, items)
 
 
 class Dict:
@@ -84,17 +79,23 @@ class Dict:
         self.items: dict[str, Any] = {}
 
     def add(self, pairs: list[Any]) -> None:
-        n = self.n + len(pairs)
-        for v in pairs:
-            t = type(v)
-            if t is Tup or t is List or t is Dict:
-                n += v.n - 1
-        self.n = min(CAP, n)
+        self.n = grown(self.n, pairs)
         if len(self.items) < KEEP:
             for i in range(0, min(len(pairs) - 1, 2 * KEEP), 2):
                 k = pairs[i]
                 if type(k) is str and len(self.items) < KEEP:
                     self.items[k] = pairs[i + 1]
+
+
+def grown(n: int, items: list[Any] | tuple[Any, ...]) -> int:
+    """A container's expanded size ``n`` after ``items`` are added: one each, plus what every ``Tup``, ``List``
+    or ``Dict`` among them expands to beyond one (capped at ``CAP``)."""
+    n += len(items)
+    for v in items:
+        t = type(v)
+        if t is Tup or t is List or t is Dict:
+            n += v.n - 1
+    return min(CAP, n)
 
 
 def tup(items: list[Any] | tuple[Any, ...]) -> Any:

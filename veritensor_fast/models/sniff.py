@@ -159,7 +159,8 @@ def pickle01_may_run(buf: Any, end: int = -1) -> bool:
         if i < 0 or not _dotted(buf[1:i]):
             return False
         j = buf.find(b"\n", i + 1, n)
-        return j >= 0 and _dotted(buf[i + 1:j])
+        # an invalid name still makes pickle import the module first: the walker reports a dangerous one
+        return j >= 0 and (_dotted(buf[i + 1:j]) or _dangerous_module(buf[1:i]))
     if op == 0x53:  # STRING: a quoted line ('...' or "...")
         i = buf.find(b"\n", 1, n)
         if i < 0:
@@ -185,11 +186,22 @@ def pickle01_may_run(buf: Any, end: int = -1) -> bool:
     return op in PICKLE_OPCODES  # not an opcode: the walker stops ("invalid opcode"); unknown: analyse
 
 
-def _dotted(raw: bytes) -> bool:
-    """The walker's test for a GLOBAL/INST name line (UTF-8, else Latin-1; every dotted part an identifier)."""
+def _name(raw: bytes) -> str:
+    """A GLOBAL/INST line as the walker decodes it (UTF-8, else Latin-1)."""
     raw = bytes(raw)  # a memoryview slice has no decode
     try:
-        s = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        s = raw.decode("latin-1")
-    return all(p.isidentifier() for p in s.split("."))
+        return raw.decode("latin-1")
+
+
+def _dotted(raw: bytes) -> bool:
+    """The walker's test for a GLOBAL/INST name line: every dotted part an identifier."""
+    return all(p.isidentifier() for p in _name(raw).split("."))
+
+
+def _dangerous_module(raw: bytes) -> bool:
+    """The walker's test for a GLOBAL/INST whose name is invalid: is importing the module itself dangerous?"""
+    from veritensor_fast.models.allowlist import dangerous_reason  # only for this rare first opcode
+
+    return dangerous_reason(_name(raw), "x") is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from veritensor_fast.engine import ScanResult
+from veritensor_fast.findings import ScanResult
 from veritensor_fast.redaction import escape_text
 from veritensor_fast.report.text import plural, shown_path, summary
 

@@ -1,0 +1,356 @@
+"""The AST pass's prefilter: which files are worth parsing (see :func:`prefilter_plan`).
+
+A file is parsed only when parsing can add a finding to the text pass: some rule's anchor is cut short inside a
+literal, or a context word is used as a name beside a literal shaped like that rule's secret. The patterns are
+derived from the rules' regular expressions (``sre_parse``) and compiled into Hyperscan databases once per
+worker (:func:`build_prefilter`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veritensor_fast.rules import Rule
+
+#: Context words that make a file worth parsing besides rule anchors: ``from wandb import login`` then a bare
+#: ``login(key=…)``, which is read as ``wandb.login``.
+SINK_CONTEXT = (rb"\bwandb",)
+
+
+def _sre() -> Any:
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse
+    return sre_parse
+
+
+def rule_anchors(rule: Rule) -> set[str] | None:
+    """Literal prefixes (lower-cased for ``(?i)`` rules) that every match of ``rule`` starts with; ``None`` when the rule has
+    no such prefix of at least 2 characters."""
+    sp = _sre()
+    pfx = _prefixes(list(sp.parse(rule.pattern)), sp)[0]
+    if not pfx or any(len(p) < 2 for p in pfx):
+        return None
+    return pfx if not rule.pattern.startswith("(?i)") else {p.lower() for p in pfx}
+
+
+#: Between two pieces of a split literal: close quote, optional ``+`` (or nothing: implicit concatenation),
+#: whitespace or newlines, an optional string prefix, open quote.
+_SPLIT = rb"[\x22']\s*(?:\+\s*)?[rRbBuUfF]{0,2}[\x22']"
+
+
+def _inner_literal(rule: Rule) -> str | None:
+    """The longest run (>= 2 characters) of literal characters at the top level of a rule without a literal
+    prefix (``Q~`` in an Azure AD client secret), or None."""
+    sp = _sre()
+    best, run = "", ""
+    try:
+        tokens = list(sp.parse(rule.pattern))
+    except Exception:  # pragma: no cover - rules compile (checked at load)
+        return None
+    for op, av in tokens:
+        if op == sp.LITERAL:
+            run += chr(av)
+            if len(run) > len(best):
+                best = run
+        else:
+            run = ""
+    return best if len(best) >= 2 else None
+
+
+#: A secret of a context rule (``together… = "<64 hex>"``) must show in the source as a literal piece: at least
+#: this many of its characters (fewer when the secret is shorter) followed by the end of a literal or an escape.
+#: A secret split into pieces shorter than this on both sides is not reassembled (the file is not parsed).
+MIN_PIECE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PrefilterPlan:
+    """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing:
+    any hit of a pattern in ``alone``, or, for some ``(context, shape)`` pair, a hit in both sets (a context
+    rule's word used as a name in ``patterns``, and a literal piece shaped like that rule's secret in
+    ``shapes``). Shapes are character-class runs without a literal to anchor on (slow to scan for), so they
+    are a second database, scanned only in a file where some context word matched."""
+
+    patterns: list[tuple[bytes, bool]]
+    alone: frozenset[int]
+    pairs: list[tuple[frozenset[int], frozenset[int]]]  # (ids in ``patterns``, ids in ``shapes``)
+    shapes: list[tuple[bytes, bool]]
+
+    def admits(self, hits: Iterable[int], shape_hits: Callable[[], Iterable[int]]) -> bool:
+        got = set(hits)
+        if not got.isdisjoint(self.alone):
+            return True
+        todo = [sh for c, sh in self.pairs if not got.isdisjoint(c)]
+        if not todo:
+            return False
+        shaped = set(shape_hits())
+        return any(not shaped.isdisjoint(sh) for sh in todo)
+
+
+def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
+    """Every pattern of :func:`prefilter_plan` (sorted), or ``None`` when every file must be parsed."""
+    plan = prefilter_plan(rules)
+    return None if plan is None else sorted(plan.patterns + plan.shapes)
+
+
+def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
+    """Patterns whose absence proves that parsing cannot add a finding; ``None`` when some rule has no
+    literal anchor (then every file is parsed).
+
+    - A rule whose match starts with its token (``hf_…``): its anchor followed by fewer token characters than
+      the rule's minimum and then a character that ends or interrupts a literal (quote, ``{``, ``%``,
+      backslash). A complete literal token is the text pass's job; only a token cut short can need the AST.
+    - A rule that needs context before its secret (``wandb…``, ``together…``): the context word used as a
+      name (followed by ``"]``, ``",``, ``":``, ``=``, ``:`` or ``(``), because the AST supplies context (sink
+      calls, ``os.environ[…]``) that the text may lack; **and** the secret's shape in a literal: its literal
+      prefix (``sk-``, also split between two literals) or, without one, a run of ``MIN_PIECE`` characters of
+      its alphabet ending a literal piece (holding a digit when the alphabet has letters beyond hex: a random
+      40-character alphanumeric key lacks one with probability ~0.1%). Without a secret-shaped literal the AST has nothing to assemble
+      (measured on a real site-packages: ``token_id``, ``together``, ``cohere`` alone admitted ~250 files).
+    """
+    sp = _sre()
+    ids: dict[tuple[bytes, bool], int] = {}
+    shape_ids: dict[tuple[bytes, bool], int] = {}
+    alone: set[int] = set()
+    pairs: list[tuple[frozenset[int], frozenset[int]]] = []
+
+    def pid(pat: bytes, caseless: bool) -> int:
+        return ids.setdefault((pat, caseless), len(ids))
+
+    for r in rules:
+        caseless = r.pattern.startswith("(?i)")
+        anchors = rule_anchors(r)
+        if anchors is None:
+            inner = _inner_literal(r)
+            if inner is None:
+                return None
+            alone.add(pid(_literal(inner.encode("latin-1", "replace")), caseless))  # ``Q~``, ``JQQJ``: rare
+            continue
+        body = r.pattern[4:] if r.pattern.startswith("(?i)") else r.pattern
+        context = "(?P<secret>" in body and not body.startswith("(?P<secret>")
+        shape = _secret_shape(r, sp) if context else None
+        ctx_ids: set[int] = set()
+        for a in anchors:
+            lit = _literal(a.encode("latin-1", "replace"))
+            if (context or r.left == "word") and a[:1].isalnum():
+                lit = rb"\b" + lit
+            if context and not a[:1].isalnum():  # a header such as ``"username"``: its presence
+                ctx_ids.add(pid(lit, caseless))
+            elif context:  # the word used as a name: key of a subscript/dict/setdefault, keyword, call, assignment
+                ctx_ids.add(pid(lit + rb"[\w.\-]{0,20}(?:[\x22']\s*[\],:]|\s*[:=(])", caseless))
+            else:
+                short = max(0, int(sp.parse(r.pattern).getwidth()[0]) - len(a) - 1)
+                cls = _token_class(r.pattern)
+                body_cls = b"[" + cls + b"]{0,%d}" % short if cls else b""
+                alone.add(pid(lit + body_cls + rb"[\x22'{%\\]", caseless))
+                # the anchor itself split between two literals: ``"h" + "f_…"``, ``("gh" "p_…")``
+                for sp_pat in _split_patterns(a):
+                    alone.add(pid(sp_pat, caseless))
+        if not ctx_ids:
+            continue
+        if shape is None:  # the secret's shape is unknown: the context word alone admits the file
+            alone |= ctx_ids
+        else:
+            pairs.append((frozenset(ctx_ids),
+                          frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)))
+    for w in SINK_CONTEXT:
+        alone.add(pid(w, True))
+    pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
+    shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
+    return PrefilterPlan(pats, frozenset(alone), pairs, shapes)
+
+
+def _split_patterns(anchor: str) -> list[bytes]:
+    raw = anchor.encode("latin-1", "replace")
+    return [_literal(raw[:k]) + _SPLIT + _literal(raw[k:]) for k in range(1, len(raw))]
+
+
+def _secret_shape(rule: Rule, sp: Any) -> list[bytes] | None:
+    """Patterns one of which any literal holding (a piece of) the ``secret`` group of ``rule`` matches; None
+    when that cannot be told (no such group, or an alphabet without bounds)."""
+    try:
+        parsed = sp.parse(rule.pattern)
+    except Exception:  # pragma: no cover - rules compile (checked at load)
+        return None
+    gid = parsed.state.groupdict.get("secret")
+    group = _find_group(list(parsed), gid, sp) if gid is not None else None
+    if group is None:
+        return None
+    items = list(group)
+    pfx, _full = _prefixes(items, sp)
+    if pfx and all(len(p) >= 2 for p in pfx):  # ``sk-…``, ``pa-…``: the prefix, whole or split
+        out: list[bytes] = []
+        for p in sorted(pfx):
+            out.append(_literal(p.encode("latin-1", "replace")))
+            out.extend(_split_patterns(p))
+        return out
+    chars = _chars(items, sp)
+    if chars is None:
+        return None
+    keep = sorted(chars & _TOKEN_CHARS)
+    if not keep:
+        return None
+    need = max(1, min(MIN_PIECE, int(group.getwidth()[0])))
+    cls = b"[" + b"".join(b"\\x%02x" % c for c in keep) + b"]"
+    end = rb"[\x22'{%\\]"
+    digits = set(b"0123456789")
+    if not (set(keep) & set(b"ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ")) or not (set(keep) & digits) or need < 2:
+        return [cls + b"{%d}" % need + end]
+    # An alphabet with letters beyond hex, such as ``[A-Za-z0-9]``: words (``"command"``, ``"together"``) fill
+    # such runs, random keys hold a digit. The run must hold one: ``x`` digit ``y`` with ``|x| + |y| >= need - 1``.
+    dig = rb"[\x30-\x39]"
+    alts = [(cls + b"{%d}" % i if i else b"") + dig + cls + (b"{%d,}" % (need - 1 - i) if need - 1 - i else b"*")
+            for i in range(need)]  # the digit at offset ``i`` of the run's last ``need`` or more characters
+    return [b"(?:" + b"|".join(alts) + b")" + end]
+
+
+def _find_group(items: list[Any], gid: int, sp: Any) -> Any:
+    """The parsed body of capture group ``gid`` in ``items`` (searched depth-first), or None."""
+    stack = [items]
+    while stack:
+        for op, av in stack.pop():
+            if op is sp.SUBPATTERN:
+                if av[0] == gid:
+                    return av[-1]
+                stack.append(list(av[-1]))
+            elif op is sp.BRANCH:
+                stack.extend(list(b) for b in av[1])
+            elif op in (sp.MAX_REPEAT, sp.MIN_REPEAT) or op is getattr(sp, "POSSESSIVE_REPEAT", None):
+                stack.append(list(av[2]))
+            elif op is getattr(sp, "ATOMIC_GROUP", None):
+                stack.append(list(av))
+    return None
+
+
+#: Characters a cut-short token may be followed by inside its literal (before a quote, ``{``, ``%``, ``\\``).
+_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.")
+
+
+def _token_class(pattern: str) -> bytes:
+    """A Hyperscan class body for the characters that can follow a rule's literal head in a match.
+
+    The union of every character the rest of ``pattern`` (after its leading literals) can match, intersected
+    with ``_TOKEN_CHARS``; all of ``_TOKEN_CHARS`` when the rest has a wildcard or a negated class. So
+    ``hf_[A-Za-z0-9]{34}`` gives ``[A-Za-z0-9]``: a literal ``"hf_YOUR_TOKEN_HERE"`` cannot start a token
+    whatever is appended to it and does not make the file worth parsing."""
+    sp = _sre()
+    items = list(sp.parse(pattern))
+    i = 0
+    while i < len(items) and (items[i][0] is sp.LITERAL or (
+            items[i][0] is sp.IN and all(o is sp.LITERAL for o, _v in items[i][1]))):
+        i += 1
+    chars = _chars(items[i:], sp)
+    keep = sorted(_TOKEN_CHARS if chars is None else chars & _TOKEN_CHARS)
+    out = b""
+    i = 0
+    while i < len(keep):  # ranges: ``\x30-\x39``
+        j = i
+        while j + 1 < len(keep) and keep[j + 1] == keep[j] + 1:
+            j += 1
+        out += b"\\x%02x" % keep[i] + (b"-\\x%02x" % keep[j] if j > i else b"")
+        i = j + 1
+    return out
+
+
+def _chars(items: list[Any], sp: Any) -> set[int] | None:
+    """Every character a parsed pattern can match (lookarounds included: a superset); ``None`` if unbounded."""
+    out: set[int] = set()
+    cats = {sp.CATEGORY_DIGIT: b"0123456789", sp.CATEGORY_SPACE: b" \t\n\r\x0b\x0c",
+            sp.CATEGORY_WORD: bytes(_TOKEN_CHARS - frozenset(b"-+/=."))}
+    for op, av in items:
+        if op is sp.LITERAL:
+            out.add(av)
+        elif op is sp.IN:
+            for o, v in av:
+                if o is sp.LITERAL:
+                    out.add(v)
+                elif o is sp.RANGE:
+                    out.update(range(v[0], v[1] + 1))
+                elif o is sp.CATEGORY and v in cats:
+                    out.update(cats[v])
+                else:
+                    return None  # negated set or category
+        elif op is sp.CATEGORY and av in cats:
+            out.update(cats[av])
+        elif op in (sp.MAX_REPEAT, sp.MIN_REPEAT) or op is getattr(sp, "POSSESSIVE_REPEAT", None):
+            sub = _chars(list(av[2]), sp)
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sp.SUBPATTERN or op is getattr(sp, "ATOMIC_GROUP", None):
+            sub = _chars(list(av[-1] if op is sp.SUBPATTERN else av), sp)
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sp.BRANCH:
+            for b in av[1]:
+                sub = _chars(list(b), sp)
+                if sub is None:
+                    return None
+                out |= sub
+        elif op in (sp.ASSERT, sp.ASSERT_NOT):
+            sub = _chars(list(av[1]), sp)
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sp.AT:
+            continue
+        else:
+            return None  # ANY, NOT_LITERAL, group references, ...
+    return out
+
+
+def _prefixes(items: list[Any], sp: Any) -> tuple[set[str], bool]:
+    """Literal prefixes of a parsed pattern and whether they cover it entirely (no non-literal tail)."""
+    cur = {""}
+    for op, av in items:
+        if op is sp.LITERAL:
+            cur = {p + chr(av) for p in cur}
+        elif op is sp.SUBPATTERN:
+            inner, full = _prefixes(list(av[-1]), sp)
+            cur = {p + q for p in cur for q in inner}
+            if not full:
+                return cur, False
+        elif op is sp.IN and len(av) <= 8 and all(o is sp.LITERAL for o, _v in av):
+            cur = {p + chr(v) for p in cur for _o, v in av}  # a small class such as gh[pousr]_
+        elif op is sp.BRANCH:
+            alts: set[str] = set()
+            full = True
+            for b in av[1]:
+                s, f = _prefixes(list(b), sp)
+                alts |= s
+                full = full and f
+            cur = {p + q for p in cur for q in alts}
+            if not full:
+                return cur, False
+        else:
+            return cur, False
+        if len(cur) > 64:
+            return cur, False
+    return cur, True
+
+
+def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
+    """Hyperscan databases of :func:`prefilter_plan`'s patterns and shapes (``None`` without shapes) and the
+    plan, or ``None`` (parse every file)."""
+    plan = prefilter_plan(rules)
+    if plan is None or not plan.patterns:
+        return None
+    import hyperscan
+
+    from veritensor_fast.kernels.hsdb import Scanner, compile_cached
+
+    def db(pats: list[tuple[bytes, bool]]) -> Any:
+        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in pats]
+        return Scanner(compile_cached([p for p, _ci in pats], flags))
+
+    return db(plan.patterns), db(plan.shapes) if plan.shapes else None, plan
+
+
+def _literal(word: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % c for c in word)

@@ -1,0 +1,30 @@
+"""The executor seam, below the engine and every executor: the ``Executor`` protocol, the factory type and
+``EngineError``.
+
+``engine`` drives an ``Executor``; ``executors_local`` and ``executors_dask`` implement one. Both sides import
+these names from here, so no executor imports the engine (``engine`` re-exports them for existing callers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from veritensor_fast.findings import Item
+from veritensor_fast.worker import BatchResult, ScanOptions
+
+
+class EngineError(Exception):
+    """The scan could not run at all (bad rules, no worker could start)."""
+
+
+class Executor(Protocol):
+    """Runs ``run_batch`` over batches; results may arrive in any order."""
+
+    def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]: ...
+
+    def close(self) -> None: ...
+
+
+#: Builds an executor once the rules are compiled: ``make_executor(options, serialised_db)`` (a distributed one).
+ExecutorFactory = Callable[[ScanOptions, bytes], Executor]
