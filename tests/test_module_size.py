@@ -16,7 +16,6 @@ MAX_LINES = 500
 BEING_SPLIT_THIS_SESSION = {
     "detectors/notebook.py",
     "sources/git.py",
-    "cli.py",
 }
 
 
