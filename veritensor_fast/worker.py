@@ -107,6 +107,7 @@ class WorkerContext:
         from veritensor_fast.sources.fs import InputError
 
         res = BatchResult()
+        batch = expand_items(batch)
         by_kind: dict[str, list[Item]] = {}
         for it in batch:
             by_kind.setdefault(it.kind, []).append(it)
@@ -350,13 +351,42 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
     return out
 
 
+def expand_items(batch: list[Item]) -> list[Item]:
+    """``batch`` with every ``dir`` shard replaced by its ``file`` items (no I/O: the listing recorded them)."""
+    if all(it.kind != "dir" for it in batch):
+        return batch
+    from veritensor_fast.sources.fs import expand_shard
+
+    out: list[Item] = []
+    for it in batch:
+        if it.kind == "dir":
+            out.extend(expand_shard(it))
+        else:
+            out.append(it)
+    return out
+
+
 # ---- process-pool entry points -------------------------------------------------------------------------
 
 _CTX: WorkerContext | None = None
+#: A context the parent built before forking its workers, with the options and database it was built for.
+_PREBUILT: tuple[ScanOptions, bytes | None, WorkerContext] | None = None
+
+
+def prebuild(ctx: WorkerContext | None, serialised_db: bytes | None = None) -> None:
+    """Offer ``ctx`` (built in this process, no reader opened yet) to workers forked from it: ``init_worker``
+    adopts it instead of building its own (rules, detectors, Hyperscan databases: measured ~0.07 s CPU per
+    worker with the on-disk database cache warm, ~0.6-1.4 s when a database compiles). ``None`` withdraws it."""
+    global _PREBUILT
+    _PREBUILT = None if ctx is None else (ctx.options, serialised_db, ctx)
 
 
 def init_worker(options: ScanOptions, serialised_db: bytes | None) -> None:
     global _CTX
+    pre = _PREBUILT
+    if pre is not None and pre[0] == options and pre[1] == serialised_db and not pre[2]._readers:
+        _CTX = pre[2]  # a forked copy of the parent's context: nothing to build
+        return
     _CTX = WorkerContext(options, serialised_db)
 
 

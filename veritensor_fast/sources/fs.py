@@ -74,6 +74,8 @@ class FileSource:
     #: Directories the default excludes skipped (report paths), in walk order.
     skipped_dirs: list[str] = field(default_factory=list)
     _seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+    #: (files, bytes) per ``dir`` shard while ``items_sharded`` runs, else None
+    _shard: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def stats(self) -> dict[str, Any]:
         """What the walk skipped on purpose, for ``ScanResult.stats``."""
@@ -90,18 +92,32 @@ class FileSource:
             self._prefix = os.path.normpath(root) if multi else ""
             yield from self._root(root)
 
+    def items_sharded(self, max_files: int, max_bytes: int) -> Iterator[Item | ScanError]:
+        """Like ``items``, but the small regular files of a directory come as ``dir`` shards of at most
+        ``max_files`` files and about ``max_bytes`` bytes (``expand_shard`` gives the ``file`` items ``items``
+        would have yielded). The listing still stats every file (sizes balance the batches; type and
+        ``--max-file-size`` are decided here), but builds no per-file report path or ``Item``: the workers do,
+        in parallel. Files of ``max_bytes`` or more stay single ``file`` items (a task each)."""
+        if type(self).items is not FileSource.items:  # a subclass that lists its own way: its items, as they are
+            yield from self.items()
+            return
+        self._shard = (max_files, max_bytes)
+        try:
+            yield from self.items()
+        finally:
+            self._shard = None
+
     _prefix = ""
 
-    def _rel(self, base: str, full: str, single: bool) -> str:
-        if single:
-            rel = self._prefix or os.path.basename(full)
+    def _rel_raw(self, base: str, full: str) -> str:
+        if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
+            rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no relpath/abspath calls
         else:
-            if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
-                rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no relpath/abspath calls
-            else:
-                rel = os.path.relpath(full, base)
-            if self._prefix:
-                rel = os.path.join(self._prefix, rel)
+            rel = os.path.relpath(full, base)
+        return os.path.join(self._prefix, rel) if self._prefix else rel
+
+    def _rel(self, base: str, full: str, single: bool) -> str:
+        rel = (self._prefix or os.path.basename(full)) if single else self._rel_raw(base, full)
         return display_path(rel.replace(os.sep, "/"))
 
     def _file_item(self, full: str, rel: str, st: os.stat_result) -> Item | ScanError:
@@ -140,17 +156,20 @@ class FileSource:
                 self.skipped_dirs.append(self._rel(base, d, False))  # a virtualenv: listed, never walked
                 continue
             subdirs: list[str] = []
+            shard = self._shard
+            pending: list[tuple[str, int, int, int]] = []
+            pbytes = 0
             for e in entries:
-                rel = self._rel(base, e.path, False)
                 try:
                     is_link = e.is_symlink()
                     if is_link and not self.follow_symlinks:
                         continue
                     is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
                 except OSError as exc:
-                    yield ScanError(rel, f"cannot stat: {exc.strerror}", "unreadable")
+                    yield ScanError(self._rel(base, e.path, False), f"cannot stat: {exc.strerror}", "unreadable")
                     continue
                 if is_dir:
+                    rel = self._rel(base, e.path, False)
                     if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
                         continue
                     if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
@@ -169,16 +188,44 @@ class FileSource:
                     self._seen_dirs.add(key)
                     subdirs.append(e.path)
                     continue
-                if _excluded(rel, e.name, self.excludes):
+                if self.excludes and _excluded(self._rel(base, e.path, False), e.name, self.excludes):
                     continue
                 try:
                     st = e.stat(follow_symlinks=self.follow_symlinks)
                 except OSError as exc:
                     kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
-                    yield ScanError(rel, f"cannot stat: {exc.strerror}", kind)
+                    yield ScanError(self._rel(base, e.path, False), f"cannot stat: {exc.strerror}", kind)
                     continue
-                yield self._file_item(e.path, rel, st)
+                size = st.st_size
+                if (shard is None or size >= shard[1] or not stat.S_ISREG(st.st_mode)
+                        or (self.max_file_size and size > self.max_file_size)):
+                    yield self._file_item(e.path, self._rel(base, e.path, False), st)
+                    continue
+                pending.append((e.name, size, st.st_dev, st.st_ino))
+                pbytes += size
+                if shard is not None and (len(pending) >= shard[0] or pbytes >= shard[1]):
+                    yield self._shard_item(base, d, top, pending, pbytes)
+                    pending, pbytes = [], 0
+            if pending:
+                yield self._shard_item(base, d, top, pending, pbytes)
             stack.extend(reversed(subdirs))
+
+    def _shard_item(self, base: str, d: str, top: str, entries: list[tuple[str, int, int, int]],
+                    size: int) -> Item:
+        rel = (self._prefix or "") if d == top else self._rel_raw(base, d)
+        return Item("dir", d, rel, size, follow=self.follow_symlinks, entries=tuple(entries))
+
+
+def expand_shard(item: Item) -> list[Item]:
+    """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them."""
+    d, rel, follow = item.key, item.path, item.follow
+    join = os.path.join
+    out = []
+    for name, size, dev, ino in item.entries:
+        r = join(rel, name) if rel else name
+        out.append(Item("file", join(d, name), display_path(r.replace(os.sep, "/")), size, dev=dev, ino=ino,
+                        follow=follow))
+    return out
 
 
 class FileReader:
