@@ -16,7 +16,6 @@ Load on a shared machine distorts wall times far more than CPU seconds: compare 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -92,8 +91,9 @@ def main() -> None:
     a = ap.parse_args()
     for _ in range(a.rounds):
         with tempfile.TemporaryDirectory() as tmp:
-            p = subprocess.run([sys.executable, "-c", CHILD, a.corpus, str(a.jobs), os.path.join(tmp, "log")],
-                               capture_output=True, text=True, check=False)
+            # run in the empty temporary directory: ``-c`` puts the working directory first on ``sys.path``
+            p = subprocess.run([sys.executable, "-c", CHILD, os.path.abspath(a.corpus), str(a.jobs),
+                                os.path.join(tmp, "log")], capture_output=True, text=True, check=False, cwd=tmp)
             sys.stdout.write(p.stdout if p.returncode == 0 else f"failed: {p.stderr[-2000:]}\n")
             sys.stdout.flush()
 
