@@ -49,7 +49,11 @@ class InProcessExecutor:
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         for b in batches:
-            yield self.ctx.run_batch(b)
+            todo = [b]
+            while todo:
+                res = self.ctx.run_batch(todo.pop())
+                todo.extend([it] for it in reversed(res.more))  # big files a directory shard held
+                yield res
 
     def close(self) -> None:
         self.ctx.close()

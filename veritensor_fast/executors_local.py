@@ -186,9 +186,13 @@ class PoolExecutor:
                 items, level = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is None:
-                    yield fut.result()
+                    res = fut.result()
+                    retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
+                    yield res
                     continue
-                items = expand_items(items)  # a directory shard is retried file by file, like a batch
+                items, listing_errors, _ = expand_items(items)  # a directory shard is retried file by file
+                if listing_errors:
+                    yield BatchResult(errors=listing_errors)
                 if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)

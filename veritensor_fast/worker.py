@@ -51,6 +51,9 @@ class BatchResult:
     #: (item key, findings it added, whether it had errors) for every item read, in order; an item's findings
     #: are consecutive in ``findings``. Lets the parent record per-item results (git history datastore).
     scanned: list[tuple[str, int, bool]] = field(default_factory=list)
+    #: Files a directory shard held that are too big to scan inside this batch: the executor runs each as its
+    #: own task (``sources.fs.expand_shard``), so one worker never gets a directory of large files alone.
+    more: list[Item] = field(default_factory=list)
 
 
 #: Readers by item kind: (module, class). Imported on first use in each worker.
@@ -104,10 +107,11 @@ class WorkerContext:
         self._readers.clear()
 
     def run_batch(self, batch: list[Item]) -> BatchResult:
+        from veritensor_fast.engine import BATCH_BYTES
         from veritensor_fast.sources.fs import InputError
 
         res = BatchResult()
-        batch = expand_items(batch)
+        batch, res.errors, res.more = expand_items(batch, BATCH_BYTES)
         by_kind: dict[str, list[Item]] = {}
         for it in batch:
             by_kind.setdefault(it.kind, []).append(it)
@@ -351,19 +355,25 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
     return out
 
 
-def expand_items(batch: list[Item]) -> list[Item]:
-    """``batch`` with every ``dir`` shard replaced by its ``file`` items (no I/O: the listing recorded them)."""
+def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
+    """``batch`` with every ``dir`` shard replaced by its ``file`` items: ``(items, errors, deferred)`` (see
+    ``sources.fs.expand_shard``; ``big=0``: nothing is deferred)."""
     if all(it.kind != "dir" for it in batch):
-        return batch
+        return batch, [], []
     from veritensor_fast.sources.fs import expand_shard
 
     out: list[Item] = []
+    errors: list[ScanError] = []
+    deferred: list[Item] = []
     for it in batch:
         if it.kind == "dir":
-            out.extend(expand_shard(it))
+            o, e, d = expand_shard(it, big)
+            out.extend(o)
+            errors.extend(e)
+            deferred.extend(d)
         else:
             out.append(it)
-    return out
+    return out, errors, deferred
 
 
 # ---- process-pool entry points -------------------------------------------------------------------------

@@ -74,8 +74,8 @@ class FileSource:
     #: Directories the default excludes skipped (report paths), in walk order.
     skipped_dirs: list[str] = field(default_factory=list)
     _seen_dirs: set[tuple[int, int]] = field(default_factory=set)
-    #: (files, bytes) per ``dir`` shard while ``items_sharded`` runs, else None
-    _shard: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
+    #: (files, bytes, files to stat first) per ``dir`` shard while ``items_sharded`` runs, else None
+    _shard: tuple[int, int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def stats(self) -> dict[str, Any]:
         """What the walk skipped on purpose, for ``ScanResult.stats``."""
@@ -92,22 +92,28 @@ class FileSource:
             self._prefix = os.path.normpath(root) if multi else ""
             yield from self._root(root)
 
-    def items_sharded(self, max_files: int, max_bytes: int) -> Iterator[Item | ScanError]:
-        """Like ``items``, but the small regular files of a directory come as ``dir`` shards of at most
-        ``max_files`` files and about ``max_bytes`` bytes (``expand_shard`` gives the ``file`` items ``items``
-        would have yielded). The listing still stats every file (sizes balance the batches; type and
-        ``--max-file-size`` are decided here), but builds no per-file report path or ``Item``: the workers do,
-        in parallel. Files of ``max_bytes`` or more stay single ``file`` items (a task each)."""
+    def items_sharded(self, max_files: int, max_bytes: int, stat_first: int = -1) -> Iterator[Item | ScanError]:
+        """Like ``items``, but the regular files of a directory come as ``dir`` shards of at most ``max_files``
+        files and about ``max_bytes`` bytes (``expand_shard`` gives the ``file`` items ``items`` would have
+        yielded). No per-file report path or ``Item`` is built here: the workers do that, in parallel.
+
+        The first ``stat_first`` files (default ``4 * max_files``: every file of a scan small enough to run
+        in-process) are stat-ed here, so their sizes are known, and files of ``max_bytes`` or more among them
+        stay single ``file`` items. After that only names are listed (the directory entry's type says it is a
+        regular file, no ``stat``): the worker stats them and hands a big one back to run as its own task
+        (``BatchResult.more``). With ``--max-file-size`` every file is stat-ed here."""
         if type(self).items is not FileSource.items:  # a subclass that lists its own way: its items, as they are
             yield from self.items()
             return
-        self._shard = (max_files, max_bytes)
+        self._shard = (max_files, max_bytes, 4 * max_files if stat_first < 0 else stat_first)
+        self._statted = 0
         try:
             yield from self.items()
         finally:
             self._shard = None
 
     _prefix = ""
+    _statted = 0
 
     def _rel_raw(self, base: str, full: str) -> str:
         if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
@@ -190,6 +196,18 @@ class FileSource:
                     continue
                 if self.excludes and _excluded(self._rel(base, e.path, False), e.name, self.excludes):
                     continue
+                if shard is not None and self._statted >= shard[2] and not self.max_file_size:
+                    try:
+                        regular = e.is_file(follow_symlinks=self.follow_symlinks)  # the entry's type: no stat
+                    except OSError:
+                        regular = False
+                    if regular:  # the worker stats it
+                        pending.append((e.name, -1, 0, 0))
+                        if len(pending) >= shard[0]:
+                            yield self._shard_item(base, d, top, pending, pbytes)
+                            pending, pbytes = [], 0
+                        continue
+                self._statted += 1
                 try:
                     st = e.stat(follow_symlinks=self.follow_symlinks)
                 except OSError as exc:
@@ -216,16 +234,35 @@ class FileSource:
         return Item("dir", d, rel, size, follow=self.follow_symlinks, entries=tuple(entries))
 
 
-def expand_shard(item: Item) -> list[Item]:
-    """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them."""
+def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
+    """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them, as
+    ``(items, errors, deferred)``. An entry listed by name only (size -1) is stat-ed here, with the listing's
+    errors for a file that vanished or is no longer regular; when ``big`` is set, such a file of ``big`` bytes
+    or more in a shard of several goes to ``deferred`` (its own task) instead of ``items``."""
     d, rel, follow = item.key, item.path, item.follow
     join = os.path.join
-    out = []
+    out: list[Item] = []
+    errors: list[ScanError] = []
+    deferred: list[Item] = []
+    several = len(item.entries) > 1
     for name, size, dev, ino in item.entries:
         r = join(rel, name) if rel else name
-        out.append(Item("file", join(d, name), display_path(r.replace(os.sep, "/")), size, dev=dev, ino=ino,
-                        follow=follow))
-    return out
+        path, shown = join(d, name), display_path(r.replace(os.sep, "/"))
+        if size >= 0:
+            out.append(Item("file", path, shown, size, dev=dev, ino=ino, follow=follow))
+            continue
+        try:
+            st = os.stat(path, follow_symlinks=follow)
+        except OSError as exc:
+            kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
+            errors.append(ScanError(shown, f"cannot stat: {exc.strerror}", kind))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            errors.append(ScanError(shown, "not a regular file (device, FIFO or socket); skipped", "not-regular"))
+            continue
+        it = Item("file", path, shown, st.st_size, dev=st.st_dev, ino=st.st_ino, follow=follow)
+        (deferred if big and several and st.st_size >= big else out).append(it)
+    return out, errors, deferred
 
 
 class FileReader:
