@@ -124,8 +124,14 @@ def test_a_big_file_listed_by_name_is_handed_back_as_its_own_task(tmp_path: Path
     alone = Item("dir", str(d), "", 0, entries=(("big.bin", -1, 0, 0),))
     assert [it.path for it in expand_items([alone], 4096)[0]] == ["big.bin"]  # a shard of one keeps it
     (d / "s0.txt").unlink()  # vanished after the listing: the worker's stat reports it
+    (d / "s1.txt").unlink()
+    (d / "s1.txt").symlink_to(d / "s2.txt")  # replaced by a symlink: not followed
+    (d / "s3.txt").unlink()
+    os.mkfifo(d / "s3.txt")  # replaced by a FIFO
     items, errors, deferred = expand_items([shard], 4096)
-    assert [(e.path, e.kind) for e in errors] == [("s0.txt", "vanished")]
+    assert sorted((e.path, e.kind) for e in errors) == [("s0.txt", "vanished"), ("s1.txt", "changed"),
+                                                        ("s3.txt", "not-regular")]
+    assert sorted(it.path for it in items) == ["s2.txt", "s4.txt"]
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -257,6 +257,10 @@ def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError],
             kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
             errors.append(ScanError(shown, f"cannot stat: {exc.strerror}", kind))
             continue
+        if stat.S_ISLNK(st.st_mode):  # a regular file when listed, a symlink now (as ``FileReader.open`` says)
+            errors.append(ScanError(shown, "replaced by a symlink after it was listed; not followed "
+                                           "(use --follow-symlinks)", "changed"))
+            continue
         if not stat.S_ISREG(st.st_mode):
             errors.append(ScanError(shown, "not a regular file (device, FIFO or socket); skipped", "not-regular"))
             continue
