@@ -1,56 +1,87 @@
 #!/usr/bin/env bash
 # Scaling run for a many-core machine: generate the monorepo corpus, then scan it with --jobs 1/2/4/8/16
-# (median of ROUNDS wall times each, page cache warm) and write a results file.
+# (median of ROUNDS wall times each, page cache warm) and write a results file with the curve, the speed-up
+# and efficiency against --jobs 1, peak RSS, recall, and where the CPU went (bench/cpu_split.py: the parent's
+# CPU while the pool runs against the workers', worker idle time, parent microseconds per file).
 #
-#   bash bench/scaling.sh [OUT_FILE]      (env: SIZE_MB=500 FILES=20000 ROUNDS=3 JOBS="1 2 4 8 16" PY=python3)
+#   bash bench/scaling.sh [OUT_FILE]
+#   env: SIZE_MB=500 FILES=20000 ROUNDS=3 JOBS="1 2 4 8 16" PY=python3 CORPUS=dir (any tree; recall needs
+#        the generator's ground_truth.json) SPLIT=1 (0: skip the CPU split)
 #
-# Run from the repository root after `pip install -e .`. Nothing is downloaded.
+# JOBS defaults to 1 2 4 8 16 capped at the CPUs this process may use (nproc), plus nproc itself. Run from
+# the repository root after `pip install -e .`, on a machine nothing else is using (the load average is
+# recorded before every run). Nothing is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 SIZE_MB=${SIZE_MB:-500}
 FILES=${FILES:-20000}
 ROUNDS=${ROUNDS:-3}
-JOBS=${JOBS:-"1 2 4 8 16"}
+SPLIT=${SPLIT:-1}
+NCPU=$(nproc)
+if [ -z "${JOBS:-}" ]; then
+  JOBS=""
+  for j in 1 2 4 8 16; do [ "$j" -le "$NCPU" ] && JOBS="$JOBS $j"; done
+  case " $JOBS " in *" $NCPU "*) ;; *) JOBS="$JOBS $NCPU" ;; esac
+fi
 CORPUS=${CORPUS:-corpora/out/scaling-monorepo}
-OUT=${1:-bench/results/scaling-$(nproc)cpu-$(date +%Y%m%d-%H%M).md}
+OUT=${1:-bench/results/scaling-${NCPU}cpu-$(date +%Y%m%d-%H%M).md}
 mkdir -p "$(dirname "$OUT")"
 
-if [ ! -f "$CORPUS/ground_truth.json" ]; then
+if [ ! -d "$CORPUS" ]; then
   "$PY" -m corpora.gen_monorepo --size-mb "$SIZE_MB" --files "$FILES" --out "$CORPUS"
 fi
 # warm the page cache
 find "$CORPUS" -type f -print0 | xargs -0 cat > /dev/null
 
-"$PY" - "$CORPUS" "$OUT" "$ROUNDS" $JOBS <<'PYEOF'
+"$PY" - "$CORPUS" "$OUT" "$ROUNDS" "$SPLIT" $JOBS <<'PYEOF'
 import json, os, platform, statistics, subprocess, sys, time
-corpus, out, rounds, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3]), [int(j) for j in sys.argv[4:]]
-nbytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(corpus) for f in fs if f != "ground_truth.json")
-truth = json.load(open(os.path.join(corpus, "ground_truth.json")))
+corpus, out, rounds, split = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+jobs = [int(j) for j in sys.argv[5:]]
+nbytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(corpus) for f in fs
+             if f != "ground_truth.json" and os.path.isfile(os.path.join(d, f)))
+gt = os.path.join(corpus, "ground_truth.json")
+truth = json.load(open(gt)) if os.path.exists(gt) else None
 rows = []
 for j in jobs:
-    times, rss = [], []
+    times, rss, cpu, loads = [], [], [], []
     for _ in range(rounds):
-        rep = os.path.join(corpus, "..", f".scaling-{j}.json")
+        rep = os.path.join(os.path.dirname(os.path.abspath(corpus)), f".scaling-{j}.json")
         cmd = [sys.executable, "-m", "veritensor_fast.cli", "scan", corpus, "--format", "json", "--no-progress",
-               "-o", rep, "--exclude", "ground_truth.json", "--jobs", str(j)]
+               "--no-config", "-o", rep, "--exclude", "ground_truth.json", "--jobs", str(j)]
+        loads.append(os.getloadavg()[0])
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd)
         _, status, ru = os.wait4(p.pid, 0)
         times.append(time.perf_counter() - t0)
         rss.append(ru.ru_maxrss / 1024)
+        cpu.append(ru.ru_utime + ru.ru_stime)  # the CLI and its workers (reaped by it)
     found = {(f["path"], f["fingerprint"]) for f in json.load(open(rep))["findings"]}
-    recall = sum((s["path"], s["fingerprint"]) in found for s in truth["secrets"]) / len(truth["secrets"])
+    recall = (sum((s["path"], s["fingerprint"]) in found for s in truth["secrets"]) / len(truth["secrets"])
+              if truth else float("nan"))
     os.unlink(rep)
+    sp = {}
+    if split:  # one in-process run: the parent's CPU while the pool runs against the workers'
+        r = subprocess.run([sys.executable, "bench/cpu_split.py", corpus, "--jobs", str(j)], capture_output=True,
+                           text=True, check=False)
+        sp = json.loads(r.stdout) if r.returncode == 0 and r.stdout.startswith("{") else {}
     wall = statistics.median(times)
-    rows.append((j, wall, nbytes / 1e6 / wall, max(rss), recall))
-    print(f"jobs {j:3}: {wall:7.2f} s {nbytes / 1e6 / wall:8.1f} MB/s recall {recall:.3f}", file=sys.stderr)
+    rows.append((j, wall, nbytes / 1e6 / wall, max(rss), recall, statistics.median(cpu), max(loads), sp))
+    print(f"jobs {j:3}: {wall:7.2f} s {nbytes / 1e6 / wall:8.1f} MB/s cpu {statistics.median(cpu):.2f} s "
+          f"recall {recall:.3f} {json.dumps(sp)}", file=sys.stderr)
 base = rows[0][1]
 lines = [f"# Scaling: {corpus} ({nbytes / 1e6:.0f} MB)", "",
          f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-         f"Python {platform.python_version()}, median of {rounds}, page cache warm, load {os.getloadavg()[0]:.2f}.", "",
-         "| --jobs | wall s | MB/s | speed-up vs --jobs 1 | peak RSS MB (largest process) | recall |", "|---|---|---|---|---|---|"]
-lines += [f"| {j} | {w:.2f} | {m:.0f} | {base / w:.2f}x | {r:.0f} | {rc:.3f} |" for j, w, m, r, rc in rows]
+         f"Python {platform.python_version()}, median of {rounds}, page cache warm.", "",
+         "| --jobs | wall s | MB/s | speed-up vs --jobs 1 | efficiency | CPU s (all processes) | parent CPU s while the pool runs | worker CPU s | parent share | parent µs/file | worker idle s | peak RSS MB (largest process) | recall | max load before |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+for j, w, m, r, rc, c, ld, sp in rows:
+    g = lambda k: sp.get(k, "")  # noqa: E731
+    lines.append(f"| {j} | {w:.2f} | {m:.0f} | {base / w:.2f}x | {base / w / j:.0%} | {c:.2f} | {g('parent_scan_cpu')} | "
+                 f"{g('worker_cpu')} | {g('parent_share')} | {g('parent_us_per_file')} | {g('worker_idle_s')} | {r:.0f} | "
+                 f"{rc:.3f} | {ld:.2f} |")
+lines += ["", "parent share = parent CPU while the pool runs / (that + worker CPU). The parent is one thread, so "
+          "the curve flattens near (1 - share) / share workers (Amdahl)."]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF

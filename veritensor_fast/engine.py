@@ -34,7 +34,11 @@ class InProcessExecutor:
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         for b in batches:
-            yield self.ctx.run_batch(b)
+            todo = [b]
+            while todo:
+                res = self.ctx.run_batch(todo.pop())
+                todo.extend([it] for it in reversed(res.more))  # big files a directory shard held
+                yield res
 
     def close(self) -> None:
         self.ctx.close()
@@ -45,6 +49,7 @@ def make_batches(items: Iterable[Item | ScanError], errors: list[ScanError], max
     """Group items into batches; ``ScanError`` entries from the source go straight to ``errors``."""
     batch: list[Item] = []
     size = 0
+    n = 0
     for it in items:
         if isinstance(it, ScanError):
             errors.append(it)
@@ -54,9 +59,10 @@ def make_batches(items: Iterable[Item | ScanError], errors: list[ScanError], max
             continue
         batch.append(it)
         size += max(it.size, 0)
-        if len(batch) >= max_items or size >= max_bytes:
+        n += len(it.entries) or 1  # a ``dir`` shard counts as the files it holds
+        if n >= max_items or size >= max_bytes:
             yield batch
-            batch, size = [], 0
+            batch, size, n = [], 0, 0
     if batch:
         yield batch
 
@@ -126,7 +132,11 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         raise EngineError(str(exc)) from exc
     jobs = jobs or default_jobs()
     errors: list[ScanError] = []
-    batches: Iterable[list[Item]] = make_batches(source.items(), errors)
+    # Local executors get directory shards when the source can list them (the workers build the per-file
+    # items, in parallel); a custom executor (Dask) gets plain items.
+    shardable = executor is None and make_executor is None and hasattr(type(source), "items_sharded")
+    listing = source.items_sharded(BATCH_ITEMS, BATCH_BYTES) if shardable else source.items()  # type: ignore[attr-defined]
+    batches: Iterable[list[Item]] = make_batches(listing, errors)
     if executor is None and make_executor is not None:
         executor = make_executor(options, db)
         jobs = getattr(executor, "jobs", jobs)
@@ -140,7 +150,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         else:
             from veritensor_fast.executors_local import PoolExecutor
 
-            executor = PoolExecutor(options, db, jobs)
+            executor = PoolExecutor(options, db, jobs, ruleset)
     findings: list[Finding] = []
     n_items = n_bytes = 0
     observe: Callable[[BatchResult], None] | None = getattr(source, "on_batch", None)

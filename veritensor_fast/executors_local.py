@@ -36,7 +36,16 @@ from typing import Any
 
 from veritensor_fast.executors_base import EngineError
 from veritensor_fast.findings import Item, ScanError
-from veritensor_fast.worker import BatchResult, ScanOptions, init_worker, run_batch
+from veritensor_fast.rules import RuleSet
+from veritensor_fast.worker import (
+    BatchResult,
+    ScanOptions,
+    WorkerContext,
+    expand_items,
+    init_worker,
+    prebuild,
+    run_batch,
+)
 
 #: Batches in flight per worker process.
 IN_FLIGHT_PER_JOB = 2
@@ -73,14 +82,27 @@ def _signal_name(procs: list[Any]) -> str:
 class PoolExecutor:
     """An ``Executor`` over worker processes that survives workers dying; see the module docstring."""
 
-    def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int) -> None:
+    def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int, ruleset: RuleSet | None = None) -> None:
         self.options = options
         self.jobs = jobs
         self._db = serialised_db
         self.method = start_method()
         #: how many times the pool broke and was rebuilt (``stats["worker_restarts"]``)
         self.restarts = 0
-        self._pool = self._start()
+        self._prebuilt = False
+        if self.method == "fork":  # build the worker state once, here: every forked worker inherits it
+            prebuild(WorkerContext(options, serialised_db, ruleset), serialised_db)
+            self._prebuilt = True
+        try:
+            self._pool = self._start()
+        except BaseException:
+            self._withdraw()
+            raise
+
+    def _withdraw(self) -> None:
+        if self._prebuilt:
+            prebuild(None)
+            self._prebuilt = False
 
     def _start(self) -> ProcessPoolExecutor:
         """A new pool that has answered a no-op task. A pool that breaks before answering is retried (a
@@ -163,8 +185,14 @@ class PoolExecutor:
                 items, level = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is None:
-                    yield fut.result()
-                elif isinstance(exc, BrokenProcessPool):
+                    res = fut.result()
+                    retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
+                    yield res
+                    continue
+                items, listing_errors, _ = expand_items(items)  # a directory shard is retried file by file
+                if listing_errors:
+                    yield BatchResult(errors=listing_errors)
+                if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)
                     elif len(items) > 1:
@@ -185,6 +213,7 @@ class PoolExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._withdraw()
 
     def terminate(self) -> None:
         """Stop now (Ctrl-C, an error in the parent): kill the workers, drop queued work."""
@@ -195,6 +224,7 @@ class PoolExecutor:
                 p.kill()
         for p in procs:
             p.join(5)
+        self._withdraw()
 
 
 def _init(options: ScanOptions, serialised_db: bytes) -> None:

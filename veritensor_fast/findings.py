@@ -20,6 +20,9 @@ class Item:
     ``kind`` selects the reader in the worker: ``file`` (``key`` is the filesystem path) or ``blob``
     (``key`` is a git object id in repository ``origin``). ``path`` is what reports show (POSIX, relative).
     ``dev``/``ino`` identify the file the listing saw (0: unknown); ``follow``: the listing followed symlinks.
+    ``dir``: a shard of the files of one directory (``key`` the directory, ``path`` its report path before
+    display escaping, ``size`` their total, ``entries`` one ``(name, size, dev, ino)`` each); the worker
+    expands it into ``file`` items (``sources.fs.expand_shard``), so the parent never builds per-file items.
     """
 
     kind: str
@@ -30,6 +33,7 @@ class Item:
     dev: int = 0
     ino: int = 0
     follow: bool = False
+    entries: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

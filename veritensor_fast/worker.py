@@ -51,6 +51,9 @@ class BatchResult:
     #: (item key, findings it added, whether it had errors) for every item read, in order; an item's findings
     #: are consecutive in ``findings``. Lets the parent record per-item results (git history datastore).
     scanned: list[tuple[str, int, bool]] = field(default_factory=list)
+    #: Files a directory shard held that are too big to scan inside this batch: the executor runs each as its
+    #: own task (``sources.fs.expand_shard``), so one worker never gets a directory of large files alone.
+    more: list[Item] = field(default_factory=list)
 
 
 #: Readers by item kind: (module, class). Imported on first use in each worker.
@@ -104,9 +107,11 @@ class WorkerContext:
         self._readers.clear()
 
     def run_batch(self, batch: list[Item]) -> BatchResult:
+        from veritensor_fast.engine import BATCH_BYTES
         from veritensor_fast.sources.fs import InputError
 
         res = BatchResult()
+        batch, res.errors, res.more = expand_items(batch, BATCH_BYTES)
         by_kind: dict[str, list[Item]] = {}
         for it in batch:
             by_kind.setdefault(it.kind, []).append(it)
@@ -350,13 +355,48 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
     return out
 
 
+def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
+    """``batch`` with every ``dir`` shard replaced by its ``file`` items: ``(items, errors, deferred)`` (see
+    ``sources.fs.expand_shard``; ``big=0``: nothing is deferred)."""
+    if all(it.kind != "dir" for it in batch):
+        return batch, [], []
+    from veritensor_fast.sources.fs import expand_shard
+
+    out: list[Item] = []
+    errors: list[ScanError] = []
+    deferred: list[Item] = []
+    for it in batch:
+        if it.kind == "dir":
+            o, e, d = expand_shard(it, big)
+            out.extend(o)
+            errors.extend(e)
+            deferred.extend(d)
+        else:
+            out.append(it)
+    return out, errors, deferred
+
+
 # ---- process-pool entry points -------------------------------------------------------------------------
 
 _CTX: WorkerContext | None = None
+#: A context the parent built before forking its workers, with the options and database it was built for.
+_PREBUILT: tuple[ScanOptions, bytes | None, WorkerContext] | None = None
+
+
+def prebuild(ctx: WorkerContext | None, serialised_db: bytes | None = None) -> None:
+    """Offer ``ctx`` (built in this process, no reader opened yet) to workers forked from it: ``init_worker``
+    adopts it instead of building its own (rules, detectors, Hyperscan databases: measured ~0.07 s CPU per
+    worker with the on-disk database cache warm, ~0.6-1.4 s when a database compiles). ``None`` withdraws it."""
+    global _PREBUILT
+    _PREBUILT = None if ctx is None else (ctx.options, serialised_db, ctx)
 
 
 def init_worker(options: ScanOptions, serialised_db: bytes | None) -> None:
     global _CTX
+    pre = _PREBUILT
+    if pre is not None and pre[0] == options and pre[1] == serialised_db and not pre[2]._readers:
+        _CTX = pre[2]  # a forked copy of the parent's context: nothing to build
+        return
     _CTX = WorkerContext(options, serialised_db)
 
 

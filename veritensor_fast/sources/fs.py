@@ -74,6 +74,8 @@ class FileSource:
     #: Directories the default excludes skipped (report paths), in walk order.
     skipped_dirs: list[str] = field(default_factory=list)
     _seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+    #: (files, bytes, files to stat first) per ``dir`` shard while ``items_sharded`` runs, else None
+    _shard: tuple[int, int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def stats(self) -> dict[str, Any]:
         """What the walk skipped on purpose, for ``ScanResult.stats``."""
@@ -90,18 +92,38 @@ class FileSource:
             self._prefix = os.path.normpath(root) if multi else ""
             yield from self._root(root)
 
+    def items_sharded(self, max_files: int, max_bytes: int, stat_first: int = -1) -> Iterator[Item | ScanError]:
+        """Like ``items``, but the regular files of a directory come as ``dir`` shards of at most ``max_files``
+        files and about ``max_bytes`` bytes (``expand_shard`` gives the ``file`` items ``items`` would have
+        yielded). No per-file report path or ``Item`` is built here: the workers do that, in parallel.
+
+        The first ``stat_first`` files (default ``4 * max_files``: every file of a scan small enough to run
+        in-process) are stat-ed here, so their sizes are known, and files of ``max_bytes`` or more among them
+        stay single ``file`` items. After that only names are listed (the directory entry's type says it is a
+        regular file, no ``stat``): the worker stats them and hands a big one back to run as its own task
+        (``BatchResult.more``). With ``--max-file-size`` every file is stat-ed here."""
+        if type(self).items is not FileSource.items:  # a subclass that lists its own way: its items, as they are
+            yield from self.items()
+            return
+        self._shard = (max_files, max_bytes, 4 * max_files if stat_first < 0 else stat_first)
+        self._statted = 0
+        try:
+            yield from self.items()
+        finally:
+            self._shard = None
+
     _prefix = ""
+    _statted = 0
+
+    def _rel_raw(self, base: str, full: str) -> str:
+        if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
+            rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no relpath/abspath calls
+        else:
+            rel = os.path.relpath(full, base)
+        return os.path.join(self._prefix, rel) if self._prefix else rel
 
     def _rel(self, base: str, full: str, single: bool) -> str:
-        if single:
-            rel = self._prefix or os.path.basename(full)
-        else:
-            if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
-                rel = full[len(base) + 1:]  # the walk joins names onto ``base``: no relpath/abspath calls
-            else:
-                rel = os.path.relpath(full, base)
-            if self._prefix:
-                rel = os.path.join(self._prefix, rel)
+        rel = (self._prefix or os.path.basename(full)) if single else self._rel_raw(base, full)
         return display_path(rel.replace(os.sep, "/"))
 
     def _file_item(self, full: str, rel: str, st: os.stat_result) -> Item | ScanError:
@@ -140,17 +162,20 @@ class FileSource:
                 self.skipped_dirs.append(self._rel(base, d, False))  # a virtualenv: listed, never walked
                 continue
             subdirs: list[str] = []
+            shard = self._shard
+            pending: list[tuple[str, int, int, int]] = []
+            pbytes = 0
             for e in entries:
-                rel = self._rel(base, e.path, False)
                 try:
                     is_link = e.is_symlink()
                     if is_link and not self.follow_symlinks:
                         continue
                     is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
                 except OSError as exc:
-                    yield ScanError(rel, f"cannot stat: {exc.strerror}", "unreadable")
+                    yield ScanError(self._rel(base, e.path, False), f"cannot stat: {exc.strerror}", "unreadable")
                     continue
                 if is_dir:
+                    rel = self._rel(base, e.path, False)
                     if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
                         continue
                     if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
@@ -169,16 +194,79 @@ class FileSource:
                     self._seen_dirs.add(key)
                     subdirs.append(e.path)
                     continue
-                if _excluded(rel, e.name, self.excludes):
+                if self.excludes and _excluded(self._rel(base, e.path, False), e.name, self.excludes):
                     continue
+                if shard is not None and self._statted >= shard[2] and not self.max_file_size:
+                    try:
+                        regular = e.is_file(follow_symlinks=self.follow_symlinks)  # the entry's type: no stat
+                    except OSError:
+                        regular = False
+                    if regular:  # the worker stats it
+                        pending.append((e.name, -1, 0, 0))
+                        if len(pending) >= shard[0]:
+                            yield self._shard_item(base, d, top, pending, pbytes)
+                            pending, pbytes = [], 0
+                        continue
+                self._statted += 1
                 try:
                     st = e.stat(follow_symlinks=self.follow_symlinks)
                 except OSError as exc:
                     kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
-                    yield ScanError(rel, f"cannot stat: {exc.strerror}", kind)
+                    yield ScanError(self._rel(base, e.path, False), f"cannot stat: {exc.strerror}", kind)
                     continue
-                yield self._file_item(e.path, rel, st)
+                size = st.st_size
+                if (shard is None or size >= shard[1] or not stat.S_ISREG(st.st_mode)
+                        or (self.max_file_size and size > self.max_file_size)):
+                    yield self._file_item(e.path, self._rel(base, e.path, False), st)
+                    continue
+                pending.append((e.name, size, st.st_dev, st.st_ino))
+                pbytes += size
+                if shard is not None and (len(pending) >= shard[0] or pbytes >= shard[1]):
+                    yield self._shard_item(base, d, top, pending, pbytes)
+                    pending, pbytes = [], 0
+            if pending:
+                yield self._shard_item(base, d, top, pending, pbytes)
             stack.extend(reversed(subdirs))
+
+    def _shard_item(self, base: str, d: str, top: str, entries: list[tuple[str, int, int, int]],
+                    size: int) -> Item:
+        rel = (self._prefix or "") if d == top else self._rel_raw(base, d)
+        return Item("dir", d, rel, size, follow=self.follow_symlinks, entries=tuple(entries))
+
+
+def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
+    """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them, as
+    ``(items, errors, deferred)``. An entry listed by name only (size -1) is stat-ed here, with the listing's
+    errors for a file that vanished or is no longer regular; when ``big`` is set, such a file of ``big`` bytes
+    or more in a shard of several goes to ``deferred`` (its own task) instead of ``items``."""
+    d, rel, follow = item.key, item.path, item.follow
+    join = os.path.join
+    out: list[Item] = []
+    errors: list[ScanError] = []
+    deferred: list[Item] = []
+    several = len(item.entries) > 1
+    for name, size, dev, ino in item.entries:
+        r = join(rel, name) if rel else name
+        path, shown = join(d, name), display_path(r.replace(os.sep, "/"))
+        if size >= 0:
+            out.append(Item("file", path, shown, size, dev=dev, ino=ino, follow=follow))
+            continue
+        try:
+            st = os.stat(path, follow_symlinks=follow)
+        except OSError as exc:
+            kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
+            errors.append(ScanError(shown, f"cannot stat: {exc.strerror}", kind))
+            continue
+        if stat.S_ISLNK(st.st_mode):  # a regular file when listed, a symlink now (as ``FileReader.open`` says)
+            errors.append(ScanError(shown, "replaced by a symlink after it was listed; not followed "
+                                           "(use --follow-symlinks)", "changed"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            errors.append(ScanError(shown, "not a regular file (device, FIFO or socket); skipped", "not-regular"))
+            continue
+        it = Item("file", path, shown, st.st_size, dev=st.st_dev, ino=st.st_ino, follow=follow)
+        (deferred if big and several and st.st_size >= big else out).append(it)
+    return out, errors, deferred
 
 
 class FileReader:
