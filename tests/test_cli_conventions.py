@@ -155,3 +155,24 @@ def test_counting_source_reports_the_total(tmp_path: Path) -> None:
     assert prog.total_files is None
     list(src.items())
     assert (prog.total_files, prog.total_bytes) == (3, 30)
+
+
+def test_counting_keeps_directory_shards_and_counts_their_files(tmp_path: Path) -> None:
+    """The progress wrapper must not turn the engine's sharded listing back into a per-file one, and its
+    total counts the files inside each shard (sizes unknown for name-only entries: the ETA goes by files)."""
+    from types import SimpleNamespace
+
+    from veritensor_fast.sources.fs import FileSource
+
+    for i in range(40):
+        (tmp_path / f"{i}.txt").write_text("x" * 10)
+    prog = Progress(enabled=True)
+    src = prog.counting(FileSource([os.fspath(tmp_path)], (), False, 0))
+    assert hasattr(type(src), "items_sharded")
+    listed = list(src.items_sharded(16, 1 << 20, stat_first=0))
+    assert any(getattr(it, "entries", ()) for it in listed)  # shards, not files
+    assert prog.total_files == 40 and prog.total_bytes == -1
+    prog._t0 -= 10
+    prog(SimpleNamespace(items=10, bytes=100, findings=[]))
+    line = prog.line(prog._t0 + 10)
+    assert line.startswith("scanned 10/40 files") and "about 30 s left" in line

@@ -37,7 +37,10 @@ class Progress:
 
     def counting(self, source: Any) -> Any:
         """``source`` wrapped so that, once its listing is done, the progress line shows the total and an ETA."""
-        return _Counting(source, self) if self.enabled and hasattr(source, "items") else source
+        if not (self.enabled and hasattr(source, "items")):
+            return source
+        # the engine asks the source's class for ``items_sharded`` (directory shards): keep offering it
+        return (_CountingShards if hasattr(type(source), "items_sharded") else _Counting)(source, self)
 
     def listed(self, files: int, nbytes: int) -> None:
         self.total_files, self.total_bytes = files, nbytes
@@ -55,6 +58,10 @@ class Progress:
         s = f"{head} files, {human_bytes(self.bytes)} ({human_bytes(self.bytes / secs)}/s), {self.findings} findings"
         if self.total_files is not None and self.bytes and self.total_bytes >= self.bytes and secs > 1:
             eta = (self.total_bytes - self.bytes) / (self.bytes / secs)
+            s += f", about {human_seconds(eta)} left"
+        elif self.total_files is not None and self.total_bytes < 0 and self.files and secs > 1:
+            # shards listed by name only: sizes are not known up front, so the ETA goes by files
+            eta = max(self.total_files - self.files, 0) / (self.files / secs)
             s += f", about {human_seconds(eta)} left"
         return s
 
@@ -74,15 +81,29 @@ class _Counting:
         return getattr(self._source, name)
 
     def items(self) -> Any:
+        return self._count(self._source.items())
+
+    def _count(self, listing: Any) -> Any:
         from veritensor_fast.findings import Item
 
         n, size = self._prog.files, self._prog.bytes  # several repositories: totals add up
-        for it in self._source.items():
+        unknown = False
+        for it in listing:
             if isinstance(it, Item):
-                n += 1
-                size += max(it.size, 0)
+                if it.entries:  # a directory shard: its files, some listed by name only (size -1)
+                    n += len(it.entries)
+                    unknown = unknown or any(e[1] < 0 for e in it.entries)
+                    size += sum(max(e[1], 0) for e in it.entries)
+                else:
+                    n += 1
+                    size += max(it.size, 0)
             yield it
-        self._prog.listed(n, size)
+        self._prog.listed(n, -1 if unknown else size)
+
+
+class _CountingShards(_Counting):
+    def items_sharded(self, *args: Any, **kw: Any) -> Any:
+        return self._count(self._source.items_sharded(*args, **kw))
 
 def check_output(output: Path) -> None:
     """``--output``: fail before scanning (exit 2, one line naming the path and the OS error) when the report
