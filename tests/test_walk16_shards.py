@@ -149,6 +149,7 @@ def test_executors_run_the_big_files_a_shard_hands_back(tmp_path: Path, jobs: in
         toks.append(hf_token())
         (d / "big.py").write_text(f"T = '{toks[-1]}'\n" + "# pad\n" * 1200)  # ~7 KB
     monkeypatch.setattr(engine, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(worker, "BATCH_BYTES", 4096)
     monkeypatch.setattr(engine, "SMALL_SCAN_BYTES", 1)
     handed: list[int] = []
     real_map = engine.InProcessExecutor.map if jobs == 1 else executors_local.PoolExecutor.map

@@ -19,11 +19,7 @@ from veritensor_fast.findings import Finding, Item, ScanError, ScanResult  # noq
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.sources import Source
-from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
-
-#: A batch closes at this many items or bytes, whichever comes first (small files must not pay a task each).
-BATCH_ITEMS = 256
-BATCH_BYTES = 4 << 20
+from veritensor_fast.worker import BATCH_BYTES, BATCH_ITEMS, BatchResult, ScanOptions, WorkerContext
 
 
 class InProcessExecutor:

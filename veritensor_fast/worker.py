@@ -19,6 +19,11 @@ from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, reda
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 from veritensor_fast.rules import RuleSet, load_rules
 
+#: A batch closes at this many items or bytes, whichever comes first (small files must not pay a task each);
+#: a worker hands back a file of ``BATCH_BYTES`` or more found inside a directory shard as a task of its own.
+BATCH_ITEMS = 256
+BATCH_BYTES = 4 << 20
+
 
 @dataclass(frozen=True)
 class ScanOptions:
@@ -107,7 +112,6 @@ class WorkerContext:
         self._readers.clear()
 
     def run_batch(self, batch: list[Item]) -> BatchResult:
-        from veritensor_fast.engine import BATCH_BYTES
         from veritensor_fast.sources.fs import InputError
 
         res = BatchResult()
