@@ -61,8 +61,19 @@ class SecretMatch:
 
 
 def compile_ruleset(ruleset: RuleSet) -> bytes:
-    """Serialised Hyperscan database for ``ruleset`` (cached on disk by pattern hash)."""
-    return compile_cached([r.hs_pattern for r in ruleset.rules])
+    """Serialised Hyperscan database for ``ruleset`` (cached on disk by pattern hash): the rules' signatures,
+    then (Hyperscan backend only) the base64 needles of ``b64_needles`` (one scan per buffer finds both)."""
+    return compile_cached([r.hs_pattern for r in ruleset.rules] + aux_patterns(ruleset))
+
+
+def aux_patterns(ruleset: RuleSet) -> list[bytes]:
+    """The base64 needles appended to the rules in the database (ids from ``len(ruleset.rules)`` on). The
+    fallback backend never scans the database (see ``SecretMatcher._windows``): none there."""
+    if BACKEND == "python":
+        return []
+    from veritensor_fast.detectors.b64_needles import hs_patterns, needles
+
+    return hs_patterns(needles([r.pattern for r in ruleset.rules]))
 
 
 class SecretMatcher:
@@ -73,6 +84,7 @@ class SecretMatcher:
         self.strict = strict
         self._scanner = Scanner(serialised_db if serialised_db is not None else compile_ruleset(ruleset))
         self._rules = ruleset.rules
+        self._nrules = len(self._rules)
         self._confirm = [r.confirm_regex() for r in self._rules]
         self._group = [("secret" in rx.groupindex) for rx in self._confirm]
         self._width = [r.max_width() + 16 for r in self._rules]
@@ -81,7 +93,7 @@ class SecretMatcher:
         #: the end of the secret and applies its own entropy floor; the rule's own floor is not used
         self._struct = [STRUCTURAL.get(r.id) for r in self._rules]
 
-    def _windows(self, buf: Any) -> dict[int, list[tuple[int, int]]]:
+    def _windows(self, buf: Any, hits: list[int] | None = None) -> dict[int, list[tuple[int, int]]]:
         """Per rule, the merged windows around its Hyperscan candidates that its regex confirms in. Without
         Hyperscan (``BACKEND == "python"``) every active rule's window is the whole buffer: the confirmation
         regexes alone decide, so the findings are the same, only slower."""
@@ -89,8 +101,12 @@ class SecretMatcher:
         if BACKEND == "python":
             return {pid: [(0, n)] for pid, on in enumerate(self._active) if on} if n else {}
         ends: dict[int, list[int]] = defaultdict(list)
+        nrules, active = self._nrules, self._active
         for pid, end in self._scanner.scan(buf):
-            if self._active[pid]:
+            if pid >= nrules:  # a base64 needle (``aux_patterns``)
+                if hits is not None:
+                    hits.append(end)
+            elif active[pid]:
                 ends[pid].append(end)
         out: dict[int, list[tuple[int, int]]] = {}
         for pid, es in ends.items():
@@ -109,10 +125,17 @@ class SecretMatcher:
             out[pid] = windows
         return out
 
-    def find(self, buf: Any) -> list[SecretMatch]:
-        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset."""
+    def find_with_hits(self, buf: Any) -> tuple[list[SecretMatch], list[int]]:
+        """:meth:`find`, plus the end offsets (sorted) of the base64 needles the same scan met in ``buf``: where
+        a base64-encoded secret may stand (``B64Decoder.scan_hits``). Always empty with the fallback backend."""
+        hits: list[int] = []
+        return self.find(buf, hits), sorted(set(hits))
+
+    def find(self, buf: Any, hits: list[int] | None = None) -> list[SecretMatch]:
+        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset; base64
+        needle hits are appended to ``hits`` when given."""
         cands: dict[tuple[int, int], tuple[int, bytes]] = {}
-        for pid, windows in self._windows(buf).items():
+        for pid, windows in self._windows(buf, hits).items():
             rx, grp, struct = self._confirm[pid], self._group[pid], self._struct[pid]
             for lo, hi in windows:
                 for m in rx.finditer(buf, lo, hi):

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast.detectors.b64_needles import LAYERS, NeedleSet
 from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
 from veritensor_fast.findings import Item
+from veritensor_fast.kernels import BACKEND
 from veritensor_fast.matcher import SecretMatch
 
 if TYPE_CHECKING:
@@ -68,6 +71,11 @@ class EncodedSecrets:
         opts = ctx.options
         self.enabled = bool(opts.decode_base64) and opts.base64_depth > 0
         self.decoder = B64Decoder(ctx.matcher, max_depth=max(1, opts.base64_depth)) if self.enabled else None
+        #: text files: decode only around base64 needles (``b64_needles``) when they cover the layers asked for
+        self.needles = self.enabled and opts.base64_depth <= LAYERS
+        self._fallback: NeedleSet | None = None
+        if self.needles and BACKEND == "python":  # no Hyperscan: the same needles, searched in each run
+            self._fallback = NeedleSet([r.pattern for r in ctx.ruleset.rules])
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
@@ -91,7 +99,19 @@ class EncodedSecrets:
             line, col = scan.line_col(buf, c.start)
             scan.add_secret(m, line=line, column=col, decoded=_chain(chain))
 
-        self.decoder.scan_buffer(buf, emit, skip if covered else None)
+        self.decoder.scan_buffer(buf, emit, skip if covered else None, cands=self._candidates(buf, scan))
+
+    def _candidates(self, buf: Any, scan: ItemScan) -> Iterable[Candidate] | None:
+        """The runs to decode in a text buffer: those holding a base64 needle; None = every run (generic)."""
+        dec = self.decoder
+        if not self.needles or dec is None:
+            return None
+        if self._fallback is not None:
+            fb = self._fallback
+            return (c for c in dec.candidates(buf) if fb.in_span(bytes(buf[c.start:c.end])))
+        got = scan.b64_hits
+        hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
+        return dec.candidates_at(buf, hits) if hits else ()
 
 
     @staticmethod
