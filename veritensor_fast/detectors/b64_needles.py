@@ -191,22 +191,26 @@ def fragments(lit: bytes) -> set[bytes]:
     return out
 
 
-def needles(patterns: Iterable[str], layers: int = LAYERS) -> list[bytes]:
-    """Every fragment of every rule's required literals, for ``layers`` layers of base64, sorted."""
+def layered(patterns: Iterable[str], layers: int = LAYERS) -> list[set[bytes]]:
+    """The fragments of every rule's required literals, one set per base64 layer (first layer first)."""
     lits: set[bytes] = set()
     for p in patterns:
         lits |= required_literals(p)
-    layer = set()
+    layer: set[bytes] = set()
     for lit in lits:
         layer |= fragments(lit)
-    out = set(layer)
+    out = [layer]
     for _ in range(layers - 1):
         nxt: set[bytes] = set()
-        for f in layer:
+        for f in out[-1]:
             nxt |= fragments(f)
-        out |= nxt
-        layer = nxt
-    return sorted(out)
+        out.append(nxt - set().union(*out))
+    return out
+
+
+def needles(patterns: Iterable[str], layers: int = LAYERS) -> list[bytes]:
+    """Every fragment of every rule's required literals, for ``layers`` layers of base64, sorted."""
+    return sorted(set().union(*layered(patterns, layers)))
 
 
 #: What may stand between two lines of a wrapped blob inside a needle: LF, CRLF, LF plus 2 or 4 spaces (YAML).
@@ -215,12 +219,12 @@ BREAKS = (b"\n", b"\r\n", b"\n  ", b"\n    ")
 SPLIT_AT = 10
 
 
-def needle_literals(frags: Iterable[bytes]) -> list[bytes]:
+def needle_literals(frags: Iterable[bytes], breaks: Sequence[bytes] = BREAKS) -> list[bytes]:
     """What to search for so that a fragment is seen even where a wrapped line breaks it.
 
     A fragment of length ``L >= SPLIT_AT`` is searched as its first and its last ``k = min(8, (L + 1) // 2)``
     characters: a line break anywhere leaves one side of at least ``k`` characters, which holds one of the two.
-    A shorter fragment is searched whole and with each :data:`BREAKS` between any two of its characters (pure
+    A shorter fragment is searched whole and with each of ``breaks`` between any two of its characters (pure
     literals keep Hyperscan at literal speed; a ``[ \t]*\r?\n`` pattern per fragment measured 3x slower)."""
     out: set[bytes] = set()
     for f in frags:
@@ -231,14 +235,37 @@ def needle_literals(frags: Iterable[bytes]) -> list[bytes]:
             continue
         out.add(f)
         for i in range(1, len(f)):
-            for w in BREAKS:
+            for w in breaks:
                 out.add(f[:i] + w + f[i:])
     return sorted(out)
 
 
-def hs_patterns(frags: Iterable[bytes]) -> list[bytes]:
-    """Hyperscan patterns: every needle literal (see :func:`needle_literals`), then the compressed-stream starts."""
-    return [re.escape(x) for x in needle_literals(frags)] + [COMPRESSED_STARTS]
+def all_literals(patterns: Iterable[str], layers: int = LAYERS) -> list[bytes]:
+    """The needle literals of a rule set: first-layer fragments with their line-break variants, deeper layers
+    as they are (a wrapped outer blob that breaks a second-layer fragment is missed: the variants of every
+    layer made the database 2.5x larger and its compilation 2x slower, see ``bench/README.md``)."""
+    first, *deeper = layered(patterns, layers)
+    out = set(needle_literals(first))
+    for frags in deeper:
+        out.update(needle_literals(frags, ()))
+    return sorted(out)
+
+
+def hs_patterns(patterns: Iterable[str], layers: int = LAYERS) -> list[bytes]:
+    """Hyperscan patterns: every needle literal (see :func:`all_literals`), then the compressed-stream starts."""
+    # needles hold only the alphabets, spaces and line breaks: ``+`` is the one Hyperscan metacharacter
+    return [x.replace(b"+", b"\\+") for x in all_literals(patterns, layers)] + [COMPRESSED_STARTS]
+
+
+def code_key() -> bytes:
+    """What the needles derive from besides the rules: this module's code (a cache key for the database)."""
+    import hashlib
+    from pathlib import Path
+
+    try:
+        return hashlib.sha256(Path(__file__).read_bytes()).digest()
+    except OSError:  # pragma: no cover - e.g. a zip import: no cache reuse across versions, still correct
+        return b"b64_needles:unknown"
 
 
 class NeedleSet:
@@ -247,7 +274,7 @@ class NeedleSet:
 
     def __init__(self, patterns: Iterable[str], layers: int = LAYERS) -> None:
         self.by_head: dict[bytes, list[bytes]] = {}
-        for lit in needle_literals(needles(patterns, layers)):
+        for lit in all_literals(patterns, layers):
             self.by_head.setdefault(lit[:3], []).append(lit)
 
     def in_span(self, span: bytes) -> bool:
