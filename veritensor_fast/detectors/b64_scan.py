@@ -2,7 +2,9 @@
 and recurse into decoded text (nested base64, JSON string values) up to a depth limit.
 
 Used by the ``encoded`` detector on whole files and reusable by any detector that holds decoded text
-(``B64Decoder.scan_text``). Nothing here reports a generic "base64" finding: only a rule that matches the
+(``B64Decoder.scan_text``). In text files the ``encoded`` detector does not search for every run: it hands
+``scan_buffer`` the runs around base64 needle hits (:meth:`B64Decoder.candidates_at`, see ``b64_needles``), the
+same candidates :meth:`B64Decoder.raw_candidates` would give, restricted to those holding a hit. Nothing here reports a generic "base64" finding: only a rule that matches the
 *decoded* bytes produces a finding, with the decoding chain (``base64 → json → base64``) attached.
 
 Candidate finding: one Hyperscan pattern reports the 24th character of every run of the (union) base64
@@ -214,12 +216,15 @@ class B64Decoder:
         """The candidates :meth:`raw_candidates` would yield that hold one of ``hits`` (sorted end offsets of
         base64 needles, ``b64_needles``), found by looking only around each hit: back to the start of its run
         (and of the wrapped blob it continues), then forward exactly as :meth:`raw_candidates` goes."""
-        done = -1  # end of the last candidate looked at
+        done = -1  # end of the last candidate (or rejected run) looked at: later hits before it add nothing
         for h in hits:
             p = h - 1  # a character of the needle's run
             if p < done or p < 0:
                 continue
-            for start in self._starts_back(buf, p):
+            starts = self._starts_back(buf, p)
+            if not starts:
+                continue
+            for start in starts:
                 if start < done:
                     continue
                 c = self._candidate_at(buf, start)
@@ -230,30 +235,31 @@ class B64Decoder:
                     if plausible(c.data):
                         yield c
                     break
+            m = _RUN.match(buf, starts[-1])  # every hit in this run leads to the same starts
+            if m is not None:
+                done = max(done, m.end())
 
     def _starts_back(self, buf: Any, p: int) -> list[int]:
         """Starts of the runs that may begin a blob holding offset ``p``, farthest first: the run holding ``p``
         and, while a run begins its line, the run ending the line before (a wrapped blob's earlier lines)."""
-        starts: list[int] = []
         line_start = buf.rfind(b"\n", 0, p) + 1
-        seg = bytes(buf[line_start:p + 1])
-        head = seg.rstrip(_ALPHA_CHARS)
-        start = line_start + len(head)
+        start, alone = _run_back(buf, line_start, p + 1)
         if start > p:  # ``p`` is not an alphabet character (a line break inside a needle): no run here
-            return starts
-        starts.append(start)
+            return []
+        starts = [start]
         budget = MAX_ENCODED
-        while budget > 0 and start > 0 and not head.strip(b" \t") and line_start > 0:
+        while budget > 0 and alone and line_start > 0:
             prev_end = line_start - 1  # the newline ending the previous line
             prev_start = buf.rfind(b"\n", 0, prev_end) + 1
-            prev = bytes(buf[prev_start:prev_end]).rstrip(b" \t\r")
-            run = len(prev) - len(prev.rstrip(_ALPHA_CHARS))
-            if run < MIN_WRAP:
+            end = prev_end
+            while end > prev_start and buf[end - 1:end] in (b" ", b"\t", b"\r"):
+                end -= 1
+            start, alone = _run_back(buf, prev_start, end)
+            if end - start < MIN_WRAP:
                 break
-            start = prev_start + len(prev) - run
             starts.append(start)
-            budget -= run
-            head, line_start = prev[:len(prev) - run], prev_start
+            budget -= end - start
+            line_start = prev_start
         starts.reverse()
         return starts
 
@@ -413,6 +419,23 @@ def inflate(data: bytes, kind: str, limit: int) -> bytes:
         return d.decompress(data, limit)
     except zlib.error:
         return b""
+
+
+def _run_back(buf: Any, line_start: int, end: int) -> tuple[int, bool]:
+    """Start of the base64-alphabet run ending at ``end`` (not before ``line_start``), and whether only spaces
+    and tabs stand between ``line_start`` and it. Reads growing windows backwards: a hit deep in a long
+    minified line costs the run, not the line."""
+    w = 256
+    while True:
+        lo = max(line_start, end - w)
+        seg = bytes(buf[lo:end])
+        head = seg.rstrip(_ALPHA_CHARS)
+        if head or lo == line_start:
+            start = lo + len(head)
+            if start - line_start > 256:
+                return start, False
+            return start, not bytes(buf[line_start:start]).strip(b" \t")
+        w *= 4
 
 
 def _is_run(head: Any) -> bool:

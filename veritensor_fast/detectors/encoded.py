@@ -1,6 +1,6 @@
 """Encoded secrets: Kubernetes Secret manifests, Docker registry configs, Helm values and base64 blobs anywhere.
 
-Runs after the plain text pass. Two layers:
+Runs after the plain text pass. Three layers:
 
 1. Structured (YAML files that mention ``kind: Secret`` or a Docker config key, parsed with PyYAML's C safe
    loader, ``compose_all`` so every value keeps its line): every ``data``/``binaryData`` value of a ``Secret``
@@ -9,13 +9,19 @@ Runs after the plain text pass. Two layers:
    (``base64 → json → base64``); ``stringData`` values are matched as YAML-decoded text (escapes resolved) and
    reported where the secret stands literally in the file when it does (so they merge with the text pass).
    A ``dockerconfigjson``-like key anywhere (Helm values) is treated the same way.
-2. Generic: every base64/base64url blob in the file (see ``b64_scan``), recursively, depth-limited by
-   ``ScanOptions.base64_depth``. Blobs the structured layer handled are skipped. Templates that do not parse as
-   YAML (Helm ``{{ }}``) get this layer only.
+2. Around base64 needles (text files): the text pass's one Hyperscan scan also reports the base64 forms of
+   every rule's required literals (``b64_needles``: ``hf_`` -> ``aGZf``/``hmX``/``oZl``, keywords such as
+   ``aws``, two layers deep, line-wrapped too); only the base64 run holding such a hit is decoded
+   (``B64Decoder.candidates_at``), then matched and recursed into like any candidate. Blobs the structured
+   layer handled are skipped. Templates that do not parse as YAML (Helm ``{{ }}``) get this layer only.
+3. Generic: every base64/base64url blob (see ``b64_scan``), recursively, depth-limited by
+   ``ScanOptions.base64_depth``: for binary files, for decoded data (nested layers, JSON strings), and for
+   text files when ``base64_depth`` asks for more layers than the needles cover (``b64_needles.LAYERS``).
 
 Binary files (a NUL byte in the first 4 KiB) get the generic layer only, up to ``BINARY_MAX`` bytes and
 ``BINARY_DECODED`` decoded bytes each (packed data holds candidates, so the budget is smaller), executables
-and shared libraries excepted; findings carry the blob's byte ``offset`` too.
+and shared libraries excepted; findings carry the blob's byte ``offset`` too. With the fallback backend (no
+Hyperscan) text files get the generic candidates that hold a needle, which are the same runs.
 
 A finding points at the first character of the encoded value in the file and carries the chain in
 ``decoded``. Nothing is reported for a blob unless a real rule matches its decoded content.
