@@ -80,14 +80,15 @@ def test_every_prefix_rule_at_three_alignments_in_a_long_line(ctx: WorkerContext
                                      (True, "\n    ")])
 def test_hf_token_every_alignment_and_wrap_offset(ctx: WorkerContext, url: bool, sep: str) -> None:
     """MIME-wrapped (76) at every offset, so the needle is cut by the line break at every position (LF, CRLF,
-    and a YAML-style indented continuation)."""
+    and a YAML-style indented continuation in a YAML file, which keeps the generic decoder)."""
+    name = "values.yaml" if sep.startswith("\n ") else "mail.txt"
     for lead in range(0, 60):
         tok = hf_token(RNG)
         raw = b"\xfb\xff" * (lead % 3) + os.urandom(lead) + b" " + tok.encode() + b" " + os.urandom(20)
         enc = b64(raw, url)
         wrapped = sep.join(enc[i:i + 76] for i in range(0, len(enc), 76))
         text = f"# mail\n\nblob: {wrapped}\n-- end\n"
-        fs = [f for f in scan(ctx, "mail.txt", text) if f.secret == tok]
+        fs = [f for f in scan(ctx, name, text) if f.secret == tok]
         assert [(f.line, f.decoded) for f in fs] == [(3, "base64")], lead
 
 
@@ -193,3 +194,28 @@ def test_fallback_backend_identical(tmp_path: Path) -> None:
                               for f in json.loads(p.stdout)["findings"])
     assert out["python"] == out["hyperscan"]
     assert len(out["python"]) >= 3
+
+
+_PIECES = ["aGZf", "hmX", "oZl", "QUtJQ", "YXdz", "dG9rZW4", "H4sIA", "eJ", "Zm9v", "YmFy", "AAAA", "q+/", "-_",
+           "=", "==", "\n", "\r\n", "\n  ", " ", "\t", ":", '"', "x" * 40, "Ab1" * 14]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_candidates_at_equals_generic_on_random_text(ctx: WorkerContext, seed: int) -> None:
+    """Random mixes of needle pieces, alphabet runs, wraps, padding and separators: the runs decoded around the
+    needle hits are exactly the generic candidates holding a hit."""
+    from veritensor_fast.kernels import BACKEND
+
+    if BACKEND != "hyperscan":
+        pytest.skip("needle hits come from the Hyperscan database")
+    dec = next(d for d in ctx.detectors if d.name == "encoded").decoder  # type: ignore[attr-defined]
+    rng = random.Random(seed)
+    total = 0
+    for _ in range(150):
+        buf = "".join(rng.choice(_PIECES) for _ in range(rng.randint(5, 120))).encode()
+        _found, hits = ctx.matcher.find_with_hits(buf)
+        got = list(dec.candidates_at(buf, hits))
+        holding = [c for c in dec.raw_candidates(buf) if any(c.start < h <= c.end for h in hits)]
+        assert got == holding, buf
+        total += len(got)
+    assert total >= 20  # the mixes do hold needles inside candidates

@@ -13,10 +13,11 @@ Runs after the plain text pass. Three layers:
    every rule's required literals (``b64_needles``: ``hf_`` -> ``aGZf``/``hmX``/``oZl``, keywords such as
    ``aws``, two layers deep, line-wrapped too); only the base64 run holding such a hit is decoded
    (``B64Decoder.candidates_at``), then matched and recursed into like any candidate. Blobs the structured
-   layer handled are skipped. Templates that do not parse as YAML (Helm ``{{ }}``) get this layer only.
+   layer handled are skipped.
 3. Generic: every base64/base64url blob (see ``b64_scan``), recursively, depth-limited by
-   ``ScanOptions.base64_depth``: for binary files, for decoded data (nested layers, JSON strings), and for
-   text files when ``base64_depth`` asks for more layers than the needles cover (``b64_needles.LAYERS``).
+   ``ScanOptions.base64_depth``: for YAML files (Helm values and templates wrap blobs in indented block
+   scalars; blobs the structured layer handled are skipped), binary files, decoded data (nested layers, JSON
+   strings), and text files when ``base64_depth`` asks for more layers than the needles cover.
 
 Binary files (a NUL byte in the first 4 KiB) get the generic layer only, up to ``BINARY_MAX`` bytes and
 ``BINARY_DECODED`` decoded bytes each (packed data holds candidates, so the budget is smaller), executables
@@ -105,12 +106,13 @@ class EncodedSecrets:
             line, col = scan.line_col(buf, c.start)
             scan.add_secret(m, line=line, column=col, decoded=_chain(chain))
 
-        self.decoder.scan_buffer(buf, emit, skip if covered else None, cands=self._candidates(buf, scan))
+        self.decoder.scan_buffer(buf, emit, skip if covered else None, cands=self._candidates(buf, item, scan))
 
-    def _candidates(self, buf: Any, scan: ItemScan) -> Iterable[Candidate] | None:
-        """The runs to decode in a text buffer: those holding a base64 needle; None = every run (generic)."""
+    def _candidates(self, buf: Any, item: Item, scan: ItemScan) -> Iterable[Candidate] | None:
+        """The runs to decode in a text buffer: those holding a base64 needle; None = every run (generic: YAML
+        files, whose block scalars wrap blobs with indentation the needles do not cover, and few bytes)."""
         dec = self.decoder
-        if not self.needles or dec is None:
+        if not self.needles or dec is None or item.path.lower().endswith(_YAML_EXT):
             return None
         if self._fallback is not None:
             fb = self._fallback
