@@ -4,8 +4,10 @@ and recurse into decoded text (nested base64, JSON string values) up to a depth 
 Used by the ``encoded`` detector on whole files and reusable by any detector that holds decoded text
 (``B64Decoder.scan_text``). In text files the ``encoded`` detector does not search for every run: it hands
 ``scan_buffer`` the runs around base64 needle hits (:meth:`B64Decoder.candidates_at`, see ``b64_needles``), the
-same candidates :meth:`B64Decoder.raw_candidates` would give, restricted to those holding a hit. Nothing here reports a generic "base64" finding: only a rule that matches the
-*decoded* bytes produces a finding, with the decoding chain (``base64 → json → base64``) attached.
+same candidates :meth:`B64Decoder.raw_candidates` would give, restricted to those holding a hit.
+
+Nothing here reports a generic "base64" finding: only a rule that matches the *decoded* bytes produces a
+finding, with the decoding chain (``base64 → json → base64``) attached.
 
 Candidate finding: one Hyperscan pattern reports the 24th character of every run of the (union) base64
 alphabet that is at least 24 long (one callback per run, not per byte); Python ``re`` then takes the whole run
