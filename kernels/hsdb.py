@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,18 @@ def _cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "veritensor-fast"
 
 
-def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None) -> bytes:
+def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None, *, key: bytes = b"",
+                   more: Callable[[], Sequence[bytes]] | None = None) -> bytes:
     """Like :func:`compile_patterns`, memoised on disk by a hash of the patterns and library version. A cache
-    file that cannot be read or loaded (truncated, corrupt) is ignored and rewritten."""
+    file that cannot be read or loaded (truncated, corrupt) is ignored and rewritten.
+
+    ``more`` (with ``key`` naming what it derives from ``patterns``) appends patterns that are costly to
+    derive: it is called only when the cache misses (flags 0)."""
     h = hashlib.sha256(str(getattr(hyperscan, "__version__", "?")).encode())
     for p, f in zip(patterns, flags or [0] * len(patterns), strict=True):
         h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
+    if more is not None:
+        h.update(b"\x00more\x00" + key)
     path = _cache_dir() / f"hsdb-{h.hexdigest()[:32]}.bin"
     try:
         blob: bytes = path.read_bytes()
@@ -59,6 +65,10 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
         return blob
     except Exception:  # missing, unreadable or corrupt: compile afresh
         pass
+    if more is not None:
+        extra = list(more())
+        patterns = list(patterns) + extra
+        flags = list(flags or [0] * (len(patterns) - len(extra))) + [0] * len(extra)
     blob = compile_patterns(patterns, flags)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

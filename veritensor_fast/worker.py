@@ -180,7 +180,8 @@ class WorkerContext:
 class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
-    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_lc", "keep", "budgets")
+    __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_lc", "keep", "budgets",
+                 "b64_hits")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -195,6 +196,8 @@ class ItemScan:
         self.keep: tuple[int, int] | None = None
         #: decompression budgets of the top-level file (``veritensor_fast.decompress``), shared with its members
         self.budgets: dict[str, Any] = {}
+        #: ``(buffer, end offsets)`` of the base64 needles the text pass's scan met (``detectors/b64_needles``)
+        self.b64_hits: tuple[Any, list[int]] | None = None
 
     def error(self, reason: str, kind: str = "parse", level: str = "") -> None:
         """Record a problem with this item; ``level="warning"`` when it was scanned anyway (see ``error_level``)."""

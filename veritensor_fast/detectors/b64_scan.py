@@ -2,8 +2,12 @@
 and recurse into decoded text (nested base64, JSON string values) up to a depth limit.
 
 Used by the ``encoded`` detector on whole files and reusable by any detector that holds decoded text
-(``B64Decoder.scan_text``). Nothing here reports a generic "base64" finding: only a rule that matches the
-*decoded* bytes produces a finding, with the decoding chain (``base64 → json → base64``) attached.
+(``B64Decoder.scan_text``). In text files the ``encoded`` detector does not search for every run: it hands
+``scan_buffer`` the runs around base64 needle hits (:meth:`B64Decoder.candidates_at`, see ``b64_needles``), the
+same candidates :meth:`B64Decoder.raw_candidates` would give, restricted to those holding a hit.
+
+Nothing here reports a generic "base64" finding: only a rule that matches the *decoded* bytes produces a
+finding, with the decoding chain (``base64 → json → base64``) attached.
 
 Candidate finding: one Hyperscan pattern reports the 24th character of every run of the (union) base64
 alphabet that is at least 24 long (one callback per run, not per byte); Python ``re`` then takes the whole run
@@ -25,7 +29,7 @@ from __future__ import annotations
 import binascii
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +60,7 @@ _RUN_ANY = re.compile(rb"(?<![" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_R
 _NONLETTER = rb"0-9+/_\-"
 _POSSIBLE = (rb"[A-Z][a-z" + _NONLETTER + rb"]", rb"[a-z" + _NONLETTER + rb"][A-Z]")
 _POSSIBLE_RUN = rb"[" + _NONLETTER + rb"]{" + str(MIN_RUN).encode() + rb"}"
+_ALPHA_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
 _URL2STD = bytes.maketrans(b"-_", b"+/")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _SEP = b"\n\x00\n"  # breaks every rule (no rule spans NUL plus two newlines)
@@ -209,18 +214,82 @@ class B64Decoder:
                 break
         return Candidate(start, end, b"".join(parts))
 
+    def candidates_at(self, buf: Any, hits: list[int]) -> Iterator[Candidate]:
+        """The candidates :meth:`raw_candidates` would yield that hold one of ``hits`` (sorted end offsets of
+        base64 needles, ``b64_needles``), found by looking only around each hit: back to the start of its run
+        (and of the wrapped blob it continues), then forward exactly as :meth:`raw_candidates` goes."""
+        done = -1  # end of the last candidate (or rejected run) looked at: later hits before it add nothing
+        for h in hits:
+            p = h - 1  # a character of the needle's run
+            if p < done or p < 0:
+                continue
+            starts = self._starts_back(buf, p)
+            if not starts:
+                continue
+            for start in starts:
+                if start < done:
+                    continue
+                c = self._candidate_at(buf, start)
+                if c is None:
+                    continue
+                done = max(done, c.end)
+                if c.start <= p < c.end:
+                    if plausible(c.data):
+                        yield c
+                    break
+            m = _RUN.match(buf, starts[-1])  # every hit in this run leads to the same starts
+            if m is not None:
+                done = max(done, m.end())
+
+    def _starts_back(self, buf: Any, p: int) -> list[int]:
+        """Starts of the runs that may begin a blob holding offset ``p``, farthest first: the run holding ``p``
+        and, while a run begins its line, the run ending the line before (a wrapped blob's earlier lines)."""
+        line_start = buf.rfind(b"\n", 0, p) + 1
+        start, alone = _run_back(buf, line_start, p + 1)
+        if start > p:  # ``p`` is not an alphabet character (a line break inside a needle): no run here
+            return []
+        starts = [start]
+        budget = MAX_ENCODED
+        while budget > 0 and alone and line_start > 0:
+            prev_end = line_start - 1  # the newline ending the previous line
+            prev_start = buf.rfind(b"\n", 0, prev_end) + 1
+            end = prev_end
+            while end > prev_start and buf[end - 1:end] in (b" ", b"\t", b"\r"):
+                end -= 1
+            start, alone = _run_back(buf, prev_start, end)
+            if end - start < MIN_WRAP:
+                break
+            starts.append(start)
+            budget -= end - start
+            line_start = prev_start
+        starts.reverse()
+        return starts
+
+    def _candidate_at(self, buf: Any, start: int) -> Candidate | None:
+        """What :meth:`raw_candidates` yields (or rejects, None) for the run starting at ``start``."""
+        head = buf[start:start + MIN_RUN]
+        if len(head) < MIN_RUN or head.islower() or head.isupper() or not _is_run(head):
+            return None
+        m = _RUN.match(buf, start)
+        if m is None:  # pragma: no cover - head is alphabet-only
+            return None
+        if m.end() - start < MIN_WRAP:
+            return Candidate(start, m.end(), m.group())
+        return self._extend(buf, start)
+
     # ---- matching -----------------------------------------------------------------------------------
 
     def scan_buffer(self, buf: Any, emit: Callable[[SecretMatch, tuple[str, ...], Candidate], None],
-                    skip: Callable[[int], bool] | None = None, max_decoded: int = MAX_DECODED_PER_BUFFER) -> None:
-        """Find, decode and match every candidate of ``buf``; recurse into decoded text.
+                    skip: Callable[[int], bool] | None = None, max_decoded: int = MAX_DECODED_PER_BUFFER,
+                    cands: Iterable[Candidate] | None = None) -> None:
+        """Find, decode and match every candidate of ``buf`` (or only ``cands``); recurse into decoded text.
 
         ``emit(match, chain, candidate)`` is called for every secret, ``candidate`` being the top-level blob
         (its ``start`` is where the finding points). ``skip(offset)`` may exclude blobs already handled.
         """
         budget = [max_decoded]
         todo: list[tuple[Candidate, bytes, tuple[str, ...]]] = []
-        for c in self.candidates(buf):
+        for c in self.candidates(buf) if cands is None else cands:
             if skip is not None and skip(c.start):
                 continue
             dec = self._decode_candidate(c.data, budget)
@@ -352,6 +421,27 @@ def inflate(data: bytes, kind: str, limit: int) -> bytes:
         return d.decompress(data, limit)
     except zlib.error:
         return b""
+
+
+def _run_back(buf: Any, line_start: int, end: int) -> tuple[int, bool]:
+    """Start of the base64-alphabet run ending at ``end`` (not before ``line_start``), and whether only spaces
+    and tabs stand between ``line_start`` and it. Reads growing windows backwards: a hit deep in a long
+    minified line costs the run, not the line."""
+    w = 256
+    while True:
+        lo = max(line_start, end - w)
+        seg = bytes(buf[lo:end])
+        head = seg.rstrip(_ALPHA_CHARS)
+        if head or lo == line_start:
+            start = lo + len(head)
+            if start - line_start > 256:
+                return start, False
+            return start, not bytes(buf[line_start:start]).strip(b" \t")
+        w *= 4
+
+
+def _is_run(head: Any) -> bool:
+    return not bytes(head).translate(None, _ALPHA_CHARS)
 
 
 def _stop(*_args: Any) -> bool:

@@ -1,6 +1,6 @@
 """Encoded secrets: Kubernetes Secret manifests, Docker registry configs, Helm values and base64 blobs anywhere.
 
-Runs after the plain text pass. Two layers:
+Runs after the plain text pass. Three layers:
 
 1. Structured (YAML files that mention ``kind: Secret`` or a Docker config key, parsed with PyYAML's C safe
    loader, ``compose_all`` so every value keeps its line): every ``data``/``binaryData`` value of a ``Secret``
@@ -9,13 +9,20 @@ Runs after the plain text pass. Two layers:
    (``base64 → json → base64``); ``stringData`` values are matched as YAML-decoded text (escapes resolved) and
    reported where the secret stands literally in the file when it does (so they merge with the text pass).
    A ``dockerconfigjson``-like key anywhere (Helm values) is treated the same way.
-2. Generic: every base64/base64url blob in the file (see ``b64_scan``), recursively, depth-limited by
-   ``ScanOptions.base64_depth``. Blobs the structured layer handled are skipped. Templates that do not parse as
-   YAML (Helm ``{{ }}``) get this layer only.
+2. Around base64 needles (text files): the text pass's one Hyperscan scan also reports the base64 forms of
+   every rule's required literals (``b64_needles``: ``hf_`` -> ``aGZf``/``hmX``/``oZl``, keywords such as
+   ``aws``, two layers deep, line-wrapped too); only the base64 run holding such a hit is decoded
+   (``B64Decoder.candidates_at``), then matched and recursed into like any candidate. Blobs the structured
+   layer handled are skipped.
+3. Generic: every base64/base64url blob (see ``b64_scan``), recursively, depth-limited by
+   ``ScanOptions.base64_depth``: for YAML files (Helm values and templates wrap blobs in indented block
+   scalars; blobs the structured layer handled are skipped), binary files, decoded data (nested layers, JSON
+   strings), and text files when ``base64_depth`` asks for more layers than the needles cover.
 
 Binary files (a NUL byte in the first 4 KiB) get the generic layer only, up to ``BINARY_MAX`` bytes and
 ``BINARY_DECODED`` decoded bytes each (packed data holds candidates, so the budget is smaller), executables
-and shared libraries excepted; findings carry the blob's byte ``offset`` too.
+and shared libraries excepted; findings carry the blob's byte ``offset`` too. With the fallback backend (no
+Hyperscan) text files get the generic candidates that hold a needle, which are the same runs.
 
 A finding points at the first character of the encoded value in the file and carries the chain in
 ``decoded``. Nothing is reported for a blob unless a real rule matches its decoded content.
@@ -25,10 +32,13 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast.detectors.b64_needles import LAYERS, NeedleSet
 from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
 from veritensor_fast.findings import Item
+from veritensor_fast.kernels import BACKEND
 from veritensor_fast.matcher import SecretMatch
 
 if TYPE_CHECKING:
@@ -68,6 +78,11 @@ class EncodedSecrets:
         opts = ctx.options
         self.enabled = bool(opts.decode_base64) and opts.base64_depth > 0
         self.decoder = B64Decoder(ctx.matcher, max_depth=max(1, opts.base64_depth)) if self.enabled else None
+        #: text files: decode only around base64 needles (``b64_needles``) when they cover the layers asked for
+        self.needles = self.enabled and opts.base64_depth <= LAYERS
+        self._fallback: NeedleSet | None = None
+        if self.needles and BACKEND == "python":  # no Hyperscan: the same needles, searched in each run
+            self._fallback = NeedleSet([r.pattern for r in ctx.ruleset.rules])
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
@@ -91,7 +106,20 @@ class EncodedSecrets:
             line, col = scan.line_col(buf, c.start)
             scan.add_secret(m, line=line, column=col, decoded=_chain(chain))
 
-        self.decoder.scan_buffer(buf, emit, skip if covered else None)
+        self.decoder.scan_buffer(buf, emit, skip if covered else None, cands=self._candidates(buf, item, scan))
+
+    def _candidates(self, buf: Any, item: Item, scan: ItemScan) -> Iterable[Candidate] | None:
+        """The runs to decode in a text buffer: those holding a base64 needle; None = every run (generic: YAML
+        files, whose block scalars wrap blobs with indentation the needles do not cover, and few bytes)."""
+        dec = self.decoder
+        if not self.needles or dec is None or item.path.lower().endswith(_YAML_EXT):
+            return None
+        if self._fallback is not None:
+            fb = self._fallback
+            return (c for c in dec.candidates(buf) if fb.in_span(bytes(buf[c.start:c.end])))
+        got = scan.b64_hits
+        hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
+        return dec.candidates_at(buf, hits) if hits else ()
 
 
     @staticmethod

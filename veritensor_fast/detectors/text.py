@@ -59,7 +59,12 @@ class TextSecrets:
         if u16 is not None:
             self._utf16(buf, u16[0], u16[1], scan)
             return
-        for m in self.ctx.matcher.find(buf):
+        if b"\x00" in head:  # binary: the encoded pass decodes every run there, needles are not used
+            found = self.ctx.matcher.find(buf)
+        else:
+            found, hits = self.ctx.matcher.find_with_hits(buf)  # one scan: secrets and base64 needles
+            scan.b64_hits = (buf, hits)
+        for m in found:
             scan.add_secret(m, buf)
 
     def _utf16(self, buf: Any, enc: str, start: int, scan: ItemScan) -> None:
