@@ -258,3 +258,50 @@ def test_jobs_two_equals_jobs_one(tmp_path: Path) -> None:
     assert key == [(f.fingerprint, f.path, f.commit and f.commit["id"]) for f in two.findings]
     assert sorted(f.commit["id"] for f in one.findings if f.commit) == sorted(intro)
     assert not _children(b"git")
+
+
+def _generated(tmp_path: Path) -> Path:
+    from corpora.gen_git_repo import generate
+
+    generate(tmp_path / "g", commits=90, files=60, avg_size=400, changes=9, secrets=6, decoys=2, seed=5)
+    return tmp_path / "g"
+
+
+def test_datastore_written_in_few_transactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veritensor_fast.datastore import DataStore
+
+    repo = _generated(tmp_path)
+    calls: list[int] = []
+    real = DataStore.record
+
+    def record(self: DataStore, memo: str, results: Any) -> None:
+        calls.append(len(results))
+        real(self, memo, results)
+
+    monkeypatch.setattr(DataStore, "record", record)
+    ds = str(tmp_path / "ds.sqlite")
+    r = scan_history([str(repo)], ScanOptions(), jobs=1, datastore=ds)
+    n = r.stats["blobs_scanned"] + r.stats["commits_scanned"]
+    assert n > 3 * 256  # several engine batches...
+    assert len(calls) == 2 and sum(calls) == n  # ...written as the first batch and then one transaction
+    again = scan_history([str(repo)], ScanOptions(), jobs=1, datastore=ds)
+    assert again.stats["blobs_scanned"] == 0 and len(again.findings) == len(r.findings)
+
+
+def test_interrupted_sweep_keeps_what_it_scanned(tmp_path: Path) -> None:
+    repo = _generated(tmp_path)
+    ds = str(tmp_path / "ds.sqlite")
+    done: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def progress(res: Any) -> None:
+        done.append(len(res.scanned))
+        if len(done) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        scan_history([str(repo)], ScanOptions(), jobs=1, datastore=ds, on_progress=progress)
+    r = scan_history([str(repo)], ScanOptions(), jobs=1, datastore=ds)
+    assert r.stats["blobs_from_datastore"] == sum(done)  # all three batches, not only the first

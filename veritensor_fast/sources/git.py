@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from veritensor_fast.findings import Item, ScanError, display_path
+from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
 from veritensor_fast.sources import git_list
 from veritensor_fast.sources.fs import _excluded
@@ -118,6 +118,8 @@ class GitHistorySource(HistoryResults):
         self._spools: dict[str, Spool | None] = {}
         self._log: Spool | None = None
         self._log_decided = False
+        self._pending: list[tuple[str, Sequence[Finding]]] = []  # scanned, not yet written to the datastore
+        self._flushed = float("-inf")  # the first batch is written at once: even a short run leaves a memo
         self._log_walk: tuple[list[str], bytes | None] | None = None
 
     # -- listing ------------------------------------------------------------------------------------------
@@ -199,12 +201,23 @@ class GitHistorySource(HistoryResults):
             self.close()
 
     def close(self) -> None:
-        """Stop the background git commands that are still running and drop their files."""
+        """Stop the background git commands that are still running and drop their files. A sweep that ends
+        without ``annotate`` (Ctrl-C, an error) still writes the blobs it scanned to the datastore."""
         for sp in (*self._spools.values(), self._log):
             if sp is not None:
                 sp.close()
         self._spools.clear()
         self._log = None
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                self._store = store
+                self._flush()
+            except Exception:  # noqa: BLE001 - already failing; the memo is an optimisation
+                pass
+            finally:
+                self._store = None
+                store.close()
 
     def _default_scope(self) -> bool:
         return not (self.branches or self.since or self.rev_range or self.all_objects)
