@@ -11,7 +11,6 @@ repositories idle for ``IDLE_CLOSE_S`` (a long-lived worker sweeps many reposito
 from __future__ import annotations
 
 import collections
-import re
 import subprocess
 import threading
 import time
@@ -19,11 +18,6 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from veritensor_fast import gitcmd
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
 from veritensor_fast.findings import Item
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources.fs import InputError
@@ -34,38 +28,6 @@ def _noop() -> None:
     return None
 
 
-_BATCH_COMMAND: bool | None = None
-
-
-def batch_command() -> bool:
-    """Whether git has ``cat-file --batch-command`` (2.36+): with ``--buffer`` and one ``flush`` per request,
-    git writes a batch's objects in large writes instead of one flush per object (measured: half the
-    pipe time)."""
-    global _BATCH_COMMAND
-    if _BATCH_COMMAND is None:
-        try:
-            m = re.search(rb"(\d+)\.(\d+)", gitcmd.run(".", ["version"]))
-            _BATCH_COMMAND = m is not None and (int(m.group(1)), int(m.group(2))) >= (2, 36)
-        except GitError:
-            _BATCH_COMMAND = False
-    return _BATCH_COMMAND
-
-
-def grow_pipe(pipe: IO[bytes], size: int = 1 << 20) -> None:
-    """Let git run up to ``size`` bytes ahead of the reader (Linux ``F_SETPIPE_SZ``; the default pipe holds
-    64 KiB, so git stalls whenever a blob is being scanned). Best effort: the size is capped by
-    ``/proc/sys/fs/pipe-max-size`` and by the user's pipe quota."""
-    setsz = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
-    if setsz is None:
-        return
-    for n in (size, size >> 2):
-        try:
-            fcntl.fcntl(pipe.fileno(), setsz, n)
-            return
-        except OSError:
-            continue
-
-
 class _CatFile:
     """One ``git cat-file --batch`` child for one repository, with the ids requested but not yet read."""
 
@@ -74,14 +36,11 @@ class _CatFile:
         self.pending: collections.deque[str] = collections.deque()
         self.last_used = time.monotonic()
         self._writer: threading.Thread | None = None
-        self.command = batch_command()
         try:
-            self.proc = gitcmd.popen(repo, ["cat-file", *(("--batch-command", "--buffer") if self.command
-                                                        else ("--batch",))], stdin=subprocess.PIPE)
+            self.proc = gitcmd.popen(repo, ["cat-file", "--batch"], stdin=subprocess.PIPE)
         except GitError as exc:
             raise InputError("unreadable", f"cannot start git cat-file: {exc}") from None
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        grow_pipe(self.proc.stdout)
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
 
@@ -91,10 +50,7 @@ class _CatFile:
             return
         self.join_writer()
         self.pending.extend(oids)
-        if self.command:  # buffered output, flushed once per request
-            payload = ("".join(f"contents {o}\n" for o in oids) + "flush\n").encode("ascii")
-        else:
-            payload = ("\n".join(oids) + "\n").encode("ascii")
+        payload = ("\n".join(oids) + "\n").encode("ascii")
         if len(payload) <= 16384:  # fits in the pipe buffer: a plain write cannot block on our own reads
             self._write(payload)
         else:
@@ -126,7 +82,7 @@ class _CatFile:
             return (parts[1].decode("ascii", "replace") if len(parts) == 2 else "missing"), None
         otype = parts[1].decode("ascii", "replace")
         size = int(parts[2])
-        data = self.stdout.read(size)
+        data = self.stdout.read(size)  # then the newline: no copy of the content to drop it
         if len(data) != size or self.stdout.read(1) != b"\n":
             raise EOFError
         return otype, data
