@@ -1,6 +1,11 @@
 """History-mode benchmarks (pytest-benchmark) on a generated repository (``corpora/gen_git_repo.py``).
 
     pytest bench/bench_history.py --benchmark-enable [-k scan]
+    python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
+    python bench/bench_history.py scan REPO [JOBS]         # one history sweep, one JSON line
+
+The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
+(``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
 
 The repository is generated once into ``corpora/out/bench-git-<params>`` (git-ignored), or taken from
 ``VF_BENCH_GIT_REPO`` (a repository made by ``corpora/gen_git_repo.py``, with ``<repo>.truth.json`` beside it).
@@ -36,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from veritensor_fast.sources.git import GitHistorySource, scan_history  # noqa: E402
+from veritensor_fast.history import scan_history  # noqa: E402
+from veritensor_fast.sources import git_list  # noqa: E402
 from veritensor_fast.worker import ScanOptions  # noqa: E402
 
 
@@ -69,10 +75,77 @@ def git_repo() -> tuple[Path, dict[str, Any]]:
 
 
 def _reachable_pack_order(repo: Path) -> list[str]:
-    src = GitHistorySource(str(repo), use_datastore=False)
-    src.validate()
-    reach, _ = src._reachable()
-    return [oid for oid, t, _ in src._pack_order() if t == "blob" and oid in reach]
+    return [oid for oid, _ in reachable_blobs(str(repo))]
+
+
+def reachable_blobs(repo: str) -> list[tuple[str, int]]:
+    """(oid, size) of every blob reachable from every ref, in pack order (the sweep's listing)."""
+    reach, _ = git_list.reachable(repo, ["--all"], None)
+    return [(oid, size) for oid, t, size in git_list.pack_order(repo) if t == "blob" and oid in reach]
+
+
+def read_range(repo: str, blobs: list[tuple[str, int]]) -> tuple[int, int]:
+    """Read ``blobs`` as a worker does (``BlobReader``: hardened ``cat-file``, batches of 256 prefetched, each
+    blob hashed against its id) and drop the bytes. Returns (blobs, bytes)."""
+    from veritensor_fast.findings import Item
+    from veritensor_fast.sources.git_read import BlobReader
+
+    reader = BlobReader()
+    n = total = 0
+    try:
+        for i in range(0, len(blobs), 256):
+            items = [Item("blob", oid, oid, size, repo) for oid, size in blobs[i:i + 256]]
+            reader.prefetch(items)
+            for it in items:
+                data, _ = reader.open(it)
+                n += 1
+                total += len(data)
+    finally:
+        reader.close()
+    return n, total
+
+
+def _read_range_star(args: tuple[str, list[tuple[str, int]]]) -> tuple[int, int]:
+    return read_range(*args)
+
+
+def ceiling(repo: str, readers: int = 1) -> dict[str, Any]:
+    """The read-only ceiling of a history sweep: the listing, then every reachable blob read in pack order and
+    hashed, by ``readers`` processes over contiguous pack ranges (1 = one ``cat-file`` in pack order)."""
+    import multiprocessing as mp
+    import resource
+
+    t0 = time.perf_counter()
+    blobs = reachable_blobs(repo)
+    t_list = time.perf_counter() - t0
+    if readers <= 1:
+        n, total = read_range(repo, blobs)
+    else:
+        k = -(-len(blobs) // readers)
+        with mp.get_context("fork").Pool(readers) as pool:
+            parts = pool.map(_read_range_star, [(repo, blobs[i:i + k]) for i in range(0, len(blobs), k)])
+        n, total = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    wall = time.perf_counter() - t0
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"mode": "ceiling", "readers": readers, "blobs": n, "bytes": total, "listing_s": round(t_list, 3),
+            "wall_s": round(wall, 3), "cpu_s": round(me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, 2),
+            "mb_per_s": round(total / 1e6 / wall, 1), "load": round(os.getloadavg()[0], 2)}
+
+
+def sweep(repo: str, jobs: int, datastore: str | None = None) -> dict[str, Any]:
+    """One ``scan --history`` of ``repo`` (no datastore unless given), as the CLI runs it."""
+    import resource
+
+    t0 = time.perf_counter()
+    r = scan_history([repo], ScanOptions(), jobs=jobs, **({"datastore": datastore} if datastore
+                                                          else {"use_datastore": False}))
+    wall = time.perf_counter() - t0
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"mode": "scan", "jobs": jobs, "blobs": r.stats.get("blobs_scanned"), "bytes": r.stats.get("bytes"),
+            "findings": len(r.findings), "errors": len(r.errors), "wall_s": round(wall, 3),
+            "cpu_s": round(me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, 2),
+            "provenance_s": r.stats.get("provenance_seconds"), "parent_rss_mb": me.ru_maxrss // 1024,
+            "child_rss_mb": ch.ru_maxrss // 1024, "load": round(os.getloadavg()[0], 2)}
 
 
 def _read_all(repo: Path, oids: list[str]) -> tuple[int, int]:
@@ -218,3 +291,9 @@ def test_incremental(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], tmp_
     assert r.stats["blobs_scanned"] == 0 and len(r.findings) == len(first.findings)
     benchmark.extra_info.update({"first_sweep_seconds": round(first_s, 2), "blobs": r.stats["blobs_total"],
                                  "findings": len(r.findings), "provenance_seconds": r.stats["provenance_seconds"]})
+
+
+if __name__ == "__main__":
+    mode, target = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
+    print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))

@@ -24,22 +24,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
 from veritensor_fast.sources import git_list
-from veritensor_fast.sources import git_provenance as gp
 from veritensor_fast.sources.fs import _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
-from veritensor_fast.sources.git_objects import commit_path, is_commit_path
+from veritensor_fast.sources.git_objects import commit_path
 from veritensor_fast.sources.git_provenance import oldest_per_secret  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F401 - re-exported
+from veritensor_fast.sources.git_results import HistoryResults
+from veritensor_fast.sources.git_spool import Spool
 
 if TYPE_CHECKING:
-    from veritensor_fast.worker import BatchResult, ScanOptions
+    from veritensor_fast.worker import ScanOptions
 
 
 def default_datastore_path(repo: str) -> str:
@@ -50,7 +50,7 @@ def default_datastore_path(repo: str) -> str:
     return default_location(os.path.abspath(os.path.join(repo, git_list.git_text(repo, "rev-parse", "--git-dir").strip())))
 
 
-class GitHistorySource:
+class GitHistorySource(HistoryResults):
     """Every distinct blob of one repository's history (``Source`` protocol), plus provenance and the memo.
 
     ``repo`` may be a work tree or a bare repository. Scope: all refs (branches, tags, remotes, stash and its
@@ -111,6 +111,16 @@ class GitHistorySource:
         self._hidden: dict[str, set[str]] = {}  # commit id -> fields blanked (a secret not recoverable)
         self._fallback_all = False
         self._seen: set[str] = set()
+        # background git commands (``start``): the listing's, and provenance's ``git log`` (``git_results``)
+        self._started = False
+        self._start_error: GitError | None = None
+        self._prep_errors: list[ScanError] = []
+        self._spools: dict[str, Spool | None] = {}
+        self._log: Spool | None = None
+        self._log_decided = False
+        self._pending: list[tuple[str, Sequence[Finding]]] = []  # scanned, not yet written to the datastore
+        self._flushed = float("-inf")  # the first batch is written at once: even a short run leaves a memo
+        self._log_walk: tuple[list[str], bytes | None] | None = None
 
     # -- listing ------------------------------------------------------------------------------------------
 
@@ -170,6 +180,45 @@ class GitHistorySource:
                 self.stats["listing"] = f"full ({exc})"
         return errors
 
+    def start(self) -> None:
+        """Plan the sweep and start its listing in the background (idempotent; ``items`` calls it too).
+
+        ``rev-list --objects``, the pack-order listing and the commit list run at once, each into a temporary
+        file (``git_spool``), while the caller does its own start-up (the process pool, ``warm_workers``)."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            self._prep_errors = self._prepare()
+            walk = walk_input(self._tips, self._revs, self._negatives)
+            if self.order == "pack" or self._incremental:
+                self._spools["reachable"] = git_list.reachable_spool(self.origin, *walk)
+                if not self._incremental:  # an incremental sweep sizes its few new blobs instead
+                    self._spools["pack"] = Spool(self.origin, git_list.PACK_ORDER)
+            self._spools["commits"] = git_list.commits_spool(self.origin, *walk)
+        except GitError as exc:
+            self._start_error = exc
+            self.close()
+
+    def close(self) -> None:
+        """Stop the background git commands that are still running and drop their files. A sweep that ends
+        without ``annotate`` (Ctrl-C, an error) still writes the blobs it scanned to the datastore."""
+        for sp in (*self._spools.values(), self._log):
+            if sp is not None:
+                sp.close()
+        self._spools.clear()
+        self._log = None
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                self._store = store
+                self._flush()
+            except Exception:  # noqa: BLE001 - already failing; the memo is an optimisation
+                pass
+            finally:
+                self._store = None
+                store.close()
+
     def _default_scope(self) -> bool:
         return not (self.branches or self.since or self.rev_range or self.all_objects)
 
@@ -217,7 +266,7 @@ class GitHistorySource:
         """Every commit the walk covers, as a ``commit`` item: its message and author/committer are scanned
         (a token pasted into a commit message is as leaked as one in a file). Commit ids come from
         ``rev-list`` (hex, one per line); the objects themselves are read by ``CommitReader``."""
-        oids = git_list.commits(self.origin, *walk_input(self._tips, self._revs, self._negatives))
+        oids = git_list.parse_commits(self._spools.pop("commits", None))
         n = 0
         for oid, otype, size in git_list.sizes(self.origin, oids):
             if otype != "commit":
@@ -230,11 +279,20 @@ class GitHistorySource:
 
     def items(self) -> Iterator[Item | ScanError]:
         t0 = time.perf_counter()
+        self.start()
         try:
-            yield from self._prepare()
-        except GitError as exc:
-            yield ScanError(self._label(), f"cannot read git repository: {exc}", "unreadable")
+            yield from self._items(t0)
+        finally:
+            for sp in self._spools.values():
+                if sp is not None:
+                    sp.close()
+            self._spools.clear()
+
+    def _items(self, t0: float) -> Iterator[Item | ScanError]:
+        if self._start_error is not None:
+            yield ScanError(self._label(), f"cannot read git repository: {self._start_error}", "unreadable")
             return
+        yield from self._prep_errors
         seen = self._store.scanned(self._memo) if self._store is not None else set()
         self._seen = seen
         listed: set[str] = set()
@@ -243,12 +301,15 @@ class GitHistorySource:
         retry, self._retry = self._retry, {}
         if self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
-            reachable, self._walk_failure = git_list.reachable(self.origin, *walk_input(self._tips, self._revs, self._negatives))
+            reachable, self._walk_failure = git_list.parse_reachable(self._spools.pop("reachable", None))
             stream: Iterator[tuple[str, str, int, str]]
             if self._incremental and len(reachable) < 50_000:  # a few new blobs: size them, skip the pack scan
                 stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.sizes(self.origin, list(reachable)))
             else:
-                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.pack_order(self.origin) if oid in reachable)
+                pack = self._spools.pop("pack", None) or Spool(self.origin, git_list.PACK_ORDER)
+                self._spools["pack"] = pack  # closed by ``items`` when done
+                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.parse_pack_order(pack)
+                          if oid in reachable)
         else:
             stream = git_list.stream(self.origin, *walk_input(self._tips, self._revs, self._negatives), self._set_walk_failure)
         new_in_scope = 0
@@ -311,188 +372,6 @@ class GitHistorySource:
             self.stats["blobs_total"] = len(listed)
             self.stats["blobs_from_datastore"] = len(self._skipped)
         self.stats["listing_seconds"] = round(time.perf_counter() - t0, 4)
-
-    # -- results ------------------------------------------------------------------------------------------
-
-    def on_batch(self, res: BatchResult) -> None:
-        """Called by the engine with each batch result: map findings to blobs, record them in the datastore."""
-        pos = 0
-        rec: list[tuple[str, Sequence[Finding]]] = []
-        for key, nf, had_errors in res.scanned:
-            fs = res.findings[pos:pos + nf]
-            pos += nf
-            if key in self._commits:
-                self.stats["commits_scanned"] = self.stats.get("commits_scanned", 0) + 1
-            elif key in self._paths:
-                self.stats["blobs_scanned"] += 1
-            else:
-                continue
-            for f in fs:
-                self._blob_of[id(f)] = key
-            if fs:
-                self._found.setdefault(key, set()).update(f.fingerprint for f in fs)
-            if not had_errors:  # a blob that could not be fully scanned is tried again next time
-                rec.append((key, fs))
-                self._recorded.add(key)
-        if self._store is not None and rec:
-            self._store.record(self._memo, rec)
-
-    def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
-        """Merge stored findings, apply ``new_only``, and add ``commit`` provenance to every finding."""
-        t0 = time.perf_counter()
-        pairs: list[tuple[Finding, str]] = []
-        by_path: dict[str, list[str]] = {}
-        for oid, p in self._paths.items():
-            by_path.setdefault(p, []).append(oid)
-        for f in findings:
-            known = self._blob_of.get(id(f))
-            if known is None:  # engine without the on_batch hook: fall back to a path that names one blob
-                cands = by_path.get(f.path, [])
-                known = cands[0] if len(cands) == 1 else ""
-            pairs.append((f, known))
-        store = self._store
-        if store is not None:
-            if self._skipped:
-                for oid, fs in store.findings(self._memo, self._skipped).items():
-                    path = self._skipped[oid]
-                    self._found.setdefault(oid, set()).update(f.fingerprint for f in fs)
-                    pairs.extend((replace(f, path=path), oid) for f in fs)
-            from veritensor_fast.datastore import finding_key
-
-            keys = [finding_key(f) for f, _ in pairs]
-            all_pairs = pairs
-            if self.new_only:
-                old = store.reported_before(keys, self._sweep)
-                pairs = [p for p, k in zip(pairs, keys, strict=True) if k not in old]
-            in_commits, self._secrets, self._hidden = gp.commit_texts(self.origin, pairs)
-            try:
-                prov = self._cached_provenance(store, {(oid, f.path) for f, oid in pairs
-                                                       if oid and not is_commit_path(f.path, oid)}) if pairs else {}
-                for (oid, p), v in prov.items():  # the next sweep lists these blobs at their exact path
-                    exact = v.commit.get("path")
-                    if isinstance(exact, str) and gp.truncated(p, exact):
-                        for paths in (self._paths, self._skipped):
-                            if oid in paths:
-                                paths[oid] = exact
-                store.finish_sweep(self._sweep, keys, self._next_state(all_pairs))
-            finally:
-                store.close()
-                self._store = None
-        else:
-            in_commits, self._secrets, self._hidden = gp.commit_texts(self.origin, pairs)
-            prov = self._full_provenance({(oid, f.path) for f, oid in pairs
-                                          if oid and not is_commit_path(f.path, oid)}) if pairs else {}
-        if not pairs:
-            self.stats["provenance_seconds"] = 0.0
-            return []
-        fixed: list[tuple[Finding, str, dict[str, Any]]] = []
-        for f, oid in pairs:
-            if is_commit_path(f.path, oid):
-                c, fields, _lines = in_commits.get(oid, ({"id": oid}, [], []))
-                field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
-                fixed.append((replace(f, location={**(f.location or {}), "git": f"commit {field}"}), "", c))
-                continue
-            c = prov[(oid, f.path)].commit if (oid, f.path) in prov else {}
-            full = c.get("path")
-            if isinstance(full, str) and gp.truncated(f.path, full):
-                f = replace(f, path=full)  # rev-list cut this path at its newline; the log pass has it whole
-            fixed.append((f, oid, c))
-        head_fps = self._head_fingerprints({f.path for f, _, _ in fixed})
-        out: list[Finding] = []
-        for f, oid, c in fixed:
-            c = gp.hide_commit(c, self._secrets, self._hidden)
-            out.append(replace(f, commit={
-                "id": c.get("id"), "author": c.get("author"), "email": c.get("email"),
-                "date": c.get("date"), "message": c.get("message"), "path": f.path,
-                "at_head": f.fingerprint in head_fps, "blob": oid or None}))
-        if self.group:
-            n = len(out)
-            out = gp.oldest_per_secret(out)
-            self.stats["later_versions_folded"] = n - len(out)
-        self.stats["provenance_seconds"] = round(time.perf_counter() - t0, 4)
-        return out
-
-    def _next_state(self, pairs: Sequence[tuple[Finding, str]]) -> tuple[str, str, Any] | None:
-        """(repo, scope, SweepState) for the next sweep, or None when this sweep's listing is not a sound base
-        (not tracked, or the walk failed)."""
-        if self._tips is None or self._fallback_all or self._walk_failure is not None:
-            return None
-        from veritensor_fast.datastore import SweepState
-
-        blobs: dict[str, tuple[str, int, bool]] = {}
-        for f, oid in pairs:
-            if oid and oid not in blobs:
-                blobs[oid] = (self._paths.get(oid) or self._skipped.get(oid) or f.path, -1, False)
-        for oid, path in (*self._paths.items(), *self._commits.items()):
-            if oid not in self._recorded:
-                blobs[oid] = (path, -1, True)
-        for oid, (path, size) in self._retry.items():
-            blobs[oid] = (path, size, True)
-        return self.origin, self._scope, SweepState(tuple(self._tips), int(self.stats.get("blobs_total", 0)), blobs)
-
-    def _full_provenance(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-        """Provenance of every wanted (oid, path) from one pass over all scanned commits."""
-        self.stats["provenance_lookups"] = self.stats.get("provenance_lookups", 0) + len(wanted)
-        args, stdin = walk_input(self._tips, self._revs)
-        return gp.resolve(gp.provenance(self.origin, {o for o, _ in wanted}, args, stdin), wanted)
-
-    def _cached_provenance(self, store: Any, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-        """Provenance from the datastore's cache where it is valid, ``git log`` over the new commits only, and
-        one full pass for pairs the cache lacks. Only for the default scope (all refs); other scopes: full."""
-        from veritensor_fast.datastore import PROVENANCE_SCOPE
-
-        if self._tips is None or not wanted:
-            return self._full_provenance(wanted)
-        state = store.last_state(self.origin, PROVENANCE_SCOPE)
-        valid = state is not None and self._advance(state.tips) is None
-        cache: dict[tuple[str, str], Any] = store.provenance(self.origin, wanted) if valid else {}
-        new: dict[tuple[str, str], Any] = {}
-        if valid and state is not None and set(self._tips) - set(state.tips):
-            # commits since the cache's tips: new blobs are added only there; an old blob re-added there with an
-            # older author date (a late-pushed branch) would win
-            args, stdin = walk_input(self._tips, self._revs, state.tips)
-            new = gp.resolve(gp.provenance(self.origin, {o for o, _ in wanted}, args, stdin), wanted)
-            self.stats["provenance_log"] = "new commits"
-        merged = gp.merge_cached(cache, new, wanted)
-        missing = wanted - merged.keys()
-        self.stats["provenance_cached"] = len(cache)
-        if missing:
-            merged.update(self._full_provenance(missing))
-            self.stats["provenance_log"] = "full"
-        else:
-            self.stats.setdefault("provenance_lookups", 0)
-        changed = {k: replace(v, commit=gp.hide_commit(v.commit, self._secrets, self._hidden))
-                   for k, v in merged.items() if cache.get(k) != v}
-        for (oid, p), v in list(changed.items()):  # also cached under the exact path the next sweep will use
-            if gp.truncated(p, v.commit.get("path")):
-                changed[(oid, v.commit["path"])] = v
-        try:
-            store.save_provenance(self.origin, changed, self._tips, clear=not valid)
-        except Exception:  # noqa: BLE001 - the cache is an optimisation; the findings are already complete
-            pass
-        return merged
-
-    def _head_fingerprints(self, finding_paths: set[str]) -> set[str]:
-        """Fingerprints of secrets present anywhere in HEAD's tree, as far as this sweep knows its blobs;
-        HEAD blobs at finding paths that this sweep did not cover (ranges, --branch) are scanned now."""
-        head = gp.head_blobs(self.origin)
-        known = self._paths.keys() | self._skipped.keys()
-        if self._incremental:  # every blob in scope was scanned by this or an earlier sweep
-            known = known | self._seen
-        fps: set[str] = set()
-        for oid in set(head.values()):
-            fps |= self._found.get(oid, set())
-        unknown = {head[p]: p for p in finding_paths if p in head and head[p] not in known}
-        if unknown:
-            from veritensor_fast.worker import WorkerContext
-
-            ctx = WorkerContext(self.options)
-            try:
-                res = ctx.run_batch([Item("blob", oid, p, -1, self.origin) for oid, p in unknown.items()])
-            finally:
-                ctx.close()
-            fps.update(f.fingerprint for f in res.findings)
-        return fps
 
 
 def __getattr__(name: str) -> Any:

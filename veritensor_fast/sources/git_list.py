@@ -17,6 +17,7 @@ from typing import IO
 from veritensor_fast import gitcmd
 from veritensor_fast.findings import display_path
 from veritensor_fast.gitcmd import GitError
+from veritensor_fast.sources.git_spool import Spool
 
 
 def git_text(repo: str, *args: str, check: bool = True) -> str:
@@ -129,33 +130,59 @@ def _failure(err: IO[bytes], rc: int) -> str:
     return msg[-1] if msg else f"git rev-list failed with status {rc}"
 
 
+def reachable_spool(repo: str, args: Sequence[str], stdin: bytes | None) -> Spool | None:
+    """Start ``rev-list --objects`` (blobs only) in the background; None when the walk covers nothing."""
+    if walks_nothing(stdin):
+        return None
+    return Spool(repo, ["rev-list", "--objects", "--filter=object:type=blob", *args], stdin)
+
+
+def parse_reachable(spool: Spool | None) -> tuple[dict[str, str], str | None]:
+    """oid -> path ('' if none) of every blob a ``reachable_spool`` reported; and git's error if it failed."""
+    out: dict[str, str] = {}
+    if spool is None:
+        return out, None
+    for raw in spool.lines():
+        line = raw.decode("utf-8", "surrogateescape")
+        oid, _, path = line.partition(" ")
+        if oid not in out or (path and not out[oid]):
+            out[oid] = display_path(path)  # reports must stay valid UTF-8; the key is the oid
+    return out, spool.failure()
+
+
 def reachable(repo: str, args: Sequence[str], stdin: bytes | None) -> tuple[dict[str, str], str | None]:
     """oid -> path ('' if none) of every blob rev-list reports; and git's error if it failed."""
-    out: dict[str, str] = {}
+    spool = reachable_spool(repo, args, stdin)
+    try:
+        return parse_reachable(spool)
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def commits_spool(repo: str, args: Sequence[str], stdin: bytes | None) -> Spool | None:
+    """Start listing the ids of the commits the walk covers in the background (None: the walk covers nothing)."""
     if walks_nothing(stdin):
-        return out, None
-    with tempfile.TemporaryFile() as err:
-        proc = gitcmd.popen(repo, ["rev-list", "--objects", "--filter=object:type=blob", *args],
-                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stderr=err)
-        assert proc.stdout is not None
-        gitcmd.feed(proc, stdin)
-        for raw in proc.stdout:
-            line = raw.rstrip(b"\n").decode("utf-8", "surrogateescape")
-            oid, _, path = line.partition(" ")
-            if oid not in out or (path and not out[oid]):
-                out[oid] = display_path(path)  # reports must stay valid UTF-8; the key is the oid
-        rc = gitcmd.stop(proc)
-        return out, (None if rc == 0 else _failure(err, rc))
+        return None
+    return Spool(repo, ["rev-list", *args], stdin)
+
+
+def parse_commits(spool: Spool | None) -> list[str]:
+    """The commit ids a ``commits_spool`` listed (empty if the walk failed: that is reported by the blob
+    listing)."""
+    if spool is None or spool.wait() != 0:
+        return []
+    return spool.out.read().decode("ascii", "replace").split()
 
 
 def commits(repo: str, args: Sequence[str], stdin: bytes | None) -> list[str]:
     """Ids of the commits the walk covers (empty if the walk fails: that is reported by the blob listing)."""
-    if walks_nothing(stdin):
-        return []
+    spool = commits_spool(repo, args, stdin)
     try:
-        return gitcmd.run(repo, ["rev-list", *args], stdin=stdin).decode("ascii", "replace").split()
-    except GitError:
-        return []
+        return parse_commits(spool)
+    finally:
+        if spool is not None:
+            spool.close()
 
 
 def sizes(repo: str, oids: Sequence[str]) -> Iterator[tuple[str, str, int]]:
@@ -171,20 +198,27 @@ def sizes(repo: str, oids: Sequence[str]) -> Iterator[tuple[str, str, int]]:
             yield parts[0], parts[1], -1
 
 
+PACK_ORDER = ["cat-file", "--batch-all-objects", "--unordered",
+              "--batch-check=%(objectname) %(objecttype) %(objectsize)"]
+
+
+def parse_pack_order(spool: Spool) -> Iterator[tuple[str, str, int]]:
+    """(oid, type, size) of every object a ``Spool(repo, PACK_ORDER)`` listed, in pack order."""
+    for raw in spool.lines():
+        parts = raw.split()
+        if len(parts) == 3:
+            yield parts[0].decode(), parts[1].decode(), int(parts[2])
+        elif len(parts) == 2:
+            yield parts[0].decode(), parts[1].decode(), -1
+
+
 def pack_order(repo: str) -> Iterator[tuple[str, str, int]]:
     """(oid, type, size) of every object in the database, in pack order (type 'missing' if unreadable)."""
-    proc = gitcmd.popen(repo, ["cat-file", "--batch-all-objects", "--unordered",
-                               "--batch-check=%(objectname) %(objecttype) %(objectsize)"])
-    assert proc.stdout is not None
+    spool = Spool(repo, PACK_ORDER)
     try:
-        for raw in proc.stdout:
-            parts = raw.split()
-            if len(parts) == 3:
-                yield parts[0].decode(), parts[1].decode(), int(parts[2])
-            elif len(parts) == 2:
-                yield parts[0].decode(), parts[1].decode(), -1
+        yield from parse_pack_order(spool)
     finally:
-        gitcmd.stop(proc)
+        spool.close()
 
 
 def stream(repo: str, args: Sequence[str], stdin: bytes | None, on_failure: Callable[[str], None]

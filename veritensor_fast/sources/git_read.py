@@ -82,10 +82,10 @@ class _CatFile:
             return (parts[1].decode("ascii", "replace") if len(parts) == 2 else "missing"), None
         otype = parts[1].decode("ascii", "replace")
         size = int(parts[2])
-        data = self.stdout.read(size + 1)
-        if len(data) != size + 1:
+        data = self.stdout.read(size)  # then the newline: no copy of the content to drop it
+        if len(data) != size or self.stdout.read(1) != b"\n":
             raise EOFError
-        return otype, data[:size]
+        return otype, data
 
     def close(self) -> None:
         try:
