@@ -211,19 +211,35 @@ def test_reader_reads_blob_larger_than_pipe_exactly(tmp_path: Path) -> None:
         r.close()
 
 
-def test_warm_workers_only_for_forked_pools(monkeypatch: pytest.MonkeyPatch) -> None:
-    from veritensor_fast import executors_local
-    from veritensor_fast.history import warm_workers
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_history_workers_adopt_the_parents_worker_state(tmp_path: Path) -> None:
+    """A ``--history`` pool forks from the one worker state built in the parent (rules, detectors,
+    databases): no worker builds its own, and the parent builds one, not two."""
+    import subprocess
 
-    assert warm_workers(ScanOptions(), 1) is None
-    monkeypatch.setattr(executors_local, "start_method", lambda: "forkserver")
-    assert warm_workers(ScanOptions(), 2) is None  # nothing to inherit: workers start cold either way
-    monkeypatch.setattr(executors_local, "start_method", lambda: "fork")
-    ctx = warm_workers(ScanOptions(), 2)
-    try:
-        assert ctx is not None and ctx.detectors
-    finally:
-        ctx.close()
+    repo, intro = _repo(tmp_path, secrets=2)
+    for i in range(40):
+        (repo / f"f{i}.txt").write_bytes(os.urandom(150_000).hex().encode())
+    git_run(repo, "add", ".")
+    git_run(repo, "commit", "-q", "-m", "bulk")
+    log = tmp_path / "ctx.log"
+    code = (
+        "import os, sys\n"
+        "from veritensor_fast import worker\n"
+        "from veritensor_fast.history import scan_history\n"
+        "real = worker.WorkerContext.__init__\n"
+        "def counted(self, *a, **kw):\n"
+        "    open(sys.argv[2], 'a').write(f'{os.getpid()}\\n')\n"
+        "    real(self, *a, **kw)\n"
+        "worker.WorkerContext.__init__ = counted\n"
+        "r = scan_history([sys.argv[1]], worker.ScanOptions(), jobs=2, use_datastore=False)\n"
+        "print(os.getpid(), r.stats['jobs'], len(r.findings))\n")
+    p = subprocess.run([sys.executable, "-c", code, str(repo), str(log)], capture_output=True, text=True,
+                       timeout=180, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    pid, jobs, found = p.stdout.split()
+    assert jobs == "2" and int(found) >= len(intro)
+    assert log.read_text().split() == [pid]
 
 
 def test_jobs_two_equals_jobs_one(tmp_path: Path) -> None:

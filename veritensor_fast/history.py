@@ -19,21 +19,6 @@ from veritensor_fast.sources.git import GitHistorySource
 from veritensor_fast.worker import BatchResult, ScanOptions
 
 
-def warm_workers(options: ScanOptions, jobs: int | None) -> Any:
-    """Build the worker state (rules, detectors, their compiled patterns and regex caches) once in the parent
-    when the pool will fork: every forked worker then starts warm. Measured: a cold ``WorkerContext`` costs
-    0.93 s of CPU per worker, a warm one 0.1 s, and the pool waits for its first worker before any batch runs.
-    Returns the context (the caller closes it), or None when workers will not be forked."""
-    from veritensor_fast.engine import default_jobs
-    from veritensor_fast.executors_local import start_method
-
-    if (jobs or default_jobs()) <= 1 or start_method() != "fork":
-        return None
-    from veritensor_fast.worker import WorkerContext
-
-    return WorkerContext(options)
-
-
 def _scan_one(src: GitHistorySource, options: ScanOptions, jobs: int | None, on_progress: Any,
               make_executor: Any, wrap_source: Any, label_repo: bool, findings: list[Finding],
               errors: list[ScanError], stats: dict[str, Any]) -> None:
@@ -69,19 +54,14 @@ def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = 
     findings: list[Finding] = []
     errors: list[ScanError] = []
     stats: dict[str, Any] = {}
-    warm = None
-    try:
-        for i, repo in enumerate(repos):
-            src = GitHistorySource(repo, options, **kw)
-            src.validate()
-            src.start()  # the listing runs in the background while the workers are made ready
-            if i == 0 and make_executor is None:
-                warm = warm_workers(options, jobs)
-            _scan_one(src, options, jobs, on_progress, make_executor, wrap_source, len(repos) > 1, findings,
-                      errors, stats)
-    finally:
-        if warm is not None:
-            warm.close()
+    for repo in repos:
+        src = GitHistorySource(repo, options, **kw)
+        src.validate()
+        # the listing runs in the background while the pool starts (its workers fork from the state the
+        # pool builds once in this process: ``worker.prebuild``)
+        src.start()
+        _scan_one(src, options, jobs, on_progress, make_executor, wrap_source, len(repos) > 1, findings,
+                  errors, stats)
     findings.sort(key=Finding.sort_key)
     errors.sort(key=lambda e: (e.path, e.kind, e.reason))
     if stats.get("seconds"):
