@@ -418,7 +418,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
         context = "(?P<secret>" in body and not body.startswith("(?P<secret>")
         shape = _secret_shape(r, sp) if context else None
         ctx_ids: set[int] = set()
-        for a in anchors:
+        for a in sorted(anchors):  # sorted: the database is cached on disk by its pattern list
             lit = _literal(a.encode("latin-1", "replace"))
             if (context or r.left == "word") and a[:1].isalnum():
                 lit = rb"\b" + lit
