@@ -181,3 +181,14 @@ def test_ast_prefilter_plan_is_the_same_in_every_process() -> None:
     digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(digests) == 1
+
+
+def test_percent_escape_boundary_in_user_rules_too(tmp_path: Path) -> None:
+    """User rules run in RE2, whose boundary is written as consumed context: it accepts ``%XX`` the same way."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n- id: acme.token\n  name: Acme token\n  severity: high\n"
+                     "  pattern: acme_[a-z0-9]{20}\n  examples: [x]\n  negative_examples: [y]\n")
+    m = SecretMatcher(load_rules([rules]))
+    tok = "acme_" + rand(20, "abcdefghijklmnopqrstuvwxyz0123456789")
+    assert [x.rule.id for x in m.find(f"next=%2F{tok}&a=1".encode())] == ["acme.token"]
+    assert m.find(f"next=xF{tok}".encode()) == []
