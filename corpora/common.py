@@ -140,7 +140,8 @@ EXAMPLES_ONLY = (
     "azure.devops-pat", "azure.ad-client-secret", "azure.shared-access-key", "aws.bedrock-api-key",
     "aws.session-token", "slack.app-token", "slack.config-token", "github.refresh-token",
     "github.oauth-client-secret", "gitlab.token", "npm.legacy-auth-token", "gcp.oauth-access-token",
-    "gcp.oauth-client-secret-legacy", "paystack.secret-key",
+    "gcp.oauth-client-secret-legacy", "paystack.secret-key", "azure.app-configuration", "stripe.test-key",
+    "gcp.gemini-api-key",
 )
 NOT_PLANTED = ("generic.secret-assignment", *EXAMPLES_ONLY)
 

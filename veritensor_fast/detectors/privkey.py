@@ -37,6 +37,10 @@ MIN_BODY = 60
 MIN_BODY_ENTROPY = 4.3
 #: A body of 128+ characters must not deflate below this fraction of its size (real keys: >= 0.72).
 MIN_COMPRESSED = 0.55
+#: An ``openssh-key-v1`` body holds the public key twice (public section, then again in the private one); when
+#: both copies sit at the same offset modulo 3 their base64 repeats too, and a DSA key deflates to ~0.44 (one
+#: ``ssh-keygen -t dsa`` key in ~6). Its structure is the confirmation; only a repeated template is refused.
+MIN_COMPRESSED_OPENSSH = 0.3
 #: A PuTTY private blob is short (Ed25519: 48 characters).
 MIN_PPK_BODY = 40
 MIN_PPK_ENTROPY = 4.0
@@ -58,7 +62,7 @@ def _b64_body(raw: bytes) -> bytes:
     return b"".join(_B64.findall(text))
 
 
-def _strong(body: bytes, min_len: int, floor: float) -> bool:
+def _strong(body: bytes, min_len: int, floor: float, min_compressed: float = MIN_COMPRESSED) -> bool:
     if len(body) < min_len:
         return False
     from veritensor_fast.matcher import is_placeholder
@@ -66,7 +70,7 @@ def _strong(body: bytes, min_len: int, floor: float) -> bool:
     if entropy.shannon(body) < floor or is_placeholder(body):
         return False
     # Key material is random: its base64 compresses to ~75%; a repeated line or a template far below that.
-    return len(body) < 128 or len(zlib.compress(body)) >= MIN_COMPRESSED * len(body)
+    return len(body) < 128 or len(zlib.compress(body)) >= min_compressed * len(body)
 
 
 def openssh_cipher(body: bytes) -> bytes | None:
@@ -98,13 +102,14 @@ def pem_block(buf: Any, hs: int, he: int) -> tuple[int, bool] | None:
         while end > he and bytes(buf[end - 1:end]) == b"\\":  # a dangling escape is not part of the key
             end -= 1
     body = _b64_body(raw)
-    if not _strong(body, MIN_BODY, MIN_BODY_ENTROPY):
-        return None
     lm = _LABEL.match(header)
     label = lm.group(1) if lm else b""
+    cipher = openssh_cipher(body) if b"OPENSSH" in label else None
+    if not _strong(body, MIN_BODY, MIN_BODY_ENTROPY,
+                   MIN_COMPRESSED_OPENSSH if cipher is not None else MIN_COMPRESSED):
+        return None
     encrypted = b"ENCRYPTED" in label or re.search(rb"Proc-Type:\s*4,\s*ENCRYPTED", raw) is not None
     if not encrypted and b"OPENSSH" in label:
-        cipher = openssh_cipher(body)
         encrypted = cipher is not None and cipher != b"none"
     return end, encrypted
 

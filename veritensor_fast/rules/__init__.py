@@ -23,8 +23,9 @@ _KNOWN_KEYS = {
     "strict_only", "references", "examples", "negative_examples", "description",
 }
 #: Left boundary: not preceded by a word character, unless that character ends a backslash escape such as
-#: ``\n`` or ``\u0022`` (tokens inside JSON/Python string literals).
-_LEFT_WORD = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt])|(?<=\\u[0-9a-fA-F]{4}))"
+#: ``\n`` or ``\u0022`` (tokens inside JSON/Python string literals) or a percent escape such as ``%2F`` or
+#: ``%3D`` (tokens inside URL-encoded query strings and redirect URLs).
+_LEFT_WORD = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt])|(?<=\\u[0-9a-fA-F]{4})|(?<=%[0-9a-fA-F]{2}))"
 _MAX_WINDOW = 4096
 #: libyaml's safe loader parses the packaged rules ~5x faster than the pure-Python one (start-up cost).
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
