@@ -134,11 +134,36 @@ def test_a_big_file_listed_by_name_is_handed_back_as_its_own_task(tmp_path: Path
     assert sorted(it.path for it in items) == ["s2.txt", "s4.txt"]
 
 
+HANDED_BACK = """
+import sys
+from veritensor_fast import engine, executors_local, worker
+from veritensor_fast.sources.fs import FileSource
+jobs = int(sys.argv[2])
+engine.BATCH_BYTES = worker.BATCH_BYTES = 4096
+engine.SMALL_SCAN_BYTES = 1
+handed = []
+target = engine.InProcessExecutor if jobs == 1 else executors_local.PoolExecutor
+real_map = target.map
+def spy(self, batches):
+    for r in real_map(self, batches):
+        handed.append(len(r.more))
+        yield r
+target.map = spy
+res = engine.scan(FileSource([sys.argv[1]]), worker.ScanOptions(), jobs=jobs)
+print(res.stats["files"], len(res.errors), sum(handed), res.stats["jobs"])
+for f in sorted(x.secret for x in res.findings):
+    print(f)
+"""
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_executors_run_the_big_files_a_shard_hands_back(tmp_path: Path, jobs: int,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_executors_run_the_big_files_a_shard_hands_back(tmp_path: Path, jobs: int) -> None:
     """Past the first files (stat-ed by the listing), big files are found by the worker and each runs as a
-    task of its own, with ``--jobs 1`` and ``--jobs 2``; nothing is lost or scanned twice."""
+    task of its own, with ``--jobs 1`` and ``--jobs 2``; nothing is lost or scanned twice. Run in a fresh
+    interpreter: the patched batch size reaches the workers only through ``fork``, and a test process that
+    already runs threads (an earlier Dask test) would start them with ``forkserver``."""
+    import subprocess
+
     root = tmp_path / "t"
     toks = []
     for sub in range(12):
@@ -148,23 +173,14 @@ def test_executors_run_the_big_files_a_shard_hands_back(tmp_path: Path, jobs: in
             (d / f"f{i:03}.txt").write_text("x\n")
         toks.append(hf_token())
         (d / "big.py").write_text(f"T = '{toks[-1]}'\n" + "# pad\n" * 1200)  # ~7 KB
-    monkeypatch.setattr(engine, "BATCH_BYTES", 4096)
-    monkeypatch.setattr(worker, "BATCH_BYTES", 4096)
-    monkeypatch.setattr(engine, "SMALL_SCAN_BYTES", 1)
-    handed: list[int] = []
-    real_map = engine.InProcessExecutor.map if jobs == 1 else executors_local.PoolExecutor.map
-
-    def spy(self: Any, batches: Any) -> Any:
-        for r in real_map(self, batches):
-            handed.append(len(r.more))
-            yield r
-
-    target = engine.InProcessExecutor if jobs == 1 else executors_local.PoolExecutor
-    monkeypatch.setattr(target, "map", spy)
-    res = engine.scan(FileSource([str(root)]), ScanOptions(), jobs=jobs)
-    assert res.stats["files"] == 1212 and not res.errors
-    assert sorted(f.secret for f in res.findings) == sorted(toks)  # each found once
-    assert sum(handed) >= 1  # past the stat-ed head, big files came back from the workers
+    p = subprocess.run([sys.executable, "-c", HANDED_BACK, str(root), str(jobs)], capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    head, *secrets = p.stdout.split("\n")
+    files, errors, handed, used = (int(x) for x in head.split())
+    assert files == 1212 and errors == 0 and used == jobs
+    assert [s for s in secrets if s] == sorted(toks)  # each found once
+    assert handed >= 1  # past the stat-ed head, big files came back from the workers
 
 
 def test_batches_count_a_shard_as_its_files() -> None:
