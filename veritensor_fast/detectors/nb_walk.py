@@ -13,7 +13,7 @@ import base64
 import binascii
 import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.buffers import LineColumn
@@ -30,6 +30,10 @@ _TEXT_IMAGES = frozenset({"image/svg+xml"})
 #: nbformat 3 output keys that hold base64 binary data.
 _V3_BINARY_KEYS = frozenset({"png", "jpeg", "pdf"})
 _SEP = "\x00"  # joins separate JSON strings of one part: not whitespace, not a word character
+#: The walk queues the strings it scans and matches them together once this many bytes are queued (and at the
+#: end): one Hyperscan scan of their concatenation picks the strings that hold a candidate, the rest are not
+#: matched at all. Memory stays bounded on a streamed notebook.
+BATCH_BYTES = 1 << 20
 
 
 def is_binary_mime(mime: str) -> bool:
@@ -69,6 +73,7 @@ def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 
 Record = tuple[SecretMatch, int, int, dict[str, Any]]
+Handler = Callable[[list[SecretMatch]], None]
 
 
 class Walker:
@@ -80,18 +85,58 @@ class Walker:
         self.include_outputs = include_outputs
         self.py_hook = py_hook
         self.records: list[Record] = []
+        self.pending: list[tuple[bytes, Handler]] = []
+        self.pending_bytes = 0
 
     # -- scanning primitives -------------------------------------------------------------------------------
 
+    def queue(self, b: bytes, handler: Handler) -> None:
+        """``handler(matches of b)`` at the next :meth:`flush`; handlers run in the order they were queued."""
+        if len(b) >= BATCH_BYTES:  # alone: a big string is never copied into a concatenation
+            self.flush()
+            handler(self.find(b))
+            return
+        self.pending.append((b, handler))
+        self.pending_bytes += len(b) + 1
+        if self.pending_bytes >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Matches the queued strings and runs their handlers, in order. The findings are exactly those of one
+        ``find`` per string: a string none of whose candidates the concatenation shows has none alone either
+        (``SecretMatcher.candidate_ends``), and the others are matched alone, as before."""
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        if not pending:
+            return
+        flagged: set[int] | None = None
+        if len(pending) > 1:
+            ends = self.ctx.matcher.candidate_ends(_SEP.encode().join(b for b, _ in pending))
+            if ends is not None:
+                starts, stops, pos = [], [], 0
+                for b, _ in pending:
+                    starts.append(pos)
+                    stops.append(pos + len(b))
+                    pos += len(b) + 1
+                flagged = set()
+                for e in ends:
+                    i = bisect.bisect_right(starts, e - 1) - 1
+                    if i >= 0 and e <= stops[i]:  # not a match that ends on a separator
+                        flagged.add(i)
+        for i, (b, handler) in enumerate(pending):
+            handler(self.find(b) if b and (flagged is None or i in flagged) else [])
+
     def text(self, s: str, loc: dict[str, Any]) -> None:
         """Scan one decoded string; ``line``/``column`` are relative to it."""
-        if not s:
-            return
-        b = s.encode("utf-8", "surrogatepass")
-        lc = LineColumn(b)  # linear over the sorted matches, however long the string's lines
-        for m in self.find(b):
-            line, col = lc.at(m.start)
-            self.records.append((m, line, col, loc))
+        if s:
+            b = s.encode("utf-8", "surrogatepass")
+            self.queue(b, lambda ms: self._text_records(b, ms, loc))
+
+    def _text_records(self, b: bytes, ms: list[SecretMatch], loc: dict[str, Any]) -> None:
+        if ms:
+            lc = LineColumn(b)  # linear over the sorted matches, however long the string's lines
+            for m in ms:
+                line, col = lc.at(m.start)
+                self.records.append((m, line, col, loc))
 
     def strings(self, value: Any, path: str, loc: dict[str, Any]) -> None:
         """Scan every string inside a JSON value in one matcher call; each finding gets its ``key`` path."""
@@ -111,8 +156,14 @@ class Walker:
             chunks.append(eb)
             pos += len(eb) + 1
         b = _SEP.encode().join(chunks)
+        self.queue(b, lambda ms: self._strings_records(b, ms, starts, items, loc))
+
+    def _strings_records(self, b: bytes, ms: list[SecretMatch], starts: list[int], items: list[tuple[str, str]],
+                         loc: dict[str, Any]) -> None:
+        if not ms:
+            return
         lc, cur, lb, cb = LineColumn(b), -1, 1, 1
-        for m in self.find(b):
+        for m in ms:
             i = bisect.bisect_right(starts, m.start) - 1
             if i != cur:  # matches come sorted: each string's start is passed once, in order
                 cur, (lb, cb) = i, lc.at(starts[i])
@@ -135,10 +186,10 @@ class Walker:
                 if src is None:
                     self.strings(val, key, {**base, "part": "source"})
                     continue
-                first = len(self.records)
-                self.text(src, {**base, "part": "source"})
                 if self.py_hook is not None and cell.get("cell_type", "code") == "code":
-                    self._python(src, {**base, "part": "source"}, first)
+                    self._source_python(src, {**base, "part": "source"})
+                else:
+                    self.text(src, {**base, "part": "source"})
             elif key == "outputs":
                 if self.include_outputs and isinstance(val, list):
                     for n, out in enumerate(val):
@@ -224,6 +275,17 @@ class Walker:
                     self.text(t, loc)  # not base64: scan as given
                     continue
                 self.text(raw.decode("utf-8", "replace"), {**loc, "decoded": "base64"})
+
+    def _source_python(self, src: str, loc: dict[str, Any]) -> None:
+        """A code cell's source: its text, then what the Python-AST helper adds (at flush, in order)."""
+        b = src.encode("utf-8", "surrogatepass")
+
+        def found(ms: list[SecretMatch]) -> None:
+            first = len(self.records)
+            self._text_records(b, ms, loc)
+            self._python(src, loc, first)
+
+        self.queue(b, found)
 
     def _python(self, src: str, loc: dict[str, Any], first: int) -> None:
         """Secrets the Python-AST helper reassembles from a code cell (``"a" + "b"``, f-strings, sink kwargs)

@@ -98,6 +98,7 @@ class NotebookDetector:
             kind = "limit" if "deeper than" in str(exc) else "parse"
             scan.error(f"notebook is not valid JSON / truncated: {exc}; scanned as plain text", kind)
             return
+        walker.flush()
         records, hidden = walker.records, []
         if not self.include_outputs:
             hidden = [(r[0], None) for r in records if r[3].get("part") == "output"]
