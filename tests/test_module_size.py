@@ -13,9 +13,7 @@ PKG = Path(__file__).resolve().parent.parent / "veritensor_fast"
 MAX_LINES = 500
 
 #: Over the limit today, split on other branches this session: remove an entry once its split is merged.
-BEING_SPLIT_THIS_SESSION = {
-    "detectors/notebook.py",
-}
+BEING_SPLIT_THIS_SESSION: set[str] = set()
 
 
 def _lines() -> dict[str, int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from veritensor_fast.detectors import nb_parse, nb_rawline
 from veritensor_fast.detectors import notebook as nbmod
 from veritensor_fast.findings import Finding, Item, ScanError
 from veritensor_fast.worker import ScanOptions, WorkerContext
@@ -335,7 +336,7 @@ def big_notebook(target: int, toks: list[str], seed: int = 3, img: int = 400_000
 
 def test_streamed_path_exact(ctx: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nbmod, "ORJSON_MAX", 1 << 16)  # force ijson on a small file
-    monkeypatch.setattr(nbmod, "DROP_EVERY", 1 << 20)
+    monkeypatch.setattr(nb_parse, "DROP_EVERY", 1 << 20)
     toks = [hf_token() for _ in range(3)]
     raw = big_notebook(3 << 20, toks, img=100_000)
     fs, errs = scan_bytes(ctx, tmp_path, raw)
@@ -390,7 +391,7 @@ def test_raw_occurrences_windows_match_reference(tmp_path: Path, monkeypatch: py
     verbatim occurrences of each secret and their lines, as repeated ``find`` calls do."""
     import mmap
 
-    monkeypatch.setattr(nbmod, "RAW_WINDOW", 4096)  # many windows, matches across window edges
+    monkeypatch.setattr(nb_rawline, "RAW_WINDOW", 4096)  # many windows, matches across window edges
     rng = random.Random(seed)
     buf = bytes(rng.choice(b"ab\n") for _ in range(50_000))
     want = {bytes(rng.choice(b"ab\n") for _ in range(rng.randint(1, 9))): rng.randint(1, 5) for _ in range(12)}
@@ -412,7 +413,7 @@ def test_raw_line_kth_record_gets_kth_occurrence(ctx: WorkerContext, tmp_path: P
     """The same secret in three cells: each record gets the raw line of its own cell (streamed path, windows
     much smaller than the notebook)."""
     monkeypatch.setattr(nbmod, "ORJSON_MAX", 1 << 10)
-    monkeypatch.setattr(nbmod, "RAW_WINDOW", 1 << 12)
+    monkeypatch.setattr(nb_rawline, "RAW_WINDOW", 1 << 12)
     tok = hf_token()
     filler = [f"x = {i}\n" for i in range(300)]
     raw = dump(nb([code(filler + [f"a = '{tok}'\n"], cid=f"c{i}") for i in range(3)]), "indented")

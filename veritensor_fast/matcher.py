@@ -107,6 +107,8 @@ class SecretMatcher:
         #: rules confirmed by structure (private keys): the header match is handed to a parser that returns
         #: the end of the secret and applies its own entropy floor; the rule's own floor is not used
         self._struct = [STRUCTURAL.get(r.id) for r in self._rules]
+        #: a rule anchored to the buffer's start or end: the candidates of a concatenation then miss some
+        self._anchored = any(is_anchored(r.hs_pattern) for r in self._rules)
 
     def _windows(self, buf: Any, hits: list[int] | None = None) -> dict[int, list[tuple[int, int]]]:
         """Per rule, the merged windows around its Hyperscan candidates that its regex confirms in. Without
@@ -140,6 +142,16 @@ class SecretMatcher:
             windows.append((lo, hi))
             out[pid] = windows
         return out
+
+    def candidate_ends(self, buf: Any) -> list[int] | None:
+        """End offsets (unsorted) of the active rules' Hyperscan candidates in ``buf``, no base64 needles. A piece
+        of a concatenation with none of them has no secret (:meth:`find` of it alone finds nothing), since every
+        candidate of the piece alone is one of the whole; None where that does not hold: the fallback backend,
+        or a rule anchored to the start or end of the buffer."""
+        if BACKEND == "python" or self._anchored:
+            return None
+        nrules, active = self._nrules, self._active
+        return [end for pid, end in self._rules_scanner().scan(buf) if pid < nrules and active[pid]]
 
     def _rules_scanner(self) -> Scanner:
         if self._rules_only is None:
@@ -200,6 +212,15 @@ class SecretMatcher:
             out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
         out.sort(key=lambda m: (m.start, m.rule.id))
         return out
+
+
+def is_anchored(pattern: bytes) -> bool:
+    """Whether a pattern may hold ``^``, ``$``, ``\\A``, ``\\Z`` or ``\\z`` (conservative: outside character
+    classes and escapes, ``^``/``$`` count wherever they stand)."""
+    if re.search(rb"\\[AZzG]", pattern):
+        return True
+    bare = re.sub(rb"\[\^?\]?[^\]]*\]", b"", re.sub(rb"\\.", b"", pattern, flags=re.DOTALL))
+    return b"^" in bare or b"$" in bare
 
 
 def is_match(matcher: SecretMatcher, text: str | bytes, rule_id: str) -> bool:

@@ -1,0 +1,116 @@
+"""Committing a notebook's structured findings, each with the ``raw_line`` of its verbatim occurrence in the raw
+file: the k-th record (in document order) of a secret gets the k-th occurrence, all secrets looked up together
+in one Hyperscan pass (:func:`raw_occurrences`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from veritensor_fast.buffers import COPY_WINDOW, can_release, count_newlines, is_buffer, release_pages, span
+from veritensor_fast.detectors.nb_walk import Record
+from veritensor_fast.matcher import SecretMatch
+
+if TYPE_CHECKING:
+    from veritensor_fast.worker import ItemScan
+
+#: Findings beyond this many do not get a ``raw_line``.
+RAW_LINE_MAX = 1000
+#: Window of the ``raw_line`` pass over a memory-mapped notebook (pages released after each window).
+RAW_WINDOW = 8 << 20
+
+
+def commit(buf: Any, records: list[Record], scan: ItemScan) -> list[tuple[SecretMatch, int | None]]:
+    """Adds every record to ``scan`` (with its ``raw_line`` for the first :data:`RAW_LINE_MAX`); returns each
+    finding's match and raw line, for the raw-text pass to leave out."""
+    # The k-th record (in document order) of a secret gets the k-th verbatim occurrence of that secret in
+    # the raw file as its ``raw_line``; all secrets are looked up together in one pass.
+    want: dict[bytes, int] = {}
+    for m, _, _, _ in records[:RAW_LINE_MAX]:
+        want[m.secret] = want.get(m.secret, 0) + 1
+    occ = raw_occurrences(buf, want) if want else {}
+    taken: dict[bytes, int] = {}
+    out: list[tuple[SecretMatch, int | None]] = []
+    for i, (m, line, col, loc) in enumerate(records):
+        loc = dict(loc)
+        if i < RAW_LINE_MAX:
+            k = taken.get(m.secret, 0)
+            hits = occ.get(m.secret, ())
+            if k < len(hits):
+                loc["raw_line"] = hits[k][1]
+                taken[m.secret] = k + 1
+        decoded = loc.pop("decoded", None)
+        scan.add_secret(m, line=line, column=col, location=loc, decoded=decoded)
+        out.append((m, loc.get("raw_line")))
+    return out
+
+
+def _literal(s: bytes) -> bytes:
+    """A Hyperscan expression matching exactly the bytes ``s``."""
+    return "".join(f"\\x{c:02x}" for c in s).encode()
+
+
+def raw_occurrences(buf: Any, want: dict[bytes, int]) -> dict[bytes, list[tuple[int, int]]]:
+    """For each secret, its first ``want[secret]`` verbatim occurrences in ``buf`` (overlapping ones count), as
+    ``(offset, line)``, in order.
+
+    One Hyperscan pass for all secrets together (a literal database compiled here and never written to disk),
+    window by window with the newlines counted while the window is resident; it stops as soon as every secret
+    has enough occurrences. A memory-mapped file larger than one window has each window's pages released once
+    it is done, so the pass faults every page in once and never makes the file resident.
+    """
+    secrets = [s for s in want if s]
+    found: dict[bytes, list[tuple[int, int]]] = {s: [] for s in secrets}
+    if not secrets:
+        return found
+    import hyperscan
+
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=[_literal(s) for s in secrets], ids=list(range(len(secrets))),
+                   elements=len(secrets),
+                   flags=[hyperscan.HS_FLAG_SINGLEMATCH if want[s] == 1 else 0 for s in secrets])
+    except hyperscan.error:  # pragma: no cover - literals always compile; then no raw_line, findings kept
+        return found
+    lens = [len(s) for s in secrets]
+    need = [want[s] for s in secrets]
+    pending = len(secrets)
+    overlap = max(lens) - 1
+    n = len(buf)
+    drop = can_release(buf) and n > RAW_WINDOW
+    hits: list[tuple[int, int]] = []
+    a, b, line_base = 0, 0, 1
+
+    def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
+        nonlocal pending
+        start = a + to - lens[pid]
+        if start < b and need[pid] > 0:  # a match starting in the overlap belongs to the next window
+            need[pid] -= 1
+            hits.append((start, pid))
+            if need[pid] == 0:
+                pending -= 1
+                if pending == 0:
+                    return True  # stop scanning
+        return None
+
+    step = RAW_WINDOW if is_buffer(buf) else COPY_WINDOW
+    while a < n and pending:
+        b = min(n, a + step)
+        hi = min(n, b + overlap)
+        hits.clear()
+        with span(buf, a, hi) as window:
+            try:
+                db.scan(window, match_event_handler=on_match)
+            except hyperscan.ScanTerminated:
+                pass
+        pos, line = a, line_base
+        for start, pid in sorted(hits):
+            line += count_newlines(buf, pos, start)
+            pos = start
+            found[secrets[pid]].append((start, line))
+        if pending:
+            line_base = line + count_newlines(buf, pos, b)
+        if drop:
+            release_pages(buf, a, b if pending else hi)
+        a = b
+    return found
