@@ -121,9 +121,9 @@ def test_clean_cells_are_not_matched_one_by_one(ctx: WorkerContext, tmp_path: Pa
     calls: list[int] = []
     real = matcher_mod.SecretMatcher.find
 
-    def counting(self: matcher_mod.SecretMatcher, buf: Any) -> list[matcher_mod.SecretMatch]:
+    def counting(self: matcher_mod.SecretMatcher, buf: Any, *hits: Any) -> list[matcher_mod.SecretMatch]:
         calls.append(len(buf))
-        return real(self, buf)
+        return real(self, buf, *hits)
 
     monkeypatch.setattr(matcher_mod.SecretMatcher, "find", counting)
     fs, errs = scan(ctx, tmp_path, data)

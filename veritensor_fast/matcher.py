@@ -6,7 +6,6 @@ placeholder check reject dummies. This is the only place rules touch bytes.
 from __future__ import annotations
 
 import re
-import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +50,6 @@ def is_placeholder(secret: bytes) -> bool:
     and exact values published as examples (``KNOWN_PUBLIC``)."""
     return secret in KNOWN_PUBLIC or entropy.sequential_fraction(secret) > MAX_SEQUENTIAL \
         or _PLACEHOLDER.search(secret) is not None
-
-
-#: Per thread: ``(matcher, list)`` while :meth:`SecretMatcher.find_with_hits` runs (a Dask worker's threads
-#: share one matcher).
-_COLLECT = threading.local()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,22 +156,13 @@ class SecretMatcher:
         """:meth:`find`, plus the end offsets (sorted) of the base64 needles the same scan met in ``buf``: where
         a base64-encoded secret may stand (``B64Decoder.scan_hits``). Always empty with the fallback backend."""
         hits: list[int] = []
-        _COLLECT.hits = (self, hits)  # read by the ``find`` below (``find(buf)`` keeps its signature)
-        try:
-            found = self.find(buf)
-        finally:
-            _COLLECT.hits = None
+        found = self.find(buf, hits)
         return found, sorted(set(hits))
 
-    def find(self, buf: Any) -> list[SecretMatch]:
-        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset. Called by
-        :meth:`find_with_hits`, the database with the base64 needles is scanned and their hits collected;
-        otherwise the rules alone are."""
-        want = getattr(_COLLECT, "hits", None)
-        hits = None
-        if want is not None and want[0] is self:
-            hits = want[1]
-            _COLLECT.hits = None  # this scan only
+    def find(self, buf: Any, hits: list[int] | None = None) -> list[SecretMatch]:
+        """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset. Given a
+        ``hits`` list (:meth:`find_with_hits`), the database with the base64 needles is scanned and their end
+        offsets are appended to it; otherwise the rules alone are."""
         cands: dict[tuple[int, int], tuple[int, bytes]] = {}
         for pid, windows in self._windows(buf, hits).items():
             rx, grp, struct = self._confirm[pid], self._group[pid], self._struct[pid]
