@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_notebook
 
 from corpora.common import Filler, make_secret
 from corpora.gen_notebook import NB_PLACEMENTS, filler_cell, planted_cell
 from veritensor_fast import matcher as matcher_mod
 from veritensor_fast.detectors import nb_walk
-from veritensor_fast.findings import Finding, Item, ScanError
+from veritensor_fast.findings import Finding
 from veritensor_fast.matcher import is_anchored
 from veritensor_fast.worker import ScanOptions, WorkerContext
 
@@ -29,18 +30,7 @@ from conftest import hf_token
 RULES = ["huggingface.user-token", "openai.api-key", "anthropic.api-key", "github.token", "gitlab.pat",
          "slack.token", "stripe.secret-key", "pypi.upload-token", "aws.access-key-id", "gcp.api-key"]
 
-
-@pytest.fixture(scope="module")
-def ctx() -> WorkerContext:
-    return WorkerContext(ScanOptions())
-
-
-def scan(ctx: WorkerContext, tmp_path: Path, data: bytes, name: str = "a.ipynb"
-         ) -> tuple[list[Finding], list[ScanError]]:
-    p = tmp_path / name
-    p.write_bytes(data)
-    res = ctx.run_batch([Item("file", str(p), name, len(data))])
-    return res.findings, res.errors
+ctx, scan = test_notebook.ctx, test_notebook.scan_bytes  # a fixture and a helper
 
 
 def key(fs: list[Finding]) -> list[tuple[Any, ...]]:

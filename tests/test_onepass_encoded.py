@@ -17,28 +17,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import test_encoded
 
-from veritensor_fast.findings import Finding, Item
 from veritensor_fast.rules import load_rules
-from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+from veritensor_fast.worker import WorkerContext
 
 from conftest import CLI, hf_token
 
+ctx, scan, line_of = test_encoded.ctx, test_encoded.scan, test_encoded.line_of  # a fixture and helpers
 RNG = random.Random(1616)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def ctx() -> WorkerContext:
-    return WorkerContext(ScanOptions())
-
-
-def scan(ctx: WorkerContext, path: str, data: str | bytes) -> list[Finding]:
-    buf = data.encode() if isinstance(data, str) else data
-    item = Item("file", path, path, len(buf))
-    s = ItemScan(ctx, item)
-    ctx.scan_buffer(buf, item, s)
-    return s.finish(buf)
 
 
 def plain_hits(ctx: WorkerContext, text: str) -> set[str]:
@@ -47,10 +35,6 @@ def plain_hits(ctx: WorkerContext, text: str) -> set[str]:
 
 def b64(raw: bytes, url: bool = False) -> str:
     return (base64.urlsafe_b64encode(raw) if url else base64.b64encode(raw)).decode()
-
-
-def line_of(text: str, needle: str) -> int:
-    return text[: text.index(needle)].count("\n") + 1
 
 
 #: Every rule with a fixed prefix or infix (no keyword): its first example, found as plain text.
