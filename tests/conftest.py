@@ -97,3 +97,22 @@ def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) 
             z.writestr(name, data)
     return bio.getvalue()
 
+
+
+def child_argvs() -> dict[int, list[bytes]]:
+    """pid -> argv of this process's live (not zombie) child processes, read from ``/proc`` (Linux)."""
+    me = str(os.getpid())
+    out: dict[int, list[bytes]] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+            with open(f"/proc/{pid}/cmdline", "rb") as fh2:
+                argv = fh2.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == me and state != "Z":
+            out[int(pid)] = argv
+    return out

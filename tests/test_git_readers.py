@@ -3,7 +3,6 @@ repositories one after the other does not keep a ``git cat-file`` per repository
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,28 +11,12 @@ from veritensor_fast.findings import Item
 from veritensor_fast.sources.git import BlobReader
 from veritensor_fast.worker import ScanOptions, WorkerContext
 
-from conftest import git_run, hf_token, init_repo
+from conftest import child_argvs, git_run, hf_token, init_repo
 
 
 def _cat_files() -> list[int]:
     """Pids of this process's live ``git cat-file`` children."""
-    me = str(os.getpid())
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-                st = fh.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as fh2:
-                cmd = fh2.read().split(b"\0")
-        except OSError:
-            continue
-        ppid = st.rsplit(")", 1)[1].split()[1]
-        state = st.rsplit(")", 1)[1].split()[0]
-        if ppid == me and state != "Z" and b"cat-file" in cmd:
-            out.append(int(pid))
-    return out
+    return [pid for pid, argv in child_argvs().items() if b"cat-file" in argv]
 
 
 def _repos(tmp_path: Path, n: int) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from veritensor_fast.sources.git import GitHistorySource
 from veritensor_fast.sources.git_read import BlobReader
 from veritensor_fast.worker import ScanOptions
 
-from conftest import git_run, hf_token, init_repo
+from conftest import child_argvs, git_run, hf_token, init_repo
 
 
 def _repo(tmp_path: Path, secrets: int = 2) -> tuple[Path, list[str]]:
@@ -127,21 +127,7 @@ def test_incremental_sweep_with_cache_does_not_prefetch_full_log(tmp_path: Path,
 
 
 def _children(kind: bytes) -> list[int]:
-    me = str(os.getpid())
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-                st = fh.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as fh2:
-                cmd = fh2.read()
-        except OSError:
-            continue
-        if st[1] == me and st[0] != "Z" and kind in cmd:
-            out.append(int(pid))
-    return out
+    return [pid for pid, argv in child_argvs().items() if any(kind in a for a in argv)]
 
 
 def _spool_files() -> list[str]:
