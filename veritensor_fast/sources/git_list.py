@@ -12,12 +12,14 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO
+from typing import IO, TypeVar
 
 from veritensor_fast import gitcmd
 from veritensor_fast.findings import display_path
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources.git_spool import Spool
+
+T = TypeVar("T")
 
 
 def git_text(repo: str, *args: str, check: bool = True) -> str:
@@ -150,14 +152,18 @@ def parse_reachable(spool: Spool | None) -> tuple[dict[str, str], str | None]:
     return out, spool.failure()
 
 
-def reachable(repo: str, args: Sequence[str], stdin: bytes | None) -> tuple[dict[str, str], str | None]:
-    """oid -> path ('' if none) of every blob rev-list reports; and git's error if it failed."""
-    spool = reachable_spool(repo, args, stdin)
+def _drain(spool: Spool | None, parse: Callable[[Spool | None], T]) -> T:
+    """Wait for ``spool``, parse what it listed, and close it (the listings run in the foreground)."""
     try:
-        return parse_reachable(spool)
+        return parse(spool)
     finally:
         if spool is not None:
             spool.close()
+
+
+def reachable(repo: str, args: Sequence[str], stdin: bytes | None) -> tuple[dict[str, str], str | None]:
+    """oid -> path ('' if none) of every blob rev-list reports; and git's error if it failed."""
+    return _drain(reachable_spool(repo, args, stdin), parse_reachable)
 
 
 def commits_spool(repo: str, args: Sequence[str], stdin: bytes | None) -> Spool | None:
@@ -177,12 +183,7 @@ def parse_commits(spool: Spool | None) -> list[str]:
 
 def commits(repo: str, args: Sequence[str], stdin: bytes | None) -> list[str]:
     """Ids of the commits the walk covers (empty if the walk fails: that is reported by the blob listing)."""
-    spool = commits_spool(repo, args, stdin)
-    try:
-        return parse_commits(spool)
-    finally:
-        if spool is not None:
-            spool.close()
+    return _drain(commits_spool(repo, args, stdin), parse_commits)
 
 
 def sizes(repo: str, oids: Sequence[str]) -> Iterator[tuple[str, str, int]]:
