@@ -181,7 +181,7 @@ class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
     __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_lc", "keep", "budgets",
-                 "b64_hits")
+                 "b64_hits", "file_head")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -198,6 +198,8 @@ class ItemScan:
         self.budgets: dict[str, Any] = {}
         #: ``(buffer, end offsets)`` of the base64 needles the text pass's scan met (``detectors/b64_needles``)
         self.b64_hits: tuple[Any, list[int]] | None = None
+        #: when scanning one window of a large file: the first 4 KiB of the file (its magic), not of the window
+        self.file_head = b""
 
     def error(self, reason: str, kind: str = "parse", level: str = "") -> None:
         """Record a problem with this item; ``level="warning"`` when it was scanned anyway (see ``error_level``)."""
@@ -336,6 +338,7 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
     errors: set[tuple[str, str]] = set()
     line0, chars0 = 1, 0  # line number, and characters since that line's start, at file offset ``pos``
     pos, prev = 0, b""
+    file_head = big.pread(0, 4096)
     for start, lo, hi, data in big.windows():
         # carry the count from the previous window's data to this one's start (past a hole: NULs, no newline)
         if start > pos:
@@ -347,6 +350,7 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
         prev = data
         ws = ItemScan(ctx, item)
         ws.keep = (lo - start, hi - start)
+        ws.file_head = file_head
         ctx.scan_buffer(data, item, ws, skip=skip)
         for f in ws.finish(data):
             line = line0 + f.line - 1
