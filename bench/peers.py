@@ -87,6 +87,14 @@ def tools(peers: Path, jobs: int, vf_extra: list[str] | None = None, baseline: P
     ]
 
 
+def precompile(tree: Path) -> None:
+    """Write the ``.pyc`` files of a checkout's package, as installing a wheel does: with
+    ``PYTHONDONTWRITEBYTECODE`` set (as on some CI machines) every run would otherwise compile the package from
+    source first (~75 ms here), a cost no installed copy pays."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "veritensor_fast")], check=False,
+                   stdout=subprocess.DEVNULL)
+
+
 def run_once(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as so:
@@ -217,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     truth = json.loads(gt.read_text()) if gt.exists() and not a.no_truth else {}
     wanted = [t.strip() for t in a.tools.split(",") if t.strip()]
     n_files, nbytes = warm(root)
+    for tree in (ROOT, *([a.baseline.resolve()] if a.baseline else [])):
+        precompile(tree)
     load0 = os.getloadavg()
     rows: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="vf-peers-"))
