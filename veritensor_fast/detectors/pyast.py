@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
+from veritensor_fast.detectors.pyast_admit import admits
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     SINK_CONTEXT,
     PrefilterPlan,
@@ -325,8 +326,7 @@ class PythonAstSecrets:
         if self._pre is None:
             return True
         db, shapes, plan = self._pre
-        return plan.admits((p for p, _end in db.scan(buf)),
-                           lambda: (p for p, _end in shapes.scan(buf)) if shapes is not None else ())
+        return admits(plan, buf, db.scan(buf), shapes)
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):

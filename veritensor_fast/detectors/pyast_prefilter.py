@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: Context words that make a file worth parsing besides rule anchors: ``from wandb import login`` then a bare
 #: ``login(key=…)``, which is read as ``wandb.login``.
 SINK_CONTEXT = (rb"\bwandb",)
+#: The rule those sinks feed, and the call that is read as its context (``login(`` then its keywords).
+SINK_RULE = "wandb.api-key"
+SINK_CALL = rb"\blogin\s*\("
 
 
 def _sre() -> Any:
@@ -70,26 +73,23 @@ MIN_PIECE = 8
 
 @dataclass(frozen=True, slots=True)
 class PrefilterPlan:
-    """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing:
-    any hit of a pattern in ``alone``, or, for some ``(context, shape)`` pair, a hit in both sets (a context
-    rule's word used as a name in ``patterns``, and a literal piece shaped like that rule's secret in
-    ``shapes``). Shapes are character-class runs without a literal to anchor on (slow to scan for), so they
-    are a second database, scanned only in a file where some context word matched."""
+    """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing
+    (see :func:`pyast_admit.admits`): a hit of a pattern in ``alone``; a hit of a pattern in ``cut`` (an anchor
+    cut short) whose literal can still be continued; or, for some ``(context, shape, gate)`` triple, a hit
+    in ``context`` (a context rule's word used as a name) followed closely by a literal piece shaped like
+    that rule's secret (a ``shapes`` pattern) or by a name bound in the file, in a file holding a ``gate``
+    pattern when ``gate`` is not empty. Shapes are character-class runs without a literal to anchor on
+    (slow to scan for), so they are a second database, scanned only just after a context word."""
 
     patterns: list[tuple[bytes, bool]]
     alone: frozenset[int]
-    pairs: list[tuple[frozenset[int], frozenset[int]]]  # (ids in ``patterns``, ids in ``shapes``)
+    pairs: list[tuple[frozenset[int], frozenset[int], frozenset[int]]]  # (``patterns``, ``shapes``, gate)
     shapes: list[tuple[bytes, bool]]
+    cut: frozenset[int] = frozenset()
 
-    def admits(self, hits: Iterable[int], shape_hits: Callable[[], Iterable[int]]) -> bool:
-        got = set(hits)
-        if not got.isdisjoint(self.alone):
-            return True
-        todo = [sh for c, sh in self.pairs if not got.isdisjoint(c)]
-        if not todo:
-            return False
-        shaped = set(shape_hits())
-        return any(not shaped.isdisjoint(sh) for sh in todo)
+    def every_hit(self, pid: int) -> bool:
+        """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
+        return pid in self.cut or any(pid in c for c, _s, _g in self.pairs)
 
 
 def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
@@ -117,7 +117,8 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     ids: dict[tuple[bytes, bool], int] = {}
     shape_ids: dict[tuple[bytes, bool], int] = {}
     alone: set[int] = set()
-    pairs: list[tuple[frozenset[int], frozenset[int]]] = []
+    cut: set[int] = set()
+    pairs: list[tuple[frozenset[int], frozenset[int], frozenset[int]]] = []
 
     def pid(pat: bytes, caseless: bool) -> int:
         return ids.setdefault((pat, caseless), len(ids))
@@ -147,7 +148,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 short = max(0, int(sp.parse(r.pattern).getwidth()[0]) - len(a) - 1)
                 cls = _token_class(r.pattern)
                 body_cls = b"[" + cls + b"]{0,%d}" % short if cls else b""
-                alone.add(pid(lit + body_cls + rb"[\x22'{%\\]", caseless))
+                cut.add(pid(lit + body_cls + rb"[\x22'{%\\]", caseless))
                 # the anchor itself split between two literals: ``"h" + "f_…"``, ``("gh" "p_…")``
                 for sp_pat in _split_patterns(a):
                     alone.add(pid(sp_pat, caseless))
@@ -156,13 +157,14 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
         if shape is None:  # the secret's shape is unknown: the context word alone admits the file
             alone |= ctx_ids
         else:
-            pairs.append((frozenset(ctx_ids),
-                          frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)))
-    for w in SINK_CONTEXT:
-        alone.add(pid(w, True))
+            shape_set = frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)
+            pairs.append((frozenset(ctx_ids), shape_set, frozenset()))
+            if r.id == SINK_RULE:  # a bare ``login(key=…)`` in a file that names wandb is read as ``wandb.login``
+                gate = frozenset(pid(w, True) for w in SINK_CONTEXT)
+                pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set, gate))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
-    return PrefilterPlan(pats, frozenset(alone), pairs, shapes)
+    return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut))
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -345,11 +347,14 @@ def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
 
     from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 
-    def db(pats: list[tuple[bytes, bool]]) -> Any:
-        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in pats]
+    def db(pats: list[tuple[bytes, bool]], every: Callable[[int], bool]) -> Any:
+        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | (0 if every(i) else hyperscan.HS_FLAG_SINGLEMATCH)
+                 for i, (_p, ci) in enumerate(pats)]
         return Scanner(compile_cached([p for p, _ci in pats], flags))
 
-    return db(plan.patterns), db(plan.shapes) if plan.shapes else None, plan
+    # every hit: cut anchors and context words are checked where they stand, shapes are looked for near them
+    shapes = db(plan.shapes, lambda _i: True) if plan.shapes else None
+    return db(plan.patterns, plan.every_hit), shapes, plan
 
 
 def _literal(word: bytes) -> bytes:

@@ -1,0 +1,340 @@
+"""The AST prefilter's second stage: whether a file's Hyperscan hits (:mod:`pyast_prefilter`) make it worth
+parsing, judged from the few bytes around each hit (no parse, no tokenizer).
+
+- **An anchor cut short** (``"hf_abc"``): parsing can complete the token only where the literal can be
+  continued by a fold (``+``, implicit concatenation, ``%``, ``.format``, ``join``, a name bound to it). A
+  literal that ends a dict key or a compound statement's header (``": "``), one followed by a word
+  (``in``, ``if``, ``is``; or prose: the hit is in a docstring or comment), compared (``==``), or that is
+  exactly a keyword argument's value (``f(kw="hf_x")``), a positional argument of a call other than
+  ``.format`` (``s.startswith("hf_")``, ``getattr(m, "hf_quantizer", None)``) or a subscript
+  (``d["hf_token"]``) cannot be continued, so it does not admit the file.
+- **A context word used as a name** (``mistral_api_key=``, ``"together":``): in every text the AST pass
+  assembles (``func(kw="value")``, ``NAME = "value"``, ``"key": "value"``, ``K="value"``) the value follows the
+  name, so the file is admitted only when, within ``CONTEXT_REACH`` bytes after the word, a literal piece is
+  shaped like that rule's secret or a name that the file binds by assignment appears (``api_key=KEY``).
+
+Known limits (each would need a contrived split): a value more than ``CONTEXT_REACH`` bytes after its context
+word (a call with long arguments between the word and the keyword), and a cut-short anchor continued through a
+positional ``.format`` field reordering (``"{1}{0}".format(rest, "hf_")``) are admitted; none are lost by the
+rules above except a value placed after ``CONTEXT_REACH``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veritensor_fast.detectors.pyast_prefilter import PrefilterPlan
+
+#: How far after a context word its value is looked for (a multi-line call's keywords, a dict entry's value).
+CONTEXT_REACH = 320
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_PREFIX = frozenset(b"rRbBuUfF")
+_KEYWORDS = frozenset(k.encode() for k in keyword.kwlist)
+#: A string literal starting right after: an implicit concatenation, even with a prefix (``"hf_" f"{x}"``).
+_STRING_NEXT = re.compile(rb"[rRbBuUfF]{0,2}[\x22']")
+#: ``NAME =`` / ``NAME: T =`` at a statement start, or ``NAME :=``: a name the file binds.
+_BOUND = re.compile(rb"^[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)(?=[ \t]*(?:[rRbBuUfF]{0,2}[\x22'(\\]|"
+                    rb"[A-Za-z_][\w.]*[ \t]*(?:[+%#;\r\n]|$)|[A-Za-z_][\w.]*\.(?:join|format)[ \t]*\())"
+                    rb"|\(([A-Za-z_]\w*)[ \t]*:=", re.M)
+_IDENT = re.compile(rb"[A-Za-z_]\w*")
+#: What :func:`reach` steps through: single-line strings and comments (skipped whole), line continuations,
+#: brackets, commas and line breaks.
+_TOKENS = re.compile(rb"\x22{3}(?:[^\x22\\]|\\.|\x22(?!\x22\x22))*\x22{3}|\x27{3}(?:[^\x27\\]|\\.|\x27(?!\x27\x27))*\x27{3}|"
+                     rb"\x22(?:[^\x22\\\n]|\\.)*\x22|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\\\r?\n|[()\[\]{},\n]")
+#: Before a literal: ``kw=`` (a keyword argument or parameter default, or a tuple assignment).
+_KW_BEFORE = re.compile(rb"[A-Za-z_]\w*[ \t]*=\s*\Z")
+#: Before a literal: a binding, ``NAME =``, ``NAME: T =``, ``a.b =``, ``NAME :=`` (also in brackets).
+_BINDS_BEFORE = re.compile(rb"(?:(?:^|(?<=\n))[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=|[\w)\]][ \t]*(?::[^=\n]*)?="
+                           rb"|:=)[\s(]*\Z")
+#: An f-string field right after the anchor: ``{NAME}`` or ``{NAME!s}``.
+_FIELD = re.compile(rb"[ \t]*([A-Za-z_]\w*)[ \t]*(?:![sr])?[ \t]*\}")
+#: Before a literal: ``func(`` or ``func(name, a.b,`` (a positional argument after plain names).
+_CALL_BEFORE = re.compile(rb"([A-Za-z_]\w*)[ \t]*\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)*\Z")
+#: Escapes after which no token continues (they decode to a quote, a backslash or a control character).
+_DEAD_ESCAPES = frozenset((b"n", b"t", b"r", b"\x22", b"'", b"\\", b"a", b"b", b"f", b"v"))
+#: Escapes that decode to a character: hexadecimal, octal, ``\\u``, ``\\U``, ``\\N{…}``.
+_ESCAPE = re.compile(rb"x[0-9A-Fa-f]{2}|[0-7]{1,3}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|N\{[A-Z0-9 \-]+\}")
+_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.")
+#: Before a literal: ``x[``, ``x()[``, ``x[0][`` (a subscript, not a list display).
+_SUBSCRIPT_BEFORE = re.compile(rb"[\w)\]]\[\Z")
+#: An f-string opening (on the literal's line or a triple-quoted one above it).
+_FSTRING = re.compile(rb"(?<!\w)(?:[rR]?[fF]|[fF][rR])(?:[\x22'][^\n]*\Z|\x22{3}|\x27{3})")
+#: A line starting at column 0 with a name or a decorator.
+_TOP_LINE = re.compile(rb"(?:\A|\n)(?=[A-Za-z_@])")
+#: An opening bracket whose elements a fold may put side by side.
+_FOLDING_OPENER = re.compile(rb"(?:\.(?:format|join)|setdefault|putenv)[ \t]*\([ \t\r\n]*[\[(]?\Z")
+#: An opening bracket that is a call's: ``name(`` (a keyword such as ``in (``/``return (`` is not a call).
+_CALLED = re.compile(rb"(?<![\w.])(?!(?:" + b"|".join(sorted(k.encode() for k in keyword.kwlist)) +
+                     rb")\b)[A-Za-z_][\w.]*[ \t]*\(\Z")
+
+
+def _next_token(buf: Any, pos: int) -> tuple[bytes, bool]:
+    """The 64 bytes of code from ``pos`` on, after blanks, comments and line breaks, and whether a line break
+    (or ``;``) was crossed. ``b""`` when the next code is out of reach."""
+    end = min(len(buf), pos + 512)
+    crossed = False
+    while pos < end:
+        c = buf[pos]
+        if c in (0x20, 0x09, 0x0C):
+            pos += 1
+        elif c in (0x0A, 0x0D, 0x3B):
+            crossed = True
+            pos += 1
+        elif c == 0x23:  # a comment
+            nl = bytes(buf[pos:end]).find(b"\n")
+            if nl < 0:
+                return b"", crossed
+            pos += nl
+        elif c == 0x5C and buf[pos + 1:pos + 2] in (b"\n", b"\r"):  # a line continuation
+            pos += 2
+        else:
+            return bytes(buf[pos:pos + 64]), crossed
+    return b"", crossed
+
+
+def cut_short_dead(buf: Any, start: int, end: int) -> bool:
+    """Whether the anchor hit ``buf[start:end]`` (anchor, a few token characters, then the character that
+    stopped them) can never be continued into a token by folding. ``True`` only for a closing quote followed
+    or preceded by syntax (or prose) that no fold continues, or an escape that decodes to a character no token
+    holds (``\\n``); ``{``, ``%`` and other escapes are never dead."""
+    q = buf[end - 1]
+    if q == 0x5C:
+        return _escape_dead(bytes(buf[end:end + 96]))
+    # The literal's start: its opening quote, on the same line, with nothing escaped in between.
+    i = start - 1
+    while i >= 0 and buf[i] not in (0x22, 0x27, 0x0A, 0x0D, 0x5C) and start - i < 256:
+        i -= 1
+    if i < 0 or buf[i] not in (0x22, 0x27) or (i > 0 and buf[i - 1] == buf[i]):
+        return False
+    j = i
+    while j > 0 and i - j < 2 and buf[j - 1] in _PREFIX:
+        j -= 1
+    if j > 0 and buf[j - 1] in _WORD:
+        return False
+    prefix = bytes(buf[j:i]).lower()
+    if q in (0x25, 0x7B):  # ``%`` or ``{``: a format only if the literal is formatted
+        if q == 0x7B and b"f" in prefix:  # an f-string: its field must be a name the file binds (or not a name)
+            m = _FIELD.match(bytes(buf[end:end + 80]))
+            return m is not None and m.group(1) not in bound_names(buf)
+        rest = bytes(buf[end:end + 4096])
+        close = rest.find(bytes(buf[i:i + 1]))
+        if close < 0 or b"\n" in rest[:close] or b"\\" in rest[:close]:
+            return False
+        after, _crossed = _next_token(buf, end + close + 1)
+        return not (after[:1] == b"%" or after.startswith(b".format") or _STRING_NEXT.match(after))
+    if q not in (0x22, 0x27):
+        return False
+    if q != buf[i]:
+        return True  # ``"it's hf_x'…"``: the quote is a character of the value, and no token holds one
+    after, crossed = _next_token(buf, end)
+    nxt = after[:1]
+    if not nxt or nxt in b"\x22'\\+%.([{":  # concatenation, a format, a method
+        return False
+    if nxt == b"}":  # the end of a dict or set display, or of an f-string's field (``f"{'hf_'}…"``)
+        return _FSTRING.search(bytes(buf[max(0, j - 4096):j])) is None
+    before = bytes(buf[max(0, j - 160):j])
+    if crossed and nxt[0] in _WORD:  # the statement ended: only a name bound to the literal carries it on
+        m = _BINDS_BEFORE.search(before)
+        return m is None or (m.group(1) is not None and not _name_continues(buf, m.group(1)))
+    if nxt in b"`$?!@&|^~-*/<>=:":
+        return True  # a dict key, a slice, a header (``if x == "hf_":``), a comparison, another operator
+    if nxt[0] in _WORD:
+        return _STRING_NEXT.match(after) is None  # ``"hf_" in x``, ``… 'hf_xet' package …`` (prose)
+    if nxt in (b",", b")"):
+        if _KW_BEFORE.search(before):
+            return True  # ``f(kw="hf_x")``, ``def f(p="hf_x")``: the value stands alone
+        m = _CALL_BEFORE.search(before)
+        if m is not None and m.group(1) not in _KEYWORDS and m.group(1) != b"format":
+            return True  # a positional argument of a call that folds nothing
+        return not folds_elements(buf, j)
+    elif nxt == b"]" and _SUBSCRIPT_BEFORE.search(before):
+        return True  # ``d["hf_token"]``: a subscript key
+    return False
+
+
+def folds_elements(buf: Any, at: int) -> bool:
+    """Whether the elements of the bracket enclosing offset ``at`` may be folded together: the arguments of
+    ``.format(``/``setdefault(``/``putenv(``, the list or tuple given to ``join(``, a tuple after ``%``; or
+    the bracket cannot be told (more than 16 KiB back, a triple-quoted string on the way)."""
+    lo = max(0, at - 16384)
+    starts = [m.end() for m in _TOP_LINE.finditer(bytes(buf[lo:at]))]
+    if not starts:
+        return True
+    lo += starts[-1]  # a line starting at column 0 with a name: a statement, unless inside a triple-quoted string
+    head = bytes(buf[:lo])
+    if head.count(b'\x22\x22\x22') % 2 or head.count(b"\x27\x27\x27") % 2:
+        return True
+    chunk = bytes(buf[lo:at])
+    stack: list[int] = []
+    for m in _TOKENS.finditer(chunk):
+        c = chunk[m.start()]
+        if c in (0x28, 0x5B, 0x7B):
+            stack.append(m.start())
+        elif c in (0x29, 0x5D, 0x7D) and stack:
+            stack.pop()
+    if not stack:
+        return True  # the bracket opened further back (or there is none: a statement's own commas)
+    o = stack[-1]
+    head = chunk[max(0, o - 40):o + 1]
+    if chunk[o] == 0x7B:
+        return False  # a dict or set display: its elements are never joined
+    if _FOLDING_OPENER.search(head):
+        return True
+    if chunk[o] == 0x28 and _CALLED.search(head):
+        return False  # another call's arguments
+    return chunk[o] == 0x28 and head[:-1].rstrip().endswith(b"%")  # ``"%s%s" % ("a", "hf_")``
+
+
+def _escape_dead(esc: bytes) -> bool:
+    """Whether the escape after a backslash (``esc``, its first bytes) decodes to a character no token holds."""
+    if esc[:1] in _DEAD_ESCAPES:
+        return True
+    m = _ESCAPE.match(esc)
+    if m is None:
+        return False  # a line continuation, or something unknown: it may continue the token
+    try:
+        text = (b"\\" + m.group(0)).decode("unicode_escape")
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return not text or ord(text[0]) >= 128 or ord(text[0]) not in _TOKEN_CHARS
+
+
+def bound_names(buf: Any) -> set[bytes]:
+    """Names bound by an assignment statement or a ``:=`` in ``buf`` to something that may fold (a literal,
+    a bracket, a name, a ``+``/``%`` chain, ``.join``/``.format``): a superset of what
+    :func:`ast_eval.const_names` can resolve."""
+    return {a or b for a, b in _BOUND.findall(buf)}
+
+
+def _name_continues(buf: Any, name: bytes) -> bool:
+    """Whether ``name`` is used, anywhere in ``buf``, where a fold could append to its value (``name +``,
+    ``[name, …]``, ``f"{name}…"``, ``name.join``) or where that cannot be told (rebinding, a line end)."""
+    for m in re.finditer(rb"(?<![\w.])" + re.escape(name) + rb"\b", buf):
+        after, crossed = _next_token(buf, m.end())
+        nxt = after[:1]
+        if crossed or not nxt:
+            return True
+        if nxt in (b"]", b":") or after[:2] in (b"==", b"!="):
+            continue
+        if nxt == b")" and b"format" not in bytes(buf[max(0, m.start() - 160):m.start()]):
+            continue
+        if nxt == b"=":  # its own binding (``NAME =``; ``NAME: T =`` stops at ``:``)
+            continue
+        if nxt == b"." and not (after.startswith(b".join") or after.startswith(b".format")):
+            continue
+        if nxt[0] in _WORD and not _STRING_NEXT.match(after):
+            continue
+        return True
+    return False
+
+
+def reach(buf: Any, at: int, mode: str) -> bytes:
+    """The code from ``at`` to the end of what starts there, at most ``CONTEXT_REACH`` bytes: a call's arguments
+    (``mode="call"``, ``at`` just after its ``(``: up to its ``)``), a value (``"value"``: up to a comma, a
+    closing bracket it did not open, or a line break outside brackets once the value has started and does
+    not end in an operator), or a statement (``"statement"``: the same without commas)."""
+    region = bytes(buf[at:at + CONTEXT_REACH])
+    depth = 0
+    for m in _TOKENS.finditer(region):
+        c = region[m.start()]
+        if c in (0x28, 0x5B, 0x7B):
+            depth += 1
+        elif c in (0x29, 0x5D, 0x7D):
+            depth -= 1
+            if depth < 0:
+                return region[:m.end()]
+        elif depth or mode == "call":
+            continue
+        elif c == 0x2C and mode == "value":
+            return region[:m.start()]
+        elif c == 0x0A:
+            done = region[:m.start()].rstrip()
+            if done and done[-1:] not in b"+%=:,([{\\|&*/-<>":
+                return region[:m.start()]
+    return region
+
+
+def carriers(buf: Any, shape_ends: list[int]) -> set[bytes]:
+    """Names that may carry a secret-shaped value: bound (``NAME =``, ``NAME :=``) with a secret-shaped literal
+    piece (ending at one of the sorted ``shape_ends``) or another such name within ``CONTEXT_REACH`` bytes
+    after the binding (a superset of what :func:`ast_eval.const_names` can resolve to such a value)."""
+    binds = [(m.group(1) or m.group(2), m.end()) for m in _BOUND.finditer(buf)]  # ``=`` or ``:=`` ends it
+    out: set[bytes] = set()
+    for name, at in binds:
+        k = bisect_right(shape_ends, at)
+        if k < len(shape_ends) and shape_ends[k] <= at + len(reach(buf, at, "statement")):
+            out.add(name)
+    grew = bool(out)
+    while grew:  # ``KEY = PREFIX + REST``: names bound from carriers carry too
+        grew = False
+        for name, at in binds:
+            if name not in out and not out.isdisjoint(_IDENT.findall(reach(buf, at, "statement"))):
+                out.add(name)
+                grew = True
+    return out
+
+
+def admits(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: Any) -> bool:
+    """Whether the file ``buf``, with the prefilter database's ``hits`` (pattern id, end offset), is worth
+    parsing (see the module's docstring). ``shapes`` is the shape database's scanner (or ``None``)."""
+    return why(plan, buf, hits, shapes) is not None
+
+
+def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: Any) -> tuple[str, int] | None:
+    """What admits ``buf`` (see :func:`admits`): ``(reason, end offset of the admitting hit)``, or ``None``."""
+    by_id: dict[int, list[int]] = {}
+    for p, end in hits:
+        if p in plan.alone:
+            return "alone", end
+        by_id.setdefault(p, []).append(end)
+    if not by_id:
+        return None
+    for p in plan.cut.intersection(by_id):
+        rx = _regex(plan, p)
+        for end in by_id[p]:
+            m = rx.search(buf, max(0, end - 256), end)
+            if m is None or not cut_short_dead(buf, m.start(), end):
+                return "cut", end
+    if shapes is None:
+        return next((("context", by_id[min(c & by_id.keys())][0]) for c, _s, g in plan.pairs
+                     if not c.isdisjoint(by_id) and (not g or not g.isdisjoint(by_id))), None)
+    in_file: dict[int, list[int]] | None = None
+    for ctx_ids, shape_ids, gate in plan.pairs:
+        if gate and gate.isdisjoint(by_id):
+            continue
+        for p in sorted(ctx_ids.intersection(by_id)):
+            # ``"together",``: a list element or argument, relevant only where elements are folded together
+            ends = [e for e in by_id[p] if buf[e - 1] != 0x2C or folds_elements(buf, e)]
+            regions = [reach(buf, end, "call" if buf[end - 1] == 0x28 else "value") for end in ends]
+            for end, region in zip(ends, regions, strict=True):
+                if not shape_ids.isdisjoint(s for s, _e in shapes.scan(region)):
+                    return "shape", end
+            if in_file is None:  # a name can carry the value only if some literal is shaped like it
+                in_file = {}
+                for s, e in shapes.scan(buf):
+                    in_file.setdefault(s, []).append(e)
+            shaped = sorted(e for s in shape_ids.intersection(in_file) for e in in_file[s])
+            if not shaped:
+                break
+            names = carriers(buf, shaped)
+            for end, region in zip(ends, regions, strict=True):
+                if names and not names.isdisjoint(_IDENT.findall(region)):
+                    return "name", end
+    return None
+
+
+_REGEX: dict[tuple[bytes, bool], re.Pattern[bytes]] = {}
+
+
+def _regex(plan: PrefilterPlan, p: int) -> re.Pattern[bytes]:
+    """Pattern ``p`` of ``plan`` as a Python regex anchored at the end of the searched range (its start)."""
+    key = plan.patterns[p]
+    rx = _REGEX.get(key)
+    if rx is None:
+        rx = _REGEX[key] = re.compile(key[0] + rb"\Z", re.I if key[1] else 0)
+    return rx
