@@ -22,9 +22,9 @@ rules above except a value placed after ``CONTEXT_REACH``.
 from __future__ import annotations
 
 import keyword
+import mmap
 import re
-from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 CONTEXT_REACH = 320
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _PREFIX = frozenset(b"rRbBuUfF")
+_WORD_DOT = _WORD | {0x2E}
+_WORD_BYTES = frozenset(bytes([c]) for c in _WORD)
 _KEYWORDS = frozenset(k.encode() for k in keyword.kwlist)
 #: A string literal starting right after: an implicit concatenation, even with a prefix (``"hf_" f"{x}"``).
 _STRING_NEXT = re.compile(rb"[rRbBuUfF]{0,2}[\x22']")
@@ -42,6 +44,12 @@ _BOUND = re.compile(rb"^[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)(?=[ \t]*(?
                     rb"[A-Za-z_][\w.]*[ \t]*(?:[+%#;\r\n]|$)|[A-Za-z_][\w.]*\.(?:join|format)[ \t]*\())"
                     rb"|\(([A-Za-z_]\w*)[ \t]*:=", re.M)
 _IDENT = re.compile(rb"[A-Za-z_]\w*")
+#: A name read as a value: not an attribute (``.x``), a call (``f(``) or a keyword argument (``kw=``).
+_NAME_USE = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)(?![\w(])(?![ \t]*(?:\(|=(?!=)))")
+#: After a name: its binding, ``NAME =``, ``NAME: T =``, ``NAME :=``, to something that may fold (a literal, a
+#: bracket, a name, a ``+``/``%`` chain, ``.join``/``.format``).
+_BINDING = re.compile(rb"[ \t]*(?::[^=\n]*)?:?=(?!=)(?=[ \t]*(?:[rRbBuUfF]{0,2}[\x22'(\\]|[A-Za-z_]\w*[ \t]*"
+                      rb"(?:[+%#;\r\n]|$)|[A-Za-z_][\w.]*\.(?:join|format)[ \t]*\())")
 #: What :func:`reach` steps through: single-line strings and comments (skipped whole), line continuations,
 #: brackets, commas and line breaks.
 _TOKENS = re.compile(rb"\x22{3}(?:[^\x22\\]|\\.|\x22(?!\x22\x22))*\x22{3}|\x27{3}(?:[^\x27\\]|\\.|\x27(?!\x27\x27))*\x27{3}|"
@@ -97,7 +105,7 @@ def _next_token(buf: Any, pos: int) -> tuple[bytes, bool]:
     return b"", crossed
 
 
-def cut_short_dead(buf: Any, start: int, end: int) -> bool:
+def cut_short_dead(buf: Any, start: int, end: int, brackets: Brackets | None = None) -> bool:
     """Whether the anchor hit ``buf[start:end]`` (anchor, a few token characters, then the character that
     stopped them) can never be continued into a token by folding. ``True`` only for a closing quote followed
     or preceded by syntax (or prose) that no fold continues, or an escape that decodes to a character no token
@@ -151,43 +159,65 @@ def cut_short_dead(buf: Any, start: int, end: int) -> bool:
         m = _CALL_BEFORE.search(before)
         if m is not None and m.group(1) not in _KEYWORDS and m.group(1) != b"format":
             return True  # a positional argument of a call that folds nothing
-        return not folds_elements(buf, j)
+        return not folds_elements(buf, j, brackets)
     elif nxt == b"]" and _SUBSCRIPT_BEFORE.search(before):
         return True  # ``d["hf_token"]``: a subscript key
     return False
 
 
-def folds_elements(buf: Any, at: int) -> bool:
+class Brackets:
+    """The bracket enclosing an offset of one file, found by tokenizing forward from a statement start (a line
+    at column 0 outside triple-quoted strings); successive queries at growing offsets continue where the last
+    one stopped."""
+
+    __slots__ = ("_buf", "_lo", "_stack")
+
+    def __init__(self, buf: Any) -> None:
+        self._buf = buf
+        self._lo = -1
+        self._stack: list[int] = []
+
+    def opener(self, at: int) -> int | None:
+        """Offset of the open bracket enclosing ``at`` (``-1``: none), or ``None`` when it cannot be told."""
+        buf = self._buf
+        if not (0 <= self._lo <= at and at - self._lo <= 65536):
+            lo = max(0, at - 16384)
+            starts = [m.end() for m in _TOP_LINE.finditer(bytes(buf[lo:at]))]
+            if not starts:
+                return None
+            lo += starts[-1]
+            head = bytes(buf[:lo])
+            if head.count(b'\x22\x22\x22') % 2 or head.count(b"\x27\x27\x27") % 2:
+                return None  # the line may be inside a triple-quoted string
+            self._lo, self._stack = lo, []
+        chunk = bytes(buf[self._lo:at])
+        stack = self._stack
+        base = self._lo
+        for m in _TOKENS.finditer(chunk):
+            c = chunk[m.start()]
+            if c in (0x28, 0x5B, 0x7B):
+                stack.append(base + m.start())
+            elif c in (0x29, 0x5D, 0x7D) and stack:
+                stack.pop()
+        self._lo = at
+        return stack[-1] if stack else -1
+
+
+def folds_elements(buf: Any, at: int, brackets: Brackets | None = None) -> bool:
     """Whether the elements of the bracket enclosing offset ``at`` may be folded together: the arguments of
     ``.format(``/``setdefault(``/``putenv(``, the list or tuple given to ``join(``, a tuple after ``%``; or
     the bracket cannot be told (more than 16 KiB back, a triple-quoted string on the way)."""
-    lo = max(0, at - 16384)
-    starts = [m.end() for m in _TOP_LINE.finditer(bytes(buf[lo:at]))]
-    if not starts:
-        return True
-    lo += starts[-1]  # a line starting at column 0 with a name: a statement, unless inside a triple-quoted string
-    head = bytes(buf[:lo])
-    if head.count(b'\x22\x22\x22') % 2 or head.count(b"\x27\x27\x27") % 2:
-        return True
-    chunk = bytes(buf[lo:at])
-    stack: list[int] = []
-    for m in _TOKENS.finditer(chunk):
-        c = chunk[m.start()]
-        if c in (0x28, 0x5B, 0x7B):
-            stack.append(m.start())
-        elif c in (0x29, 0x5D, 0x7D) and stack:
-            stack.pop()
-    if not stack:
-        return True  # the bracket opened further back (or there is none: a statement's own commas)
-    o = stack[-1]
-    head = chunk[max(0, o - 40):o + 1]
-    if chunk[o] == 0x7B:
+    o = (brackets or Brackets(buf)).opener(at)
+    if o is None or o < 0:
+        return True  # unknown, or no bracket (a statement's own commas: ``a = "x", y``)
+    head = bytes(buf[max(0, o - 40):o + 1])
+    if buf[o] == 0x7B:
         return False  # a dict or set display: its elements are never joined
     if _FOLDING_OPENER.search(head):
         return True
-    if chunk[o] == 0x28 and _CALLED.search(head):
+    if buf[o] == 0x28 and _CALLED.search(head):
         return False  # another call's arguments
-    return chunk[o] == 0x28 and head[:-1].rstrip().endswith(b"%")  # ``"%s%s" % ("a", "hf_")``
+    return buf[o] == 0x28 and head[:-1].rstrip().endswith(b"%")  # ``"%s%s" % ("a", "hf_")``
 
 
 def _escape_dead(esc: bytes) -> bool:
@@ -259,24 +289,59 @@ def reach(buf: Any, at: int, mode: str) -> bytes:
     return region
 
 
-def carriers(buf: Any, shape_ends: list[int]) -> set[bytes]:
-    """Names that may carry a secret-shaped value: bound (``NAME =``, ``NAME :=``) with a secret-shaped literal
-    piece (ending at one of the sorted ``shape_ends``) or another such name within ``CONTEXT_REACH`` bytes
-    after the binding (a superset of what :func:`ast_eval.const_names` can resolve to such a value)."""
-    binds = [(m.group(1) or m.group(2), m.end()) for m in _BOUND.finditer(buf)]  # ``=`` or ``:=`` ends it
-    out: set[bytes] = set()
-    for name, at in binds:
-        k = bisect_right(shape_ends, at)
-        if k < len(shape_ends) and shape_ends[k] <= at + len(reach(buf, at, "statement")):
-            out.add(name)
-    grew = bool(out)
-    while grew:  # ``KEY = PREFIX + REST``: names bound from carriers carry too
-        grew = False
-        for name, at in binds:
-            if name not in out and not out.isdisjoint(_IDENT.findall(reach(buf, at, "statement"))):
-                out.add(name)
-                grew = True
-    return out
+def _occurrences(buf: Any, name: bytes) -> Iterator[int]:
+    """Offsets of ``name`` in ``buf`` as a whole name (not part of a longer name, not an attribute)."""
+    n = len(name)
+    at = buf.find(name)
+    while at >= 0:
+        if (not at or buf[at - 1] not in _WORD_DOT) and buf[at + n:at + n + 1] not in _WORD_BYTES:
+            yield at
+        at = buf.find(name, at + n)
+
+
+def carries(buf: Any, names: set[bytes], shape_ids: frozenset[int], shapes: Any,
+            memo: dict[bytes, set[bytes] | None] | None = None) -> bool:
+    """Whether one of ``names`` may carry a secret-shaped value: it is bound (``NAME =``, ``NAME: T =``,
+    ``NAME :=``) in a statement holding a literal piece shaped like one of ``shape_ids`` or, through up to
+    four bindings (``KEY = PREFIX + REST``), another such name. A superset of what
+    :func:`ast_eval.const_names` can resolve to such a value."""
+    seen: set[bytes] = set()
+    todo = {n for n in names if n not in _KEYWORDS}
+    budget = 64
+    for _ in range(5):
+        seen |= todo
+        more: set[bytes] = set()
+        for name in sorted(todo):
+            if memo is not None and name in memo:  # this file's earlier answer for ``shape_ids``
+                used = memo[name]
+                if used is None:
+                    return True
+                more |= used
+                continue
+            used = set()
+            for at in _occurrences(buf, name):
+                m = _BINDING.match(buf, at + len(name))
+                if m is None:
+                    continue
+                budget -= 1
+                if budget < 0:
+                    return True  # too many bindings to follow: parse
+                line = bytes(buf[max(0, at - 200):at]).rsplit(b"\n", 1)[-1]
+                if line.strip(b" \t") and not line.rstrip().endswith(b"("):
+                    continue  # not at a statement's start (a keyword argument, a comparison) nor a ``(x :=``
+                region = reach(buf, m.end(), "statement")
+                if not shape_ids.isdisjoint(s for s, _e in shapes.scan(region)):
+                    if memo is not None:
+                        memo[name] = None
+                    return True
+                used.update(_NAME_USE.findall(region))
+            if memo is not None:
+                memo[name] = used
+            more |= used
+        todo = more - seen
+        if not todo:
+            break
+    return False
 
 
 def admits(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: Any) -> bool:
@@ -287,6 +352,8 @@ def admits(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shape
 
 def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: Any) -> tuple[str, int] | None:
     """What admits ``buf`` (see :func:`admits`): ``(reason, end offset of the admitting hit)``, or ``None``."""
+    if not isinstance(buf, bytes | mmap.mmap):
+        buf = bytes(buf)  # a memoryview or bytearray: searched with ``find``, sliced to bytes
     by_id: dict[int, list[int]] = {}
     for p, end in hits:
         if p in plan.alone:
@@ -294,36 +361,30 @@ def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: 
         by_id.setdefault(p, []).append(end)
     if not by_id:
         return None
+    brackets = Brackets(buf)
     for p in plan.cut.intersection(by_id):
         rx = _regex(plan, p)
         for end in by_id[p]:
             m = rx.search(buf, max(0, end - 256), end)
-            if m is None or not cut_short_dead(buf, m.start(), end):
+            if m is None or not cut_short_dead(buf, m.start(), end, brackets):
                 return "cut", end
     if shapes is None:
         return next((("context", by_id[min(c & by_id.keys())][0]) for c, _s, g in plan.pairs
                      if not c.isdisjoint(by_id) and (not g or not g.isdisjoint(by_id))), None)
-    in_file: dict[int, list[int]] | None = None
+    memos: dict[frozenset[int], dict[bytes, set[bytes] | None]] = {}
     for ctx_ids, shape_ids, gate in plan.pairs:
         if gate and gate.isdisjoint(by_id):
             continue
         for p in sorted(ctx_ids.intersection(by_id)):
             # ``"together",``: a list element or argument, relevant only where elements are folded together
-            ends = [e for e in by_id[p] if buf[e - 1] != 0x2C or folds_elements(buf, e)]
+            ends = [e for e in by_id[p] if buf[e - 1] != 0x2C or folds_elements(buf, e, brackets)]
             regions = [reach(buf, end, "call" if buf[end - 1] == 0x28 else "value") for end in ends]
             for end, region in zip(ends, regions, strict=True):
                 if not shape_ids.isdisjoint(s for s, _e in shapes.scan(region)):
                     return "shape", end
-            if in_file is None:  # a name can carry the value only if some literal is shaped like it
-                in_file = {}
-                for s, e in shapes.scan(buf):
-                    in_file.setdefault(s, []).append(e)
-            shaped = sorted(e for s in shape_ids.intersection(in_file) for e in in_file[s])
-            if not shaped:
-                break
-            names = carriers(buf, shaped)
+            memo = memos.setdefault(shape_ids, {})
             for end, region in zip(ends, regions, strict=True):
-                if names and not names.isdisjoint(_IDENT.findall(region)):
+                if carries(buf, set(_NAME_USE.findall(region)), shape_ids, shapes, memo):
                     return "name", end
     return None
 
