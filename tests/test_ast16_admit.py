@@ -105,6 +105,7 @@ def live() -> dict[str, tuple[str, str]]:
         "setdefault": (f'KEY = "{c}"\nos.environ.setdefault("COHERE_API_KEY", KEY)\n', c),
         "dict value": (f'KEY = "{m}"\nCONFIG = {{"MISTRAL_API_KEY": KEY}}\n', m),
         "bare login": (f'from wandb import login\nKEY = "{w}"\nlogin(key=KEY)\n', w),
+        "bare login, no import in sight": (f'login(key="{w[:11]}" + "{w[11:]}")\n', w),
         "comment inside a concatenation": (f'TOKEN = ("{a}"  # part one\n         "{b}")\n', t),
         "statement after a semicolon": (f'X = "{a}"; Y = X + "{b}"\n', t),
         "f-string field": (f'P = "{b}"\nT = f"{a}{{P}}"\n', t),

@@ -17,7 +17,7 @@ from veritensor_fast.rules import load_rules
 from veritensor_fast.detectors.pyast_prefilter import prefilter_plan
 rs = load_rules()
 p = prefilter_plan(list(getattr(rs, "rules", rs)))
-print(hashlib.sha256(repr((p.patterns, sorted(p.alone), [(sorted(a), sorted(b), sorted(c)) for a, b, c in p.pairs], sorted(p.cut),
+print(hashlib.sha256(repr((p.patterns, sorted(p.alone), [(sorted(a), sorted(b)) for a, b in p.pairs],
                            p.shapes)).encode()).hexdigest())
 """
 

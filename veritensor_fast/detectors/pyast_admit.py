@@ -369,12 +369,10 @@ def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: 
             if m is None or not cut_short_dead(buf, m.start(), end, brackets):
                 return "cut", end
     if shapes is None:
-        return next((("context", by_id[min(c & by_id.keys())][0]) for c, _s, g in plan.pairs
-                     if not c.isdisjoint(by_id) and (not g or not g.isdisjoint(by_id))), None)
+        return next((("context", by_id[min(c & by_id.keys())][0]) for c, _s in plan.pairs
+                     if not c.isdisjoint(by_id)), None)
     memos: dict[frozenset[int], dict[bytes, set[bytes] | None]] = {}
-    for ctx_ids, shape_ids, gate in plan.pairs:
-        if gate and gate.isdisjoint(by_id):
-            continue
+    for ctx_ids, shape_ids in plan.pairs:
         for p in sorted(ctx_ids.intersection(by_id)):
             # ``"together",``: a list element or argument, relevant only where elements are folded together
             ends = [e for e in by_id[p] if buf[e - 1] != 0x2C or folds_elements(buf, e, brackets)]

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from veritensor_fast.rules import Rule
 
-#: Context words that make a file worth parsing besides rule anchors: ``from wandb import login`` then a bare
-#: ``login(key=…)``, which is read as ``wandb.login``.
+#: A bare ``login(key=…)`` is read as ``wandb.login`` (``from wandb import login``): the call is a context word
+#: of that rule (its value must still be shaped like a wandb key). ``SINK_CONTEXT`` is kept for callers.
 SINK_CONTEXT = (rb"\bwandb",)
-#: The rule those sinks feed, and the call that is read as its context (``login(`` then its keywords).
 SINK_RULE = "wandb.api-key"
 SINK_CALL = rb"\blogin\s*\("
 
@@ -75,21 +74,21 @@ MIN_PIECE = 8
 class PrefilterPlan:
     """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing
     (see :func:`pyast_admit.admits`): a hit of a pattern in ``alone``; a hit of a pattern in ``cut`` (an anchor
-    cut short) whose literal can still be continued; or, for some ``(context, shape, gate)`` triple, a hit
-    in ``context`` (a context rule's word used as a name) followed closely by a literal piece shaped like
-    that rule's secret (a ``shapes`` pattern) or by a name bound in the file, in a file holding a ``gate``
-    pattern when ``gate`` is not empty. Shapes are character-class runs without a literal to anchor on
-    (slow to scan for), so they are a second database, scanned only just after a context word."""
+    cut short) whose literal can still be continued; or, for some ``(context, shape)`` pair, a hit in
+    ``context`` (a context rule's word used as a name) whose value holds a literal piece shaped like that
+    rule's secret (a ``shapes`` pattern) or a name bound to one. Shapes are character-class runs without a
+    literal to anchor on (slow to scan for), so they are a second database, scanned only in a context
+    word's value."""
 
     patterns: list[tuple[bytes, bool]]
     alone: frozenset[int]
-    pairs: list[tuple[frozenset[int], frozenset[int], frozenset[int]]]  # (``patterns``, ``shapes``, gate)
+    pairs: list[tuple[frozenset[int], frozenset[int]]]  # (ids in ``patterns``, ids in ``shapes``)
     shapes: list[tuple[bytes, bool]]
     cut: frozenset[int] = frozenset()
 
     def every_hit(self, pid: int) -> bool:
         """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
-        return pid in self.cut or any(pid in c for c, _s, _g in self.pairs)
+        return pid in self.cut or any(pid in c for c, _s in self.pairs)
 
 
 def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
@@ -118,7 +117,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     shape_ids: dict[tuple[bytes, bool], int] = {}
     alone: set[int] = set()
     cut: set[int] = set()
-    pairs: list[tuple[frozenset[int], frozenset[int], frozenset[int]]] = []
+    pairs: list[tuple[frozenset[int], frozenset[int]]] = []
 
     def pid(pat: bytes, caseless: bool) -> int:
         return ids.setdefault((pat, caseless), len(ids))
@@ -158,10 +157,9 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
             alone |= ctx_ids
         else:
             shape_set = frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)
-            pairs.append((frozenset(ctx_ids), shape_set, frozenset()))
-            if r.id == SINK_RULE:  # a bare ``login(key=…)`` in a file that names wandb is read as ``wandb.login``
-                gate = frozenset(pid(w, True) for w in SINK_CONTEXT)
-                pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set, gate))
+            pairs.append((frozenset(ctx_ids), shape_set))
+            if r.id == SINK_RULE:  # a bare ``login(key=…)`` is read as ``wandb.login`` (imported or not)
+                pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
     return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut))
