@@ -1,22 +1,23 @@
 """The AST prefilter's second stage: whether a file's Hyperscan hits (:mod:`pyast_prefilter`) make it worth
 parsing, judged from the few bytes around each hit (no parse, no tokenizer).
 
-- **An anchor cut short** (``"hf_abc"``): parsing can complete the token only where the literal can be
-  continued by a fold (``+``, implicit concatenation, ``%``, ``.format``, ``join``, a name bound to it). A
-  literal that ends a dict key or a compound statement's header (``": "``), one followed by a word
-  (``in``, ``if``, ``is``; or prose: the hit is in a docstring or comment), compared (``==``), or that is
-  exactly a keyword argument's value (``f(kw="hf_x")``), a positional argument of a call other than
-  ``.format`` (``s.startswith("hf_")``, ``getattr(m, "hf_quantizer", None)``) or a subscript
-  (``d["hf_token"]``) cannot be continued, so it does not admit the file.
-- **A context word used as a name** (``mistral_api_key=``, ``"together":``): in every text the AST pass
-  assembles (``func(kw="value")``, ``NAME = "value"``, ``"key": "value"``, ``K="value"``) the value follows the
-  name, so the file is admitted only when, within ``CONTEXT_REACH`` bytes after the word, a literal piece is
-  shaped like that rule's secret or a name that the file binds by assignment appears (``api_key=KEY``).
+- **An anchor cut short** (``"hf_abc"``): parsing can complete the token only where a fold can continue the
+  literal (``+``, implicit concatenation, ``%``, ``.format``, ``join``, an f-string, a name bound to it). A
+  literal that is a dict key or ends a header (``":``), is compared (``==``), is followed by a word (``in``,
+  ``if``; or prose: the hit is in a docstring or comment), is exactly a keyword argument's value
+  (``f(kw="hf_x")``), a positional argument of a call other than ``.format`` (``s.startswith("hf_")``), a
+  subscript (``d["hf_token"]``) or an element of a bracket that folds nothing (a dict or set display, a
+  call, a list not given to ``join``), or ends at an escape no token continues (``\\n``), does not admit
+  the file; nor does a ``%``/``{`` in a literal that is never formatted, or a name bound to the literal that
+  is never used where a fold appends to it.
+- **A context word used as a name** (``mistral_api_key=``, ``"together":``, ``Mistral(``): in every text the
+  AST pass assembles (``func(kw="value")``, ``NAME = "value"``, ``"key": "value"``, ``K="value"``) the value
+  follows the name, so the file is admitted only when the word's own value (:func:`reach`) holds a literal
+  piece shaped like that rule's secret, or a name bound in a statement that holds one (:func:`carries`).
 
-Known limits (each would need a contrived split): a value more than ``CONTEXT_REACH`` bytes after its context
-word (a call with long arguments between the word and the keyword), and a cut-short anchor continued through a
-positional ``.format`` field reordering (``"{1}{0}".format(rest, "hf_")``) are admitted; none are lost by the
-rules above except a value placed after ``CONTEXT_REACH``.
+Known limits: a value more than ``CONTEXT_REACH`` bytes after its context word is not seen (the file is not
+parsed for it); the bracket enclosing a hit more than 16 KiB after a statement's start at column 0, a
+triple-quoted string before that start, or more than 64 bindings to follow count as "may fold" (parsed).
 """
 
 from __future__ import annotations
