@@ -96,7 +96,7 @@ def wandb_key() -> str:
 
 def live() -> dict[str, tuple[str, str]]:
     """Source files (with the secret only the AST reassembles), by form."""
-    t, m, c, w = hf_token(RNG), mistral(), cohere(), wandb_key()
+    t, m, c, w, k = hf_token(RNG), mistral(), cohere(), wandb_key(), rand(32, "0123456789abcdef", RNG)
     a, b = t[:13], t[13:]
     return {
         "binding used far below": (f'KEY = "{m}"\n' + HOST * 5 + 'os.environ["MISTRAL_API_KEY"] = KEY\n', m),
@@ -105,6 +105,8 @@ def live() -> dict[str, tuple[str, str]]:
         "setdefault": (f'KEY = "{c}"\nos.environ.setdefault("COHERE_API_KEY", KEY)\n', c),
         "dict value": (f'KEY = "{m}"\nCONFIG = {{"MISTRAL_API_KEY": KEY}}\n', m),
         "bare login": (f'from wandb import login\nKEY = "{w}"\nlogin(key=KEY)\n', w),
+        "context inside a literal": (f'KEY = "{k}"\nCRED = \'{{"username": "alice", "key": "\' + KEY + \'"}}\'\n', k),
+        "context word ending a literal": (f'KEY = "{m}"\nURL = "mistral_api_key=" + KEY + "&x=1"\n', m),
         "bare login, no import in sight": (f'login(key="{w[:11]}" + "{w[11:]}")\n', w),
         "comment inside a concatenation": (f'TOKEN = ("{a}"  # part one\n         "{b}")\n', t),
         "statement after a semicolon": (f'X = "{a}"; Y = X + "{b}"\n', t),

@@ -50,7 +50,7 @@ def test_cached_plan_equals_the_derived_one_and_survives_a_bad_file(tmp_path: Pa
     assert cached_plan(rules) == want  # read
     (path,) = (tmp_path / "veritensor-fast").glob("pyast-plan-*.json")
     for bad in (b"", b"{not json", b'{"patterns": [["x", 3]], "alone": [], "shapes": [], "pairs": [], "cut": []}',
-                b'{"patterns": [], "alone": [5], "shapes": [], "pairs": [], "cut": []}'):
+                b'{"patterns": [], "alone": [5], "shapes": [], "pairs": [], "cut": [], "headers": []}'):
         path.write_bytes(bad)
         assert cached_plan(rules) == want  # ignored and rewritten
         assert json.loads(path.read_bytes()) is not None

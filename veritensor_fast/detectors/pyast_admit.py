@@ -245,14 +245,14 @@ def bound_names(buf: Any) -> set[bytes]:
 def _name_continues(buf: Any, name: bytes) -> bool:
     """Whether ``name`` is used, anywhere in ``buf``, where a fold could append to its value (``name +``,
     ``[name, …]``, ``f"{name}…"``, ``name.join``) or where that cannot be told (rebinding, a line end)."""
-    for m in re.finditer(rb"(?<![\w.])" + re.escape(name) + rb"\b", buf):
-        after, crossed = _next_token(buf, m.end())
+    for at in _occurrences(buf, name):
+        after, crossed = _next_token(buf, at + len(name))
         nxt = after[:1]
         if crossed or not nxt:
             return True
         if nxt in (b"]", b":") or after[:2] in (b"==", b"!="):
             continue
-        if nxt == b")" and b"format" not in bytes(buf[max(0, m.start() - 160):m.start()]):
+        if nxt == b")" and b"format" not in bytes(buf[max(0, at - 160):at]):
             continue
         if nxt == b"=":  # its own binding (``NAME =``; ``NAME: T =`` stops at ``:``)
             continue
@@ -377,7 +377,10 @@ def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: 
         for p in sorted(ctx_ids.intersection(by_id)):
             # ``"together",``: a list element or argument, relevant only where elements are folded together
             ends = [e for e in by_id[p] if buf[e - 1] != 0x2C or folds_elements(buf, e, brackets)]
-            regions = [reach(buf, end, "call" if buf[end - 1] == 0x28 else "value") for end in ends]
+            if p in plan.headers:  # text inside a literal (``'{"username": "a", "key": "' + KEY``): a plain window
+                regions = [bytes(buf[end:end + CONTEXT_REACH]) for end in ends]
+            else:
+                regions = [reach(buf, end, "call" if buf[end - 1] == 0x28 else "value") for end in ends]
             for end, region in zip(ends, regions, strict=True):
                 if not shape_ids.isdisjoint(s for s, _e in shapes.scan(region)):
                     return "shape", end

@@ -90,6 +90,7 @@ class PrefilterPlan:
     pairs: list[tuple[frozenset[int], frozenset[int]]]  # (ids in ``patterns``, ids in ``shapes``)
     shapes: list[tuple[bytes, bool]]
     cut: frozenset[int] = frozenset()
+    headers: frozenset[int] = frozenset()  # context ids that are text inside a literal (``"username"``)
 
     def every_hit(self, pid: int) -> bool:
         """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
@@ -122,6 +123,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     shape_ids: dict[tuple[bytes, bool], int] = {}
     alone: set[int] = set()
     cut: set[int] = set()
+    headers: set[int] = set()
     pairs: list[tuple[frozenset[int], frozenset[int]]] = []
 
     def pid(pat: bytes, caseless: bool) -> int:
@@ -146,6 +148,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 lit = rb"\b" + lit
             if context and not a[:1].isalnum():  # a header such as ``"username"``: its presence
                 ctx_ids.add(pid(lit, caseless))
+                headers.add(pid(lit, caseless))
             elif context:  # the word used as a name: key of a subscript/dict/setdefault, keyword, call, assignment
                 ctx_ids.add(pid(lit + rb"[\w.\-]{0,20}(?:[\x22']\s*[\],:]|\s*[:=(])", caseless))
             else:
@@ -167,7 +170,7 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
-    return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut))
+    return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut), frozenset(headers))
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -379,7 +382,8 @@ def _plan_to_json(plan: PrefilterPlan | None) -> Any:
         return [[p.decode("latin-1"), ci] for p, ci in ps]
 
     return {"patterns": pats(plan.patterns), "alone": sorted(plan.alone), "shapes": pats(plan.shapes),
-            "pairs": [[sorted(c), sorted(sh)] for c, sh in plan.pairs], "cut": sorted(plan.cut)}
+            "pairs": [[sorted(c), sorted(sh)] for c, sh in plan.pairs], "cut": sorted(plan.cut),
+            "headers": sorted(plan.headers)}
 
 
 def _plan_from_json(d: Any) -> PrefilterPlan | None:
@@ -400,7 +404,8 @@ def _plan_from_json(d: Any) -> PrefilterPlan | None:
 
     patterns, shapes = pats(d["patterns"]), pats(d["shapes"])
     pairs = [(ids(c, len(patterns)), ids(sh, len(shapes))) for c, sh in d["pairs"]]
-    return PrefilterPlan(patterns, ids(d["alone"], len(patterns)), pairs, shapes, ids(d["cut"], len(patterns)))
+    return PrefilterPlan(patterns, ids(d["alone"], len(patterns)), pairs, shapes, ids(d["cut"], len(patterns)),
+                         ids(d["headers"], len(patterns)))
 
 
 def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
