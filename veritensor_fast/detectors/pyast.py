@@ -21,9 +21,10 @@ view adds secrets, never second copies (``TOKEN = "hf_…"`` plus ``login(token=
 the literal).
 
 Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, and neither are files
-where no rule anchor is cut short and no context word occurs beside a literal shaped like that rule's secret
-(see :func:`pyast_prefilter.prefilter_plan`; measured on a real site-packages: 114 of 12,182 ``.py`` files are parsed). A token split inside its own anchor (``"h" + "f_…"``) is therefore not
-reassembled, and rules active only in strict mode widen the prefilter only when strict mode is on. In a
+where no rule anchor is cut short where a fold can continue it and no context word's value holds a literal
+shaped like that rule's secret or a name bound to one (see :func:`pyast_prefilter.prefilter_plan` and
+:mod:`pyast_admit`; measured on a real site-packages: 3 of 12,182 ``.py`` files are parsed). A token split
+inside its own anchor other than between two literals is therefore not reassembled, and rules active only in strict mode widen the prefilter only when strict mode is on. In a
 parsed file, subtrees whose lines hold no quote and no name bound to a constant are not walked. A file that does not parse (Python 2, templates, syntax errors) falls back to the text pass only: no
 error is recorded, because the text pass covered it completely (the scan is not incomplete).
 """
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
+from veritensor_fast.detectors.pyast_admit import admits
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     SINK_CONTEXT,
     PrefilterPlan,
@@ -325,8 +327,7 @@ class PythonAstSecrets:
         if self._pre is None:
             return True
         db, shapes, plan = self._pre
-        return plan.admits((p for p, _end in db.scan(buf)),
-                           lambda: (p for p, _end in shapes.scan(buf)) if shapes is not None else ())
+        return admits(plan, buf, db.scan(buf), shapes)
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):

@@ -8,16 +8,23 @@ worker (:func:`build_prefilter`).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from veritensor_fast.rules import Rule
 
-#: Context words that make a file worth parsing besides rule anchors: ``from wandb import login`` then a bare
-#: ``login(key=…)``, which is read as ``wandb.login``.
+#: A bare ``login(key=…)`` is read as ``wandb.login`` (``from wandb import login``): the call is a context word
+#: of that rule (its value must still be shaped like a wandb key). ``SINK_CONTEXT`` is kept for callers.
 SINK_CONTEXT = (rb"\bwandb",)
+SINK_RULE = "wandb.api-key"
+SINK_CALL = rb"\blogin\s*\("
 
 
 def _sre() -> Any:
@@ -70,26 +77,24 @@ MIN_PIECE = 8
 
 @dataclass(frozen=True, slots=True)
 class PrefilterPlan:
-    """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing:
-    any hit of a pattern in ``alone``, or, for some ``(context, shape)`` pair, a hit in both sets (a context
-    rule's word used as a name in ``patterns``, and a literal piece shaped like that rule's secret in
-    ``shapes``). Shapes are character-class runs without a literal to anchor on (slow to scan for), so they
-    are a second database, scanned only in a file where some context word matched."""
+    """Hyperscan patterns (with a caseless flag, as their rule) and how their hits admit a file for parsing
+    (see :func:`pyast_admit.admits`): a hit of a pattern in ``alone``; a hit of a pattern in ``cut`` (an anchor
+    cut short) whose literal can still be continued; or, for some ``(context, shape)`` pair, a hit in
+    ``context`` (a context rule's word used as a name) whose value holds a literal piece shaped like that
+    rule's secret (a ``shapes`` pattern) or a name bound to one. Shapes are character-class runs without a
+    literal to anchor on (slow to scan for), so they are a second database, scanned only in a context
+    word's value."""
 
     patterns: list[tuple[bytes, bool]]
     alone: frozenset[int]
     pairs: list[tuple[frozenset[int], frozenset[int]]]  # (ids in ``patterns``, ids in ``shapes``)
     shapes: list[tuple[bytes, bool]]
+    cut: frozenset[int] = frozenset()
+    headers: frozenset[int] = frozenset()  # context ids that are text inside a literal (``"username"``)
 
-    def admits(self, hits: Iterable[int], shape_hits: Callable[[], Iterable[int]]) -> bool:
-        got = set(hits)
-        if not got.isdisjoint(self.alone):
-            return True
-        todo = [sh for c, sh in self.pairs if not got.isdisjoint(c)]
-        if not todo:
-            return False
-        shaped = set(shape_hits())
-        return any(not shaped.isdisjoint(sh) for sh in todo)
+    def every_hit(self, pid: int) -> bool:
+        """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
+        return pid in self.cut or any(pid in c for c, _s in self.pairs)
 
 
 def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
@@ -117,6 +122,8 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     ids: dict[tuple[bytes, bool], int] = {}
     shape_ids: dict[tuple[bytes, bool], int] = {}
     alone: set[int] = set()
+    cut: set[int] = set()
+    headers: set[int] = set()
     pairs: list[tuple[frozenset[int], frozenset[int]]] = []
 
     def pid(pat: bytes, caseless: bool) -> int:
@@ -141,13 +148,14 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 lit = rb"\b" + lit
             if context and not a[:1].isalnum():  # a header such as ``"username"``: its presence
                 ctx_ids.add(pid(lit, caseless))
+                headers.add(pid(lit, caseless))
             elif context:  # the word used as a name: key of a subscript/dict/setdefault, keyword, call, assignment
                 ctx_ids.add(pid(lit + rb"[\w.\-]{0,20}(?:[\x22']\s*[\],:]|\s*[:=(])", caseless))
             else:
                 short = max(0, int(sp.parse(r.pattern).getwidth()[0]) - len(a) - 1)
                 cls = _token_class(r.pattern)
                 body_cls = b"[" + cls + b"]{0,%d}" % short if cls else b""
-                alone.add(pid(lit + body_cls + rb"[\x22'{%\\]", caseless))
+                cut.add(pid(lit + body_cls + rb"[\x22'{%\\]", caseless))
                 # the anchor itself split between two literals: ``"h" + "f_…"``, ``("gh" "p_…")``
                 for sp_pat in _split_patterns(a):
                     alone.add(pid(sp_pat, caseless))
@@ -156,13 +164,13 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
         if shape is None:  # the secret's shape is unknown: the context word alone admits the file
             alone |= ctx_ids
         else:
-            pairs.append((frozenset(ctx_ids),
-                          frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)))
-    for w in SINK_CONTEXT:
-        alone.add(pid(w, True))
+            shape_set = frozenset(shape_ids.setdefault((p, caseless), len(shape_ids)) for p in shape)
+            pairs.append((frozenset(ctx_ids), shape_set))
+            if r.id == SINK_RULE:  # a bare ``login(key=…)`` is read as ``wandb.login`` (imported or not)
+                pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
-    return PrefilterPlan(pats, frozenset(alone), pairs, shapes)
+    return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut), frozenset(headers))
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -335,21 +343,89 @@ def _prefixes(items: list[Any], sp: Any) -> tuple[set[str], bool]:
     return cur, True
 
 
+def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
+    """:func:`prefilter_plan`, memoised on disk beside the Hyperscan database cache (``sre_parse`` of every rule
+    costs 0.04-0.12 CPU-s per process). The key hashes each rule's id, pattern and left boundary, this module's
+    code and the Python version; the file is JSON (read as data only). A missing, unreadable or malformed file
+    is recomputed and rewritten."""
+    from veritensor_fast.kernels.hsdb import _cache_dir as cache_dir
+
+    h = hashlib.sha256(sys.version.encode() + b"\x00")
+    try:
+        h.update(Path(__file__).read_bytes())
+    except OSError:  # pragma: no cover - a zip import: the key still follows the rules
+        h.update(b"pyast_prefilter:unknown")
+    for r in rules:
+        for part in (r.id, r.pattern, r.left):
+            h.update(len(part).to_bytes(4, "little") + part.encode("utf-8", "surrogatepass"))
+    path = cache_dir() / f"pyast-plan-{h.hexdigest()[:32]}.json"
+    try:
+        return _plan_from_json(json.loads(path.read_bytes()))
+    except Exception:  # missing, unreadable or malformed: derive afresh
+        pass
+    plan = prefilter_plan(rules)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_plan_to_json(plan)))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return plan
+
+
+def _plan_to_json(plan: PrefilterPlan | None) -> Any:
+    if plan is None:
+        return None
+
+    def pats(ps: list[tuple[bytes, bool]]) -> list[list[Any]]:
+        return [[p.decode("latin-1"), ci] for p, ci in ps]
+
+    return {"patterns": pats(plan.patterns), "alone": sorted(plan.alone), "shapes": pats(plan.shapes),
+            "pairs": [[sorted(c), sorted(sh)] for c, sh in plan.pairs], "cut": sorted(plan.cut),
+            "headers": sorted(plan.headers)}
+
+
+def _plan_from_json(d: Any) -> PrefilterPlan | None:
+    if d is None:
+        return None
+
+    def pats(ps: Any) -> list[tuple[bytes, bool]]:
+        out = [(p.encode("latin-1"), ci) for p, ci in ps]
+        if not all(isinstance(ci, bool) for _p, ci in out):
+            raise ValueError("malformed plan")
+        return out
+
+    def ids(xs: Any, n: int) -> frozenset[int]:
+        out = frozenset(xs)
+        if not all(isinstance(i, int) and 0 <= i < n for i in out):
+            raise ValueError("malformed plan")
+        return out
+
+    patterns, shapes = pats(d["patterns"]), pats(d["shapes"])
+    pairs = [(ids(c, len(patterns)), ids(sh, len(shapes))) for c, sh in d["pairs"]]
+    return PrefilterPlan(patterns, ids(d["alone"], len(patterns)), pairs, shapes, ids(d["cut"], len(patterns)),
+                         ids(d["headers"], len(patterns)))
+
+
 def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
     """Hyperscan databases of :func:`prefilter_plan`'s patterns and shapes (``None`` without shapes) and the
-    plan, or ``None`` (parse every file)."""
-    plan = prefilter_plan(rules)
+    plan (:func:`cached_plan`), or ``None`` (parse every file)."""
+    plan = cached_plan(rules)
     if plan is None or not plan.patterns:
         return None
     import hyperscan
 
     from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 
-    def db(pats: list[tuple[bytes, bool]]) -> Any:
-        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in pats]
+    def db(pats: list[tuple[bytes, bool]], every: Callable[[int], bool]) -> Any:
+        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | (0 if every(i) else hyperscan.HS_FLAG_SINGLEMATCH)
+                 for i, (_p, ci) in enumerate(pats)]
         return Scanner(compile_cached([p for p, _ci in pats], flags))
 
-    return db(plan.patterns), db(plan.shapes) if plan.shapes else None, plan
+    # every hit: cut anchors and context words are checked where they stand, shapes are looked for near them
+    shapes = db(plan.shapes, lambda _i: True) if plan.shapes else None
+    return db(plan.patterns, plan.every_hit), shapes, plan
 
 
 def _literal(word: bytes) -> bytes:
