@@ -200,6 +200,19 @@ class GitHistorySource(HistoryResults):
             self._start_error = exc
             self.close()
 
+    def is_full_listing(self) -> bool:
+        """True once ``start`` has begun a full listing (not an incremental one, nor one that failed)."""
+        return self._started and self._start_error is None and not self._incremental
+
+    def object_count(self) -> int:
+        """Objects in the repository's database, loose and packed (``git count-objects -v``; 0 if unknown)."""
+        try:
+            out = git_list.git_text(self.origin, "count-objects", "-v")
+        except GitError:
+            return 0
+        fields = dict(line.partition(": ")[::2] for line in out.splitlines())
+        return sum(int(fields.get(k, "0") or 0) for k in ("count", "in-pack") if fields.get(k, "0").isdigit())
+
     def close(self) -> None:
         """Stop the background git commands that are still running and drop their files. A sweep that ends
         without ``annotate`` (Ctrl-C, an error) still writes the blobs it scanned to the datastore."""
@@ -308,8 +321,7 @@ class GitHistorySource(HistoryResults):
             else:
                 pack = self._spools.pop("pack", None) or Spool(self.origin, git_list.PACK_ORDER)
                 self._spools["pack"] = pack  # closed by ``items`` when done
-                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.parse_pack_order(pack)
-                          if oid in reachable)
+                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.pack_blobs(pack, reachable))
         else:
             stream = git_list.stream(self.origin, *walk_input(self._tips, self._revs, self._negatives), self._set_walk_failure)
         new_in_scope = 0
