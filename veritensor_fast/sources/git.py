@@ -312,6 +312,9 @@ class GitHistorySource(HistoryResults):
         everything = self.all_objects
         reachable: dict[str, str] = {}
         retry, self._retry = self._retry, {}
+        # the commits first: their list is ready long before ``rev-list --objects`` ends, and the workers scan
+        # them (messages, authors: ~6k items in a 6k-commit history) while it still runs
+        yield from self._commit_items(seen)
         if self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
             reachable, self._walk_failure = git_list.parse_reachable(self._spools.pop("reachable", None))
@@ -321,7 +324,8 @@ class GitHistorySource(HistoryResults):
             else:
                 pack = self._spools.pop("pack", None) or Spool(self.origin, git_list.PACK_ORDER)
                 self._spools["pack"] = pack  # closed by ``items`` when done
-                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.pack_blobs(pack, reachable))
+                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.parse_pack_order(pack)
+                          if oid in reachable)
         else:
             stream = git_list.stream(self.origin, *walk_input(self._tips, self._revs, self._negatives), self._set_walk_failure)
         new_in_scope = 0
@@ -349,7 +353,6 @@ class GitHistorySource(HistoryResults):
                     yield ScanError(display_path(path), f"git object {oid} is missing from the object database",
                                     "corrupt")
         self.stats["blobs_listed"] = len(listed)
-        yield from self._commit_items(seen)
         if self._incremental:
             # blobs an earlier sweep could not scan are tried again; earlier findings come from the datastore
             for oid, (path, size) in retry.items():

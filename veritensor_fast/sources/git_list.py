@@ -9,10 +9,9 @@ git versions we support): exact paths are restored from the NUL-separated proven
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TypeVar
 
 from veritensor_fast import gitcmd
@@ -141,25 +140,15 @@ def reachable_spool(repo: str, args: Sequence[str], stdin: bytes | None) -> Spoo
 
 
 def parse_reachable(spool: Spool | None) -> tuple[dict[str, str], str | None]:
-    """oid -> path ('' if none) of every blob a ``reachable_spool`` reported; and git's error if it failed.
-
-    The output is decoded and split at once (60k lines in ~20 ms, against ~0.2 s line by line); a path that is
-    not valid UTF-8 goes through ``display_path`` (reports must stay valid UTF-8; the key is the oid)."""
+    """oid -> path ('' if none) of every blob a ``reachable_spool`` reported; and git's error if it failed."""
     out: dict[str, str] = {}
     if spool is None:
         return out, None
-    spool.wait()
-    data = spool.out.read()
-    try:
-        text, clean = data.decode("utf-8"), True
-    except UnicodeDecodeError:
-        text, clean = data.decode("utf-8", "surrogateescape"), False
-    for line in text.split("\n"):
-        if not line:
-            continue
+    for raw in spool.lines():
+        line = raw.decode("utf-8", "surrogateescape")
         oid, _, path = line.partition(" ")
         if oid not in out or (path and not out[oid]):
-            out[oid] = path if clean else display_path(path)
+            out[oid] = display_path(path)  # reports must stay valid UTF-8; the key is the oid
     return out, spool.failure()
 
 
@@ -222,22 +211,6 @@ def parse_pack_order(spool: Spool) -> Iterator[tuple[str, str, int]]:
             yield parts[0].decode(), parts[1].decode(), int(parts[2])
         elif len(parts) == 2:
             yield parts[0].decode(), parts[1].decode(), -1
-
-
-_BLOB_LINE = re.compile(r"^([0-9a-f]+) blob ([0-9]+)$", re.M)
-_SHORT_LINE = re.compile(r"^([0-9a-f]+) ([^ \n]+)$", re.M)  # "<oid> missing": no type and size
-
-
-def pack_blobs(spool: Spool, wanted: Container[str]) -> list[tuple[str, str, int]]:
-    """(oid, type, size) of the blobs in ``wanted`` that a ``Spool(repo, PACK_ORDER)`` listed, in pack order,
-    then those of ``wanted`` git reported without a type and size (``missing``, size -1). Trees and commits are
-    left out (a sweep scans blobs; half of the 130k lines of a 6k-commit history). One regular expression over
-    the whole listing instead of ``parse_pack_order``'s per-line Python."""
-    spool.wait()
-    text = spool.out.read().decode("ascii", "replace")
-    out = [(oid, "blob", int(size)) for oid, size in _BLOB_LINE.findall(text) if oid in wanted]
-    out.extend((oid, what, -1) for oid, what in _SHORT_LINE.findall(text) if oid in wanted)
-    return out
 
 
 def pack_order(repo: str) -> Iterator[tuple[str, str, int]]:
