@@ -32,7 +32,7 @@ from veritensor_fast.sources import git_list
 from veritensor_fast.sources.fs import _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
-from veritensor_fast.sources.git_objects import commit_path
+from veritensor_fast.sources.git_objects import commit_path, is_commit_path
 from veritensor_fast.sources.git_provenance import oldest_per_secret  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_results import HistoryResults
@@ -259,7 +259,7 @@ class GitHistorySource(HistoryResults):
         self.stats["listing"] = "incremental"
 
     def _emit(self, oid: str, path: str, size: int, seen: set[str]) -> Item | ScanError | None:
-        is_commit = path == commit_path(oid)
+        is_commit = path.startswith("commit:") and path == commit_path(oid)
         if not is_commit and self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
             return None
         if self.max_file_size and size > self.max_file_size:
@@ -324,8 +324,7 @@ class GitHistorySource(HistoryResults):
             else:
                 pack = self._spools.pop("pack", None) or Spool(self.origin, git_list.PACK_ORDER)
                 self._spools["pack"] = pack  # closed by ``items`` when done
-                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.parse_pack_order(pack)
-                          if oid in reachable)
+                stream = git_list.reachable_in_pack_order(pack, reachable)
         else:
             stream = git_list.stream(self.origin, *walk_input(self._tips, self._revs, self._negatives), self._set_walk_failure)
         new_in_scope = 0
@@ -385,7 +384,8 @@ class GitHistorySource(HistoryResults):
                 0, self.stats["blobs_total"] - len(self._paths) - len(self._retry))
         else:
             self.stats["blobs_total"] = len(listed)
-            self.stats["blobs_from_datastore"] = len(self._skipped)
+            # blobs only, like ``blobs_total`` (commits the datastore answered are in ``_skipped`` too)
+            self.stats["blobs_from_datastore"] = sum(1 for o, p in self._skipped.items() if not is_commit_path(p, o))
         self.stats["listing_seconds"] = round(time.perf_counter() - t0, 4)
 
 
