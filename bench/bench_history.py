@@ -3,6 +3,7 @@
     pytest bench/bench_history.py --benchmark-enable [-k scan]
     python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
     python bench/bench_history.py scan REPO [JOBS]         # one history sweep, one JSON line
+    python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
 (``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
@@ -38,7 +39,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+# ``PYTHONPATH=<checkout>`` picks the code measured (the pairing below); without it, this script's checkout.
+# (Inserting this checkout first whatever PYTHONPATH said made every "baseline" run measure this checkout.)
+if not os.environ.get("PYTHONPATH") and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from veritensor_fast.history import scan_history  # noqa: E402
@@ -130,6 +133,32 @@ def ceiling(repo: str, readers: int = 1) -> dict[str, Any]:
     return {"mode": "ceiling", "readers": readers, "blobs": n, "bytes": total, "listing_s": round(t_list, 3),
             "wall_s": round(wall, 3), "cpu_s": round(me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, 2),
             "mb_per_s": round(total / 1e6 / wall, 1), "load": round(os.getloadavg()[0], 2)}
+
+
+def parts(repo: str, readers: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+    """The ceiling's two parts, each timed alone (the multi-core estimate ``T_list + T_read / k``):
+    ``T_list``, the blob listing (``rev-list --objects``, single-threaded in git, plus the pack-order listing),
+    and ``T_read``, every listed blob read and hashed by k readers over contiguous pack ranges."""
+    import multiprocessing as mp
+    import resource
+
+    def cpu() -> float:
+        me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+    c0, t0 = cpu(), time.perf_counter()
+    blobs = reachable_blobs(repo)
+    out: dict[str, Any] = {"mode": "parts", "blobs": len(blobs), "list_s": round(time.perf_counter() - t0, 3),
+                           "list_cpu_s": round(cpu() - c0, 2)}
+    for k in readers:
+        c0, t0 = cpu(), time.perf_counter()
+        size = -(-len(blobs) // k)
+        with mp.get_context("fork").Pool(k) as pool:
+            pool.map(_read_range_star, [(repo, blobs[i:i + size]) for i in range(0, len(blobs), size)])
+        out[f"read{k}_s"] = round(time.perf_counter() - t0, 3)
+        out[f"read{k}_cpu_s"] = round(cpu() - c0, 2)
+    out["load"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def sweep(repo: str, jobs: int, datastore: str | None = None) -> dict[str, Any]:
@@ -296,4 +325,7 @@ def test_incremental(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], tmp_
 if __name__ == "__main__":
     mode, target = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
-    print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))
+    if mode == "parts":
+        print(json.dumps(parts(target)))
+    else:
+        print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))

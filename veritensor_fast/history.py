@@ -13,10 +13,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from veritensor_fast.engine import ExecutorFactory, ScanResult, scan
+from veritensor_fast.engine import EngineError, ExecutorFactory, ScanResult, default_jobs, scan
 from veritensor_fast.findings import Finding, ScanError
+from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.sources.git import GitHistorySource
 from veritensor_fast.worker import BatchResult, ScanOptions
+
+#: A repository with at least this many objects (``git count-objects``) gets its process pool at once, while
+#: git lists: its listing would not fit the engine's small-scan shortcut anyway.
+EARLY_POOL_OBJECTS = 4096
+
+
+def _early_pool(src: GitHistorySource, options: ScanOptions, jobs: int | None, make_executor: Any) -> Any:
+    """The local process pool, started now so that its start (worker state, fork) runs beside the listing's
+    git commands instead of after them; None to let ``engine.scan`` decide (one job, a custom executor, a
+    sweep that may list only a few blobs: incremental, ``--since``/``--range``, or a small repository)."""
+    jobs = jobs or default_jobs()
+    if jobs <= 1 or make_executor is not None or src.since or src.rev_range or not src.is_full_listing():
+        return None
+    if src.object_count() < EARLY_POOL_OBJECTS:
+        return None
+    from veritensor_fast.executors_local import PoolExecutor
+    from veritensor_fast.rules import RuleError
+
+    try:
+        ruleset = options.ruleset()
+        return PoolExecutor(options, compile_ruleset(ruleset), jobs, ruleset)
+    except (RuleError, EngineError):  # engine.scan reports it
+        return None
 
 
 def _scan_one(src: GitHistorySource, options: ScanOptions, jobs: int | None, on_progress: Any,
@@ -24,7 +48,7 @@ def _scan_one(src: GitHistorySource, options: ScanOptions, jobs: int | None, on_
               errors: list[ScanError], stats: dict[str, Any]) -> None:
     try:
         r = scan(wrap_source(src) if wrap_source else src, options, jobs=jobs, on_progress=on_progress,
-                 make_executor=make_executor)
+                 make_executor=make_executor, executor=_early_pool(src, options, jobs, make_executor))
     finally:
         src.close()
     if label_repo:  # say which repository each finding came from
@@ -57,8 +81,8 @@ def scan_history(repos: Sequence[str], options: ScanOptions, jobs: int | None = 
     for repo in repos:
         src = GitHistorySource(repo, options, **kw)
         src.validate()
-        # the listing runs in the background while the pool starts (its workers fork from the state the
-        # pool builds once in this process: ``worker.prebuild``)
+        # the listing runs in the background while the pool starts (``_early_pool``; its workers fork from the
+        # state the pool builds once in this process: ``worker.prebuild``)
         src.start()
         _scan_one(src, options, jobs, on_progress, make_executor, wrap_source, len(repos) > 1, findings,
                   errors, stats)

@@ -32,7 +32,7 @@ from veritensor_fast.sources import git_list
 from veritensor_fast.sources.fs import _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
-from veritensor_fast.sources.git_objects import commit_path
+from veritensor_fast.sources.git_objects import commit_path, is_commit_path
 from veritensor_fast.sources.git_provenance import oldest_per_secret  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_results import HistoryResults
@@ -200,6 +200,19 @@ class GitHistorySource(HistoryResults):
             self._start_error = exc
             self.close()
 
+    def is_full_listing(self) -> bool:
+        """True once ``start`` has begun a full listing (not an incremental one, nor one that failed)."""
+        return self._started and self._start_error is None and not self._incremental
+
+    def object_count(self) -> int:
+        """Objects in the repository's database, loose and packed (``git count-objects -v``; 0 if unknown)."""
+        try:
+            out = git_list.git_text(self.origin, "count-objects", "-v")
+        except GitError:
+            return 0
+        fields = dict(line.partition(": ")[::2] for line in out.splitlines())
+        return sum(int(fields.get(k, "0") or 0) for k in ("count", "in-pack") if fields.get(k, "0").isdigit())
+
     def close(self) -> None:
         """Stop the background git commands that are still running and drop their files. A sweep that ends
         without ``annotate`` (Ctrl-C, an error) still writes the blobs it scanned to the datastore."""
@@ -246,7 +259,7 @@ class GitHistorySource(HistoryResults):
         self.stats["listing"] = "incremental"
 
     def _emit(self, oid: str, path: str, size: int, seen: set[str]) -> Item | ScanError | None:
-        is_commit = path == commit_path(oid)
+        is_commit = path.startswith("commit:") and path == commit_path(oid)
         if not is_commit and self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
             return None
         if self.max_file_size and size > self.max_file_size:
@@ -299,6 +312,9 @@ class GitHistorySource(HistoryResults):
         everything = self.all_objects
         reachable: dict[str, str] = {}
         retry, self._retry = self._retry, {}
+        # the commits first: their list is ready long before ``rev-list --objects`` ends, and the workers scan
+        # them (messages, authors: ~6k items in a 6k-commit history) while it still runs
+        yield from self._commit_items(seen)
         if self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
             reachable, self._walk_failure = git_list.parse_reachable(self._spools.pop("reachable", None))
@@ -308,8 +324,7 @@ class GitHistorySource(HistoryResults):
             else:
                 pack = self._spools.pop("pack", None) or Spool(self.origin, git_list.PACK_ORDER)
                 self._spools["pack"] = pack  # closed by ``items`` when done
-                stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.parse_pack_order(pack)
-                          if oid in reachable)
+                stream = git_list.reachable_in_pack_order(pack, reachable)
         else:
             stream = git_list.stream(self.origin, *walk_input(self._tips, self._revs, self._negatives), self._set_walk_failure)
         new_in_scope = 0
@@ -337,7 +352,6 @@ class GitHistorySource(HistoryResults):
                     yield ScanError(display_path(path), f"git object {oid} is missing from the object database",
                                     "corrupt")
         self.stats["blobs_listed"] = len(listed)
-        yield from self._commit_items(seen)
         if self._incremental:
             # blobs an earlier sweep could not scan are tried again; earlier findings come from the datastore
             for oid, (path, size) in retry.items():
@@ -370,7 +384,8 @@ class GitHistorySource(HistoryResults):
                 0, self.stats["blobs_total"] - len(self._paths) - len(self._retry))
         else:
             self.stats["blobs_total"] = len(listed)
-            self.stats["blobs_from_datastore"] = len(self._skipped)
+            # blobs only, like ``blobs_total`` (commits the datastore answered are in ``_skipped`` too)
+            self.stats["blobs_from_datastore"] = sum(1 for o, p in self._skipped.items() if not is_commit_path(p, o))
         self.stats["listing_seconds"] = round(time.perf_counter() - t0, 4)
 
 

@@ -213,6 +213,24 @@ def parse_pack_order(spool: Spool) -> Iterator[tuple[str, str, int]]:
             yield parts[0].decode(), parts[1].decode(), -1
 
 
+def reachable_in_pack_order(spool: Spool, reachable: dict[str, str]) -> Iterator[tuple[str, str, int, str]]:
+    """(oid, type, size, path) of the objects of ``reachable`` that a ``Spool(repo, PACK_ORDER)`` listed as blobs
+    or as missing, in pack order (``parse_pack_order`` restricted to them, without decoding the lines of trees
+    and commits: half of the listing)."""
+    for raw in spool.lines():
+        parts = raw.split()
+        if len(parts) == 3:
+            if parts[1] == b"blob":
+                oid = parts[0].decode()
+                path = reachable.get(oid)
+                if path is not None:
+                    yield oid, "blob", int(parts[2]), path
+        elif len(parts) == 2:
+            oid = parts[0].decode()
+            if oid in reachable:
+                yield oid, parts[1].decode(), -1, reachable[oid]
+
+
 def pack_order(repo: str) -> Iterator[tuple[str, str, int]]:
     """(oid, type, size) of every object in the database, in pack order (type 'missing' if unreadable)."""
     spool = Spool(repo, PACK_ORDER)
