@@ -265,9 +265,11 @@ class ItemScan:
 def allow_regex(options: ScanOptions) -> Any:
     """The ``allow_secrets`` patterns as one regex (None when there are none), in RE2: user regexes run in
     linear time."""
+    if not options.allow_secrets:
+        return None  # no RE2 import (start-up cost) when there is nothing to compile
     from veritensor_fast.rules.safe_regex import compile_any
 
-    return compile_any(options.allow_secrets) if options.allow_secrets else None
+    return compile_any(options.allow_secrets)
 
 
 def secrets_in_paths(matcher: SecretMatcher, allow: Any,
