@@ -1,13 +1,21 @@
-"""Per-file cost (issue 16): cheaper exact checks on every file's head. ``utf16_encoding`` runs on every
-binary file (a NUL in its head); one count of all NULs now clears most of them before the even/odd split, and
-its answer must stay exactly the earlier formula's (``_reference`` below)."""
+"""Per-file cost (issue 16): cheaper exact work on every file.
+
+- ``utf16_encoding`` runs on every binary file (a NUL in its head); one count of all NULs now clears most of
+  them before the even/odd split, and its answer must stay exactly the earlier formula's (``_reference``);
+- ``expand_shard`` names a shard's files by concatenation instead of two ``os.path.join`` calls per file.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from veritensor_fast.detectors.text import utf16_encoding
+from veritensor_fast.findings import Item
+from veritensor_fast.sources.fs import FileSource, expand_shard
 
 
 def _reference(head: bytes) -> tuple[str, int] | None:
@@ -60,3 +68,26 @@ def test_binary_heads_are_not_utf16() -> None:
                                                            b"\xff\xfe", b"\xfe\xff"]), max_size=400).map(b"".join))
 def test_utf16_detection_matches_the_reference(head: bytes) -> None:
     assert utf16_encoding(head) == _reference(head)
+
+
+def test_expanded_shards_name_files_exactly_as_the_plain_walk(tmp_path: Path, monkeypatch: Any) -> None:
+    """``expand_shard`` builds each file's path and report path by concatenation on POSIX: the items must be
+    exactly those of the unsharded walk (``os.path.join``), for every spelling of the roots."""
+    top = tmp_path / "top"
+    for d in ("", "a", "a/b", "c d", "é"):
+        (top / d).mkdir(parents=True, exist_ok=True)
+        for i in range(5):
+            (top / d / f"f{i}.txt").write_text("x" * i)
+    monkeypatch.chdir(tmp_path)
+    for roots in (["top"], ["top/"], ["./top"], [str(top)], [str(top) + "/"], ["top/a", "top/c d"], ["top//a/"]):
+        plain = [it for it in FileSource(roots, default_excludes=False).items() if isinstance(it, Item)]
+        got: list[Item] = []
+        for it in FileSource(roots, default_excludes=False).items_sharded(3, 1 << 20, stat_first=0):
+            if isinstance(it, Item) and it.kind == "dir":
+                items, errors, deferred = expand_shard(it)
+                assert not errors and not deferred
+                got.extend(items)
+            elif isinstance(it, Item):
+                got.append(it)
+        assert sorted((i.key, i.path, i.size) for i in got) == sorted((i.key, i.path, i.size) for i in plain), roots
+        assert len(plain) in (25, 15, 10)
