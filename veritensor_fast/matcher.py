@@ -196,7 +196,8 @@ class SecretMatcher:
             return []
         keys = list(cands)
         secrets = [cands[k][1] for k in keys]
-        ent = entropy.shannon_many(secrets)
+        low = entropy.below(secrets, [None if self._struct[pid] is not None else self._rules[pid].min_entropy
+                                      for pid, _s in keys])
         out: list[SecretMatch] = []
         for i, (pid, s) in enumerate(keys):
             rule = self._rules[pid]
@@ -204,7 +205,7 @@ class SecretMatcher:
             if self._struct[pid] is not None:
                 out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
                 continue
-            if rule.min_entropy is not None and ent[i] < rule.min_entropy:
+            if low[i]:
                 continue
             if is_placeholder(sec):
                 continue
@@ -238,7 +239,7 @@ def python_only_match(rule: Rule, text: str | bytes) -> bool:
                 return True
             continue
         sec = m.group("secret") if "secret" in m.re.groupindex and m.group("secret") else m.group(0)
-        if rule.min_entropy is not None and entropy.shannon(sec) < rule.min_entropy:
+        if rule.min_entropy is not None and entropy.below([sec], [rule.min_entropy])[0]:
             continue
         if is_placeholder(sec):
             continue
