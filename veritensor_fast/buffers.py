@@ -6,6 +6,8 @@
   in 1 MiB blocks;
 - ``LineColumn``: line and column of increasing offsets in one pass over the buffer (each byte is looked at
   a bounded number of times however many findings share one long line, and the line is never copied);
+- ``LineCarry``: the line and column where each window of a ``LargeFile`` starts, counted only for a window
+  that has findings;
 - ``LargeFile``: a file too big to read whole (over ``READ_MAX``), read in bounded ``pread`` windows (never
   memory-mapped, so a file truncated during the scan is a short read, never a SIGBUS); the structured
   detectors that need random access read it through ``randread.PreadView`` (``pread`` too);
@@ -137,6 +139,48 @@ class LineColumn:
             self.col += count_chars(buf, a, offset)
         self.pos = offset
         return self.line, self.col + 1
+
+
+class LineCarry:
+    """Line and column at the start of each window of a ``LargeFile``, counted only when asked.
+
+    ``window(start, data)`` records each window in order; ``at()`` returns ``(line, chars)`` at the start of
+    the latest one: its line (1-based) and the characters between that line's start and the window's start.
+    Counting the newlines of a 434 MB binary cost ~0.14 CPU-s a scan, spent on files with no finding at all;
+    here the earlier windows' bytes are read again (``pread``) only when a window has a finding, and counted
+    exactly as they were delimited (same segments, holes of a sparse file count as characters)."""
+
+    __slots__ = ("big", "line", "chars", "pos", "prev_len", "pending")
+
+    def __init__(self, big: LargeFile) -> None:
+        self.big = big
+        self.line, self.chars = 1, 0  # at file offset ``pos`` once ``pending`` is counted
+        self.pos = 0
+        self.prev_len = 0
+        self.pending: list[tuple[int, int, int]] = []  # (offset, bytes of the previous window, hole after them)
+
+    def window(self, start: int, data: bytes) -> None:
+        if start > self.pos:
+            upto = min(start - self.pos, self.prev_len)
+            self.pending.append((self.pos, upto, start - self.pos - upto))
+            self.pos = start
+        self.prev_len = len(data)
+
+    def at(self) -> tuple[int, int]:
+        for off, upto, hole in self.pending:
+            dl, dc = LineColumn(self._read(off, upto)).at(upto)
+            self.line, self.chars = self.line + dl - 1, (self.chars + dc - 1) if dl == 1 else dc - 1
+            self.chars += hole
+        self.pending.clear()
+        return self.line, self.chars
+
+    def _read(self, offset: int, n: int) -> bytes:
+        """``n`` bytes at ``offset`` (fewer at a new end of file: the file's ``close()`` reports the change)."""
+        parts, got = [], 0
+        while got < n and (more := os.pread(self.big.fd, n - got, offset + got)):
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
 
 class LargeFile:

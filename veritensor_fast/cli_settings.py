@@ -56,10 +56,10 @@ def settings(paths: list[Path], git_changes: bool, config: Path | None, no_confi
 
 
 def load_baseline(path: str | None) -> Any:
-    from veritensor_fast.baseline import BaselineError, load_baseline
-
     if path is None:
         return None
+    from veritensor_fast.baseline import BaselineError, load_baseline
+
     try:
         return load_baseline(path)
     except BaselineError as exc:

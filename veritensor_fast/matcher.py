@@ -94,9 +94,11 @@ class SecretMatcher:
         self._rules_only: Scanner | None = None if BACKEND == "hyperscan" else self._scanner
         self._rules = ruleset.rules
         self._nrules = len(self._rules)
-        self._confirm = [r.confirm_regex() for r in self._rules]
-        self._group = [("secret" in rx.groupindex) for rx in self._confirm]
-        self._width = [r.max_width() + 16 for r in self._rules]
+        #: confirmation regexes and window widths, built on a rule's first candidate (most rules never get one
+        #: in a scan, and compiling all of them up front cost ~17 ms of every start-up)
+        self._confirm: list[Any] = [None] * self._nrules
+        self._group = [False] * self._nrules
+        self._width = [0] * self._nrules
         self._active = [strict or not r.strict_only for r in self._rules]
         #: rules confirmed by structure (private keys): the header match is handed to a parser that returns
         #: the end of the secret and applies its own entropy floor; the rule's own floor is not used
@@ -122,7 +124,7 @@ class SecretMatcher:
                 ends[pid].append(end)
         out: dict[int, list[tuple[int, int]]] = {}
         for pid, es in ends.items():
-            width = self._width[pid]
+            width = self._width[pid] or self._width_of(pid)
             es.sort()
             lo, hi = max(0, es[0] - width), min(n, es[0] + width)
             windows: list[tuple[int, int]] = []
@@ -136,6 +138,15 @@ class SecretMatcher:
             windows.append((lo, hi))
             out[pid] = windows
         return out
+
+    def _width_of(self, pid: int) -> int:
+        w = self._width[pid] = self._rules[pid].max_width() + 16
+        return w
+
+    def _confirm_of(self, pid: int) -> Any:
+        rx = self._confirm[pid] = self._rules[pid].confirm_regex()
+        self._group[pid] = "secret" in rx.groupindex
+        return rx
 
     def candidate_ends(self, buf: Any) -> list[int] | None:
         """End offsets (unsorted) of the active rules' Hyperscan candidates in ``buf``, no base64 needles. A piece
@@ -165,7 +176,10 @@ class SecretMatcher:
         offsets are appended to it; otherwise the rules alone are."""
         cands: dict[tuple[int, int], tuple[int, bytes]] = {}
         for pid, windows in self._windows(buf, hits).items():
-            rx, grp, struct = self._confirm[pid], self._group[pid], self._struct[pid]
+            rx = self._confirm[pid]
+            if rx is None:
+                rx = self._confirm_of(pid)
+            grp, struct = self._group[pid], self._struct[pid]
             for lo, hi in windows:
                 for m in rx.finditer(buf, lo, hi):
                     s, e = m.span("secret") if grp and m.start("secret") >= 0 else m.span()
@@ -182,7 +196,8 @@ class SecretMatcher:
             return []
         keys = list(cands)
         secrets = [cands[k][1] for k in keys]
-        ent = entropy.shannon_many(secrets)
+        low = entropy.below(secrets, [None if self._struct[pid] is not None else self._rules[pid].min_entropy
+                                      for pid, _s in keys])
         out: list[SecretMatch] = []
         for i, (pid, s) in enumerate(keys):
             rule = self._rules[pid]
@@ -190,7 +205,7 @@ class SecretMatcher:
             if self._struct[pid] is not None:
                 out.append(SecretMatch(rule, s, cands[(pid, s)][0], sec))
                 continue
-            if rule.min_entropy is not None and ent[i] < rule.min_entropy:
+            if low[i]:
                 continue
             if is_placeholder(sec):
                 continue
@@ -224,7 +239,7 @@ def python_only_match(rule: Rule, text: str | bytes) -> bool:
                 return True
             continue
         sec = m.group("secret") if "secret" in m.re.groupindex and m.group("secret") else m.group(0)
-        if rule.min_entropy is not None and entropy.shannon(sec) < rule.min_entropy:
+        if rule.min_entropy is not None and entropy.below([sec], [rule.min_entropy])[0]:
             continue
         if is_placeholder(sec):
             continue

@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from veritensor_fast.buffers import LargeFile, LineColumn
+from veritensor_fast.buffers import LargeFile, LineCarry, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 from veritensor_fast.rules import RuleSet, load_rules
@@ -265,9 +265,11 @@ class ItemScan:
 def allow_regex(options: ScanOptions) -> Any:
     """The ``allow_secrets`` patterns as one regex (None when there are none), in RE2: user regexes run in
     linear time."""
+    if not options.allow_secrets:
+        return None  # no RE2 import (start-up cost) when there is nothing to compile
     from veritensor_fast.rules.safe_regex import compile_any
 
-    return compile_any(options.allow_secrets) if options.allow_secrets else None
+    return compile_any(options.allow_secrets)
 
 
 def secrets_in_paths(matcher: SecretMatcher, allow: Any,
@@ -336,23 +338,17 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
     out: list[Finding] = []
     seen: set[tuple[str, int, str]] = set()
     errors: set[tuple[str, str]] = set()
-    line0, chars0 = 1, 0  # line number, and characters since that line's start, at file offset ``pos``
-    pos, prev = 0, b""
+    carry = LineCarry(big)  # line number, and characters since that line's start, where a window starts
     file_head = big.pread(0, 4096)
     for start, lo, hi, data in big.windows():
-        # carry the count from the previous window's data to this one's start (past a hole: NULs, no newline)
-        if start > pos:
-            upto = min(start - pos, len(prev))
-            dl, dc = LineColumn(prev).at(upto)
-            line0, chars0 = line0 + dl - 1, (chars0 + dc - 1) if dl == 1 else dc - 1
-            chars0 += start - pos - upto
-            pos = start
-        prev = data
+        carry.window(start, data)
         ws = ItemScan(ctx, item)
         ws.keep = (lo - start, hi - start)
         ws.file_head = file_head
         ctx.scan_buffer(data, item, ws, skip=skip)
-        for f in ws.finish(data):
+        found = ws.finish(data)
+        line0, chars0 = carry.at() if found else (1, 0)  # counted only for a window with findings
+        for f in found:
             line = line0 + f.line - 1
             col = f.column + chars0 if f.line == 1 else f.column
             key = (f.fingerprint, line, repr(sorted(f.location.items())) if f.location else "")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import mmap
 from typing import Any
 
-import ijson
 import orjson
 
 from veritensor_fast.buffers import can_release, release_pages
@@ -71,6 +70,8 @@ def parse_small(buf: Any, w: Walker) -> None:
 
 def parse_streamed(buf: Any, w: Walker, head: bytes) -> None:
     """Cells one at a time (memory: one cell), then the other top-level values from the tail."""
+    import ijson  # only big notebooks are streamed: ijson (and the decimal module it loads) is start-up cost
+
     v3 = b'"worksheets"' in head and b'"cells"' not in head[:head.find(b'"worksheets"')]
     prefix = "worksheets.item.cells.item" if v3 else "cells.item"
     ncells = 0

@@ -95,7 +95,7 @@ def _strong(body: bytes, min_len: int, floor: float) -> bool:
         return False
     from veritensor_fast.matcher import is_placeholder
 
-    if entropy.shannon(body) < floor or is_placeholder(body):
+    if entropy.below([body], [floor])[0] or is_placeholder(body):
         return False
     # Key material is random: its base64 compresses to ~75%; a repeated line or a template far below that.
     own = own_material(body)

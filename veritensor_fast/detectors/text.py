@@ -32,9 +32,12 @@ def utf16_encoding(head: bytes) -> tuple[str, int] | None:
     sample = head[: len(head) & ~1]
     if len(sample) < 8:
         return None
-    even, odd = sample[0::2], sample[1::2]
-    half = len(even)
-    z_even, z_odd = even.count(0), odd.count(0)
+    half = len(sample) >> 1
+    zeros = sample.count(0)
+    if zeros < 0.4 * half:  # either byte order needs NULs in 40% of its high bytes: most binaries stop here
+        return None
+    z_even = sample[0::2].count(0)
+    z_odd = zeros - z_even
     if z_odd >= 0.4 * half and z_even <= 0.02 * half:
         enc = "utf-16-le"
     elif z_even >= 0.4 * half and z_odd <= 0.02 * half:

@@ -47,6 +47,10 @@ _MAX_STR = 1024  # longer strings are kept only as opaque values
 _STR_BUDGET = 64 << 20
 _ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
 PUSH_OPS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
+#: The commonest opcodes with a fixed-width operand (BININT1, BININT2, BININT, BINPUT, LONG_BINPUT, BINGET,
+#: LONG_BINGET: ~60% of a typical stream's opcodes) -> operand width; decoded inline in the linear model.
+_HOT_FIXED: dict[int, int] = {0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}
+_U16, _I32, _U32 = (struct.Struct(f).unpack_from for f in ("<H", "<i", "<I"))
 
 
 class StreamHooks(Protocol):
@@ -84,7 +88,9 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     op_at = start
     ok = False
     expand_limit = lim.max_expansion
+    max_ops, max_marks, max_stack, max_memo = lim.max_ops, lim.max_marks, lim.max_stack, lim.max_memo
     dos_reported = False
+    flat = isinstance(data, bytes | bytearray | memoryview)  # else a ``PreadView``: operands through ``_u``
 
     def grew(v: Any) -> None:
         """A container grew past ``expand_limit``: memo/DUP expansion ("billion laughs") unless it is big."""
@@ -182,10 +188,43 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         while True:
             op_at = r.op_start = r.pos
             ops += 1
-            if ops > lim.max_ops:
-                raise Limit(f"more than {lim.max_ops} opcodes")
-            p = r.read(1)
+            if ops > max_ops:
+                raise Limit(f"more than {max_ops} opcodes")
+            if discard:
+                p = r.read(1)
+            else:  # ``r.read(1)`` inlined: the opcode byte starts its own opcode, so it never straddles a frame
+                p = op_at
+                if p >= end:
+                    raise _Trunc()
+                r.pos = p + 1
             op = data[p]
+            if op in _HOT_FIXED and not discard:  # as the generic branches below, with ``r.read(w)`` inlined
+                w = _HOT_FIXED[op]
+                p += 1
+                if p + w > end:
+                    raise _Trunc()
+                if r.frame_end > op_at and p + w > r.frame_end:
+                    r.straddles.append(p)
+                r.pos = p + w
+                if op == 0x4B:  # BININT1
+                    stack.append(data[p])
+                elif op == 0x4D:  # BININT2
+                    stack.append(_U16(data, p)[0] if flat else _u(data, p, 2, "<H"))
+                elif op == 0x4A:  # BININT
+                    stack.append(_I32(data, p)[0] if flat else _u(data, p, 4, "<i"))
+                elif op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
+                    k = data[p] if op == 0x71 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
+                    if not stack:
+                        raise _Bad("PUT on empty stack")
+                    memo[k] = stack[-1]
+                else:  # BINGET, LONG_BINGET
+                    k = data[p] if op == 0x68 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
+                    if k not in memo:
+                        raise _Bad(f"memo key {k} missing")
+                    stack.append(memo[k])
+                if len(stack) > max_stack or len(memo) > max_memo:
+                    raise Limit("stack or memo limit")
+                continue
             if op == 0x95:  # FRAME
                 n = _u(data, r.read(8), 8, "<Q")
                 if n > end - r.pos:
@@ -202,12 +241,34 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 ok = True
                 break
             if op == 0x28:  # MARK
-                if len(meta) >= lim.max_marks:
+                if len(meta) >= max_marks:
                     raise Limit("MARK nesting limit")
                 meta.append(stack)
                 stack = []
                 continue
-            if op in PUSH_OPS:
+            # the branches are disjoint: their order is only speed (the commonest first)
+            if op == 0x7D:  # EMPTY_DICT
+                stack.append(_Dict())
+            elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
+                k = 1 if op == 0x61 else 2
+                if len(stack) <= k:
+                    raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
+                tgt = stack[-k - 1]
+                if type(tgt) is (_List if op == 0x61 else _Dict):
+                    tgt.add(stack[-k:])
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+                del stack[-k:]
+            elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
+                items = pop_mark()
+                if not stack:
+                    raise _Bad("container opcode without container")
+                tgt = stack[-1]
+                if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
+                    tgt.add(items)
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+            elif op in PUSH_OPS:
                 stack.append(PUSH_OPS[op])
             elif op in _SIZED:  # length-prefixed str / bytes operands
                 w, fmt, kind = _SIZED[op]
@@ -346,27 +407,6 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 stack.append(cont)
             elif op == 0x5D or op == 0x8F:  # EMPTY_LIST, EMPTY_SET
                 stack.append(_List())
-            elif op == 0x7D:  # EMPTY_DICT
-                stack.append(_Dict())
-            elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
-                k = 1 if op == 0x61 else 2
-                if len(stack) <= k:
-                    raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
-                tgt = stack[-k - 1]
-                if type(tgt) is (_List if op == 0x61 else _Dict):
-                    tgt.add(stack[-k:])
-                    if tgt.n > expand_limit:
-                        grew(tgt)
-                del stack[-k:]
-            elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
-                items = pop_mark()
-                if not stack:
-                    raise _Bad("container opcode without container")
-                tgt = stack[-1]
-                if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
-                    tgt.add(items)
-                    if tgt.n > expand_limit:
-                        grew(tgt)
             elif op == 0x30:  # POP
                 if stack:
                     stack.pop()
@@ -395,7 +435,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     raise _Bad("READONLY_BUFFER on empty stack")
             else:
                 raise _Bad(f"invalid opcode 0x{op:02x}")
-            if len(stack) > lim.max_stack or len(memo) > lim.max_memo:
+            if len(stack) > max_stack or len(memo) > max_memo:
                 raise Limit("stack or memo limit")
     except (_Trunc, _Bad, Limit, IndexError, struct.error) as exc:
         issues.append(break_issue(exc, r.pos, op_at, where))

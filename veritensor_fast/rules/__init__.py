@@ -8,14 +8,15 @@ only, because Hyperscan has no look-around.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+import orjson
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 _KNOWN_KEYS = {
@@ -27,8 +28,6 @@ _KNOWN_KEYS = {
 #: ``%3D`` (tokens inside URL-encoded query strings and redirect URLs).
 _LEFT_WORD = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt])|(?<=\\u[0-9a-fA-F]{4})|(?<=%[0-9a-fA-F]{2}))"
 _MAX_WINDOW = 4096
-#: libyaml's safe loader parses the packaged rules ~5x faster than the pure-Python one (start-up cost).
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RuleError(Exception):
@@ -176,8 +175,12 @@ def _rule_from(doc: Any, source: str, user: bool = False) -> Rule:
 
 
 def _parse_file(text: str, source: str, user: bool = False) -> list[Rule]:
+    import yaml  # imported here: a scan whose built-in rules come from the cache never needs it (start-up cost)
+
+    # libyaml's safe loader parses the packaged rules ~5x faster than the pure-Python one (start-up cost)
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=_LOADER)  # a safe loader (the C one when available)
+        data = yaml.load(text, Loader=loader)  # a safe loader (the C one when available)
     except (yaml.YAMLError, RecursionError) as exc:
         raise RuleError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
@@ -190,15 +193,66 @@ def builtin_rule_texts() -> list[tuple[str, str]]:
     return sorted((p.name, p.read_text(encoding="utf-8")) for p in pkg.iterdir() if p.name.endswith(".yaml"))
 
 
+#: Fields of ``Rule`` a cached built-in rule is rebuilt from; tuples are stored as JSON lists.
+_FIELDS = tuple(f.name for f in fields(Rule))
+
+
+def builtin_rules() -> list[Rule]:
+    """The packaged rules, parsed and validated. Parsing YAML and validating every pattern costs ~30 ms of
+    start-up per process, so the result is cached on disk as JSON (never pickle: the cache is data, it is not
+    run), keyed by a hash of the rule files and of this module's source (any change to either misses). A cache
+    file that is missing, unreadable or malformed is ignored and rewritten."""
+    texts = builtin_rule_texts()
+    path = rules_cache_path(texts)
+    try:
+        cached = _rules_from_json(path.read_bytes())
+    except Exception:  # missing, unreadable or not what this code writes: parse the YAML afresh
+        cached = None
+    if cached is not None:
+        return cached
+    rules = [r for name, text in texts for r in _parse_file(text, f"builtin:{name}")]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps([[getattr(r, k) for k in _FIELDS] for r in rules]))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return rules
+
+
+def rules_cache_path(texts: list[tuple[str, str]]) -> Path:
+    """Where :func:`builtin_rules` caches the rules parsed from ``texts`` (``builtin_rule_texts``)."""
+    h = hashlib.sha256(b"veritensor-fast-builtin-rules-v1\x00")
+    h.update(Path(__file__).read_bytes())
+    for name, text in texts:
+        h.update(b"\x00" + name.encode() + b"\x00" + text.encode())
+    from veritensor_fast.kernels.hsdb import _cache_dir
+
+    return _cache_dir() / f"rules-{h.hexdigest()[:32]}.json"
+
+
+def _rules_from_json(raw: bytes) -> list[Rule] | None:
+    """Rules written by :func:`builtin_rules`, or None when ``raw`` does not hold exactly that shape."""
+    data = orjson.loads(raw)
+    if not isinstance(data, list) or not data:
+        return None
+    out: list[Rule] = []
+    for row in data:
+        if not isinstance(row, list) or len(row) != len(_FIELDS):
+            return None
+        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in zip(_FIELDS, row, strict=True)}
+        out.append(Rule(**kw))
+    return out
+
+
 def load_rules(
     extra_files: Sequence[str | Path] = (),
     disabled: Iterable[str] = (),
     entropy_overrides: dict[str, float] | None = None,
 ) -> RuleSet:
     """Load the built-in rules plus ``extra_files``; drop ``disabled`` ids; apply entropy floor overrides."""
-    rules: list[Rule] = []
-    for name, text in builtin_rule_texts():
-        rules.extend(_parse_file(text, f"builtin:{name}"))
+    rules: list[Rule] = builtin_rules()
     for path in extra_files:
         from veritensor_fast.safeio import SmallFileError, read_regular_file
 

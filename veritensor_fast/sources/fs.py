@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import functools
+import operator
 import os
 import re
 import stat
@@ -154,7 +155,7 @@ class FileSource:
             d = stack.pop()
             try:
                 with os.scandir(d) as it:
-                    entries = sorted(it, key=lambda e: e.name)
+                    entries = sorted(it, key=_BY_NAME)
             except OSError as exc:
                 yield ScanError(self._rel(base, d, False), f"cannot list directory: {exc.strerror}", "unreadable")
                 continue
@@ -234,6 +235,17 @@ class FileSource:
         return Item("dir", d, rel, size, follow=self.follow_symlinks, entries=tuple(entries))
 
 
+_BY_NAME = operator.attrgetter("name")
+#: POSIX paths: ``os.path.join(a, name)`` of a directory entry's name is ``a + "/" + name`` (``a`` not ending
+#: in ``/``), and a relative path needs no separator conversion. Elsewhere ``os.path`` decides.
+_POSIX = os.sep == "/" and os.path.join is __import__("posixpath").join
+
+
+def _under(a: str) -> str:
+    """``a`` ready to have an entry name appended, as ``os.path.join(a, name)`` would (POSIX only)."""
+    return a if a.endswith("/") else a + "/"
+
+
 def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
     """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them, as
     ``(items, errors, deferred)``. An entry listed by name only (size -1) is stat-ed here, with the listing's
@@ -245,9 +257,13 @@ def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError],
     errors: list[ScanError] = []
     deferred: list[Item] = []
     several = len(item.entries) > 1
+    dpre, rpre = (_under(d), _under(rel) if rel else "") if _POSIX else ("", "")
     for name, size, dev, ino in item.entries:
-        r = join(rel, name) if rel else name
-        path, shown = join(d, name), display_path(r.replace(os.sep, "/"))
+        if _POSIX:  # the same strings, without two ``os.path.join`` calls per file
+            path, shown = dpre + name, display_path(rpre + name)
+        else:
+            r = join(rel, name) if rel else name
+            path, shown = join(d, name), display_path(r.replace(os.sep, "/"))
         if size >= 0:
             out.append(Item("file", path, shown, size, dev=dev, ino=ino, follow=follow))
             continue
