@@ -23,7 +23,6 @@ The start method is chosen once per scan: ``fork`` while the parent runs no othe
 
 from __future__ import annotations
 
-import gc
 import multiprocessing as mp
 import os
 import signal
@@ -111,21 +110,12 @@ class PoolExecutor:
         for _ in range(START_ATTEMPTS):
             pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context(self.method), initializer=_init,
                                        initargs=(self.options, self._db))
-            # Forked workers share this process's objects page by page until one writes to a page; the
-            # collector writes to every object it walks. Frozen objects are never walked: each worker keeps
-            # the parent's pages shared (fewer copy-on-write faults) and never re-walks the inherited state.
-            frozen = self.method == "fork" and gc.get_freeze_count() == 0
-            if frozen:
-                gc.freeze()
             try:
-                pool.submit(os.getpid).result()  # with fork, the first submit forks every worker
+                pool.submit(os.getpid).result()
             except BrokenProcessPool:
                 pool.shutdown(wait=True)
                 self.restarts += 1
                 continue
-            finally:
-                if frozen:
-                    gc.unfreeze()
             return pool
         raise EngineError("the worker processes could not start (try --jobs 1)")
 
