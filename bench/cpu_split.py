@@ -94,6 +94,9 @@ print(json.dumps({
     # the tail: seconds between the first worker's last batch end and the last one's (a straggler)
     "tail_s": round(ends[-1] - ends[0], 3) if len(ends) > 1 else 0.0,
     "first_batch_s": round(min((w[0] for w in timeline.values()), default=0.0), 3),
+    # serial start: from the scan's start (rules, database, listing the first batches, the workers' state,
+    # the prefork imports, the fork) to the pool's first batch; 0 with --jobs 1
+    "pool_start_s": round(t_pool0 - t0, 3) if mark else 0.0,
     "shutdown_s": round(mark.get("t1", 0) - ends[-1], 3) if mark and ends else 0.0,
     # the longest batches: wall s, CPU s, bytes, the file when the batch is one file
     # modules a worker imported after the fork (each worker pays for them; the parent could import them once)
