@@ -27,14 +27,15 @@ from veritensor_fast import engine, executors_local, worker
 from veritensor_fast.sources.fs import FileSource
 
 log = sys.argv[3]
-real_run, real_init = worker.run_batch, worker.init_worker
+real_run, real_init = worker.WorkerContext.run_batch, worker.init_worker
 
 
-def run_batch(batch):
-    t = time.perf_counter()
-    r = real_run(batch)
-    with open(log, "a") as f:
-        f.write(f"b {time.perf_counter() - t}\n")
+def run_batch(self, batch):  # every batch, in a worker or in-process (--jobs 1)
+    t, c, f0 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    r = real_run(self, batch)
+    t1, c1, f1 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    with open(log, "a") as f:  # one line per batch: worker pid, start, end (CLOCK_MONOTONIC), CPU, items, bytes
+        f.write(f"b {t1 - t} {os.getpid()} {t} {t1} {c1 - c} {r.items} {r.bytes} {len(r.more)} {r.scanned[0][0] if len(r.scanned) == 1 else '-'} {len(sys.modules)} {f1 - f0}\n")
     return r
 
 
@@ -45,16 +46,15 @@ def init_worker(o, db):
         f.write(f"i {time.process_time() - c}\n")
 
 
-for fn, name in ((run_batch, "run_batch"), (init_worker, "init_worker")):
-    fn.__module__, fn.__qualname__ = "veritensor_fast.worker", name  # picklable by reference
-    setattr(worker, name, fn)
-    setattr(executors_local, name, fn)
+worker.WorkerContext.run_batch = run_batch
+init_worker.__module__, init_worker.__qualname__ = "veritensor_fast.worker", "init_worker"  # picklable by reference
+worker.init_worker = executors_local.init_worker = init_worker
 mark = {}
 real_map = executors_local.PoolExecutor.map
 
 
 def pool_map(self, batches):
-    mark["t0"], mark["c0"] = time.perf_counter(), time.process_time()
+    mark["t0"], mark["c0"], mark["mods"] = time.perf_counter(), time.process_time(), len(sys.modules)
     yield from real_map(self, batches)
     mark["t1"], mark["c1"] = time.perf_counter(), time.process_time()
 
@@ -63,13 +63,24 @@ executors_local.PoolExecutor.map = pool_map
 jobs = int(sys.argv[2])
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
-res = engine.scan(FileSource([sys.argv[1]]), worker.ScanOptions(), jobs=jobs)
+res = engine.scan(FileSource([sys.argv[1]], default_excludes=sys.argv[4] == "1"), worker.ScanOptions(), jobs=jobs)
 wall = time.perf_counter() - t0
 r1, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 parent = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 rows = [ln.split() for ln in open(log)] if os.path.exists(log) else []
-busy = sum(float(v) for k, v in rows if k == "b")
-inits = sum(float(v) for k, v in rows if k == "i")
+busy = sum(float(r[1]) for r in rows if r[0] == "b")
+inits = sum(float(r[1]) for r in rows if r[0] == "i")
+per: dict = {}
+for r in rows:
+    if r[0] == "b":
+        per.setdefault(r[2], []).append((float(r[3]), float(r[4]), float(r[5]), int(r[6]), int(r[7]), r[9], int(r[10]), int(r[11])))
+ends = sorted(max(e for _, e, *_ in bs) for bs in per.values())
+t_pool0 = mark.get("t0", t0)
+timeline = {  # per worker: first batch start and last end (s after the pool started), busy s, batches, CPU s
+    pid: [round(min(s for s, *_ in bs) - t_pool0, 3), round(max(e for _, e, *_ in bs) - t_pool0, 3),
+          round(sum(e - s for s, e, *_ in bs), 3), len(bs), round(sum(c for _, _, c, *_ in bs), 3)]
+    for pid, bs in per.items()}
+longest = sorted((e - s, c, b, os.path.basename(n)) for bs in per.values() for s, e, c, _, b, n, _, _ in bs)[-4:]
 workers = rc.ru_utime + rc.ru_stime
 scan_cpu = mark.get("c1", 0) - mark.get("c0", 0) if mark else parent
 pool_s = mark.get("t1", 0) - mark.get("t0", 0)
@@ -79,6 +90,20 @@ print(json.dumps({
     "worker_init_cpu": round(inits, 3), "worker_idle_s": round(max(0.0, jobs * pool_s - busy), 3) if mark else 0,
     "parent_share": round(scan_cpu / (scan_cpu + workers), 3) if mark and scan_cpu + workers else 1.0,
     "parent_us_per_file": round(scan_cpu / max(res.stats["files"], 1) * 1e6, 1),
+    "pool_s": round(pool_s, 3), "batch_cpu": round(sum(w[4] for w in timeline.values()), 3),
+    # the tail: seconds between the first worker's last batch end and the last one's (a straggler)
+    "tail_s": round(ends[-1] - ends[0], 3) if len(ends) > 1 else 0.0,
+    "first_batch_s": round(min((w[0] for w in timeline.values()), default=0.0), 3),
+    # serial start: from the scan's start (rules, database, listing the first batches, the workers' state,
+    # the prefork imports, the fork) to the pool's first batch; 0 with --jobs 1
+    "pool_start_s": round(t_pool0 - t0, 3) if mark else 0.0,
+    "shutdown_s": round(mark.get("t1", 0) - ends[-1], 3) if mark and ends else 0.0,
+    # the longest batches: wall s, CPU s, bytes, the file when the batch is one file
+    # modules a worker imported after the fork (each worker pays for them; the parent could import them once)
+    "worker_new_modules": max((m for bs in per.values() for *_, m, _ in bs), default=0) - mark.get("mods", 0)
+    if mark else 0,
+    "batch_page_faults": sum(f for bs in per.values() for *_, f in bs),  # minor faults inside batches
+    "longest_batches": [[round(d, 3), round(c, 3), b, n] for d, c, b, n in longest], "workers": timeline,
 }))
 """
 
@@ -88,12 +113,13 @@ def main() -> None:
     ap.add_argument("corpus")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--no-default-excludes", action="store_true", help="as the CLI's option (the real tree)")
     a = ap.parse_args()
     for _ in range(a.rounds):
         with tempfile.TemporaryDirectory() as tmp:
             # run in the empty temporary directory: ``-c`` puts the working directory first on ``sys.path``
             p = subprocess.run([sys.executable, "-c", CHILD, os.path.abspath(a.corpus), str(a.jobs),
-                                os.path.join(tmp, "log")], capture_output=True, text=True, check=False, cwd=tmp)
+                                os.path.join(tmp, "log"), "0" if a.no_default_excludes else "1"], capture_output=True, text=True, check=False, cwd=tmp)
             sys.stdout.write(p.stdout if p.returncode == 0 else f"failed: {p.stderr[-2000:]}\n")
             sys.stdout.flush()
 

@@ -7,6 +7,7 @@ supervised process pool otherwise: ``executors_local``, which survives workers t
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import time
@@ -19,7 +20,7 @@ from veritensor_fast.findings import Finding, Item, ScanError, ScanResult  # noq
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.sources import Source
-from veritensor_fast.worker import BATCH_BYTES, BATCH_ITEMS, BatchResult, ScanOptions, WorkerContext
+from veritensor_fast.worker import BATCH_BYTES, BATCH_ITEMS, BatchResult, ScanOptions, WorkerContext, scan_gc
 
 
 class InProcessExecutor:
@@ -27,6 +28,7 @@ class InProcessExecutor:
 
     def __init__(self, options: ScanOptions, serialised_db: bytes, ruleset: RuleSet | None = None) -> None:
         self.ctx = WorkerContext(options, serialised_db, ruleset)  # the parent's rule set: not loaded twice
+        self._gc = scan_gc()  # as a pool worker runs; the caller's thresholds come back at close
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         for b in batches:
@@ -34,10 +36,13 @@ class InProcessExecutor:
             while todo:
                 res = self.ctx.run_batch(todo.pop())
                 todo.extend([it] for it in reversed(res.more))  # big files a directory shard held
+                if res.rest:  # the files of a batch of shards past its bytes
+                    todo.append(res.rest)
                 yield res
 
     def close(self) -> None:
         self.ctx.close()
+        gc.set_threshold(*self._gc)
 
 
 def make_batches(items: Iterable[Item | ScanError], errors: list[ScanError], max_items: int = BATCH_ITEMS,
