@@ -60,7 +60,10 @@ def test_warm_cache_parses_no_yaml(cache: Path, monkeypatch: pytest.MonkeyPatch)
     assert _fields(load_rules().rules) == want
 
 
-@pytest.mark.parametrize("junk", [b"", b"not json", b"[]", b'[["x"]]', b"{}", b'[[1, 2, 3]]'])
+_WRONG_TYPES = b"[[" + b", ".join([b"1"] * len(rules_mod._FIELDS)) + b"]]"
+
+
+@pytest.mark.parametrize("junk", [b"", b"not json", b"[]", b'[["x"]]', b"{}", b'[[1, 2, 3]]', _WRONG_TYPES])
 def test_corrupt_cache_is_ignored_and_rewritten(cache: Path, junk: bytes) -> None:
     path = rules_cache_path(builtin_rule_texts())
     path.parent.mkdir(parents=True)

@@ -195,6 +195,19 @@ def builtin_rule_texts() -> list[tuple[str, str]]:
 
 #: Fields of ``Rule`` a cached built-in rule is rebuilt from; tuples are stored as JSON lists.
 _FIELDS = tuple(f.name for f in fields(Rule))
+#: The JSON type each field must have in the cache: lists (tuples of strings), floats, booleans, else strings.
+_KINDS = {"min_entropy": "float", "strict_only": "bool", "keywords": "list", "references": "list",
+          "examples": "list", "negative_examples": "list"}
+
+
+def _typed(kind: str, v: Any) -> bool:
+    if kind == "list":
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if kind == "float":
+        return v is None or (isinstance(v, float) and not isinstance(v, bool))
+    if kind == "bool":
+        return isinstance(v, bool)
+    return isinstance(v, str)
 
 
 def builtin_rules() -> list[Rule]:
@@ -239,7 +252,8 @@ def _rules_from_json(raw: bytes) -> list[Rule] | None:
         return None
     out: list[Rule] = []
     for row in data:
-        if not isinstance(row, list) or len(row) != len(_FIELDS):
+        if not isinstance(row, list) or len(row) != len(_FIELDS) \
+                or not all(_typed(_KINDS.get(k, "str"), v) for k, v in zip(_FIELDS, row, strict=True)):
             return None
         kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in zip(_FIELDS, row, strict=True)}
         out.append(Rule(**kw))
