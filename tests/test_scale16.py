@@ -165,3 +165,30 @@ def test_forked_workers_share_the_parents_imports_and_run_with_the_scan_gc_thres
         before_th, before_frozen, after_th, after_frozen = run(root, jobs, tmp_path / str(jobs), small=False)[
             "caller_gc"]
         assert (after_th, after_frozen) == (before_th, before_frozen) == ([700, 10, 10], 0)
+
+
+def test_overlapping_in_process_scans_give_back_the_callers_gc_thresholds() -> None:
+    """Scans in several threads of one process (a Dask worker runs shards in-process): the scan thresholds hold
+    while any of them runs, and the caller's come back when the last one ends, whatever the order."""
+    import gc
+
+    from veritensor_fast.engine import InProcessExecutor
+    from veritensor_fast.matcher import compile_ruleset
+    from veritensor_fast.worker import SCAN_GC_THRESHOLD, ScanOptions
+
+    opts = ScanOptions()
+    rs = opts.ruleset()
+    db = compile_ruleset(rs)
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(1234, 5, 6)
+        a = InProcessExecutor(opts, db, rs)
+        b = InProcessExecutor(opts, db, rs)
+        assert gc.get_threshold() == SCAN_GC_THRESHOLD
+        a.close()
+        assert gc.get_threshold() == SCAN_GC_THRESHOLD  # b still runs
+        b.close()
+        b.close()  # closing twice gives back nothing more
+        assert gc.get_threshold() == (1234, 5, 6)
+    finally:
+        gc.set_threshold(*old)

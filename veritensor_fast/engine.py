@@ -7,7 +7,6 @@ supervised process pool otherwise: ``executors_local``, which survives workers t
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import time
@@ -28,7 +27,8 @@ class InProcessExecutor:
 
     def __init__(self, options: ScanOptions, serialised_db: bytes, ruleset: RuleSet | None = None) -> None:
         self.ctx = WorkerContext(options, serialised_db, ruleset)  # the parent's rule set: not loaded twice
-        self._gc = scan_gc()  # as a pool worker runs; the caller's thresholds come back at close
+        scan_gc()  # as a pool worker runs; the caller's thresholds come back at close
+        self._closed = False
 
     def map(self, batches: Iterable[list[Item]]) -> Iterator[BatchResult]:
         for b in batches:
@@ -42,7 +42,9 @@ class InProcessExecutor:
 
     def close(self) -> None:
         self.ctx.close()
-        gc.set_threshold(*self._gc)
+        if not self._closed:
+            self._closed = True
+            scan_gc(enter=False)
 
 
 def make_batches(items: Iterable[Item | ScanError], errors: list[ScanError], max_items: int = BATCH_ITEMS,

@@ -13,6 +13,7 @@ import dataclasses
 import gc
 import importlib
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -447,11 +448,22 @@ def prebuild(ctx: WorkerContext | None, serialised_db: bytes | None = None) -> N
                 pass
 
 
-def scan_gc() -> tuple[int, ...]:
-    """Set ``SCAN_GC_THRESHOLD``; return the thresholds it replaced (for ``gc.set_threshold``)."""
-    old = gc.get_threshold()
-    gc.set_threshold(*SCAN_GC_THRESHOLD)
-    return old
+_GC_LOCK = threading.Lock()
+_GC_SCANS: list[tuple[int, ...]] = []  # the caller's thresholds, once per scan running in this process
+
+
+def scan_gc(enter: bool = True) -> None:
+    """Set ``SCAN_GC_THRESHOLD`` while a scan runs (``enter``); the last scan to end (``enter=False``) puts
+    back the thresholds the first one found (scans in several threads of one process: a Dask worker)."""
+    with _GC_LOCK:
+        if enter:
+            _GC_SCANS.append(gc.get_threshold())
+            gc.set_threshold(*SCAN_GC_THRESHOLD)
+        elif _GC_SCANS:
+            first = _GC_SCANS[0]
+            _GC_SCANS.pop()
+            if not _GC_SCANS:
+                gc.set_threshold(*first)
 
 
 def init_worker(options: ScanOptions, serialised_db: bytes | None) -> None:
