@@ -45,8 +45,9 @@ _BOUND = re.compile(rb"^[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)(?=[ \t]*(?
                     rb"[A-Za-z_][\w.]*[ \t]*(?:[+%#;\r\n]|$)|[A-Za-z_][\w.]*\.(?:join|format)[ \t]*\())"
                     rb"|\(([A-Za-z_]\w*)[ \t]*:=", re.M)
 _IDENT = re.compile(rb"[A-Za-z_]\w*")
-#: A name read as a value: not an attribute (``.x``), a call (``f(``) or a keyword argument (``kw=``).
-_NAME_USE = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)(?![\w(])(?![ \t]*(?:\(|=(?!=)))")
+#: A name read as a whole value: not an attribute (``.x``), a call (``f(``), a keyword argument (``kw=``), nor
+#: the object of an attribute or subscript (``self.x``, ``d[k]``: folding reads neither), except ``.join``/``.format``.
+_NAME_USE = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)(?![\w(])(?![ \t]*(?:\(|=(?!=)|\[|\.(?!(?:join|format)\b)))")
 #: After a name: its binding, ``NAME =``, ``NAME: T =``, ``NAME :=``, to something that may fold (a literal, a
 #: bracket, a name, a ``+``/``%`` chain, ``.join``/``.format``).
 _BINDING = re.compile(rb"[ \t]*(?::[^=\n]*)?:?=(?!=)(?=[ \t]*(?:[rRbBuUfF]{0,2}[\x22'(\\]|[A-Za-z_]\w*[ \t]*"
