@@ -8,7 +8,6 @@ process that already runs threads would start them with ``forkserver``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -127,8 +126,9 @@ def test_a_shard_of_names_is_cut_at_the_batch_bytes_and_nothing_is_lost(tmp_path
 
 
 def test_a_batch_stops_at_its_bytes_where_the_parent_would_have_cut_it(tmp_path: Path) -> None:
-    """A file is taken while the batch holds less than the limit, as ``engine.make_batches`` fills a batch; the
-    rest is the shard's remaining files (sizes known: no second ``stat``) and the batch's other items, which
+    """A file is taken while the batch holds less than the limit, as ``engine.make_batches`` fills a batch. The
+    rest comes back as batches: the shard's remaining files (sizes known: no second ``stat``) in shards filled
+    the same way, so none is cut again and they run in parallel, then the batch's other items. Together they
     expand to exactly the files that were left out. A batch without shards is never cut."""
     sizes = [1000, 3000, 500, 5000, 10, 10]
     d = tmp_path / "d"
@@ -140,10 +140,11 @@ def test_a_batch_stops_at_its_bytes_where_the_parent_would_have_cut_it(tmp_path:
     full, _, _ = expand_items([shard, other])
     items, errors, deferred, rest = expand_capped([shard, other], 0, 4096)
     assert items == full[:3] and not errors and not deferred  # 1000 + 3000 + 500: the third one passes 4096
-    assert rest[1] is other and rest[0].kind == "dir" and [e[1] for e in rest[0].entries] == [5000, 10, 10]
-    tail = [dataclasses.replace(rest[0], size=20, entries=rest[0].entries[1:]), other]
-    assert expand_capped(rest, 0, 4096) == ([full[3]], [], [], tail)  # 5000 alone: the batch is full
-    assert expand_capped(tail, 0, 4096) == (full[4:], [], [], [])  # 10 + 10 + 1000: the rest fits
+    assert [[it.kind for it in b] for b in rest] == [["dir"], ["dir"], ["file"]] and rest[2] == [other]
+    assert [[e[1] for e in b[0].entries] for b in rest[:2]] == [[5000], [10, 10]]
+    assert expand_capped(rest[0], 0, 4096) == ([full[3]], [], [], [])
+    assert expand_capped(rest[1], 0, 4096) == (full[4:6], [], [], [])
+    assert expand_capped([shard], 0, 4096)[3] == rest[:2]  # nothing after the shard: no empty batch
     plain = full[3:]
     assert expand_capped(plain, 0, 10) == (plain, [], [], [])
 

@@ -36,8 +36,7 @@ class InProcessExecutor:
             while todo:
                 res = self.ctx.run_batch(todo.pop())
                 todo.extend([it] for it in reversed(res.more))  # big files a directory shard held
-                if res.rest:  # the files of a batch of shards past its bytes
-                    todo.append(res.rest)
+                todo.extend(reversed(res.rest))  # what a batch of shards held past its bytes
                 yield res
 
     def close(self) -> None:

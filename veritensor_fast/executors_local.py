@@ -187,8 +187,7 @@ class PoolExecutor:
                 if exc is None:
                     res = fut.result()
                     retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
-                    if res.rest:  # the files of a batch of shards past its bytes: one task
-                        retry.append((res.rest, PLANNED))
+                    retry.extend((b, PLANNED) for b in res.rest)  # what a batch of shards held past its bytes
                     yield res
                     continue
                 items, listing_errors, _ = expand_items(items)  # a directory shard is retried file by file

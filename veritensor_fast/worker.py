@@ -12,11 +12,11 @@ import bisect
 import dataclasses
 import gc
 import importlib
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from veritensor_fast.batching import expand_capped, expand_items  # noqa: F401 (expand_items: re-exported)
 from veritensor_fast.buffers import LargeFile, LineCarry, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
@@ -62,8 +62,8 @@ class BatchResult:
     #: Files a directory shard held that are too big to scan inside this batch: the executor runs each as its
     #: own task (``sources.fs.expand_shard``), so one worker never gets a directory of large files alone.
     more: list[Item] = field(default_factory=list)
-    #: What a batch of shards holds past ``BATCH_BYTES`` (``expand_capped``): the executor runs it as one task.
-    rest: list[Item] = field(default_factory=list)
+    #: What a batch of shards holds past ``BATCH_BYTES`` (``expand_capped``), as batches: a task each.
+    rest: list[list[Item]] = field(default_factory=list)
 
 
 #: Readers by item kind: (module, class). Imported on first use in each worker.
@@ -365,51 +365,6 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
                 errors.add((e.reason, e.kind))
                 scan.errors.append(e)
     return out
-
-
-def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
-    """``batch`` with every ``dir`` shard replaced by its ``file`` items: ``(items, errors, deferred)`` (see
-    ``sources.fs.expand_shard``; ``big=0``: nothing is deferred)."""
-    items, errors, deferred, _ = expand_capped(batch, big, 0)
-    return items, errors, deferred
-
-
-def expand_capped(batch: list[Item], big: int, cap: int) -> tuple[list[Item], list[ScanError], list[Item], list[Item]]:
-    """``expand_items`` that stops at about ``cap`` bytes (0: no limit): ``(items, errors, deferred, rest)``.
-
-    A ``dir`` shard listed by name only has no sizes until the worker stats its files, so a batch of 256 of
-    them may hold up to 1 GB: one task that the other workers wait for at the end of the scan. A file is taken
-    while the batch holds less than ``cap`` bytes (as ``engine.make_batches`` fills a batch); ``rest`` is what
-    is left, the files of the shard being expanded as a smaller ``dir`` shard (stat-ed: expanding it again
-    costs no ``stat``), then the batch's other items as they are. The executor runs ``rest`` as one task
-    (``BatchResult.rest``), which stops at ``cap`` bytes again."""
-    if all(it.kind != "dir" for it in batch):
-        return batch, [], [], []
-    from veritensor_fast.sources.fs import expand_shard
-
-    out: list[Item] = []
-    errors: list[ScanError] = []
-    deferred: list[Item] = []
-    total = 0
-    for n, it in enumerate(batch):
-        if cap and total >= cap and out:
-            return out, errors, deferred, batch[n:]
-        if it.kind != "dir":
-            out.append(it)
-            total += max(it.size, 0)
-            continue
-        o, e, d = expand_shard(it, big)
-        errors.extend(e)
-        deferred.extend(d)
-        for i, f in enumerate(o):
-            if cap and total >= cap and (out or i):
-                out.extend(o[:i])
-                rest = dataclasses.replace(it, size=sum(x.size for x in o[i:]), entries=tuple(
-                    (os.path.basename(x.key), x.size, x.dev, x.ino) for x in o[i:]))
-                return out, errors, deferred, [rest, *batch[n + 1:]]
-            total += f.size
-        out.extend(o)
-    return out, errors, deferred, []
 
 
 # ---- process-pool entry points -------------------------------------------------------------------------
