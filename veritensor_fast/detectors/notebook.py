@@ -77,11 +77,15 @@ class NotebookDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.include_outputs = bool(getattr(ctx.options, "include_outputs", True))
+        self._py: Any = False
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not looks_like_notebook(item.path, head, buf):
             return
-        py = next((d for d in self.ctx.detectors if d.name == "python-ast" and hasattr(d, "wanted")), None)
+        py = self._py
+        if py is False:  # looked up on the first notebook: the detector list is built after this detector
+            py = self._py = next((d for d in self.ctx.detectors if d.name == "python-ast" and hasattr(d, "wanted")),
+                                 None)
         # Outputs are always walked: with outputs excluded their findings are not reported, but they still
         # tell the raw-text pass which of its findings are output tokens to leave out.
         walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
