@@ -88,3 +88,12 @@ def test_raw_pass_lines_and_columns_across_windows(ctx: WorkerContext, tmp_path:
         line_start = data.rfind(b"\n", 0, s) + 1
         want.append((tok, data.count(b"\n", 0, s) + 1, len(data[line_start:s].decode()) + 1))
     assert got == sorted(want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=8), st.sampled_from(["", ".ipynb", ".IPYNB", ".IpYnB", "İpynb", ".ipynb\u0130", "ΣΣ"]))
+def test_notebook_extension_check_is_lower_endswith(stem: str, suffix: str) -> None:
+    from veritensor_fast.detectors.notebook import looks_like_notebook
+
+    path = stem + suffix
+    assert looks_like_notebook(path, b"x", b"x") == path.lower().endswith(".ipynb")

@@ -58,7 +58,7 @@ _Walker = Walker  # old private name (tests use it)
 
 def looks_like_notebook(path: str, head: bytes, buf: Any) -> bool:
     """``.ipynb`` by extension, or a JSON object that has ``"cells"`` and ``"nbformat"`` keys."""
-    if path.lower().endswith(".ipynb"):
+    if path[-6:].lower().endswith(".ipynb"):  # == path.lower().endswith(...): lowering never shortens a character
         return True
     h = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not h.startswith(b"{") or b'"cells"' not in head and b'"worksheets"' not in head:
