@@ -124,10 +124,11 @@ def _find_windowed(scan: ItemScan, buf: Any) -> list[tuple[SecretMatch, int, int
             nl = chunk.rfind(b"\n", a - lo, s)
             col = _chars(chunk[nl + 1:s]) + 1 if nl >= 0 else carry + _chars(chunk[a - lo:s]) + 1
             out.append((SecretMatch(m.rule, lo + s, lo + m.end, m.secret), pos_line, col))
-        body = chunk[a - lo:b - lo]
-        nls = body.count(b"\n")
-        line += nls
-        carry = _chars(body[body.rfind(b"\n") + 1:]) if nls else carry + _chars(body)
+        if b < n:  # the next window's start line and column (the last window's are never used)
+            body = chunk[a - lo:b - lo]
+            nls = body.count(b"\n")
+            line += nls
+            carry = _chars(body[body.rfind(b"\n") + 1:]) if nls else carry + _chars(body)
         if release:  # from the page holding ``lo``: touching it again maps a whole large folio back
             release_pages(buf, lo // mmap.PAGESIZE * mmap.PAGESIZE, b)
     return out

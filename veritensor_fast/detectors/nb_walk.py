@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -30,12 +31,17 @@ _TEXT_IMAGES = frozenset({"image/svg+xml"})
 #: nbformat 3 output keys that hold base64 binary data.
 _V3_BINARY_KEYS = frozenset({"png", "jpeg", "pdf"})
 _SEP = "\x00"  # joins separate JSON strings of one part: not whitespace, not a word character
+_SEP_B = _SEP.encode()
+#: Cell and output keys that hold no text to scan.
+_CELL_SKIP = frozenset({"cell_type", "id", "execution_count", "prompt_number", "language", "level"})
+_OUTPUT_SKIP = frozenset({"output_type", "execution_count", "prompt_number", "name"})
 #: The walk queues the strings it scans and matches them together once this many bytes are queued (and at the
 #: end): one Hyperscan scan of their concatenation picks the strings that hold a candidate, the rest are not
 #: matched at all. Memory stays bounded on a streamed notebook.
 BATCH_BYTES = 1 << 20
 
 
+@functools.lru_cache(maxsize=256)
 def is_binary_mime(mime: str) -> bool:
     m = mime.lower().split(";", 1)[0].strip()
     if m in _TEXT_IMAGES:
@@ -70,6 +76,20 @@ def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             stack.extend((v[k], f"{p}.{k}" if p else str(k)) for k in reversed(list(v)))
         elif isinstance(v, list):
             stack.extend((v[i], f"{p}[{i}]") for i in range(len(v) - 1, -1, -1))
+
+
+def _string_items(value: Any, path: str) -> list[tuple[str, str]]:
+    """``list(iter_strings(value, path))``, without the generator for the usual shapes: nothing (an empty or
+    non-string scalar), one string, or an object whose values are all strings (output metadata, kernelspec)."""
+    if not value:
+        return [(path, value)] if isinstance(value, str) else []
+    if isinstance(value, str):
+        return [(path, value)]
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+    if not isinstance(value, dict | list):
+        return []
+    return list(iter_strings(value, path))
 
 
 Record = tuple[SecretMatch, int, int, dict[str, Any]]
@@ -110,7 +130,11 @@ class Walker:
             return
         flagged: set[int] | None = None
         if len(pending) > 1:
-            ends = self.ctx.matcher.candidate_ends(_SEP.encode().join(b for b, _ in pending))
+            ends = self.ctx.matcher.candidate_ends(_SEP_B.join(b for b, _ in pending))
+            if ends is not None and not ends:  # the usual notebook: no candidate anywhere, nothing is matched
+                for _b, handler in pending:
+                    handler([])
+                return
             if ends is not None:
                 starts, stops, pos = [], [], 0
                 for b, _ in pending:
@@ -140,7 +164,7 @@ class Walker:
 
     def strings(self, value: Any, path: str, loc: dict[str, Any]) -> None:
         """Scan every string inside a JSON value in one matcher call; each finding gets its ``key`` path."""
-        items = list(iter_strings(value, path))
+        items = _string_items(value, path)
         if not items:
             return
         if len(items) == 1:
@@ -155,7 +179,7 @@ class Walker:
             starts.append(pos)
             chunks.append(eb)
             pos += len(eb) + 1
-        b = _SEP.encode().join(chunks)
+        b = _SEP_B.join(chunks)
         self.queue(b, lambda ms: self._strings_records(b, ms, starts, items, loc))
 
     def _strings_records(self, b: bytes, ms: list[SecretMatch], starts: list[int], items: list[tuple[str, str]],
@@ -181,6 +205,8 @@ class Walker:
         cid = cell.get("id")
         base = {"cell": idx, "cell_id": cid if isinstance(cid, str) else None}
         for key, val in cell.items():  # document order, so raw_line lookups move forward
+            if key in _CELL_SKIP or not val:  # a falsy value ({}, [], "", null, 0) holds no string to scan
+                continue
             if key in ("source", "input"):
                 src = join_text(val)
                 if src is None:
@@ -198,8 +224,6 @@ class Walker:
                 self.attachments(val, base)
             elif key == "metadata":
                 self.strings(val, "", {**base, "part": "metadata"})
-            elif key in ("cell_type", "id", "execution_count", "prompt_number", "language", "level"):
-                continue
             else:
                 self.strings(val, key, {**base, "part": "metadata"})
 
@@ -211,7 +235,7 @@ class Walker:
         ot = ot if isinstance(ot, str) else None
         loc = {**base, "part": "output", "output": n, "output_type": ot}
         for key, val in out.items():
-            if key in ("output_type", "execution_count", "prompt_number", "name"):
+            if key in _OUTPUT_SKIP or not val:  # a falsy value holds no string to scan
                 continue
             if key == "text":
                 t = join_text(val)
@@ -283,15 +307,14 @@ class Walker:
         def found(ms: list[SecretMatch]) -> None:
             first = len(self.records)
             self._text_records(b, ms, loc)
-            self._python(src, loc, first)
+            self._python(src, b, loc, first)
 
         self.queue(b, found)
 
-    def _python(self, src: str, loc: dict[str, Any], first: int) -> None:
+    def _python(self, src: str, b: bytes, loc: dict[str, Any], first: int) -> None:
         """Secrets the Python-AST helper reassembles from a code cell (``"a" + "b"``, f-strings, sink kwargs)
         that the text of the cell did not already show."""
         det = self.py_hook
-        b = src.encode("utf-8", "surrogatepass")
         if not det.wanted(b):
             return
         from veritensor_fast.detectors.pyast import scan_python_source

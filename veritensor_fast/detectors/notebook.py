@@ -58,7 +58,7 @@ _Walker = Walker  # old private name (tests use it)
 
 def looks_like_notebook(path: str, head: bytes, buf: Any) -> bool:
     """``.ipynb`` by extension, or a JSON object that has ``"cells"`` and ``"nbformat"`` keys."""
-    if path.lower().endswith(".ipynb"):
+    if path[-6:].lower().endswith(".ipynb"):  # == path.lower().endswith(...): lowering never shortens a character
         return True
     h = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not h.startswith(b"{") or b'"cells"' not in head and b'"worksheets"' not in head:
@@ -77,11 +77,15 @@ class NotebookDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.include_outputs = bool(getattr(ctx.options, "include_outputs", True))
+        self._py: Any = False
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not looks_like_notebook(item.path, head, buf):
             return
-        py = next((d for d in self.ctx.detectors if d.name == "python-ast" and hasattr(d, "wanted")), None)
+        py = self._py
+        if py is False:  # looked up on the first notebook: the detector list is built after this detector
+            py = self._py = next((d for d in self.ctx.detectors if d.name == "python-ast" and hasattr(d, "wanted")),
+                                 None)
         # Outputs are always walked: with outputs excluded their findings are not reported, but they still
         # tell the raw-text pass which of its findings are output tokens to leave out.
         walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)

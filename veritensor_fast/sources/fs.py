@@ -302,11 +302,8 @@ class FileReader:
 
     def open(self, item: Item) -> tuple[Any, Any]:
         """Return ``(buffer, closer)``; call ``closer()`` when done. Raises ``InputError``."""
-        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-        if not item.follow:
-            flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(item.key, flags)
+            fd = os.open(item.key, _OPEN_FOLLOW if item.follow else _OPEN_NOFOLLOW)
         except FileNotFoundError:
             raise InputError("vanished", "file vanished before it could be read") from None
         except OSError as exc:
@@ -339,6 +336,11 @@ class FileReader:
         finally:
             if not keep:
                 os.close(fd)
+
+
+#: ``FileReader.open`` flags: never blocks (a FIFO swapped in), never inherited, no symlink unless followed.
+_OPEN_FOLLOW = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_OPEN_NOFOLLOW = _OPEN_FOLLOW | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _read_all(fd: int, size: int) -> bytes:
