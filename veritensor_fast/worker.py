@@ -374,11 +374,12 @@ _CTX: WorkerContext | None = None
 _PREBUILT: tuple[ScanOptions, bytes | None, WorkerContext] | None = None
 
 
-#: Modules the workers of nearly every real scan import on first use (numpy: the entropy kernel and the notebook
-#: nesting guard; the model analyser: any model-like file). ``prebuild`` imports them in the parent before it
-#: forks, so the workers share one import instead of each paying for its own (measured: 106 modules, 0.14 s CPU
-#: per worker on the real tree and on the monorepo, against 0.35 s of scanning per worker on the monorepo).
-PREFORK_IMPORTS = ("numpy", "veritensor_fast.models.analyzer", "veritensor_fast.models.tar7z",
+#: Modules the workers of nearly every real scan import on first use (the model analyser: any model-like file).
+#: ``prebuild`` imports them in the parent before it forks, so the workers share one import instead of each
+#: paying for its own. numpy is not among them: since entropy floors are decided in pure Python
+#: (``kernels.entropy.below``) a scan needs it only for a notebook over 8 MiB or a token within 1e-9 of a floor,
+#: and importing it before the fork cost every scan 0.16 CPU-s of serial start-up.
+PREFORK_IMPORTS = ("veritensor_fast.models.analyzer", "veritensor_fast.models.tar7z",
                    "veritensor_fast.models.joblib_arrays", "veritensor_fast.models.compressed",
                    "veritensor_fast.models.allow_ml", "tarfile", "unicodedata")
 #: Collector thresholds while a scan runs (CPython's default: 700, 10, 10). A scan allocates millions of
