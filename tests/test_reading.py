@@ -237,8 +237,8 @@ TRUNCATE_WHILE_SCANNING = """
     victim, size = sys.argv[1], int(sys.argv[2])
     fs.READ_MAX, buffers.WINDOW, buffers.OVERLAP = 1 << 16, 1 << 16, 1 << 10
     real = worker.WorkerContext.scan_buffer
-    def scan_buffer(self, buf, item, scan, skip=()):
-        real(self, buf, item, scan, skip)
+    def scan_buffer(self, buf, item, scan, skip=(), head=None):
+        real(self, buf, item, scan, skip, head)
         if item.key == victim and os.path.getsize(victim) == size:
             os.truncate(victim, size // 4)  # a real truncation while the file is being scanned
     worker.WorkerContext.scan_buffer = scan_buffer

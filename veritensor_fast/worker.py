@@ -169,8 +169,12 @@ class WorkerContext:
         """Secrets in the reported paths of ``batch`` (a token in a file name is a leak too), by item index."""
         return secrets_in_paths(self.matcher, self.allow_secret, [it.path for it in batch])
 
-    def scan_buffer(self, buf: Any, item: Item, scan: ItemScan, skip: tuple[str, ...] = ()) -> None:
-        head = bytes(buf[:4096])
+    def scan_buffer(self, buf: Any, item: Item, scan: ItemScan, skip: tuple[str, ...] = (),
+                    head: bytes | None = None) -> None:
+        """Run the detectors over ``buf``. ``head``: the first 4 KiB of the file when ``buf`` is one window of it
+        (what the detectors judge a file's kind by: its magic, a NUL byte), else ``buf``'s own."""
+        if head is None:
+            head = bytes(buf[:4096])
         for det in self.detectors:
             if det.name in skip:
                 continue
@@ -186,7 +190,7 @@ class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
     __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_lc", "keep", "budgets",
-                 "b64_hits", "file_head")
+                 "b64_hits")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -203,8 +207,6 @@ class ItemScan:
         self.budgets: dict[str, Any] = {}
         #: ``(buffer, end offsets)`` of the base64 needles the text pass's scan met (``detectors/b64_needles``)
         self.b64_hits: tuple[Any, list[int]] | None = None
-        #: when scanning one window of a large file: the first 4 KiB of the file (its magic), not of the window
-        self.file_head = b""
 
     def error(self, reason: str, kind: str = "parse", level: str = "") -> None:
         """Record a problem with this item; ``level="warning"`` when it was scanned anyway (see ``error_level``)."""
@@ -349,8 +351,7 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
         carry.window(start, data)
         ws = ItemScan(ctx, item)
         ws.keep = (lo - start, hi - start)
-        ws.file_head = file_head
-        ctx.scan_buffer(data, item, ws, skip=skip)
+        ctx.scan_buffer(data, item, ws, skip=skip, head=file_head)  # every window is judged as the file is
         found = ws.finish(data)
         line0, chars0 = carry.at() if found else (1, 0)  # counted only for a window with findings
         for f in found:

@@ -88,7 +88,7 @@ class EncodedSecrets:
         if self.decoder is None or scan.text_done:
             return
         if b"\x00" in head:  # binary: only the generic layer, on files up to BINARY_MAX, with a smaller budget
-            if len(buf) <= BINARY_MAX and not (scan.file_head or head).startswith(_EXECUTABLE) \
+            if len(buf) <= BINARY_MAX and not head.startswith(_EXECUTABLE) \
                     and not item.path.lower().endswith(_COMPILED_EXT):
                 self.decoder.scan_buffer(buf, self._binary_emit(buf, scan), max_decoded=BINARY_DECODED)
             return
