@@ -168,19 +168,11 @@ class LineCarry:
 
     def at(self) -> tuple[int, int]:
         for off, upto, hole in self.pending:
-            dl, dc = LineColumn(self._read(off, upto)).at(upto)
+            dl, dc = LineColumn(self.big.pread(off, upto)).at(upto)  # short at a new end: close() reports it
             self.line, self.chars = self.line + dl - 1, (self.chars + dc - 1) if dl == 1 else dc - 1
             self.chars += hole
         self.pending.clear()
         return self.line, self.chars
-
-    def _read(self, offset: int, n: int) -> bytes:
-        """``n`` bytes at ``offset`` (fewer at a new end of file: the file's ``close()`` reports the change)."""
-        parts, got = [], 0
-        while got < n and (more := os.pread(self.big.fd, n - got, offset + got)):
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
 
 
 class LargeFile:
