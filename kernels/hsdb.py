@@ -41,9 +41,22 @@ def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = No
     return blob
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where derived data is cached on disk (databases, parsed rules, the AST prefilter plan): never anything found."""
     base = os.environ.get("VERITENSOR_FAST_CACHE") or os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "veritensor-fast"
+
+
+def cache_store(path: Path, data: bytes) -> None:
+    """Write a cache file atomically (a reader sees the old file or the whole new one); best effort: a cache
+    that cannot be written is simply not there next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None, *, key: bytes = b"",
@@ -58,7 +71,7 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
         h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
     if more is not None:
         h.update(b"\x00more\x00" + key)
-    path = _cache_dir() / f"hsdb-{h.hexdigest()[:32]}.bin"
+    path = cache_dir() / f"hsdb-{h.hexdigest()[:32]}.bin"
     try:
         blob: bytes = path.read_bytes()
         hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)  # validates the serialised database
@@ -70,13 +83,7 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
         patterns = list(patterns) + extra
         flags = list(flags or [0] * (len(patterns) - len(extra))) + [0] * len(extra)
     blob = compile_patterns(patterns, flags)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    cache_store(path, blob)
     return blob
 
 

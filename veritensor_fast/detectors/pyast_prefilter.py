@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -348,7 +347,7 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
     costs 0.04-0.12 CPU-s per process). The key hashes each rule's id, pattern and left boundary, this module's
     code and the Python version; the file is JSON (read as data only). A missing, unreadable or malformed file
     is recomputed and rewritten."""
-    from veritensor_fast.kernels.hsdb import _cache_dir as cache_dir
+    from veritensor_fast.kernels.hsdb import cache_dir, cache_store
 
     h = hashlib.sha256(sys.version.encode() + b"\x00")
     try:
@@ -364,13 +363,7 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
     except Exception:  # missing, unreadable or malformed: derive afresh
         pass
     plan = prefilter_plan(rules)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_plan_to_json(plan)))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    cache_store(path, json.dumps(_plan_to_json(plan)).encode())
     return plan
 
 

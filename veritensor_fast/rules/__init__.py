@@ -8,7 +8,6 @@ only, because Hyperscan has no look-around.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -224,13 +223,9 @@ def builtin_rules() -> list[Rule]:
     if cached is not None:
         return cached
     rules = [r for name, text in texts for r in _parse_file(text, f"builtin:{name}")]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps([[getattr(r, k) for k in _FIELDS] for r in rules]))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    from veritensor_fast.kernels.hsdb import cache_store
+
+    cache_store(path, orjson.dumps([[getattr(r, k) for k in _FIELDS] for r in rules]))
     return rules
 
 
@@ -240,9 +235,9 @@ def rules_cache_path(texts: list[tuple[str, str]]) -> Path:
     h.update(Path(__file__).read_bytes())
     for name, text in texts:
         h.update(b"\x00" + name.encode() + b"\x00" + text.encode())
-    from veritensor_fast.kernels.hsdb import _cache_dir
+    from veritensor_fast.kernels.hsdb import cache_dir
 
-    return _cache_dir() / f"rules-{h.hexdigest()[:32]}.json"
+    return cache_dir() / f"rules-{h.hexdigest()[:32]}.json"
 
 
 def _rules_from_json(raw: bytes) -> list[Rule] | None:
