@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
 from veritensor_fast.detectors.pyast_admit import admits
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
-    SINK_CONTEXT,
     PrefilterPlan,
     build_prefilter,
     prefilter_patterns,

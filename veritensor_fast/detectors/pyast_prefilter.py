@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from veritensor_fast.rules import Rule
 
 #: A bare ``login(key=…)`` is read as ``wandb.login`` (``from wandb import login``): the call is a context word
-#: of that rule (its value must still be shaped like a wandb key). ``SINK_CONTEXT`` is kept for callers.
-SINK_CONTEXT = (rb"\bwandb",)
+#: of that rule (its value must still be shaped like a wandb key).
 SINK_RULE = "wandb.api-key"
 SINK_CALL = rb"\blogin\s*\("
 
