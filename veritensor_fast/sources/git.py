@@ -259,7 +259,7 @@ class GitHistorySource(HistoryResults):
         self.stats["listing"] = "incremental"
 
     def _emit(self, oid: str, path: str, size: int, seen: set[str]) -> Item | ScanError | None:
-        is_commit = path.startswith("commit:") and path == commit_path(oid)
+        is_commit = is_commit_path(path, oid)
         if not is_commit and self.excludes and _excluded(path, path.rsplit("/", 1)[-1], self.excludes):
             return None
         if self.max_file_size and size > self.max_file_size:

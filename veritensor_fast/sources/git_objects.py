@@ -26,7 +26,8 @@ def commit_path(oid: str) -> str:
 
 
 def is_commit_path(path: str, oid: str) -> bool:
-    return bool(oid) and path == f"commit:{oid}"
+    """Whether ``path`` is ``commit_path(oid)`` (checked per listed blob: no string is built)."""
+    return bool(oid) and path.startswith("commit:") and path[7:] == oid
 
 
 def nul_tokens(stream: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
