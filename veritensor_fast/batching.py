@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from veritensor_fast.findings import Item, ScanError
+from veritensor_fast.findings import Finding, Item, ScanError
 
 
 def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
@@ -74,3 +74,25 @@ def _shard_of(shard: Item, files: list[Item]) -> Item:
     """The ``dir`` shard of ``files`` (expanded from ``shard``, stat-ed), which ``expand_shard`` gives back as is."""
     return dataclasses.replace(shard, size=sum(f.size for f in files),
                                entries=tuple((os.path.basename(f.key), f.size, f.dev, f.ino) for f in files))
+
+
+def merge_spans(parts: list[tuple[str, int, list[Finding], list[ScanError]]]) -> tuple[list[Finding], list[ScanError]]:
+    """The findings and errors of files split across tasks (``BatchResult.spans``: ``(key, span start, findings,
+    errors)`` per part, in any order), merged per file as ``worker.scan_windows`` merges the windows of a file
+    scanned in one task: parts in file order, a finding already seen at the same line and location (a match in
+    the overlap of two windows) dropped, each error reason once."""
+    findings: list[Finding] = []
+    errors: list[ScanError] = []
+    seen: set[tuple[str, str, int, str]] = set()
+    reasons: set[tuple[str, str, str]] = set()
+    for key, _start, found, errs in sorted(parts, key=lambda p: (p[0], p[1])):
+        for f in found:
+            k = (key, f.fingerprint, f.line, repr(sorted(f.location.items())) if f.location else "")
+            if k not in seen:
+                seen.add(k)
+                findings.append(f)
+        for e in errs:
+            if (key, e.reason, e.kind) not in reasons:
+                reasons.add((key, e.reason, e.kind))
+                errors.append(e)
+    return findings, errors

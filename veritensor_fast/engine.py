@@ -154,6 +154,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
 
             executor = PoolExecutor(options, db, jobs, ruleset)
     findings: list[Finding] = []
+    parts: list[tuple[str, int, list[Finding], list[ScanError]]] = []  # of files split across tasks
     n_items = n_bytes = 0
     observe: Callable[[BatchResult], None] | None = getattr(source, "on_batch", None)
     ok = False
@@ -161,6 +162,7 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         for res in executor.map(batches):
             findings.extend(res.findings)
             errors.extend(res.errors)
+            parts.extend(res.spans)
             n_items += res.items
             n_bytes += res.bytes
             if observe is not None:  # a source may record per-batch results (git history datastore)
@@ -173,6 +175,12 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
             executor.close()
         else:
             executor.terminate()
+    if parts:
+        from veritensor_fast.batching import merge_spans
+
+        more_findings, more_errors = merge_spans(parts)
+        findings.extend(more_findings)
+        errors.extend(more_errors)
     findings.extend(_names_of_unread(errors, findings, options, ruleset, db))
     findings = source.annotate(findings)
     findings.sort(key=Finding.sort_key)
