@@ -14,8 +14,37 @@ from veritensor_fast.findings import Finding, Item, ScanError
 def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
     """``batch`` with every ``dir`` shard replaced by its ``file`` items: ``(items, errors, deferred)`` (see
     ``sources.fs.expand_shard``; ``big=0``: nothing is deferred)."""
+    batch, tree_errors, _, _ = expand_trees(batch, 1 << 30, 1 << 62, -1)  # a whole tree, in one listing
     items, errors, deferred, _ = expand_capped(batch, big, 0)
-    return items, errors, deferred
+    return items, tree_errors + errors, deferred
+
+
+def expand_trees(batch: list[Item], max_files: int, max_bytes: int,
+                 budget: int) -> tuple[list[Item], list[ScanError], list[str], list[list[Item]]]:
+    """``batch`` with its ``tree`` items walked (``sources.fs.walk_tree``, about ``budget`` files in all; ``< 0``:
+    all of them): ``(items, errors, skipped directories, rest)``, ``rest`` what is left of the walk, as
+    batches of one ``tree`` item each (a task each)."""
+    if all(it.kind != "tree" for it in batch):
+        return batch, [], [], []
+    from veritensor_fast.sources.fs import walk_tree
+
+    out: list[Item] = []
+    errors: list[ScanError] = []
+    skipped: list[str] = []
+    rest: list[list[Item]] = []
+    for it in batch:
+        if it.kind != "tree":
+            out.append(it)
+            continue
+        if budget >= 0 and budget <= sum(len(x.entries) or 1 for x in out):  # the batch is full: walk it later
+            rest.append([it])
+            continue
+        items, e, sk, trees = walk_tree(it, max_files, max_bytes, budget)
+        out.extend(items)
+        errors.extend(e)
+        skipped.extend(sk)
+        rest.extend([t] for t in trees)
+    return out, errors, skipped, rest
 
 
 def expand_capped(batch: list[Item], big: int,
