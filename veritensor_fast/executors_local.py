@@ -241,7 +241,36 @@ def _run_batch_unscanned(batch: list[Item]) -> BatchResult:
 def _init(options: ScanOptions, serialised_db: bytes) -> None:
     """Worker initializer: signals first, then the per-process scan state (rules database loaded once)."""
     _quiet_signals()
+    keep_heap()
     init_worker(options, serialised_db)
+
+
+#: glibc ``mallopt`` parameters: ``M_TRIM_THRESHOLD``, ``M_MMAP_THRESHOLD``.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: A worker keeps this much freed memory at the top of its heap instead of giving it back to the system.
+KEEP_HEAP = 64 << 20
+
+
+def keep_heap() -> None:
+    """Let this worker process reuse the memory of one large read for the next (glibc only; elsewhere nothing).
+
+    Each window of a large file (16 MiB) and each whole read of a file up to 16 MiB is a fresh ``bytes``;
+    glibc returns freed memory at the top of the heap to the system once more than twice the (adaptive) mmap
+    threshold is free, so the next read faults every page in again: 43k minor faults on the real tree, ~0.1
+    CPU-s. Buffers up to 32 MiB come from the heap (``M_MMAP_THRESHOLD``, the most glibc adapts to anyway)
+    and up to ``KEEP_HEAP`` bytes of free heap stay (measured in one process: faults 43k -> 16k, CPU -0.1 s
+    of 2.7, peak RSS 74 -> 84 MB). Pool workers only: a program that calls the scan in-process keeps its
+    own allocator settings."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, KEEP_HEAP)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 def _quiet_signals() -> None:
