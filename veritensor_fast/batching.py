@@ -14,7 +14,7 @@ from veritensor_fast.findings import Finding, Item, ScanError
 def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
     """``batch`` with every ``dir`` shard replaced by its ``file`` items: ``(items, errors, deferred)`` (see
     ``sources.fs.expand_shard``; ``big=0``: nothing is deferred)."""
-    batch, tree_errors, _, _ = expand_trees(batch, 1 << 30, 1 << 62, -1)  # a whole tree, in one listing
+    batch, tree_errors, _, _ = expand_trees(batch, 1 << 30, 1 << 62, -1)  # a tree item: all of it, here
     items, errors, deferred, _ = expand_capped(batch, big, 0)
     return items, tree_errors + errors, deferred
 

@@ -38,10 +38,13 @@ from veritensor_fast.executors_base import EngineError
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.worker import (
+    BATCH_BYTES,
+    BATCH_ITEMS,
     BatchResult,
     ScanOptions,
     WorkerContext,
     expand_items,
+    expand_trees,
     init_worker,
     prebuild,
     run_batch,
@@ -194,9 +197,13 @@ class PoolExecutor:
                     retry.extend((b, PLANNED) for b in res.rest)  # what a batch of shards held past its bytes
                     yield res
                     continue
-                items, listing_errors, _ = expand_items(items)  # a directory shard is retried file by file
-                if listing_errors:
-                    yield BatchResult(errors=listing_errors)
+                # a directory shard is retried file by file; a tree item as the files of about one batch (as the
+                # task walked them), each alone, and the rest of its walk as tree items
+                items, tree_errors, skipped, trees = expand_trees(items, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+                items, listing_errors, _ = expand_items(items)
+                items += [t for b in trees for t in b]
+                if tree_errors or listing_errors or skipped:
+                    yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped)
                 if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)
