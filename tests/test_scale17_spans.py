@@ -21,8 +21,7 @@ from veritensor_fast.batching import merge_spans
 from veritensor_fast.findings import Finding, Item
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.sources import fs
-from veritensor_fast.sources.fs import FileSource
-from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
+from veritensor_fast.worker import ScanOptions, WorkerContext
 
 WIN, OVER = 8192, 1024
 SPAN = 3 * WIN
@@ -134,14 +133,37 @@ def test_windows_of_a_span_are_the_windows_of_the_whole_file(tmp_path: Path, sma
                [(s, lo, hi, len(d)) for s, lo, hi, d in whole if lo < a]
 
 
-def test_pool_scan_splits_a_big_file_and_reports_as_one_task(tmp_path: Path, small_windows: None) -> None:
+POOLED = r"""
+import json, random, sys
+from veritensor_fast import buffers, engine, worker
+from veritensor_fast.sources import fs
+from veritensor_fast.sources.fs import FileSource
+from veritensor_fast.worker import ScanOptions
+
+fs.READ_MAX, buffers.WINDOW, buffers.OVERLAP, worker.SPAN_BYTES = 4096, WIN, OVER, SPAN  # before the fork
+engine.SMALL_SCAN_BYTES = 0  # a pool even for a scan this small
+pooled = []
+two = engine.scan(FileSource([sys.argv[1]]), ScanOptions(), jobs=2, on_progress=pooled.append)
+one = engine.scan(FileSource([sys.argv[1]]), ScanOptions(), jobs=1)
+print(json.dumps({"jobs": two.stats["jobs"], "parts": sum(len(r.spans) for r in pooled),
+                  "same": two.findings == one.findings and two.errors == one.errors, "n": len(one.findings),
+                  "counts": [[r.stats["files"], r.stats["bytes"]] for r in (two, one)]}))
+""".replace("WIN, OVER, SPAN", f"{WIN}, {OVER}, {SPAN}")
+
+
+def test_pool_scan_splits_a_big_file_and_reports_as_one_task(tmp_path: Path) -> None:
+    """End to end in a fresh process (its pool forks with the small windows set)."""
+    import json
+    import subprocess
+    import sys
+
     data, toks = _content(random.Random(7))
     (tmp_path / "big.log").write_bytes(data)
     small = f"tok = '{toks[0]}'\n".encode()
     (tmp_path / "small.txt").write_bytes(small)
-    pooled: list[BatchResult] = []
-    two = engine.scan(FileSource([str(tmp_path)]), ScanOptions(), jobs=2, on_progress=pooled.append)
-    one = engine.scan(FileSource([str(tmp_path)]), ScanOptions(), jobs=1)
-    assert two.stats["jobs"] == 2 and sum(len(r.spans) for r in pooled) >= 8
-    assert two.findings == one.findings and two.errors == one.errors
-    assert (two.stats["files"], two.stats["bytes"]) == (one.stats["files"], one.stats["bytes"]) == (2, len(data) + len(small))
+    p = subprocess.run([sys.executable, "-c", POOLED, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                       check=True)
+    got = json.loads(p.stdout)
+    assert got["jobs"] == 2 and got["parts"] == -(-len(data) // SPAN) >= 8  # every part a task's
+    assert got["same"] and got["n"] == len(toks) + 1
+    assert got["counts"] == [[2, len(data) + len(small)]] * 2
