@@ -23,6 +23,8 @@ class Item:
     ``dir``: a shard of the files of one directory (``key`` the directory, ``path`` its report path before
     display escaping, ``size`` their total, ``entries`` one ``(name, size, dev, ino)`` each); the worker
     expands it into ``file`` items (``sources.fs.expand_shard``), so the parent never builds per-file items.
+    ``tree``: what is left of a directory walk, for a pool worker to go on with (``sources.fs.walk_tree``: ``key``
+    the walk's base, ``path`` its top, ``origin`` the listing's settings, ``entries`` the directories to enter).
     """
 
     kind: str
