@@ -9,7 +9,9 @@ Each round runs ``engine.scan`` in a fresh process and prints one JSON line:
 - ``worker_cpu``: the workers' user+sys seconds (``RUSAGE_CHILDREN`` once the pool is joined);
 - ``worker_init_cpu``: of that, building the worker state (0 when workers adopt the parent's forked state);
 - ``worker_idle_s``: worker-seconds not spent in a batch between the pool's start and its end;
-- ``parent_share``: ``parent_scan_cpu / (parent_scan_cpu + worker_cpu)``.
+- ``parent_share``: ``parent_scan_cpu / (parent_scan_cpu + worker_cpu)``;
+- ``tasks``, ``tree_tasks``, ``part_tasks``: batches run, those that walked part of the tree (with a pool the
+  workers list all but the first files), and parts of large files split across tasks.
 Load on a shared machine distorts wall times far more than CPU seconds: compare CPU, same run, paired.
 """
 
@@ -35,7 +37,9 @@ def run_batch(self, batch):  # every batch, in a worker or in-process (--jobs 1)
     r = real_run(self, batch)
     t1, c1, f1 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     with open(log, "a") as f:  # one line per batch: worker pid, start, end (CLOCK_MONOTONIC), CPU, items, bytes
-        f.write(f"b {t1 - t} {os.getpid()} {t} {t1} {c1 - c} {r.items} {r.bytes} {len(r.more)} {r.scanned[0][0] if len(r.scanned) == 1 else '-'} {len(sys.modules)} {f1 - f0}\n")
+        kinds = ''.join(sorted({it.kind[0] for it in batch}))  # f file, d dir shard, t tree (a walk), s: a part
+        kinds += 's' * any(getattr(it, 'span', ()) for it in batch)
+        f.write(f"b {t1 - t} {os.getpid()} {t} {t1} {c1 - c} {r.items} {r.bytes} {len(r.more)} {r.scanned[0][0] if len(r.scanned) == 1 else '-'} {len(sys.modules)} {f1 - f0} {kinds}\n")
     return r
 
 
@@ -103,7 +107,10 @@ print(json.dumps({
     "worker_new_modules": max((m for bs in per.values() for *_, m, _ in bs), default=0) - mark.get("mods", 0)
     if mark else 0,
     "batch_page_faults": sum(f for bs in per.values() for *_, f in bs),  # minor faults inside batches
-    "longest_batches": [[round(d, 3), round(c, 3), b, n] for d, c, b, n in longest], "workers": timeline,
+    "longest_batches": [[round(d, 3), round(c, 3), b, n] for d, c, b, n in longest],
+    # tasks run: all, those that walked a tree item (the listing in the workers), parts of split files
+    "tasks": sum(1 for r in rows if r[0] == "b"), "tree_tasks": sum(1 for r in rows if r[0] == "b" and "t" in r[12]),
+    "part_tasks": sum(1 for r in rows if r[0] == "b" and "s" in r[12]), "workers": timeline,
 }))
 """
 

@@ -8,14 +8,43 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from veritensor_fast.findings import Item, ScanError
+from veritensor_fast.findings import Finding, Item, ScanError
 
 
 def expand_items(batch: list[Item], big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
     """``batch`` with every ``dir`` shard replaced by its ``file`` items: ``(items, errors, deferred)`` (see
     ``sources.fs.expand_shard``; ``big=0``: nothing is deferred)."""
+    batch, tree_errors, _, _ = expand_trees(batch, 1 << 30, 1 << 62, -1)  # a tree item: all of it, here
     items, errors, deferred, _ = expand_capped(batch, big, 0)
-    return items, errors, deferred
+    return items, tree_errors + errors, deferred
+
+
+def expand_trees(batch: list[Item], max_files: int, max_bytes: int,
+                 budget: int) -> tuple[list[Item], list[ScanError], list[str], list[list[Item]]]:
+    """``batch`` with its ``tree`` items walked (``sources.fs.walk_tree``, about ``budget`` files in all; ``< 0``:
+    all of them): ``(items, errors, skipped directories, rest)``, ``rest`` what is left of the walk, as
+    batches of one ``tree`` item each (a task each)."""
+    if all(it.kind != "tree" for it in batch):
+        return batch, [], [], []
+    from veritensor_fast.sources.fs import walk_tree
+
+    out: list[Item] = []
+    errors: list[ScanError] = []
+    skipped: list[str] = []
+    rest: list[list[Item]] = []
+    for it in batch:
+        if it.kind != "tree":
+            out.append(it)
+            continue
+        if budget >= 0 and budget <= sum(len(x.entries) or 1 for x in out):  # the batch is full: walk it later
+            rest.append([it])
+            continue
+        items, e, sk, trees = walk_tree(it, max_files, max_bytes, budget)
+        out.extend(items)
+        errors.extend(e)
+        skipped.extend(sk)
+        rest.extend([t] for t in trees)
+    return out, errors, skipped, rest
 
 
 def expand_capped(batch: list[Item], big: int,
@@ -74,3 +103,25 @@ def _shard_of(shard: Item, files: list[Item]) -> Item:
     """The ``dir`` shard of ``files`` (expanded from ``shard``, stat-ed), which ``expand_shard`` gives back as is."""
     return dataclasses.replace(shard, size=sum(f.size for f in files),
                                entries=tuple((os.path.basename(f.key), f.size, f.dev, f.ino) for f in files))
+
+
+def merge_spans(parts: list[tuple[str, int, list[Finding], list[ScanError]]]) -> tuple[list[Finding], list[ScanError]]:
+    """The findings and errors of files split across tasks (``BatchResult.spans``: ``(key, span start, findings,
+    errors)`` per part, in any order), merged per file as ``worker.scan_windows`` merges the windows of a file
+    scanned in one task: parts in file order, a finding already seen at the same line and location (a match in
+    the overlap of two windows) dropped, each error reason once."""
+    findings: list[Finding] = []
+    errors: list[ScanError] = []
+    seen: set[tuple[str, str, int, str]] = set()
+    reasons: set[tuple[str, str, str]] = set()
+    for key, _start, found, errs in sorted(parts, key=lambda p: (p[0], p[1])):
+        for f in found:
+            k = (key, f.fingerprint, f.line, repr(sorted(f.location.items())) if f.location else "")
+            if k not in seen:
+                seen.add(k)
+                findings.append(f)
+        for e in errs:
+            if (key, e.reason, e.kind) not in reasons:
+                reasons.add((key, e.reason, e.kind))
+                errors.append(e)
+    return findings, errors

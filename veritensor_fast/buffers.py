@@ -159,12 +159,13 @@ class LineCarry:
         self.prev_len = 0
         self.pending: list[tuple[int, int, int]] = []  # (offset, bytes of the previous window, hole after them)
 
-    def window(self, start: int, data: bytes) -> None:
+    def window(self, start: int, length: int) -> None:
+        """The next window starts at ``start`` and holds ``length`` bytes (read, or skipped: another task's)."""
         if start > self.pos:
             upto = min(start - self.pos, self.prev_len)
             self.pending.append((self.pos, upto, start - self.pos - upto))
             self.pos = start
-        self.prev_len = len(data)
+        self.prev_len = length
 
     def at(self) -> tuple[int, int]:
         for off, upto, hole in self.pending:
@@ -203,9 +204,15 @@ class LargeFile:
             data += more
         return data
 
-    def windows(self) -> Iterator[tuple[int, int, int, bytes]]:
+    def windows(self, span: tuple[int, ...] = ()) -> Iterator[tuple[int, int, int, bytes | int]]:
         """Windows over the file's data. Holes of a sparse file (zeros the file system does not store) are
-        skipped: no rule matches NUL bytes, and the caller counts a hole as characters of the current line."""
+        skipped: no rule matches NUL bytes, and the caller counts a hole as characters of the current line.
+
+        ``span`` ``(a, b)``: only the windows whose ``lo`` is in ``[a, b)`` (one part of a file split across
+        tasks, ``worker.SPAN_BYTES``); each window before ``a`` comes unread, its length in place of its data (for
+        the line carry, which reads it only if a later window has a finding), so every window has the place it
+        has in a scan of the whole file."""
+        first, stop = (span[0], span[1]) if span else (0, self.size)
         window, overlap = WINDOW, OVERLAP
         lo = 0
         while lo < self.size and not self.short:
@@ -216,14 +223,14 @@ class LargeFile:
                     return
             except AttributeError:  # pragma: no cover - no SEEK_DATA on this platform
                 pass
-            if lo >= self.size:
+            if lo >= self.size or lo >= stop:
                 return
             hi = min(self.size, lo + window)
             # a short last window reaches back, so every window's data is at least a full window (whole-file
             # size limits of detectors, such as the YAML and Python parsers', never see a small piece)
             start = max(0, min(lo - overlap, self.size - window - overlap))
-            data = self.pread(start, min(self.size, hi + overlap) - start)
-            yield start, lo, hi, data
+            n = min(self.size, hi + overlap) - start
+            yield start, lo, hi, self.pread(start, n) if lo >= first else n
             lo = hi
 
     def close(self) -> str | None:

@@ -88,8 +88,10 @@ class _Counting:
 
         n, size = self._prog.files, self._prog.bytes  # several repositories: totals add up
         unknown = False
+        whole = True  # False: workers list part of the walk (a ``tree`` item): no total to show
         for it in listing:
             if isinstance(it, Item):
+                whole = whole and it.kind != "tree"
                 if it.entries:  # a directory shard: its files, some listed by name only (size -1)
                     n += len(it.entries)
                     unknown = unknown or any(e[1] < 0 for e in it.entries)
@@ -98,7 +100,8 @@ class _Counting:
                     n += 1
                     size += max(it.size, 0)
             yield it
-        self._prog.listed(n, -1 if unknown else size)
+        if whole:
+            self._prog.listed(n, -1 if unknown else size)
 
 
 class _CountingShards(_Counting):

@@ -137,7 +137,9 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
     # Local executors get directory shards when the source can list them (the workers build the per-file
     # items, in parallel); a custom executor (Dask) gets plain items.
     shardable = executor is None and make_executor is None and hasattr(type(source), "items_sharded")
-    listing = source.items_sharded(BATCH_ITEMS, BATCH_BYTES) if shardable else source.items()  # type: ignore[attr-defined]
+    # With a pool (jobs > 1), the workers list all but the first files (``tree`` items): the parent only hands out.
+    listing = (source.items_sharded(BATCH_ITEMS, BATCH_BYTES, trees=jobs > 1)  # type: ignore[attr-defined]
+               if shardable else source.items())
     batches: Iterable[list[Item]] = make_batches(listing, errors)
     if executor is None and make_executor is not None:
         executor = make_executor(options, db)
@@ -152,8 +154,10 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         else:
             from veritensor_fast.executors_local import PoolExecutor
 
-            executor = PoolExecutor(options, db, jobs, ruleset)
+            # ``BatchResult.scanned`` (a path per file) goes back to the parent only for a source that reads it
+            executor = PoolExecutor(options, db, jobs, ruleset, scanned=hasattr(source, "on_batch"))
     findings: list[Finding] = []
+    parts: list[tuple[str, int, list[Finding], list[ScanError]]] = []  # of files split across tasks
     n_items = n_bytes = 0
     observe: Callable[[BatchResult], None] | None = getattr(source, "on_batch", None)
     ok = False
@@ -161,6 +165,9 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         for res in executor.map(batches):
             findings.extend(res.findings)
             errors.extend(res.errors)
+            parts.extend(res.spans)
+            if res.skipped:  # directories the workers' walk skipped by default
+                source.skipped_dirs.extend(res.skipped)  # type: ignore[attr-defined]
             n_items += res.items
             n_bytes += res.bytes
             if observe is not None:  # a source may record per-batch results (git history datastore)
@@ -173,6 +180,12 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
             executor.close()
         else:
             executor.terminate()
+    if parts:
+        from veritensor_fast.batching import merge_spans
+
+        more_findings, more_errors = merge_spans(parts)
+        findings.extend(more_findings)
+        errors.extend(more_errors)
     findings.extend(_names_of_unread(errors, findings, options, ruleset, db))
     findings = source.annotate(findings)
     findings.sort(key=Finding.sort_key)

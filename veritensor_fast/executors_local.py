@@ -38,10 +38,13 @@ from veritensor_fast.executors_base import EngineError
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.worker import (
+    BATCH_BYTES,
+    BATCH_ITEMS,
     BatchResult,
     ScanOptions,
     WorkerContext,
     expand_items,
+    expand_trees,
     init_worker,
     prebuild,
     run_batch,
@@ -82,8 +85,12 @@ def _signal_name(procs: list[Any]) -> str:
 class PoolExecutor:
     """An ``Executor`` over worker processes that survives workers dying; see the module docstring."""
 
-    def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int, ruleset: RuleSet | None = None) -> None:
+    def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int, ruleset: RuleSet | None = None,
+                 scanned: bool = True) -> None:
         self.options = options
+        #: the task: ``run_batch``, or one that leaves ``BatchResult.scanned`` out of the result (``scanned=False``:
+        #: nobody reads it; on the real tree it is most of what the results weigh, 2.9 MB of 35k paths)
+        self._task = run_batch if scanned else _run_batch_unscanned
         self.jobs = jobs
         self._db = serialised_db
         self.method = start_method()
@@ -134,7 +141,7 @@ class PoolExecutor:
     def _submit(self, inflight: dict[Future[BatchResult], tuple[list[Item], int]],
                 unit: tuple[list[Item], int]) -> bool:
         try:
-            inflight[self._pool.submit(run_batch, unit[0])] = unit
+            inflight[self._pool.submit(self._task, unit[0])] = unit
         except BrokenProcessPool:
             return False
         return True
@@ -190,9 +197,13 @@ class PoolExecutor:
                     retry.extend((b, PLANNED) for b in res.rest)  # what a batch of shards held past its bytes
                     yield res
                     continue
-                items, listing_errors, _ = expand_items(items)  # a directory shard is retried file by file
-                if listing_errors:
-                    yield BatchResult(errors=listing_errors)
+                # a directory shard is retried file by file; a tree item as the files of about one batch (as the
+                # task walked them), each alone, and the rest of its walk as tree items
+                items, tree_errors, skipped, trees = expand_trees(items, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+                items, listing_errors, _ = expand_items(items)
+                items += [t for b in trees for t in b]
+                if tree_errors or listing_errors or skipped:
+                    yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped)
                 if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)
@@ -228,10 +239,45 @@ class PoolExecutor:
         self._withdraw()
 
 
+def _run_batch_unscanned(batch: list[Item]) -> BatchResult:
+    res = run_batch(batch)
+    res.scanned = []
+    return res
+
+
 def _init(options: ScanOptions, serialised_db: bytes) -> None:
     """Worker initializer: signals first, then the per-process scan state (rules database loaded once)."""
     _quiet_signals()
+    keep_heap()
     init_worker(options, serialised_db)
+
+
+#: glibc ``mallopt`` parameters: ``M_TRIM_THRESHOLD``, ``M_MMAP_THRESHOLD``.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: A worker keeps this much freed memory at the top of its heap instead of giving it back to the system.
+KEEP_HEAP = 64 << 20
+
+
+def keep_heap() -> None:
+    """Let this worker process reuse the memory of one large read for the next (glibc only; elsewhere nothing).
+
+    Each window of a large file (16 MiB) and each whole read of a file up to 16 MiB is a fresh ``bytes``;
+    glibc returns freed memory at the top of the heap to the system once more than twice the (adaptive) mmap
+    threshold is free, so the next read faults every page in again: 43k minor faults on the real tree, ~0.1
+    CPU-s. Buffers up to 32 MiB come from the heap (``M_MMAP_THRESHOLD``, the most glibc adapts to anyway)
+    and up to ``KEEP_HEAP`` bytes of free heap stay (measured in one process: faults 43k -> 16k, CPU -0.1 s
+    of 2.7, peak RSS 74 -> 84 MB). Pool workers only: a program that calls the scan in-process keeps its
+    own allocator settings."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, KEEP_HEAP)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 def _quiet_signals() -> None:

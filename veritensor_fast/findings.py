@@ -23,6 +23,8 @@ class Item:
     ``dir``: a shard of the files of one directory (``key`` the directory, ``path`` its report path before
     display escaping, ``size`` their total, ``entries`` one ``(name, size, dev, ino)`` each); the worker
     expands it into ``file`` items (``sources.fs.expand_shard``), so the parent never builds per-file items.
+    ``tree``: what is left of a directory walk, for a pool worker to go on with (``sources.fs.walk_tree``: ``key``
+    the walk's base, ``path`` its top, ``origin`` the listing's settings, ``entries`` the directories to enter).
     """
 
     kind: str
@@ -34,12 +36,15 @@ class Item:
     ino: int = 0
     follow: bool = False
     entries: tuple[tuple[str, int, int, int], ...] = ()
+    #: ``(a, b)``: one part of a large ``file`` split across tasks: the windows whose start is in ``[a, b)``
+    #: (``worker.SPAN_BYTES``); ``()``: the whole file
+    span: tuple[int, ...] = ()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # pickled as its constructor's arguments: 4x cheaper to send and 2x to receive than the slots state
         # (a ``--history`` sweep sends every blob as an Item: 66k in a 6k-commit history, 0.32 -> 0.11 CPU-s)
         return (Item, (self.kind, self.key, self.path, self.size, self.origin, self.dev, self.ino, self.follow,
-                       self.entries))
+                       self.entries, self.span))
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,8 @@ class FileSource:
             self._prefix = os.path.normpath(root) if multi else ""
             yield from self._root(root)
 
-    def items_sharded(self, max_files: int, max_bytes: int, stat_first: int = -1) -> Iterator[Item | ScanError]:
+    def items_sharded(self, max_files: int, max_bytes: int, stat_first: int = -1,
+                      trees: bool = False) -> Iterator[Item | ScanError]:
         """Like ``items``, but the regular files of a directory come as ``dir`` shards of at most ``max_files``
         files and about ``max_bytes`` bytes (``expand_shard`` gives the ``file`` items ``items`` would have
         yielded). No per-file report path or ``Item`` is built here: the workers do that, in parallel.
@@ -102,19 +103,31 @@ class FileSource:
         in-process) are stat-ed here, so their sizes are known, and files of ``max_bytes`` or more among them
         stay single ``file`` items. After that only names are listed (the directory entry's type says it is a
         regular file, no ``stat``): the worker stats them and hands a big one back to run as its own task
-        (``BatchResult.more``). With ``--max-file-size`` every file is stat-ed here."""
+        (``BatchResult.more``). With ``--max-file-size`` every file is stat-ed here.
+
+        ``trees`` (a pool of workers): after those first files, this process lists nothing more. What the walk
+        has not entered yet goes to the workers as one ``tree`` item (``_tree_item``): each worker walks a part
+        of it (``walk_tree``), scans what it listed and hands the rest of its walk back as ``tree`` items for the
+        others, so the listing runs in parallel and the parent, one process for all workers, only hands out
+        batches (measured on the real tree: the walk was 0.12 of the parent's 0.33 CPU-s while the pool ran).
+        Not with ``--follow-symlinks`` (a loop through a symlink is found with every directory walked so far)
+        nor ``--max-file-size`` (every file is stat-ed here)."""
         if type(self).items is not FileSource.items:  # a subclass that lists its own way: its items, as they are
             yield from self.items()
             return
         self._shard = (max_files, max_bytes, 4 * max_files if stat_first < 0 else stat_first)
         self._statted = 0
+        self._hand_off = self._shard[2] if trees and not self.follow_symlinks and not self.max_file_size else -1
         try:
             yield from self.items()
         finally:
             self._shard = None
+            self._hand_off = -1
 
     _prefix = ""
     _statted = 0
+    #: with ``trees``: once this many files are listed, what is left of the walk goes out as a ``tree`` item
+    _hand_off = -1
 
     def _rel_raw(self, base: str, full: str) -> str:
         if full.startswith(base) and full[len(base):len(base) + 1] == os.sep:
@@ -149,9 +162,12 @@ class FileSource:
         else:
             yield self._file_item(root, self._rel(root, root, True), st)
 
-    def _walk(self, base: str, top: str) -> Iterator[Item | ScanError]:
-        stack = [top]
+    def _walk(self, base: str, top: str, stack: list[str] | None = None) -> Iterator[Item | ScanError]:
+        stack = [top] if stack is None else stack
         while stack:
+            if 0 <= self._hand_off <= self._statted:
+                yield self._tree_item(base, top, stack)
+                return
             d = stack.pop()
             try:
                 with os.scandir(d) as it:
@@ -203,6 +219,7 @@ class FileSource:
                     except OSError:
                         regular = False
                     if regular:  # the worker stats it
+                        self._statted += 1  # (counted as listed, for ``_hand_off``)
                         pending.append((e.name, -1, 0, 0))
                         if len(pending) >= shard[0]:
                             yield self._shard_item(base, d, top, pending, pbytes)
@@ -229,6 +246,14 @@ class FileSource:
                 yield self._shard_item(base, d, top, pending, pbytes)
             stack.extend(reversed(subdirs))
 
+    def _tree_item(self, base: str, top: str, stack: list[str]) -> Item:
+        """What is left of a walk, for ``walk_tree``: ``key`` the walk's base, ``path`` its top, ``origin`` the
+        listing's settings (JSON), ``entries`` the directories not entered yet (as on the walk's stack)."""
+        import json
+
+        conf = json.dumps([self._prefix, list(self.excludes), self.default_excludes])
+        return Item("tree", base, top, 0, origin=conf, entries=tuple((d, 0, 0, 0) for d in stack))
+
     def _shard_item(self, base: str, d: str, top: str, entries: list[tuple[str, int, int, int]],
                     size: int) -> Item:
         rel = (self._prefix or "") if d == top else self._rel_raw(base, d)
@@ -244,6 +269,56 @@ _POSIX = os.sep == "/" and os.path.join is __import__("posixpath").join
 def _under(a: str) -> str:
     """``a`` ready to have an entry name appended, as ``os.path.join(a, name)`` would (POSIX only)."""
     return a if a.endswith("/") else a + "/"
+
+
+#: A ``tree`` task hands the rest of its walk back in at most this many ``tree`` items (tasks for other workers).
+TREE_PIECES = 4
+
+
+def walk_tree(item: Item, max_files: int, max_bytes: int,
+              budget: int) -> tuple[list[Item], list[ScanError], list[str], list[Item]]:
+    """List the directories of a ``tree`` item (``FileSource._tree_item``) as ``FileSource.items_sharded`` would
+    have, names only, until about ``budget`` files are listed (``budget < 0``: all of them): ``(items, errors,
+    skipped directories, trees)``, ``trees`` what is left, in up to ``TREE_PIECES`` parts.
+
+    A directory is walked at most once along any path: the directories above each one given are stat-ed first
+    (a bind mount that loops back is a repeated directory, as in one walk). Only a directory reached twice
+    through a mount that does not loop is listed again (the walk of one process would skip it)."""
+    import json
+
+    prefix, excludes, default_excludes = json.loads(item.origin)
+    src = FileSource([item.key], tuple(excludes), default_excludes=default_excludes)
+    src._prefix = prefix
+    src._shard = (max_files, max_bytes, 0)
+    src._hand_off = budget
+    top = item.path
+    climbed: set[str] = set()
+    for d, *_ in item.entries:
+        up = d
+        while up not in climbed:  # ``d`` and the directories above it, up to the walk's top
+            climbed.add(up)
+            try:
+                st = os.stat(up)
+            except OSError:
+                break
+            src._seen_dirs.add((st.st_dev, st.st_ino))
+            if len(up) <= len(top) or not up.startswith(top):
+                break
+            up = os.path.dirname(up)
+    items: list[Item] = []
+    errors: list[ScanError] = []
+    trees: list[Item] = []
+    for it in src._walk(item.key, top, [e[0] for e in item.entries]):
+        if isinstance(it, ScanError):
+            errors.append(it)
+        elif it.kind == "tree":
+            n = len(it.entries)
+            k = min(TREE_PIECES, n)
+            trees.extend(Item("tree", it.key, it.path, 0, origin=it.origin, entries=it.entries[n * i // k:n * (i + 1) // k])
+                         for i in range(k))
+        else:
+            items.append(it)
+    return items, errors, src.skipped_dirs, trees
 
 
 def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
