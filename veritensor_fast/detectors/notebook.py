@@ -14,7 +14,9 @@ items is found):
 Binary payloads (``image/png`` and other non-text MIME types, base64) are never scanned as text.
 
 Parsing: notebooks up to :data:`ORJSON_MAX` bytes are loaded with ``orjson`` (fastest at that size); bigger
-ones are streamed cell by cell with ``ijson`` (yajl2_c) through a 1 MiB read buffer (from a
+ones in the layout Jupyter writes are cut at their cell boundaries and each cell is parsed by ``orjson``
+(:mod:`nb_cells`, exact or not taken); the others are streamed cell by cell with ``ijson`` (yajl2_c) through a
+1 MiB read buffer (from a
 ``randread.PreadView`` for a file over 16 MiB: ``pread``, so a truncation mid-parse raises ``FileChanged``,
 never SIGBUS), so memory is bounded by the largest single cell, not by the notebook. Findings are committed
 only when the whole notebook parsed; otherwise a ``parse`` error is recorded and the plain text pass scans the
@@ -31,8 +33,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast.detectors.nb_cells import parse_cells
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH, nesting_exceeds, raw_findings
-from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed
+from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed, walk_tail
 from veritensor_fast.detectors.nb_rawline import commit, raw_occurrences  # noqa: F401 - re-exported
 from veritensor_fast.detectors.nb_walk import (  # noqa: F401 - re-exported
     Record,
@@ -92,7 +95,10 @@ class NotebookDetector:
         try:
             if len(buf) <= ORJSON_MAX:
                 parse_small(buf, walker)
+            elif parse_cells(buf, walker) is not None:  # the usual layout: cells cut apart, orjson each
+                walk_tail(buf, walker)
             else:
+                walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
                 if nesting_exceeds(buf, MAX_DEPTH):  # before ijson, whose memory grows with depth squared
                     scan.error(f"notebook nests JSON deeper than {MAX_DEPTH} levels: not parsed as a notebook, "
                                "scanned as plain text", "limit")
