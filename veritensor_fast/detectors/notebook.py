@@ -34,9 +34,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.nb_cells import parse_cells
-from veritensor_fast.detectors.nb_guard import MAX_DEPTH, nesting_exceeds, raw_findings
+from veritensor_fast.detectors.nb_guard import MAX_DEPTH, find_windowed, nesting_exceeds, raw_findings
 from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed, walk_tail
-from veritensor_fast.detectors.nb_rawline import commit, raw_occurrences  # noqa: F401 - re-exported
+from veritensor_fast.detectors.nb_rawline import commit, raw_occurrences, wanted  # noqa: F401 - re-exported
 from veritensor_fast.detectors.nb_walk import (  # noqa: F401 - re-exported
     Record,
     Walker,
@@ -113,7 +113,10 @@ class NotebookDetector:
         if not self.include_outputs:
             hidden = [(r[0], None) for r in records if r[3].get("part") == "output"]
             records = [r for r in records if r[3].get("part") != "output"]
-        structured = commit(buf, records, scan) + hidden
-        # The raw bytes always go through the text pass too: nothing the parser skips can hide a token.
-        raw_findings(buf, scan, structured)
+        # The raw bytes always go through the text pass too: nothing the parser skips can hide a token. The same
+        # windows give the verbatim occurrences that place each structured finding on its raw line.
+        want = wanted(records)
+        found, occ = find_windowed(scan, buf, want)
+        structured = commit(buf, records, scan, occ) + hidden
+        raw_findings(buf, scan, structured, found)
         scan.text_done = True
