@@ -193,3 +193,22 @@ def test_usual_layout_skips_prepass_and_ijson(tmp_path: Path) -> None:
                          timeout=120)
     assert out.stdout.split() == ["3", "0", "False", "False"], out.stdout + out.stderr
     assert nb_guard.MAX_DEPTH - 2 + nb_cells._CELL_WRAP == 1024
+
+
+@pytest.mark.parametrize("stretch", [1, 64, 1 << 18])
+@pytest.mark.parametrize("crlf", [False, True])
+def test_dense_and_sparse_lines(ctx: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                stretch: int, crlf: bool) -> None:
+    """Cells whose dense source lines (the regex stretch) come before and after long output lines (the newline
+    walk), stretches ending anywhere: every cell is found, as the streamed path finds it."""
+    monkeypatch.setattr(nb_cells, "_DENSE_STRETCH", stretch)
+    toks = [hf_token() for _ in range(6)]
+    cells = [code([f"x{j} = {j}\n" for j in range(40)] + [f"t = '{toks[i]}'\n"], cid=f"c{i}",
+                  outputs=[{"output_type": "stream", "name": "stdout", "text": "y" * (9000 * i)}])
+             for i in range(6)]
+    raw = json.dumps(nb(cells), indent=1).encode()
+    if crlf:
+        raw = raw.replace(b"\n", b"\r\n")
+    fast, slow, calls = both(ctx, tmp_path, raw, monkeypatch)
+    assert fast == slow and calls[0] is not None
+    assert sorted(x[1] for x in fast[0]) == sorted(toks)

@@ -33,6 +33,7 @@ from veritensor_fast.detectors.nb_walk import Walker
 CHUNK = 4 << 20
 #: The part of the file after the last cell is parsed whole; beyond this the streamed path runs instead.
 TAIL_MAX = 64 << 20
+_DENSE_STRETCH = 256 << 10
 _ORJSON_DEPTH = 1024  # orjson accepts this many levels and refuses one more
 _CELL_WRAP = _ORJSON_DEPTH - (MAX_DEPTH - 2)  # a cell sits 2 levels deep (object, cells array)
 _DOC_WRAP = _ORJSON_DEPTH - MAX_DEPTH
@@ -64,9 +65,39 @@ def parse_cells(buf: Any, w: Walker) -> int | None:
     nl, ind = m.group(1), m.group(2)
     close = nl + ind + b"}"
     sep = close + b"," + nl + ind + b"{"
-    # the next cell boundary (group 1) or the array's end: one search (a regex finds the rare leading newline
-    # faster than ``bytes.find`` finds the separator in base64 text)
+    # the next cell boundary (group 1) or the array's end
     bound = re.compile(re.escape(close) + rb"(?:(" + re.escape(sep[len(close):]) + rb")|" + _WS + rb"*\])")
+    back = len(nl) - 1
+    close_at = re.compile(re.escape(close))
+
+    def search(data: bytes, i: int) -> re.Match[bytes] | None:
+        """``bound.search(data, i)``. Where lines are long (outputs, images) each newline is found by ``find``
+        (memchr) and tried in place, several times faster than a regex scan; where they are dense (source text,
+        one JSON line per source line) a regex finds the boundary's first bytes in a stretch of
+        :data:`_DENSE_STRETCH` bytes, then the newline walk goes on."""
+        pos = i
+        while True:
+            k = 0
+            p = first = data.find(b"\n", pos)
+            while p >= 0:
+                e = bound.match(data, p - back)
+                if e is not None:
+                    return e
+                k += 1
+                if k >= 8 and p - first < k << 12:  # more than one newline per 4 KiB
+                    break
+                p = data.find(b"\n", p + 1)
+            if p < 0:
+                return None
+            to = min(len(data), p + _DENSE_STRETCH)
+            for c in close_at.finditer(data, p + 1 - back, to + len(close) - 1):  # every start before ``to``
+                e = bound.match(data, c.start())
+                if e is not None:
+                    return e
+            if to >= len(data):
+                return None
+            pos = to + back  # the next candidate starts at ``to`` or later
+
     release = can_release(buf)
     pstart = base = rd = m.end() - 1  # the current cell's "{" (absolute); data is buf[base:rd]
     data = b""
@@ -74,7 +105,7 @@ def parse_cells(buf: Any, w: Walker) -> int | None:
     try:
         while True:
             i = pstart - base
-            e = bound.search(data, i)
+            e = search(data, i)
             if e is None:
                 if rd >= n:
                     return None  # the cells array never closes in this layout
