@@ -30,7 +30,7 @@ from veritensor_fast.detectors.nb_guard import MAX_DEPTH
 from veritensor_fast.detectors.nb_walk import Walker
 
 #: Read size of the cell cutter (a cell larger than this is read in doubling chunks).
-CHUNK = 4 << 20
+CHUNK = (4 << 20) + (64 << 10)  # over randread._DIRECT: one pread, no block-cache copy
 #: The part of the file after the last cell is parsed whole; beyond this the streamed path runs instead.
 TAIL_MAX = 64 << 20
 _DENSE_STRETCH = 256 << 10
@@ -109,8 +109,10 @@ def parse_cells(buf: Any, w: Walker) -> int | None:
             if e is None:
                 if rd >= n:
                     return None  # the cells array never closes in this layout
-                chunk = bytes(buf[rd:min(n, rd + max(CHUNK, len(data) - i))])
-                data, base, rd = data[i:] + chunk, pstart, rd + len(chunk)
+                # the current cell's bytes read so far are read again with the next chunk: one copy (a pread),
+                # where joining them to the chunk would be two
+                rd = min(n, rd + max(CHUNK, len(data) - i))
+                data, base = bytes(buf[pstart:rd]), pstart
                 if release:
                     release_pages(buf, 0, base)
                 continue
