@@ -1,15 +1,20 @@
 """Issue 16, giant notebook: the raw-bytes pass and the ``raw_line`` lookup share one read of the file
 (``nb_guard.find_windowed(scan, buf, want)``), newlines are counted by a ``find`` loop while they are sparse,
-and a column whose line started windows earlier is counted only for a finding.
+and a column whose line started windows earlier is counted only for a finding. The inline-ignore needles ride
+in the same scan (``LiteralFinder(..., needles)``), so the marker pass does not read the notebook again.
 
 Checked against references computed on the whole buffer: the verbatim occurrences (first k, overlapping ones
 count, across window edges, early stop) and every raw finding's line and character column (long lines over
-several windows, multi-byte characters, findings on the first line, at window edges, at the end).
+several windows, multi-byte characters, findings on the first line, at window edges, at the end); the needle
+hits against ``ignore._search`` (across window edges, past ``MAX_MARKERS``); a notebook's findings with markers
+against the marker pass's own search.
 """
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +22,11 @@ import test_notebook
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from veritensor_fast import ignore
 from veritensor_fast.detectors import nb_guard
+from veritensor_fast.detectors import notebook as nbmod
+from veritensor_fast.detectors.nb_rawline import LiteralFinder
+from veritensor_fast.findings import Item
 from veritensor_fast.worker import ScanOptions, WorkerContext
 
 from conftest import hf_token
@@ -90,3 +99,54 @@ def test_raw_lines_and_columns_equal_reference(scan: SimpleNamespace, monkeypatc
        st.integers(0, 50), st.integers(0, 400))
 def test_newlines_equal_count(data: bytes, start: int, stop: int) -> None:
     assert nb_guard._newlines(data, start, stop) == data.count(b"\n", start, stop)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_needle_hits_equal_marker_search(scan: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    monkeypatch.setattr(nb_guard, "_RAW_WINDOW", 4096)
+    rng = random.Random(seed)
+    words = [b"veritensor-fast:", b"gitleaks:allow", b"allowlist", b"ALLOWLIST", b"x", b"\n", b"allowlis"]
+    parts = [rng.choice(words) + bytes(rng.choice(b"ab \n") for _ in range(rng.randint(0, 900))) for _ in range(60)]
+    buf = b"".join(parts)
+    want = {buf[100:120]: 2}
+    cap = 3 if seed == 3 else ignore.MAX_MARKERS  # past the cap: both give up (None)
+    monkeypatch.setattr(ignore, "MAX_MARKERS", cap)
+    lit = LiteralFinder(want, ignore.NEEDLES, cap)
+    _, occ = nb_guard.find_windowed(scan, buf, want, lit)  # type: ignore[arg-type]
+    assert occ == _occurrences_reference(buf, want)
+    ref = ignore._search(buf)
+    assert lit.needle_hits == ref and lit.needles_over is (ref is None)
+    assert (ref is None) is (seed == 3)
+
+
+def test_notebook_markers_without_a_second_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big notebook with inline markers (same line, line before, rule-scoped, in metadata): the findings the
+    marker pass's own search gives, with no search of its own."""
+    toks = [hf_token() for _ in range(7)]
+    src = [f"a = '{toks[0]}'  # veritensor-fast: ignore\n", "# veritensor-fast: ignore\n", f"b = '{toks[1]}'\n",
+           f"c = '{toks[2]}'  # gitleaks:allow\n", f"d = '{toks[3]}'  # veritensor-fast: ignore[openai]\n",
+           f"e = '{toks[4]}'\n"]
+    cells = [test_notebook.code(src, cid="c0"), test_notebook.code([f"f = '{toks[5]}'  # pragma: allowlist secret\n"],
+                                                                    cid="c1")]
+    doc = test_notebook.nb(cells, {"kernelspec": {"name": "python3"}, "w": f"{toks[6]} veritensor-fast: ignore"})
+    raw = json.dumps(doc, indent=1).encode()
+    p = tmp_path / "m.ipynb"
+    p.write_bytes(raw)
+    monkeypatch.setattr(nbmod, "ORJSON_MAX", 16)
+    ctx = WorkerContext(ScanOptions())
+
+    def run() -> list[tuple[str, int, str]]:
+        res = ctx.run_batch([Item("file", str(p), "m.ipynb", len(raw))])
+        assert res.errors == []
+        return sorted((f.secret or "", f.line, json.dumps(f.location, sort_keys=True)) for f in res.findings)
+
+    reference = None
+    with monkeypatch.context() as m:
+        m.setattr(ignore, "remember_needles", lambda buf, hits: None)
+        reference = run()
+    searched: list[int] = []
+    real = ignore._needle_db
+    monkeypatch.setattr(ignore, "_needle_db", lambda: searched.append(1) or real())
+    assert run() == reference
+    assert searched == []  # the marker pass took the raw pass's needle hits
+    assert sorted(s for s, _, _ in reference) == sorted([toks[3], toks[4]])

@@ -124,18 +124,20 @@ def _chars_between(buf: Any, start: int, stop: int) -> int:
 Occurrences = dict[bytes, list[tuple[int, int]]]
 
 
-def find_windowed(scan: ItemScan, buf: Any, want: dict[bytes, int] | None = None
-                   ) -> tuple[list[tuple[SecretMatch, int, int]], Occurrences | None]:
+def find_windowed(scan: ItemScan, buf: Any, want: dict[bytes, int] | None = None,
+                  lit: LiteralFinder | None = None) -> tuple[list[tuple[SecretMatch, int, int]], Occurrences | None]:
     """``(match, line, column)`` for every secret in ``buf``, window by window: lines and columns are counted
     in each window's bounded copy, and a memory-mapped file's pages are released behind the pass.
 
     With ``want`` it also returns what ``nb_rawline.raw_occurrences(buf, want)`` returns, found in the same
     windows (one read and one newline count of the file for both), or None when a wanted secret is longer
-    than the windows' right context (the caller looks them up in a pass of their own)."""
+    than the windows' right context (the caller looks them up in a pass of their own). ``lit``: the
+    ``LiteralFinder`` of ``want`` to use (one that also collects the inline-ignore needles)."""
     n = len(buf)
     find = scan.ctx.matcher.find
     release = can_release(buf)
-    lit = LiteralFinder(want) if want else None
+    if lit is None and want:
+        lit = LiteralFinder(want)
     if lit is not None and lit.maxlen - 1 > _RIGHT_CONTEXT:
         lit = None
     occ = lit.found if lit is not None else ({} if want is not None and not want else None)
@@ -149,7 +151,7 @@ def find_windowed(scan: ItemScan, buf: Any, want: dict[bytes, int] | None = None
         for m in find(chunk):
             if a <= lo + m.start < b:
                 events.append((m.start, 0, m))
-        if lit is not None and lit.pending:
+        if lit is not None and lit.active:
             with memoryview(chunk) as view, view[a - lo:min(hi, b + lit.maxlen - 1) - lo] as window:
                 events += [(s - lo, 1, lit.secrets[pid]) for s, pid in lit.scan(window, a, b)]
             events.sort(key=lambda e: (e[0], e[1]))

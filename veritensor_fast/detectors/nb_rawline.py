@@ -62,29 +62,44 @@ def _literal(s: bytes) -> bytes:
 class LiteralFinder:
     """The verbatim occurrences of wanted secrets, window by window: one Hyperscan literal database for all of
     them (compiled here, never written to disk). ``found[secret]`` fills with ``(offset, line)`` in order; a
-    window's scan hands back the hits that start in it, so the caller counts their lines."""
+    window's scan hands back the hits that start in it, so the caller counts their lines.
 
-    def __init__(self, want: dict[bytes, int]) -> None:
+    ``needles`` (the inline-ignore markers' needles) ride in the same database: the start of every occurrence
+    lands in ``needle_hits`` (None past ``needle_max`` of them), so a file that is read for its secrets anyway is
+    not read again for its markers."""
+
+    def __init__(self, want: dict[bytes, int], needles: tuple[bytes, ...] = (), needle_max: int = 0) -> None:
         self.secrets = [s for s in want if s]
         self.found: dict[bytes, list[tuple[int, int]]] = {s: [] for s in self.secrets}
-        self.lens = [len(s) for s in self.secrets]
+        ns = len(self.secrets)
+        self.lens = [len(s) for s in self.secrets] + [len(x) for x in needles]
         self.need = [want[s] for s in self.secrets]
-        self.pending = len(self.secrets)
+        self.pending = ns
         self.maxlen = max(self.lens, default=0)
+        self.needle_hits: set[int] | None = set() if needles and ns else None
+        self.needle_max = needle_max
+        self.needles_over = False  # more than ``needle_max`` needles: ``needle_hits`` is None
         self.db: Any = None
-        if not self.secrets:
+        if not ns:
             return
         import hyperscan
 
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        exprs = [_literal(s) for s in self.secrets] + [_literal(x) for x in needles]
         try:
-            db.compile(expressions=[_literal(s) for s in self.secrets], ids=list(range(len(self.secrets))),
-                       elements=len(self.secrets),
-                       flags=[hyperscan.HS_FLAG_SINGLEMATCH if want[s] == 1 else 0 for s in self.secrets])
+            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
+                       flags=[hyperscan.HS_FLAG_SINGLEMATCH if want[s] == 1 else 0 for s in self.secrets]
+                       + [0] * len(needles))
         except hyperscan.error:  # pragma: no cover - literals always compile; then no raw_line, findings kept
             self.pending = 0
+            self.needle_hits = None
             return
         self.db = db
+
+    @property
+    def active(self) -> bool:
+        """Whether a window still needs scanning (an occurrence or the needles still wanted)."""
+        return bool(self.pending) or self.needle_hits is not None
 
     def scan(self, window: Any, a: int, b: int) -> list[tuple[int, int]]:
         """``(start, secret index)`` of the wanted occurrences starting in ``[a, b)``, in order; ``window`` holds
@@ -93,24 +108,31 @@ class LiteralFinder:
         import hyperscan
 
         hits: list[tuple[int, int]] = []
-        lens, need = self.lens, self.need
+        lens, need, ns = self.lens, self.need, len(self.secrets)
+        marks = self.needle_hits
 
         def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
             start = a + to - lens[pid]
+            if pid >= ns:  # an inline-ignore needle
+                if marks is not None and start < b:
+                    marks.add(start)
+                return None
             if start < b and need[pid] > 0:
                 need[pid] -= 1
                 hits.append((start, pid))
                 if need[pid] == 0:
                     self.pending -= 1
-                    if self.pending == 0:
+                    if self.pending == 0 and marks is None:
                         return True  # stop scanning
             return None
 
-        if self.pending:
+        if self.active:
             try:
                 self.db.scan(window, match_event_handler=on_match)
             except hyperscan.ScanTerminated:
                 pass
+        if marks is not None and len(marks) > self.needle_max:
+            self.needle_hits, self.needles_over = None, True  # too many: the marker pass gives up alike
         hits.sort()
         return hits
 

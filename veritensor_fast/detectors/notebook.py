@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING, Any
 from veritensor_fast.detectors.nb_cells import parse_cells
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH, find_windowed, nesting_exceeds, raw_findings
 from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed, walk_tail
-from veritensor_fast.detectors.nb_rawline import commit, raw_occurrences, wanted  # noqa: F401 - re-exported
+from veritensor_fast.detectors.nb_rawline import (  # noqa: F401 - re-exported
+    LiteralFinder,
+    commit,
+    raw_occurrences,
+    wanted,
+)
 from veritensor_fast.detectors.nb_walk import (  # noqa: F401 - re-exported
     Record,
     Walker,
@@ -72,6 +77,17 @@ def looks_like_notebook(path: str, head: bytes, buf: Any) -> bool:
     return b'"nbformat"' in bytes(buf[max(0, n - 4096):n])
 
 
+def _ignore() -> Any:
+    """The inline-ignore module, or None where it is not installed (the worker runs without it then)."""
+    try:
+        from veritensor_fast import ignore
+    except ModuleNotFoundError as exc:  # pragma: no cover - as in WorkerContext
+        if exc.name != "veritensor_fast.ignore":
+            raise
+        return None
+    return ignore
+
+
 class NotebookDetector:
     """Claims ``.ipynb`` files (and extension-less blobs that sniff as notebooks) from the plain text pass."""
 
@@ -80,6 +96,7 @@ class NotebookDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.include_outputs = bool(getattr(ctx.options, "include_outputs", True))
+        self.inline_ignores = bool(getattr(ctx.options, "inline_ignores", False))
         self._py: Any = False
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
@@ -115,8 +132,15 @@ class NotebookDetector:
             records = [r for r in records if r[3].get("part") != "output"]
         # The raw bytes always go through the text pass too: nothing the parser skips can hide a token. The same
         # windows give the verbatim occurrences that place each structured finding on its raw line.
+        # The inline-ignore needles ride in the occurrences' database: the marker pass (which runs when there are
+        # findings) then does not read the file again.
         want = wanted(records)
-        found, occ = find_windowed(scan, buf, want)
+        marks = _ignore() if want and self.inline_ignores else None
+        lit = LiteralFinder(want, marks.NEEDLES, marks.MAX_MARKERS) if marks is not None else None
+        found, occ = find_windowed(scan, buf, want, lit)
+        if marks is not None and lit is not None and occ is not None and (lit.needle_hits is not None
+                                                                          or lit.needles_over):
+            marks.remember_needles(buf, lit.needle_hits)
         structured = commit(buf, records, scan, occ) + hidden
         raw_findings(buf, scan, structured, found)
         scan.text_done = True
