@@ -175,7 +175,9 @@ def test_parse_cells_hands_over_every_cell() -> None:
 
 PROBE = """
 import os, sys
+from veritensor_fast.detectors import notebook as nbmod
 from veritensor_fast.findings import Item
+nbmod.ORJSON_MAX = 1 << 16  # the big-notebook path for a small file
 from veritensor_fast.worker import ScanOptions, WorkerContext
 ctx = WorkerContext(ScanOptions())
 p = sys.argv[1]
@@ -186,7 +188,7 @@ print(len(res.findings), len(res.errors), "ijson" in sys.modules, "numpy" in sys
 
 def test_usual_layout_skips_prepass_and_ijson(tmp_path: Path) -> None:
     toks = [hf_token() for _ in range(3)]
-    raw = test_notebook.big_notebook(9 << 20, toks, img=300_000)  # above ORJSON_MAX (8 MiB): the big path
+    raw = test_notebook.big_notebook(1 << 20, toks, img=50_000)
     p = tmp_path / "big.ipynb"
     p.write_bytes(raw)
     out = subprocess.run([sys.executable, "-c", PROBE, str(p)], capture_output=True, text=True, check=True,
