@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import test_notebook
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from veritensor_fast.detectors import nb_cells, nb_guard
 from veritensor_fast.detectors import notebook as nbmod
@@ -214,3 +216,34 @@ def test_dense_and_sparse_lines(ctx: WorkerContext, tmp_path: Path, monkeypatch:
     fast, slow, calls = both(ctx, tmp_path, raw, monkeypatch)
     assert fast == slow and calls[0] is not None
     assert sorted(x[1] for x in fast[0]) == sorted(toks)
+
+
+_leaf = st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["", "x", "}\n,{", "\\u0068f_", "a\"b", "é"])
+_value = st.recursive(_leaf, lambda kids: st.lists(kids, max_size=3)
+                      | st.dictionaries(st.sampled_from(["a", "id", "text", "source", "outputs", "data", "metadata"]),
+                                        kids, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.dictionaries(st.sampled_from(["cell_type", "id", "metadata", "outputs", "source", "x"]), _value,
+                                max_size=5) | _value, min_size=1, max_size=5),
+       st.sampled_from([0, 1, 2]), st.booleans(), st.integers(0, 4), st.booleans())
+def test_random_documents_equal_streamed(ctx: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         cells: list[Any], indent: int, col0: bool, where: int, dup: bool) -> None:
+    """Random cells (objects or not, nested look-alikes, escapes) in three layouts, a token in a random cell or
+    in the metadata, sometimes a second top-level "cells" key: the fast path's findings and errors are the
+    streamed path's, whether it is taken or not."""
+    tok = hf_token()
+    cells = [dict(c) if isinstance(c, dict) else c for c in cells]
+    k = where % len(cells)
+    if isinstance(cells[k], dict):
+        cells[k]["source"] = f"t = '{tok}'"
+    meta: dict[str, Any] = {"w": tok} if where == 4 else {}
+    if col0:
+        body = ",\n".join(json.dumps(c, indent=max(indent, 1)) for c in cells)
+        raw = '{"cells": [\n' + body + '\n], "metadata": ' + json.dumps(meta)
+    else:
+        raw = json.dumps({"cells": cells, "metadata": meta}, indent=indent or None)[:-1]
+    raw += (', "cells": [{"source": "' + tok + '"}]' if dup else "") + ', "nbformat": 4}'
+    fast, slow, _ = both(ctx, tmp_path, raw.encode(), monkeypatch)
+    assert fast == slow
