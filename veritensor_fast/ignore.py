@@ -116,8 +116,19 @@ def _needle_db() -> Any:
     return db
 
 
+def remember_needles(buf: Any, hits: set[int] | None) -> None:
+    """What :func:`_search` returns for ``buf``, found by a pass that read ``buf`` anyway (a notebook's raw-text
+    pass): the next search of this very object in this thread takes it instead of reading the file again."""
+    _LOCAL.known = (buf, hits)
+
+
 def _search(buf: Any) -> set[int] | None:
     """Start offsets of every needle in ``buf`` (one Hyperscan pass for all of them); None past MAX_MARKERS."""
+    known = getattr(_LOCAL, "known", None)
+    if known is not None:
+        _LOCAL.known = None
+        if known[0] is buf:
+            return known[1]
     import hyperscan
 
     db = _needle_db()
@@ -212,6 +223,12 @@ class InlineIgnores:
         self.models = bool(getattr(options, "ignore_model_findings_inline", False))
 
     def __call__(self, findings: list[Finding], buf: Any, item: Item) -> list[Finding]:
+        try:
+            return self._filter(findings, buf)
+        finally:
+            _LOCAL.known = None  # what ``remember_needles`` kept for this item: never past it
+
+    def _filter(self, findings: list[Finding], buf: Any) -> list[Finding]:
         if not findings or not any(f.kind != "model" or self.models for f in findings):
             return findings
         if not hasattr(buf, "find"):  # e.g. a memoryview

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.buffers import can_release, release_pages
+from veritensor_fast.detectors.nb_rawline import LiteralFinder
 from veritensor_fast.matcher import SecretMatch
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def nesting_exceeds(buf: Any, limit: int = MAX_DEPTH) -> bool:
     dropped = 0
     for a in range(0, n, _CHUNK):
         raw = bytes(buf[a:min(n, a + _CHUNK)])
-        if release and a - dropped >= _RELEASE_EVERY:  # whole 2 MiB folios only (see _find_windowed)
+        if release and a - dropped >= _RELEASE_EVERY:  # whole 2 MiB folios only (see find_windowed)
             release_pages(buf, dropped, a)
             dropped = a
         if not any(c in raw for c in (b"[", b"{", b"]", b"}", b'"')):
@@ -99,39 +100,82 @@ _CONT = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes
 
 def _chars(b: bytes) -> int:
     """Characters in UTF-8 bytes (continuation bytes do not start one)."""
-    return len(b.translate(None, _CONT))
+    return len(b) if b.isascii() else len(b.translate(None, _CONT))
 
 
-def _find_windowed(scan: ItemScan, buf: Any) -> list[tuple[SecretMatch, int, int]]:
+def _newlines(b: bytes, start: int, stop: int) -> int:
+    """``b.count(b"\\n", start, stop)``: a ``find`` (memchr) loop while newlines are sparse, as in a notebook
+    whose outputs are long lines (several times faster there than ``count``), then ``count``."""
+    k = 0
+    p = b.find(b"\n", start, stop)
+    while p >= 0:
+        k += 1
+        if k == 64:
+            return k + b.count(b"\n", p + 1, stop)
+        p = b.find(b"\n", p + 1, stop)
+    return k
+
+
+def _chars_between(buf: Any, start: int, stop: int) -> int:
+    """:func:`_chars` of ``buf[start:stop]``, read in bounded blocks."""
+    return sum(_chars(bytes(buf[x:min(stop, x + _RAW_WINDOW)])) for x in range(start, stop, _RAW_WINDOW))
+
+
+Occurrences = dict[bytes, list[tuple[int, int]]]
+
+
+def find_windowed(scan: ItemScan, buf: Any, want: dict[bytes, int] | None = None,
+                  lit: LiteralFinder | None = None) -> tuple[list[tuple[SecretMatch, int, int]], Occurrences | None]:
     """``(match, line, column)`` for every secret in ``buf``, window by window: lines and columns are counted
-    in each window's bounded copy, and a memory-mapped file's pages are released behind the pass."""
+    in each window's bounded copy, and a memory-mapped file's pages are released behind the pass.
+
+    With ``want`` it also returns what ``nb_rawline.raw_occurrences(buf, want)`` returns, found in the same
+    windows (one read and one newline count of the file for both), or None when a wanted secret is longer
+    than the windows' right context (the caller looks them up in a pass of their own). ``lit``: the
+    ``LiteralFinder`` of ``want`` to use (one that also collects the inline-ignore needles)."""
     n = len(buf)
     find = scan.ctx.matcher.find
     release = can_release(buf)
+    if lit is None and want:
+        lit = LiteralFinder(want)
+    if lit is not None and lit.maxlen - 1 > _RIGHT_CONTEXT:
+        lit = None
+    occ = lit.found if lit is not None else ({} if want is not None and not want else None)
     out: list[tuple[SecretMatch, int, int]] = []
-    line, carry = 1, 0  # line at the window start; characters from its line start to the window start
+    line, line_start = 1, 0  # line at the window start, and the offset where that line starts
     for a in range(0, n, _RAW_WINDOW):
         b = min(n, a + _RAW_WINDOW)
         lo, hi = max(0, a - _LEFT_CONTEXT), min(n, b + _RIGHT_CONTEXT)
         chunk = buf if lo == 0 and hi == n and isinstance(buf, bytes) else bytes(buf[lo:hi])
-        pos, pos_line = a - lo, line
+        events: list[tuple[int, int, Any]] = []  # (start in chunk, kind, payload): 0 = rule match, 1 = literal
         for m in find(chunk):
-            s = m.start
-            if not a <= lo + s < b:
-                continue
-            pos_line += chunk.count(b"\n", pos, s)
+            if a <= lo + m.start < b:
+                events.append((m.start, 0, m))
+        if lit is not None and lit.active:
+            with memoryview(chunk) as view, view[a - lo:min(hi, b + lit.maxlen - 1) - lo] as window:
+                events += [(s - lo, 1, lit.secrets[pid]) for s, pid in lit.scan(window, a, b)]
+            events.sort(key=lambda e: (e[0], e[1]))
+        pos, pos_line = a - lo, line
+        for s, kind, what in events:
+            pos_line += _newlines(chunk, pos, s)
             pos = s
+            if kind == 1:
+                occ[what].append((lo + s, pos_line))  # type: ignore[index]  # occ is lit.found here
+                continue
             nl = chunk.rfind(b"\n", a - lo, s)
-            col = _chars(chunk[nl + 1:s]) + 1 if nl >= 0 else carry + _chars(chunk[a - lo:s]) + 1
-            out.append((SecretMatch(m.rule, lo + s, lo + m.end, m.secret), pos_line, col))
-        if b < n:  # the next window's start line and column (the last window's are never used)
-            body = chunk[a - lo:b - lo]
-            nls = body.count(b"\n")
-            line += nls
-            carry = _chars(body[body.rfind(b"\n") + 1:]) if nls else carry + _chars(body)
+            if nl >= 0:
+                col = _chars(chunk[nl + 1:s]) + 1
+            else:  # the line started before this window: count its characters up to here only now
+                col = _chars_between(buf, line_start, a) + _chars(chunk[a - lo:s]) + 1
+            out.append((SecretMatch(what.rule, lo + s, lo + what.end, what.secret), pos_line, col))
+        if b < n:  # the next window's start line (the last window's is never used)
+            line = pos_line + _newlines(chunk, pos, b - lo)
+            r = chunk.rfind(b"\n", a - lo, b - lo)
+            if r >= 0:
+                line_start = lo + r + 1
         if release:  # from the page holding ``lo``: touching it again maps a whole large folio back
             release_pages(buf, lo // mmap.PAGESIZE * mmap.PAGESIZE, b)
-    return out
+    return out, occ
 
 
 _U_ESC = re.compile(rb"\\u([0-9a-fA-F]{4})")
@@ -146,8 +190,10 @@ def _escaped_word_next(buf: Any, m: SecretMatch) -> bool:
     return re.fullmatch(f"[{m.rule.right_chars}]", chr(int(e.group(1), 16))) is not None
 
 
-def raw_findings(buf: Any, scan: ItemScan, structured: list[tuple[SecretMatch, int | None]]) -> None:
-    """Add the raw-text findings of ``buf`` not already among ``structured`` ((match, raw line or None)).
+def raw_findings(buf: Any, scan: ItemScan, structured: list[tuple[SecretMatch, int | None]],
+                 found: list[tuple[SecretMatch, int, int]] | None = None) -> None:
+    """Add the raw-text findings of ``buf`` (``found``, or looked up here) not already among ``structured``
+    ((match, raw line or None)).
 
     A raw finding is a duplicate when the structured pass reported the same rule and secret (compared without
     escapes, so an escaped private key matches its decoded form); when the raw text holds more occurrences
@@ -162,7 +208,7 @@ def raw_findings(buf: Any, scan: ItemScan, structured: list[tuple[SecretMatch, i
             claimed[k].add(raw_line)
     by_key: dict[tuple[str, bytes], list[tuple[SecretMatch, int, int]]] = defaultdict(list)
     order: list[tuple[str, bytes]] = []
-    for m, line, col in _find_windowed(scan, buf):
+    for m, line, col in find_windowed(scan, buf)[0] if found is None else found:
         if _escaped_word_next(buf, m):
             continue
         k = (m.rule.id, _canon(m.secret))

@@ -83,8 +83,16 @@ def parse_streamed(buf: Any, w: Walker, head: bytes) -> None:
         raise NotebookParseError(f"{type(exc).__name__} after {ncells} cells") from None
     if ncells == 0 and not v3 and b'"cells"' not in head:
         raise NotebookParseError("not a Jupyter notebook (no cells list)")
+    walk_tail(buf, w, v3)
+
+
+def walk_tail(buf: Any, w: Walker, v3: bool = False) -> None:
+    """The top-level values other than the cells, after the cells (from the raw tail, or a second streamed
+    pass for the notebook metadata when the tail does not parse alone)."""
     tail = None if v3 else top_level_tail(buf)
     if tail is None:  # rare layout (metadata before the cells): a second streamed pass for it
+        import ijson
+
         try:
             for val in ijson.items(_Reader(buf), "metadata", buf_size=IJSON_BUF):
                 w.top("metadata", val)

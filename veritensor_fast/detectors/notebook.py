@@ -14,7 +14,9 @@ items is found):
 Binary payloads (``image/png`` and other non-text MIME types, base64) are never scanned as text.
 
 Parsing: notebooks up to :data:`ORJSON_MAX` bytes are loaded with ``orjson`` (fastest at that size); bigger
-ones are streamed cell by cell with ``ijson`` (yajl2_c) through a 1 MiB read buffer (from a
+ones in the layout Jupyter writes are cut at their cell boundaries and each cell is parsed by ``orjson``
+(:mod:`nb_cells`, exact or not taken); the others are streamed cell by cell with ``ijson`` (yajl2_c) through a
+1 MiB read buffer (from a
 ``randread.PreadView`` for a file over 16 MiB: ``pread``, so a truncation mid-parse raises ``FileChanged``,
 never SIGBUS), so memory is bounded by the largest single cell, not by the notebook. Findings are committed
 only when the whole notebook parsed; otherwise a ``parse`` error is recorded and the plain text pass scans the
@@ -31,9 +33,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from veritensor_fast.detectors.nb_guard import MAX_DEPTH, nesting_exceeds, raw_findings
-from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed
-from veritensor_fast.detectors.nb_rawline import commit, raw_occurrences  # noqa: F401 - re-exported
+from veritensor_fast.detectors.nb_cells import parse_cells
+from veritensor_fast.detectors.nb_guard import MAX_DEPTH, find_windowed, nesting_exceeds, raw_findings
+from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed, walk_tail
+from veritensor_fast.detectors.nb_rawline import (  # noqa: F401 - re-exported
+    LiteralFinder,
+    commit,
+    raw_occurrences,
+    wanted,
+)
 from veritensor_fast.detectors.nb_walk import (  # noqa: F401 - re-exported
     Record,
     Walker,
@@ -69,6 +77,17 @@ def looks_like_notebook(path: str, head: bytes, buf: Any) -> bool:
     return b'"nbformat"' in bytes(buf[max(0, n - 4096):n])
 
 
+def _ignore() -> Any:
+    """The inline-ignore module, or None where it is not installed (the worker runs without it then)."""
+    try:
+        from veritensor_fast import ignore
+    except ModuleNotFoundError as exc:  # pragma: no cover - as in WorkerContext
+        if exc.name != "veritensor_fast.ignore":
+            raise
+        return None
+    return ignore
+
+
 class NotebookDetector:
     """Claims ``.ipynb`` files (and extension-less blobs that sniff as notebooks) from the plain text pass."""
 
@@ -77,6 +96,7 @@ class NotebookDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.include_outputs = bool(getattr(ctx.options, "include_outputs", True))
+        self.inline_ignores = bool(getattr(ctx.options, "inline_ignores", False))
         self._py: Any = False
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
@@ -92,7 +112,10 @@ class NotebookDetector:
         try:
             if len(buf) <= ORJSON_MAX:
                 parse_small(buf, walker)
+            elif parse_cells(buf, walker) is not None:  # the usual layout: cells cut apart, orjson each
+                walk_tail(buf, walker)
             else:
+                walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
                 if nesting_exceeds(buf, MAX_DEPTH):  # before ijson, whose memory grows with depth squared
                     scan.error(f"notebook nests JSON deeper than {MAX_DEPTH} levels: not parsed as a notebook, "
                                "scanned as plain text", "limit")
@@ -107,7 +130,17 @@ class NotebookDetector:
         if not self.include_outputs:
             hidden = [(r[0], None) for r in records if r[3].get("part") == "output"]
             records = [r for r in records if r[3].get("part") != "output"]
-        structured = commit(buf, records, scan) + hidden
-        # The raw bytes always go through the text pass too: nothing the parser skips can hide a token.
-        raw_findings(buf, scan, structured)
+        # The raw bytes always go through the text pass too: nothing the parser skips can hide a token. The same
+        # windows give the verbatim occurrences that place each structured finding on its raw line.
+        # The inline-ignore needles ride in the occurrences' database: the marker pass (which runs when there are
+        # findings) then does not read the file again.
+        want = wanted(records)
+        marks = _ignore() if want and self.inline_ignores else None
+        lit = LiteralFinder(want, marks.NEEDLES, marks.MAX_MARKERS) if marks is not None else None
+        found, occ = find_windowed(scan, buf, want, lit)
+        if marks is not None and lit is not None and occ is not None and (lit.needle_hits is not None
+                                                                          or lit.needles_over):
+            marks.remember_needles(buf, lit.needle_hits)
+        structured = commit(buf, records, scan, occ) + hidden
+        raw_findings(buf, scan, structured, found)
         scan.text_done = True
