@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import hf_token
 from veritensor_fast.findings import Item
 from veritensor_fast.kernels import hs_python
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+
+from conftest import hf_token
 
 
 def test_fallback_scan_takes_hyperscans_positional_order() -> None:

@@ -117,10 +117,21 @@ class WorkerContext:
         self._readers.clear()
 
     def run_batch(self, batch: list[Item]) -> BatchResult:
+        res = BatchResult()
+        # a shard's files are opened as they are stat-ed (``FileReader.probe``); what is not read is closed below
+        files = self.reader("file") if any(it.kind == "dir" for it in batch) else None
+        try:
+            batch, res.errors, res.more, res.rest = expand_capped(batch, BATCH_BYTES, BATCH_BYTES,
+                                                                  files.probe if files is not None else None)
+            self._scan_batch(batch, res)
+        finally:
+            if files is not None:
+                files.release()
+        return res
+
+    def _scan_batch(self, batch: list[Item], res: BatchResult) -> None:
         from veritensor_fast.sources.fs import InputError
 
-        res = BatchResult()
-        batch, res.errors, res.more, res.rest = expand_capped(batch, BATCH_BYTES, BATCH_BYTES)
         by_kind: dict[str, list[Item]] = {}
         for it in batch:
             by_kind.setdefault(it.kind, []).append(it)
@@ -150,7 +161,6 @@ class WorkerContext:
             res.scanned.append((item.key, len(found), bool(scan.errors)))
             res.items += 1
             res.bytes += len(buf)
-        return res
 
     def scan_item(self, buf: Any, item: Item, scan: ItemScan) -> list[Finding]:
         """Run the detectors over one item's buffer (a ``LargeFile``: window by window) and finish it."""
