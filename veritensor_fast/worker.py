@@ -186,7 +186,7 @@ class WorkerContext:
         if head is None:
             head = bytes(buf[:4096])
         for det in self.detectors:
-            if det.name in skip:
+            if skip and det.name in skip:
                 continue
             try:
                 det.scan(buf, item, head, scan)
@@ -265,7 +265,10 @@ class ItemScan:
         ))
 
     def finish(self, buf: Any) -> list[Finding]:
-        """Drop duplicates (same secret, same place, found by two detectors) and apply post-processors."""
+        """Drop duplicates (same secret, same place, found by two detectors) and apply post-processors (they
+        filter findings: none of them has anything to do for an item without any)."""
+        if not self.findings:
+            return list(self.finished)
         seen: set[tuple[str, int, str]] = set()
         out: list[Finding] = []
         for f in self.findings:
