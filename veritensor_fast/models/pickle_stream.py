@@ -254,7 +254,11 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if len(stack) <= k:
                     raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
                 tgt = stack[-k - 1]
-                if type(tgt) is (_List if op == 0x61 else _Dict):
+                if op == 0x73 and type(tgt) is _Dict:
+                    tgt.set(stack[-2], stack[-1])  # ``add`` of one pair
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+                elif type(tgt) is (_List if op == 0x61 else _Dict):
                     tgt.add(stack[-k:])
                     if tgt.n > expand_limit:
                         grew(tgt)
