@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from veritensor_fast.detectors.text import utf16_encoding
 from veritensor_fast.findings import Item
-from veritensor_fast.kernels import hs_python
+from veritensor_fast.kernels import BACKEND, hs_python
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
 
@@ -50,6 +50,7 @@ def _scan(ctx: WorkerContext, data: bytes, path: str = "a/notes.txt") -> ItemSca
     return sc
 
 
+@pytest.mark.skipif(BACKEND == "python", reason="the fallback matcher finds needles in each run, not in the scan")
 def test_text_without_needles_skips_the_decoder(ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch) -> None:
     enc = next(d for d in ctx.detectors if d.name == "encoded")
     calls: list[int] = []
