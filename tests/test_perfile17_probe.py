@@ -132,3 +132,15 @@ def test_probe_holds_at_most_probe_max_descriptors(tmp_path: Path, monkeypatch: 
     sts = [reader.probe(str(tmp_path / f"f{i:02}")) for i in range(12)]
     assert len(reader._probed) == 5 and all(st.st_size == 2 for st in sts)
     reader.release()
+
+
+def test_probe_holds_a_quarter_of_the_descriptor_limit_at_most(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(12):
+        (tmp_path / f"f{i:02}").write_text("a\n")
+    monkeypatch.setattr(fs, "_fd_limit", lambda: 16)
+    reader = FileReader()
+    for i in range(12):
+        reader.probe(str(tmp_path / f"f{i:02}"))
+    assert len(reader._probed) == 4
+    reader.release()

@@ -309,18 +309,20 @@ class FileReader:
     (a file deferred to its own task, a batch cut short); ``run_batch`` calls it when the batch ends.
     """
 
-    #: Descriptors ``probe`` holds at most; past that it is a plain ``os.stat`` (a batch of many shards).
+    #: Descriptors ``probe`` holds at most (and a quarter of the process's limit); past that it is a plain
+    #: ``os.stat`` (a batch of many shards of empty files).
     PROBE_MAX = 512
 
     def __init__(self) -> None:
         self._probed: dict[tuple[str, bool], tuple[int, os.stat_result]] = {}
+        self._probe_max = min(self.PROBE_MAX, _fd_limit() // 4)
 
     def probe(self, path: str, follow_symlinks: bool = False) -> os.stat_result:
         """``os.stat(path, follow_symlinks=...)`` for a file the listing named, keeping it open for ``open``.
         Anything but an opened regular file is answered by ``os.stat`` itself (its result, its errors), so
         ``expand_shard`` reports exactly what it reported before: a symlink now (``O_NOFOLLOW``), a socket, a
         file that vanished or cannot be read."""
-        if len(self._probed) >= self.PROBE_MAX:
+        if len(self._probed) >= min(self._probe_max, self.PROBE_MAX):
             return os.stat(path, follow_symlinks=follow_symlinks)
         try:
             fd = os.open(path, _OPEN_FOLLOW if follow_symlinks else _OPEN_NOFOLLOW)
@@ -398,6 +400,17 @@ class FileReader:
 #: ``FileReader.open`` flags: never blocks (a FIFO swapped in), never inherited, no symlink unless followed.
 _OPEN_FOLLOW = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _OPEN_NOFOLLOW = _OPEN_FOLLOW | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _fd_limit() -> int:
+    """The soft limit on open descriptors (4096 where it cannot be read)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 4096
+    return soft if 0 < soft < 1 << 20 else 1 << 20
 
 
 def _read_all(fd: int, size: int) -> bytes:
