@@ -87,6 +87,10 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
     return blob
 
 
+def _on_match(pid: int, _from: int, to: int, _flags: int, hits: Any) -> None:
+    hits.append((pid, to))  # ``hits``: the scan's context, a list
+
+
 class Scanner:
     """A loaded database plus its scratch; one per process (scratch is not shareable)."""
 
@@ -103,15 +107,10 @@ class Scanner:
     def scan(self, buf: Any) -> list[tuple[int, int]]:
         """Return ``(pattern_id, end_offset)`` for every candidate in ``buf`` (bytes, mmap, memoryview)."""
         hits: list[tuple[int, int]] = []
-        append = hits.append
-
-        def on_match(pid: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            append((pid, to))
-
         n = len(buf)
         if n <= CHUNK:
-            if n:
-                self._db.scan(buf, match_event_handler=on_match)
+            if n:  # the list rides in the scan's context: no closure built per call (most files have no hit)
+                self._db.scan(buf, _on_match, 0, hits)
             return hits
         # Overlapping chunks; a candidate seen by two chunks is the same (pattern, end) pair.
         view = memoryview(buf)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 from veritensor_fast.findings import Finding, Item, ScanError
 
@@ -47,8 +48,8 @@ def expand_trees(batch: list[Item], max_files: int, max_bytes: int,
     return out, errors, skipped, rest
 
 
-def expand_capped(batch: list[Item], big: int,
-                  cap: int) -> tuple[list[Item], list[ScanError], list[Item], list[list[Item]]]:
+def expand_capped(batch: list[Item], big: int, cap: int, stat_of: Callable[..., os.stat_result] | None = None,
+                  ) -> tuple[list[Item], list[ScanError], list[Item], list[list[Item]]]:
     """``expand_items`` that stops at about ``cap`` bytes (0: no limit): ``(items, errors, deferred, rest)``.
 
     A ``dir`` shard listed by name only has no sizes until the worker stats its files, so a batch of 256 of
@@ -57,7 +58,7 @@ def expand_capped(batch: list[Item], big: int,
     what is left, as batches the executor runs as tasks of their own (``BatchResult.rest``): the remaining
     files of the shard being expanded, stat-ed, as ``dir`` shards of about ``cap`` bytes (filled the same
     way, so none is cut again, and expanding one costs no ``stat``), then the batch's other items as they
-    are, in one batch (it stops at ``cap`` bytes again)."""
+    are, in one batch (it stops at ``cap`` bytes again). ``stat_of``: as ``expand_shard``'s."""
     if all(it.kind != "dir" for it in batch):
         return batch, [], [], []
     from veritensor_fast.sources.fs import expand_shard
@@ -73,7 +74,7 @@ def expand_capped(batch: list[Item], big: int,
             out.append(it)
             total += max(it.size, 0)
             continue
-        o, e, d = expand_shard(it, big)
+        o, e, d = expand_shard(it, big, stat_of)
         errors.extend(e)
         deferred.extend(d)
         for i, f in enumerate(o):

@@ -113,10 +113,13 @@ class SecretMatcher:
         n = len(buf)
         if BACKEND == "python":
             return {pid: [(0, n)] for pid, on in enumerate(self._active) if on} if n else {}
+        scanner = self._scanner if hits is not None else self._rules_scanner()
+        raw = scanner.scan(buf)
+        if not raw:
+            return {}  # most files: no candidate at all
         ends: dict[int, list[int]] = defaultdict(list)
         nrules, active = self._nrules, self._active
-        scanner = self._scanner if hits is not None else self._rules_scanner()
-        for pid, end in scanner.scan(buf):
+        for pid, end in raw:
             if pid >= nrules:  # a base64 needle (``aux_patterns``)
                 if hits is not None:
                     hits.append(end)
@@ -168,7 +171,7 @@ class SecretMatcher:
         a base64-encoded secret may stand (``B64Decoder.scan_hits``). Always empty with the fallback backend."""
         hits: list[int] = []
         found = self.find(buf, hits)
-        return found, sorted(set(hits))
+        return found, sorted(set(hits)) if hits else hits
 
     def find(self, buf: Any, hits: list[int] | None = None) -> list[SecretMatch]:
         """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset. Given a

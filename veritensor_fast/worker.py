@@ -131,13 +131,24 @@ class WorkerContext:
         self._readers.clear()
 
     def run_batch(self, batch: list[Item]) -> BatchResult:
-        from veritensor_fast.sources.fs import InputError
-
         res = BatchResult()
         batch, res.errors, res.skipped, trees = expand_trees(batch, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
-        batch, errors, res.more, res.rest = expand_capped(batch, BATCH_BYTES, BATCH_BYTES)
-        res.errors += errors
-        res.rest += trees
+        # a shard's files are opened as they are stat-ed (``FileReader.probe``); what is not read is closed below
+        files = self.reader("file") if any(it.kind == "dir" for it in batch) else None
+        try:
+            batch, errors, res.more, res.rest = expand_capped(batch, BATCH_BYTES, BATCH_BYTES,
+                                                              files.probe if files is not None else None)
+            res.errors += errors
+            res.rest += trees
+            self._scan_batch(batch, res)
+        finally:
+            if files is not None:
+                files.release()
+        return res
+
+    def _scan_batch(self, batch: list[Item], res: BatchResult) -> None:
+        from veritensor_fast.sources.fs import InputError
+
         by_kind: dict[str, list[Item]] = {}
         for it in batch:
             by_kind.setdefault(it.kind, []).append(it)
@@ -178,7 +189,6 @@ class WorkerContext:
             res.scanned.append((item.key, len(found), bool(scan.errors)))
             res.items += 1
             res.bytes += len(buf)
-        return res
 
     def scan_item(self, buf: Any, item: Item, scan: ItemScan) -> list[Finding]:
         """Run the detectors over one item's buffer (a ``LargeFile``: window by window) and finish it."""
@@ -204,7 +214,7 @@ class WorkerContext:
         if head is None:
             head = bytes(buf[:4096])
         for det in self.detectors:
-            if det.name in skip:
+            if skip and det.name in skip:
                 continue
             try:
                 det.scan(buf, item, head, scan)
@@ -283,7 +293,10 @@ class ItemScan:
         ))
 
     def finish(self, buf: Any) -> list[Finding]:
-        """Drop duplicates (same secret, same place, found by two detectors) and apply post-processors."""
+        """Drop duplicates (same secret, same place, found by two detectors) and apply post-processors (they
+        filter findings: none of them has anything to do for an item without any)."""
+        if not self.findings:
+            return list(self.finished)
         seen: set[tuple[str, int, str]] = set()
         out: list[Finding] = []
         for f in self.findings:

@@ -147,7 +147,7 @@ class B64Decoder:
             return True
         for db in self._pre:
             try:
-                db.scan(buf, match_event_handler=_stop)
+                db.scan(buf, _stop)  # positional: keywords cost ~0.6 us a call in the hyperscan package
             except self._stop:
                 return True
         return False

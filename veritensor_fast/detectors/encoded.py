@@ -92,8 +92,13 @@ class EncodedSecrets:
                     and not item.path.lower().endswith(_COMPILED_EXT):
                 self.decoder.scan_buffer(buf, self._binary_emit(buf, scan), max_decoded=BINARY_DECODED)
             return
+        yaml = item.path.lower().endswith(_YAML_EXT)
+        if not yaml and self.needles and self._fallback is None:
+            got = scan.b64_hits
+            if got is not None and got[0] is buf and not got[1]:
+                return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
         covered: list[tuple[int, int]] = []
-        if item.path.lower().endswith(_YAML_EXT) and len(buf) <= MAX_YAML and _YAML_HINT.search(buf):
+        if yaml and len(buf) <= MAX_YAML and _YAML_HINT.search(buf):
             covered = _YamlSecrets(self.decoder, buf, scan).run()
         covered.sort()
         starts = [a for a, _b in covered]

@@ -33,6 +33,12 @@ def utf16_encoding(head: bytes) -> tuple[str, int] | None:
     if len(sample) < 8:
         return None
     half = len(sample) >> 1
+    # one byte order needs its high bytes 40% NUL and its low bytes at most 2% NUL: when both byte positions
+    # already hold more than 2% of ``half`` NULs in the first 512 bytes, neither can (compiled Python, most
+    # binaries), decided before the counts over the whole head (~1 us instead of ~5)
+    limit = 0.02 * half
+    if sample[0:512:2].count(0) > limit and sample[1:512:2].count(0) > limit:
+        return None
     zeros = sample.count(0)
     if zeros < 0.4 * half:  # either byte order needs NULs in 40% of its high bytes: most binaries stop here
         return None

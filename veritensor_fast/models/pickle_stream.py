@@ -206,23 +206,27 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if r.frame_end > op_at and p + w > r.frame_end:
                     r.straddles.append(p)
                 r.pos = p + w
+                # each branch checks the limit of what it grew: the other was checked after the opcode before
+                if op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
+                    k = data[p] if op == 0x71 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
+                    if not stack:
+                        raise _Bad("PUT on empty stack")
+                    memo[k] = stack[-1]
+                    if len(memo) > max_memo:
+                        raise Limit("stack or memo limit")
+                    continue
                 if op == 0x4B:  # BININT1
                     stack.append(data[p])
                 elif op == 0x4D:  # BININT2
                     stack.append(_U16(data, p)[0] if flat else _u(data, p, 2, "<H"))
                 elif op == 0x4A:  # BININT
                     stack.append(_I32(data, p)[0] if flat else _u(data, p, 4, "<i"))
-                elif op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
-                    k = data[p] if op == 0x71 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
-                    if not stack:
-                        raise _Bad("PUT on empty stack")
-                    memo[k] = stack[-1]
                 else:  # BINGET, LONG_BINGET
                     k = data[p] if op == 0x68 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
                     if k not in memo:
                         raise _Bad(f"memo key {k} missing")
                     stack.append(memo[k])
-                if len(stack) > max_stack or len(memo) > max_memo:
+                if len(stack) > max_stack:
                     raise Limit("stack or memo limit")
                 continue
             if op == 0x95:  # FRAME
@@ -254,7 +258,11 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if len(stack) <= k:
                     raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
                 tgt = stack[-k - 1]
-                if type(tgt) is (_List if op == 0x61 else _Dict):
+                if op == 0x73 and type(tgt) is _Dict:
+                    tgt.set(stack[-2], stack[-1])  # ``add`` of one pair
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+                elif type(tgt) is (_List if op == 0x61 else _Dict):
                     tgt.add(stack[-k:])
                     if tgt.n > expand_limit:
                         grew(tgt)

@@ -86,6 +86,19 @@ class Dict:
                 if type(k) is str and len(self.items) < KEEP:
                     self.items[k] = pairs[i + 1]
 
+    def set(self, k: Any, v: Any) -> None:
+        """``add([k, v])`` (SETITEM, the commonest dict opcode) without the list and the loops."""
+        n = self.n + 2
+        t = type(k)
+        if t is Tup or t is List or t is Dict:
+            n += k.n - 1
+        t = type(v)
+        if t is Tup or t is List or t is Dict:
+            n += v.n - 1
+        self.n = n if n < CAP else CAP
+        if type(k) is str and len(self.items) < KEEP:
+            self.items[k] = v
+
 
 def grown(n: int, items: list[Any] | tuple[Any, ...]) -> int:
     """A container's expanded size ``n`` after ``items`` are added: one each, plus what every ``Tup``, ``List``

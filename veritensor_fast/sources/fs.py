@@ -321,11 +321,15 @@ def walk_tree(item: Item, max_files: int, max_bytes: int,
     return items, errors, src.skipped_dirs, trees
 
 
-def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError], list[Item]]:
+def expand_shard(item: Item, big: int = 0,
+                 stat_of: Callable[..., os.stat_result] | None = None) -> tuple[list[Item], list[ScanError], list[Item]]:
     """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them, as
     ``(items, errors, deferred)``. An entry listed by name only (size -1) is stat-ed here, with the listing's
     errors for a file that vanished or is no longer regular; when ``big`` is set, such a file of ``big`` bytes
-    or more in a shard of several goes to ``deferred`` (its own task) instead of ``items``."""
+    or more in a shard of several goes to ``deferred`` (its own task) instead of ``items``. ``stat_of``: what
+    stats it (``os.stat`` by default; the worker passes ``FileReader.probe``, which opens the file as it stats
+    it, so reading it needs no second ``open`` nor ``fstat``)."""
+    stat_of = stat_of or os.stat
     d, rel, follow = item.key, item.path, item.follow
     join = os.path.join
     out: list[Item] = []
@@ -343,7 +347,7 @@ def expand_shard(item: Item, big: int = 0) -> tuple[list[Item], list[ScanError],
             out.append(Item("file", path, shown, size, dev=dev, ino=ino, follow=follow))
             continue
         try:
-            st = os.stat(path, follow_symlinks=follow)
+            st = stat_of(path, follow_symlinks=follow)
         except OSError as exc:
             kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
             errors.append(ScanError(shown, f"cannot stat: {exc.strerror}", kind))
@@ -373,10 +377,59 @@ class FileReader:
     (``pread``, no map: a truncation is ``changed``, never SIGBUS), and so are large notebooks, JSON and UTF-16
     text for their whole-file parse (``randread.scan_text_like``). No file is ever memory-mapped.
     The closer returns a reason when the file changed while it was scanned (size or mtime), else None.
+
+    ``probe`` stats a file for ``expand_shard`` by opening it (the same flags) and ``fstat``-ing the descriptor,
+    which ``open`` then takes over: one path lookup and one ``fstat`` per file instead of ``stat`` + ``open`` +
+    ``fstat`` (measured: ~3 us of ~21 us per small file). ``release`` closes what was probed and not opened
+    (a file deferred to its own task, a batch cut short); ``run_batch`` calls it when the batch ends.
     """
+
+    #: Descriptors ``probe`` holds at most (and a quarter of the process's limit); past that it is a plain
+    #: ``os.stat`` (a batch of many shards of empty files).
+    PROBE_MAX = 512
+
+    def __init__(self) -> None:
+        self._probed: dict[tuple[str, bool], tuple[int, os.stat_result]] = {}
+        self._probe_max = min(self.PROBE_MAX, _fd_limit() // 4)
+
+    def probe(self, path: str, follow_symlinks: bool = False) -> os.stat_result:
+        """``os.stat(path, follow_symlinks=...)`` for a file the listing named, keeping it open for ``open``.
+        Anything but an opened regular file is answered by ``os.stat`` itself (its result, its errors), so
+        ``expand_shard`` reports exactly what it reported before: a symlink now (``O_NOFOLLOW``), a socket, a
+        file that vanished or cannot be read."""
+        if len(self._probed) >= min(self._probe_max, self.PROBE_MAX):
+            return os.stat(path, follow_symlinks=follow_symlinks)
+        try:
+            fd = os.open(path, _OPEN_FOLLOW if follow_symlinks else _OPEN_NOFOLLOW)
+        except OSError:
+            return os.stat(path, follow_symlinks=follow_symlinks)
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return os.stat(path, follow_symlinks=follow_symlinks)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return st
+        old = self._probed.pop((path, follow_symlinks), None)
+        if old is not None:
+            os.close(old[0])
+        self._probed[(path, follow_symlinks)] = (fd, st)
+        return st
+
+    def release(self) -> None:
+        """Close every descriptor ``probe`` opened that ``open`` did not take."""
+        probed, self._probed = self._probed, {}
+        for fd, _st in probed.values():
+            os.close(fd)
+
+    close = release  # the worker closes its readers at exit
 
     def open(self, item: Item) -> tuple[Any, Any]:
         """Return ``(buffer, closer)``; call ``closer()`` when done. Raises ``InputError``."""
+        pre = self._probed.pop((item.key, item.follow), None) if self._probed else None
+        if pre is not None:
+            return self._read(pre[0], item, pre[1])
         try:
             fd = os.open(item.key, _OPEN_FOLLOW if item.follow else _OPEN_NOFOLLOW)
         except FileNotFoundError:
@@ -389,9 +442,15 @@ class FileReader:
                 raise InputError("not-regular", "not a regular file (replaced after it was listed); skipped") \
                     from None
             raise InputError("unreadable", f"cannot open: {exc.strerror}") from None
+        return self._read(fd, item, None)
+
+    def _read(self, fd: int, item: Item, st: os.stat_result | None) -> tuple[Any, Any]:
+        """``open``'s checks and read of the opened ``fd`` (its ``fstat`` result ``st`` when known); closes ``fd``
+        unless a ``LargeFile`` keeps it."""
         keep = False
         try:
-            st = os.fstat(fd)
+            if st is None:
+                st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise InputError("not-regular", "not a regular file (replaced after it was listed); skipped")
             if item.ino and (st.st_dev, st.st_ino) != (item.dev, item.ino):
@@ -416,6 +475,17 @@ class FileReader:
 #: ``FileReader.open`` flags: never blocks (a FIFO swapped in), never inherited, no symlink unless followed.
 _OPEN_FOLLOW = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _OPEN_NOFOLLOW = _OPEN_FOLLOW | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _fd_limit() -> int:
+    """The soft limit on open descriptors (4096 where it cannot be read)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 4096
+    return soft if 0 < soft < 1 << 20 else 1 << 20
 
 
 def _read_all(fd: int, size: int) -> bytes:
