@@ -120,8 +120,18 @@ def _claimed_shapes(tok: bytes) -> list[tuple[str, bytes]]:
 def test_items_a_detector_claims_are_never_quiet() -> None:
     ctx = _ctx()
     tok = hf_token().encode()
-    named = _claimed_shapes(tok) + [("plain.txt", b"just words\n")]
-    assert _quiet(ctx, named) == {len(named) - 1}
+    named = _claimed_shapes(tok) + [("plain.txt", b"just words\n"), ("values.yaml", b"replicas: 3\nimage: nginx\n")]
+    assert _quiet(ctx, named) == {len(named) - 2, len(named) - 1}
+
+
+def test_yaml_is_quiet_only_without_a_hint_or_a_base64_run() -> None:
+    """The encoded pass parses YAML that mentions a Secret or a Docker config, and decodes every base64 run of a
+    YAML file (indented block scalars hide the needles): such a file is never quiet, even with no hit."""
+    ctx = _ctx()
+    run = base64.b64encode(b"just some bytes, no token at all, long enough").decode()
+    named = [("a.yaml", b"kind: Secret\ndata: {}\n"), ("b.yml", f"blob: {run}\n".encode()),
+             ("c.yaml", b"auths: dockerconfigjson\n"), ("d.yaml", b"a: 1\nb: [x, y]\n")]
+    assert _quiet(ctx, named) == {3}
 
 
 def _sweep(repo: Path, gate: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], int]:
@@ -163,6 +173,7 @@ def test_sweep_finds_the_same_with_and_without_the_gate(tmp_path: Path, monkeypa
         "big.txt": b"filler line\n" * (batch_gate.MAX_PIECE // 12 + 10) + toks[7].encode(),
     })
     files.update(_claimed_shapes(toks[8].encode()))
+    files.update({f"conf{i}.yaml": f"name: svc{i}\nreplicas: {i}\n".encode() for i in range(10)})
     for name, data in files.items():
         (repo / name).write_bytes(data)
     git_run(repo, "add", "-A")
@@ -173,7 +184,7 @@ def test_sweep_finds_the_same_with_and_without_the_gate(tmp_path: Path, monkeypa
     with_gate, errors_gate, quiet = _sweep(repo, True, monkeypatch)
     without, errors_plain, none = _sweep(repo, False, monkeypatch)
     assert with_gate == without and errors_gate == errors_plain
-    assert quiet >= 60 and none == 0  # the plain files and the commits without tokens were quiet
+    assert quiet >= 70 and none == 0  # the plain files, plain YAML and the commits without tokens were quiet
     paths = {r[1] for r in with_gate}
     for p in ("edge_start.txt", "edge_end.txt", "b64.txt", "gz.txt", "ast.py", f"{toks[5]}.txt", "big.txt",
               "k8s.yaml", "nb.ipynb", "arch.bin", "x.txt.gz", "u16.txt", "evil.txt"):
@@ -197,7 +208,7 @@ def _piece(draw: Any) -> tuple[str, bytes]:
             parts.append(base64.b64encode(("tok " + hf_token(rng)).encode()).decode()[draw(st.integers(0, 3)):])
         else:
             parts.append(draw(_FRAGS))
-    name = draw(st.sampled_from(["a.txt", "b.py", "c.md", "d", "e.cfg", "f.json"]))
+    name = draw(st.sampled_from(["a.txt", "b.py", "c.md", "d", "e.cfg", "f.json", "g.yaml"]))
     return name, "".join(parts).encode()
 
 

@@ -11,14 +11,15 @@ detectors, and it is recorded as scanned, with no finding and no error.
 
 Why a quiet item has no finding (each detector, as it stands):
 - plain means: ``bytes``, no NUL byte in its first 4 KiB (not binary, not UTF-16: the text pass scans it whole
-  with the rules database), not YAML by name (the encoded pass decodes every base64 run of YAML files), no
-  notebook (``looks_like_notebook``), no model or archive (``sniff`` and ``pickle01_may_run`` as the model
-  detector decides them, ``archive_kind``);
+  with the rules database), no notebook (``looks_like_notebook``), no model or archive (``sniff`` and
+  ``pickle01_may_run`` as the model detector decides them, ``archive_kind``);
 - every hit of the database in a piece alone is a hit in the joined buffer (no pattern is anchored, but for the
   compressed-stream needle, whose ``(?:^|[^alphabet])`` start the line break satisfies; a word boundary sees a
   line break where the piece alone sees its start or end). No rule candidate: the text pass confirms nothing;
   no base64 needle: the encoded pass decodes no run (it decodes only runs that hold a needle in non-YAML text);
 - a Python file must not be admitted by the Python-AST prefilter (``PythonAstSecrets.wanted``, asked per file);
+- a YAML file (by name) must hold no Secret manifest or Docker config hint (``encoded.yaml_hinted``) and no base64
+  run at all (``B64Decoder.candidates``): the encoded pass parses the one and decodes every run there;
 - the post-processors (inline ignores) only remove findings. Secrets in the item's *path* are still reported
   (``WorkerContext.path_secrets``, per batch as before).
 
@@ -79,15 +80,16 @@ class Gate:
 
     def __init__(self, ctx: WorkerContext) -> None:
         from veritensor_fast.detectors.archive import archive_kind
-        from veritensor_fast.detectors.encoded import _YAML_EXT
+        from veritensor_fast.detectors.encoded import _YAML_EXT, yaml_hinted
         from veritensor_fast.detectors.notebook import looks_like_notebook
         from veritensor_fast.detectors.pyast import PY_EXT
         from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff
 
         self.ctx = ctx
-        self.py: Any = None
+        self.py: Any = None  # the Python-AST detector, when it parses
+        self.b64: Any = None  # the encoded detector's decoder, when it decodes: every base64 run of a YAML file
         self.enabled = self._check(ctx)
-        self._yaml_ext, self._py_ext, self._trial = _YAML_EXT, PY_EXT, TRIAL_BYTES
+        self._yaml_ext, self._py_ext, self._trial, self._hinted = _YAML_EXT, PY_EXT, TRIAL_BYTES, yaml_hinted
         self._archive_kind, self._notebook, self._model_ext = archive_kind, looks_like_notebook, has_model_ext
         self._may_run, self._sniff = pickle01_may_run, sniff
 
@@ -101,6 +103,8 @@ class Gate:
                 return False  # text files get the generic base64 layer (more layers than the needles cover)
             if det.name == "python-ast" and getattr(det, "enabled", False):
                 self.py = det
+            if det.name == "encoded":
+                self.b64 = getattr(det, "decoder", None)
         return True
 
     def plain(self, item: Item, buf: Any) -> bool:
@@ -111,7 +115,7 @@ class Gate:
         if b"\x00" in head:
             return False
         path = item.path
-        if path.lower().endswith(self._yaml_ext) or self._model_ext(path):
+        if self._model_ext(path):
             return False
         kind = self._sniff(head, path, len(buf))
         if kind == "pickle?":
@@ -143,12 +147,16 @@ class Gate:
             if k >= 1 and e == starts[k]:
                 loud.add(k - 1)
         out: set[int] = set()
-        py = self.py
+        py, b64 = self.py, self.b64
         for k, i in enumerate(idx):
             if k in loud:
                 continue
-            if py is not None and batch[i].path.lower().endswith(self._py_ext) and py.wanted(pieces[k]):
+            low = batch[i].path.lower()
+            if py is not None and low.endswith(self._py_ext) and py.wanted(pieces[k]):
                 continue
+            if b64 is not None and low.endswith(self._yaml_ext) and (
+                    self._hinted(pieces[k]) or next(iter(b64.candidates(pieces[k])), None) is not None):
+                continue  # a Secret manifest or Docker config to parse, or a base64 run to decode
             out.add(i)
         return out
 
