@@ -132,14 +132,18 @@ def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
     return b"\n".join(lines), fields
 
 
+#: Object id length -> hash (SHA-1 repositories, SHA-256 ones); the constructors themselves, called once a blob
+#: (``hashlib.new(name)`` looks the name up on every call).
+_HASHES = {40: hashlib.sha1, 64: hashlib.sha256}
+
+
 def object_matches(oid: str, otype: str, data: bytes) -> bool:
     """True when ``data`` is the object ``oid`` names: git does not check this when it reads, so a shipped
     object file or pack index that maps an id to other bytes would otherwise hide that object's content."""
-    algo = {40: "sha1", 64: "sha256"}.get(len(oid))
-    if algo is None:
+    new = _HASHES.get(len(oid))
+    if new is None:
         return False
-    h = hashlib.new(algo)
-    h.update(f"{otype} {len(data)}\0".encode("ascii"))
+    h = new(otype.encode("ascii") + b" %d\0" % len(data))
     h.update(data)
     return h.hexdigest() == oid.lower()
 
