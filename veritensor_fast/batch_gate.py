@@ -23,8 +23,8 @@ Why a quiet item has no finding (each detector, as it stands):
 - the post-processors (inline ignores) only remove findings. Secrets in the item's *path* are still reported
   (``WorkerContext.path_secrets``, per batch as before).
 
-The gate is on only when each of these holds for the worker's detectors (a detector it does not know, the
-fallback backend, an anchored rule, base64 layers beyond the needles' reach turn it off), and only for batches of
+The gate is on only when each of these holds for the worker's detectors (a detector or post-processor it does
+not know, the fallback backend, an anchored rule, base64 layers beyond the needles' reach turn it off), and only for batches of
 git objects (``blob``/``commit`` items: their bytes are in memory anyway). Findings are the same with or without
 it (``tests/test_hist17_gate.py`` compares both on every shape the conditions name).
 """
@@ -96,6 +96,8 @@ class Gate:
     def _check(self, ctx: WorkerContext) -> bool:
         if ctx.matcher.hit_ends(b"") is None:  # the fallback backend, or an anchored rule
             return False
+        if any(type(p).__name__ != "InlineIgnores" for p in ctx.postprocessors):
+            return False  # inline ignores only take findings away; another post-processor might add some
         for det in ctx.detectors:
             if (type(det).__module__, type(det).__name__) not in KNOWN:
                 return False
