@@ -248,3 +248,18 @@ def test_the_gate_turns_itself_off(tmp_path: Path) -> None:
     files = [Item("file", str(tmp_path / "a"), "a", 1), Item("file", str(tmp_path / "b"), "b", 1)]
     assert batch_gate.open_batch(WorkerContext(ScanOptions()), files) is None
     assert batch_gate.open_batch(WorkerContext(ScanOptions()), [Item("blob", "0" * 40, "a", 1)]) is None
+
+
+def test_the_only_anchored_needle_accepts_a_line_break_before_it() -> None:
+    """The joined scan relies on this: every base64 needle is unanchored but the compressed-stream start
+    ``(?:^|[^alphabet])H4sI...``, whose alternative to the buffer's start matches the joining line break."""
+    import re
+
+    from veritensor_fast.detectors.b64_needles import COMPRESSED_STARTS
+    from veritensor_fast.matcher import aux_patterns, is_anchored
+
+    anchored = {p for p in aux_patterns(ScanOptions().ruleset()) if is_anchored(p)}
+    assert anchored == {COMPRESSED_STARTS}
+    assert COMPRESSED_STARTS.startswith(rb"(?:^|[^")
+    cls = COMPRESSED_STARTS[len(rb"(?:^|"):COMPRESSED_STARTS.index(b"])") + 1]
+    assert re.fullmatch(cls, batch_gate.SEP) and not is_anchored(COMPRESSED_STARTS[COMPRESSED_STARTS.index(b"])") + 2:])
