@@ -4,6 +4,7 @@
     python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
     python bench/bench_history.py scan REPO [JOBS]         # one history sweep, one JSON line
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
+    python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
 (``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
@@ -177,6 +178,53 @@ def sweep(repo: str, jobs: int, datastore: str | None = None) -> dict[str, Any]:
             "child_rss_mb": ch.ru_maxrss // 1024, "load": round(os.getloadavg()[0], 2)}
 
 
+def stages(repo: str, rounds: int = 2) -> dict[str, Any]:
+    """CPU seconds (``time.process_time``, this process only) of the parent's listing (``items()`` after git has
+    listed, batched as the engine does) and of every batch run through the worker code in this process (best of
+    ``rounds``; the batch's ``git cat-file`` runs in its own process and is not counted). ``quiet``: objects that
+    skipped the detectors (``batch_gate``; absent in a checkout without it)."""
+    from veritensor_fast.engine import make_batches
+    from veritensor_fast.sources.git import GitHistorySource
+    from veritensor_fast.worker import WorkerContext
+
+    src = GitHistorySource(repo, ScanOptions(), use_datastore=False)
+    src.start()
+    for sp in list(src._spools.values()):
+        if sp is not None:
+            sp.wait()
+    c0 = time.process_time()
+    batches = list(make_batches(src.items(), []))
+    listing = time.process_time() - c0
+    src.close()
+    quiet = [0]
+    try:
+        from veritensor_fast import batch_gate
+
+        real = batch_gate.Gate.quiet
+
+        def counting(self: Any, batch: Any, got: Any) -> set[int]:
+            q: set[int] = real(self, batch, got)
+            quiet[0] += len(q)
+            return q
+
+        batch_gate.Gate.quiet = counting  # type: ignore[method-assign]
+    except ImportError:
+        quiet = []
+    ctx = WorkerContext(ScanOptions())
+    best, found = float("inf"), 0
+    for _ in range(rounds):
+        if quiet:
+            quiet[0] = 0
+        c0 = time.process_time()
+        found = sum(len(ctx.run_batch(b).findings) for b in batches)
+        best = min(best, time.process_time() - c0)
+    ctx.close()
+    items = sum(len(b) for b in batches)
+    return {"mode": "stages", "items": items, "listing_cpu_s": round(listing, 3), "batches_cpu_s": round(best, 3),
+            "us_per_item": round(best / items * 1e6, 1), "quiet": quiet[0] if quiet else None,
+            "findings_before_grouping": found, "load": round(os.getloadavg()[0], 2)}
+
+
 def _read_all(repo: Path, oids: list[str]) -> tuple[int, int]:
     """Feed ``oids`` to one ``git cat-file --batch`` from a writer thread; read every blob into Python."""
     proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
@@ -327,5 +375,7 @@ if __name__ == "__main__":
     n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
     if mode == "parts":
         print(json.dumps(parts(target)))
+    elif mode == "stages":
+        print(json.dumps(stages(target)))
     else:
         print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))

@@ -161,6 +161,15 @@ class SecretMatcher:
         nrules, active = self._nrules, self._active
         return [end for pid, end in self._rules_scanner().scan(buf) if pid < nrules and active[pid]]
 
+    def hit_ends(self, buf: Any) -> list[int] | None:
+        """End offsets of every hit of the whole database in ``buf``: any rule's candidate (active or not) and
+        any base64 needle (``batch_gate``: a piece of a concatenation joined by line breaks with none of them has
+        neither, alone). None where that does not hold: the fallback backend, or a rule anchored to the start or
+        end of the buffer (the needles' one start anchor accepts a line break before it)."""
+        if BACKEND == "python" or self._anchored:
+            return None
+        return [end for _pid, end in self._scanner.scan(buf)]
+
     def _rules_scanner(self) -> Scanner:
         if self._rules_only is None:
             self._rules_only = Scanner(compile_cached([r.hs_pattern for r in self._rules]))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veritensor_fast import buffers
+from veritensor_fast.batch_gate import open_batch
 from veritensor_fast.batching import expand_capped, expand_items, expand_trees  # noqa: F401 (expand_items: re-exported)
 from veritensor_fast.buffers import LargeFile, LineCarry, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
@@ -157,15 +158,24 @@ class WorkerContext:
             if hasattr(reader, "prefetch"):
                 reader.prefetch(items)
         in_names = self.path_secrets(batch)
+        pre = open_batch(self, batch)  # git objects: read up front, the quiet ones found in one scan (batch_gate)
         for i, item in enumerate(batch):
             try:
-                buf, closer = self.reader(item.kind).open(item)
+                buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
             except InputError as exc:
                 res.errors.append(ScanError(item.path, exc.reason, exc.kind))
                 if i in in_names and not item.span:  # the name leaks even if the content cannot be read (a
                     # later part of a split file: the first part reported it)
                     res.findings.extend(in_names[i])
                     res.scanned.append((item.key, len(in_names[i]), True))
+                continue
+            if pre is not None and i in pre.quiet:  # no detector can report anything for it: only its name
+                closer()  # git objects: nothing to release, nothing that can change
+                named = in_names.get(i, [])
+                res.findings.extend(named)
+                res.scanned.append((item.key, len(named), False))
+                res.items += 1
+                res.bytes += len(buf)
                 continue
             if self.span_bytes and isinstance(buf, LargeFile) and not item.span:
                 item = split_file(item, buf, self.span_bytes, res.more)

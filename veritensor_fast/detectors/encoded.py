@@ -61,9 +61,20 @@ _COMPILED_EXT = (".pyc", ".pyo")
 MAX_YAML = 8 << 20
 _YAML_EXT = (".yaml", ".yml", ".tpl")
 _YAML_HINT = re.compile(rb"kind:\s*[\x22']?Secret\b|dockerconfigjson|dockercfg")
+#: Every ``_YAML_HINT`` match holds one of these: ``find`` (memmem, GB/s) rules out nearly every YAML file before
+#: the regex, which has no literal prefix to skip by (measured: 59 us a 7.5 KB file, 7.4k YAML blobs 0.44 s).
+_HINT_WORDS = (b"Secret", b"dockerconfigjson", b"dockercfg")
 _DOCKER_KEYS = frozenset({".dockerconfigjson", ".dockercfg", "dockerconfigjson", "dockercfg",
                           "dockerConfigJson", "dockerconfig"})
 _WS = re.compile(r"\s+")
+
+
+def yaml_hinted(buf: Any) -> bool:
+    """Whether ``buf`` may hold a Secret manifest or a Docker config (``_YAML_HINT``)."""
+    find = getattr(buf, "find", None)
+    if find is not None and all(find(w) < 0 for w in _HINT_WORDS):
+        return False
+    return _YAML_HINT.search(buf) is not None
 
 
 def _chain(ch: tuple[str, ...]) -> str:
@@ -98,7 +109,7 @@ class EncodedSecrets:
             if got is not None and got[0] is buf and not got[1]:
                 return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
         covered: list[tuple[int, int]] = []
-        if yaml and len(buf) <= MAX_YAML and _YAML_HINT.search(buf):
+        if yaml and len(buf) <= MAX_YAML and yaml_hinted(buf):
             covered = _YamlSecrets(self.decoder, buf, scan).run()
         covered.sort()
         starts = [a for a, _b in covered]

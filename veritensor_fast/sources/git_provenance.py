@@ -54,7 +54,8 @@ def provenance(repo: str, oids: set[str], args: Sequence[str], stdin: bytes | No
         spool = log_spool(repo, args, stdin)
     spool.wait()
     try:
-        for head, oid, bpath in parse_raw_z(nul_tokens(spool.out)):
+        only = {o.encode("ascii") for o in wanted if o.isascii()}
+        for head, oid, bpath in parse_raw_z(nul_tokens(spool.out), only):
             if oid not in wanted:
                 continue
             cid, _, t = head.partition(" ")
