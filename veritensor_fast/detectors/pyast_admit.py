@@ -367,7 +367,7 @@ def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: 
     for p in plan.cut.intersection(by_id):
         rx = _regex(plan, p)
         for end in by_id[p]:
-            m = rx.search(buf, max(0, end - CUT_WINDOW), end)
+            m = rx.search(buf, max(0, end - 256), end) or rx.search(buf, max(0, end - CUT_WINDOW), end)
             if m is None or not cut_short_dead(buf, m.start(), end, brackets):
                 return "cut", end
     if plan.groups:  # an anchor split inside itself by a fold (``"h{}".format("f_…")``)

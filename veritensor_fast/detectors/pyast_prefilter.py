@@ -49,6 +49,9 @@ MAX_SHORT = 1024
 _END = rb"[\x22'{%\\]"
 
 
+#: A tail's token characters looked for by the database (the whole shortest match is checked in Python where
+#: it hits): long bounded repeats after short literals doubled the database's scan time on real code.
+TAIL_CAP = 24
 #: What a tail starts after: a quote, the end of a ``{…}`` field, a ``%s`` field.
 _START = rb"(?:[\x22'}]|%[sdr])"
 _FIELD = rb"(?:}|%[sdr])"
@@ -67,10 +70,12 @@ def split_triggers(n: int, body: bool) -> list[tuple[str, int]]:
     return sorted(out)
 
 
-def split_pattern(group: tuple[str, str, int, bool, bool], kind: str, k: int) -> bytes:
+def split_pattern(group: tuple[str, str, int, bool, bool], kind: str, k: int, cap: int | None = None) -> bytes:
     """The head (``\\b`` for a word rule, ``anchor[:k]``, what ends a piece) or tail (what starts a piece,
-    ``anchor[k:]``, then token characters to the rule's shortest match) pattern of an anchor ``group``."""
+    ``anchor[k:]``, then token characters to the rule's shortest match, at most ``cap`` of them) pattern of an
+    anchor ``group``."""
     anchor, cls, need, _ci, word = group
+    need = need if cap is None else min(need, cap)
     raw = anchor.encode("latin-1", "replace")
     if kind in ("head", "fhead"):
         return (rb"\b" if word else b"") + _literal(raw[:k]) + (_END if kind == "head" else rb"[{%]")
@@ -211,7 +216,8 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 g = len(groups)
                 groups.append(group)
                 for kind, k in split_triggers(len(a), group[2] > 0 and bool(cls)):
-                    (tails if kind == "tail" else heads).add((pid(split_pattern(group, kind, k), caseless), g, k))
+                    pat = split_pattern(group, kind, k, TAIL_CAP)
+                    (tails if kind == "tail" else heads).add((pid(pat, caseless), g, k))
         if not ctx_ids:
             continue
         if shape is None:  # the secret's shape is unknown: the context word alone admits the file
