@@ -21,10 +21,10 @@ view adds secrets, never second copies (``TOKEN = "hf_…"`` plus ``login(token=
 the literal).
 
 Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, and neither are files
-where no rule anchor is cut short where a fold can continue it and no context word's value holds a literal
-shaped like that rule's secret or a name bound to one (see :func:`pyast_prefilter.prefilter_plan` and
-:mod:`pyast_admit`; measured on a real site-packages: 3 of 12,182 ``.py`` files are parsed). A token split
-inside its own anchor other than between two literals is therefore not reassembled, and rules active only in strict mode widen the prefilter only when strict mode is on. In a
+where no rule anchor is cut short (or split inside itself, :mod:`pyast_split`) where a fold can continue it
+and no context word's value holds a literal shaped like that rule's secret or a name bound to one (see
+:func:`pyast_prefilter.prefilter_plan` and :mod:`pyast_admit`; measured on a real site-packages: 3 of 12,182
+``.py`` files are parsed). Rules active only in strict mode widen the prefilter only when strict mode is on. In a
 parsed file, subtrees whose lines hold no quote and no name bound to a constant are not walked. A file that does not parse (Python 2, templates, syntax errors) falls back to the text pass only: no
 error is recorded, because the text pass covered it completely (the scan is not incomplete).
 """

@@ -367,9 +367,15 @@ def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: 
     for p in plan.cut.intersection(by_id):
         rx = _regex(plan, p)
         for end in by_id[p]:
-            m = rx.search(buf, max(0, end - 256), end)
+            m = rx.search(buf, max(0, end - 256), end) or rx.search(buf, max(0, end - CUT_WINDOW), end)
             if m is None or not cut_short_dead(buf, m.start(), end, brackets):
                 return "cut", end
+    if plan.groups:  # an anchor split inside itself by a fold (``"h{}".format("f_…")``)
+        from veritensor_fast.detectors.pyast_split import split_end
+
+        head = split_end(plan, buf, by_id, brackets)
+        if head is not None:
+            return "split", head
     if shapes is None:
         return next((("context", by_id[min(c & by_id.keys())][0]) for c, _s in plan.pairs
                      if not c.isdisjoint(by_id)), None)
@@ -392,6 +398,8 @@ def why(plan: PrefilterPlan, buf: Any, hits: Iterable[tuple[int, int]], shapes: 
     return None
 
 
+#: How far back from a cut-short hit's end its anchor is looked for (longer: the file is parsed).
+CUT_WINDOW = 1024
 _REGEX: dict[tuple[bytes, bool], re.Pattern[bytes]] = {}
 
 

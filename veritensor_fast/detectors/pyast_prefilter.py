@@ -43,6 +43,46 @@ def rule_anchors(rule: Rule) -> set[str] | None:
     return pfx if not rule.pattern.startswith("(?i)") else {p.lower() for p in pfx}
 
 
+#: A longest match beyond this many characters counts as unbounded (``ya29\\.[…]+``).
+MAX_SHORT = 1024
+#: What ends a literal piece that a fold may continue: a quote, a ``{``/``%`` field, an escape.
+_END = rb"[\x22'{%\\]"
+
+
+#: A tail's token characters looked for by the database (the whole shortest match is checked in Python where
+#: it hits): long bounded repeats after short literals doubled the database's scan time on real code.
+TAIL_CAP = 24
+#: What a tail starts after: a quote, the end of a ``{…}`` field, a ``%s`` field.
+_START = rb"(?:[\x22'}]|%[sdr])"
+_FIELD = rb"(?:}|%[sdr])"
+
+
+def split_triggers(n: int, body: bool) -> list[tuple[str, int]]:
+    """Which pattern makes a file a candidate for each split of an ``n``-character anchor (see
+    :mod:`pyast_split`): at ``k`` (head ``anchor[:k]``, tail ``anchor[k:]`` and the token's rest) and at ``k``
+    with one character from a field between (tail from ``k + 1``; the head then ends at ``{`` or ``%``: kind
+    ``fhead``): the longer literal of the two; a tail wins ties when the token's rest follows it (``body``)."""
+    out: set[tuple[str, int]] = set()
+    for k in range(1, n):
+        for j, head in ((k, "head"), (k + 1, "fhead")):
+            tail = n - j
+            out.add(("tail", j) if tail > k or (tail == k and body) else (head, k))
+    return sorted(out)
+
+
+def split_pattern(group: tuple[str, str, int, bool, bool], kind: str, k: int, cap: int | None = None) -> bytes:
+    """The head (``\\b`` for a word rule, ``anchor[:k]``, what ends a piece) or tail (what starts a piece,
+    ``anchor[k:]``, then token characters to the rule's shortest match, at most ``cap`` of them) pattern of an
+    anchor ``group``."""
+    anchor, cls, need, _ci, word = group
+    need = need if cap is None else min(need, cap)
+    raw = anchor.encode("latin-1", "replace")
+    if kind in ("head", "fhead"):
+        return (rb"\b" if word else b"") + _literal(raw[:k]) + (_END if kind == "head" else rb"[{%]")
+    start = _START if k < len(raw) else _FIELD  # the token's rest alone: after a field in the head's literal
+    return start + _literal(raw[k:]) + (b"[" + cls.encode("latin-1") + b"]{%d}" % need if cls and need else b"")
+
+
 #: Between two pieces of a split literal: close quote, optional ``+`` (or nothing: implicit concatenation),
 #: whitespace or newlines, an optional string prefix, open quote.
 _SPLIT = rb"[\x22']\s*(?:\+\s*)?[rRbBuUfF]{0,2}[\x22']"
@@ -89,6 +129,14 @@ class PrefilterPlan:
     shapes: list[tuple[bytes, bool]]
     cut: frozenset[int] = frozenset()
     headers: frozenset[int] = frozenset()  # context ids that are text inside a literal (``"username"``)
+    #: An anchor split inside itself by any fold (``"h{}".format("f_…")``, ``"".join(["ho", "oks.sla…"])``),
+    #: see :mod:`pyast_split`: per anchor, ``(anchor, token class, token characters after it, caseless, word
+    #: boundary)``; and the patterns that make a file a candidate, ``(pattern id, group, k)``: a head (the
+    #: anchor's first ``k`` characters ending a piece) or a tail (its characters from ``k`` on, then the rest of
+    #: the token), whichever is the longer literal.
+    groups: tuple[tuple[str, str, int, bool, bool], ...] = ()
+    heads: tuple[tuple[int, int, int], ...] = ()
+    tails: tuple[tuple[int, int, int], ...] = ()
 
     def every_hit(self, pid: int) -> bool:
         """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
@@ -123,6 +171,9 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     cut: set[int] = set()
     headers: set[int] = set()
     pairs: list[tuple[frozenset[int], frozenset[int]]] = []
+    groups: list[tuple[str, str, int, bool, bool]] = []
+    heads: set[tuple[int, int, int]] = set()
+    tails: set[tuple[int, int, int]] = set()
 
     def pid(pat: bytes, caseless: bool) -> int:
         return ids.setdefault((pat, caseless), len(ids))
@@ -150,13 +201,23 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
             elif context:  # the word used as a name: key of a subscript/dict/setdefault, keyword, call, assignment
                 ctx_ids.add(pid(lit + rb"[\w.\-]{0,20}(?:[\x22']\s*[\],:]|\s*[:=(])", caseless))
             else:
-                short = max(0, int(sp.parse(r.pattern).getwidth()[0]) - len(a) - 1)
+                lo, hi = sp.parse(r.pattern).getwidth()
                 cls = _token_class(r.pattern)
-                body_cls = b"[" + cls + b"]{0,%d}" % short if cls else b""
-                cut.add(pid(lit + body_cls + rb"[\x22'{%\\]", caseless))
+                # A literal holding the anchor and fewer token characters than the rule's longest match can be
+                # continued into a longer (other) secret: ``"sk-proj-<40 of 160>" + "…"`` (issue ast17).
+                rep = b"*" if hi > MAX_SHORT else b"{0,%d}" % max(0, int(hi) - len(a) - 1)
+                cut.add(pid(lit + (b"[" + cls + b"]" + rep if cls else b"") + _END, caseless))
                 # the anchor itself split between two literals: ``"h" + "f_…"``, ``("gh" "p_…")``
                 for sp_pat in _split_patterns(a):
                     alone.add(pid(sp_pat, caseless))
+                # ... or by any other fold: a head ending a piece, a tail starting one (judged in pyast_split)
+                group = (a, cls.decode("latin-1"), max(0, int(lo) - len(a)), caseless,
+                         r.left == "word" and a[:1].isalnum())
+                g = len(groups)
+                groups.append(group)
+                for kind, k in split_triggers(len(a), group[2] > 0 and bool(cls)):
+                    pat = split_pattern(group, kind, k, TAIL_CAP)
+                    (tails if kind == "tail" else heads).add((pid(pat, caseless), g, k))
         if not ctx_ids:
             continue
         if shape is None:  # the secret's shape is unknown: the context word alone admits the file
@@ -168,7 +229,8 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
-    return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut), frozenset(headers))
+    return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut), frozenset(headers),
+                         tuple(groups), tuple(sorted(heads)), tuple(sorted(tails)))
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -375,7 +437,8 @@ def _plan_to_json(plan: PrefilterPlan | None) -> Any:
 
     return {"patterns": pats(plan.patterns), "alone": sorted(plan.alone), "shapes": pats(plan.shapes),
             "pairs": [[sorted(c), sorted(sh)] for c, sh in plan.pairs], "cut": sorted(plan.cut),
-            "headers": sorted(plan.headers)}
+            "headers": sorted(plan.headers), "groups": [list(g) for g in plan.groups],
+            "heads": [list(h) for h in plan.heads], "tails": [list(t) for t in plan.tails]}
 
 
 def _plan_from_json(d: Any) -> PrefilterPlan | None:
@@ -394,10 +457,19 @@ def _plan_from_json(d: Any) -> PrefilterPlan | None:
             raise ValueError("malformed plan")
         return out
 
+    groups = tuple((str(a), str(c), int(n), bool(ci), bool(w)) for a, c, n, ci, w in d["groups"])
+
+    def split(xs: Any, n: int) -> tuple[tuple[int, int, int], ...]:
+        out = tuple((int(p), int(g), int(k)) for p, g, k in xs)
+        if not all(0 <= p < n and 0 <= g < len(groups) and 1 <= k <= len(groups[g][0]) for p, g, k in out):
+            raise ValueError("malformed plan")
+        return out
+
     patterns, shapes = pats(d["patterns"]), pats(d["shapes"])
     pairs = [(ids(c, len(patterns)), ids(sh, len(shapes))) for c, sh in d["pairs"]]
     return PrefilterPlan(patterns, ids(d["alone"], len(patterns)), pairs, shapes, ids(d["cut"], len(patterns)),
-                         ids(d["headers"], len(patterns)))
+                         ids(d["headers"], len(patterns)), groups, split(d["heads"], len(patterns)),
+                         split(d["tails"], len(patterns)))
 
 
 def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
