@@ -62,7 +62,10 @@ def test_a_hit_at_either_edge_of_a_piece_is_its_own() -> None:
     """Hits at a piece's first or last byte (the concatenation's seams) keep that item out of the quiet set; a
     token cut in two by the seam is in neither piece alone, so both stay quiet (and nothing is found in them)."""
     ctx = _ctx()
-    tok = hf_token().encode()
+    # a fixed token: a random tail starting with a protocol 0/1 pickle opcode (N, J, M...) is not plain (the model
+    # detector may read it), so e.txt would be left to the detectors, rightly, in about 9 % of random tokens
+    tok = hf_token(random.Random(0)).encode()
+    assert tok[20:21] not in b"NJMKILFSVcdlt(]})"
     named = [
         ("a.txt", tok + b" starts this file"),
         ("b.txt", b"this file ends with " + tok),
