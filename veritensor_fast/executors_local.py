@@ -48,6 +48,7 @@ from veritensor_fast.worker import (
     init_worker,
     prebuild,
     run_batch,
+    scan_gc,
 )
 
 #: Batches in flight per worker process.
@@ -249,6 +250,7 @@ def _init(options: ScanOptions, serialised_db: bytes) -> None:
     """Worker initializer: signals first, then the per-process scan state (rules database loaded once)."""
     _quiet_signals()
     keep_heap()
+    scan_gc()  # a worker process: the scan thresholds for its whole life
     init_worker(options, serialised_db)
 
 

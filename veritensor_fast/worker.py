@@ -472,8 +472,10 @@ def scan_gc(enter: bool = True) -> None:
 
 
 def init_worker(options: ScanOptions, serialised_db: bytes | None) -> None:
+    """Build (or adopt, ``prebuild``) this process's scan context. The scan GC thresholds of a pool worker's
+    whole life are set by the pool's initializer (``executors_local._init``), not here: called in-process (a
+    test, a harness) this leaves the caller's collector as it is."""
     global _CTX
-    scan_gc()  # a worker process: for its whole life
     pre = _PREBUILT
     if pre is not None and pre[0] == options and pre[1] == serialised_db and not pre[2]._readers:
         _CTX = pre[2]  # a forked copy of the parent's context: nothing to build
