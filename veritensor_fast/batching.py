@@ -47,6 +47,16 @@ def expand_trees(batch: list[Item], max_files: int, max_bytes: int,
     return out, errors, skipped, rest
 
 
+def walked(batch: list[Item], out: list[Item], rest: list[list[Item]]) -> tuple[int, int]:
+    """What ``expand_trees`` did to ``batch`` (``out``, ``rest`` its result), for ``BatchResult.walked``: the files
+    its tree walks listed, and the ``tree`` items it handed back less those it took. Counted per item, not per
+    file (a ``dir`` shard counts its entries)."""
+    def files(items: list[Item]) -> int:
+        return sum(len(it.entries) or 1 for it in items if it.kind != "tree")
+
+    return files(out) - files(batch), sum(len(b) for b in rest) - sum(it.kind == "tree" for it in batch)
+
+
 def expand_capped(batch: list[Item], big: int,
                   cap: int) -> tuple[list[Item], list[ScanError], list[Item], list[list[Item]]]:
     """``expand_items`` that stops at about ``cap`` bytes (0: no limit): ``(items, errors, deferred, rest)``.

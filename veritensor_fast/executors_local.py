@@ -49,6 +49,7 @@ from veritensor_fast.worker import (
     prebuild,
     run_batch,
     scan_gc,
+    walked,
 )
 
 #: Batches in flight per worker process.
@@ -200,11 +201,13 @@ class PoolExecutor:
                     continue
                 # a directory shard is retried file by file; a tree item as the files of about one batch (as the
                 # task walked them), each alone, and the rest of its walk as tree items
-                items, tree_errors, skipped, trees = expand_trees(items, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+                given = items
+                items, tree_errors, skipped, trees = expand_trees(given, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+                done_walk = walked(given, items, trees) if items is not given else (0, 0)
                 items, listing_errors, _ = expand_items(items)
                 items += [t for b in trees for t in b]
-                if tree_errors or listing_errors or skipped:
-                    yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped)
+                if tree_errors or listing_errors or skipped or done_walk != (0, 0):
+                    yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped, walked=done_walk)
                 if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)

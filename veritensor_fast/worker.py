@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veritensor_fast import buffers
-from veritensor_fast.batching import expand_capped, expand_items, expand_trees  # noqa: F401 (expand_items: re-exported)
+from veritensor_fast.batching import expand_capped, expand_items, expand_trees, walked  # noqa: F401 (expand_items: re-exported)
 from veritensor_fast.buffers import LargeFile, LineCarry, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
@@ -74,6 +74,10 @@ class BatchResult:
     spans: list[tuple[str, int, list[Finding], list[ScanError]]] = field(default_factory=list)
     #: Directories the default excludes skipped in the ``tree`` items this batch walked (``FileSource.skipped_dirs``).
     skipped: list[str] = field(default_factory=list)
+    #: The ``tree`` items this task walked: the files they listed, and the ``tree`` items handed back (``rest``)
+    #: less those taken (``batching.walked``). The progress line adds them up: the total is known once no tree
+    #: item is left to walk.
+    walked: tuple[int, int] = (0, 0)
 
 
 #: Readers by item kind: (module, class). Imported on first use in each worker.
@@ -134,7 +138,10 @@ class WorkerContext:
         from veritensor_fast.sources.fs import InputError
 
         res = BatchResult()
-        batch, res.errors, res.skipped, trees = expand_trees(batch, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+        given = batch
+        batch, res.errors, res.skipped, trees = expand_trees(given, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+        if batch is not given:  # tree items walked
+            res.walked = walked(given, batch, trees)
         batch, errors, res.more, res.rest = expand_capped(batch, BATCH_BYTES, BATCH_BYTES)
         res.errors += errors
         res.rest += trees
