@@ -79,3 +79,29 @@ def test_tree_walks_finished_before_the_listing_ends_count_too() -> None:
     assert prog.total_files is None
     prog.listed(1030, -1, trees=1)
     assert prog.total_files == 1030 + 256
+
+
+def test_a_worker_killed_inside_a_walked_tree_still_gives_the_total(tmp_path: Path) -> None:
+    """A tree task whose worker dies is walked again by the parent (about one batch, the rest as tree items): what
+    that walk lists counts, so the total still comes, and it counts the file that killed the worker."""
+    import os
+
+    root = tmp_path / "t"
+    n = 0
+    for a in range(10):
+        for b in range(4):
+            d = root / f"p{a}" / f"s{b}"
+            d.mkdir(parents=True)
+            for i in range(40):
+                (d / f"m{i}.py").write_text(f"x = {i}\n")
+                n += 1
+    (root / "p9" / "s3" / "poison.txt").write_text("harmless\n")  # listed by a worker's walk
+    n += 1
+    harness = Path(__file__).with_name("faulty_worker.py")
+    script = f"import runpy; runpy.run_path({str(harness)!r})\n" + _POOL_SCAN
+    p = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120,
+                       check=True, env={**os.environ, "FAULT": "SIGKILL"})
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "tree" in got["kinds"]
+    assert got["scanned"] == n - 1  # the killer is not scanned
+    assert got["total"] == n
