@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
+from veritensor_fast.buffers import LargeFile
 from veritensor_fast.findings import Finding, Item, ScanError
 
 
@@ -135,3 +137,13 @@ def merge_spans(parts: list[tuple[str, int, list[Finding], list[ScanError]]]) ->
                 reasons.add((key, e.reason, e.kind))
                 errors.append(e)
     return findings, errors
+
+
+def part_changed(item: Item, buf: Any) -> str | None:
+    """Why a part of a split file (``worker.split_file``) is not the file that was split, if it is not: it was
+    opened later, by another task, and the file changed meanwhile (``LargeFile.close`` says the same of one task)."""
+    version = buf.version if isinstance(buf, LargeFile) else (len(buf), -1)
+    if len(item.span) < 4 or version == tuple(item.span[2:4]):
+        return None
+    return (f"changed while it was scanned ({item.span[2]} bytes when opened, {version[0]} now); "
+            "findings are from what could be read")

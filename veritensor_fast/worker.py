@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veritensor_fast import buffers
-from veritensor_fast.batching import expand_capped, expand_items, expand_trees, walked  # noqa: F401 (expand_items: re-exported)
+from veritensor_fast.batching import expand_capped, expand_items, expand_trees, part_changed, walked  # noqa: F401 (expand_items: re-exported)
 from veritensor_fast.buffers import LargeFile, LineCarry, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
@@ -74,9 +74,8 @@ class BatchResult:
     spans: list[tuple[str, int, list[Finding], list[ScanError]]] = field(default_factory=list)
     #: Directories the default excludes skipped in the ``tree`` items this batch walked (``FileSource.skipped_dirs``).
     skipped: list[str] = field(default_factory=list)
-    #: The ``tree`` items this task walked: the files they listed, and the ``tree`` items handed back (``rest``)
-    #: less those taken (``batching.walked``). The progress line adds them up: the total is known once no tree
-    #: item is left to walk.
+    #: The ``tree`` items this task walked: the files they listed, the ``tree`` items handed back (``rest``) less
+    #: those taken (``batching.walked``). The progress line's total is known once no tree item is left to walk.
     walked: tuple[int, int] = (0, 0)
 
 
@@ -166,8 +165,11 @@ class WorkerContext:
             if self.span_bytes and isinstance(buf, LargeFile) and not item.span:
                 item = split_file(item, buf, self.span_bytes, res.more)
             scan = ItemScan(self, item)
+            other = item.span and part_changed(item, buf)  # a later part opened another version of the file
+            if other:
+                scan.error(other, "changed")
             try:
-                found = self.scan_item(buf, item, scan)
+                found = [] if other and not isinstance(buf, LargeFile) else self.scan_item(buf, item, scan)
             finally:
                 changed = closer()
             if isinstance(changed, str):  # the file changed while it was scanned
@@ -177,7 +179,7 @@ class WorkerContext:
                 if not item.span[0]:
                     res.findings.extend(in_names.get(i, []))
                     res.items += 1
-                res.bytes += min(item.span[1], len(buf)) - item.span[0]
+                res.bytes += max(0, min(item.span[1], len(buf)) - item.span[0])
                 continue
             found += in_names.get(i, [])
             res.findings.extend(found)
@@ -382,7 +384,9 @@ def split_file(item: Item, big: LargeFile, span: int, more: list[Item]) -> Item:
         return item
     window = buffers.WINDOW
     step = max(window, span - span % window)
-    parts = [dataclasses.replace(item, span=(a, min(a + step, big.size))) for a in range(0, big.size, step)]
+    # each part carries the version split (size, mtime): a part that opens another one says so (``part_changed``)
+    parts = [dataclasses.replace(item, span=(a, min(a + step, big.size), *big.version))
+             for a in range(0, big.size, step)]
     more.extend(parts[1:])
     return parts[0]
 
@@ -479,9 +483,7 @@ def scan_gc(enter: bool = True) -> None:
 
 
 def init_worker(options: ScanOptions, serialised_db: bytes | None) -> None:
-    """Build (or adopt, ``prebuild``) this process's scan context. The scan GC thresholds of a pool worker's
-    whole life are set by the pool's initializer (``executors_local._init``), not here: called in-process (a
-    test, a harness) this leaves the caller's collector as it is."""
+    """This process's scan context, built or adopted (``prebuild``); the GC thresholds are the pool's (``_init``)."""
     global _CTX
     pre = _PREBUILT
     if pre is not None and pre[0] == options and pre[1] == serialised_db and not pre[2]._readers:
