@@ -196,7 +196,11 @@ class PoolExecutor:
                 if exc is None:
                     res = fut.result()
                     retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
-                    retry.extend((b, PLANNED) for b in res.rest)  # what a batch of shards held past its bytes
+                    for b in res.rest:  # what a batch of shards held past its bytes, and what is left of a walk:
+                        if b[0].kind == "tree":  # walked first, so the listing (the progress line's total) ends
+                            retry.appendleft((b, PLANNED))  # early, not with the last files scanned
+                        else:
+                            retry.append((b, PLANNED))
                     yield res
                     continue
                 # a directory shard is retried file by file; a tree item as the files of about one batch (as the
