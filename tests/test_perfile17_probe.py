@@ -16,7 +16,7 @@ import pytest
 from veritensor_fast import worker
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.matcher import compile_ruleset
-from veritensor_fast.sources import fs
+from veritensor_fast.sources import fs, fs_read
 from veritensor_fast.sources.fs import FileReader, FileSource, expand_shard
 from veritensor_fast.worker import ScanOptions, WorkerContext
 
@@ -138,7 +138,7 @@ def test_probe_holds_a_quarter_of_the_descriptor_limit_at_most(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(12):
         (tmp_path / f"f{i:02}").write_text("a\n")
-    monkeypatch.setattr(fs, "_fd_limit", lambda: 16)
+    monkeypatch.setattr(fs_read, "_fd_limit", lambda: 16)
     reader = FileReader()
     for i in range(12):
         reader.probe(str(tmp_path / f"f{i:02}"))

@@ -170,10 +170,10 @@ def test_big_file_over_4gib_found_at_end_in_bounded_memory(tmp_path: Path) -> No
 WINDOWED_VS_WHOLE = """
     import json, sys
     from veritensor_fast import buffers, scan_paths
-    from veritensor_fast.sources import fs
+    from veritensor_fast.sources import fs_read
     path = sys.argv[1]
     whole = scan_paths([path], jobs=1)
-    fs.READ_MAX, buffers.WINDOW, buffers.OVERLAP = 4096, 8192, 1024
+    fs_read.READ_MAX, buffers.WINDOW, buffers.OVERLAP = 4096, 8192, 1024
     windowed = scan_paths([path], jobs=1)
     key = lambda r: sorted((f.rule_id, f.line, f.column, f.secret, f.decoded or "") for f in r.findings)
     print(json.dumps({"whole": key(whole), "windowed": key(windowed),
@@ -234,9 +234,9 @@ def test_windowed_executable_equals_whole_executable(tmp_path: Path) -> None:
 TRUNCATE_WHILE_SCANNING = """
     import json, os, sys
     from veritensor_fast import buffers, scan_paths, worker
-    from veritensor_fast.sources import fs
+    from veritensor_fast.sources import fs_read
     victim, size = sys.argv[1], int(sys.argv[2])
-    fs.READ_MAX, buffers.WINDOW, buffers.OVERLAP = 1 << 16, 1 << 16, 1 << 10
+    fs_read.READ_MAX, buffers.WINDOW, buffers.OVERLAP = 1 << 16, 1 << 16, 1 << 10
     real = worker.WorkerContext.scan_buffer
     def scan_buffer(self, buf, item, scan, skip=(), head=None):
         real(self, buf, item, scan, skip, head)
@@ -268,13 +268,13 @@ def test_file_truncated_while_scanned_is_reported_changed(tree: Path) -> None:
 SHORT_READ = """
     import json, os, sys
     from veritensor_fast import scan_paths
-    from veritensor_fast.sources import fs
+    from veritensor_fast.sources import fs_read
     victim = sys.argv[1]
-    real = fs._read_all
+    real = fs_read._read_all
     def read_all(fd, size):
         os.truncate(victim, size // 2)  # truncated between fstat and read
         return real(fd, size)
-    fs._read_all = read_all
+    fs_read._read_all = read_all
     r = scan_paths([victim], jobs=1)
     print(json.dumps({"found": [f.line for f in r.findings], "errors": [(e.kind, e.reason) for e in r.errors]}))
 """

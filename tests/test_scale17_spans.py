@@ -20,7 +20,7 @@ from veritensor_fast import buffers, engine, worker
 from veritensor_fast.batching import merge_spans
 from veritensor_fast.findings import Finding, Item
 from veritensor_fast.matcher import compile_ruleset
-from veritensor_fast.sources import fs
+from veritensor_fast.sources import fs_read
 from veritensor_fast.worker import ScanOptions, WorkerContext
 
 WIN, OVER = 8192, 1024
@@ -29,7 +29,7 @@ SPAN = 3 * WIN
 
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fs, "READ_MAX", 4096)
+    monkeypatch.setattr(fs_read, "READ_MAX", 4096)
     monkeypatch.setattr(buffers, "WINDOW", WIN)
     monkeypatch.setattr(buffers, "OVERLAP", OVER)
     monkeypatch.setattr(worker, "SPAN_BYTES", SPAN)
@@ -136,11 +136,11 @@ def test_windows_of_a_span_are_the_windows_of_the_whole_file(tmp_path: Path, sma
 POOLED = r"""
 import json, random, sys
 from veritensor_fast import buffers, engine, worker
-from veritensor_fast.sources import fs
+from veritensor_fast.sources import fs, fs_read
 from veritensor_fast.sources.fs import FileSource
 from veritensor_fast.worker import ScanOptions
 
-fs.READ_MAX, buffers.WINDOW, buffers.OVERLAP, worker.SPAN_BYTES = 4096, WIN, OVER, SPAN  # before the fork
+fs_read.READ_MAX, buffers.WINDOW, buffers.OVERLAP, worker.SPAN_BYTES = 4096, WIN, OVER, SPAN  # before the fork
 engine.SMALL_SCAN_BYTES = 0  # a pool even for a scan this small
 pooled = []
 two = engine.scan(FileSource([sys.argv[1]]), ScanOptions(), jobs=2, on_progress=pooled.append)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Any
 
+from veritensor_fast.buffers import LargeFile
 from veritensor_fast.findings import Finding, Item, ScanError
 
 
@@ -46,6 +48,16 @@ def expand_trees(batch: list[Item], max_files: int, max_bytes: int,
         skipped.extend(sk)
         rest.extend([t] for t in trees)
     return out, errors, skipped, rest
+
+
+def walked(batch: list[Item], out: list[Item], rest: list[list[Item]]) -> tuple[int, int]:
+    """What ``expand_trees`` did to ``batch`` (``out``, ``rest`` its result), for ``BatchResult.walked``: the files
+    its tree walks listed, and the ``tree`` items it handed back less those it took. Counted per item, not per
+    file (a ``dir`` shard counts its entries)."""
+    def files(items: list[Item]) -> int:
+        return sum(len(it.entries) or 1 for it in items if it.kind != "tree")
+
+    return files(out) - files(batch), sum(len(b) for b in rest) - sum(it.kind == "tree" for it in batch)
 
 
 def expand_capped(batch: list[Item], big: int, cap: int, stat_of: Callable[..., os.stat_result] | None = None,
@@ -126,3 +138,13 @@ def merge_spans(parts: list[tuple[str, int, list[Finding], list[ScanError]]]) ->
                 reasons.add((key, e.reason, e.kind))
                 errors.append(e)
     return findings, errors
+
+
+def part_changed(item: Item, buf: Any) -> str | None:
+    """Why a part of a split file (``worker.split_file``) is not the file that was split, if it is not: it was
+    opened later, by another task, and the file changed meanwhile (``LargeFile.close`` says the same of one task)."""
+    version = buf.version if isinstance(buf, LargeFile) else (len(buf), -1)
+    if len(item.span) < 4 or version == tuple(item.span[2:4]):
+        return None
+    return (f"changed while it was scanned ({item.span[2]} bytes when opened, {version[0]} now); "
+            "findings are from what could be read")

@@ -192,6 +192,11 @@ class LargeFile:
     def __len__(self) -> int:
         return self.size
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """``(size, mtime_ns)`` when opened: the file version a scan of it read."""
+        return self.size, self._mtime
+
     def pread(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``offset``; fewer only at (a possibly new) end of file."""
         n = max(0, min(n, self.size - offset))

@@ -29,6 +29,11 @@ class Progress:
         self.files += res.items
         self.bytes += res.bytes
         self.findings += len(res.findings)
+        walked = getattr(res, "walked", None)
+        if walked and walked != (0, 0):  # tree items walked by the workers (``BatchResult.walked``)
+            self._tree_files += walked[0]
+            self._open_trees += walked[1]
+            self._settle()
         now = time.perf_counter()
         if self.enabled and now - self._last > 0.2:
             self._last = now
@@ -42,11 +47,33 @@ class Progress:
         # the engine asks the source's class for ``items_sharded`` (directory shards): keep offering it
         return (_CountingShards if hasattr(type(source), "items_sharded") else _Counting)(source, self)
 
-    def listed(self, files: int, nbytes: int) -> None:
-        self.total_files, self.total_bytes = files, nbytes
+    def listed(self, files: int, nbytes: int, trees: int = 0) -> None:
+        """The listing is done: ``files`` files of ``nbytes`` bytes (-1: not known), and ``trees`` ``tree`` items
+        the workers walk (``FileSource._tree_item``): the total is known once they and the tree items they hand
+        back are walked, the files they list added (``BatchResult.walked``); their sizes are not known here."""
+        if not trees:
+            self.total_files, self.total_bytes = files, nbytes
+            return
+        self._pending = (files, -1)
+        self._open_trees += trees
+        self._settle()
+
+    def _walking(self) -> None:
+        """A listing starts: no tree item of it walked yet."""
+        self._tree_files = self._open_trees = 0
+        self._pending = None
+
+    def _settle(self) -> None:
+        if self._pending is not None and self._open_trees <= 0:
+            files, nbytes = self._pending
+            self._pending = None
+            self.total_files, self.total_bytes = files + self._tree_files, nbytes
 
     total_files: int | None = None
     total_bytes = 0
+    _tree_files = 0  # files listed by the tree items walked so far
+    _open_trees = 0  # tree items handed out and not walked yet
+    _pending: tuple[int, int] | None = None  # the parent's listing, done, while tree items are still walked
 
     def line(self, now: float) -> str:
         from veritensor_fast.report.text import human_bytes, human_seconds
@@ -88,11 +115,13 @@ class _Counting:
 
         n, size = self._prog.files, self._prog.bytes  # several repositories: totals add up
         unknown = False
-        whole = True  # False: workers list part of the walk (a ``tree`` item): no total to show
+        trees = 0  # the workers list the rest of the walk (``tree`` items): their counts come with the results
+        self._prog._walking()
         for it in listing:
             if isinstance(it, Item):
-                whole = whole and it.kind != "tree"
-                if it.entries:  # a directory shard: its files, some listed by name only (size -1)
+                if it.kind == "tree":
+                    trees += 1
+                elif it.entries:  # a directory shard: its files, some listed by name only (size -1)
                     n += len(it.entries)
                     unknown = unknown or any(e[1] < 0 for e in it.entries)
                     size += sum(max(e[1], 0) for e in it.entries)
@@ -100,8 +129,7 @@ class _Counting:
                     n += 1
                     size += max(it.size, 0)
             yield it
-        if whole:
-            self._prog.listed(n, -1 if unknown else size)
+        self._prog.listed(n, -1 if unknown else size, trees)
 
 
 class _CountingShards(_Counting):

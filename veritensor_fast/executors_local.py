@@ -48,6 +48,8 @@ from veritensor_fast.worker import (
     init_worker,
     prebuild,
     run_batch,
+    scan_gc,
+    walked,
 )
 
 #: Batches in flight per worker process.
@@ -194,16 +196,22 @@ class PoolExecutor:
                 if exc is None:
                     res = fut.result()
                     retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
-                    retry.extend((b, PLANNED) for b in res.rest)  # what a batch of shards held past its bytes
+                    for b in res.rest:  # what a batch of shards held past its bytes, and what is left of a walk:
+                        if b[0].kind == "tree":  # walked first, so the listing (the progress line's total) ends
+                            retry.appendleft((b, PLANNED))  # early, not with the last files scanned
+                        else:
+                            retry.append((b, PLANNED))
                     yield res
                     continue
                 # a directory shard is retried file by file; a tree item as the files of about one batch (as the
                 # task walked them), each alone, and the rest of its walk as tree items
-                items, tree_errors, skipped, trees = expand_trees(items, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+                given = items
+                items, tree_errors, skipped, trees = expand_trees(given, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+                done_walk = walked(given, items, trees) if items is not given else (0, 0)
                 items, listing_errors, _ = expand_items(items)
                 items += [t for b in trees for t in b]
-                if tree_errors or listing_errors or skipped:
-                    yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped)
+                if tree_errors or listing_errors or skipped or done_walk != (0, 0):
+                    yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped, walked=done_walk)
                 if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)
@@ -249,6 +257,7 @@ def _init(options: ScanOptions, serialised_db: bytes) -> None:
     """Worker initializer: signals first, then the per-process scan state (rules database loaded once)."""
     _quiet_signals()
     keep_heap()
+    scan_gc()  # a worker process: the scan thresholds for its whole life
     init_worker(options, serialised_db)
 
 

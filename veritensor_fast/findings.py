@@ -36,8 +36,8 @@ class Item:
     ino: int = 0
     follow: bool = False
     entries: tuple[tuple[str, int, int, int], ...] = ()
-    #: ``(a, b)``: one part of a large ``file`` split across tasks: the windows whose start is in ``[a, b)``
-    #: (``worker.SPAN_BYTES``); ``()``: the whole file
+    #: ``(a, b, size, mtime_ns)``: one part of a large ``file`` split across tasks: the windows whose start is in
+    #: ``[a, b)`` (``worker.SPAN_BYTES``) of the file as it was split (size, mtime); ``()``: the whole file
     span: tuple[int, ...] = ()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:

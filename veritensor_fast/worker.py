@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import atexit
 import bisect
-import dataclasses
 import gc
 import importlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from veritensor_fast import buffers
 from veritensor_fast.batch_gate import open_batch
-from veritensor_fast.batching import expand_capped, expand_items, expand_trees  # noqa: F401 (expand_items: re-exported)
-from veritensor_fast.buffers import LargeFile, LineCarry, LineColumn
+from veritensor_fast.batching import expand_capped, expand_items, expand_trees, part_changed, walked  # noqa: F401 (expand_items: re-exported)
+from veritensor_fast.buffers import LargeFile, LineColumn
 from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 from veritensor_fast.rules import RuleSet, load_rules
+from veritensor_fast.windows import WHOLE_FILE_DETECTORS, scan_windows, split_file, wants_whole_file  # noqa: F401
 
 #: A batch closes at this many items or bytes, whichever comes first (small files must not pay a task each);
 #: a worker hands back a file of ``BATCH_BYTES`` or more found inside a directory shard as a task of its own.
@@ -75,6 +74,9 @@ class BatchResult:
     spans: list[tuple[str, int, list[Finding], list[ScanError]]] = field(default_factory=list)
     #: Directories the default excludes skipped in the ``tree`` items this batch walked (``FileSource.skipped_dirs``).
     skipped: list[str] = field(default_factory=list)
+    #: The ``tree`` items this task walked: the files they listed, the ``tree`` items handed back (``rest``) less
+    #: those taken (``batching.walked``). The progress line's total is known once no tree item is left to walk.
+    walked: tuple[int, int] = (0, 0)
 
 
 #: Readers by item kind: (module, class). Imported on first use in each worker.
@@ -133,7 +135,10 @@ class WorkerContext:
 
     def run_batch(self, batch: list[Item]) -> BatchResult:
         res = BatchResult()
-        batch, res.errors, res.skipped, trees = expand_trees(batch, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+        given = batch
+        batch, res.errors, res.skipped, trees = expand_trees(given, BATCH_ITEMS, BATCH_BYTES, BATCH_ITEMS)
+        if batch is not given:  # tree items walked
+            res.walked = walked(given, batch, trees)
         # a shard's files are opened as they are stat-ed (``FileReader.probe``); what is not read is closed below
         files = self.reader("file") if any(it.kind == "dir" for it in batch) else None
         try:
@@ -180,8 +185,11 @@ class WorkerContext:
             if self.span_bytes and isinstance(buf, LargeFile) and not item.span:
                 item = split_file(item, buf, self.span_bytes, res.more)
             scan = ItemScan(self, item)
+            other = item.span and part_changed(item, buf)  # a later part opened another version of the file
+            if other:
+                scan.error(other, "changed")
             try:
-                found = self.scan_item(buf, item, scan)
+                found = [] if other and not isinstance(buf, LargeFile) else self.scan_item(buf, item, scan)
             finally:
                 changed = closer()
             if isinstance(changed, str):  # the file changed while it was scanned
@@ -191,7 +199,7 @@ class WorkerContext:
                 if not item.span[0]:
                     res.findings.extend(in_names.get(i, []))
                     res.items += 1
-                res.bytes += min(item.span[1], len(buf)) - item.span[0]
+                res.bytes += max(0, min(item.span[1], len(buf)) - item.span[0])
                 continue
             found += in_names.get(i, [])
             res.findings.extend(found)
@@ -362,83 +370,6 @@ def secrets_in_paths(matcher: SecretMatcher, allow: Any,
     return out
 
 
-#: Detectors that need a whole file (random access, a parse of all of it): never run on a window.
-WHOLE_FILE_DETECTORS = ("model", "notebook", "archive", "python-ast")
-#: bzip2 and xz streams (gzip, zip, tar and 7z are recognised by ``sniff``).
-_COMPRESSED = (b"BZh", b"\xfd7zXZ\x00")
-
-
-def wants_whole_file(big: LargeFile, item: Item) -> bool:
-    """Whether a large file is (or may be) a structured format: a model, an archive or compressed stream, a
-    notebook, UTF-16 text, a polyglot with a zip at its end. Then the detectors that need random access read
-    it through ``randread.PreadView`` (``pread``, never a memory map); anything else (text, logs, unknown binary data) is scanned in windows."""
-    from veritensor_fast.detectors.text import utf16_encoding
-    from veritensor_fast.models.sniff import TRIAL_BYTES, ZIP_EOCD, has_model_ext, pickle01_may_run, sniff
-
-    head = big.pread(0, 4096)
-    kind = sniff(head, item.path, big.size)
-    if kind == "pickle?":  # as the model detector decides: text whose first opcode cannot run is text
-        kind = "pickle?" if pickle01_may_run(big.pread(0, TRIAL_BYTES), TRIAL_BYTES) else "none"
-    if has_model_ext(item.path) or kind != "none" or head.startswith(_COMPRESSED):
-        return True
-    if utf16_encoding(head) is not None or head.lstrip()[:1] in (b"{", b"["):
-        return True  # UTF-16 text (decoded whole), or JSON that may be a notebook
-    return ZIP_EOCD in big.pread(max(0, big.size - 65557), 65557)  # a zip appended to something else
-
-
-def split_file(item: Item, big: LargeFile, span: int, more: list[Item]) -> Item:
-    """A ``file`` scanned in windows and bigger than ``span`` bytes, in parts of about ``span`` bytes (whole
-    windows): the first part is returned (scanned by this task), the others go to ``more`` (a task each, so
-    other workers scan them meanwhile: one 434 MB library is no longer one worker's 0.25 s). Any other item is
-    returned as it is. Each part finds exactly what its windows find in a whole-file scan (``scan_windows``)."""
-    try:
-        if item.kind != "file" or big.size <= span or wants_whole_file(big, item):
-            return item
-    except OSError:  # a read error: the whole file's scan reports it
-        return item
-    window = buffers.WINDOW
-    step = max(window, span - span % window)
-    parts = [dataclasses.replace(item, span=(a, min(a + step, big.size))) for a in range(0, big.size, step)]
-    more.extend(parts[1:])
-    return parts[0]
-
-
-def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
-                 skip: tuple[str, ...] = WHOLE_FILE_DETECTORS) -> list[Finding]:
-    """Scan a large plain-text file window by window: memory is one window, whatever the file's size.
-
-    Each window runs the text-level detectors like a small file (its findings finished and post-processed
-    against the window, which holds the lines around them); lines and columns are then made absolute from
-    a running count carried from window to window (no line is ever materialised)."""
-    out: list[Finding] = []
-    seen: set[tuple[str, int, str]] = set()
-    errors: set[tuple[str, str]] = set()
-    carry = LineCarry(big)  # line number, and characters since that line's start, where a window starts
-    file_head = big.pread(0, 4096)
-    for start, lo, hi, data in big.windows(item.span):
-        if isinstance(data, int):  # a window before this task's part of a split file: only its length
-            carry.window(start, data)
-            continue
-        carry.window(start, len(data))
-        ws = ItemScan(ctx, item)
-        ws.keep = (lo - start, hi - start)
-        ctx.scan_buffer(data, item, ws, skip=skip, head=file_head)  # every window is judged as the file is
-        found = ws.finish(data)
-        line0, chars0 = carry.at() if found else (1, 0)  # counted only for a window with findings
-        for f in found:
-            line = line0 + f.line - 1
-            col = f.column + chars0 if f.line == 1 else f.column
-            key = (f.fingerprint, line, repr(sorted(f.location.items())) if f.location else "")
-            if key not in seen:
-                seen.add(key)
-                out.append(dataclasses.replace(f, line=line, column=col))
-        for e in ws.errors:
-            if (e.reason, e.kind) not in errors:
-                errors.add((e.reason, e.kind))
-                scan.errors.append(e)
-    return out
-
-
 # ---- process-pool entry points -------------------------------------------------------------------------
 
 _CTX: WorkerContext | None = None
@@ -495,8 +426,8 @@ def scan_gc(enter: bool = True) -> None:
 
 
 def init_worker(options: ScanOptions, serialised_db: bytes | None) -> None:
+    """This process's scan context, built or adopted (``prebuild``); the GC thresholds are the pool's (``_init``)."""
     global _CTX
-    scan_gc()  # a worker process: for its whole life
     pre = _PREBUILT
     if pre is not None and pre[0] == options and pre[1] == serialised_db and not pre[2]._readers:
         _CTX = pre[2]  # a forked copy of the parent's context: nothing to build
