@@ -56,19 +56,31 @@ KNOWN = frozenset({
 #: A piece larger than this is scanned by the detectors as before (a batch holds at most ``BATCH_BYTES``
 #: anyway; this only keeps the joined buffer small).
 MAX_PIECE = 1 << 20
+#: Bytes of a batch read up front at most: the rest of its items are read one at a time when the worker reaches
+#: them. A batch of listed objects holds less (``engine.make_batches``: under ``2 * BATCH_BYTES``), all read up
+#: front; one of unknown sizes (``-1``: the HEAD blobs ``GitHistorySource._head_fingerprints`` looks up after a
+#: sweep, all in one batch) may hold any number of any size.
+UPFRONT = 8 << 20
 
 
 class Opened:
     """A batch read up front: each item's ``(buffer, closer)`` or the ``InputError`` reading it raised, and the
-    indices of the quiet items."""
+    indices of the quiet items. Items past ``got`` (beyond :data:`UPFRONT`) are read when opened, as without
+    the gate."""
 
-    __slots__ = ("got", "quiet")
+    __slots__ = ("got", "quiet", "_ctx", "_batch")
 
-    def __init__(self, got: list[Any], quiet: set[int]) -> None:
+    def __init__(self, got: list[Any], quiet: set[int], ctx: WorkerContext | None = None,
+                 batch: list[Item] | None = None) -> None:
         self.got = got
         self.quiet = quiet
+        self._ctx = ctx
+        self._batch = batch
 
     def open(self, i: int) -> tuple[Any, Any]:
+        if i >= len(self.got) and self._ctx is not None and self._batch is not None:
+            it = self._batch[i]
+            return self._ctx.reader(it.kind).open(it)
         g = self.got[i]
         if isinstance(g, BaseException):
             raise g
@@ -167,9 +179,9 @@ _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
 
 
 def open_batch(ctx: WorkerContext, batch: list[Item]) -> Opened | None:
-    """Read every item of a batch of git objects up front and find its quiet items; None for any other batch
-    (or with the gate off): the worker then reads and scans item by item as before. The reader's
-    ``InputError`` for an item is kept and raised when the worker opens that item."""
+    """Read the items of a batch of git objects up front (up to :data:`UPFRONT` bytes) and find their quiet
+    items; None for any other batch (or with the gate off): the worker then reads and scans item by item as
+    before. The reader's ``InputError`` for an item is kept and raised when the worker opens that item."""
     from veritensor_fast.sources.fs import InputError
 
     if len(batch) < 2 or any(it.kind not in KINDS for it in batch):
@@ -180,9 +192,14 @@ def open_batch(ctx: WorkerContext, batch: list[Item]) -> Opened | None:
     if not gate.enabled:
         return None
     got: list[Any] = []
+    total = 0
     for it in batch:
+        if total >= UPFRONT:
+            break
         try:
-            got.append(ctx.reader(it.kind).open(it))
+            g = ctx.reader(it.kind).open(it)
+            total += len(g[0])
         except InputError as exc:
-            got.append(exc)
-    return Opened(got, gate.quiet(batch, got))
+            g = exc
+        got.append(g)
+    return Opened(got, gate.quiet(batch, got), ctx, batch)
