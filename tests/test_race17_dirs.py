@@ -61,3 +61,19 @@ def test_a_walk_that_follows_symlinks_still_follows_them(tmp_path: Path) -> None
     assert isinstance(next(walk), Item)
     _swap(tree, outside)  # asked for: a symlink is followed wherever it points (loops are still reported)
     assert sorted(it.path for it in walk if isinstance(it, Item)) == ["sub/a.txt"]
+
+
+def test_a_directory_swapped_before_a_worker_walks_it_is_not_walked(tmp_path: Path) -> None:
+    from veritensor_fast.sources.fs import walk_tree
+
+    tree, outside = _tree(tmp_path)
+    listed = list(FileSource([str(tree)], ()).items_sharded(256, 4 << 20, 0, trees=True))
+    (top,) = [it for it in listed if isinstance(it, Item) and it.kind == "tree"]  # the whole walk, to the workers
+    items, errors, _skipped, more = walk_tree(top, 256, 4 << 20, 1)  # one worker lists the top, hands sub back
+    assert [e[0] for it in items for e in it.entries] == ["z.txt"] and not errors
+    (left,) = more
+    assert [e[0] for e in left.entries] == [str(tree / "sub")] and left.entries[0][3]  # with its inode
+    _swap(tree, outside)
+    items, errors, _skipped, more = walk_tree(left, 256, 4 << 20, -1)  # another worker, after the swap
+    assert items == [] and more == []
+    assert [(e.path, e.kind) for e in errors] == [("sub", "changed")]
