@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import functools
 import operator
@@ -65,6 +66,9 @@ class FileSource:
     #: Directories the default excludes skipped (report paths), in walk order.
     skipped_dirs: list[str] = field(default_factory=list)
     _seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+    #: (device, inode) of each directory as listed, by path: checked when it is walked and when a worker stats
+    #: its files (``_open_dir``), so a directory swapped for a symlink meanwhile is not followed
+    _dir_keys: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: (files, bytes, files to stat first) per ``dir`` shard while ``items_sharded`` runs, else None
     _shard: tuple[int, int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -146,6 +150,7 @@ class FileSource:
             return
         if stat.S_ISDIR(st.st_mode):
             self._seen_dirs.add((st.st_dev, st.st_ino))
+            self._dir_keys[root] = (st.st_dev, st.st_ino)
             yield from self._walk(root, root)
         elif stat.S_ISLNK(st.st_mode):
             yield ScanError(display_path(root), "symlink not followed (use --follow-symlinks)", "not-regular")
@@ -159,82 +164,98 @@ class FileSource:
                 yield self._tree_item(base, top, stack)
                 return
             d = stack.pop()
+            dfd = -1
             try:
-                with os.scandir(d) as it:
+                dfd = _open_dir(d, None if self.follow_symlinks else self._dir_keys.get(d))
+                with os.scandir(d if dfd < 0 else dfd) as it:
                     entries = sorted(it, key=_BY_NAME)
             except OSError as exc:
-                yield ScanError(self._rel(base, d, False), f"cannot list directory: {exc.strerror}", "unreadable")
+                if dfd >= 0:
+                    os.close(dfd)
+                yield _dir_error(self._rel(base, d, False), exc)
                 continue
-            if d != top and self.default_excludes and any(e.name == VENV_MARKER for e in entries):
-                self.skipped_dirs.append(self._rel(base, d, False))  # a virtualenv: listed, never walked
+            try:
+                yield from self._list(base, top, d, entries, stack)
+            finally:
+                if dfd >= 0:
+                    os.close(dfd)
+
+    def _list(self, base: str, top: str, d: str, entries: list[os.DirEntry[str]],
+              stack: list[str]) -> Iterator[Item | ScanError]:
+        """One directory's entries (``_walk``), its subdirectories pushed on ``stack``. Entries of a directory
+        opened by descriptor carry only their name (``os.scandir(fd)``): the path is the directory's plus it."""
+        pre = d if d.endswith(os.sep) else d + os.sep
+        if d != top and self.default_excludes and any(e.name == VENV_MARKER for e in entries):
+            self.skipped_dirs.append(self._rel(base, d, False))  # a virtualenv: listed, never walked
+            return
+        subdirs: list[str] = []
+        shard = self._shard
+        pending: list[tuple[str, int, int, int]] = []
+        pbytes = 0
+        for e in entries:
+            try:
+                is_link = e.is_symlink()
+                if is_link and not self.follow_symlinks:
+                    continue
+                is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
+            except OSError as exc:
+                yield ScanError(self._rel(base, (pre + e.name), False), f"cannot stat: {exc.strerror}", "unreadable")
                 continue
-            subdirs: list[str] = []
-            shard = self._shard
-            pending: list[tuple[str, int, int, int]] = []
-            pbytes = 0
-            for e in entries:
+            if is_dir:
+                rel = self._rel(base, (pre + e.name), False)
+                if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
+                    continue
+                if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
+                    self.skipped_dirs.append(rel)
+                    continue
                 try:
-                    is_link = e.is_symlink()
-                    if is_link and not self.follow_symlinks:
-                        continue
-                    is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
+                    dst = e.stat(follow_symlinks=True)
                 except OSError as exc:
-                    yield ScanError(self._rel(base, e.path, False), f"cannot stat: {exc.strerror}", "unreadable")
+                    yield ScanError(rel, f"cannot stat: {exc.strerror}", "unreadable")
                     continue
-                if is_dir:
-                    rel = self._rel(base, e.path, False)
-                    if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
-                        continue
-                    if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
-                        self.skipped_dirs.append(rel)
-                        continue
-                    try:
-                        dst = e.stat(follow_symlinks=True)
-                    except OSError as exc:
-                        yield ScanError(rel, f"cannot stat: {exc.strerror}", "unreadable")
-                        continue
-                    key = (dst.st_dev, dst.st_ino)
-                    if key in self._seen_dirs:
-                        if is_link:
-                            yield ScanError(rel, "symlink loop or repeated directory; not walked again", "not-regular")
-                        continue
-                    self._seen_dirs.add(key)
-                    subdirs.append(e.path)
+                key = (dst.st_dev, dst.st_ino)
+                if key in self._seen_dirs:
+                    if is_link:
+                        yield ScanError(rel, "symlink loop or repeated directory; not walked again", "not-regular")
                     continue
-                if self.excludes and _excluded(self._rel(base, e.path, False), e.name, self.excludes):
-                    continue
-                if shard is not None and self._statted >= shard[2] and not self.max_file_size:
-                    try:
-                        regular = e.is_file(follow_symlinks=self.follow_symlinks)  # the entry's type: no stat
-                    except OSError:
-                        regular = False
-                    if regular:  # the worker stats it
-                        self._statted += 1  # (counted as listed, for ``_hand_off``)
-                        pending.append((e.name, -1, 0, 0))
-                        if len(pending) >= shard[0]:
-                            yield self._shard_item(base, d, top, pending, pbytes)
-                            pending, pbytes = [], 0
-                        continue
-                self._statted += 1
+                self._seen_dirs.add(key)
+                self._dir_keys[pre + e.name] = key
+                subdirs.append(pre + e.name)
+                continue
+            if self.excludes and _excluded(self._rel(base, (pre + e.name), False), e.name, self.excludes):
+                continue
+            if shard is not None and self._statted >= shard[2] and not self.max_file_size:
                 try:
-                    st = e.stat(follow_symlinks=self.follow_symlinks)
-                except OSError as exc:
-                    kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
-                    yield ScanError(self._rel(base, e.path, False), f"cannot stat: {exc.strerror}", kind)
+                    regular = e.is_file(follow_symlinks=self.follow_symlinks)  # the entry's type: no stat
+                except OSError:
+                    regular = False
+                if regular:  # the worker stats it
+                    self._statted += 1  # (counted as listed, for ``_hand_off``)
+                    pending.append((e.name, -1, 0, 0))
+                    if len(pending) >= shard[0]:
+                        yield self._shard_item(base, d, top, pending, pbytes)
+                        pending, pbytes = [], 0
                     continue
-                size = st.st_size
-                if (shard is None or size >= shard[1] or not stat.S_ISREG(st.st_mode)
-                        or (self.max_file_size and size > self.max_file_size)):
-                    yield self._file_item(e.path, self._rel(base, e.path, False), st)
-                    continue
-                pending.append((e.name, size, st.st_dev, st.st_ino))
-                pbytes += size
-                if shard is not None and (len(pending) >= shard[0] or pbytes >= shard[1]):
-                    yield self._shard_item(base, d, top, pending, pbytes)
-                    pending, pbytes = [], 0
-            if pending:
+            self._statted += 1
+            try:
+                st = e.stat(follow_symlinks=self.follow_symlinks)
+            except OSError as exc:
+                kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
+                yield ScanError(self._rel(base, (pre + e.name), False), f"cannot stat: {exc.strerror}", kind)
+                continue
+            size = st.st_size
+            if (shard is None or size >= shard[1] or not stat.S_ISREG(st.st_mode)
+                    or (self.max_file_size and size > self.max_file_size)):
+                yield self._file_item((pre + e.name), self._rel(base, (pre + e.name), False), st)
+                continue
+            pending.append((e.name, size, st.st_dev, st.st_ino))
+            pbytes += size
+            if shard is not None and (len(pending) >= shard[0] or pbytes >= shard[1]):
                 yield self._shard_item(base, d, top, pending, pbytes)
-            stack.extend(reversed(subdirs))
+                pending, pbytes = [], 0
+        if pending:
+            yield self._shard_item(base, d, top, pending, pbytes)
+        stack.extend(reversed(subdirs))
 
     def _tree_item(self, base: str, top: str, stack: list[str]) -> Item:
         """What is left of a walk, for ``walk_tree``: ``key`` the walk's base, ``path`` its top, ``origin`` the
@@ -242,12 +263,15 @@ class FileSource:
         import json
 
         conf = json.dumps([self._prefix, list(self.excludes), self.default_excludes])
-        return Item("tree", base, top, 0, origin=conf, entries=tuple((d, 0, 0, 0) for d in stack))
+        keys = self._dir_keys
+        return Item("tree", base, top, 0, origin=conf,
+                    entries=tuple((d, 0, *keys.get(d, (0, 0))) for d in stack))
 
     def _shard_item(self, base: str, d: str, top: str, entries: list[tuple[str, int, int, int]],
                     size: int) -> Item:
         rel = (self._prefix or "") if d == top else self._rel_raw(base, d)
-        return Item("dir", d, rel, size, follow=self.follow_symlinks, entries=tuple(entries))
+        dev, ino = self._dir_keys.get(d, (0, 0))  # checked by ``expand_shard`` before it stats a file by name
+        return Item("dir", d, rel, size, dev=dev, ino=ino, follow=self.follow_symlinks, entries=tuple(entries))
 
 
 _BY_NAME = operator.attrgetter("name")
@@ -283,7 +307,9 @@ def walk_tree(item: Item, max_files: int, max_bytes: int,
     src._hand_off = budget
     top = item.path
     climbed: set[str] = set()
-    for d, *_ in item.entries:
+    for d, _size, dev, ino in item.entries:
+        if ino:
+            src._dir_keys[d] = (dev, ino)
         up = d
         while up not in climbed:  # ``d`` and the directories above it, up to the walk's top
             climbed.add(up)
@@ -311,6 +337,47 @@ def walk_tree(item: Item, max_files: int, max_bytes: int,
     return items, errors, src.skipped_dirs, trees
 
 
+_OPEN_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class DirChanged(OSError):
+    """A directory is no longer the one its listing recorded (swapped for a symlink or another directory)."""
+
+
+def _open_dir(d: str, key: tuple[int, int] | None) -> int:
+    """A descriptor of directory ``d`` checked against the (device, inode) its listing recorded, or -1 when there
+    is nothing to check (no key: a walk that follows symlinks, or not POSIX). Opened with ``O_NOFOLLOW``: a
+    directory swapped for a symlink after its parent was listed raises ``DirChanged`` (or ``OSError``), and so
+    does one whose path now leads elsewhere (a directory above it swapped). Its entries are then listed and
+    stat-ed relative to the descriptor (``scandir(fd)``, ``dir_fd``), so nothing outside the tree is read."""
+    if key is None or not _POSIX:
+        return -1
+    try:
+        fd = os.open(d, _OPEN_DIR)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise DirChanged(exc.errno, "replaced by a symlink or a file after it was listed") from None
+        raise
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != key:
+        os.close(fd)
+        raise DirChanged(errno.ESTALE, "replaced by another directory after it was listed")
+    return fd
+
+
+def _stat(path: str, follow_symlinks: bool = True, at: tuple[int, str] | None = None) -> os.stat_result:
+    """``os.stat``, of ``at``'s name relative to its directory descriptor when given."""
+    if at is None:
+        return os.stat(path, follow_symlinks=follow_symlinks)
+    return os.stat(at[1], dir_fd=at[0], follow_symlinks=follow_symlinks)
+
+
+def _dir_error(rel: str, exc: OSError) -> ScanError:
+    if isinstance(exc, DirChanged):
+        return ScanError(rel, f"directory {exc.strerror}; not walked (nothing outside the tree is read)", "changed")
+    return ScanError(rel, f"cannot list directory: {exc.strerror}", "unreadable")
+
+
 def expand_shard(item: Item, big: int = 0,
                  stat_of: Callable[..., os.stat_result] | None = None) -> tuple[list[Item], list[ScanError], list[Item]]:
     """The ``file`` items of a ``dir`` shard, exactly as ``FileSource.items`` would have listed them, as
@@ -319,14 +386,31 @@ def expand_shard(item: Item, big: int = 0,
     or more in a shard of several goes to ``deferred`` (its own task) instead of ``items``. ``stat_of``: what
     stats it (``os.stat`` by default; the worker passes ``FileReader.probe``, which opens the file as it stats
     it, so reading it needs no second ``open`` nor ``fstat``)."""
-    stat_of = stat_of or os.stat
+    stat_of = stat_of or _stat
+    d, rel, follow = item.key, item.path, item.follow
+    several = len(item.entries) > 1
+    dpre, rpre = (_under(d), _under(rel) if rel else "") if _POSIX else ("", "")
+    dfd = -1
+    if not follow and item.ino and any(e[1] < 0 for e in item.entries):  # files to stat by name: from here
+        try:
+            dfd = _open_dir(d, (item.dev, item.ino))
+        except OSError as exc:
+            shown_dir = display_path(rel) if rel else "."
+            return [], [_dir_error(shown_dir, exc)], []
+    try:
+        return _expand(item, big, stat_of, dfd, several, dpre, rpre)
+    finally:
+        if dfd >= 0:
+            os.close(dfd)
+
+
+def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: int, several: bool, dpre: str,
+            rpre: str) -> tuple[list[Item], list[ScanError], list[Item]]:
     d, rel, follow = item.key, item.path, item.follow
     join = os.path.join
     out: list[Item] = []
     errors: list[ScanError] = []
     deferred: list[Item] = []
-    several = len(item.entries) > 1
-    dpre, rpre = (_under(d), _under(rel) if rel else "") if _POSIX else ("", "")
     for name, size, dev, ino in item.entries:
         if _POSIX:  # the same strings, without two ``os.path.join`` calls per file
             path, shown = dpre + name, display_path(rpre + name)
@@ -337,7 +421,8 @@ def expand_shard(item: Item, big: int = 0,
             out.append(Item("file", path, shown, size, dev=dev, ino=ino, follow=follow))
             continue
         try:
-            st = stat_of(path, follow_symlinks=follow)
+            st = stat_of(path, follow_symlinks=follow) if dfd < 0 else stat_of(path, follow_symlinks=follow,
+                                                                                at=(dfd, name))
         except OSError as exc:
             kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
             errors.append(ScanError(shown, f"cannot stat: {exc.strerror}", kind))

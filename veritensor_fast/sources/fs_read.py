@@ -50,22 +50,24 @@ class FileReader:
         self._probed: dict[tuple[str, bool], tuple[int, os.stat_result]] = {}
         self._probe_max = min(self.PROBE_MAX, _fd_limit() // 4)
 
-    def probe(self, path: str, follow_symlinks: bool = False) -> os.stat_result:
+    def probe(self, path: str, follow_symlinks: bool = False, at: tuple[int, str] | None = None) -> os.stat_result:
         """``os.stat(path, follow_symlinks=...)`` for a file the listing named, keeping it open for ``open``.
         Anything but an opened regular file is answered by ``os.stat`` itself (its result, its errors), so
         ``expand_shard`` reports exactly what it reported before: a symlink now (``O_NOFOLLOW``), a socket, a
-        file that vanished or cannot be read."""
+        file that vanished or cannot be read. ``at``: ``(directory descriptor, name)``, the file opened relative
+        to a directory ``expand_shard`` checked against its listing (``fs._open_dir``)."""
+        target, where = (path, {}) if at is None else (at[1], {"dir_fd": at[0]})  # ``at``: name in a checked dir
         if len(self._probed) >= min(self._probe_max, self.PROBE_MAX):
-            return os.stat(path, follow_symlinks=follow_symlinks)
+            return os.stat(target, follow_symlinks=follow_symlinks, **where)
         try:
-            fd = os.open(path, _OPEN_FOLLOW if follow_symlinks else _OPEN_NOFOLLOW)
+            fd = os.open(target, _OPEN_FOLLOW if follow_symlinks else _OPEN_NOFOLLOW, **where)
         except OSError:
-            return os.stat(path, follow_symlinks=follow_symlinks)
+            return os.stat(target, follow_symlinks=follow_symlinks, **where)
         try:
             st = os.fstat(fd)
         except OSError:
             os.close(fd)
-            return os.stat(path, follow_symlinks=follow_symlinks)
+            return os.stat(target, follow_symlinks=follow_symlinks, **where)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return st
