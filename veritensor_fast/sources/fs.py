@@ -193,16 +193,17 @@ class FileSource:
         pending: list[tuple[str, int, int, int]] = []
         pbytes = 0
         for e in entries:
+            path = pre + e.name  # ``e.path`` is the bare name for a directory listed by descriptor
             try:
                 is_link = e.is_symlink()
                 if is_link and not self.follow_symlinks:
                     continue
                 is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
             except OSError as exc:
-                yield ScanError(self._rel(base, (pre + e.name), False), f"cannot stat: {exc.strerror}", "unreadable")
+                yield ScanError(self._rel(base, path, False), f"cannot stat: {exc.strerror}", "unreadable")
                 continue
             if is_dir:
-                rel = self._rel(base, (pre + e.name), False)
+                rel = self._rel(base, path, False)
                 if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
                     continue
                 if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
@@ -219,10 +220,10 @@ class FileSource:
                         yield ScanError(rel, "symlink loop or repeated directory; not walked again", "not-regular")
                     continue
                 self._seen_dirs.add(key)
-                self._dir_keys[pre + e.name] = key
-                subdirs.append(pre + e.name)
+                self._dir_keys[path] = key
+                subdirs.append(path)
                 continue
-            if self.excludes and _excluded(self._rel(base, (pre + e.name), False), e.name, self.excludes):
+            if self.excludes and _excluded(self._rel(base, path, False), e.name, self.excludes):
                 continue
             if shard is not None and self._statted >= shard[2] and not self.max_file_size:
                 try:
@@ -241,12 +242,12 @@ class FileSource:
                 st = e.stat(follow_symlinks=self.follow_symlinks)
             except OSError as exc:
                 kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
-                yield ScanError(self._rel(base, (pre + e.name), False), f"cannot stat: {exc.strerror}", kind)
+                yield ScanError(self._rel(base, path, False), f"cannot stat: {exc.strerror}", kind)
                 continue
             size = st.st_size
             if (shard is None or size >= shard[1] or not stat.S_ISREG(st.st_mode)
                     or (self.max_file_size and size > self.max_file_size)):
-                yield self._file_item((pre + e.name), self._rel(base, (pre + e.name), False), st)
+                yield self._file_item(path, self._rel(base, path, False), st)
                 continue
             pending.append((e.name, size, st.st_dev, st.st_ino))
             pbytes += size
