@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import test_notebook
+from test_ast16_admit import scan  # a whole .py file through the worker's detectors
 
 from veritensor_fast.detectors.pyast import scan_python_source
-from veritensor_fast.findings import Finding, Item
-from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+from veritensor_fast.worker import ScanOptions, WorkerContext
 
 from conftest import rand
 
@@ -86,14 +86,6 @@ def ast_only(ctx: WorkerContext, src: str) -> set[tuple[str, str]]:
     hits = scan_python_source(src, ctx.matcher) or []
     text = {(m.rule.id, m.secret) for m in ctx.matcher.find(src.encode())}
     return {(h.match.rule.id, h.match.secret.decode()) for h in hits if (h.match.rule.id, h.match.secret) not in text}
-
-
-def scan(ctx: WorkerContext, source: str) -> list[Finding]:
-    buf = source.encode()
-    item = Item("file", "app.py", "app.py", len(buf))
-    s = ItemScan(ctx, item)
-    ctx.scan_buffer(buf, item, s)
-    return s.finish(buf)
 
 
 def check(ctx: WorkerContext, rule: str, src: str) -> str | None:

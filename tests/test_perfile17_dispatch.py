@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_fast16_perfile import _reference as _utf16_reference  # the detection as written before
 
 from veritensor_fast.detectors.text import utf16_encoding
 from veritensor_fast.findings import Item
@@ -68,32 +69,6 @@ def test_encoded_and_plain_tokens_still_found(ctx: WorkerContext, tmp_path: Path
     sc = _scan(ctx, data)
     got = sorted((f.secret, f.line, f.decoded is not None) for f in sc.finish(data))
     assert got == sorted([(tok, 1, False), (tok2, 2, True)])
-
-
-def _utf16_reference(head: bytes) -> tuple[str, int] | None:
-    """UTF-16 detection as written before the 512-byte prefix check (``tests/test_fast16_perfile``'s oracle)."""
-    if b"\x00" not in head:
-        return None
-    if head.startswith(b"\xff\xfe\x00\x00") or head.startswith(b"\x00\x00\xfe\xff"):
-        return None
-    for bom, enc in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if head.startswith(bom):
-            return enc, 2
-    sample = head[: len(head) & ~1]
-    if len(sample) < 8:
-        return None
-    even, odd = sample[0::2], sample[1::2]
-    half = len(even)
-    z_even, z_odd = even.count(0), odd.count(0)
-    if z_odd >= 0.4 * half and z_even <= 0.02 * half:
-        enc = "utf-16-le"
-    elif z_even >= 0.4 * half and z_odd <= 0.02 * half:
-        enc = "utf-16-be"
-    else:
-        return None
-    text = sample.decode(enc, "replace")
-    printable = sum(1 for c in text if c.isprintable() or c in "\t\r\n")
-    return (enc, 0) if printable >= 0.95 * len(text) else None
 
 
 @settings(max_examples=400, deadline=None)

@@ -10,26 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
+from test_scale17_spans import SPAN, WIN, small_windows  # noqa: F401 (a fixture: small windows and parts)
 
 from tests.conftest import hf_token
-from veritensor_fast import buffers, engine, worker
+from veritensor_fast import worker
 from veritensor_fast.batching import merge_spans
 from veritensor_fast.findings import Item
 from veritensor_fast.matcher import compile_ruleset
-from veritensor_fast.sources import fs_read
 from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
-
-WIN, OVER = 8192, 1024
-SPAN = 3 * WIN
-
-
-@pytest.fixture
-def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fs_read, "READ_MAX", 4096)
-    monkeypatch.setattr(buffers, "WINDOW", WIN)
-    monkeypatch.setattr(buffers, "OVERLAP", OVER)
-    monkeypatch.setattr(worker, "SPAN_BYTES", SPAN)
-    monkeypatch.setattr(engine, "SMALL_SCAN_BYTES", 0)
 
 
 def _split(f: Path) -> tuple[WorkerContext, BatchResult, list[Item]]:
@@ -50,8 +38,8 @@ def _data() -> bytes:
 
 
 @pytest.mark.parametrize("how", ["truncated", "shrunk below a window read", "rewritten"])
-def test_a_file_that_changes_between_its_parts_is_reported_changed(tmp_path: Path, small_windows: None,
-                                                                   how: str) -> None:
+@pytest.mark.usefixtures("small_windows")
+def test_a_file_that_changes_between_its_parts_is_reported_changed(tmp_path: Path, how: str) -> None:
     f = tmp_path / "big.log"
     data = _data()
     f.write_bytes(data)
@@ -73,7 +61,8 @@ def test_a_file_that_changes_between_its_parts_is_reported_changed(tmp_path: Pat
     assert all(r.bytes >= 0 for r in results)
 
 
-def test_an_unchanged_file_split_in_parts_has_no_error(tmp_path: Path, small_windows: None) -> None:
+@pytest.mark.usefixtures("small_windows")
+def test_an_unchanged_file_split_in_parts_has_no_error(tmp_path: Path) -> None:
     f = tmp_path / "big.log"
     data = _data()
     f.write_bytes(data)
