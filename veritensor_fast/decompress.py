@@ -64,11 +64,12 @@ class Truncated(ArchiveError):
 class Budget:
     """Decompression work allowed for one top-level file. ``charge`` raises ``BudgetExhausted`` once spent."""
 
-    __slots__ = ("total", "spent")
+    __slots__ = ("total", "spent", "memo")
 
     def __init__(self, total: int | None = None) -> None:
         self.total = default_budget() if total is None else total
         self.spent = 0
+        self.memo: Memo | None = None  # reads of the top-level file shared with its other consumer (``for_scan``)
 
     @property
     def left(self) -> int:
@@ -97,15 +98,70 @@ def current() -> Budget:
     return b if b is not None else Budget()
 
 
-def for_scan(scan: Any, consumer: str) -> Budget:
+#: Model analysis and the archive secret scan of one top-level file both decompress its ``.bz2`` / ``.gz`` stream
+#: or its ``.npz`` members: a read of the top-level buffer that decompressed at most ``MEMO_ENTRY`` bytes is kept
+#: (at most ``MEMO_TOTAL`` bytes per file, until the file's scan ends) for the other consumer (see ``Memo``).
+MEMO_ENTRY = 8 << 20
+MEMO_TOTAL = 16 << 20
+
+
+class Memo:
+    """Decompressed reads of one top-level buffer (``top``), shared by the budgets of its two consumers.
+
+    A kept read is handed to a later ``read`` of the same buffer object, byte range, codec and step size only when
+    the result would be the same (a complete stream that fits the later limit, or the same limit and mode) and
+    the later read's budget can pay exactly what decoding again would charge: that amount is charged, so each
+    consumer's budget is spent as before and each bound is enforced as before. When the budget could not pay,
+    the read decodes as before (and stops where it always did). A kept read is handed out once, then dropped.
+    Reads that failed, or that the budget cut short, are never kept.
+    """
+
+    __slots__ = ("top", "entries", "size")
+
+    def __init__(self, top: Any) -> None:
+        self.top = top
+        #: (codec, start, end, small) -> [(limit, partial, data, problem, charged)]
+        self.entries: dict[tuple[str, int, int, bool], list[tuple[int, bool, bytes, str | None, int]]] = {}
+        self.size = 0
+
+    def take(self, key: tuple[str, int, int, bool], limit: int, partial: bool,
+             b: Budget) -> tuple[bytes, str | None] | None:
+        kept = self.entries.get(key)
+        for i, (lim, part, data, problem, charged) in enumerate(kept or ()):
+            if not ((problem is None and len(data) <= limit) or (lim, part) == (limit, partial)):
+                continue
+            if b.spent >= b.total or b.spent + charged > b.total:
+                return None  # decoding again would stop on the budget: it does, exactly as before
+            b.spent += charged
+            del kept[i]  # type: ignore[union-attr]
+            self.size -= len(data)
+            return data, problem
+        return None
+
+    def keep(self, key: tuple[str, int, int, bool], limit: int, partial: bool, data: bytes, problem: str | None,
+             charged: int) -> None:
+        if len(data) > MEMO_ENTRY or self.size + len(data) > MEMO_TOTAL:
+            return
+        self.entries.setdefault(key, []).append((limit, partial, data, problem, charged))
+        self.size += len(data)
+
+
+def for_scan(scan: Any, consumer: str, top: Any = None) -> Budget:
     """The budget of ``consumer`` ("model" or "secrets") for the top-level file behind ``scan`` (an ``ItemScan``;
-    archive members' scans share their parent's), created on first use."""
-    budgets: dict[str, Budget] | None = getattr(scan, "budgets", None)
+    archive members' scans share their parent's), created on first use. ``top``: the top-level file's buffer,
+    whose decompressed reads this budget shares with the file's other consumer (``Memo``)."""
+    budgets: dict[str, Any] | None = getattr(scan, "budgets", None)
     if budgets is None:
         return Budget()
     b = budgets.get(consumer)
     if b is None:
         b = budgets[consumer] = Budget()
+    if top is not None:
+        memo = budgets.get("memo")
+        if memo is None:
+            memo = budgets["memo"] = Memo(top)
+        b.memo = memo if memo.top is top else None
+    assert isinstance(b, Budget)
     return b
 
 
@@ -326,11 +382,19 @@ def read(buf: Any, codec: str, limit: int, start: int = 0, end: int | None = Non
     corrupt one what was decoded and "corrupt: ..."; without it those raise ``LimitExceeded`` / ``ArchiveError``.
     ``BudgetExhausted`` keeps what was decoded when ``partial`` too.
     """
+    b = budget or current()
+    memo = b.memo if b.memo is not None and b.memo.top is buf else None
+    if memo is not None:
+        key = (codec, start, len(buf) if end is None else min(end, len(buf)), small)
+        got = memo.take(key, limit, partial, b)
+        if got is not None:
+            return got
+        spent = b.spent
     parts: list[bytes] = []
     n = 0
     problem: str | None = None
     try:
-        for piece in stream(buf, codec, start, end, budget=budget, in_chunk=4096 if small else _IN,
+        for piece in stream(buf, codec, start, end, budget=b, in_chunk=4096 if small else _IN,
                             out_chunk=limit + 1 if small else _OUT):
             if n + len(piece) > limit:
                 parts.append(piece[:limit - n])
@@ -349,7 +413,10 @@ def read(buf: Any, codec: str, limit: int, start: int = 0, end: int | None = Non
         if not partial:
             raise
         problem = f"corrupt: {exc}"
-    return b"".join(parts), problem
+    data = b"".join(parts)
+    if memo is not None and (problem is None or problem.startswith("limit: decompresses")):
+        memo.keep(key, limit, partial, data, problem, b.spent - spent)
+    return data, problem
 
 
 def head(buf: Any, codec: str, n: int = 4096, *, budget: Budget | None = None) -> bytes:

@@ -151,7 +151,7 @@ def text_like(head: bytes, item: Item) -> bool:
     """Whether a large structured file is text parsed whole (notebook/JSON, UTF-16 text, Python source)."""
     from veritensor_fast.detectors.text import utf16_encoding
 
-    return (utf16_encoding(head) is not None or head.lstrip()[:1] in (b"{", b"[")
+    return (utf16_encoding(head) is not None or head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[")
             or item.path.lower().endswith((".py", ".pyw", ".pyi")))
 
 

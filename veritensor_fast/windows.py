@@ -34,7 +34,7 @@ def wants_whole_file(big: LargeFile, item: Item) -> bool:
         kind = "pickle?" if pickle01_may_run(big.pread(0, TRIAL_BYTES), TRIAL_BYTES) else "none"
     if has_model_ext(item.path) or kind != "none" or head.startswith(_COMPRESSED):
         return True
-    if utf16_encoding(head) is not None or head.lstrip()[:1] in (b"{", b"["):
+    if utf16_encoding(head) is not None or head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
         return True  # UTF-16 text (decoded whole), or JSON that may be a notebook
     return ZIP_EOCD in big.pread(max(0, big.size - 65557), 65557)  # a zip appended to something else
 

@@ -62,17 +62,17 @@ class ArchiveSecrets:
         if depth >= MAX_DEPTH:
             scan.error(f"archive nested more than {MAX_DEPTH} levels deep not expanded", "limit")
             return
-        _Expander(self.ctx, item, scan).run(buf, kind)
+        _Expander(self.ctx, item, scan, buf if item.kind != "member" else None).run(buf, kind)
 
 
 class _Expander:
-    def __init__(self, ctx: WorkerContext, item: Item, scan: ItemScan) -> None:
+    def __init__(self, ctx: WorkerContext, item: Item, scan: ItemScan, top: Any = None) -> None:
         from veritensor_fast.models.base import ModelLimits
 
         self.ctx = ctx
         self.item = item
         self.scan = scan
-        self.budget = decompress.for_scan(scan, "secrets")
+        self.budget = decompress.for_scan(scan, "secrets", top)  # ``top``: reads shared with model analysis
         self.limits = ModelLimits(max_members=MAX_MEMBERS, max_member_bytes=MAX_MEMBER_BYTES)
         self.prefix = item.path + "!" if item.kind == "member" else ""
         self.name = item.path.rsplit("!", 1)[-1].rsplit("/", 1)[-1]

@@ -57,7 +57,8 @@ class ModelDetector:
                 return
         from veritensor_fast import decompress
 
-        with decompress.scope(decompress.for_scan(scan, "model")):  # one budget per top-level file
+        top = buf if item.kind != "member" else None  # its decompressed reads are shared with the archive pass
+        with decompress.scope(decompress.for_scan(scan, "model", top)):  # one budget per top-level file
             issues = self.analyzer().analyze(buf, path)
         per_rule: dict[tuple[str, str], int] = {}
         # the archive detector walks the same containers and reports their damage and limits as errors itself

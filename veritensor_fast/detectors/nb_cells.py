@@ -8,9 +8,9 @@ structural comma that is not between two elements of the cells array leaves a pi
 or two values side by side, which ``orjson`` rejects. So when every piece parses as one value, and the document
 with the cells replaced by a placeholder (the prefix ``{"cells": [`` and everything after the last cell) parses
 too, the file is valid JSON and the pieces are exactly the cells array's elements, as ``ijson`` would give them.
-Anything else (another layout, a parse error, a second top-level ``"cells"`` key, a tail over
-:data:`TAIL_MAX`) returns False and the caller runs the streamed path from the start with a fresh walker, so
-behaviour on such files is unchanged.
+A UTF-8 byte-order mark before the ``{`` is skipped (the cutter starts at the first cell). Anything else (another
+layout, a parse error, a second top-level ``"cells"`` key, a tail over :data:`TAIL_MAX`) returns False and the
+caller runs the streamed path from the start with a fresh walker, so behaviour on such files is unchanged.
 
 Nesting: ``orjson`` refuses documents deeper than 1024 levels, so each piece is parsed inside
 ``1024 - (MAX_DEPTH - 2)`` extra arrays and the placeholder document inside ``1024 - MAX_DEPTH``: a notebook
@@ -38,8 +38,8 @@ _ORJSON_DEPTH = 1024  # orjson accepts this many levels and refuses one more
 _CELL_WRAP = _ORJSON_DEPTH - (MAX_DEPTH - 2)  # a cell sits 2 levels deep (object, cells array)
 _DOC_WRAP = _ORJSON_DEPTH - MAX_DEPTH
 _WS = rb"[ \t\r\n]"
-_HEAD = re.compile(rb"\A" + _WS + rb"*\{" + _WS + rb'*"cells"' + _WS + rb"*:" + _WS + rb"*\[" + _WS
-                   + rb"*?(\r?\n)([ \t]*)\{")
+_HEAD = re.compile(rb"\A(?:\xef\xbb\xbf)?" + _WS + rb"*\{" + _WS + rb'*"cells"' + _WS + rb"*:" + _WS + rb"*\["
+                   + _WS + rb"*?(\r?\n)([ \t]*)\{")
 
 
 def _loads(piece: Any, wrap: int) -> Any:

@@ -20,6 +20,8 @@ from veritensor_fast.detectors.nb_walk import Walker
 
 #: ijson read size. 64 KiB (the default) runs at ~220 MB/s on image-heavy notebooks, 1 MiB at ~1.1 GB/s.
 IJSON_BUF = 1 << 20
+#: The UTF-8 byte-order mark.
+BOM = b"\xef\xbb\xbf"
 #: Release consumed pages of a memory-mapped notebook every this many bytes.
 DROP_EVERY = 4 << 20
 
@@ -31,9 +33,9 @@ class NotebookParseError(Exception):
 class _Reader:
     """File-like view of a buffer for ijson: reads by slicing, releases consumed pages of an mmap."""
 
-    def __init__(self, buf: Any) -> None:
+    def __init__(self, buf: Any, start: int = 0) -> None:
         self.buf = buf
-        self.pos = 0
+        self.pos = start
         self.n = len(buf)
         self.dropped = 0
         self.is_mmap = can_release(buf)
@@ -50,10 +52,18 @@ class _Reader:
         return out
 
 
-def parse_small(buf: Any, w: Walker) -> None:
-    """The whole notebook with orjson, every cell and top-level value handed to ``w``."""
+def bom_length(head: bytes) -> int:
+    """3 when ``head`` starts with a UTF-8 byte-order mark (Windows editors write one), else 0: the parsers
+    start after it (JSON text may not begin with one, and neither orjson nor yajl skips it)."""
+    return 3 if head[:3] == BOM else 0
+
+
+def parse_small(buf: Any, w: Walker, start: int = 0) -> None:
+    """The whole notebook with orjson (from byte ``start``: past a BOM), every cell and top-level value handed
+    to ``w``."""
+    data = buf if isinstance(buf, bytes | bytearray | memoryview) else bytes(buf)
     try:
-        doc = orjson.loads(buf if isinstance(buf, bytes | bytearray | memoryview | str) else bytes(buf))
+        doc = orjson.loads(memoryview(data)[start:] if start else data)
     except orjson.JSONDecodeError as exc:
         if "depth" in exc.msg:
             raise NotebookParseError(f"nests JSON deeper than {MAX_DEPTH} levels") from None
@@ -68,25 +78,26 @@ def parse_small(buf: Any, w: Walker) -> None:
             w.top(key, val)
 
 
-def parse_streamed(buf: Any, w: Walker, head: bytes) -> None:
-    """Cells one at a time (memory: one cell), then the other top-level values from the tail."""
+def parse_streamed(buf: Any, w: Walker, head: bytes, start: int = 0) -> None:
+    """Cells one at a time (memory: one cell), then the other top-level values from the tail. ``start``: the
+    offset of the JSON text (past a BOM)."""
     import ijson  # only big notebooks are streamed: ijson (and the decimal module it loads) is start-up cost
 
     v3 = b'"worksheets"' in head and b'"cells"' not in head[:head.find(b'"worksheets"')]
     prefix = "worksheets.item.cells.item" if v3 else "cells.item"
     ncells = 0
     try:
-        for ncells, c in enumerate(ijson.items(_Reader(buf), prefix, buf_size=IJSON_BUF), 1):
+        for ncells, c in enumerate(ijson.items(_Reader(buf, start), prefix, buf_size=IJSON_BUF), 1):
             w.cell(ncells - 1, c)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         # ijson's message quotes the input around the error; it must not reach the report.
         raise NotebookParseError(f"{type(exc).__name__} after {ncells} cells") from None
     if ncells == 0 and not v3 and b'"cells"' not in head:
         raise NotebookParseError("not a Jupyter notebook (no cells list)")
-    walk_tail(buf, w, v3)
+    walk_tail(buf, w, v3, start)
 
 
-def walk_tail(buf: Any, w: Walker, v3: bool = False) -> None:
+def walk_tail(buf: Any, w: Walker, v3: bool = False, start: int = 0) -> None:
     """The top-level values other than the cells, after the cells (from the raw tail, or a second streamed
     pass for the notebook metadata when the tail does not parse alone)."""
     tail = None if v3 else top_level_tail(buf)
@@ -94,7 +105,7 @@ def walk_tail(buf: Any, w: Walker, v3: bool = False) -> None:
         import ijson
 
         try:
-            for val in ijson.items(_Reader(buf), "metadata", buf_size=IJSON_BUF):
+            for val in ijson.items(_Reader(buf, start), "metadata", buf_size=IJSON_BUF):
                 w.top("metadata", val)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise NotebookParseError(f"{type(exc).__name__} in notebook metadata") from None

@@ -31,11 +31,18 @@ walks the parsed values and scans each string, :mod:`nb_rawline` commits finding
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.nb_cells import parse_cells
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH, find_windowed, nesting_exceeds, raw_findings
-from veritensor_fast.detectors.nb_parse import NotebookParseError, parse_small, parse_streamed, walk_tail
+from veritensor_fast.detectors.nb_parse import (
+    NotebookParseError,
+    bom_length,
+    parse_small,
+    parse_streamed,
+    walk_tail,
+)
 from veritensor_fast.detectors.nb_rawline import (  # noqa: F401 - re-exported
     LiteralFinder,
     commit,
@@ -50,6 +57,7 @@ from veritensor_fast.detectors.nb_walk import (  # noqa: F401 - re-exported
     join_text,
     strip_ansi,
 )
+from veritensor_fast.detectors.text import utf16_encoding
 from veritensor_fast.findings import Item
 
 if TYPE_CHECKING:
@@ -58,6 +66,9 @@ if TYPE_CHECKING:
 #: Notebooks up to this size are parsed whole by orjson; larger ones are streamed by ijson (measured: orjson
 #: 1.4-1.9 GB/s below 1 MB, ijson overtakes it near 8 MB and orjson needs ~3x the file size in memory).
 ORJSON_MAX = 8 << 20
+#: A UTF-16 notebook up to this size is decoded whole and parsed as a notebook; a bigger one is scanned as UTF-16
+#: text (decoded chunk by chunk) with a ``limit`` error.
+UTF16_MAX = 8 << 20
 
 _Walker = Walker  # old private name (tests use it)
 # The tunables of the moved code (``nb_parse.DROP_EVERY`` / ``IJSON_BUF``, ``nb_rawline.RAW_WINDOW`` /
@@ -108,23 +119,31 @@ class NotebookDetector:
                                  None)
         # Outputs are always walked: with outputs excluded their findings are not reported, but they still
         # tell the raw-text pass which of its findings are output tokens to leave out.
+        u16 = utf16_encoding(head)
+        if u16 is not None:  # UTF-16 (PowerShell's Out-File writes it): parsed from its UTF-8 form, if small
+            buf = utf16_as_utf8(buf, u16, scan)
+            if buf is None:
+                return  # an error is recorded; the text pass decodes and scans it as UTF-16 text
+            head = buf[:4096]
+        start = bom_length(head)
         walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
         try:
             if len(buf) <= ORJSON_MAX:
-                parse_small(buf, walker)
+                parse_small(buf, walker, start)
             elif parse_cells(buf, walker) is not None:  # the usual layout: cells cut apart, orjson each
-                walk_tail(buf, walker)
+                walk_tail(buf, walker, False, start)
             else:
                 walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
                 if nesting_exceeds(buf, MAX_DEPTH):  # before ijson, whose memory grows with depth squared
                     scan.error(f"notebook nests JSON deeper than {MAX_DEPTH} levels: not parsed as a notebook, "
                                "scanned as plain text", "limit")
                     return
-                parse_streamed(buf, walker, head)
+                parse_streamed(buf, walker, head, start)
         except NotebookParseError as exc:
             kind = "limit" if "deeper than" in str(exc) else "parse"
             scan.error(f"notebook is not valid JSON / truncated: {exc}; scanned as plain text", kind)
             return
+        first = len(scan.findings)
         walker.flush()
         records, hidden = walker.records, []
         if not self.include_outputs:
@@ -135,7 +154,8 @@ class NotebookDetector:
         # The inline-ignore needles ride in the occurrences' database: the marker pass (which runs when there are
         # findings) then does not read the file again.
         want = wanted(records)
-        marks = _ignore() if want and self.inline_ignores else None
+        # UTF-16: the marker pass reads the file itself (as for UTF-16 text), never these decoded offsets
+        marks = _ignore() if want and self.inline_ignores and u16 is None else None
         lit = LiteralFinder(want, marks.NEEDLES, marks.MAX_MARKERS) if marks is not None else None
         found, occ = find_windowed(scan, buf, want, lit)
         if marks is not None and lit is not None and occ is not None and (lit.needle_hits is not None
@@ -143,4 +163,21 @@ class NotebookDetector:
             marks.remember_needles(buf, lit.needle_hits)
         structured = commit(buf, records, scan, occ) + hidden
         raw_findings(buf, scan, structured, found)
+        if u16 is not None:  # lines and columns are the decoded text's, as the UTF-16 text pass gives them
+            scan.findings[first:] = [replace(f, location={**(f.location or {}), "encoding": u16[0]})
+                                     for f in scan.findings[first:]]
         scan.text_done = True
+
+
+def utf16_as_utf8(buf: Any, u16: tuple[str, int], scan: ItemScan) -> bytes | None:
+    """A UTF-16 notebook of at most :data:`UTF16_MAX` bytes as UTF-8 bytes (its BOM dropped), or None with an
+    error recorded (too big, or not valid UTF-16): then the text pass scans it as UTF-16 text, as before."""
+    if len(buf) > UTF16_MAX:
+        scan.error(f"UTF-16 notebook over {UTF16_MAX >> 20} MiB: not parsed as a notebook, scanned as UTF-16 text",
+                   "limit")
+        return None
+    try:
+        return bytes(buf[u16[1]:]).decode(u16[0]).encode("utf-8")
+    except UnicodeError:
+        scan.error("notebook is not valid UTF-16: scanned as UTF-16 text", "parse")
+        return None
