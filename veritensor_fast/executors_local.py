@@ -14,11 +14,18 @@ this supervisor turns that into a bounded, attributable retry:
 - a task that raises (a reader bug, a result that cannot be pickled) is retried item by item; an item that
   still fails becomes an ``internal`` error (exception type only, never content);
 - a rebuilt pool must answer a no-op task before it gets work: workers that cannot start at all stop the scan
-  with ``EngineError`` instead of turning every item into a crash.
+  with ``EngineError`` instead of turning every item into a crash (the first pool gets work at once: if it
+  breaks, nothing in flight is reported, only run again).
 
 The start method is chosen once per scan: ``fork`` while the parent runs no other thread, else ``forkserver``
 (a fork copies locks other threads may hold). Each worker loads the serialised rules database once
 (``init_worker``).
+
+A task of ``tree`` items only (what is left of a walk, ``sources.fs.walk_tree``) is a *walk* (``_walk``): it lists
+about ``WALK_FILES`` files and hands them back as batches with the rest of its walk, scanning nothing. Walks run
+before other work while fewer than ``WALK_AHEAD`` listed batches per worker wait. When a task walked and then
+scanned what it listed, the rest of the walk came back only at its end: a slow file there held the rest of the
+tree from the other workers, and a pool of N workers had work for all of them only after a chain of such tasks.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from veritensor_fast.batching import chunk
 from veritensor_fast.executors_base import EngineError
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
@@ -54,6 +62,11 @@ from veritensor_fast.worker import (
 
 #: Batches in flight per worker process.
 IN_FLIGHT_PER_JOB = 2
+#: Files a walk task (``_walk``) lists before it hands the rest of its walk back.
+WALK_FILES = 4 * BATCH_ITEMS
+#: Walks run before other work while fewer than this many listed batches per worker wait: the listing keeps
+#: ahead of the scan, and what the parent holds stays bounded by the workers, not by the size of the tree.
+WALK_AHEAD = 4
 #: A pool that breaks this many times in a row before answering a no-op task cannot start at all.
 START_ATTEMPTS = 3
 #: Suspect levels: 0 a batch as planned; 1 one item, run in parallel after a break; 2 one item, run alone.
@@ -103,7 +116,7 @@ class PoolExecutor:
             prebuild(WorkerContext(options, serialised_db, ruleset), serialised_db)
             self._prebuilt = True
         try:
-            self._pool = self._start()
+            self._pool = self._start(answer=False)
         except BaseException:
             self._withdraw()
             raise
@@ -113,14 +126,21 @@ class PoolExecutor:
             prebuild(None)
             self._prebuilt = False
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _start(self, answer: bool = True) -> ProcessPoolExecutor:
         """A new pool that has answered a no-op task. A pool that breaks before answering is retried (a
-        worker killed from outside while it started); ``START_ATTEMPTS`` in a row mean the workers cannot start."""
+        worker killed from outside while it started); ``START_ATTEMPTS`` in a row mean the workers cannot start.
+
+        ``answer=False`` (the first pool of a scan): the no-op is sent but not waited for, so the workers start
+        while this process lists and sends the first batches. If that pool breaks, every batch in flight is a
+        suspect of level 0 (run again, none reported), and the pool that replaces it must answer first."""
         for _ in range(START_ATTEMPTS):
             pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context(self.method), initializer=_init,
                                        initargs=(self.options, self._db))
             try:
-                pool.submit(os.getpid).result()
+                ping = pool.submit(os.getpid)
+                if not answer:
+                    return pool
+                ping.result()
             except BrokenProcessPool:
                 pool.shutdown(wait=True)
                 self.restarts += 1
@@ -142,8 +162,9 @@ class PoolExecutor:
 
     def _submit(self, inflight: dict[Future[BatchResult], tuple[list[Item], int]],
                 unit: tuple[list[Item], int]) -> bool:
+        task = _walk if all(it.kind == "tree" for it in unit[0]) else self._task
         try:
-            inflight[self._pool.submit(self._task, unit[0])] = unit
+            inflight[self._pool.submit(task, unit[0])] = unit
         except BrokenProcessPool:
             return False
         return True
@@ -152,6 +173,8 @@ class PoolExecutor:
         planned = iter(batches)
         exhausted = False
         retry: deque[tuple[list[Item], int]] = deque()  # level-1 singles, before new batches
+        walks: deque[tuple[list[Item], int]] = deque()  # what is left of the tree walks, a tree item each
+        ahead = WALK_AHEAD * self.jobs
         alone: deque[Item] = deque()  # level-2 items: each runs with nothing else in flight
         inflight: dict[Future[BatchResult], tuple[list[Item], int]] = {}
         window = IN_FLIGHT_PER_JOB * self.jobs
@@ -166,7 +189,9 @@ class PoolExecutor:
                         alone.appendleft(it)
             else:
                 while len(inflight) < window:
-                    if retry:
+                    if walks and len(retry) < ahead:  # list ahead, but hold at most ``ahead`` listed batches
+                        unit = walks.popleft()
+                    elif retry:
                         unit = retry.popleft()
                     elif not exhausted:
                         b = next(planned, None)
@@ -174,13 +199,15 @@ class PoolExecutor:
                             exhausted = True
                             continue
                         unit = (b, PLANNED)
+                    elif walks:
+                        unit = walks.popleft()
                     else:
                         break
                     if not self._submit(inflight, unit):
                         retry.appendleft(unit)
                         refused = True
                         break
-            if not inflight and not refused:
+            if not inflight and not refused and not walks:
                 return
             done: set[Future[BatchResult]] = set()
             if inflight:
@@ -196,9 +223,9 @@ class PoolExecutor:
                 if exc is None:
                     res = fut.result()
                     retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
-                    for b in res.rest:  # what a batch of shards held past its bytes, and what is left of a walk:
-                        if b[0].kind == "tree":  # walked first, so the listing (the progress line's total) ends
-                            retry.appendleft((b, PLANNED))  # early, not with the last files scanned
+                    for b in res.rest:  # what a batch of shards held past its bytes, what a walk listed, and
+                        if b[0].kind == "tree":  # what is left of a walk: walked first, so the listing (the
+                            walks.appendleft((b, PLANNED))  # progress line's total) ends early
                         else:
                             retry.append((b, PLANNED))
                     yield res
@@ -245,6 +272,15 @@ class PoolExecutor:
         for p in procs:
             p.join(5)
         self._withdraw()
+
+
+def _walk(batch: list[Item]) -> BatchResult:
+    """A task of ``tree`` items: walk about ``WALK_FILES`` files of them and hand back what was listed, as batches
+    (``BatchResult.rest``, scanned as tasks of their own), and the rest of the walk as ``tree`` items; nothing is
+    scanned here. The executor retries a walk that fails as it retries any batch of tree items."""
+    items, errors, skipped, trees = expand_trees(batch, BATCH_ITEMS, BATCH_BYTES, WALK_FILES)
+    return BatchResult(errors=errors, skipped=skipped, walked=walked(batch, items, trees),
+                       rest=chunk(items, BATCH_ITEMS, BATCH_BYTES) + trees)
 
 
 def _run_batch_unscanned(batch: list[Item]) -> BatchResult:
