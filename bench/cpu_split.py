@@ -70,20 +70,33 @@ def walk(batch):  # a walk task (tree items only: listed, not scanned), logged a
 if real_walk is not None:
     walk.__module__, walk.__qualname__ = "veritensor_fast.executors_local", "_walk"
     executors_local._walk = walk
-real_wait = executors_local.wait
 starve = [0.0, 0]
+try:
+    from veritensor_fast.executors_pool import LeanPool
+    real_wait = LeanPool.wait
 
+    def wait(self, fs, *a, **k):  # the parent waits for results: fewer tasks in flight than workers, one idles
+        fs = list(fs)
+        t = time.perf_counter()
+        r = real_wait(self, fs, *a, **k)
+        if len(fs) < jobs:
+            starve[0] += time.perf_counter() - t
+            starve[1] += 1
+        return r
 
-def wait(fs, *a, **k):  # the parent waits for results: with fewer tasks in flight than workers, a worker idles
-    t = time.perf_counter()
-    r = real_wait(fs, *a, **k)
-    if len(fs) < jobs:
-        starve[0] += time.perf_counter() - t
-        starve[1] += 1
-    return r
+    LeanPool.wait = wait
+except ImportError:  # an older tree: ProcessPoolExecutor
+    real_pwait = executors_local.wait
 
+    def pwait(fs, *a, **k):
+        t = time.perf_counter()
+        r = real_pwait(fs, *a, **k)
+        if len(fs) < jobs:
+            starve[0] += time.perf_counter() - t
+            starve[1] += 1
+        return r
 
-executors_local.wait = wait
+    executors_local.wait = pwait
 init_worker.__module__, init_worker.__qualname__ = "veritensor_fast.worker", "init_worker"  # picklable by reference
 worker.init_worker = executors_local.init_worker = init_worker
 mark = {}

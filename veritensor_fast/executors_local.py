@@ -1,8 +1,9 @@
-"""The local process pool (``--jobs N``): a supervisor over ``concurrent.futures.ProcessPoolExecutor``.
+"""The local process pool (``--jobs N``): a supervisor over ``executors_pool.LeanPool``.
 
 ``multiprocessing.Pool`` never returns a batch whose worker died (SIGKILL, SIGBUS, the kernel's OOM killer):
-the scan hung forever. ``ProcessPoolExecutor`` fails every pending task with ``BrokenProcessPool`` instead, and
-this supervisor turns that into a bounded, attributable retry:
+the scan hung forever. The pool (``LeanPool``, with ``concurrent.futures.ProcessPoolExecutor``'s contract but no
+thread in this process) fails every pending task with ``BrokenProcessPool`` instead, and this supervisor turns
+that into a bounded, attributable retry:
 
 - batches run with at most ``2 x jobs`` in flight (a huge source is never materialised);
 - when the pool breaks, every batch that was in flight is *suspect*: the pool is rebuilt and each suspect
@@ -37,12 +38,13 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from veritensor_fast.batching import chunk
 from veritensor_fast.executors_base import EngineError
+from veritensor_fast.executors_pool import LeanPool
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.worker import (
@@ -126,7 +128,7 @@ class PoolExecutor:
             prebuild(None)
             self._prebuilt = False
 
-    def _start(self, answer: bool = True) -> ProcessPoolExecutor:
+    def _start(self, answer: bool = True) -> LeanPool:
         """A new pool that has answered a no-op task. A pool that breaks before answering is retried (a
         worker killed from outside while it started); ``START_ATTEMPTS`` in a row mean the workers cannot start.
 
@@ -134,12 +136,13 @@ class PoolExecutor:
         while this process lists and sends the first batches. If that pool breaks, every batch in flight is a
         suspect of level 0 (run again, none reported), and the pool that replaces it must answer first."""
         for _ in range(START_ATTEMPTS):
-            pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context(self.method), initializer=_init,
-                                       initargs=(self.options, self._db))
+            pool = LeanPool(self.jobs, mp.get_context(self.method), _init, (self.options, self._db),
+                            IN_FLIGHT_PER_JOB)
             try:
                 ping = pool.submit(os.getpid)
                 if not answer:
                     return pool
+                pool.wait([ping])
                 ping.result()
             except BrokenProcessPool:
                 pool.shutdown(wait=True)
@@ -211,10 +214,11 @@ class PoolExecutor:
                 return
             done: set[Future[BatchResult]] = set()
             if inflight:
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                done = self._pool.wait(inflight)
             broke = refused or any(isinstance(f.exception(), BrokenProcessPool) for f in done)
             if broke:
-                wait(inflight)  # the pool fails every pending task at once; some may have finished first
+                self._pool.wait(inflight, first=False)  # the pool fails every pending task at once; some may
+                # have finished first
                 done = set(inflight)
             crashed: list[Item] = []
             for fut in done:
