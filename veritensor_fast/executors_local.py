@@ -196,6 +196,8 @@ class PoolExecutor:
                         unit = walks.popleft()
                     elif retry:
                         unit = retry.popleft()
+                        if unit[1] == PLANNED and unit[0][0].kind != "tree":
+                            unit = (_merge(unit[0], retry), PLANNED)
                     elif not exhausted:
                         b = next(planned, None)
                         if b is None:
@@ -276,6 +278,27 @@ class PoolExecutor:
         for p in procs:
             p.join(5)
         self._withdraw()
+
+
+def _files(batch: list[Item]) -> int:
+    return sum(len(it.entries) or 1 for it in batch)
+
+
+def _merge(batch: list[Item], retry: deque[tuple[list[Item], int]]) -> list[Item]:
+    """``batch`` and the planned batches after it in ``retry``, while they fit in one batch (``BATCH_ITEMS`` files,
+    under ``BATCH_BYTES`` known bytes): the last batch of each walk and the remainders of batches cut at their
+    bytes are small, and each task costs a round trip (on the real tree 148 of 346 tasks held under 200 files
+    and 3.5 MB)."""
+    n, size = _files(batch), sum(max(it.size, 0) for it in batch)
+    while retry and retry[0][1] == PLANNED and retry[0][0][0].kind != "tree":
+        nxt = retry[0][0]
+        m, b = _files(nxt), sum(max(it.size, 0) for it in nxt)
+        if n + m > BATCH_ITEMS or size + b >= BATCH_BYTES:
+            break
+        retry.popleft()
+        batch = batch + nxt
+        n, size = n + m, size + b
+    return batch
 
 
 def _walk(batch: list[Item]) -> BatchResult:

@@ -108,22 +108,23 @@ class LeanPool:
 
     def wait(self, futures: Iterable[Future[Any]], first: bool = True) -> set[Future[Any]]:
         """Read results until one of ``futures`` is done (``first``) or all are; return those done."""
-        fs = list(futures)
-        while True:
-            done = {f for f in fs if f.done()}
-            if (done if first else len(done) == len(fs)) or self._broken:
-                return done  # a broken pool has failed every task it had
-            self._pump()
+        fs = set(futures)
+        done = {f for f in fs if f.done()}
+        while not (done if first else len(done) == len(fs)) and not self._broken:
+            done.update(f for f in self._pump() if f in fs)
+        return {f for f in fs if f.done()} if self._broken else done  # broken: every task it had failed
 
-    def _pump(self) -> None:
+    def _pump(self) -> list[Future[Any]]:
+        """Wait for results (or a worker's death) and read them: the tasks they finished."""
         if not any(self._sent):
             raise RuntimeError("waiting for a result no worker has")  # a bug: never a hang
         died = False
+        finished: list[Future[Any]] = []
         for key, _ in self._sel.select():
             what, w = key.data
             if what == "w":
                 if not self._flush(w):
-                    return
+                    return finished
                 continue
             if what == "d":
                 died = True
@@ -144,11 +145,13 @@ class LeanPool:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+            finished.append(fut)
         if died:
             self._drain()
             self._break()
         else:
             self._dispatch()
+        return finished
 
     def _drain(self) -> None:
         """Results the living workers sent before the pool broke are theirs to keep."""
