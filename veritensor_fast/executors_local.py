@@ -228,7 +228,9 @@ class PoolExecutor:
                 exc = fut.exception()
                 if exc is None:
                     res = fut.result()
-                    retry.extend(([it], PLANNED) for it in res.more)  # big files of a shard: a task each
+                    # big files of a shard and parts of a split file: a task each, first (the longest tasks
+                    # start early instead of ending the scan on one worker while the others wait)
+                    retry.extendleft(([it], PLANNED) for it in reversed(res.more))
                     for b in res.rest:  # what a batch of shards held past its bytes, what a walk listed, and
                         if b[0].kind == "tree":  # what is left of a walk: walked first, so the listing (the
                             walks.appendleft((b, PLANNED))  # progress line's total) ends early
