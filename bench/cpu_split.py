@@ -11,7 +11,10 @@ Each round runs ``engine.scan`` in a fresh process and prints one JSON line:
 - ``worker_idle_s``: worker-seconds not spent in a batch between the pool's start and its end;
 - ``parent_share``: ``parent_scan_cpu / (parent_scan_cpu + worker_cpu)``;
 - ``tasks``, ``tree_tasks``, ``part_tasks``: batches run, those that walked part of the tree (with a pool the
-  workers list all but the first files), and parts of large files split across tasks.
+  workers list all but the first files), and parts of large files split across tasks; ``walk_tasks``: tasks that
+  only listed (``executors_local._walk``);
+- ``starved_s``/``starved_waits``: the parent waited for a result with fewer tasks in flight than workers (a
+  worker had nothing to do); ``gaps_s``: worker seconds between the end of one task and the start of the next.
 Load on a shared machine distorts wall times far more than CPU seconds: compare CPU, same run, paired.
 """
 
@@ -25,6 +28,7 @@ import tempfile
 
 CHILD = r"""
 import json, os, resource, sys, time
+jobs = int(sys.argv[2])
 from veritensor_fast import engine, executors_local, worker
 from veritensor_fast.sources.fs import FileSource
 
@@ -51,6 +55,48 @@ def init_worker(o, db):
 
 
 worker.WorkerContext.run_batch = run_batch
+real_walk = getattr(executors_local, "_walk", None)
+
+
+def walk(batch):  # a walk task (tree items only: listed, not scanned), logged as a batch of its own
+    t, c = time.perf_counter(), time.process_time()
+    r = real_walk(batch)
+    t1, c1 = time.perf_counter(), time.process_time()
+    with open(log, "a") as f:
+        f.write(f"b {t1 - t} {os.getpid()} {t} {t1} {c1 - c} 0 0 0 - {len(sys.modules)} 0 w\n")
+    return r
+
+
+if real_walk is not None:
+    walk.__module__, walk.__qualname__ = "veritensor_fast.executors_local", "_walk"
+    executors_local._walk = walk
+starve = [0.0, 0]
+try:
+    from veritensor_fast.executors_pool import LeanPool
+    real_wait = LeanPool.wait
+
+    def wait(self, fs, *a, **k):  # the parent waits for results: fewer tasks in flight than workers, one idles
+        fs = list(fs)
+        t = time.perf_counter()
+        r = real_wait(self, fs, *a, **k)
+        if len(fs) < jobs:
+            starve[0] += time.perf_counter() - t
+            starve[1] += 1
+        return r
+
+    LeanPool.wait = wait
+except ImportError:  # an older tree: ProcessPoolExecutor
+    real_pwait = executors_local.wait
+
+    def pwait(fs, *a, **k):
+        t = time.perf_counter()
+        r = real_pwait(fs, *a, **k)
+        if len(fs) < jobs:
+            starve[0] += time.perf_counter() - t
+            starve[1] += 1
+        return r
+
+    executors_local.wait = pwait
 init_worker.__module__, init_worker.__qualname__ = "veritensor_fast.worker", "init_worker"  # picklable by reference
 worker.init_worker = executors_local.init_worker = init_worker
 mark = {}
@@ -64,7 +110,6 @@ def pool_map(self, batches):
 
 
 executors_local.PoolExecutor.map = pool_map
-jobs = int(sys.argv[2])
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
 res = engine.scan(FileSource([sys.argv[1]], default_excludes=sys.argv[4] == "1"), worker.ScanOptions(), jobs=jobs)
@@ -109,6 +154,11 @@ print(json.dumps({
     "batch_page_faults": sum(f for bs in per.values() for *_, f in bs),  # minor faults inside batches
     "longest_batches": [[round(d, 3), round(c, 3), b, n] for d, c, b, n in longest],
     # tasks run: all, those that walked a tree item (the listing in the workers), parts of split files
+    # the parent waited for results with fewer tasks in flight than workers (no work to hand out): seconds, times
+    "starved_s": round(starve[0], 3), "starved_waits": starve[1],
+    # worker seconds between two tasks (the round trip of a result and the next task, or no work to take)
+    "gaps_s": round(sum(b[0] - a[1] for bs in per.values() for a, b in zip(sorted(bs), sorted(bs)[1:])), 3),
+    "walk_tasks": sum(1 for r in rows if r[0] == "b" and r[12] == "w"),
     "tasks": sum(1 for r in rows if r[0] == "b"), "tree_tasks": sum(1 for r in rows if r[0] == "b" and "t" in r[12]),
     "part_tasks": sum(1 for r in rows if r[0] == "b" and "s" in r[12]), "workers": timeline,
 }))

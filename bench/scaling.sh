@@ -92,20 +92,21 @@ base = rows[0][1]
 lines = [f"# Scaling: {corpus} ({nbytes / 1e6:.0f} MB)", "",
          f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
          f"Python {platform.python_version()}, median of {rounds}, page cache warm.", "",
-         "| --jobs | wall s | MB/s | speed-up vs --jobs 1 | efficiency | CPU s (all processes) | parent CPU s while the pool runs | worker CPU s | CPU s in batches | parent share | parent µs/file | worker idle s | tail s | modules workers import | tasks (walking, parts) | longest task CPU s | peak RSS MB (largest process) | recall | max load before |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "| --jobs | wall s | MB/s | speed-up vs --jobs 1 | efficiency | CPU s (all processes) | parent CPU s while the pool runs | worker CPU s | CPU s in batches | parent share | parent µs/file | worker idle s | tail s | modules workers import | tasks (walking, parts) | gaps between tasks s | parent starved s | longest task CPU s | peak RSS MB (largest process) | recall | max load before |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for j, w, m, r, rc, c, ld, sp in rows:
     g = lambda k: sp.get(k, "")  # noqa: E731
     lines.append(f"| {j} | {w:.2f} | {m:.0f} | {base / w:.2f}x | {base / w / j:.0%} | {c:.2f} | {g('parent_scan_cpu')} | "
                  f"{g('worker_cpu')} | {g('batch_cpu')} | {g('parent_share')} | {g('parent_us_per_file')} | "
-                 f"{g('worker_idle_s')} | {g('tail_s')} | {g('worker_new_modules')} | {g('tasks')} ({g('tree_tasks')}, {g('part_tasks')}) | "
+                 f"{g('worker_idle_s')} | {g('tail_s')} | {g('worker_new_modules')} | {g('tasks')} ({g('walk_tasks') or g('tree_tasks')}, {g('part_tasks')}) | {g('gaps_s')} | {g('starved_s')} | "
                  f"{max((b[1] for b in sp.get('longest_batches', [])), default='')} | {r:.0f} | {rc:.3f} | {ld:.2f} |")
 lines += ["", "parent share = parent CPU while the pool runs / (that + worker CPU). The parent is one thread, so "
           "the curve flattens near (1 - share) / share workers (Amdahl). CPU in batches: the same work at every "
           "--jobs, so growth with N is per-worker overhead. tail: seconds between the first worker's last batch "
           "and the last one's (a straggler: the longest batches are in the cpu_split line printed above). tasks: batches "
           "run; walking: those that listed part of the tree (with a pool the workers list all but the first 1,024 "
-          "files); parts: parts of large files split across tasks. Amdahl at N workers: the serial start (CLI "
+          "files); parts: parts of large files split across tasks. gaps: worker seconds between one task's end and "
+          "the next one's start; parent starved: seconds the parent waited with fewer tasks in flight than workers. Amdahl at N workers: the serial start (CLI "
           "start-up, first listing, fork), the parent's CPU while the pool runs, and the longest task."]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -50,6 +50,27 @@ def expand_trees(batch: list[Item], max_files: int, max_bytes: int,
     return out, errors, skipped, rest
 
 
+def chunk(items: list[Item], max_items: int, max_bytes: int) -> list[list[Item]]:
+    """``items`` in batches as ``engine.make_batches`` fills them (a ``dir`` shard counts its entries; a file of
+    ``max_bytes`` or more is a batch of its own)."""
+    out: list[list[Item]] = []
+    batch: list[Item] = []
+    size = n = 0
+    for it in items:
+        if it.size >= max_bytes:
+            out.append([it])
+            continue
+        batch.append(it)
+        size += max(it.size, 0)
+        n += len(it.entries) or 1
+        if n >= max_items or size >= max_bytes:
+            out.append(batch)
+            batch, size, n = [], 0, 0
+    if batch:
+        out.append(batch)
+    return out
+
+
 def walked(batch: list[Item], out: list[Item], rest: list[list[Item]]) -> tuple[int, int]:
     """What ``expand_trees`` did to ``batch`` (``out``, ``rest`` its result), for ``BatchResult.walked``: the files
     its tree walks listed, and the ``tree`` items it handed back less those it took. Counted per item, not per
