@@ -121,6 +121,9 @@ class GitHistorySource(HistoryResults):
         self._pending: list[tuple[str, Sequence[Finding]]] = []  # scanned, not yet written to the datastore
         self._flushed = float("-inf")  # the first batch is written at once: even a short run leaves a memo
         self._log_walk: tuple[list[str], bytes | None] | None = None
+        #: start provenance's ``git log`` while ``rev-list`` walks, paused when the listing is done until a blob
+        #: finding needs it (set by ``history`` when a process pool scans beside it: a core idles then)
+        self.early_log = False
 
     # -- listing ------------------------------------------------------------------------------------------
 
@@ -315,9 +318,12 @@ class GitHistorySource(HistoryResults):
         # the commits first: their list is ready long before ``rev-list --objects`` ends, and the workers scan
         # them (messages, authors: ~6k items in a 6k-commit history) while it still runs
         yield from self._commit_items(seen)
+        if self.early_log and not self._incremental:  # beside the rest of the walk (git_results)
+            self._early_log()
         if self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
             reachable, self._walk_failure = git_list.parse_reachable(self._spools.pop("reachable", None))
+            self._pause_log()
             stream: Iterator[tuple[str, str, int, str]]
             if self._incremental and len(reachable) < 50_000:  # a few new blobs: size them, skip the pack scan
                 stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.sizes(self.origin, list(reachable)))

@@ -95,9 +95,26 @@ class HistoryResults:
             now = time.monotonic()
             if len(self._pending) >= FLUSH_BLOBS or now - self._flushed >= FLUSH_SECONDS:
                 self._flush()
-        if self._log is None and not self._log_decided and any(
+        if (self._log is None or self._log.paused) and not self._log_decided and any(
                 nf and key in self._paths for key, nf, _ in res.scanned):
+            if self._log is not None:  # started beside the listing (``_early_log``): needed after all
+                self._log_decided = True
+                self._log.resume()
+            else:
+                self._start_log()
+
+    def _early_log(self) -> None:
+        """Start the provenance pass while ``rev-list --objects`` still walks (one core idles then), before any
+        blob is scanned; ``_pause_log`` stops it when the listing is done, until the first blob finding
+        (``on_batch``) shows it is needed. A clean history pays only the idle core's time, never waits on it."""
+        if self._log is None and not self._log_decided:
             self._start_log()
+            self._log_decided = False  # the first blob finding still decides
+
+    def _pause_log(self) -> None:
+        """The listing is done and no blob finding has come yet: stop the speculative provenance pass."""
+        if self._log is not None and not self._log_decided:
+            self._log.pause()
 
     def _flush(self) -> None:
         """Write the recorded blobs waiting in memory to the datastore, in one transaction."""
