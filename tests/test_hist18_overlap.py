@@ -4,6 +4,9 @@ clean sweep. Each test checks behaviour (what runs when, what is reported), neve
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,15 @@ def _repo(tmp_path: Path, secrets: int = 2) -> Path:
     return repo
 
 
-def _state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0]
+def _state(pid: int, want: str = "", tries: int = 200) -> str:
+    """The process state letter (``/proc``); with ``want``, polled until it is that (a signal lands async)."""
+    for _ in range(tries):
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            st = fh.read().rsplit(")", 1)[1].split()[0]
+        if not want or st == want or (want.startswith("!") and st != want[1:]):
+            break
+        time.sleep(0.01)
+    return st
 
 
 def _is_log(args: tuple[str, ...]) -> bool:
@@ -84,7 +93,7 @@ def test_paused_spool_resumes_on_wait_with_its_whole_output(tmp_path: Path) -> N
         pid = sp.proc.pid
         sp.pause()
         if sp.paused:  # git may already have finished (a tiny history): nothing to stop then
-            assert _state(pid) == "T"
+            assert _state(pid, "T") == "T"
         assert sp.wait() == 0  # waiting on a paused pass lets it go on first, never hangs
         assert sp.out.read() == want and want
     finally:
@@ -95,17 +104,52 @@ def test_log_starts_beside_the_walk_and_is_paused_until_a_finding(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     repo = _repo(tmp_path, secrets=0)
     spy = _Spy(monkeypatch)
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    for name in ("pause", "background"):
+        real = getattr(Spool, name)
+
+        def rec(self: Spool, _real: Any = real, _name: str = name) -> None:
+            calls.append((_name, tuple(self.args[:2])))
+            _real(self)
+
+        monkeypatch.setattr(Spool, name, rec)
     src = GitHistorySource(str(repo), use_datastore=False)
     src.early_log = True
     src.validate()
     src.start()
-    items = list(src.items())
-    assert items and spy.index("log") < spy.index("listed")  # started before the blob walk was read
-    assert src._log is not None and src._log.paused
-    assert spy.logs and (spy.logs[0].poll() is not None or _state(spy.logs[0].pid) == "T")
+    first_blob = None
+    for it in src.items():
+        if getattr(it, "kind", "") == "blob" and first_blob is None:
+            first_blob = list(calls)  # what had happened when the first blob was handed out
+    assert spy.index("log") < spy.index("listed")  # started before the blob walk was read
+    # at the lowest priority, and paused once the walk was read, before any blob was scanned
+    assert first_blob == [("background", ("log", "--raw")), ("pause", ("log", "--raw"))]
+    assert src._log is not None and (src._log.paused or spy.logs[0].poll() is not None)
     src.close()
     assert spy.logs[0].poll() is not None  # stopped, not left behind in the stopped state
     assert not [a for a in child_argvs().values() if b"log" in a]
+
+
+def test_paused_low_priority_log_of_a_long_history_is_stopped_and_reaped(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass that is still running when paused is in the stopped state at nice 19; closing it reaps it."""
+    repo = _repo(tmp_path, secrets=0)
+    real = gitcmd.popen
+    monkeypatch.setattr(gitcmd, "popen", lambda r, a, **kw: real(r, a, **{**kw, "stdin": subprocess.PIPE}))
+    sp = Spool(str(repo), ["cat-file", "--batch"])  # its input stays open: it runs until stopped
+    try:
+        assert sp.proc is not None
+        pid = sp.proc.pid
+        sp.background()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        sp.pause()
+        assert sp.paused and _state(pid, "T") == "T"
+        sp.resume()
+        assert not sp.paused and _state(pid, "!T") != "T"
+        sp.pause()
+    finally:
+        sp.close()
+    assert sp.proc is None and not [a for a in child_argvs().values() if b"cat-file" in a]
 
 
 def test_early_log_same_findings_and_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,4 +187,18 @@ def test_early_log_with_datastore_and_commit_findings_only(tmp_path: Path, monke
     assert len(r.findings) == 1 and r.findings[0].path.startswith("commit:")
     assert _key(r) == _key(base)
     assert spy.logs and spy.logs[0].poll() is not None
+    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+
+
+def test_unprivileged_early_log_is_replaced_by_a_fresh_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raising a nice-19 pass back needs privilege: without it the early pass is dropped and a fresh one started
+    at the first finding (what happens without the early pass); provenance is the same."""
+    repo = _repo(tmp_path, secrets=2)
+    base = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
+    spy = _Spy(monkeypatch)
+    monkeypatch.setattr(Spool, "foreground", lambda self: False)
+    monkeypatch.setattr(history, "EARLY_POOL_OBJECTS", 1)
+    r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False)
+    assert _key(r) == _key(base) and len(r.findings) == 2
+    assert len(spy.logs) == 2 and all(p.poll() is not None for p in spy.logs)
     assert not [a for a in child_argvs().values() if b"git" in a[0]]

@@ -97,19 +97,26 @@ class HistoryResults:
                 self._flush()
         if (self._log is None or self._log.paused) and not self._log_decided and any(
                 nf and key in self._paths for key, nf, _ in res.scanned):
-            if self._log is not None:  # started beside the listing (``_early_log``): needed after all
+            log = self._log
+            if log is not None and log.foreground():  # started beside the listing (``_early_log``): needed
                 self._log_decided = True
-                self._log.resume()
-            else:
+                log.resume()
+            else:  # none, or its priority cannot be raised again (unprivileged): a fresh pass, as without it
+                if log is not None:
+                    log.close()
+                    self._log = None
                 self._start_log()
 
     def _early_log(self) -> None:
         """Start the provenance pass while ``rev-list --objects`` still walks (one core idles then), before any
         blob is scanned; ``_pause_log`` stops it when the listing is done, until the first blob finding
-        (``on_batch``) shows it is needed. A clean history pays only the idle core's time, never waits on it."""
+        (``on_batch``) shows it is needed. It runs at the lowest priority (nice 19) until then, so it takes only
+        CPU time nothing else wants: a clean history pays at most the idle core's time and never waits on it."""
         if self._log is None and not self._log_decided:
             self._start_log()
             self._log_decided = False  # the first blob finding still decides
+            if self._log is not None:
+                self._log.background()
 
     def _pause_log(self) -> None:
         """The listing is done and no blob finding has come yet: stop the speculative provenance pass."""

@@ -52,6 +52,25 @@ class Spool:
             except OSError:  # already gone
                 pass
 
+    def background(self) -> None:
+        """Run git at the lowest priority (nice 19): it then takes only CPU time nothing else wants."""
+        if self.proc is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, 19)
+            except OSError:
+                pass
+
+    def foreground(self) -> bool:
+        """Back to this process's own priority; False when that is not permitted (lowering a niceness needs
+        privilege) or git is gone."""
+        if self.proc is None:
+            return False
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except OSError:
+            return False
+        return True
+
     def resume(self) -> None:
         """Let a paused git go on (SIGCONT)."""
         if self.paused:
