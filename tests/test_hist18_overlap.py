@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from veritensor_fast import gitcmd, history
+from veritensor_fast.findings import Item
 from veritensor_fast.history import scan_history
 from veritensor_fast.sources import git_list
 from veritensor_fast.sources.git import GitHistorySource
+from veritensor_fast.sources.git_overlap import OverlappedListing
 from veritensor_fast.sources.git_provenance import LOG_ARGS
 from veritensor_fast.sources.git_spool import Spool
 from veritensor_fast.worker import ScanOptions
@@ -70,8 +72,15 @@ class _Spy:
             self.events.append(("listed", ()))
             return real_parse(spool)
 
+        real_iter = OverlappedListing.__iter__
+
+        def overlapped(listing: Any) -> Any:
+            self.events.append(("listed", ()))
+            return real_iter(listing)
+
         monkeypatch.setattr(gitcmd, "popen", popen)
         monkeypatch.setattr(git_list, "parse_reachable", parse)
+        monkeypatch.setattr(OverlappedListing, "__iter__", overlapped)
 
     def index(self, what: str) -> int:
         return next(i for i, e in enumerate(self.events) if e[0] == what or (what == "log" and _is_log(e[1])))
@@ -122,8 +131,9 @@ def test_log_starts_beside_the_walk_and_is_paused_until_a_finding(tmp_path: Path
         if getattr(it, "kind", "") == "blob" and first_blob is None:
             first_blob = list(calls)  # what had happened when the first blob was handed out
     assert spy.index("log") < spy.index("listed")  # started before the blob walk was read
-    # at the lowest priority, and paused once the walk was read, before any blob was scanned
-    assert first_blob == [("background", ("log", "--raw")), ("pause", ("log", "--raw"))]
+    # at the lowest priority, and paused once the walk was done (blobs it named were handed out meanwhile)
+    assert first_blob == [("background", ("log", "--raw"))]
+    assert calls == [("background", ("log", "--raw")), ("pause", ("log", "--raw"))]
     assert src._log is not None and (src._log.paused or spy.logs[0].poll() is not None)
     src.close()
     assert spy.logs[0].poll() is not None  # stopped, not left behind in the stopped state
@@ -202,3 +212,102 @@ def test_unprivileged_early_log_is_replaced_by_a_fresh_pass(tmp_path: Path, monk
     assert _key(r) == _key(base) and len(r.findings) == 2
     assert len(spy.logs) == 2 and all(p.poll() is not None for p in spy.logs)
     assert not [a for a in child_argvs().values() if b"git" in a[0]]
+
+
+def _tricky(tmp_path: Path) -> Path:
+    """Secrets, a path with a newline, a blob at two paths, a deleted file, a side branch, a tag on a blob."""
+    repo = _repo(tmp_path, secrets=2)
+    (repo / "a\nb.txt").write_text(f"K = '{hf_token()}'\n")
+    (repo / "copy.py").write_text((repo / "s0.py").read_text())
+    git_run(repo, "add", ".")
+    git_run(repo, "commit", "-q", "-m", "newline path and copy")
+    git_run(repo, "checkout", "-q", "-b", "side")
+    (repo / "side.py").write_text(f"S = '{hf_token()}'\n")
+    git_run(repo, "add", ".")
+    git_run(repo, "commit", "-q", "-m", "side")
+    git_run(repo, "checkout", "-q", "main")
+    git_run(repo, "rm", "-q", "n0.txt")
+    git_run(repo, "commit", "-q", "-m", "delete")
+    (tmp_path / "loose.txt").write_text(f"L = '{hf_token()}'\n")
+    blob = git_run(repo, "hash-object", "-w", str(tmp_path / "loose.txt")).stdout.strip()
+    git_run(repo, "tag", "blobtag", blob)
+    git_run(repo, "repack", "-adq")
+    return repo
+
+
+def _listing(repo: Path, early: bool) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, str, str]], Any]:
+    src = GitHistorySource(str(repo), use_datastore=False)
+    src.early_log = early
+    src.validate()
+    src.start()
+    items, errors = [], []
+    for it in src.items():
+        if isinstance(it, Item):
+            items.append((it.kind, it.key, it.path, it.size))
+        else:
+            errors.append((it.path, it.kind, it.reason))
+    src.close()
+    return sorted(items), sorted(errors), {k: v for k, v in src.stats.items() if k != "listing_seconds"}
+
+
+def test_overlapped_listing_lists_exactly_what_the_sequential_one_does(tmp_path: Path) -> None:
+    repo = _tricky(tmp_path)
+    old, new = _listing(repo, False), _listing(repo, True)
+    assert new[0] == old[0] and new[1] == old[1]
+    assert {k: v for k, v in new[2].items() if k != "blobs_listed_early"} == old[2]
+    paths = {p for _, _, p, _ in new[0]}
+    assert "a" in paths and "copy.py" in paths  # "a\nb.txt" as rev-list names it (cut at the newline), as before
+    assert new[2]["blobs_listed_early"] > 0 and "blobs_listed_early" not in old[2]
+
+
+def test_overlapped_sweep_same_findings_as_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _tricky(tmp_path)
+    base = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
+    monkeypatch.setattr(history, "EARLY_POOL_OBJECTS", 1)
+    r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False)
+    assert len(base.findings) >= 5 and _key(r) == _key(base)
+    assert [(e.path, e.kind, e.reason) for e in r.errors] == [(e.path, e.kind, e.reason) for e in base.errors]
+    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+
+
+def test_broken_walk_overlapped_same_errors_and_fallback(tmp_path: Path) -> None:
+    """A tree missing from the database stops ``rev-list``: reported, then every blob in the database is
+    scanned, the same with the listing overlapped as without."""
+    repo = init_repo(tmp_path / "r")
+    (repo / "d").mkdir()
+    (repo / "d" / "x.txt").write_text(f"T = '{hf_token()}'\n")
+    git_run(repo, "add", ".")
+    git_run(repo, "commit", "-q", "-m", "sub")
+    tree = git_run(repo, "rev-parse", "HEAD:d").stdout.strip()
+    os.remove(repo / ".git" / "objects" / tree[:2] / tree[2:])
+    old, new = _listing(repo, False), _listing(repo, True)
+    assert new[1] == old[1] and any(k == "corrupt" for _, k, _ in new[1])
+    assert new[0] == old[0]
+
+
+def test_blobs_are_handed_out_while_the_walk_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk's output is read as git writes it: the first blob comes out while the walk has not ended."""
+    repo = _repo(tmp_path, secrets=1)
+    lines = git_run(repo, "rev-list", "--objects", "--all", "--filter=object:type=blob").stdout.splitlines()
+    blobs = [ln for ln in lines if " " in ln]
+    real = gitcmd.popen
+    monkeypatch.setattr(gitcmd, "popen", lambda r, a, **kw: real(r, a, **{**kw, "stdin": subprocess.PIPE}))
+    # stands in for ``rev-list --objects``: echoes "<oid> <path>" for each line it is given, until its input ends
+    walk = Spool(str(repo), ["cat-file", "--batch-check=%(objectname) %(rest)"])
+    monkeypatch.setattr(gitcmd, "popen", real)
+    pack = Spool(str(repo), git_list.PACK_ORDER)
+    assert walk.proc is not None and walk.proc.stdin is not None
+    walk.proc.stdin.write((blobs[0] + "\n").encode())
+    walk.proc.stdin.flush()
+    listing = OverlappedListing(walk, pack)
+    it = iter(listing)
+    first = next(it)
+    assert walk.proc.poll() is None  # handed out before the walk ended
+    assert (first[0], first[1], first[3]) == (blobs[0].split(" ", 1)[0], "blob", blobs[0].split(" ", 1)[1])
+    walk.proc.stdin.write(("\n".join(blobs[1:]) + "\n").encode())
+    walk.proc.stdin.close()
+    rest = list(it)
+    assert sorted([first[0], *(r[0] for r in rest)]) == sorted(b.split(" ", 1)[0] for b in blobs)
+    assert listing.early >= 1 and listing.failure is None
+    walk.close()
+    pack.close()

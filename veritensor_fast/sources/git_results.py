@@ -95,8 +95,7 @@ class HistoryResults:
             now = time.monotonic()
             if len(self._pending) >= FLUSH_BLOBS or now - self._flushed >= FLUSH_SECONDS:
                 self._flush()
-        if (self._log is None or self._log.paused) and not self._log_decided and any(
-                nf and key in self._paths for key, nf, _ in res.scanned):
+        if not self._log_decided and any(nf and key in self._paths for key, nf, _ in res.scanned):
             log = self._log
             if log is not None and log.foreground():  # started beside the listing (``_early_log``): needed
                 self._log_decided = True
@@ -108,9 +107,9 @@ class HistoryResults:
                 self._start_log()
 
     def _early_log(self) -> None:
-        """Start the provenance pass while ``rev-list --objects`` still walks (one core idles then), before any
-        blob is scanned; ``_pause_log`` stops it when the listing is done, until the first blob finding
-        (``on_batch``) shows it is needed. It runs at the lowest priority (nice 19) until then, so it takes only
+        """Start the provenance pass while ``rev-list --objects`` still walks (a core idles then);
+        ``_pause_log`` stops it when the walk is done, unless a blob finding (``on_batch``) has shown it is
+        needed; the first one later lets it go on. It runs at the lowest priority (nice 19) until then, so it takes only
         CPU time nothing else wants: a clean history pays at most the idle core's time and never waits on it."""
         if self._log is None and not self._log_decided:
             self._start_log()
@@ -119,7 +118,7 @@ class HistoryResults:
                 self._log.background()
 
     def _pause_log(self) -> None:
-        """The listing is done and no blob finding has come yet: stop the speculative provenance pass."""
+        """The walk is done and no blob finding has come yet: stop the speculative provenance pass."""
         if self._log is not None and not self._log_decided:
             self._log.pause()
 

@@ -61,10 +61,10 @@ class Spool:
                 pass
 
     def foreground(self) -> bool:
-        """Back to this process's own priority; False when that is not permitted (lowering a niceness needs
-        privilege) or git is gone."""
-        if self.proc is None:
-            return False
+        """Back to this process's own priority (True also when git has already finished); False when that is
+        not permitted (lowering a niceness needs privilege)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return True
         try:
             os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
         except OSError:
