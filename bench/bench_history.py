@@ -441,5 +441,7 @@ if __name__ == "__main__":
         print("t_s   " + " ".join(f"{k[:12]:>12}" for k in tl["kinds"]) + "    sum")
         for row in tl["per_100ms"]:
             print(f"{row[0]:4.1f}  " + " ".join(f"{v:12.2f}" for v in row[1:]) + f"  {sum(row[1:]):5.2f}")
+        totals = [sum(r[i] for r in tl["per_100ms"]) for i in range(1, len(tl["kinds"]) + 1)]
+        print("total " + " ".join(f"{v:12.2f}" for v in totals) + f"  {sum(totals):5.2f}")
     else:
         print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))

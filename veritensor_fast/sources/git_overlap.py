@@ -4,9 +4,10 @@
 60k-blob history) while the pack-order listing (``cat-file --batch-all-objects --batch-check``) is done long
 before it. Waiting for the walk before handing out any blob leaves the other cores idle. Here the walk's output
 is read as git writes it: each blob it names with a path is handed out at once (its size from the pack-order
-listing), and when the walk is done the rest follow in pack order, as before. The first blobs the walk names
-are those of the newest trees, mostly the heads of their delta families (stored whole), so reading them early
-costs git little; the rest are still read in pack order (each family's older versions together).
+listing) if it is stored whole, and when the walk is done the rest follow in pack order, as before. Only whole
+objects go early: a delta read out of pack order makes git resolve its chain again (measured on a repacked
+6k-commit history, handing out every blob the walk named as it came cost 0.66 s more ``cat-file`` CPU, +50 %);
+a whole object costs the same in any order, and the deltas are still read in pack order (each family together).
 
 What is listed is exactly what the two listings give when read one after the other (``git_list.parse_reachable``
 and ``git_list.reachable_in_pack_order``): each blob once, at the path ``rev-list`` named it (a blob named
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from veritensor_fast.findings import display_path
+from veritensor_fast.sources.git_list import reachable_in_pack_order
 from veritensor_fast.sources.git_spool import Spool
 
 #: How long to wait for more output from a running ``rev-list`` before looking again.
@@ -66,24 +68,18 @@ class OverlappedListing:
         self.failure: str | None = None
         self.early = 0  # blobs handed out while the walk ran
 
-    def _pack_listing(self) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
-        """The pack-order listing's blob and missing lines, in order, and the size of each blob."""
-        order: list[tuple[str, str, int]] = []
+    def _whole_blobs(self) -> dict[str, int]:
+        """The size of every blob stored whole (not as a delta: no chain to resolve, so reading it out of pack
+        order costs git nothing more), from the pack-order listing (done long before the walk)."""
         sizes: dict[str, int] = {}
         for raw in self.pack.lines():
             parts = raw.split()
-            if len(parts) == 3:
-                if parts[1] == b"blob":
-                    oid = parts[0].decode()
-                    size = int(parts[2])
-                    order.append((oid, "blob", size))
-                    sizes[oid] = size
-            elif len(parts) == 2:
-                order.append((parts[0].decode(), parts[1].decode(), -1))
-        return order, sizes
+            if len(parts) == 4 and parts[1] == b"blob" and not parts[3].strip(b"0"):
+                sizes[parts[0].decode()] = int(parts[2])
+        return sizes
 
     def __iter__(self) -> Iterator[tuple[str, str, int, str]]:
-        order, sizes = self._pack_listing()
+        sizes = self._whole_blobs()
         reachable = self.reachable
         early: set[str] = set()
         for raw in follow_lines(self.reach):
@@ -99,8 +95,7 @@ class OverlappedListing:
         self.failure = self.reach.failure()
         if self.on_walked is not None:
             self.on_walked()
-        for oid, otype, size in order:
-            if oid not in early:
-                found = reachable.get(oid)
-                if found is not None:
-                    yield oid, otype, size, found
+        del sizes
+        for item in reachable_in_pack_order(self.pack, reachable):  # the pack-order listing, read again
+            if item[0] not in early:
+                yield item
