@@ -3,9 +3,12 @@ stored findings merged back, provenance (which commit introduced each finding's 
 ``at_head``. A mixin of ``GitHistorySource`` (``sources/git.py``), which lists what is scanned.
 
 Provenance needs one ``git log --raw`` pass over the swept commits. It is started in the background
-(``git_spool.Spool``) as soon as the first finding comes back from a worker, so it runs while the rest is
-scanned instead of after it; a sweep without findings never starts it, and an incremental sweep takes
-provenance from the datastore's cache and ``git log`` over the new commits only.
+(``git_spool.Spool``) as soon as the first blob finding comes back from a worker, so it runs while the rest is
+scanned instead of after it; an incremental sweep takes provenance from the datastore's cache and ``git log``
+over the new commits only. When a process pool scans beside the listing (``early_log``), the pass starts
+already while ``rev-list`` walks, at nice 19, and is paused when the walk is done until a blob finding shows
+it is needed (``_early_log``); a clean sweep stops it at the end. Without the early pool, a sweep without
+findings never starts it.
 """
 
 from __future__ import annotations
