@@ -49,6 +49,11 @@ def _state(pid: int, want: str = "", tries: int = 200) -> str:
     return st
 
 
+def _git_children(repo: Path) -> list[list[bytes]]:
+    """This process's live git children working on ``repo`` (other tests' leftovers are not ours to judge)."""
+    return [a for a in child_argvs().values() if b"git" in a[0] and str(repo).encode() in a]
+
+
 def _is_log(args: tuple[str, ...]) -> bool:
     return args[:2] == ("log", "--raw")
 
@@ -137,7 +142,7 @@ def test_log_starts_beside_the_walk_and_is_paused_until_a_finding(tmp_path: Path
     assert src._log is not None and (src._log.paused or spy.logs[0].poll() is not None)
     src.close()
     assert spy.logs[0].poll() is not None  # stopped, not left behind in the stopped state
-    assert not [a for a in child_argvs().values() if b"log" in a]
+    assert not _git_children(repo)
 
 
 def test_paused_low_priority_log_of_a_long_history_is_stopped_and_reaped(tmp_path: Path,
@@ -159,7 +164,7 @@ def test_paused_low_priority_log_of_a_long_history_is_stopped_and_reaped(tmp_pat
         sp.pause()
     finally:
         sp.close()
-    assert sp.proc is None and not [a for a in child_argvs().values() if b"cat-file" in a]
+    assert sp.proc is None and not _git_children(repo)
 
 
 def test_early_log_same_findings_and_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +178,7 @@ def test_early_log_same_findings_and_provenance(tmp_path: Path, monkeypatch: pyt
     assert all((f.commit or {}).get("id") for f in r.findings)
     assert sum(1 for e in spy.events if _is_log(e[1])) == 1  # one pass: the early one, resumed
     assert spy.index("log") < spy.index("listed")
-    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+    assert not _git_children(repo)
 
 
 def test_clean_sweep_stops_the_early_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +188,7 @@ def test_clean_sweep_stops_the_early_log(tmp_path: Path, monkeypatch: pytest.Mon
     r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False)
     assert not r.findings and not r.errors
     assert len(spy.logs) == 1 and spy.logs[0].poll() is not None
-    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+    assert not _git_children(repo)
 
 
 def test_early_log_with_datastore_and_commit_findings_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +202,7 @@ def test_early_log_with_datastore_and_commit_findings_only(tmp_path: Path, monke
     assert len(r.findings) == 1 and r.findings[0].path.startswith("commit:")
     assert _key(r) == _key(base)
     assert spy.logs and spy.logs[0].poll() is not None
-    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+    assert not _git_children(repo)
 
 
 def test_unprivileged_early_log_is_replaced_by_a_fresh_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +216,7 @@ def test_unprivileged_early_log_is_replaced_by_a_fresh_pass(tmp_path: Path, monk
     r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False)
     assert _key(r) == _key(base) and len(r.findings) == 2
     assert len(spy.logs) == 2 and all(p.poll() is not None for p in spy.logs)
-    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+    assert not _git_children(repo)
 
 
 def _tricky(tmp_path: Path) -> Path:
@@ -267,7 +272,7 @@ def test_overlapped_sweep_same_findings_as_sequential(tmp_path: Path, monkeypatc
     r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False)
     assert len(base.findings) >= 5 and _key(r) == _key(base)
     assert [(e.path, e.kind, e.reason) for e in r.errors] == [(e.path, e.kind, e.reason) for e in base.errors]
-    assert not [a for a in child_argvs().values() if b"git" in a[0]]
+    assert not _git_children(repo)
 
 
 def test_broken_walk_overlapped_same_errors_and_fallback(tmp_path: Path) -> None:
