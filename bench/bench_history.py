@@ -5,6 +5,7 @@
     python bench/bench_history.py scan REPO [JOBS]         # one history sweep, one JSON line
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
+    python bench/bench_history.py timeline REPO [JOBS]     # CPU per 100 ms of the sweep's processes, by kind
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
 (``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
@@ -370,6 +371,63 @@ def test_incremental(benchmark: Any, git_repo: tuple[Path, dict[str, Any]], tmp_
                                  "findings": len(r.findings), "provenance_seconds": r.stats["provenance_seconds"]})
 
 
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds so far) of every process (``/proc``, Linux)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[int, float]] = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat", encoding="ascii", errors="replace") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(p)] = (int(f[1]), (int(f[11]) + int(f[12])) / hz)
+    return out
+
+
+def timeline(repo: str, jobs: int = 2, step: float = 0.02) -> dict[str, Any]:
+    """One ``scan`` sweep in a child process, its process tree sampled every ``step`` s: CPU seconds used in
+    each 100 ms by the parent, the workers and each git command (by its subcommand). Shows where a core idles
+    (a sum under 0.2 per 100 ms on 2 cores): e.g. ``rev-list`` alone while the workers wait for the listing."""
+    child = subprocess.Popen([sys.executable, __file__, "scan", repo, str(jobs)], stdout=subprocess.PIPE, text=True)
+    names: dict[int, str] = {}
+    samples: list[tuple[float, dict[int, float]]] = []
+    t0 = time.perf_counter()
+    while child.poll() is None:
+        table = _proc_table()
+        tree, grew = {child.pid}, True
+        while grew:
+            grew = False
+            for pid, (ppid, _) in table.items():
+                if ppid in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        for pid in tree - names.keys():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+            except OSError:
+                argv = []
+            sub = [a for a in argv[1:] if not a.startswith("-") and "=" not in a and not a.startswith("/")]
+            names[pid] = ("parent" if pid == child.pid else "worker" if argv and "python" in argv[0]
+                          else "git " + (sub[0] if sub else "?"))
+        samples.append((time.perf_counter() - t0, {pid: table[pid][1] for pid in tree if pid in table}))
+        time.sleep(step)
+    assert child.stdout is not None
+    result = json.loads(child.stdout.read().strip().splitlines()[-1])
+    last: dict[int, float] = {}
+    rows: dict[int, dict[str, float]] = {}
+    for t, cpu in samples:
+        row = rows.setdefault(int(t * 10), {})
+        for pid, c in cpu.items():
+            row[names[pid]] = row.get(names[pid], 0.0) + c - last.get(pid, 0.0)
+            last[pid] = c
+    kinds = sorted({k for r in rows.values() for k in r})
+    return {"mode": "timeline", "scan": result, "kinds": kinds,
+            "per_100ms": [[b / 10, *(round(rows[b].get(k, 0.0), 3) for k in kinds)] for b in sorted(rows)]}
+
+
 if __name__ == "__main__":
     mode, target = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
@@ -377,5 +435,13 @@ if __name__ == "__main__":
         print(json.dumps(parts(target)))
     elif mode == "stages":
         print(json.dumps(stages(target)))
+    elif mode == "timeline":
+        tl = timeline(target, n)
+        print(json.dumps(tl["scan"]))
+        print("t_s   " + " ".join(f"{k[:12]:>12}" for k in tl["kinds"]) + "    sum")
+        for row in tl["per_100ms"]:
+            print(f"{row[0]:4.1f}  " + " ".join(f"{v:12.2f}" for v in row[1:]) + f"  {sum(row[1:]):5.2f}")
+        totals = [sum(r[i] for r in tl["per_100ms"]) for i in range(1, len(tl["kinds"]) + 1)]
+        print("total " + " ".join(f"{v:12.2f}" for v in totals) + f"  {sum(totals):5.2f}")
     else:
         print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))

@@ -16,6 +16,7 @@ from veritensor_fast.findings import Item
 from veritensor_fast.history import scan_history
 from veritensor_fast.sources import git_list
 from veritensor_fast.sources.git import GitHistorySource
+from veritensor_fast.sources.git_overlap import OverlappedListing
 from veritensor_fast.sources.git_read import BlobReader
 from veritensor_fast.worker import ScanOptions
 
@@ -48,7 +49,14 @@ def _events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         events.append("pool")
         real_init(self, *a, **kw)
 
+    real_iter = OverlappedListing.__iter__
+
+    def overlapped(self: Any) -> Any:  # the listing read as git writes it (hist18), beside the pool
+        events.append("listing read")
+        return real_iter(self)
+
     monkeypatch.setattr(git_list, "parse_reachable", parse)
+    monkeypatch.setattr(OverlappedListing, "__iter__", overlapped)
     monkeypatch.setattr(executors_local.PoolExecutor, "__init__", init)
     return events
 

@@ -47,8 +47,11 @@ def _scan_one(src: GitHistorySource, options: ScanOptions, jobs: int | None, on_
               make_executor: Any, wrap_source: Any, label_repo: bool, findings: list[Finding],
               errors: list[ScanError], stats: dict[str, Any]) -> None:
     try:
+        pool = _early_pool(src, options, jobs, make_executor)
+        # a pool scans beside the listing: provenance's ``git log`` may use the core ``rev-list`` leaves idle
+        src.early_log = pool is not None
         r = scan(wrap_source(src) if wrap_source else src, options, jobs=jobs, on_progress=on_progress,
-                 make_executor=make_executor, executor=_early_pool(src, options, jobs, make_executor))
+                 make_executor=make_executor, executor=pool)
     finally:
         src.close()
     if label_repo:  # say which repository each finding came from

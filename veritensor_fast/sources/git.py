@@ -33,6 +33,7 @@ from veritensor_fast.sources.fs import _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_objects import commit_path, is_commit_path
+from veritensor_fast.sources.git_overlap import OverlappedListing
 from veritensor_fast.sources.git_provenance import oldest_per_secret  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_results import HistoryResults
@@ -121,6 +122,9 @@ class GitHistorySource(HistoryResults):
         self._pending: list[tuple[str, Sequence[Finding]]] = []  # scanned, not yet written to the datastore
         self._flushed = float("-inf")  # the first batch is written at once: even a short run leaves a memo
         self._log_walk: tuple[list[str], bytes | None] | None = None
+        #: start provenance's ``git log`` while ``rev-list`` walks, paused when the listing is done until a blob
+        #: finding needs it (set by ``history`` when a process pool scans beside it: a core idles then)
+        self.early_log = False
 
     # -- listing ------------------------------------------------------------------------------------------
 
@@ -315,10 +319,22 @@ class GitHistorySource(HistoryResults):
         # the commits first: their list is ready long before ``rev-list --objects`` ends, and the workers scan
         # them (messages, authors: ~6k items in a 6k-commit history) while it still runs
         yield from self._commit_items(seen)
-        if self.order == "pack" or self._incremental:
+        if self.early_log and not self._incremental:  # beside the rest of the walk (git_results)
+            self._early_log()
+        overlap: OverlappedListing | None = None
+        stream: Iterator[tuple[str, str, int, str]]
+        walk = self._spools.pop("reachable", None)
+        if self.early_log and not self._incremental and self.order == "pack" and walk is not None:
+            # a pool scans beside the walk: blobs are handed out as ``rev-list`` names them, then in pack order
+            self._spools["reachable"] = walk  # closed by ``items`` when done
+            pack = self._spools.get("pack") or Spool(self.origin, git_list.PACK_ORDER)
+            self._spools["pack"] = pack
+            overlap = OverlappedListing(walk, pack, self._pause_log)
+            stream = iter(overlap)
+        elif self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
-            reachable, self._walk_failure = git_list.parse_reachable(self._spools.pop("reachable", None))
-            stream: Iterator[tuple[str, str, int, str]]
+            reachable, self._walk_failure = git_list.parse_reachable(walk)
+            self._pause_log()
             if self._incremental and len(reachable) < 50_000:  # a few new blobs: size them, skip the pack scan
                 stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.sizes(self.origin, list(reachable)))
             else:
@@ -344,6 +360,9 @@ class GitHistorySource(HistoryResults):
             out = self._emit(oid, display_path(path) or f"blob/{oid}", size, seen)
             if out is not None:
                 yield out
+        if overlap is not None:
+            reachable, self._walk_failure = overlap.reachable, overlap.failure
+            self.stats["blobs_listed_early"] = overlap.early
         if self.order == "pack" or self._incremental:
             for oid, path in reachable.items():
                 if path and oid not in listed:  # a line with a path is a blob (trees are filtered out)

@@ -199,15 +199,16 @@ def sizes(repo: str, oids: Sequence[str]) -> Iterator[tuple[str, str, int]]:
             yield parts[0], parts[1], -1
 
 
+#: Also the delta base of each object (the null id for one stored whole: ``git_overlap`` reads those early).
 PACK_ORDER = ["cat-file", "--batch-all-objects", "--unordered",
-              "--batch-check=%(objectname) %(objecttype) %(objectsize)"]
+              "--batch-check=%(objectname) %(objecttype) %(objectsize) %(deltabase)"]
 
 
 def parse_pack_order(spool: Spool) -> Iterator[tuple[str, str, int]]:
     """(oid, type, size) of every object a ``Spool(repo, PACK_ORDER)`` listed, in pack order."""
     for raw in spool.lines():
         parts = raw.split()
-        if len(parts) == 3:
+        if len(parts) >= 3:
             yield parts[0].decode(), parts[1].decode(), int(parts[2])
         elif len(parts) == 2:
             yield parts[0].decode(), parts[1].decode(), -1
@@ -219,7 +220,7 @@ def reachable_in_pack_order(spool: Spool, reachable: dict[str, str]) -> Iterator
     and commits: half of the listing)."""
     for raw in spool.lines():
         parts = raw.split()
-        if len(parts) == 3:
+        if len(parts) >= 3:
             if parts[1] == b"blob":
                 oid = parts[0].decode()
                 path = reachable.get(oid)

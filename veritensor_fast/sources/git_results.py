@@ -3,9 +3,12 @@ stored findings merged back, provenance (which commit introduced each finding's 
 ``at_head``. A mixin of ``GitHistorySource`` (``sources/git.py``), which lists what is scanned.
 
 Provenance needs one ``git log --raw`` pass over the swept commits. It is started in the background
-(``git_spool.Spool``) as soon as the first finding comes back from a worker, so it runs while the rest is
-scanned instead of after it; a sweep without findings never starts it, and an incremental sweep takes
-provenance from the datastore's cache and ``git log`` over the new commits only.
+(``git_spool.Spool``) as soon as the first blob finding comes back from a worker, so it runs while the rest is
+scanned instead of after it; an incremental sweep takes provenance from the datastore's cache and ``git log``
+over the new commits only. When a process pool scans beside the listing (``early_log``), the pass starts
+already while ``rev-list`` walks, at nice 19, and is paused when the walk is done until a blob finding shows
+it is needed (``_early_log``); a clean sweep stops it at the end. Without the early pool, a sweep without
+findings never starts it.
 """
 
 from __future__ import annotations
@@ -95,9 +98,32 @@ class HistoryResults:
             now = time.monotonic()
             if len(self._pending) >= FLUSH_BLOBS or now - self._flushed >= FLUSH_SECONDS:
                 self._flush()
-        if self._log is None and not self._log_decided and any(
-                nf and key in self._paths for key, nf, _ in res.scanned):
+        if not self._log_decided and any(nf and key in self._paths for key, nf, _ in res.scanned):
+            log = self._log
+            if log is not None and log.foreground():  # started beside the listing (``_early_log``): needed
+                self._log_decided = True
+                log.resume()
+            else:  # none, or its priority cannot be raised again (unprivileged): a fresh pass, as without it
+                if log is not None:
+                    log.close()
+                    self._log = None
+                self._start_log()
+
+    def _early_log(self) -> None:
+        """Start the provenance pass while ``rev-list --objects`` still walks (a core idles then);
+        ``_pause_log`` stops it when the walk is done, unless a blob finding (``on_batch``) has shown it is
+        needed; the first one later lets it go on. It runs at the lowest priority (nice 19) until then, so it takes only
+        CPU time nothing else wants: a clean history pays at most the idle core's time and never waits on it."""
+        if self._log is None and not self._log_decided:
             self._start_log()
+            self._log_decided = False  # the first blob finding still decides
+            if self._log is not None:
+                self._log.background()
+
+    def _pause_log(self) -> None:
+        """The walk is done and no blob finding has come yet: stop the speculative provenance pass."""
+        if self._log is not None and not self._log_decided:
+            self._log.pause()
 
     def _flush(self) -> None:
         """Write the recorded blobs waiting in memory to the datastore, in one transaction."""
