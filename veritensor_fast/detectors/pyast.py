@@ -49,6 +49,7 @@ from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-expor
     prefilter_plan,
     rule_anchors,
 )
+from veritensor_fast.detectors.pyast_stream import stream_admits
 from veritensor_fast.findings import Item, fingerprint
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 
@@ -318,6 +319,9 @@ class PythonAstSecrets:
         if self.enabled:
             active = [r for r in ctx.ruleset.rules if ctx.options.strict_secrets or not r.strict_only]
             self._pre = build_prefilter(active)
+        #: Hits that start a literal stream check (:mod:`pyast_stream`): its triggers and the split tails.
+        plan = self._pre[2] if self._pre is not None else None
+        self._triggers = plan.streams | {p for p, _g, _k in plan.tails} if plan is not None else frozenset()
 
     def wanted(self, buf: Any) -> bool:
         """Cheap checks before parsing: size, a quote, and a :func:`prefilter_patterns` hit."""
@@ -326,7 +330,11 @@ class PythonAstSecrets:
         if self._pre is None:
             return True
         db, shapes, plan = self._pre
-        return admits(plan, buf, db.scan(buf), shapes)
+        hits = db.scan(buf)
+        if admits(plan, buf, hits, shapes):
+            return True
+        triggers = self._triggers
+        return stream_admits(buf, [e for p, e in hits if p in triggers], self.ctx.matcher)
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
