@@ -49,6 +49,8 @@ WINDOW = 256
 MAX_WINDOWS = 32
 #: How far before the first trigger's window (and after the last) simple bindings are looked for.
 NAMES_REACH = 32768
+#: Bindings on consecutive lines run on in the stream, this many at a time.
+RUN = 8
 #: Longest literal a name may stand for in the stream.
 MAX_VALUE = 4096
 
@@ -222,7 +224,24 @@ class _Stream:
                 v = self.names().get(m.group("n").decode())
                 if v is not None and not _TARGET.match(chunk, m.end()):  # not a binding's target or a keyword
                     out.append(v)
-        return "".join(out)
+        return "".join(out) + self._runs(chunk)
+
+    @staticmethod
+    def _runs(chunk: bytes) -> str:
+        """Names bound to literals on consecutive lines (``A = "h"\nB = "f_…"\nC = "…"``), folded wherever they
+        are used (maybe far below): from each, its value and the next ones' (up to ``RUN`` of them), a line each."""
+        vals: list[list[str]] = []
+        last = -1
+        for m in _SIMPLE.finditer(chunk):
+            q = m.group(2)
+            i = 0
+            while q[i] not in (0x22, 0x27):
+                i += 1
+            if m.start() != last + 1 or not vals:
+                vals.append([])
+            vals[-1].append(_literal(q[:i], q[i:])[:MAX_VALUE])
+            last = m.end()
+        return "".join("\n" + "".join(run[i:i + RUN]) for run in vals if len(run) > 1 for i in range(len(run) - 1))
 
 
 def stream_admits(buf: Any, ends: list[int], matcher: SecretMatcher) -> bool:
