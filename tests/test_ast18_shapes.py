@@ -59,6 +59,10 @@ def shapes(tok: str, n: int) -> dict[str, str]:
         "chr": f'T = chr({ord(tok[0])}) + "{tok[1:]}"\n',
         "str": f'T = str("{tok[:1]}") + "{tok[1:]}"\n',
     }
+    out["every anchor character escaped"] = 'T = "' + "".join(escape(ch, "x") for ch in tok[:n]) + f'{tok[n:]}"\n'
+    out["escape after a split"] = f'T = "{tok[:1]}" "{escape(tok[1], "u")}{tok[2:]}"\n'
+    out["chr in a join"] = f'T = "".join([chr({ord(tok[0])}), "{tok[1:n + 2]}", "{tok[n + 2:]}"])\n'
+    out["bytes with an escape, decoded"] = f'T = b"{tok[:1]}\\x{ord(tok[1]):02x}{tok[2:]}".decode()\n'
     for form in ("x", "octal", "u", "U", "N"):
         for p in sorted({0, n // 2, n - 1}):
             out[f"escape {form} at {p}"] = f'T = "{tok[:p]}{escape(tok[p], form)}{tok[p + 1:]}"\n'
