@@ -110,3 +110,13 @@ def test_work_per_file_is_bounded() -> None:
     assert not pyast_stream.stream_admits(buf, ends, m)  # type: ignore[arg-type]
     assert m.calls <= pyast_stream.MAX_WINDOWS
     assert m.bytes <= pyast_stream.MAX_WINDOWS * (4 * pyast_stream.WINDOW + 1024)
+
+
+def test_names_repeated_in_a_window_are_bounded() -> None:
+    from veritensor_fast.detectors import pyast_stream
+
+    buf = ('X = "' + "a" * 4000 + '"\n' + "Y = " + " + ".join(["X"] * 300) + '\nZ = "\\x41"\n').encode()
+    m = _Counting()
+    assert not pyast_stream.stream_admits(buf, [len(buf) - 3], m)  # type: ignore[arg-type]
+    assert m.calls == 1
+    assert m.bytes <= pyast_stream.STREAM_MAX + 2 * 4096 + 4 * pyast_stream.WINDOW + 1024

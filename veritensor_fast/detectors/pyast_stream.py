@@ -49,6 +49,8 @@ WINDOW = 256
 MAX_WINDOWS = 32
 #: How far before the first trigger's window (and after the last) simple bindings are looked for.
 NAMES_REACH = 32768
+#: Longest stream of one window from names' values (the window's own literals are bounded by its size).
+STREAM_MAX = 1 << 16
 #: Bindings on consecutive lines run on in the stream, this many at a time.
 RUN = 8
 #: Longest literal a name may stand for in the stream.
@@ -191,7 +193,7 @@ class _Stream:
         """The literal stream of ``buf[lo:hi]`` (see the module's docstring)."""
         chunk = bytes(self.buf[lo:hi])
         out: list[str] = []
-        depth = 0
+        depth = size = 0
         for m in _TOK.finditer(chunk):
             kind = m.lastgroup
             if kind == "o":
@@ -223,6 +225,9 @@ class _Stream:
             elif kind == "n":
                 v = self.names().get(m.group("n").decode())
                 if v is not None and not _TARGET.match(chunk, m.end()):  # not a binding's target or a keyword
+                    size += len(v)
+                    if size > STREAM_MAX:
+                        break  # names standing for long values, over and over: the rest is not looked at
                     out.append(v)
         return "".join(out) + self._runs(chunk)
 
