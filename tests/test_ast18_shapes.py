@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import unicodedata
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def shapes(tok: str, n: int) -> dict[str, str]:
     """The token ``tok`` (anchor ``tok[:n]``) assembled by each shape, bound to ``T``."""
     a, b, c = tok[:1], tok[1:n + 3], tok[n + 3:]  # head inside the anchor; the body split after 3 characters
     m = 2 if n >= 3 else 1
-    join = [tok[:1], tok[1:2], tok[2:n], tok[n:n + 5], tok[n + 5:]]  # five pieces, three in the anchor
+    join = [p for p in (tok[:1], tok[1:2], tok[2:n], tok[n:n + 5], tok[n + 5:]) if p]  # three in the anchor
     out = {
         "split twice": f'T = "{a}" + "{b}" + "{c}"\n',
         "split twice, anchor whole": f'T = "{tok[:n]}" "{tok[n:n + 3]}" "{tok[n + 3:]}"\n',
@@ -150,3 +151,44 @@ def test_shape_in_a_notebook_code_cell(ctx: WorkerContext, tmp_path: Path, shape
     assert errs == []
     got = sorted((f.rule_id, f.secret, f.line, f.column, f.decoded, (f.location or {}).get("cell")) for f in fs)
     assert got == sorted(want)
+
+
+def rule_tokens(ctx: WorkerContext) -> dict[str, tuple[str, int]]:
+    """Every rule whose match starts with a literal anchor and needs no context (not strict-only): the token
+    of its first example that it matches, and the length of the anchor it starts with. Multi-line tokens
+    (private keys) and tokens holding a quote, backslash, ``{`` or ``%`` cannot be put in these shapes."""
+    from veritensor_fast.detectors.pyast_prefilter import rule_anchors
+
+    out = {}
+    for r in ctx.ruleset.rules:
+        body = r.pattern.removeprefix("(?i)")
+        anchors = rule_anchors(r)
+        if r.strict_only or anchors is None or ("(?P<secret>" in body and not body.startswith("(?P<secret>")):
+            continue
+        toks = [m.secret.decode() for ex in r.examples for m in ctx.matcher.find(ex.encode()) if m.rule.id == r.id]
+        tok = next((t for t in toks if not any(c in t for c in "\"'\\{%\n")), None)
+        a = next((x for x in sorted(anchors, key=len, reverse=True) if tok and tok.lower().startswith(x.lower())), None)
+        if tok is not None and a is not None:
+            out[r.id] = (tok, len(a))
+    return out
+
+
+#: Shapes by kind (the escapes at every position the generator picks for the rule's anchor).
+KINDS = sorted({re.sub(r" at \d+$", "", s) for s in FIXED})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_anchored_rule_in_each_shape_is_admitted(ctx: WorkerContext, kind: str) -> None:
+    toks = rule_tokens(ctx)
+    assert len(toks) >= 40
+    bad = {}
+    for rule, (tok, n) in sorted(toks.items()):
+        for name, src in shapes(tok, n).items():
+            if re.sub(r" at \d+$", "", name) != kind:
+                continue
+            src = HOST + src
+            if (rule, tok) not in ast_only(ctx, src):
+                bad[rule, name] = "ground truth"
+            elif not wanted(ctx, src):
+                bad[rule, name] = "not admitted"
+    assert bad == {}
