@@ -7,23 +7,26 @@ whose pieces stand in names bound elsewhere (``A = "h"; B = "f_abc"; T = A + B +
 whose characters are escapes (``"h\\x66_…"``, ``"\\N{LATIN SMALL LETTER H}f_…"``, octal, ``\\u``/``\\U``) or
 ``chr(104)``.
 
-Triggers (in the prefilter's Hyperscan database, every hit): a literal piece that starts (after a quote, a
-``}`` or a ``%s``) with ``TRIGGER_MIN`` or more characters of a rule's token alphabet (the token's body, the
-piece that holds most of a spread token), an escape that decodes to a token character, ``chr(<int>)`` and
-``str(<literal>)``. Around each trigger (``WINDOW`` bytes either side, widened to whole lines) the **literal
-stream** is rebuilt without parsing: the window's string literals in source order, escapes decoded, format
-fields (``{…}``, ``%s``) dropped, f-string fields and names replaced by the literal a simple binding in the file
-gives them (``NAME = "…"``; a binding's own target is skipped), ``chr(<int>)`` by its character; everything
-else (operators, brackets, calls) is ignored. The file is admitted when the rules find, in that stream, a
-secret that the file's bytes do not hold as such (only a fold can have made it). This over-approximates what
-:func:`ast_eval.fold` can assemble (a false admission only costs a parse: the AST pass reports what it
+Triggers (in the prefilter's Hyperscan database, every hit; :func:`stream_patterns`): an anchor of at most
+``SPREAD_MAX`` characters spelled over pieces that a tight separator joins (``"h", "f", "_a``, ``"h" + "f_a``,
+``"h{}".format("f_a``, ``A = "h"\nB = "f_a``: :data:`_SEP`), a piece starting with ``LONG_REST`` or more of a
+longer anchor's last characters, an escape that decodes to a token character, ``chr(<int>)``,
+``str(<literal>)``; and the tails of :mod:`pyast_split` (its first hit). Around each trigger (``WINDOW`` bytes
+either side, widened to whole lines) the **literal stream** is rebuilt without parsing: the window's string
+literals in source order, escapes decoded (not in raw strings), format fields (``{…}``, ``%s``) dropped,
+f-string fields and names replaced by the literal a simple binding gives them (``NAME = "…"``, looked for
+within ``NAMES_REACH`` bytes; a binding's own target is skipped), ``chr(<int>)`` by its character, a line break
+where a statement ends; everything else (operators, brackets, calls) is ignored. Names bound to literals on
+consecutive lines also run on (``RUN`` at a time). The file is admitted when the rules find, in that stream,
+a secret that the file's bytes do not hold as written (only a fold can have made it). This over-approximates
+what :func:`ast_eval.fold` can assemble (a false admission only costs a parse: the AST pass reports what it
 folds, never what the stream shows).
 
-Bounds: at most ``MAX_WINDOWS`` windows per file (the rest of the triggers are not looked at), and the stream
-of one window is at most ``2 * WINDOW`` bytes plus the bound names' values (each at most ``MAX_VALUE``). Known
-limits: pieces more than ``WINDOW`` bytes from the trigger, a body of fewer than ``TRIGGER_MIN`` characters
-in every piece (a token cut into short pieces only), and pieces put side by side out of source order
-(``"{1}{0}".format(b, a)``) are not seen here.
+Bounds: at most ``MAX_WINDOWS`` windows per file (the rest of the triggers are not looked at), each at most
+``4 * WINDOW`` bytes plus whole lines, with at most ``STREAM_MAX`` characters of names' values. Known limits:
+pieces more than ``WINDOW`` bytes from a trigger (except names bound to literals), pieces put side by side
+out of source order (``"{1}{0}".format(b, a)``), an anchor whose first piece does not start a literal
+(``"xh" + "f" + "_…"``), and a longer anchor spread into pieces all shorter than ``LONG_REST`` are not seen.
 """
 
 from __future__ import annotations
@@ -38,11 +41,6 @@ if TYPE_CHECKING:
 
     from veritensor_fast.matcher import SecretMatcher
 
-#: A body-alone trigger needs this many characters of the rule's token alphabet (or the rule's whole body when
-#: shorter; bodies shorter than this are not triggers: too common).
-TRIGGER_MIN = 12
-#: Body triggers look for at most this many characters (longer runs are found by their first ``TRIGGER_CAP``).
-TRIGGER_CAP = 24
 #: Bytes of source either side of a trigger rebuilt into the literal stream.
 WINDOW = 256
 #: Windows looked at per file.
@@ -166,9 +164,11 @@ class _Stream:
         if self._names is None:
             out: dict[str, str] = {}
             buf = self.buf
-            for eq in _EQ_LITERAL.finditer(buf, max(0, self.lo - NAMES_REACH), self.hi + NAMES_REACH):  # ``= "``: searched by its first byte, then its line checked
+            # ``= "`` (searched by its first byte), then its line checked
+            for eq in _EQ_LITERAL.finditer(buf, max(0, self.lo - NAMES_REACH), self.hi + NAMES_REACH):
                 start = eq.start()
-                line = max(buf.rfind(b"\n", max(0, start - 256), start), buf.rfind(b"\r", max(0, start - 256), start))
+                back = max(0, start - 256)
+                line = max(buf.rfind(b"\n", back, start), buf.rfind(b"\r", back, start))
                 m = _SIMPLE.match(buf, line + 1)
                 if m is None or m.end(1) > start:
                     continue
@@ -233,7 +233,7 @@ class _Stream:
 
     @staticmethod
     def _runs(chunk: bytes) -> str:
-        """Names bound to literals on consecutive lines (``A = "h"\nB = "f_…"\nC = "…"``), folded wherever they
+        """Names bound to literals on consecutive lines (``A = "h"``, ``B = "f_…"``, ``C = "…"``), folded wherever they
         are used (maybe far below): from each, its value and the next ones' (up to ``RUN`` of them), a line each."""
         vals: list[list[str]] = []
         last = -1
