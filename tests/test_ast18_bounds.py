@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import ast
+import mmap
+from pathlib import Path
 
 import pytest
-from test_ast17_split import HOST, TOKENS, ast_only, wanted
+from test_ast16_admit import wanted
+from test_ast17_split import HOST, TOKENS, ast_only
 
 from veritensor_fast.detectors.ast_eval import fold
 from veritensor_fast.worker import ScanOptions, WorkerContext
@@ -120,3 +123,13 @@ def test_names_repeated_in_a_window_are_bounded() -> None:
     assert not pyast_stream.stream_admits(buf, [len(buf) - 3], m)  # type: ignore[arg-type]
     assert m.calls == 1
     assert m.bytes <= pyast_stream.STREAM_MAX + 2 * 4096 + 4 * pyast_stream.WINDOW + 1024
+
+
+@pytest.mark.parametrize("kind", ["mmap", "bytearray"])
+def test_other_buffers_are_judged_alike(ctx: WorkerContext, tmp_path: Path, kind: str) -> None:
+    src = HOST + f'T = "".join(["{HF[:1]}", "{HF[1:2]}", "{HF[2:3]}", "{HF[3:]}"])\nU = "h\\x66{HF[2:]}"\n'
+    p = tmp_path / "app.py"
+    p.write_bytes(src.encode())
+    with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        buf = mm if kind == "mmap" else bytearray(src.encode())
+        assert wanted(ctx, buf)
