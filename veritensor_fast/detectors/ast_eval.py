@@ -73,6 +73,15 @@ def _fold(node: ast.AST, names: Mapping[str, str], depth: int) -> str:
             else:
                 raise _Abort
         return _cap("".join(out))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1 and not node.keywords:
+        arg = node.args[0]
+        if node.func.id == "chr" and isinstance(arg, ast.Constant) and type(arg.value) is int:
+            if not 0 <= arg.value <= 0x10FFFF:
+                raise _Abort
+            return chr(arg.value)
+        if node.func.id == "str" and not (isinstance(arg, ast.Constant) and isinstance(arg.value, bytes)):
+            return _cap(str(_scalar(arg, names, d)))  # ``str(b"x")`` is ``"b'x'"``: not folded
+        raise _Abort
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not any(
             isinstance(a, ast.Starred) for a in node.args) and all(k.arg for k in node.keywords):
         attr = node.func.attr
@@ -81,6 +90,8 @@ def _fold(node: ast.AST, names: Mapping[str, str], depth: int) -> str:
             pos = [_scalar(a, names, d) for a in node.args]
             kws = {str(k.arg): _scalar(k.value, names, d) for k in node.keywords}
             return _safe_format(fmt, pos, kws)
+        if attr == "decode" and len(node.args) + len(node.keywords) <= 1:
+            return _decode(node, names, d)
         if attr == "join" and len(node.args) == 1 and not node.keywords and isinstance(
                 node.args[0], ast.List | ast.Tuple):
             sep = _fold(node.func.value, names, d)
@@ -92,6 +103,30 @@ def _fold(node: ast.AST, names: Mapping[str, str], depth: int) -> str:
             raise _Abort
         return v
     raise _Abort
+
+
+#: Codecs ``bytes.decode`` is folded with (what a constant's bytes decode to under each is known).
+_CODECS = frozenset({"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1"})
+
+
+def _decode(node: ast.Call, names: Mapping[str, str], depth: int) -> str:
+    """``<bytes>.decode()``, ``.decode("ascii")``, ``.decode(encoding="utf-8")``: bytes fold to their latin-1
+    text (see :func:`_fold`), decoded again under the named codec; anything else is not folded."""
+    assert isinstance(node.func, ast.Attribute)
+    args = list(node.args) + [k.value for k in node.keywords if k.arg == "encoding"]
+    if len(args) != len(node.args) + len(node.keywords):
+        raise _Abort
+    codec = "utf-8"
+    if args:
+        if not (isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)):
+            raise _Abort
+        codec = args[0].value.lower().replace("_", "-")
+    if codec not in _CODECS:
+        raise _Abort
+    try:
+        return _fold(node.func.value, names, depth).encode("latin-1").decode(codec)
+    except UnicodeError as exc:  # not bytes (``"é".decode()`` is not Python), or not valid in that codec
+        raise _Abort from exc
 
 
 def _safe_format(fmt: str, pos: list[str | int | float], kws: dict[str, str | int | float]) -> str:

@@ -5,8 +5,8 @@ Runs after the plain text pass on ``.py``/``.pyw``/``.pyi`` files (and is callab
 reassembled and matched with the same rules:
 
 - string expressions folded to a constant (``"hf_" + "…"``, implicit concatenation across lines, ``%``,
-  ``.format``, f-strings and ``"".join`` of constants, names bound once to such constants); every string
-  literal is also matched after escape decoding;
+  ``.format``, f-strings and ``"".join`` of constants, ``chr``, ``str``, ``bytes.decode``, names bound once to
+  such constants); every string literal is also matched after escape decoding;
 - constant keyword arguments of calls, matched with their call as context: ``wandb.login(key=<const>)``
   becomes the text ``wandb.login(key="<value>")`` so that rules needing context fire; a bare ``login(key=…)``
   is read as ``wandb.login``; the first positional argument of ``login``/``save_token``/``Client``/
@@ -21,8 +21,9 @@ view adds secrets, never second copies (``TOKEN = "hf_…"`` plus ``login(token=
 the literal).
 
 Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, and neither are files
-where no rule anchor is cut short (or split inside itself, :mod:`pyast_split`) where a fold can continue it
-and no context word's value holds a literal shaped like that rule's secret or a name bound to one (see
+where no rule anchor is cut short (or split inside itself, :mod:`pyast_split`, or spread over pieces, escapes
+or ``chr``, :mod:`pyast_stream`) where a fold can continue it and no context word's value holds a literal
+shaped like that rule's secret or a name bound to one (see
 :func:`pyast_prefilter.prefilter_plan` and :mod:`pyast_admit`; measured on a real site-packages: 3 of 12,182
 ``.py`` files are parsed). Rules active only in strict mode widen the prefilter only when strict mode is on. In a
 parsed file, subtrees whose lines hold no quote and no name bound to a constant are not walked. A file that does not parse (Python 2, templates, syntax errors) falls back to the text pass only: no
@@ -49,6 +50,7 @@ from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-expor
     prefilter_plan,
     rule_anchors,
 )
+from veritensor_fast.detectors.pyast_stream import stream_admits
 from veritensor_fast.findings import Item, fingerprint
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 
@@ -318,6 +320,9 @@ class PythonAstSecrets:
         if self.enabled:
             active = [r for r in ctx.ruleset.rules if ctx.options.strict_secrets or not r.strict_only]
             self._pre = build_prefilter(active)
+        #: Hits that start a literal stream check (:mod:`pyast_stream`): its triggers and the split tails.
+        plan = self._pre[2] if self._pre is not None else None
+        self._triggers = plan.streams | {p for p, _g, _k in plan.tails} if plan is not None else frozenset()
 
     def wanted(self, buf: Any) -> bool:
         """Cheap checks before parsing: size, a quote, and a :func:`prefilter_patterns` hit."""
@@ -326,7 +331,11 @@ class PythonAstSecrets:
         if self._pre is None:
             return True
         db, shapes, plan = self._pre
-        return admits(plan, buf, db.scan(buf), shapes)
+        hits = db.scan(buf)
+        if admits(plan, buf, hits, shapes):
+            return True
+        triggers = self._triggers
+        return stream_admits(buf, [e for p, e in hits if p in triggers], self.ctx.matcher)
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):

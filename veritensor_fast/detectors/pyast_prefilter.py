@@ -137,10 +137,12 @@ class PrefilterPlan:
     groups: tuple[tuple[str, str, int, bool, bool], ...] = ()
     heads: tuple[tuple[int, int, int], ...] = ()
     tails: tuple[tuple[int, int, int], ...] = ()
+    #: Triggers of the literal stream check (:mod:`pyast_stream`): a token spread over several pieces, escapes.
+    streams: frozenset[int] = frozenset()
 
     def every_hit(self, pid: int) -> bool:
         """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
-        return pid in self.cut or any(pid in c for c, _s in self.pairs)
+        return pid in self.cut or pid in self.streams or any(pid in c for c, _s in self.pairs)
 
 
 def prefilter_patterns(rules: Iterable[Rule]) -> list[tuple[bytes, bool]] | None:
@@ -227,10 +229,12 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
             pairs.append((frozenset(ctx_ids), shape_set))
             if r.id == SINK_RULE:  # a bare ``login(key=…)`` is read as ``wandb.login`` (imported or not)
                 pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set))
+    from veritensor_fast.detectors.pyast_stream import stream_patterns  # a token spread over pieces, escapes
+    streams = frozenset(pid(p, ci) for p, ci in stream_patterns(groups))
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
     return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut), frozenset(headers),
-                         tuple(groups), tuple(sorted(heads)), tuple(sorted(tails)))
+                         tuple(groups), tuple(sorted(heads)), tuple(sorted(tails)), streams)
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -411,8 +415,8 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
     from veritensor_fast.kernels.hsdb import cache_dir, cache_store
 
     h = hashlib.sha256(sys.version.encode() + b"\x00")
-    try:
-        h.update(Path(__file__).read_bytes())
+    try:  # this module's code and pyast_stream's (its trigger patterns)
+        h.update(Path(__file__).read_bytes() + Path(__file__).with_name("pyast_stream.py").read_bytes())
     except OSError:  # pragma: no cover - a zip import: the key still follows the rules
         h.update(b"pyast_prefilter:unknown")
     for r in rules:
@@ -438,7 +442,7 @@ def _plan_to_json(plan: PrefilterPlan | None) -> Any:
     return {"patterns": pats(plan.patterns), "alone": sorted(plan.alone), "shapes": pats(plan.shapes),
             "pairs": [[sorted(c), sorted(sh)] for c, sh in plan.pairs], "cut": sorted(plan.cut),
             "headers": sorted(plan.headers), "groups": [list(g) for g in plan.groups],
-            "heads": [list(h) for h in plan.heads], "tails": [list(t) for t in plan.tails]}
+            "heads": [list(h) for h in plan.heads], "tails": [list(t) for t in plan.tails], "streams": sorted(plan.streams)}
 
 
 def _plan_from_json(d: Any) -> PrefilterPlan | None:
@@ -469,7 +473,7 @@ def _plan_from_json(d: Any) -> PrefilterPlan | None:
     pairs = [(ids(c, len(patterns)), ids(sh, len(shapes))) for c, sh in d["pairs"]]
     return PrefilterPlan(patterns, ids(d["alone"], len(patterns)), pairs, shapes, ids(d["cut"], len(patterns)),
                          ids(d["headers"], len(patterns)), groups, split(d["heads"], len(patterns)),
-                         split(d["tails"], len(patterns)))
+                         split(d["tails"], len(patterns)), ids(d["streams"], len(patterns)))
 
 
 def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
