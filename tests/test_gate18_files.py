@@ -178,12 +178,12 @@ def test_a_quiet_file_truncated_while_read_reports_changed(tmp_path: Path, monke
 
 
 def test_large_files_are_not_read_up_front(tmp_path: Path) -> None:
-    """Only files listed at most ``MAX_PIECE`` are read ahead (a large one is read when the worker reaches it,
+    """Only files listed at most ``SMALL`` are read ahead (a large one is read when the worker reaches it,
     window by window), and the read ahead stops at ``UPFRONT`` bytes."""
     root = tmp_path / "t"
     root.mkdir()
     (root / "a.txt").write_text("small\n")
-    (root / "big.txt").write_bytes(b"x" * (batch_gate.MAX_PIECE + 1))
+    (root / "big.txt").write_bytes(b"x" * (batch_gate.SMALL + 1))
     (root / "c.txt").write_text("small\n")
     ctx = WorkerContext(ScanOptions())
     try:
@@ -192,7 +192,7 @@ def test_large_files_are_not_read_up_front(tmp_path: Path) -> None:
         assert opened.got[1] is None and opened.got[0] is not None and opened.got[2] is not None
         assert opened.quiet == {0, 2}
         buf, close = opened.open(1)
-        assert len(buf) == batch_gate.MAX_PIECE + 1
+        assert len(buf) == batch_gate.SMALL + 1
         close()
     finally:
         ctx.close()

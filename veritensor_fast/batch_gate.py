@@ -5,12 +5,13 @@ A ``--history`` sweep reads tens of thousands of small blobs and commit messages
 and a tree tens of thousands of small files (20k on a monorepo, 35k on the real tree); nearly all hold no
 candidate, yet each paid the full detector round. Here a batch's items are read first (at most :data:`UPFRONT`
 bytes; files through the same ``FileReader.open`` as one by one, with its ``O_NOFOLLOW`` and device/inode checks
-and its ``changed`` reasons; a file listed over :data:`MAX_PIECE` is not read ahead). An item is *quiet* when
-its bytes are ``bytes`` of at most :data:`MAX_PIECE`, every detector calls it quiet, and the rules database has
-no hit in it: text pieces up to :data:`JOIN_MAX` are joined by a line break and scanned once (the rules'
-signatures and the base64 needles, ``SecretMatcher.hit_ends``), larger text alone; a binary piece (a NUL byte
-in its first 4 KiB) alone, for the active rules' candidates (``candidate_ends``: the text pass scans binary data
-with the rules alone, and no detector uses the needles there). A quiet item is not run through the detectors;
+and its ``changed`` reasons; a file listed over :data:`SMALL` is not read ahead: the gate saves a per-item cost,
+and a larger file is likelier to have a hit and be scanned twice). An item is *quiet* when its bytes are
+``bytes`` of at most :data:`MAX_PIECE`, every detector calls it quiet, and the rules database has no hit in it:
+the text pieces are joined by a line break and scanned once (the rules' signatures and the base64 needles,
+``SecretMatcher.hit_ends``), and so are the binary pieces (a NUL byte in the first 4 KiB; up to :data:`SMALL`),
+for the active rules' candidates (``candidate_ends``: the text pass scans binary data with the rules alone, and
+no detector uses the needles there). A quiet item is not run through the detectors;
 it is recorded as scanned, with no finding and no error but its reader's ``changed`` reason, if any.
 
 Each detector answers for itself (``quiet_test()``: a function ``quiet(item, data, head) -> bool``, ``head``
@@ -54,9 +55,9 @@ SEP = b"\n"
 #: A piece larger than this is scanned by the detectors as before (a batch holds at most ``BATCH_BYTES``
 #: anyway; this only keeps the joined buffer small). A file listed larger is not read up front.
 MAX_PIECE = 1 << 20
-#: Text pieces up to this size are joined for one scan (the call's overhead is larger than their copy); larger
-#: ones are scanned alone, in place.
-JOIN_MAX = 16 << 10
+#: Files up to this size are read up front, and binary pieces up to it are gated: the gate saves a per-item
+#: cost, worth it for small items; a large one with a hit (the likelier, the larger) would be scanned twice.
+SMALL = 16 << 10
 #: Bytes of a batch read up front at most: the rest of its items are read one at a time when the worker reaches
 #: them. A batch of listed objects holds less (``engine.make_batches``: under ``2 * BATCH_BYTES``), all read up
 #: front; one of unknown sizes (``-1``: the HEAD blobs ``GitHistorySource._head_fingerprints`` looks up after a
@@ -121,9 +122,8 @@ class Gate:
         if tests is None:
             return set()
         matcher = self.ctx.matcher
-        out: set[int] = set()
-        idx: list[int] = []
-        pieces: list[bytes] = []
+        text: tuple[list[int], list[bytes]] = ([], [])
+        binary: tuple[list[int], list[bytes]] = ([], [])
         for i, g in enumerate(got):
             if g is None or isinstance(g, BaseException):
                 continue
@@ -131,39 +131,42 @@ class Gate:
             if type(buf) is not bytes or len(buf) > MAX_PIECE:
                 continue
             head = buf[:4096]
+            nul = b"\x00" in head
+            if nul and len(buf) > SMALL:
+                continue  # a large binary: its candidates are as costly to rule out here as in the detectors
             it = batch[i]
             for test in tests:
                 if not test(it, buf, head):
                     break
             else:
-                if b"\x00" in head:  # binary: no candidate of an active rule (the needles are for text only)
-                    if not matcher.candidate_ends(buf):
-                        out.add(i)
-                elif len(buf) > JOIN_MAX:  # scanned alone: no copy into the joined buffer
-                    if not matcher.hit_ends(buf):
-                        out.add(i)
-                else:
-                    idx.append(i)
-                    pieces.append(buf)
-        if not pieces:
-            return out
-        starts: list[int] = []
-        pos = 0
-        for p in pieces:
-            starts.append(pos)
-            pos += len(p) + len(SEP)
-        ends = matcher.hit_ends(pieces[0] if len(pieces) == 1 else SEP.join(pieces))
-        if ends is None:
-            return set()
-        loud: set[int] = set()
-        for e in ends:  # a hit ending at a piece's end (inclusive) or inside it: its own; in a separator: none's
-            k = bisect_right(starts, e) - 1
-            if k >= 0 and e <= starts[k] + len(pieces[k]):
-                loud.add(k)
-            if k >= 1 and e == starts[k]:
-                loud.add(k - 1)
-        out.update(i for k, i in enumerate(idx) if k not in loud)
-        return out
+                into = binary if nul else text
+                into[0].append(i)
+                into[1].append(buf)
+        # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
+        # pass scans binary data with the rules alone, and no detector uses the needles there)
+        return _no_hit(matcher.hit_ends, *text) | _no_hit(matcher.candidate_ends, *binary)
+
+
+def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: list[bytes]) -> set[int]:
+    """The indices in ``idx`` whose piece has no hit of ``hits`` in one scan of the pieces joined by :data:`SEP`."""
+    if not pieces:
+        return set()
+    starts: list[int] = []
+    pos = 0
+    for p in pieces:
+        starts.append(pos)
+        pos += len(p) + len(SEP)
+    ends = hits(pieces[0] if len(pieces) == 1 else SEP.join(pieces))
+    if ends is None:
+        return set()
+    loud: set[int] = set()
+    for e in ends:  # a hit ending at a piece's end (inclusive) or inside it: its own; in a separator: none's
+        k = bisect_right(starts, e) - 1
+        if k >= 0 and e <= starts[k] + len(pieces[k]):
+            loud.add(k)
+        if k >= 1 and e == starts[k]:
+            loud.add(k - 1)
+    return {i for k, i in enumerate(idx) if k not in loud}
 
 
 _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
@@ -171,7 +174,7 @@ _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
 
 def open_batch(ctx: WorkerContext, batch: list[Item]) -> Opened | None:
     """Read the items of a batch of git objects or files up front (up to :data:`UPFRONT` bytes; no file listed
-    over :data:`MAX_PIECE`, no part of a split file) and find their quiet items; None for any other batch (or
+    over :data:`SMALL`, no part of a split file) and find their quiet items; None for any other batch (or
     with the gate off): the worker then reads and scans item by item as before. The reader's ``InputError`` for
     an item is kept and raised when the worker opens that item."""
     from veritensor_fast.sources.fs import InputError
@@ -185,14 +188,19 @@ def open_batch(ctx: WorkerContext, batch: list[Item]) -> Opened | None:
         return None
     got: list[Any] = []
     total = 0
+    readers: dict[str, Any] = {}
     for it in batch:
         if total >= UPFRONT:
             break
-        if it.kind == "file" and (it.span or not 0 <= it.size <= MAX_PIECE):
+        kind = it.kind
+        if kind == "file" and (it.span or not 0 <= it.size <= SMALL):
             got.append(None)  # read when the worker reaches it (a large file: a window at a time)
             continue
+        reader = readers.get(kind)
+        if reader is None:
+            reader = readers[kind] = ctx.reader(kind)
         try:
-            g = ctx.reader(it.kind).open(it)
+            g = reader.open(it)
             total += len(g[0])
         except InputError as exc:
             g = exc
