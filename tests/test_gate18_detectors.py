@@ -104,9 +104,13 @@ def test_claimed_shapes_are_not_quiet_for_the_detector_that_claims_them() -> Non
     gate = batch_gate.Gate(ctx)
     items = [Item("blob", "0" * 40, p, len(b)) for p, b in named]
     assert gate.quiet(items, [(b, lambda: None) for _p, b in named]) == set()
-    # binary files are no longer refused as such: a compiled module or a NUL-padded blob without a base64 run
-    # and without a hit is quiet (every detector says so, and scans nothing in it)
-    plain = [("m.pyc", b"\xa7\r\r\n\x00\x00\x00\x00\xe3" + bytes(range(1, 120))), ("z.dat", b"\x00" * 64 + b"ab"),
+    # binary files are no longer refused as such: a compiled module or a shared library (the encoded pass does
+    # not decode them) without a hit is quiet (every detector says so, and scans nothing in it); other binary data
+    # is not (its every base64 run is decoded), nor is text under a model's name that may be a pickle
+    assert gate.quiet([Item("blob", "0" * 40, "z.dat", 66)], [(b"\x00" * 64 + b"ab", lambda: None)]) == set()
+    assert gate.quiet([Item("blob", "0" * 40, "w.bin", 6)], [(b"(lp0\n.", lambda: None)]) == set()
+    plain = [("m.pyc", b"\xa7\r\r\n\x00\x00\x00\x00\xe3" + bytes(range(1, 120))),
+             ("lib.so", b"\x7fELF\x02\x01\x01" + b"\x00" * 60 + b"ab"),
              ("w.bin", b"# text under a model's name\n")]
     items = [Item("blob", "0" * 40, p, len(b)) for p, b in plain]
     assert gate.quiet(items, [(b, lambda: None) for _p, b in plain]) == {0, 1, 2}

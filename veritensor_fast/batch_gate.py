@@ -30,6 +30,9 @@ sees its start or end). As the detectors stand:
 - the post-processors only remove findings (``removes_only``: the inline ignores). Secrets in the item's *path*
   are still reported (``WorkerContext.path_secrets``, per batch as before).
 
+A detector whose test may scan the bytes itself declares ``quiet_cost = 1``: its test is asked only for the
+items left without a hit (the others' before the scan, so that what a detector claims is not joined).
+
 The gate is off when a detector has no ``quiet_test`` or answers None, a post-processor does not declare
 ``removes_only``, or the matcher cannot answer (the fallback backend, an anchored rule). It runs for batches of
 git objects and of files. Findings and errors are the same with or without it (``tests/test_hist17_gate.py``,
@@ -99,31 +102,37 @@ class Gate:
         self.ctx = ctx
         self.tests = self._tests(ctx)
         self.enabled = self.tests is not None
+        tests = self.tests or []
+        #: tests asked before the scan, and those that may scan the bytes themselves (``quiet_cost`` 1: the base64
+        #: runs, the AST prefilter), asked after it, only for the items left without a hit
+        self.cheap = [t for c, t in tests if c <= 0]
+        self.costly = [t for c, t in tests if c > 0]
 
     @staticmethod
-    def _tests(ctx: WorkerContext) -> list[QuietTest] | None:
-        """Every detector's quiet test, in the detectors' order; None when the gate cannot be on."""
+    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietTest]] | None:
+        """Every detector's quiet test and its ``quiet_cost``; None when the gate cannot be on."""
         if ctx.matcher.hit_ends(b"") is None:  # the fallback backend, or an anchored rule
             return None
         if not all(getattr(p, "removes_only", False) for p in ctx.postprocessors):
             return None  # a post-processor that might add findings
-        tests: list[QuietTest] = []
+        tests: list[tuple[int, QuietTest]] = []
         for det in ctx.detectors:
             ask = getattr(det, "quiet_test", None)
             test = ask() if callable(ask) else None
             if test is None:
                 return None  # a detector that cannot tell: fail closed
-            tests.append(test)
+            tests.append((int(getattr(det, "quiet_cost", 0)), test))
         return tests
 
     def quiet(self, batch: list[Item], got: list[Any]) -> set[int]:
         """Indices of the quiet items among ``batch`` (``got``: each item's ``(buffer, closer)``, error or None)."""
-        tests = self.tests
-        if tests is None:
+        if self.tests is None:
             return set()
+        cheap, costly = self.cheap, self.costly
         matcher = self.ctx.matcher
         text: tuple[list[int], list[bytes]] = ([], [])
         binary: tuple[list[int], list[bytes]] = ([], [])
+        heads: dict[int, bytes] = {}
         for i, g in enumerate(got):
             if g is None or isinstance(g, BaseException):
                 continue
@@ -135,16 +144,28 @@ class Gate:
             if nul and len(buf) > SMALL:
                 continue  # a large binary: its candidates are as costly to rule out here as in the detectors
             it = batch[i]
-            for test in tests:
+            for test in cheap:
                 if not test(it, buf, head):
                     break
             else:
                 into = binary if nul else text
                 into[0].append(i)
                 into[1].append(buf)
+                heads[i] = head
         # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
         # pass scans binary data with the rules alone, and no detector uses the needles there)
-        return _no_hit(matcher.hit_ends, *text) | _no_hit(matcher.candidate_ends, *binary)
+        found = _no_hit(matcher.hit_ends, *text) | _no_hit(matcher.candidate_ends, *binary)
+        if not costly:
+            return found
+        out: set[int] = set()
+        for i in found:
+            buf, head, it = got[i][0], heads[i], batch[i]
+            for test in costly:
+                if not test(it, buf, head):
+                    break
+            else:
+                out.add(i)
+        return out
 
 
 def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: list[bytes]) -> set[int]:

@@ -68,7 +68,7 @@ class TextSecrets:
     @staticmethod
     def quiet(item: Item, data: bytes, head: bytes) -> bool:
         """For ``data`` without a hit of the rules database: True unless it is UTF-16 (decoded, then scanned)."""
-        return utf16_encoding(head) is None
+        return b"\x00" not in head or utf16_encoding(head) is None
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if scan.text_done:
