@@ -178,9 +178,10 @@ class WorkerContext:
                 changed = closer()  # a file truncated while it was read: reported as without the gate
                 named = in_names.get(i, [])
                 res.findings.extend(named)
-                if isinstance(changed, str):
+                bad = isinstance(changed, str)
+                if bad:
                     res.errors.append(ScanError(item.path, changed, "changed"))
-                res.scanned.append((item.key, len(named), isinstance(changed, str)))
+                res.scanned.append((item.key, len(named), bad))
                 res.items += 1
                 res.bytes += len(buf)
                 continue
