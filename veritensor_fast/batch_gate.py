@@ -1,38 +1,49 @@
 """The quiet items of a batch: those no detector can report anything for, found with one Hyperscan scan over
-the whole batch instead of every detector over each item.
+the batch instead of every detector over each item.
 
-A ``--history`` sweep reads tens of thousands of small blobs and commit messages (66k in a 6k-commit history);
-nearly all are plain text without a single candidate, yet each paid the full detector round (model sniff,
-notebook check, the text pass's scan, the encoded pass, the Python-AST prefilter, the archive check): about
-30 us of Python per item. Here the batch's items are read first; every *plain* one (below) is joined into one
-buffer, separated by a line break, and scanned once with the rules database (the rules' signatures and the base64
-needles, ``SecretMatcher.hit_ends``). A plain item with no hit in its span is *quiet*: it is not run through the
-detectors, and it is recorded as scanned, with no finding and no error.
+A ``--history`` sweep reads tens of thousands of small blobs and commit messages (66k in a 6k-commit history),
+and a tree tens of thousands of small files (20k on a monorepo, 35k on the real tree); nearly all hold no
+candidate, yet each paid the full detector round. Here a batch's items are read first (at most :data:`UPFRONT`
+bytes; files through the same ``FileReader.open`` as one by one, with its ``O_NOFOLLOW`` and device/inode checks
+and its ``changed`` reasons; a file listed over :data:`SMALL` is not read ahead: the gate saves a per-item cost,
+and a larger file is likelier to have a hit and be scanned twice). An item is *quiet* when its bytes are
+``bytes`` of at most :data:`MAX_PIECE`, every detector calls it quiet, and the rules database has no hit in it:
+the text pieces are joined by a line break and scanned once (the rules' signatures and the base64 needles,
+``SecretMatcher.hit_ends``), and so are the binary pieces (a NUL byte in the first 4 KiB; up to :data:`SMALL`),
+for the active rules' candidates (``candidate_ends``: the text pass scans binary data with the rules alone, and
+no detector uses the needles there). A quiet item is not run through the detectors;
+it is recorded as scanned, with no finding and no error but its reader's ``changed`` reason, if any.
 
-Why a quiet item has no finding (each detector, as it stands):
-- plain means: ``bytes``, no NUL byte in its first 4 KiB (not binary, not UTF-16: the text pass scans it whole
-  with the rules database), no notebook (``looks_like_notebook``), no model or archive (``sniff`` and
-  ``pickle01_may_run`` as the model detector decides them, ``archive_kind``);
-- every hit of the database in a piece alone is a hit in the joined buffer (no pattern is anchored, but for the
-  compressed-stream needle, whose ``(?:^|[^alphabet])`` start the line break satisfies; a word boundary sees a
-  line break where the piece alone sees its start or end). No rule candidate: the text pass confirms nothing;
-  no base64 needle: the encoded pass decodes no run (it decodes only runs that hold a needle in non-YAML text);
-- a Python file must not be admitted by the Python-AST prefilter (``PythonAstSecrets.wanted``, asked per file);
-- a YAML file (by name) must hold no Secret manifest or Docker config hint (``encoded.yaml_hinted``) and no base64
-  run at all (``B64Decoder.candidates``): the encoded pass parses the one and decodes every run there;
-- the post-processors (inline ignores) only remove findings. Secrets in the item's *path* are still reported
-  (``WorkerContext.path_secrets``, per batch as before).
+Each detector answers for itself (``quiet_test()``: a function ``quiet(item, data, head) -> bool``, ``head``
+being ``data[:4096]``, or None when it cannot answer in its configuration): True means that, for such ``data``
+without a hit, its ``scan`` reports nothing (no finding, no error). Every hit of the database in a piece alone
+is a hit in the joined buffer (no pattern is anchored, but for the compressed-stream needle, whose
+``(?:^|[^alphabet])`` start the line break satisfies; a word boundary sees a line break where the piece alone
+sees its start or end). As the detectors stand:
+- model, notebook, archive: the item is nothing they analyse (their ``scan`` returns at once);
+- text: not UTF-16 (decoded, then scanned); otherwise its one scan is the rules database's, with no candidate;
+- encoded: text other than YAML decodes only runs that hold a needle; a YAML file (parsed when it mentions a
+  Secret or a Docker config, every run decoded) and a binary one (every run decoded, unless exempt) must hold
+  no base64 run at all; None (the gate off) when text files get the generic layer (``base64_depth`` beyond the
+  needles' layers, or the fallback backend);
+- Python AST: not a Python file, or not admitted by its prefilter;
+- the post-processors only remove findings (``removes_only``: the inline ignores). Secrets in the item's *path*
+  are still reported (``WorkerContext.path_secrets``, per batch as before).
 
-The gate is on only when each of these holds for the worker's detectors (a detector or post-processor it does
-not know, the fallback backend, an anchored rule, base64 layers beyond the needles' reach turn it off), and only for batches of
-git objects (``blob``/``commit`` items: their bytes are in memory anyway). Findings are the same with or without
-it (``tests/test_hist17_gate.py`` compares both on every shape the conditions name).
+A detector whose test may scan the bytes itself declares ``quiet_cost = 1``: its test is asked only for the
+items left without a hit (the others' before the scan, so that what a detector claims is not joined).
+
+The gate is off when a detector has no ``quiet_test`` or answers None, a post-processor does not declare
+``removes_only``, or the matcher cannot answer (the fallback backend, an anchored rule). It runs for batches of
+git objects and of files. Findings and errors are the same with or without it (``tests/test_hist17_gate.py``,
+``tests/test_gate18_*.py`` compare both on every shape the conditions name).
 """
 
 from __future__ import annotations
 
 import weakref
 from bisect import bisect_right
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Item
@@ -40,33 +51,30 @@ from veritensor_fast.findings import Item
 if TYPE_CHECKING:
     from veritensor_fast.worker import WorkerContext
 
-#: Item kinds the gate applies to: git objects (read whole into memory by ``sources.git_read``).
-KINDS = frozenset({"blob", "commit"})
+#: Item kinds the gate applies to: git objects (read whole into memory by ``sources.git_read``) and files.
+KINDS = frozenset({"blob", "commit", "file"})
 #: What joins the plain items of a batch: a line break, which the one start-anchored needle accepts before a run.
 SEP = b"\n"
-#: Detectors whose conditions are encoded below, by (module, class). Any other detector turns the gate off.
-KNOWN = frozenset({
-    ("veritensor_fast.detectors.model", "ModelDetector"),
-    ("veritensor_fast.detectors.notebook", "NotebookDetector"),
-    ("veritensor_fast.detectors.text", "TextSecrets"),
-    ("veritensor_fast.detectors.encoded", "EncodedSecrets"),
-    ("veritensor_fast.detectors.pyast", "PythonAstSecrets"),
-    ("veritensor_fast.detectors.archive", "ArchiveSecrets"),
-})
 #: A piece larger than this is scanned by the detectors as before (a batch holds at most ``BATCH_BYTES``
-#: anyway; this only keeps the joined buffer small).
+#: anyway; this only keeps the joined buffer small). A file listed larger is not read up front.
 MAX_PIECE = 1 << 20
+#: Files up to this size are read up front, and binary pieces up to it are gated: the gate saves a per-item
+#: cost, worth it for small items; a large one with a hit (the likelier, the larger) would be scanned twice.
+SMALL = 16 << 10
 #: Bytes of a batch read up front at most: the rest of its items are read one at a time when the worker reaches
 #: them. A batch of listed objects holds less (``engine.make_batches``: under ``2 * BATCH_BYTES``), all read up
 #: front; one of unknown sizes (``-1``: the HEAD blobs ``GitHistorySource._head_fingerprints`` looks up after a
 #: sweep, all in one batch) may hold any number of any size.
 UPFRONT = 8 << 20
 
+#: A detector's answer (``quiet_test()``): whether it reports nothing for an item whose bytes have no hit.
+QuietTest = Callable[[Item, bytes, bytes], bool]
+
 
 class Opened:
-    """A batch read up front: each item's ``(buffer, closer)`` or the ``InputError`` reading it raised, and the
-    indices of the quiet items. Items past ``got`` (beyond :data:`UPFRONT`) are read when opened, as without
-    the gate."""
+    """A batch read up front: each item's ``(buffer, closer)``, the ``InputError`` reading it raised, or None
+    (not read up front: a large file), and the indices of the quiet items. Items past ``got`` (beyond
+    :data:`UPFRONT`) and the None ones are read when opened, as without the gate."""
 
     __slots__ = ("got", "quiet", "_ctx", "_batch")
 
@@ -78,10 +86,10 @@ class Opened:
         self._batch = batch
 
     def open(self, i: int) -> tuple[Any, Any]:
-        if i >= len(self.got) and self._ctx is not None and self._batch is not None:
+        g: Any = self.got[i] if i < len(self.got) else None
+        if g is None and self._ctx is not None and self._batch is not None:
             it = self._batch[i]
             return self._ctx.reader(it.kind).open(it)
-        g = self.got[i]
         if isinstance(g, BaseException):
             raise g
         return g
@@ -91,97 +99,105 @@ class Gate:
     """The gate of one worker context (see the module docstring); ``enabled`` False when a condition fails."""
 
     def __init__(self, ctx: WorkerContext) -> None:
-        from veritensor_fast.detectors.archive import archive_kind
-        from veritensor_fast.detectors.encoded import _YAML_EXT, yaml_hinted
-        from veritensor_fast.detectors.notebook import looks_like_notebook
-        from veritensor_fast.detectors.pyast import PY_EXT
-        from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff
-
         self.ctx = ctx
-        self.py: Any = None  # the Python-AST detector, when it parses
-        self.b64: Any = None  # the encoded detector's decoder, when it decodes: every base64 run of a YAML file
-        self.enabled = self._check(ctx)
-        self._yaml_ext, self._py_ext, self._trial, self._hinted = _YAML_EXT, PY_EXT, TRIAL_BYTES, yaml_hinted
-        self._archive_kind, self._notebook, self._model_ext = archive_kind, looks_like_notebook, has_model_ext
-        self._may_run, self._sniff = pickle01_may_run, sniff
+        self.tests = self._tests(ctx)
+        self.enabled = self.tests is not None
+        tests = self.tests or []
+        #: tests asked before the scan, and those that may scan the bytes themselves (``quiet_cost`` 1: the base64
+        #: runs, the AST prefilter), asked after it, only for the items left without a hit
+        self.cheap = [t for c, t in tests if c <= 0]
+        self.costly = [t for c, t in tests if c > 0]
 
-    def _check(self, ctx: WorkerContext) -> bool:
+    @staticmethod
+    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietTest]] | None:
+        """Every detector's quiet test and its ``quiet_cost``; None when the gate cannot be on."""
         if ctx.matcher.hit_ends(b"") is None:  # the fallback backend, or an anchored rule
-            return False
-        if any(type(p).__name__ != "InlineIgnores" for p in ctx.postprocessors):
-            return False  # inline ignores only take findings away; another post-processor might add some
+            return None
+        if not all(getattr(p, "removes_only", False) for p in ctx.postprocessors):
+            return None  # a post-processor that might add findings
+        tests: list[tuple[int, QuietTest]] = []
         for det in ctx.detectors:
-            if (type(det).__module__, type(det).__name__) not in KNOWN:
-                return False
-            if det.name == "encoded" and getattr(det, "decoder", None) is not None and not getattr(det, "needles", False):
-                return False  # text files get the generic base64 layer (more layers than the needles cover)
-            if det.name == "python-ast" and getattr(det, "enabled", False):
-                self.py = det
-            if det.name == "encoded":
-                self.b64 = getattr(det, "decoder", None)
-        return True
-
-    def plain(self, item: Item, buf: Any) -> bool:
-        """Whether ``buf`` is plain text that only the text and encoded passes would look at (module docstring)."""
-        if type(buf) is not bytes or len(buf) > MAX_PIECE:
-            return False
-        head = buf[:4096]
-        if b"\x00" in head:
-            return False
-        path = item.path
-        if self._model_ext(path):
-            return False
-        kind = self._sniff(head, path, len(buf))
-        if kind == "pickle?":
-            if self._may_run(buf, self._trial):
-                return False
-        elif kind != "none":
-            return False
-        return self._archive_kind(head) is None and not self._notebook(path, head, buf)
+            ask = getattr(det, "quiet_test", None)
+            test = ask() if callable(ask) else None
+            if test is None:
+                return None  # a detector that cannot tell: fail closed
+            tests.append((int(getattr(det, "quiet_cost", 0)), test))
+        return tests
 
     def quiet(self, batch: list[Item], got: list[Any]) -> set[int]:
-        """Indices of the quiet items among ``batch`` (``got``: each item's ``(buffer, closer)`` or error)."""
-        idx = [i for i, g in enumerate(got) if not isinstance(g, BaseException) and self.plain(batch[i], g[0])]
-        if not idx:
+        """Indices of the quiet items among ``batch`` (``got``: each item's ``(buffer, closer)``, error or None)."""
+        if self.tests is None:
             return set()
-        pieces = [got[i][0] for i in idx]
-        starts: list[int] = []
-        pos = 0
-        for p in pieces:
-            starts.append(pos)
-            pos += len(p) + len(SEP)
-        ends = self.ctx.matcher.hit_ends(SEP.join(pieces))
-        if ends is None:
-            return set()
-        loud: set[int] = set()
-        for e in ends:  # a hit ending at a piece's end (inclusive) or inside it: its own; in a separator: none's
-            k = bisect_right(starts, e) - 1
-            if k >= 0 and e <= starts[k] + len(pieces[k]):
-                loud.add(k)
-            if k >= 1 and e == starts[k]:
-                loud.add(k - 1)
+        cheap, costly = self.cheap, self.costly
+        matcher = self.ctx.matcher
+        text: tuple[list[int], list[bytes]] = ([], [])
+        binary: tuple[list[int], list[bytes]] = ([], [])
+        heads: dict[int, bytes] = {}
+        for i, g in enumerate(got):
+            if g is None or isinstance(g, BaseException):
+                continue
+            buf = g[0]
+            if type(buf) is not bytes or len(buf) > MAX_PIECE:
+                continue
+            head = buf[:4096]
+            nul = b"\x00" in head
+            if nul and len(buf) > SMALL:
+                continue  # a large binary: its candidates are as costly to rule out here as in the detectors
+            it = batch[i]
+            for test in cheap:
+                if not test(it, buf, head):
+                    break
+            else:
+                into = binary if nul else text
+                into[0].append(i)
+                into[1].append(buf)
+                heads[i] = head
+        # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
+        # pass scans binary data with the rules alone, and no detector uses the needles there)
+        found = _no_hit(matcher.hit_ends, *text) | _no_hit(matcher.candidate_ends, *binary)
+        if not costly:
+            return found
         out: set[int] = set()
-        py, b64 = self.py, self.b64
-        for k, i in enumerate(idx):
-            if k in loud:
-                continue
-            low = batch[i].path.lower()
-            if py is not None and low.endswith(self._py_ext) and py.wanted(pieces[k]):
-                continue
-            if b64 is not None and low.endswith(self._yaml_ext) and (
-                    self._hinted(pieces[k]) or next(iter(b64.candidates(pieces[k])), None) is not None):
-                continue  # a Secret manifest or Docker config to parse, or a base64 run to decode
-            out.add(i)
+        for i in found:
+            buf, head, it = got[i][0], heads[i], batch[i]
+            for test in costly:
+                if not test(it, buf, head):
+                    break
+            else:
+                out.add(i)
         return out
+
+
+def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: list[bytes]) -> set[int]:
+    """The indices in ``idx`` whose piece has no hit of ``hits`` in one scan of the pieces joined by :data:`SEP`."""
+    if not pieces:
+        return set()
+    starts: list[int] = []
+    pos = 0
+    for p in pieces:
+        starts.append(pos)
+        pos += len(p) + len(SEP)
+    ends = hits(pieces[0] if len(pieces) == 1 else SEP.join(pieces))
+    if ends is None:
+        return set()
+    loud: set[int] = set()
+    for e in ends:  # a hit ending at a piece's end (inclusive) or inside it: its own; in a separator: none's
+        k = bisect_right(starts, e) - 1
+        if k >= 0 and e <= starts[k] + len(pieces[k]):
+            loud.add(k)
+        if k >= 1 and e == starts[k]:
+            loud.add(k - 1)
+    return {i for k, i in enumerate(idx) if k not in loud}
 
 
 _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
 
 
 def open_batch(ctx: WorkerContext, batch: list[Item]) -> Opened | None:
-    """Read the items of a batch of git objects up front (up to :data:`UPFRONT` bytes) and find their quiet
-    items; None for any other batch (or with the gate off): the worker then reads and scans item by item as
-    before. The reader's ``InputError`` for an item is kept and raised when the worker opens that item."""
+    """Read the items of a batch of git objects or files up front (up to :data:`UPFRONT` bytes; no file listed
+    over :data:`SMALL`, no part of a split file) and find their quiet items; None for any other batch (or
+    with the gate off): the worker then reads and scans item by item as before. The reader's ``InputError`` for
+    an item is kept and raised when the worker opens that item."""
     from veritensor_fast.sources.fs import InputError
 
     if len(batch) < 2 or any(it.kind not in KINDS for it in batch):
@@ -193,11 +209,19 @@ def open_batch(ctx: WorkerContext, batch: list[Item]) -> Opened | None:
         return None
     got: list[Any] = []
     total = 0
+    readers: dict[str, Any] = {}
     for it in batch:
         if total >= UPFRONT:
             break
+        kind = it.kind
+        if kind == "file" and (it.span or not 0 <= it.size <= SMALL):
+            got.append(None)  # read when the worker reaches it (a large file: a window at a time)
+            continue
+        reader = readers.get(kind)
+        if reader is None:
+            reader = readers[kind] = ctx.reader(kind)
         try:
-            g = ctx.reader(it.kind).open(it)
+            g = reader.open(it)
             total += len(g[0])
         except InputError as exc:
             g = exc

@@ -219,6 +219,9 @@ def finding_line(f: Finding) -> int:
 class InlineIgnores:
     """Worker post-processor: ``post(findings, buf, item) -> findings`` without the inline-ignored ones."""
 
+    #: It only takes findings away (``batch_gate``: an item without findings needs no post-processing).
+    removes_only = True
+
     def __init__(self, options: Any = None) -> None:
         self.models = bool(getattr(options, "ignore_model_findings_inline", False))
 

@@ -163,7 +163,7 @@ class WorkerContext:
             if hasattr(reader, "prefetch"):
                 reader.prefetch(items)
         in_names = self.path_secrets(batch)
-        pre = open_batch(self, batch)  # git objects: read up front, the quiet ones found in one scan (batch_gate)
+        pre = open_batch(self, batch)  # read up front, the quiet ones found in one scan (batch_gate)
         for i, item in enumerate(batch):
             try:
                 buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
@@ -175,10 +175,13 @@ class WorkerContext:
                     res.scanned.append((item.key, len(in_names[i]), True))
                 continue
             if pre is not None and i in pre.quiet:  # no detector can report anything for it: only its name
-                closer()  # git objects: nothing to release, nothing that can change
+                changed = closer()  # a file truncated while it was read: reported as without the gate
                 named = in_names.get(i, [])
                 res.findings.extend(named)
-                res.scanned.append((item.key, len(named), False))
+                bad = isinstance(changed, str)
+                if bad:
+                    res.errors.append(ScanError(item.path, changed, "changed"))
+                res.scanned.append((item.key, len(named), bad))
                 res.items += 1
                 res.bytes += len(buf)
                 continue

@@ -9,6 +9,9 @@ Contract for every detector:
 - never put secret material into exceptions, logs or ``ScanError.reason``;
 - turn every anomaly into a finding or a ``ScanError``; an exception escaping ``scan`` is a bug (the worker
   records it as an ``internal`` error for the item and continues).
+- answer the batch gate (``batch_gate``): ``quiet_test()`` returns ``quiet(item, data, head) -> bool``, True
+  only when ``scan`` reports nothing for ``data`` without a hit of the rules database, or None when it cannot
+  tell; a detector without it turns the gate off.
 """
 
 from __future__ import annotations

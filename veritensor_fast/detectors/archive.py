@@ -54,6 +54,15 @@ class ArchiveSecrets:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
 
+    def quiet_test(self) -> Any:
+        """The batch gate's question (``batch_gate``): :meth:`quiet`."""
+        return self.quiet
+
+    @staticmethod
+    def quiet(item: Item, data: bytes, head: bytes) -> bool:
+        """True when ``data`` is no archive or compressed stream (:meth:`scan` returns at once)."""
+        return archive_kind(head) is None
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         kind = archive_kind(head)
         if kind is None:

@@ -95,6 +95,33 @@ class EncodedSecrets:
         if self.needles and BACKEND == "python":  # no Hyperscan: the same needles, searched in each run
             self._fallback = NeedleSet([r.pattern for r in ctx.ruleset.rules])
 
+    #: the batch gate asks :meth:`quiet` after its own scan (it may look for base64 runs in the bytes)
+    quiet_cost = 1
+
+    def quiet_test(self) -> Any:
+        """The batch gate's question (``batch_gate``): :meth:`quiet`; None when text files get the generic layer
+        (``base64_depth`` beyond the needles' layers, or the fallback backend): the gate is then off."""
+        if self.decoder is not None and (not self.needles or self._fallback is not None):
+            return None
+        return self.quiet
+
+    def quiet(self, item: Item, data: bytes, head: bytes) -> bool:
+        """For ``data`` without a hit of the rules database (base64 needles included): True when :meth:`scan`
+        decodes nothing. Text other than YAML decodes only runs holding a needle; a YAML file is parsed when
+        hinted and has every run decoded; a binary file has every run decoded unless it is exempt (executables,
+        compiled Python): only an exempt one is quiet."""
+        dec = self.decoder
+        if dec is None:
+            return True
+        low = item.path[-5:].lower()  # the extensions below: at most 5 characters
+        if b"\x00" in head:  # every run decoded unless exempt: not worth looking for runs twice
+            return len(data) > BINARY_MAX or head.startswith(_EXECUTABLE) or low.endswith(_COMPILED_EXT)
+        if not low.endswith(_YAML_EXT):
+            return True
+        elif len(data) <= MAX_YAML and yaml_hinted(data):
+            return False
+        return next(iter(dec.candidates(data)), None) is None
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
             return

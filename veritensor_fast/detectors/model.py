@@ -44,6 +44,18 @@ class ModelDetector:
             self._analyzer = Analyzer(AnalyzeOptions(allow_globals=self.allow_globals))
         return self._analyzer
 
+    def quiet_test(self) -> Any:
+        """The batch gate's question (``batch_gate``): :meth:`quiet`."""
+        return self.quiet
+
+    def quiet(self, item: Item, data: bytes, head: bytes) -> bool:
+        """True when :meth:`scan` returns at once for ``data`` (no model, pickle or archive to analyse)."""
+        path = item.path
+        kind = sniff(head, path, len(data))
+        if kind == "none":
+            return not (has_model_ext(path) and zip_tail(data))
+        return kind == "pickle?" and not has_model_ext(path) and not pickle01_may_run(data, TRIAL_BYTES)
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         path = item.path
         kind = sniff(head, path, len(buf))

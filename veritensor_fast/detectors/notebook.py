@@ -110,6 +110,15 @@ class NotebookDetector:
         self.inline_ignores = bool(getattr(ctx.options, "inline_ignores", False))
         self._py: Any = False
 
+    def quiet_test(self) -> Any:
+        """The batch gate's question (``batch_gate``): :meth:`quiet`."""
+        return self.quiet
+
+    @staticmethod
+    def quiet(item: Item, data: bytes, head: bytes) -> bool:
+        """True when ``data`` is no notebook (:meth:`scan` returns at once)."""
+        return not looks_like_notebook(item.path, head, data)
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not looks_like_notebook(item.path, head, buf):
             return

@@ -337,6 +337,17 @@ class PythonAstSecrets:
         triggers = self._triggers
         return stream_admits(buf, [e for p, e in hits if p in triggers], self.ctx.matcher)
 
+    #: the batch gate asks :meth:`quiet` after its own scan (it scans the bytes with the prefilter database)
+    quiet_cost = 1
+
+    def quiet_test(self) -> Any:
+        """The batch gate's question (``batch_gate``): :meth:`quiet`."""
+        return self.quiet
+
+    def quiet(self, item: Item, data: bytes, head: bytes) -> bool:
+        """True when :meth:`scan` parses nothing: off, not a Python file, or not admitted by the prefilter."""
+        return not self.enabled or not item.path[-4:].lower().endswith(PY_EXT) or not self.wanted(data)
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
             return

@@ -61,6 +61,15 @@ class TextSecrets:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
 
+    def quiet_test(self) -> Any:
+        """The batch gate's question (``batch_gate``): :meth:`quiet`."""
+        return self.quiet
+
+    @staticmethod
+    def quiet(item: Item, data: bytes, head: bytes) -> bool:
+        """For ``data`` without a hit of the rules database: True unless it is UTF-16 (decoded, then scanned)."""
+        return b"\x00" not in head or utf16_encoding(head) is None
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if scan.text_done:
             return
