@@ -197,6 +197,8 @@ class WorkerContext:
                 changed = closer()
             if isinstance(changed, str):  # the file changed while it was scanned
                 scan.error(changed, "changed")
+            if scan.errors and found:
+                scrub_errors(scan.errors, found)
             if item.span:  # one part of a split file: the parent merges the parts; its name counts once
                 res.spans.append((item.key, item.span[0], found, scan.errors))
                 if not item.span[0]:
@@ -329,6 +331,17 @@ class ItemScan:
         for post in self.ctx.postprocessors:
             out = post(out, buf, self.item)
         return out + self.finished
+
+
+def scrub_errors(errors: list[ScanError], found: list[Finding]) -> None:
+    """Redact, in place, the secrets of ``found`` wherever they appear in ``errors``' reasons and paths: a reason
+    may quote a name the input chose (an archive member's), and such a name can hold the secret itself."""
+    secrets = [f.secret for f in found if f.secret]
+    if secrets:
+        from veritensor_fast.redaction import Redactor
+
+        r = Redactor(secrets)
+        errors[:] = [r.error(e) for e in errors]
 
 
 def allow_regex(options: ScanOptions) -> Any:

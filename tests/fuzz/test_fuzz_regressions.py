@@ -10,7 +10,7 @@ import struct
 import tarfile
 
 import pytest
-from fuzzkit import KNOWN_OPEN, Known, open_signatures, scan_bytes
+from fuzzkit import KNOWN_OPEN, Known, mutate, open_signatures, scan_bytes
 
 
 def tar_size_past_the_end() -> bytes:
@@ -55,3 +55,26 @@ def test_known_crash_is_fixed(known: Known) -> None:
     # an xfail only while the crash still reproduces here (a branch without the fix); a plain regression test
     # once the fix is merged
     scan_bytes(*known.probe, strict=True)
+
+
+
+#: found by test_mutated_archives_keep_the_contract: a two-member stored zip (a.txt, secret.env) whose damaged
+#: central directory gives a member an encrypted flag and a name that runs into the other member's content
+_ZIP = (b"PK\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00!\x00\xc4\xbd\xbf\xa2\x0e\x00\x00\x00\x0e\x00\x00\x00\x05"
+        b"\x00\x00\x00a.txt00000000000000PK\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00!\x00\x11\xc3\x93&/\x00\x00"
+        b"\x00/\x00\x00\x00\n\x00\x00\x00secret.envHF_TOKEN=hf_2yW4Acq9GFz6Y1t9EwL56nGisiWgNZq6IT\nPK\x01\x02\x14"
+        b"\x03\x14\x00\x00\x00\x00\x00\x00\x00!\x00\xc4\xbd\xbf\xa2\x0e\x00\x00\x00\x0e\x00\x00\x00\x05\x00\x00"
+        b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x01\x00\x00\x00\x00a.txtPK\x01\x02\x14\x03\x14\x00\x00\x00"
+        b"\x00\x00\x00\x00!\x00\x11\xc3\x93&/\x00\x00\x00/\x00\x00\x00\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\x00\x00\x80\x011\x00\x00\x00secret.envPK\x05\x06\x00\x00\x00\x00\x02\x00\x02\x00k\x00\x00\x00\x88"
+        b"\x00\x00\x00\x00\x00")
+_ZIP_EDITS = [(135, 1, 0), (515829, 1, 1), (136, 3, 0)]
+
+
+def test_a_secret_in_a_damaged_members_name_never_reaches_an_error_reason() -> None:
+    # the reason "member '...' is encrypted" quoted the member name, token included (the report redacted it,
+    # but a reason must never hold a secret the scan found)
+    tok = "hf_2yW4Acq9GFz6Y1t9EwL56nGisiWgNZq6IT"
+    res = scan_bytes(mutate(_ZIP, _ZIP_EDITS), "a.zip", secrets=(tok,), strict=True)
+    assert tok in {f.secret for f in res.findings}
+    assert any("is encrypted" in e.reason and "hf_2y" in e.reason for e in res.errors), res.errors
