@@ -53,13 +53,10 @@ def test_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pyte
     from veritensor_fast import cli
     from veritensor_fast.engine import ScanResult
 
-    real = Path.write_text
-
-    def full(self: Path, *a: object, **kw: object) -> int:
-        real(self, "partial", encoding="utf-8")
+    def full(src: object, dst: object) -> None:  # the temporary file is written; the disk fills at the rename
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(os, "replace", full)
     out = tmp_path / "report.json"
     with pytest.raises(typer.Exit) as ei:
         cli.emit(ScanResult([], [], {"files": 0}), "json", out, False)

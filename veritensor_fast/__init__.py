@@ -129,17 +129,9 @@ def render_report(result: ScanResult, fmt: str = "json", *, show_secrets: bool =
 
 def write_report(result: ScanResult, path: StrPath, fmt: str = "json", *, show_secrets: bool = False) -> None:
     """Write ``render_report(result, fmt)`` to ``path`` (UTF-8), atomically: a reader never sees half a file."""
-    text = render_report(result, fmt, show_secrets=show_secrets)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from veritensor_fast.safeio import write_text_replacing
+
+    write_text_replacing(path, render_report(result, fmt, show_secrets=show_secrets))
 
 
 _LAZY = {

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from veritensor_fast.findings import Finding
+from veritensor_fast.safeio import write_text_replacing
 
 FORMAT = "veritensor-fast-baseline"
 VERSION = 1
@@ -53,10 +54,7 @@ class Baseline:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (a half-written baseline would silently un-know findings)."""
-        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(self.dumps())
-        os.replace(tmp, path)
+        write_text_replacing(path, self.dumps(), newline="\n")
 
     def keys(self) -> frozenset[tuple[str, str]]:
         return frozenset((e.fingerprint, e.path) for e in self.entries)

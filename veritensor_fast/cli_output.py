@@ -188,6 +188,7 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool, quiet: 
     print a one-line summary on stderr. A write that fails (full disk) exits 2 naming the path and error,
     and leaves no temporary file behind."""
     from veritensor_fast.report import get_reporter
+    from veritensor_fast.safeio import write_text_replacing
 
     color = fmt == "text" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = get_reporter(fmt)(result, show_secrets=show_secrets, color=color)
@@ -196,16 +197,7 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool, quiet: 
         sys.stdout.flush()
         return
     try:
-        if output.exists() and not output.is_file():  # /dev/null, a FIFO: write in place, never replace it
-            output.write_text(text, encoding="utf-8")
-        else:
-            tmp = output.with_name(output.name + f".tmp{os.getpid()}")
-            try:
-                tmp.write_text(text, encoding="utf-8")
-                os.replace(tmp, output)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+        write_text_replacing(output, text)  # /dev/null, a FIFO: written in place, never replaced
     except OSError as exc:
         raise fail(f"cannot write report {output}: {exc.strerror}") from None
     if not quiet:

@@ -43,3 +43,28 @@ def read_regular_file(path: str | os.PathLike[str], what: str, limit: int = MAX_
         raise SmallFileError(f"cannot read {what} {p}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def write_text_replacing(path: str | os.PathLike[str], text: str, newline: str | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: to a temporary file beside it, then renamed over it, so a
+    reader sees the old file or the whole new one. A ``path`` that exists and is not a regular file (``/dev/null``,
+    a FIFO, a terminal) is written in place instead: renaming over it would replace the device itself (run as
+    root, ``/dev/null`` became a regular file and every later redirection to it wrote there)."""
+    p = os.fspath(path)
+    try:
+        special = not stat.S_ISREG(os.stat(p).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(p, "w", encoding="utf-8", newline=newline) as fh:
+            fh.write(text)
+        return
+    tmp = f"{p}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
