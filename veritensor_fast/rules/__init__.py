@@ -216,15 +216,16 @@ def builtin_rules() -> list[Rule]:
     file that is missing, unreadable or malformed is ignored and rewritten."""
     texts = builtin_rule_texts()
     path = rules_cache_path(texts)
+    from veritensor_fast.kernels.diskcache import cache_load, cache_store
+
+    raw = cache_load(path)  # None: missing, or not trusted (another user could have written it)
     try:
-        cached = _rules_from_json(path.read_bytes())
+        cached = _rules_from_json(raw) if raw is not None else None
     except Exception:  # missing, unreadable or not what this code writes: parse the YAML afresh
         cached = None
     if cached is not None:
         return cached
     rules = [r for name, text in texts for r in _parse_file(text, f"builtin:{name}")]
-    from veritensor_fast.kernels.hsdb import cache_store
-
     cache_store(path, orjson.dumps([[getattr(r, k) for k in _FIELDS] for r in rules]))
     return rules
 
@@ -235,7 +236,7 @@ def rules_cache_path(texts: list[tuple[str, str]]) -> Path:
     h.update(Path(__file__).read_bytes())
     for name, text in texts:
         h.update(b"\x00" + name.encode() + b"\x00" + text.encode())
-    from veritensor_fast.kernels.hsdb import cache_dir
+    from veritensor_fast.kernels.diskcache import cache_dir
 
     return cache_dir() / f"rules-{h.hexdigest()[:32]}.json"
 
