@@ -96,3 +96,31 @@ def test_toml_parser_is_imported_only_for_a_config_file(tmp_path: Path, config: 
                        cwd=tmp_path, env=env, timeout=120, check=False)
     assert p.returncode == (0 if config else 1), p.stderr  # the config's exclude applied: no finding
     assert f"TOML {config}" in p.stderr, p.stderr
+
+
+_CLEAN_PROBE = """
+import atexit, sys
+watch = ("importlib.resources", "tempfile", "tomllib", "tomli")
+atexit.register(lambda: print("LOADED", sorted(m for m in watch if m in sys.modules), file=sys.stderr))
+from veritensor_fast.cli import main
+sys.argv = ["veritensor-fast", "scan", sys.argv[1], "--jobs", "1", "-q", "--no-progress"]
+main()
+"""
+
+
+def test_plain_scan_in_a_clean_interpreter_imports_no_resource_machinery(tmp_path: Path) -> None:
+    """``python -S``: no ``.pth`` file of the environment (which may import ``importlib.resources`` itself, as
+    certifi's or an editable install's do) hides what our own start-up imports. ``importlib.resources`` pulls
+    in ``tempfile``, ``shutil``, ``zipfile`` and ``random`` (~10 ms); the packaged rules are plain files."""
+    import sysconfig
+
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "a.txt").write_text("nothing to see\n")
+    paths = [str(ROOT), *dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")), *sys.path[1:]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    for _ in range(2):  # the first run may fill the rules cache
+        p = subprocess.run([sys.executable, "-S", "-c", _CLEAN_PROBE, str(target)], capture_output=True, text=True,
+                           cwd=tmp_path, env=env, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    assert "LOADED []" in p.stderr, p.stderr
