@@ -58,7 +58,14 @@ def _open_dir(d: Path, create: bool) -> int | None:
 
 def cache_load(path: Path) -> bytes | None:
     """The bytes of cache file ``path``, or None when it is missing, unreadable, too big, or could have been
-    written by another user (see the module docstring)."""
+    written by another user (see the module docstring). A cache never fails a scan: any error reads as None."""
+    try:
+        return _load(path)
+    except Exception:
+        return None
+
+
+def _load(path: Path) -> bytes | None:
     dfd = _open_dir(path.parent, create=False)
     if dfd is None:
         return None
@@ -84,6 +91,13 @@ def cache_load(path: Path) -> bytes | None:
 def cache_store(path: Path, data: bytes) -> None:
     """Write cache file ``path`` atomically (a reader sees the old file or the whole new one); best effort: a
     cache that cannot be written, or whose directory another user could write, is simply not there next time."""
+    try:
+        _store(path, data)
+    except Exception:
+        pass
+
+
+def _store(path: Path, data: bytes) -> None:
     dfd = _open_dir(path.parent, create=True)
     if dfd is None:
         return
