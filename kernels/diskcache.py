@@ -80,7 +80,7 @@ def _load(path: Path) -> bytes | None:
         if not stat.S_ISREG(st.st_mode) or not _ours(st) or st.st_size > MAX_CACHE_FILE:
             return None
         with open(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_CACHE_FILE + 1)
+            data = f.read(st.st_size + 1)  # not MAX_CACHE_FILE: read() would allocate that much up front
         return data if len(data) <= MAX_CACHE_FILE else None
     except OSError:
         return None

@@ -194,3 +194,20 @@ def test_cache_load_refuses_what_it_cannot_trust(tmp_path: Path) -> None:
         assert not (d / "y.bin").exists()
     finally:
         d.chmod(0o700)
+
+
+def test_reading_a_small_cache_file_allocates_about_its_size(tmp_path: Path) -> None:
+    """Not the size limit: ``read(limit)`` allocates the whole limit up front (64 MiB for every cache read)."""
+    import tracemalloc
+
+    from veritensor_fast.kernels import diskcache
+
+    d = tmp_path / "c"
+    diskcache.cache_store(d / "x.bin", b"x" * 100_000)
+    tracemalloc.start()
+    try:
+        assert diskcache.cache_load(d / "x.bin") == b"x" * 100_000
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
