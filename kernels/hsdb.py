@@ -11,12 +11,15 @@ Two bugs of the ``hyperscan`` package are designed around here:
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import hyperscan
+
+from veritensor_fast.kernels.diskcache import cache_dir, cache_load, cache_store
+
+__all__ = ["CHUNK", "OVERLAP", "DatabaseError", "Scanner", "cache_dir", "cache_store", "compile_cached",
+           "compile_patterns"]
 
 #: Largest buffer handed to a single Hyperscan call. Well under the 4 GiB truncation limit.
 CHUNK = 1 << 30
@@ -41,22 +44,11 @@ def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = No
     return blob
 
 
-def cache_dir() -> Path:
-    """Where derived data is cached on disk (databases, parsed rules, the AST prefilter plan): never anything found."""
-    base = os.environ.get("VERITENSOR_FAST_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "veritensor-fast"
-
-
-def cache_store(path: Path, data: bytes) -> None:
-    """Write a cache file atomically (a reader sees the old file or the whole new one); best effort: a cache
-    that cannot be written is simply not there next time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+#: Databases :func:`compile_cached` just loaded to validate a cached file, by the id of its bytes: the
+#: :class:`Scanner` built from those same bytes takes it instead of loading them a second time (start-up cost).
+#: The entry holds the bytes, so their id cannot be reused while it is here; at most ``_LOADED_MAX`` are kept.
+_LOADED: dict[int, tuple[bytes, hyperscan.Database]] = {}
+_LOADED_MAX = 8
 
 
 def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None, *, key: bytes = b"",
@@ -72,12 +64,17 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
     if more is not None:
         h.update(b"\x00more\x00" + key)
     path = cache_dir() / f"hsdb-{h.hexdigest()[:32]}.bin"
-    try:
-        blob: bytes = path.read_bytes()
-        hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)  # validates the serialised database
-        return blob
-    except Exception:  # missing, unreadable or corrupt: compile afresh
-        pass
+    cached = cache_load(path)  # None: missing, or not trusted (``diskcache``)
+    if cached is not None:
+        try:
+            db = hyperscan.loadb(cached, hyperscan.HS_MODE_BLOCK)  # validates the serialised database
+        except Exception:  # unreadable or corrupt (or built for another CPU): compile afresh
+            pass
+        else:
+            while len(_LOADED) >= _LOADED_MAX:
+                del _LOADED[next(iter(_LOADED))]
+            _LOADED[id(cached)] = (cached, db)
+            return cached
     if more is not None:
         extra = list(more())
         patterns = list(patterns) + extra
@@ -97,8 +94,12 @@ class Scanner:
     __slots__ = ("_db",)
 
     def __init__(self, serialised: bytes) -> None:
+        loaded = _LOADED.pop(id(serialised), None)
         try:
-            db = hyperscan.loadb(serialised, hyperscan.HS_MODE_BLOCK)
+            if loaded is not None and loaded[0] is serialised:
+                db = loaded[1]  # just validated from the cache: not loaded twice
+            else:
+                db = hyperscan.loadb(serialised, hyperscan.HS_MODE_BLOCK)
             db.scratch = hyperscan.Scratch(db)
         except Exception as exc:  # hyperscan raises its own error type
             raise DatabaseError(f"cannot load Hyperscan database: {exc}") from exc

@@ -7,8 +7,6 @@ Exit codes: 0 nothing found and everything scanned; 1 findings; 2 usage or fatal
 3 no findings but some inputs could not be scanned (the scan is incomplete; ``--exit-code-incomplete``).
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

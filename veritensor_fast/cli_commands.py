@@ -1,7 +1,5 @@
 """The small commands: ``rules list``, ``rules check``, ``explain`` and ``baseline create``."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated

@@ -1,8 +1,6 @@
 """The ``scan`` command: option declarations, checks and the dispatch to a file, stdin, staged, history,
 Dask or sharded scan."""
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

@@ -25,11 +25,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 from veritensor_fast.findings import SEVERITY_ORDER
 from veritensor_fast.worker import ScanOptions
 
@@ -178,6 +173,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raw = read_regular_file(path, "config file")
     except SmallFileError as exc:
         raise ConfigError(str(exc)) from None
+    if sys.version_info >= (3, 11):  # imported here: a scan with no config file never needs it (start-up cost)
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

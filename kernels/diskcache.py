@@ -1,0 +1,120 @@
+"""The on-disk cache of derived data (Hyperscan databases, the parsed built-in rules, the AST prefilter plan):
+never anything a scan found.
+
+What is cached decides what a scan looks for, so a cache file is used only when no other user could have
+written it: the directory must be owned by this user with no group or other write permission, and so must the
+file (opened without following a symlink, relative to the checked directory's descriptor). Anything else
+(another user's directory, a world-writable one such as a shared ``$XDG_CACHE_HOME`` in ``/tmp``) means no
+cache this time: the data is derived afresh and nothing is written there. A directory the cache creates is
+``0700``; files are written ``0600`` under a temporary name and renamed, so a reader sees a whole file or none.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+#: A cache file larger than this is not read (the biggest, a rules database, is about 1 MiB).
+MAX_CACHE_FILE = 64 << 20
+
+_WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+
+
+def cache_dir() -> Path:
+    """Where derived data is cached on disk (databases, parsed rules, the AST prefilter plan): never anything found."""
+    base = os.environ.get("VERITENSOR_FAST_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "veritensor-fast"
+
+
+def _ours(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & _WRITABLE_BY_OTHERS
+
+
+def _open_dir(d: Path, create: bool) -> int | None:
+    """A descriptor of directory ``d`` if only this user can write it (created ``0700`` when missing and
+    ``create``), else None."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(d, flags)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            fd = os.open(d, flags)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    try:
+        if _ours(os.fstat(fd)):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def cache_load(path: Path) -> bytes | None:
+    """The bytes of cache file ``path``, or None when it is missing, unreadable, too big, or could have been
+    written by another user (see the module docstring). A cache never fails a scan: any error reads as None."""
+    try:
+        return _load(path)
+    except Exception:
+        return None
+
+
+def _load(path: Path) -> bytes | None:
+    dfd = _open_dir(path.parent, create=False)
+    if dfd is None:
+        return None
+    try:
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+    except OSError:
+        return None
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _ours(st) or st.st_size > MAX_CACHE_FILE:
+            return None
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read(st.st_size + 1)  # not MAX_CACHE_FILE: read() would allocate that much up front
+        return data if len(data) <= MAX_CACHE_FILE else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def cache_store(path: Path, data: bytes) -> None:
+    """Write cache file ``path`` atomically (a reader sees the old file or the whole new one); best effort: a
+    cache that cannot be written, or whose directory another user could write, is simply not there next time."""
+    try:
+        _store(path, data)
+    except Exception:
+        pass
+
+
+def _store(path: Path, data: bytes) -> None:
+    dfd = _open_dir(path.parent, create=True)
+    if dfd is None:
+        return
+    tmp = f"{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                     0o600, dir_fd=dfd)
+        try:
+            with open(fd, "wb", closefd=False) as f:
+                f.write(data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except OSError:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+    finally:
+        os.close(dfd)
