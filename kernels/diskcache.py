@@ -7,6 +7,11 @@ file (opened without following a symlink, relative to the checked directory's de
 (another user's directory, a world-writable one such as a shared ``$XDG_CACHE_HOME`` in ``/tmp``) means no
 cache this time: the data is derived afresh and nothing is written there. A directory the cache creates is
 ``0700``; files are written ``0600`` under a temporary name and renamed, so a reader sees a whole file or none.
+
+The cache is bounded: a file read from it is touched (its mtime is its last use), and a write that finds the
+directory over ``MAX_CACHE_BYTES`` removes the least recently used files until it holds half that. Every
+custom rule set, ``--strict-secrets`` and ``--allow-secret`` choice has databases of its own, so without a bound
+the directory grew with every rule edit (a test suite's random rule sets had left 2.5 GB in 4,579 files).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 
 #: A cache file larger than this is not read (the biggest, a rules database, is about 1 MiB).
 MAX_CACHE_FILE = 64 << 20
+#: The directory's size at which a write prunes the least recently used files (down to half of it).
+MAX_CACHE_BYTES = 256 << 20
 
 _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
@@ -81,7 +88,13 @@ def _load(path: Path) -> bytes | None:
             return None
         with open(fd, "rb", closefd=False) as f:
             data = f.read(st.st_size + 1)  # not MAX_CACHE_FILE: read() would allocate that much up front
-        return data if len(data) <= MAX_CACHE_FILE else None
+        if len(data) > MAX_CACHE_FILE:
+            return None
+        try:
+            os.utime(fd)  # its last use: pruning removes the least recently used files first
+        except OSError:
+            pass
+        return data
     except OSError:
         return None
     finally:
@@ -111,6 +124,7 @@ def _store(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        _prune(dfd, keep=path.name)
     except OSError:
         try:
             os.unlink(tmp, dir_fd=dfd)
@@ -118,3 +132,31 @@ def _store(path: Path, data: bytes) -> None:
             pass
     finally:
         os.close(dfd)
+
+
+def _prune(dfd: int, keep: str) -> None:
+    """When the directory holds more than ``MAX_CACHE_BYTES`` in regular files, remove the least recently used
+    (oldest mtime) until it holds at most half that; ``keep`` (the file just written) stays."""
+    files: list[tuple[float, int, str]] = []
+    total = 0
+    with os.scandir(dfd) as it:
+        for e in it:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+                if e.name != keep:
+                    files.append((st.st_mtime, st.st_size, e.name))
+    if total <= MAX_CACHE_BYTES:
+        return
+    files.sort()
+    for _mtime, size, name in files:
+        if total <= MAX_CACHE_BYTES // 2:
+            break
+        try:
+            os.unlink(name, dir_fd=dfd)
+            total -= size
+        except OSError:
+            pass

@@ -116,3 +116,15 @@ def child_argvs() -> dict[int, list[bytes]]:
         if ppid == me and state != "Z":
             out[int(pid)] = argv
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_disk_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The suite's derived-data cache (databases of the many rule sets tests build) lives in a directory of its
+    own, not the user's ``~/.cache/veritensor-fast``; subprocesses inherit it. A test that sets its own keeps it."""
+    old = os.environ.get("VERITENSOR_FAST_CACHE")
+    if old is None:
+        os.environ["VERITENSOR_FAST_CACHE"] = str(tmp_path_factory.mktemp("vf-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VERITENSOR_FAST_CACHE", None)
