@@ -1,6 +1,5 @@
 """Issue 16 (history, hist18): provenance's ``git log`` starts while ``rev-list --objects`` still walks (a core
-idles then), is paused when the listing is done until a blob finding needs it, and is stopped at the end of a
-clean sweep. Each test checks behaviour (what runs when, what is reported), never time."""
+idles then), and is ended when the listing is done unless a blob finding has shown it is needed. Each test checks behaviour (what runs when, what is reported), never time."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from veritensor_fast.history import scan_history
 from veritensor_fast.sources import git_list
 from veritensor_fast.sources.git import GitHistorySource
 from veritensor_fast.sources.git_overlap import OverlappedListing
-from veritensor_fast.sources.git_provenance import LOG_ARGS
 from veritensor_fast.sources.git_spool import Spool
 from veritensor_fast.worker import ScanOptions
 
@@ -96,34 +94,17 @@ def _key(r: Any) -> list[tuple[Any, ...]]:
             for f in r.findings]
 
 
-def test_paused_spool_resumes_on_wait_with_its_whole_output(tmp_path: Path) -> None:
-    repo = _repo(tmp_path)
-    ref = Spool(str(repo), [*LOG_ARGS, "--all"])
-    want = ref.out.read() if ref.wait() == 0 else None
-    ref.close()
-    sp = Spool(str(repo), [*LOG_ARGS, "--all"])
-    try:
-        assert sp.proc is not None
-        pid = sp.proc.pid
-        sp.pause()
-        if sp.paused:  # git may already have finished (a tiny history): nothing to stop then
-            assert _state(pid, "T") == "T"
-        assert sp.wait() == 0  # waiting on a paused pass lets it go on first, never hangs
-        assert sp.out.read() == want and want
-    finally:
-        sp.close()
-
-
-def test_log_starts_beside_the_walk_and_is_paused_until_a_finding(tmp_path: Path,
+def test_log_starts_beside_the_walk_and_is_ended_with_it_without_a_finding(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     repo = _repo(tmp_path, secrets=0)
     spy = _Spy(monkeypatch)
     calls: list[tuple[str, tuple[str, ...]]] = []
-    for name in ("pause", "background"):
+    for name in ("close", "background"):
         real = getattr(Spool, name)
 
         def rec(self: Spool, _real: Any = real, _name: str = name) -> None:
-            calls.append((_name, tuple(self.args[:2])))
+            if _is_log(tuple(self.args[:2])):  # the listing's own spools are closed too
+                calls.append((_name, tuple(self.args[:2])))
             _real(self)
 
         monkeypatch.setattr(Spool, name, rec)
@@ -136,32 +117,28 @@ def test_log_starts_beside_the_walk_and_is_paused_until_a_finding(tmp_path: Path
         if getattr(it, "kind", "") == "blob" and first_blob is None:
             first_blob = list(calls)  # what had happened when the first blob was handed out
     assert spy.index("log") < spy.index("listed")  # started before the blob walk was read
-    # at the lowest priority, and paused once the walk was done (blobs it named were handed out meanwhile)
+    # at the lowest priority, and ended once the walk was done (blobs it named were handed out meanwhile)
     assert first_blob == [("background", ("log", "--raw"))]
-    assert calls == [("background", ("log", "--raw")), ("pause", ("log", "--raw"))]
-    assert src._log is not None and (src._log.paused or spy.logs[0].poll() is not None)
-    src.close()
-    assert spy.logs[0].poll() is not None  # stopped, not left behind in the stopped state
+    assert calls == [("background", ("log", "--raw")), ("close", ("log", "--raw"))]
+    assert src._log is None and spy.logs[0].poll() is not None  # ended and reaped, never left stopped
     assert not _git_children(repo)
+    src.close()
 
 
-def test_paused_low_priority_log_of_a_long_history_is_stopped_and_reaped(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A pass that is still running when paused is in the stopped state at nice 19; closing it reaps it."""
+def test_low_priority_log_of_a_long_history_is_never_stopped_and_is_reaped(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass still running at nice 19 is ended by ``close`` and reaped; the Spool has no way to stop (SIGSTOP)
+    a git: a stopped child outlives a scanner killed with SIGKILL."""
     repo = _repo(tmp_path, secrets=0)
     real = gitcmd.popen
     monkeypatch.setattr(gitcmd, "popen", lambda r, a, **kw: real(r, a, **{**kw, "stdin": subprocess.PIPE}))
-    sp = Spool(str(repo), ["cat-file", "--batch"])  # its input stays open: it runs until stopped
+    sp = Spool(str(repo), ["cat-file", "--batch"])  # its input stays open: it runs until ended
     try:
         assert sp.proc is not None
         pid = sp.proc.pid
         sp.background()
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
-        sp.pause()
-        assert sp.paused and _state(pid, "T") == "T"
-        sp.resume()
-        assert not sp.paused and _state(pid, "!T") != "T"
-        sp.pause()
+        assert not hasattr(sp, "pause")
     finally:
         sp.close()
     assert sp.proc is None and not _git_children(repo)
@@ -176,7 +153,7 @@ def test_early_log_same_findings_and_provenance(tmp_path: Path, monkeypatch: pyt
     assert len(r.findings) == 3 and not r.errors
     assert _key(r) == _key(base)
     assert all((f.commit or {}).get("id") for f in r.findings)
-    assert sum(1 for e in spy.events if _is_log(e[1])) == 1  # one pass: the early one, resumed
+    assert sum(1 for e in spy.events if _is_log(e[1])) <= 2  # the early pass, and a fresh one if it was ended
     assert spy.index("log") < spy.index("listed")
     assert not _git_children(repo)
 
@@ -192,7 +169,7 @@ def test_clean_sweep_stops_the_early_log(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_early_log_with_datastore_and_commit_findings_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A secret only in a commit message needs no ``git log`` pass: the paused one is stopped, not waited on."""
+    """A secret only in a commit message needs no ``git log`` pass: the early one is ended, not waited on."""
     repo = _repo(tmp_path, secrets=0)
     git_run(repo, "commit", "-q", "--allow-empty", "-m", f"token {hf_token()}")
     base = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)

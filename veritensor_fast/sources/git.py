@@ -122,8 +122,8 @@ class GitHistorySource(HistoryResults):
         self._pending: list[tuple[str, Sequence[Finding]]] = []  # scanned, not yet written to the datastore
         self._flushed = float("-inf")  # the first batch is written at once: even a short run leaves a memo
         self._log_walk: tuple[list[str], bytes | None] | None = None
-        #: start provenance's ``git log`` while ``rev-list`` walks, paused when the listing is done until a blob
-        #: finding needs it (set by ``history`` when a process pool scans beside it: a core idles then)
+        #: start provenance's ``git log`` while ``rev-list`` walks, ended when the listing is done unless a blob
+        #: finding has shown it is needed (set by ``history`` when a process pool scans beside it: a core idles then)
         self.early_log = False
 
     # -- listing ------------------------------------------------------------------------------------------
@@ -329,12 +329,12 @@ class GitHistorySource(HistoryResults):
             self._spools["reachable"] = walk  # closed by ``items`` when done
             pack = self._spools.get("pack") or Spool(self.origin, git_list.PACK_ORDER)
             self._spools["pack"] = pack
-            overlap = OverlappedListing(walk, pack, self._pause_log)
+            overlap = OverlappedListing(walk, pack, self._end_early_log)
             stream = iter(overlap)
         elif self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
             reachable, self._walk_failure = git_list.parse_reachable(walk)
-            self._pause_log()
+            self._end_early_log()
             if self._incremental and len(reachable) < 50_000:  # a few new blobs: size them, skip the pack scan
                 stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.sizes(self.origin, list(reachable)))
             else:

@@ -44,7 +44,7 @@ def provenance(repo: str, oids: set[str], args: Sequence[str], stdin: bytes | No
     message are then read from the commit objects themselves (never parsed out of a line format). Each
     commit dict also holds ``path``: the exact path (``rev-list`` names stop at a newline)."""
     if not oids:
-        if spool is not None:  # started early (maybe paused) but not needed after all
+        if spool is not None:  # started early but not needed after all
             spool.close()
         return {}
     # No pathspec: measured on 20k commits, the full pass takes 2.5 s while 195 pathspecs take 97 s (git

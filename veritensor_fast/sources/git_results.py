@@ -6,9 +6,9 @@ Provenance needs one ``git log --raw`` pass over the swept commits. It is starte
 (``git_spool.Spool``) as soon as the first blob finding comes back from a worker, so it runs while the rest is
 scanned instead of after it; an incremental sweep takes provenance from the datastore's cache and ``git log``
 over the new commits only. When a process pool scans beside the listing (``early_log``), the pass starts
-already while ``rev-list`` walks, at nice 19, and is paused when the walk is done until a blob finding shows
-it is needed (``_early_log``); a clean sweep stops it at the end. Without the early pool, a sweep without
-findings never starts it.
+already while ``rev-list`` walks, at nice 19, and is ended when the walk is done unless a blob finding has shown
+it is needed (``_early_log``); a finding after that starts a fresh pass, as without the early one. Without the
+early pool, a sweep without findings never starts it.
 """
 
 from __future__ import annotations
@@ -102,7 +102,6 @@ class HistoryResults:
             log = self._log
             if log is not None and log.foreground():  # started beside the listing (``_early_log``): needed
                 self._log_decided = True
-                log.resume()
             else:  # none, or its priority cannot be raised again (unprivileged): a fresh pass, as without it
                 if log is not None:
                     log.close()
@@ -111,19 +110,21 @@ class HistoryResults:
 
     def _early_log(self) -> None:
         """Start the provenance pass while ``rev-list --objects`` still walks (a core idles then);
-        ``_pause_log`` stops it when the walk is done, unless a blob finding (``on_batch``) has shown it is
-        needed; the first one later lets it go on. It runs at the lowest priority (nice 19) until then, so it takes only
-        CPU time nothing else wants: a clean history pays at most the idle core's time and never waits on it."""
+        ``_end_early_log`` ends it when the walk is done, unless a blob finding (``on_batch``) has shown it is
+        needed (a later one starts a fresh pass). It runs at the lowest priority (nice 19) until then, so it takes
+        only CPU time nothing else wants: a clean history pays at most the idle core's time and never waits on it.
+        It is ended, not paused: a stopped (SIGSTOP) git outlived a scanner killed with SIGKILL, stopped forever."""
         if self._log is None and not self._log_decided:
             self._start_log()
             self._log_decided = False  # the first blob finding still decides
             if self._log is not None:
                 self._log.background()
 
-    def _pause_log(self) -> None:
-        """The walk is done and no blob finding has come yet: stop the speculative provenance pass."""
+    def _end_early_log(self) -> None:
+        """The walk is done and no blob finding has come yet: end the speculative provenance pass."""
         if self._log is not None and not self._log_decided:
-            self._log.pause()
+            self._log.close()
+            self._log = None
 
     def _flush(self) -> None:
         """Write the recorded blobs waiting in memory to the datastore, in one transaction."""

@@ -14,7 +14,6 @@ No thread is started (the process pool forks after the listing starts, and a for
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -31,7 +30,6 @@ class Spool:
         self.out: IO[bytes] = tempfile.TemporaryFile(prefix="vf-git-")
         self.err: IO[bytes] = tempfile.TemporaryFile(prefix="vf-git-")
         self.rc: int | None = None
-        self.paused = False
         try:
             self.proc: subprocess.Popen[bytes] | None = gitcmd.popen(
                 repo, args, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stdout=self.out,
@@ -41,16 +39,6 @@ class Spool:
             raise
         if stdin is not None:  # revision lists are small (ref tips): git reads them in full before writing
             gitcmd.feed(self.proc, stdin)
-
-    def pause(self) -> None:
-        """Stop git for now (SIGSTOP; it keeps what it has written): a pass started speculatively on an idle core
-        that may never be needed. ``resume`` (or ``wait``) lets it go on; ``close`` ends it either way."""
-        if self.proc is not None and not self.paused and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGSTOP)
-                self.paused = True
-            except OSError:  # already gone
-                pass
 
     def background(self) -> None:
         """Run git at the lowest priority (nice 19): it then takes only CPU time nothing else wants."""
@@ -71,21 +59,10 @@ class Spool:
             return False
         return True
 
-    def resume(self) -> None:
-        """Let a paused git go on (SIGCONT)."""
-        if self.paused:
-            self.paused = False
-            if self.proc is not None and self.proc.returncode is None:
-                try:
-                    os.kill(self.proc.pid, signal.SIGCONT)
-                except OSError:
-                    pass
-
     def wait(self) -> int:
         """Wait for git to finish; the output file is then read from its start. Returns the exit status."""
         if self.rc is None:
             assert self.proc is not None
-            self.resume()
             self.rc = self.proc.wait()
             self.proc = None
         self.out.seek(0)
