@@ -44,6 +44,7 @@ from __future__ import annotations
 import weakref
 from bisect import bisect_right
 from collections.abc import Callable
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Item
@@ -69,6 +70,15 @@ UPFRONT = 8 << 20
 
 #: A detector's answer (``quiet_test()``): whether it reports nothing for an item whose bytes have no hit.
 QuietTest = Callable[[Item, bytes, bytes], bool]
+#: The same answer for a batch (``quiet_batch(items, datas, heads)``): one bool per item, in order.
+QuietBatch = Callable[[list[Item], list[bytes], list[bytes]], list[bool]]
+
+
+def _per_item(test: QuietTest) -> QuietBatch:
+    """The batch answer of a detector that only answers item by item."""
+    def quiet_batch(items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
+        return [test(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]
+    return quiet_batch
 
 
 class Opened:
@@ -109,30 +119,35 @@ class Gate:
         self.costly = [t for c, t in tests if c > 0]
 
     @staticmethod
-    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietTest]] | None:
-        """Every detector's quiet test and its ``quiet_cost``; None when the gate cannot be on."""
+    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietBatch]] | None:
+        """Every detector's batch answer (its ``quiet_batch``, else its ``quiet_test()`` asked item by item) and
+        its ``quiet_cost``; None when the gate cannot be on."""
         if ctx.matcher.hit_ends(b"") is None:  # the fallback backend, or an anchored rule
             return None
         if not all(getattr(p, "removes_only", False) for p in ctx.postprocessors):
             return None  # a post-processor that might add findings
-        tests: list[tuple[int, QuietTest]] = []
+        tests: list[tuple[int, QuietBatch]] = []
         for det in ctx.detectors:
             ask = getattr(det, "quiet_test", None)
             test = ask() if callable(ask) else None
-            if test is None:
-                return None  # a detector that cannot tell: fail closed
-            tests.append((int(getattr(det, "quiet_cost", 0)), test))
+            batch = getattr(det, "quiet_batch", None)
+            if callable(ask) and test is None:
+                return None  # a detector that cannot tell in this configuration: fail closed
+            if not callable(batch):
+                if test is None:
+                    return None  # a detector that cannot tell at all
+                batch = _per_item(test)
+            tests.append((int(getattr(det, "quiet_cost", 0)), batch))
         return tests
 
     def quiet(self, batch: list[Item], got: list[Any]) -> set[int]:
         """Indices of the quiet items among ``batch`` (``got``: each item's ``(buffer, closer)``, error or None)."""
         if self.tests is None:
             return set()
-        cheap, costly = self.cheap, self.costly
-        matcher = self.ctx.matcher
-        text: tuple[list[int], list[bytes]] = ([], [])
-        binary: tuple[list[int], list[bytes]] = ([], [])
-        heads: dict[int, bytes] = {}
+        idx: list[int] = []
+        items: list[Item] = []
+        bufs: list[bytes] = []
+        heads: list[bytes] = []
         for i, g in enumerate(got):
             if g is None or isinstance(g, BaseException):
                 continue
@@ -140,32 +155,44 @@ class Gate:
             if type(buf) is not bytes or len(buf) > MAX_PIECE:
                 continue
             head = buf[:4096]
-            nul = b"\x00" in head
-            if nul and len(buf) > SMALL:
+            if len(buf) > SMALL and b"\x00" in head:
                 continue  # a large binary: its candidates are as costly to rule out here as in the detectors
-            it = batch[i]
-            for test in cheap:
-                if not test(it, buf, head):
-                    break
-            else:
-                into = binary if nul else text
-                into[0].append(i)
-                into[1].append(buf)
-                heads[i] = head
+            idx.append(i)
+            items.append(batch[i])
+            bufs.append(buf)
+            heads.append(head)
+        cols = _ask(self.cheap, idx, items, bufs, heads)
+        if cols is None:
+            return set()
+        idx, items, bufs, heads = cols
         # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
         # pass scans binary data with the rules alone, and no detector uses the needles there)
-        found = _no_hit(matcher.hit_ends, *text) | _no_hit(matcher.candidate_ends, *binary)
-        if not costly:
-            return found
-        out: set[int] = set()
-        for i in found:
-            buf, head, it = got[i][0], heads[i], batch[i]
-            for test in costly:
-                if not test(it, buf, head):
-                    break
-            else:
-                out.add(i)
-        return out
+        text: tuple[list[int], list[bytes]] = ([], [])
+        binary: tuple[list[int], list[bytes]] = ([], [])
+        for k, h in enumerate(heads):
+            into = binary if b"\x00" in h else text
+            into[0].append(k)
+            into[1].append(bufs[k])
+        found = sorted(_no_hit(self.ctx.matcher.hit_ends, *text) | _no_hit(self.ctx.matcher.candidate_ends, *binary))
+        if len(found) < len(idx):
+            idx, items, bufs, heads = ([col[k] for k in found] for col in (idx, items, bufs, heads))  # type: ignore
+        cols = _ask(self.costly, idx, items, bufs, heads)
+        return set() if cols is None else set(cols[0])
+
+
+def _ask(answers: list[QuietBatch], idx: list[int], items: list[Item], bufs: list[bytes],
+         heads: list[bytes]) -> tuple[list[int], list[Item], list[bytes], list[bytes]] | None:
+    """The columns narrowed to the items every answer calls quiet (one call per detector, on what is left); None
+    when nothing is left, or an answer is not one bool per item (fail closed)."""
+    for answer in answers:
+        if not idx:
+            return None
+        said = answer(items, bufs, heads)
+        if len(said) != len(idx):
+            return None
+        if False in said:
+            idx, items, bufs, heads = (list(compress(col, said)) for col in (idx, items, bufs, heads))  # type: ignore
+    return (idx, items, bufs, heads) if idx else None
 
 
 def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: list[bytes]) -> set[int]:
