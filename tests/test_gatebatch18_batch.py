@@ -50,8 +50,9 @@ def _adversarial() -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     for b in range(256):
         for tail in _TAILS:
-            out.append(("a.txt", bytes([b]) + tail))
-            out.append((rng.choice(_NAMES), bytes([b]) + tail))
+            for pad in (b"", b"\x00" * 12 + b"abc\n"):
+                out.append(("a.txt", bytes([b]) + tail + pad))
+                out.append((rng.choice(_NAMES), bytes([b]) + tail + pad))
     for pre in _PREFIXES:
         for tail in _TAILS:
             out.append((rng.choice(_NAMES), pre + tail))
