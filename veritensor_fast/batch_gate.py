@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import weakref
 from bisect import bisect_right
-from collections.abc import Callable
-from itertools import compress
+from collections.abc import Callable, Sequence
+from itertools import accumulate, compress
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Item
@@ -144,36 +144,31 @@ class Gate:
         """Indices of the quiet items among ``batch`` (``got``: each item's ``(buffer, closer)``, error or None)."""
         if self.tests is None:
             return set()
-        idx: list[int] = []
-        items: list[Item] = []
-        bufs: list[bytes] = []
-        heads: list[bytes] = []
-        for i, g in enumerate(got):
-            if g is None or isinstance(g, BaseException):
-                continue
-            buf = g[0]
-            if type(buf) is not bytes or len(buf) > MAX_PIECE:
-                continue
-            head = buf[:4096]
-            if len(buf) > SMALL and b"\x00" in head:
-                continue  # a large binary: its candidates are as costly to rule out here as in the detectors
-            idx.append(i)
-            items.append(batch[i])
-            bufs.append(buf)
-            heads.append(head)
+        # the columns of the items the gate may call quiet: bytes of at most MAX_PIECE, no binary over SMALL (its
+        # candidates are as costly to rule out here as in the detectors); built a column at a time
+        raw = [None if g is None or isinstance(g, BaseException) else g[0] for g in got]
+        idx = [i for i, b in enumerate(raw) if type(b) is bytes and len(b) <= MAX_PIECE]
+        bufs: list[bytes] = [raw[i] for i in idx]  # type: ignore[misc]
+        heads = [b[:4096] for b in bufs]
+        if max(map(len, bufs), default=0) > SMALL:
+            keep = [len(b) <= SMALL or b"\x00" not in h for b, h in zip(bufs, heads, strict=True)]
+            idx, bufs, heads = (list(compress(col, keep)) for col in (idx, bufs, heads))  # type: ignore[assignment]
+        items = [batch[i] for i in idx]
         cols = _ask(self.cheap, idx, items, bufs, heads)
         if cols is None:
             return set()
         idx, items, bufs, heads = cols
         # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
         # pass scans binary data with the rules alone, and no detector uses the needles there)
-        text: tuple[list[int], list[bytes]] = ([], [])
-        binary: tuple[list[int], list[bytes]] = ([], [])
-        for k, h in enumerate(heads):
-            into = binary if b"\x00" in h else text
-            into[0].append(k)
-            into[1].append(bufs[k])
-        found = sorted(_no_hit(self.ctx.matcher.hit_ends, *text) | _no_hit(self.ctx.matcher.candidate_ends, *binary))
+        matcher = self.ctx.matcher
+        nul = [b"\x00" in h for h in heads]
+        if True in nul:
+            text = [k for k, n in enumerate(nul) if not n]
+            binary = [k for k, n in enumerate(nul) if n]
+            found = sorted(_no_hit(matcher.hit_ends, text, [bufs[k] for k in text])
+                           | _no_hit(matcher.candidate_ends, binary, [bufs[k] for k in binary]))
+        else:
+            found = sorted(_no_hit(matcher.hit_ends, range(len(bufs)), bufs))
         if len(found) < len(idx):
             idx, items, bufs, heads = ([col[k] for k in found] for col in (idx, items, bufs, heads))  # type: ignore
         cols = _ask(self.costly, idx, items, bufs, heads)
@@ -195,15 +190,11 @@ def _ask(answers: list[QuietBatch], idx: list[int], items: list[Item], bufs: lis
     return (idx, items, bufs, heads) if idx else None
 
 
-def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: list[bytes]) -> set[int]:
+def _no_hit(hits: Callable[[bytes], list[int] | None], idx: Sequence[int], pieces: list[bytes]) -> set[int]:
     """The indices in ``idx`` whose piece has no hit of ``hits`` in one scan of the pieces joined by :data:`SEP`."""
     if not pieces:
         return set()
-    starts: list[int] = []
-    pos = 0
-    for p in pieces:
-        starts.append(pos)
-        pos += len(p) + len(SEP)
+    starts = list(accumulate(map(_AFTER_SEP, map(len, pieces[:-1])), initial=0))  # each piece's offset
     ends = hits(pieces[0] if len(pieces) == 1 else SEP.join(pieces))
     if ends is None:
         return set()
@@ -216,6 +207,9 @@ def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: l
             loud.add(k - 1)
     return {i for k, i in enumerate(idx) if k not in loud}
 
+
+#: A piece's length plus the separator's: the offset of the next piece, less this one's.
+_AFTER_SEP = len(SEP).__add__
 
 _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
 
