@@ -33,10 +33,16 @@ sees its start or end). As the detectors stand:
 A detector whose test may scan the bytes itself declares ``quiet_cost = 1``: its test is asked only for the
 items left without a hit (the others' before the scan, so that what a detector claims is not joined).
 
-The gate is off when a detector has no ``quiet_test`` or answers None, a post-processor does not declare
-``removes_only``, or the matcher cannot answer (the fallback backend, an anchored rule). It runs for batches of
-git objects and of files. Findings and errors are the same with or without it (``tests/test_hist17_gate.py``,
-``tests/test_gate18_*.py`` compare both on every shape the conditions name).
+Each detector is asked once per batch: ``quiet_batch(items, datas, heads) -> list[bool]`` (its answer for each
+item, in order), only about the items every detector before it called quiet; one with only ``quiet_test()`` is
+asked item by item (:func:`_per_item`). A ``quiet_test()`` of None still turns the gate off, and an answer of the
+wrong length leaves the batch without a quiet item.
+
+The gate is off when a detector has neither ``quiet_test`` nor ``quiet_batch``, or its ``quiet_test()`` answers
+None, a post-processor does not declare ``removes_only``, or the matcher cannot answer (the fallback backend, an
+anchored rule). It runs for batches of git objects and of files. Findings and errors are the same with or
+without it (``tests/test_hist17_gate.py``, ``tests/test_gate18_*.py`` compare both on every shape the conditions
+name; ``tests/test_gatebatch18_batch.py`` each batch answer with the per-item one).
 """
 
 from __future__ import annotations
