@@ -197,3 +197,44 @@ def test_a_batch_answer_of_the_wrong_length_calls_nothing_quiet() -> None:
     ctx.detectors = [*ctx.detectors, Short()]
     items, got = _batch(6)
     assert batch_gate.Gate(ctx).quiet(items, got) == set()
+
+
+def _ast_shape(tok: bytes) -> bytes:
+    """A token split over two literals joined by a name: only the Python-AST pass finds it (its prefilter hits)."""
+    return b'P = "' + tok[:3] + b'"\nK = P + "' + tok[3:] + b'"\n'
+
+
+def test_python_files_with_the_same_prefilter_hit_are_each_asked_alone() -> None:
+    """The AST pass scans a batch's Python files joined, once per file with a hit (some prefilter patterns report
+    only their first match): every file holding the shape is refused, however many hold the same one."""
+    ctx = _ctx()
+    ast = next(d for d in ctx.detectors if d.name == "python-ast")
+    rng = random.Random(7)
+    named: list[tuple[str, bytes]] = []
+    for k in range(40):
+        kind = rng.randrange(4)
+        body = (_ast_shape(hf_token(rng).encode()) if kind == 0 else b"x = 'quoted'\n" if kind == 1
+                else b"y = 2\n" if kind == 2 else b"s = 'hf_'\n")
+        named.append((f"m{k}.py", b"# file %d\n" % k + body))
+    named += [("last.py", _ast_shape(hf_token(rng).encode()))]
+    items, datas, heads = _columns(named)
+    test = ast.quiet_test()  # type: ignore[attr-defined]
+    want = [test(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]
+    assert want.count(False) >= 8  # the shape is wanted wherever it stands
+    assert ast.quiet_batch(items, datas, heads) == want  # type: ignore[attr-defined]
+    scans: list[bool] = []  # whether each scan of the prefilter database was of one file alone
+    db = ast._pre[0]  # type: ignore[attr-defined]
+
+    class Counted:
+        def scan(self, buf: Any) -> Any:
+            scans.append(any(buf is d for d in datas))
+            return db.scan(buf)
+
+    ast._prefilter = (Counted(), *ast._pre[1:])  # type: ignore[attr-defined]
+    try:
+        assert ast.quiet_batch(items, datas, heads) == want  # type: ignore[attr-defined]
+    finally:
+        ast._prefilter = (db, *ast._pre[1:])  # type: ignore[attr-defined]
+    with_hit = sum(1 for d in datas if db.scan(d))
+    assert scans.count(True) == with_hit < len(named)  # only the files with a hit are scanned alone
+    assert 1 <= scans.count(False) <= with_hit + 1
