@@ -39,7 +39,6 @@ import warnings
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
@@ -66,34 +65,6 @@ PY_EXT = (".py", ".pyw", ".pyi")
 #: Names whose first positional argument is a credential.
 POSITIONAL_SINKS = frozenset({"login", "save_token", "Client", "set_api_key", "set_access_token"})
 _SEP = "\n\x00\n"
-
-
-def _hit_pieces(db: Any, pieces: list[bytes]) -> set[int]:
-    """The indices of ``pieces`` that may hold a hit of the prefilter database ``db`` (a ``Scanner``), found by
-    scanning them joined by line breaks. Some of its patterns report their first match only (single-match), so
-    every piece before the one holding the first hit is clean, that piece is flagged, and the scan goes on from
-    the next piece: one scan per piece with a hit, plus one. A hit ending in a separator flags both neighbours;
-    one reaching over a separator flags the piece it ends in (the ``\\b``, ``\\s`` of the patterns see a line
-    break where a piece alone sees its start or end)."""
-    flagged: set[int] = set()
-    if not pieces:
-        return flagged
-    starts = list(accumulate(map((1).__add__, map(len, pieces[:-1])), initial=0))  # each piece's offset
-    joined = b"\n".join(pieces)
-    view = memoryview(joined)
-    first = 0
-    while first < len(pieces):
-        base = starts[first]
-        hits = db.scan(view[base:] if base else joined)
-        if not hits:
-            break
-        e = min(end for _p, end in hits) + base
-        k = bisect_right(starts, e) - 1
-        flagged.add(k)
-        if k >= 1 and e == starts[k]:
-            flagged.add(k - 1)
-        first = k + 1
-    return flagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,21 +359,11 @@ class PythonAstSecrets:
         return not self.enabled or not item.path[-4:].lower().endswith(PY_EXT) or not self.wanted(data)
 
     def quiet_batch(self, items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
-        """:meth:`quiet` for each item of a batch, in one call (``batch_gate``). :meth:`wanted` is False for a
-        Python file with a quote but no hit of the prefilter database: such files are scanned joined by line breaks
-        (:func:`_hit_pieces`), and only those with a hit there are asked :meth:`wanted` alone."""
-        out = [True] * len(items)
+        """:meth:`quiet` for each item of a batch, in one call (``batch_gate``)."""
         if not self.enabled:
-            return out
-        ext = PY_EXT
-        py = [k for k, it in enumerate(items) if it.path[-4:].lower().endswith(ext)]
-        pre = self._pre if py else None
-        if pre is not None:  # without quotes (or too large) not wanted; the rest: only the pieces with a hit
-            ask = [k for k in py if len(datas[k]) <= MAX_SOURCE and (b'"' in datas[k] or b"'" in datas[k])]
-            py = [ask[j] for j in sorted(_hit_pieces(pre[0], [datas[k] for k in ask]))]
-        for k in py:
-            out[k] = not self.wanted(datas[k])
-        return out
+            return [True] * len(items)
+        wanted, ext = self.wanted, PY_EXT
+        return [not it.path[-4:].lower().endswith(ext) or not wanted(d) for it, d in zip(items, datas, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
