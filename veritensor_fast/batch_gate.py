@@ -33,17 +33,24 @@ sees its start or end). As the detectors stand:
 A detector whose test may scan the bytes itself declares ``quiet_cost = 1``: its test is asked only for the
 items left without a hit (the others' before the scan, so that what a detector claims is not joined).
 
-The gate is off when a detector has no ``quiet_test`` or answers None, a post-processor does not declare
-``removes_only``, or the matcher cannot answer (the fallback backend, an anchored rule). It runs for batches of
-git objects and of files. Findings and errors are the same with or without it (``tests/test_hist17_gate.py``,
-``tests/test_gate18_*.py`` compare both on every shape the conditions name).
+Each detector is asked once per batch: ``quiet_batch(items, datas, heads) -> list[bool]`` (its answer for each
+item, in order), only about the items every detector before it called quiet; one with only ``quiet_test()`` is
+asked item by item (:func:`_per_item`). A ``quiet_test()`` of None still turns the gate off, and an answer of the
+wrong length leaves the batch without a quiet item.
+
+The gate is off when a detector has neither ``quiet_test`` nor ``quiet_batch``, or its ``quiet_test()`` answers
+None, a post-processor does not declare ``removes_only``, or the matcher cannot answer (the fallback backend, an
+anchored rule). It runs for batches of git objects and of files. Findings and errors are the same with or
+without it (``tests/test_hist17_gate.py``, ``tests/test_gate18_*.py`` compare both on every shape the conditions
+name; ``tests/test_gatebatch18_batch.py`` each batch answer with the per-item one).
 """
 
 from __future__ import annotations
 
 import weakref
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import accumulate, compress
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Item
@@ -69,6 +76,15 @@ UPFRONT = 8 << 20
 
 #: A detector's answer (``quiet_test()``): whether it reports nothing for an item whose bytes have no hit.
 QuietTest = Callable[[Item, bytes, bytes], bool]
+#: The same answer for a batch (``quiet_batch(items, datas, heads)``): one bool per item, in order.
+QuietBatch = Callable[[list[Item], list[bytes], list[bytes]], list[bool]]
+
+
+def _per_item(test: QuietTest) -> QuietBatch:
+    """The batch answer of a detector that only answers item by item."""
+    def quiet_batch(items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
+        return [test(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]
+    return quiet_batch
 
 
 class Opened:
@@ -109,74 +125,82 @@ class Gate:
         self.costly = [t for c, t in tests if c > 0]
 
     @staticmethod
-    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietTest]] | None:
-        """Every detector's quiet test and its ``quiet_cost``; None when the gate cannot be on."""
+    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietBatch]] | None:
+        """Every detector's batch answer (its ``quiet_batch``, else its ``quiet_test()`` asked item by item) and
+        its ``quiet_cost``; None when the gate cannot be on."""
         if ctx.matcher.hit_ends(b"") is None:  # the fallback backend, or an anchored rule
             return None
         if not all(getattr(p, "removes_only", False) for p in ctx.postprocessors):
             return None  # a post-processor that might add findings
-        tests: list[tuple[int, QuietTest]] = []
+        tests: list[tuple[int, QuietBatch]] = []
         for det in ctx.detectors:
             ask = getattr(det, "quiet_test", None)
             test = ask() if callable(ask) else None
-            if test is None:
-                return None  # a detector that cannot tell: fail closed
-            tests.append((int(getattr(det, "quiet_cost", 0)), test))
+            batch = getattr(det, "quiet_batch", None)
+            if callable(ask) and test is None:
+                return None  # a detector that cannot tell in this configuration: fail closed
+            if not callable(batch):
+                if test is None:
+                    return None  # a detector that cannot tell at all
+                batch = _per_item(test)
+            tests.append((int(getattr(det, "quiet_cost", 0)), batch))
         return tests
 
     def quiet(self, batch: list[Item], got: list[Any]) -> set[int]:
         """Indices of the quiet items among ``batch`` (``got``: each item's ``(buffer, closer)``, error or None)."""
         if self.tests is None:
             return set()
-        cheap, costly = self.cheap, self.costly
-        matcher = self.ctx.matcher
-        text: tuple[list[int], list[bytes]] = ([], [])
-        binary: tuple[list[int], list[bytes]] = ([], [])
-        heads: dict[int, bytes] = {}
-        for i, g in enumerate(got):
-            if g is None or isinstance(g, BaseException):
-                continue
-            buf = g[0]
-            if type(buf) is not bytes or len(buf) > MAX_PIECE:
-                continue
-            head = buf[:4096]
-            nul = b"\x00" in head
-            if nul and len(buf) > SMALL:
-                continue  # a large binary: its candidates are as costly to rule out here as in the detectors
-            it = batch[i]
-            for test in cheap:
-                if not test(it, buf, head):
-                    break
-            else:
-                into = binary if nul else text
-                into[0].append(i)
-                into[1].append(buf)
-                heads[i] = head
+        # the columns of the items the gate may call quiet: bytes of at most MAX_PIECE, no binary over SMALL (its
+        # candidates are as costly to rule out here as in the detectors); built a column at a time
+        raw = [None if g is None or isinstance(g, BaseException) else g[0] for g in got]
+        idx = [i for i, b in enumerate(raw) if type(b) is bytes and len(b) <= MAX_PIECE]
+        bufs: list[bytes] = [raw[i] for i in idx]  # type: ignore[misc]
+        heads = [b[:4096] for b in bufs]
+        if max(map(len, bufs), default=0) > SMALL:
+            keep = [len(b) <= SMALL or b"\x00" not in h for b, h in zip(bufs, heads, strict=True)]
+            idx, bufs, heads = (list(compress(col, keep)) for col in (idx, bufs, heads))  # type: ignore[assignment]
+        items = [batch[i] for i in idx]
+        cols = _ask(self.cheap, idx, items, bufs, heads)
+        if cols is None:
+            return set()
+        idx, items, bufs, heads = cols
         # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
         # pass scans binary data with the rules alone, and no detector uses the needles there)
-        found = _no_hit(matcher.hit_ends, *text) | _no_hit(matcher.candidate_ends, *binary)
-        if not costly:
-            return found
-        out: set[int] = set()
-        for i in found:
-            buf, head, it = got[i][0], heads[i], batch[i]
-            for test in costly:
-                if not test(it, buf, head):
-                    break
-            else:
-                out.add(i)
-        return out
+        matcher = self.ctx.matcher
+        nul = [b"\x00" in h for h in heads]
+        if True in nul:
+            text = [k for k, n in enumerate(nul) if not n]
+            binary = [k for k, n in enumerate(nul) if n]
+            found = sorted(_no_hit(matcher.hit_ends, text, [bufs[k] for k in text])
+                           | _no_hit(matcher.candidate_ends, binary, [bufs[k] for k in binary]))
+        else:
+            found = sorted(_no_hit(matcher.hit_ends, range(len(bufs)), bufs))
+        if len(found) < len(idx):
+            idx, items, bufs, heads = ([col[k] for k in found] for col in (idx, items, bufs, heads))  # type: ignore
+        cols = _ask(self.costly, idx, items, bufs, heads)
+        return set() if cols is None else set(cols[0])
 
 
-def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: list[bytes]) -> set[int]:
+def _ask(answers: list[QuietBatch], idx: list[int], items: list[Item], bufs: list[bytes],
+         heads: list[bytes]) -> tuple[list[int], list[Item], list[bytes], list[bytes]] | None:
+    """The columns narrowed to the items every answer calls quiet (one call per detector, on what is left); None
+    when nothing is left, or an answer is not one bool per item (fail closed)."""
+    for answer in answers:
+        if not idx:
+            return None
+        said = answer(items, bufs, heads)
+        if len(said) != len(idx):
+            return None
+        if False in said:
+            idx, items, bufs, heads = (list(compress(col, said)) for col in (idx, items, bufs, heads))  # type: ignore
+    return (idx, items, bufs, heads) if idx else None
+
+
+def _no_hit(hits: Callable[[bytes], list[int] | None], idx: Sequence[int], pieces: list[bytes]) -> set[int]:
     """The indices in ``idx`` whose piece has no hit of ``hits`` in one scan of the pieces joined by :data:`SEP`."""
     if not pieces:
         return set()
-    starts: list[int] = []
-    pos = 0
-    for p in pieces:
-        starts.append(pos)
-        pos += len(p) + len(SEP)
+    starts = list(accumulate(map(_AFTER_SEP, map(len, pieces[:-1])), initial=0))  # each piece's offset
     ends = hits(pieces[0] if len(pieces) == 1 else SEP.join(pieces))
     if ends is None:
         return set()
@@ -189,6 +213,9 @@ def _no_hit(hits: Callable[[bytes], list[int] | None], idx: list[int], pieces: l
             loud.add(k - 1)
     return {i for k, i in enumerate(idx) if k not in loud}
 
+
+#: A piece's length plus the separator's: the offset of the next piece, less this one's.
+_AFTER_SEP = len(SEP).__add__
 
 _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
 

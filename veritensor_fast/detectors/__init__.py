@@ -11,7 +11,8 @@ Contract for every detector:
   records it as an ``internal`` error for the item and continues).
 - answer the batch gate (``batch_gate``): ``quiet_test()`` returns ``quiet(item, data, head) -> bool``, True
   only when ``scan`` reports nothing for ``data`` without a hit of the rules database, or None when it cannot
-  tell; a detector without it turns the gate off.
+  tell; ``quiet_batch(items, datas, heads)`` gives the same answers for a whole batch in one call (the gate asks
+  it instead of the per-item one); a detector with neither turns the gate off.
 """
 
 from __future__ import annotations

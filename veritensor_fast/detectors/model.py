@@ -12,7 +12,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.findings import Item
-from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff, zip_tail
+from veritensor_fast.models.sniff import (
+    _DEAD_FIRST,
+    PICKLE_OPCODES,
+    TRIAL_BYTES,
+    has_model_ext,
+    pickle01_may_run,
+    sniff,
+    zip_tail,
+)
+
+#: The first bytes of a head :func:`sniff` may name something other than ``none`` or ``pickle?`` (given no
+#: ``ustar`` at 257, no ``{`` at 8 and no model extension): its magic numbers and ``compression_of``'s codecs.
+_MAGIC_FIRST = frozenset(b"P\x807\x93G\x89\x1f\x42\xfd\x28\x04\x78\x5d")
+#: First bytes after which :meth:`ModelDetector.quiet` is True for a name without a model extension (and no
+#: ``ustar`` at 257, no ``{`` at 8): no magic, and no pickle opcode, or one ``pickle01_may_run`` rejects whatever
+#: follows it (``_DEAD_FIRST``: a commit's ``tree``, most letters text starts with).
+_QUIET_FIRST = frozenset(b for b in range(256)
+                         if b not in _MAGIC_FIRST and (b not in PICKLE_OPCODES or b in _DEAD_FIRST))
 
 if TYPE_CHECKING:
     from veritensor_fast.models.analyzer import Analyzer
@@ -55,6 +72,14 @@ class ModelDetector:
         if kind == "none":
             return not (has_model_ext(path) and zip_tail(data))
         return kind == "pickle?" and not has_model_ext(path) and not pickle01_may_run(data, TRIAL_BYTES)
+
+    def quiet_batch(self, items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
+        """:meth:`quiet` for each item of a batch, in one call (``batch_gate``): a head whose first byte is in
+        :data:`_QUIET_FIRST`, without ``ustar`` at 257 or ``{`` at 8 (a safetensors header), under a name with no
+        model extension, is quiet without calling :func:`sniff`."""
+        first, quiet = _QUIET_FIRST, self.quiet
+        return [(not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
+                and not has_model_ext(it.path) or quiet(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         path = item.path

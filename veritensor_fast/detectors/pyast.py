@@ -358,6 +358,13 @@ class PythonAstSecrets:
         """True when :meth:`scan` parses nothing: off, not a Python file, or not admitted by the prefilter."""
         return not self.enabled or not item.path[-4:].lower().endswith(PY_EXT) or not self.wanted(data)
 
+    def quiet_batch(self, items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
+        """:meth:`quiet` for each item of a batch, in one call (``batch_gate``)."""
+        if not self.enabled:
+            return [True] * len(items)
+        wanted, ext = self.wanted, PY_EXT
+        return [not it.path[-4:].lower().endswith(ext) or not wanted(d) for it, d in zip(items, datas, strict=True)]
+
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
             return
