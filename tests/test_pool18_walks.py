@@ -31,6 +31,9 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(mod, "BATCH_ITEMS", 4)
     monkeypatch.setattr(executors_local, "WALK_FILES", 8)
     monkeypatch.setattr(engine, "SMALL_SCAN_BYTES", 0)
+    # the workers must inherit these patches: fork, even when an earlier test of the suite left a thread running
+    # (the scan would choose forkserver then, whose workers import the modules afresh)
+    monkeypatch.setattr(executors_local, "start_method", lambda: "fork")
 
 
 def _tree(root: Path, dirs: int = 20, per_dir: int = 8) -> None:
