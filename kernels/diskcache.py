@@ -21,10 +21,23 @@ MAX_CACHE_FILE = 64 << 20
 _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
-def cache_dir() -> Path:
-    """Where derived data is cached on disk (databases, parsed rules, the AST prefilter plan): never anything found."""
+def cache_dir() -> Path | None:
+    """Where derived data is cached on disk (databases, parsed rules, the AST prefilter plan): never anything
+    found. None when there is no such place: no cache directory set and no home directory (``$HOME`` unset and
+    no password entry, as for a container's arbitrary user id), where ``Path.home()`` raises."""
     base = os.environ.get("VERITENSOR_FAST_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "veritensor-fast"
+    if base:
+        return Path(base) / "veritensor-fast"
+    try:
+        return Path.home() / ".cache" / "veritensor-fast"
+    except (RuntimeError, KeyError, OSError):
+        return None
+
+
+def cache_file(name: str) -> Path | None:
+    """The path of cache file ``name`` (None: no cache directory, see :func:`cache_dir`)."""
+    d = cache_dir()
+    return None if d is None else d / name
 
 
 def _ours(st: os.stat_result) -> bool:
@@ -56,11 +69,11 @@ def _open_dir(d: Path, create: bool) -> int | None:
     return None
 
 
-def cache_load(path: Path) -> bytes | None:
-    """The bytes of cache file ``path``, or None when it is missing, unreadable, too big, or could have been
+def cache_load(path: Path | None) -> bytes | None:
+    """The bytes of cache file ``path``, or None when there is none (``path`` None), it is missing, unreadable, too big, or could have been
     written by another user (see the module docstring). A cache never fails a scan: any error reads as None."""
     try:
-        return _load(path)
+        return None if path is None else _load(path)
     except Exception:
         return None
 
@@ -88,11 +101,12 @@ def _load(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def cache_store(path: Path, data: bytes) -> None:
+def cache_store(path: Path | None, data: bytes) -> None:
     """Write cache file ``path`` atomically (a reader sees the old file or the whole new one); best effort: a
     cache that cannot be written, or whose directory another user could write, is simply not there next time."""
     try:
-        _store(path, data)
+        if path is not None:
+            _store(path, data)
     except Exception:
         pass
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import hyperscan
 
-from veritensor_fast.kernels.diskcache import cache_dir, cache_load, cache_store
+from veritensor_fast.kernels.diskcache import cache_dir, cache_file, cache_load, cache_store
 
 __all__ = ["CHUNK", "OVERLAP", "DatabaseError", "Scanner", "cache_dir", "cache_store", "compile_cached",
            "compile_patterns"]
@@ -63,7 +63,7 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
         h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
     if more is not None:
         h.update(b"\x00more\x00" + key)
-    path = cache_dir() / f"hsdb-{h.hexdigest()[:32]}.bin"
+    path = cache_file(f"hsdb-{h.hexdigest()[:32]}.bin")
     cached = cache_load(path)  # None: missing, or not trusted (``diskcache``)
     if cached is not None:
         try:

@@ -24,7 +24,7 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
     costs 0.04-0.12 CPU-s per process). The key hashes each rule's id, pattern and left boundary, the code that
     derives and stores the plan and the Python version; the file is JSON (read as data only). A missing,
     unreadable or malformed file is recomputed and rewritten."""
-    from veritensor_fast.kernels.diskcache import cache_dir, cache_load, cache_store
+    from veritensor_fast.kernels.diskcache import cache_file, cache_load, cache_store
 
     h = hashlib.sha256(sys.version.encode() + b"\x00")
     here = Path(pf.__file__)  # the plan's derivation
@@ -35,7 +35,7 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
     for r in rules:
         for part in (r.id, r.pattern, r.left):
             h.update(len(part).to_bytes(4, "little") + part.encode("utf-8", "surrogatepass"))
-    path = cache_dir() / f"pyast-plan-{h.hexdigest()[:32]}.json"
+    path = cache_file(f"pyast-plan-{h.hexdigest()[:32]}.json")
     try:  # cache_load: None if missing or not trusted; orjson reads ``json``'s output 3x faster (start-up cost)
         return _plan_from_json(orjson.loads(cache_load(path) or b""))
     except Exception:  # missing, untrusted, unreadable or malformed: derive afresh

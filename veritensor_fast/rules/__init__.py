@@ -243,15 +243,16 @@ def builtin_rules() -> list[Rule]:
     return rules
 
 
-def rules_cache_path(texts: list[tuple[str, str]]) -> Path:
-    """Where :func:`builtin_rules` caches the rules parsed from ``texts`` (``builtin_rule_texts``)."""
+def rules_cache_path(texts: list[tuple[str, str]]) -> Path | None:
+    """Where :func:`builtin_rules` caches the rules parsed from ``texts`` (``builtin_rule_texts``; None: no cache
+    directory)."""
     h = hashlib.sha256(b"veritensor-fast-builtin-rules-v1\x00")
     h.update(Path(__file__).read_bytes())
     for name, text in texts:
         h.update(b"\x00" + name.encode() + b"\x00" + text.encode())
-    from veritensor_fast.kernels.diskcache import cache_dir
+    from veritensor_fast.kernels.diskcache import cache_file
 
-    return cache_dir() / f"rules-{h.hexdigest()[:32]}.json"
+    return cache_file(f"rules-{h.hexdigest()[:32]}.json")
 
 
 def _rules_from_json(raw: bytes) -> list[Rule] | None:
