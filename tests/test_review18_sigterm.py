@@ -58,6 +58,10 @@ def test_sigterm_kills_and_reaps_a_paused_git_child(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         git_pid = int(proc.stdout.readline())
+        for _ in range(500):  # a signal lands asynchronously
+            if _state(git_pid) == "T":
+                break
+            time.sleep(0.01)
         assert _state(git_pid) == "T"  # paused, as the early provenance pass is
         driver = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
         os.kill(driver, signal.SIGTERM)
