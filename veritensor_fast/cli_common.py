@@ -3,6 +3,10 @@ normalisation."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -47,3 +51,29 @@ def normalise_excludes(patterns: Any) -> list[str]:
         out.append(q if q not in ("", ".") else p)
     return out
 
+
+
+
+
+def stop_on_sigterm() -> Callable[[], None]:
+    """SIGTERM (a CI job's timeout, ``kill``) ends a scan as Ctrl-C does, through its cleanup: the workers are
+    killed and the git commands it started (a provenance pass paused with SIGSTOP among them, which would
+    otherwise stay stopped forever) are killed and reaped; then the process dies of SIGTERM as before. Only when
+    SIGTERM has its default action here (a program that set its own keeps it). Returns what to call once the
+    scan is over (in a ``finally``): it puts the default action back and, after a SIGTERM, raises it again."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return lambda: None
+    got: list[int] = []
+
+    def _stop(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        got.append(signum)
+        raise SystemExit(128 + signum)  # unwinds through every ``finally`` of the scan
+
+    def _restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if got:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _stop)
+    return _restore

@@ -15,6 +15,7 @@ from veritensor_fast.cli_common import (
     exit_code,
     fail,
     normalise_excludes,
+    stop_on_sigterm,
 )
 from veritensor_fast.cli_git import BLOCKED_HELP, git_changes_source, pre_push_range
 from veritensor_fast.cli_output import Progress, check_output, emit, set_root
@@ -116,6 +117,7 @@ def scan(
     source = prog.counting(source)
     if shard_output is not None and client is None:
         raise fail("--shard-output needs --scheduler or --scheduler-file")
+    restore = stop_on_sigterm()
     try:
         if shard_output is not None:
             result = _sharded_scan(client, paths or [], options, shard_output, history, show_secrets, eff,
@@ -138,6 +140,7 @@ def scan(
         prog.done()
         if client is not None:
             client.close()
+        restore()
     if known is not None:
         result = apply_baseline(result, known)
     result.stats["config"] = eff.config

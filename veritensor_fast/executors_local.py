@@ -358,6 +358,7 @@ def _quiet_signals() -> None:
     """Ctrl-C reaches the whole process group, but the parent decides (it kills the pool and exits 130): a
     worker ignores SIGINT, so it prints no traceback. A worker whose parent was killed does not linger."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler (``cli_common.stop_on_sigterm``)
     if sys.platform.startswith("linux"):
         try:
             import ctypes
