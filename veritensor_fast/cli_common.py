@@ -57,8 +57,7 @@ def normalise_excludes(patterns: Any) -> list[str]:
 
 def stop_on_sigterm() -> Callable[[], None]:
     """SIGTERM (a CI job's timeout, ``kill``) ends a scan as Ctrl-C does, through its cleanup: the workers are
-    killed and the git commands it started (a provenance pass paused with SIGSTOP among them, which would
-    otherwise stay stopped forever) are killed and reaped; then the process dies of SIGTERM as before. Only when
+    killed and the git commands it started (the listing, a provenance pass) are killed and reaped; then the process dies of SIGTERM as before. Only when
     SIGTERM has its default action here (a program that set its own keeps it). Returns what to call once the
     scan is over (in a ``finally``): it puts the default action back and, after a SIGTERM, raises it again."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
