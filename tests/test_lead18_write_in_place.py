@@ -26,10 +26,13 @@ def _through_fifo(tmp_path: Path, write: object) -> tuple[str, bool]:
     try:
         write(fifo)  # type: ignore[operator]
     finally:
-        if reader.is_alive():  # the writer replaced the FIFO: unblock the reader
-            with open(fifo, "wb", buffering=0) if stat.S_ISFIFO(os.lstat(fifo).st_mode) else open(os.devnull, "wb"):
-                pass
         reader.join(5)
+        if reader.is_alive():  # the writer never opened the FIFO (it replaced it): unblock the reader
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # never blocks: ENXIO without a reader
+            except OSError:
+                pass
+            reader.join(5)
     return (got[0].decode() if got else ""), stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
