@@ -42,21 +42,29 @@ _NAMES = st.sampled_from(["a.txt", "b.py", "c.md", "d", "e.cfg", "f.json", "g.ya
                           "k.pt", "l.pyc", "m.gz", "n.safetensors"])
 
 
-@st.composite
-def _piece(draw: Any) -> tuple[str, bytes]:
-    rng = random.Random(draw(st.integers(0, 2**32)))
-    parts: list[bytes] = []
-    for _ in range(draw(st.integers(0, 8))):
-        kind = draw(st.integers(0, 6))
-        if kind == 0:
-            parts.append(hf_token(rng).encode())
-        elif kind == 1:
-            parts.append(base64.b64encode(("tok " + hf_token(rng)).encode())[draw(st.integers(0, 3)):])
-        elif kind == 2:
-            parts.append(bytes(rng.randrange(256) for _ in range(draw(st.integers(1, 64)))))
-        else:
-            parts.append(draw(_FRAGS).encode("latin-1"))
-    return draw(_NAMES), b"".join(parts)
+def pieces(frags: Any, names: Any, kinds: int = 6, noise: int = 64) -> Any:
+    """A strategy of (name, bytes) items: tokens, base64 of tokens at any alignment, random bytes (at most
+    ``noise``) and ``frags``, under a name from ``names``; kinds 3 to ``kinds`` draw a fragment."""
+    @st.composite
+    def piece(draw: Any) -> tuple[str, bytes]:
+        rng = random.Random(draw(st.integers(0, 2**32)))
+        parts: list[bytes] = []
+        for _ in range(draw(st.integers(0, 8))):
+            kind = draw(st.integers(0, kinds))
+            if kind == 0:
+                parts.append(hf_token(rng).encode())
+            elif kind == 1:
+                parts.append(base64.b64encode(("tok " + hf_token(rng)).encode())[draw(st.integers(0, 3)):])
+            elif kind == 2:
+                parts.append(bytes(rng.randrange(256) for _ in range(draw(st.integers(1, noise)))))
+            else:
+                parts.append(draw(frags).encode("latin-1"))
+        return draw(names), b"".join(parts)
+
+    return piece()
+
+
+_piece = pieces(_FRAGS, _NAMES)
 
 
 def _claimed(tok: bytes) -> list[tuple[str, bytes]]:
@@ -91,7 +99,7 @@ def _check(named: list[tuple[str, bytes]]) -> int:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(_piece(), min_size=1, max_size=6))
+@given(st.lists(_piece, min_size=1, max_size=6))
 def test_each_detectors_quiet_means_its_scan_reports_nothing(named: list[tuple[str, bytes]]) -> None:
     _check(named)
 

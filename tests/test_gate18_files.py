@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_hist17_gate import counting_gate
 
 from veritensor_fast import batch_gate, engine
 from veritensor_fast.findings import Item
@@ -37,18 +38,7 @@ def _rows(r: Any) -> tuple[list[Any], list[Any]]:
 
 def _scan(root: Path, gate: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], int]:
     """Findings and errors of a ``--jobs 1`` scan of ``root``, and how many items the gate called quiet."""
-    calls = [0]
-    real = batch_gate.Gate.quiet
-
-    def counting(self: Any, batch: Any, got: Any) -> set[int]:
-        q = real(self, batch, got)
-        calls[0] += len(q)
-        return q
-
-    with monkeypatch.context() as m:
-        m.setattr(batch_gate.Gate, "quiet", counting)
-        if not gate:
-            m.setattr(batch_gate, "KINDS", frozenset())
+    with counting_gate(monkeypatch, gate) as calls:
         r = engine.scan(FileSource([str(root)], default_excludes=False), ScanOptions(), jobs=1)
     found, errors = _rows(r)
     return found, errors, calls[0]

@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_gate18_detectors import pieces
 
 from veritensor_fast import batch_gate
 from veritensor_fast.findings import Item
 from veritensor_fast.kernels import BACKEND
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
-
-from conftest import hf_token
 
 pytestmark = pytest.mark.skipif(BACKEND != "hyperscan", reason="the gate needs the Hyperscan database")
 
@@ -94,31 +93,17 @@ _FRAGS = st.sampled_from(["plain words ", "\n", "x = 1\n", "'", "hf_", "aGZf", "
                           "ustar", "GGUF", "\x93NUMPY", "BZh91AY&SY", "\xfd7zXZ\x00", "x\x9c", "]\x00\x00\x80\x00"])
 
 
-@st.composite
-def _piece(draw: Any) -> tuple[str, bytes]:
-    rng = random.Random(draw(st.integers(0, 2**32)))
-    parts: list[bytes] = []
-    for _ in range(draw(st.integers(0, 8))):
-        kind = draw(st.integers(0, 5))
-        if kind == 0:
-            parts.append(hf_token(rng).encode())
-        elif kind == 1:
-            parts.append(base64.b64encode(("tok " + hf_token(rng)).encode())[draw(st.integers(0, 3)):])
-        elif kind == 2:
-            parts.append(bytes(rng.randrange(256) for _ in range(draw(st.integers(1, 300)))))
-        else:
-            parts.append(draw(_FRAGS).encode("latin-1"))
-    return draw(st.sampled_from(_NAMES)), b"".join(parts)
+_piece = pieces(_FRAGS, st.sampled_from(_NAMES), kinds=5, noise=300)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_piece(), min_size=0, max_size=8))
+@given(st.lists(_piece, min_size=0, max_size=8))
 def test_every_detector_answers_a_random_batch_as_it_answers_each_item(named: list[tuple[str, bytes]]) -> None:
     _same_answers(named)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(_piece(), min_size=1, max_size=8))
+@given(st.lists(_piece, min_size=1, max_size=8))
 def test_the_gate_with_batch_answers_calls_the_same_items_quiet_as_item_by_item(named: list[tuple[str, bytes]]) -> None:
     ctx = _ctx()
     named = named + _adversarial()[::97]

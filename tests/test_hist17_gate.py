@@ -8,9 +8,11 @@ shape the gate's conditions name, and that the gate turns itself off where its r
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +139,9 @@ def test_yaml_is_quiet_only_without_a_hint_or_a_base64_run() -> None:
     assert _quiet(ctx, named) == {3}
 
 
-def _sweep(repo: Path, gate: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], int]:
+@contextlib.contextmanager
+def counting_gate(monkeypatch: pytest.MonkeyPatch, gate: bool) -> Iterator[list[int]]:
+    """While in the block: the gate on (``gate``) or off; the one-element list counts the items it called quiet."""
     calls = [0]
     real = batch_gate.Gate.quiet
 
@@ -150,6 +154,11 @@ def _sweep(repo: Path, gate: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[lis
         m.setattr(batch_gate.Gate, "quiet", counting)
         if not gate:
             m.setattr(batch_gate, "KINDS", frozenset())
+        yield calls
+
+
+def _sweep(repo: Path, gate: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], int]:
+    with counting_gate(monkeypatch, gate) as calls:
         r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
     rows = sorted((f.rule_id, f.path, f.line, f.column, f.fingerprint, f.decoded or "",
                    json.dumps(f.location, sort_keys=True), (f.commit or {}).get("id")) for f in r.findings)
