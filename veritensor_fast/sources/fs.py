@@ -405,9 +405,49 @@ def expand_shard(item: Item, big: int = 0,
             os.close(dfd)
 
 
+def _file_item_maker() -> Callable[[str, str, int, int, int, bool], Item]:
+    """``file_item(key, path, size, dev, ino, follow)``: ``Item("file", key, path, size, dev=dev, ino=ino,
+    follow=follow)``, built by setting its slots through their descriptors. ``Item`` is a frozen dataclass, whose
+    ``__init__`` sets each of its ten fields with ``object.__setattr__`` (a lookup by name each): 1.85 µs an item
+    against 0.65 µs, ~45 ms of CPU for the real tree's 36k items (invisible in cProfile, where every dataclass
+    ``__init__`` is the same ``<string>:2`` entry). Any field not given gets its declared default; should
+    ``Item`` ever gain a ``__post_init__`` or a field with a default factory, this is ``Item`` itself."""
+    import dataclasses
+
+    fields = dataclasses.fields(Item)
+    names = tuple(f.name for f in fields)
+    given = ("kind", "key", "path", "size", "dev", "ino", "follow")
+    rest = [f for f in fields if f.name not in given]
+    if (hasattr(Item, "__post_init__") or not set(given) <= set(names)
+            or any(f.default is dataclasses.MISSING or not f.init for f in rest)):  # pragma: no cover - a new Item
+        return lambda key, path, size, dev, ino, follow: Item("file", key, path, size, dev=dev, ino=ino, follow=follow)
+    new = object.__new__
+    s_kind, s_key, s_path, s_size, s_dev, s_ino, s_follow = (Item.__dict__[n].__set__ for n in given)
+    defaults = tuple((Item.__dict__[f.name].__set__, f.default) for f in rest)
+
+    def file_item(key: str, path: str, size: int, dev: int, ino: int, follow: bool) -> Item:
+        it = new(Item)
+        s_kind(it, "file")
+        s_key(it, key)
+        s_path(it, path)
+        s_size(it, size)
+        s_dev(it, dev)
+        s_ino(it, ino)
+        s_follow(it, follow)
+        for setter, value in defaults:
+            setter(it, value)
+        return it
+
+    return file_item
+
+
+file_item = _file_item_maker()
+
+
 def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: int, several: bool, dpre: str,
             rpre: str) -> tuple[list[Item], list[ScanError], list[Item]]:
     d, rel, follow = item.key, item.path, item.follow
+    make = file_item
     join = os.path.join
     out: list[Item] = []
     errors: list[ScanError] = []
@@ -419,7 +459,7 @@ def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: i
             r = join(rel, name) if rel else name
             path, shown = join(d, name), display_path(r.replace(os.sep, "/"))
         if size >= 0:
-            out.append(Item("file", path, shown, size, dev=dev, ino=ino, follow=follow))
+            out.append(make(path, shown, size, dev, ino, follow))
             continue
         try:
             st = stat_of(path, follow_symlinks=follow) if dfd < 0 else stat_of(path, follow_symlinks=follow,
@@ -435,6 +475,6 @@ def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: i
         if not stat.S_ISREG(st.st_mode):
             errors.append(ScanError(shown, "not a regular file (device, FIFO or socket); skipped", "not-regular"))
             continue
-        it = Item("file", path, shown, st.st_size, dev=st.st_dev, ino=st.st_ino, follow=follow)
+        it = make(path, shown, st.st_size, st.st_dev, st.st_ino, follow)
         (deferred if big and several and st.st_size >= big else out).append(it)
     return out, errors, deferred
