@@ -127,12 +127,16 @@ def test_expanded_shards_equal_the_listing(tmp_path: Path) -> None:
     """``expand_shard``'s items (built fast) are those ``FileSource.items`` lists, field for field."""
     for i in range(5):
         (tmp_path / f"f{i}.txt").write_text("x" * i)
+    (tmp_path / "é.txt").write_text("not ASCII")
+    with open(os.path.join(os.fsencode(tmp_path), b"\xff\xfe.txt"), "wb") as fh:  # not UTF-8: shown escaped
+        fh.write(b"undecodable name")
     want = [it for it in FileSource([str(tmp_path)], default_excludes=False).items() if isinstance(it, Item)]
     for stat_first in (0, 100):  # names only (stat-ed by the worker), and sizes known (stat-ed while listed)
         src = FileSource([str(tmp_path)], default_excludes=False)
         got = [f for sh in src.items_sharded(64, 1 << 20, stat_first) if isinstance(sh, Item)
                for f in fs.expand_shard(sh)[0]]
         assert [dataclasses.astuple(x) for x in got] == [dataclasses.astuple(x) for x in want]
+    assert {"é.txt", "\\xff\\xfe.txt"} <= {it.path for it in want}
 
 
 class _Tracked(bytes):

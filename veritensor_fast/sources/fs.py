@@ -447,14 +447,16 @@ file_item = _file_item_maker()
 def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: int, several: bool, dpre: str,
             rpre: str) -> tuple[list[Item], list[ScanError], list[Item]]:
     d, rel, follow = item.key, item.path, item.follow
-    make = file_item
+    make, posix, is_lnk, is_reg = file_item, _POSIX, stat.S_ISLNK, stat.S_ISREG
     join = os.path.join
     out: list[Item] = []
     errors: list[ScanError] = []
     deferred: list[Item] = []
     for name, size, dev, ino in item.entries:
-        if _POSIX:  # the same strings, without two ``os.path.join`` calls per file
-            path, shown = dpre + name, display_path(rpre + name)
+        if posix:  # the same strings, without two ``os.path.join`` calls per file
+            path, shown = dpre + name, rpre + name
+            if not shown.isascii():  # ASCII (a flag of the string, no copy) needs no escaping
+                shown = display_path(shown)
         else:
             r = join(rel, name) if rel else name
             path, shown = join(d, name), display_path(r.replace(os.sep, "/"))
@@ -468,13 +470,16 @@ def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: i
             kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
             errors.append(ScanError(shown, f"cannot stat: {exc.strerror}", kind))
             continue
-        if stat.S_ISLNK(st.st_mode):  # a regular file when listed, a symlink now (as ``FileReader.open`` says)
-            errors.append(ScanError(shown, "replaced by a symlink after it was listed; not followed "
-                                           "(use --follow-symlinks)", "changed"))
+        mode = st.st_mode
+        if not is_reg(mode):
+            if is_lnk(mode):  # a regular file when listed, a symlink now (as ``FileReader.open`` says)
+                errors.append(ScanError(shown, "replaced by a symlink after it was listed; not followed "
+                                               "(use --follow-symlinks)", "changed"))
+            else:
+                errors.append(ScanError(shown, "not a regular file (device, FIFO or socket); skipped",
+                                        "not-regular"))
             continue
-        if not stat.S_ISREG(st.st_mode):
-            errors.append(ScanError(shown, "not a regular file (device, FIFO or socket); skipped", "not-regular"))
-            continue
-        it = make(path, shown, st.st_size, st.st_dev, st.st_ino, follow)
-        (deferred if big and several and st.st_size >= big else out).append(it)
+        sz = st.st_size
+        it = make(path, shown, sz, st.st_dev, st.st_ino, follow)
+        (deferred if big and several and sz >= big else out).append(it)
     return out, errors, deferred
