@@ -192,21 +192,25 @@ class FileSource:
         shard = self._shard
         pending: list[tuple[str, int, int, int]] = []
         pbytes = 0
+        follow, excludes = self.follow_symlinks, self.excludes
+        names_only = shard is not None and not self.max_file_size  # files past the first ``first``: no stat
+        per_shard, first = (shard[0], shard[2]) if shard is not None else (0, 0)
         for e in entries:
-            path = pre + e.name  # ``e.path`` is the bare name for a directory listed by descriptor
+            name = e.name
             try:
                 is_link = e.is_symlink()
-                if is_link and not self.follow_symlinks:
+                if is_link and not follow:
                     continue
-                is_dir = e.is_dir(follow_symlinks=self.follow_symlinks)
+                is_dir = e.is_dir(follow_symlinks=follow)
             except OSError as exc:
-                yield ScanError(self._rel(base, path, False), f"cannot stat: {exc.strerror}", "unreadable")
+                yield ScanError(self._rel(base, pre + name, False), f"cannot stat: {exc.strerror}", "unreadable")
                 continue
             if is_dir:
+                path = pre + name  # ``e.path`` is the bare name for a directory listed by descriptor
                 rel = self._rel(base, path, False)
-                if e.name in ALWAYS_SKIP_DIRS or _excluded(rel, e.name, self.excludes):
+                if name in ALWAYS_SKIP_DIRS or _excluded(rel, name, excludes):
                     continue
-                if self.default_excludes and e.name in DEFAULT_EXCLUDE_DIRS:
+                if self.default_excludes and name in DEFAULT_EXCLUDE_DIRS:
                     self.skipped_dirs.append(rel)
                     continue
                 try:
@@ -223,23 +227,24 @@ class FileSource:
                 self._dir_keys[path] = key
                 subdirs.append(path)
                 continue
-            if self.excludes and _excluded(self._rel(base, path, False), e.name, self.excludes):
+            if excludes and _excluded(self._rel(base, pre + name, False), name, excludes):
                 continue
-            if shard is not None and self._statted >= shard[2] and not self.max_file_size:
+            if names_only and self._statted >= first:
                 try:
-                    regular = e.is_file(follow_symlinks=self.follow_symlinks)  # the entry's type: no stat
+                    regular = e.is_file(follow_symlinks=follow)  # the entry's type: no stat
                 except OSError:
                     regular = False
                 if regular:  # the worker stats it
                     self._statted += 1  # (counted as listed, for ``_hand_off``)
-                    pending.append((e.name, -1, 0, 0))
-                    if len(pending) >= shard[0]:
+                    pending.append((name, -1, 0, 0))
+                    if len(pending) >= per_shard:
                         yield self._shard_item(base, d, top, pending, pbytes)
                         pending, pbytes = [], 0
                     continue
+            path = pre + name
             self._statted += 1
             try:
-                st = e.stat(follow_symlinks=self.follow_symlinks)
+                st = e.stat(follow_symlinks=follow)
             except OSError as exc:
                 kind = "vanished" if isinstance(exc, FileNotFoundError) else "unreadable"
                 yield ScanError(self._rel(base, path, False), f"cannot stat: {exc.strerror}", kind)
@@ -249,7 +254,7 @@ class FileSource:
                     or (self.max_file_size and size > self.max_file_size)):
                 yield self._file_item(path, self._rel(base, path, False), st)
                 continue
-            pending.append((e.name, size, st.st_dev, st.st_ino))
+            pending.append((name, size, st.st_dev, st.st_ino))
             pbytes += size
             if shard is not None and (len(pending) >= shard[0] or pbytes >= shard[1]):
                 yield self._shard_item(base, d, top, pending, pbytes)
