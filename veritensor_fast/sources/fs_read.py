@@ -80,7 +80,7 @@ class FileReader:
         except OSError:
             os.close(fd)
             return _stat_at(path, follow_symlinks, at)
-        if not stat.S_ISREG(st.st_mode):
+        if not _S_ISREG(st.st_mode):
             os.close(fd)
             return st
         key = (path, follow_symlinks)
@@ -127,9 +127,9 @@ class FileReader:
         try:
             if st is None:
                 st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
+            if not _S_ISREG(st.st_mode):
                 raise InputError("not-regular", "not a regular file (replaced after it was listed); skipped")
-            if item.ino and (st.st_dev, st.st_ino) != (item.dev, item.ino):
+            if item.ino and (st.st_ino != item.ino or st.st_dev != item.dev):
                 raise InputError("changed", "replaced by another file after it was listed; skipped")
             size = st.st_size
             if size > READ_MAX:
@@ -154,6 +154,7 @@ _OPEN_NOFOLLOW = _OPEN_FOLLOW | getattr(os, "O_NOFOLLOW", 0)
 
 
 _NO_LIMIT = 1 << 62
+_S_ISREG = stat.S_ISREG
 
 
 def _stat_at(path: str, follow_symlinks: bool, at: tuple[int, str] | None) -> os.stat_result:
