@@ -91,4 +91,7 @@ def scan_windows(ctx: WorkerContext, big: LargeFile, item: Item, scan: ItemScan,
             if (e.reason, e.kind) not in errors:
                 errors.add((e.reason, e.kind))
                 scan.errors.append(e)
+        # drop this window (and the scan that holds it) before the next one is read: the next window's bytes
+        # then reuse its memory instead of faulting fresh pages in (two windows alive at once grew the heap)
+        del data, ws, found
     return out

@@ -141,6 +141,8 @@ class WorkerContext:
             res.walked = walked(given, batch, trees)
         # a shard's files are opened as they are stat-ed (``FileReader.probe``); what is not read is closed below
         files = self.reader("file") if any(it.kind == "dir" for it in batch) else None
+        if files is not None:
+            files.limit(BATCH_BYTES)  # files past what the batch takes are stat-ed, not opened (another task reads them)
         try:
             batch, errors, res.more, res.rest = expand_capped(batch, BATCH_BYTES, BATCH_BYTES,
                                                               files.probe if files is not None else None)
