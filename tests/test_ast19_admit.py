@@ -79,14 +79,21 @@ def _source(draw: Any, frags: list[str] = _FRAGS, most: int = 80) -> bytes:
     return "".join(draw(st.lists(st.sampled_from(frags), max_size=most))).encode()
 
 
-@given(_source(), st.sampled_from(["x", "f", "ab", "token", "config", "the", "x1", "_", "tok"]))
-def test_bindings_equal_the_occurrence_loop(buf: bytes, name: str) -> None:
-    assert list(_bindings(buf, name.encode())) == _bindings_ref(buf, name.encode())
+@given(_source(), st.sampled_from(["x", "f", "ab", "token", "config", "the", "x1", "_", "tok"]), st.integers(1, 4))
+def test_bindings_equal_the_occurrence_loop(buf: bytes, name: str, many: int) -> None:
+    """Whichever occurrence the regex takes over from (``_MANY``), the bindings are the loop's."""
+    saved = A._MANY
+    A._MANY = many
+    try:
+        assert list(_bindings(buf, name.encode())) == _bindings_ref(buf, name.encode())
+    finally:
+        A._MANY = saved
 
 
 def test_bindings_of_a_frequent_short_name() -> None:
-    """Both paths (a short name: the regex; a long one: the find loop); ``x = 1`` binds nothing that folds."""
-    src = (b"x = 1\nf(x='a')\nx.y = 2\n(x := 'b')\nax = 3\nx == 4\nx: int = 'c'\n" * 40 + b"x")
+    """A name found more often than ``_MANY`` (the regex takes over) and rarer ones (the find loop alone);
+    ``x = 1`` binds nothing that folds."""
+    src = (b"x = 1\nf(x='a')\nx.y = 2\n(x := 'b')\nax = 3\nx == 4\nx: int = 'c'\n" * 80 + b"x")
     for name in (b"x", b"ax", b"config_value"):
         assert list(_bindings(src, name)) == _bindings_ref(src, name)
     assert [at for at, _e in _bindings(src, b"x")][:4] == [8, 24, 48, 69]

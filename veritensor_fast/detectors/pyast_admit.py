@@ -314,30 +314,36 @@ def _occurrences(buf: Any, name: bytes) -> Iterator[int]:
         at = buf.find(name, at + n)
 
 
-#: Per name, a regex finding its bindings in one pass (see :func:`_bindings`); names seen in many files recur.
+#: Per name, a regex finding its bindings in one pass (see :func:`_bindings`); frequent names recur across files.
 _BINDINGS_RX: dict[bytes, re.Pattern[bytes]] = {}
-#: A name this short (found often: ``x``, ``f``, ``the``) has its bindings found by a regex (compiled once per process).
-_SHORT = 5
+#: After this many occurrences of a name in a file (``x``, ``f``, ``self``: each one a step in Python), the rest of
+#: its bindings are found by a regex (compiled once per process, ~0.2-0.4 ms: worth it only for frequent names).
+_MANY = 200
 
 
 def _bindings(buf: Any, name: bytes) -> Iterator[tuple[int, int]]:
     """``(offset, end of its binding)`` of each whole-name occurrence of ``name`` (:func:`_occurrences`) that
-    :data:`_BINDING` matches right after, in order. A name found often (``x``, ``f``, ``config``: each occurrence
-    cost a step in Python) is searched with one regex (same occurrences: a name is word characters only)."""
-    if len(name) > _SHORT or _IDENT.fullmatch(name) is None:
-        for at in _occurrences(buf, name):
-            m = _BINDING.match(buf, at + len(name))
-            if m is not None:
-                yield at, m.end()
-        return
-    rx = _BINDINGS_RX.get(name)
-    if rx is None:
-        if len(_BINDINGS_RX) >= 4096:
-            _BINDINGS_RX.clear()
-        lit = re.escape(name)  # first, so that the search looks for the literal (``(?<!…)``: the byte before it)
-        rx = _BINDINGS_RX[name] = re.compile(lit + rb"(?<![\w.]" + lit + rb")(?=(" + _BINDING.pattern + rb"))")
-    for m in rx.finditer(buf):
-        yield m.start(), m.end(1)
+    :data:`_BINDING` matches right after, in order. Past :data:`_MANY` occurrences, the rest are searched with
+    one regex (the same occurrences: a name is word characters only, so two of them never overlap)."""
+    n = len(name)
+    fast = type(buf) is bytes and _IDENT.fullmatch(name) is not None
+    seen = 0
+    for at in _occurrences(buf, name):
+        m = _BINDING.match(buf, at + n)
+        if m is not None:
+            yield at, m.end()
+        seen += 1
+        if fast and seen >= _MANY:
+            rx = _BINDINGS_RX.get(name)
+            if rx is None:
+                if len(_BINDINGS_RX) >= 1024:
+                    _BINDINGS_RX.clear()
+                lit = re.escape(name)  # first: the search looks for the literal (``(?<!…)``: the byte before it)
+                rx = _BINDINGS_RX[name] = re.compile(lit + rb"(?<![\w.]" + lit + rb")(?=(" + _BINDING.pattern
+                                                     + rb"))")
+            for r in rx.finditer(buf, at + n):
+                yield r.start(), r.end(1)
+            return
 
 
 def carries(buf: Any, names: set[bytes], shape_ids: frozenset[int], shapes: Any,
