@@ -342,6 +342,8 @@ class PythonAstSecrets:
             return True
         db, shapes, plan = self._pre
         hits = db.scan(buf)
+        if not hits:
+            return False  # most files: no trigger (neither stage admits a file without a hit)
         if admits(plan, buf, hits, shapes):
             return True
         triggers = self._triggers

@@ -74,8 +74,12 @@ _TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 _SUBSCRIPT_BEFORE = re.compile(rb"[\w)\]]\[\Z")
 #: An f-string opening (on the literal's line or a triple-quoted one above it).
 _FSTRING = re.compile(rb"(?<!\w)(?:[rR]?[fF]|[fF][rR])(?:[\x22'][^\n]*\Z|\x22{3}|\x27{3})")
-#: A line starting at column 0 with a name or a decorator.
-_TOP_LINE = re.compile(rb"(?:\A|\n)(?=[A-Za-z_@])")
+#: A line starting at column 0 with a name or a decorator (after a line break: searched by that byte; the start of
+#: the searched range counts too, by :data:`_TOP_FIRST`).
+_TOP_LINE_NL = re.compile(rb"\n(?=[A-Za-z_@])")
+_TOP_FIRST = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_@")
+#: :data:`_TOKENS` less what moves no bracket (line continuations, commas, line breaks): the same brackets.
+_BRACKET_TOKENS = re.compile(_TOKENS.pattern.replace(rb"|\\\r?\n|[()\[\]{},\n]", rb"|[()\[\]{}]"))
 #: An opening bracket whose elements a fold may put side by side.
 _FOLDING_OPENER = re.compile(rb"(?:\.(?:format|join)|setdefault|putenv)[ \t]*\([ \t\r\n]*[\[(]?\Z")
 #: An opening bracket that is a call's: ``name(`` (a keyword such as ``in (``/``return (`` is not a call).
@@ -184,18 +188,27 @@ class Brackets:
         buf = self._buf
         if not (0 <= self._lo <= at and at - self._lo <= 65536):
             lo = max(0, at - 16384)
-            starts = [m.end() for m in _TOP_LINE.finditer(bytes(buf[lo:at]))]
-            if not starts:
-                return None
-            lo += starts[-1]
-            head = bytes(buf[:lo])
-            if head.count(b'\x22\x22\x22') % 2 or head.count(b"\x27\x27\x27") % 2:
+            chunk = bytes(buf[lo:at])
+            top = -1  # the last line start at column 0 with a name or a decorator (or the chunk's start)
+            for m in _TOP_LINE_NL.finditer(chunk):
+                top = m.end()
+            if top < 0:
+                if not chunk or chunk[0] not in _TOP_FIRST:
+                    return None
+                top = 0
+            lo += top
+            if type(buf) is bytes:
+                quotes = (buf.count(b'\x22\x22\x22', 0, lo), buf.count(b"\x27\x27\x27", 0, lo))
+            else:
+                head = bytes(buf[:lo])
+                quotes = (head.count(b'\x22\x22\x22'), head.count(b"\x27\x27\x27"))
+            if quotes[0] % 2 or quotes[1] % 2:
                 return None  # the line may be inside a triple-quoted string
             self._lo, self._stack = lo, []
         chunk = bytes(buf[self._lo:at])
         stack = self._stack
         base = self._lo
-        for m in _TOKENS.finditer(chunk):
+        for m in _BRACKET_TOKENS.finditer(chunk):
             c = chunk[m.start()]
             if c in (0x28, 0x5B, 0x7B):
                 stack.append(base + m.start())
@@ -301,6 +314,38 @@ def _occurrences(buf: Any, name: bytes) -> Iterator[int]:
         at = buf.find(name, at + n)
 
 
+#: Per name, a regex finding its bindings in one pass (see :func:`_bindings`); frequent names recur across files.
+_BINDINGS_RX: dict[bytes, re.Pattern[bytes]] = {}
+#: After this many occurrences of a name in a file (``x``, ``f``, ``self``: each one a step in Python), the rest of
+#: its bindings are found by a regex (compiled once per process, ~0.2-0.4 ms: worth it only for frequent names).
+_MANY = 200
+
+
+def _bindings(buf: Any, name: bytes) -> Iterator[tuple[int, int]]:
+    """``(offset, end of its binding)`` of each whole-name occurrence of ``name`` (:func:`_occurrences`) that
+    :data:`_BINDING` matches right after, in order. Past :data:`_MANY` occurrences, the rest are searched with
+    one regex (the same occurrences: a name is word characters only, so two of them never overlap)."""
+    n = len(name)
+    fast = type(buf) is bytes and _IDENT.fullmatch(name) is not None
+    seen = 0
+    for at in _occurrences(buf, name):
+        m = _BINDING.match(buf, at + n)
+        if m is not None:
+            yield at, m.end()
+        seen += 1
+        if fast and seen >= _MANY:
+            rx = _BINDINGS_RX.get(name)
+            if rx is None:
+                if len(_BINDINGS_RX) >= 1024:
+                    _BINDINGS_RX.clear()
+                lit = re.escape(name)  # first: the search looks for the literal (``(?<!…)``: the byte before it)
+                rx = _BINDINGS_RX[name] = re.compile(lit + rb"(?<![\w.]" + lit + rb")(?=(" + _BINDING.pattern
+                                                     + rb"))")
+            for r in rx.finditer(buf, at + n):
+                yield r.start(), r.end(1)
+            return
+
+
 def carries(buf: Any, names: set[bytes], shape_ids: frozenset[int], shapes: Any,
             memo: dict[bytes, set[bytes] | None] | None = None) -> bool:
     """Whether one of ``names`` may carry a secret-shaped value: it is bound (``NAME =``, ``NAME: T =``,
@@ -321,17 +366,14 @@ def carries(buf: Any, names: set[bytes], shape_ids: frozenset[int], shapes: Any,
                 more |= used
                 continue
             used = set()
-            for at in _occurrences(buf, name):
-                m = _BINDING.match(buf, at + len(name))
-                if m is None:
-                    continue
+            for at, bound in _bindings(buf, name):
                 budget -= 1
                 if budget < 0:
                     return True  # too many bindings to follow: parse
                 line = bytes(buf[max(0, at - 200):at]).rsplit(b"\n", 1)[-1]
                 if line.strip(b" \t") and not line.rstrip().endswith(b"("):
                     continue  # not at a statement's start (a keyword argument, a comparison) nor a ``(x :=``
-                region = reach(buf, m.end(), "statement")
+                region = reach(buf, bound, "statement")
                 if not shape_ids.isdisjoint(s for s, _e in shapes.scan(region)):
                     if memo is not None:
                         memo[name] = None
