@@ -269,8 +269,12 @@ class _YamlSecrets:
                         self._string_value(str(k.value), v, index, f"stringData.{k.value}")
         # Docker config keys anywhere in the document (Helm values, non-Secret manifests).
         stack: list[tuple[Any, str]] = [(doc, "")]
+        seen: set[int] = set()  # aliases share their node: each is walked once (else 10 aliases x 9 levels = 1e9)
         while stack:
             node, path = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:
                     if not isinstance(k, yaml.ScalarNode):
