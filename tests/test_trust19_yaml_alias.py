@@ -32,3 +32,25 @@ def test_a_yaml_alias_bomb_is_walked_once(tmp_path: Path) -> None:
     rep = json.loads(p.stdout)
     assert [(f["rule_id"], f["line"], f["decoded"]) for f in rep["findings"]] == [
         ("github.token", 2, "base64 → json → base64")], rep["findings"]
+
+
+PEAK = r"""
+import json, resource, sys
+from veritensor_fast import scan_paths
+r = scan_paths([sys.argv[1]], jobs=1)
+print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "errors": [[e.kind, e.reason] for e in r.errors], "findings": len(r.findings)}))
+"""
+
+
+def test_a_dense_yaml_is_not_composed_past_the_budget(tmp_path: Path) -> None:
+    """A 6 MiB hinted YAML of flow items (inside ``MAX_YAML``) composed to ~900 MB on main; now it is not
+    parsed (a ``limit`` error), its text is still scanned, and the worker stays small."""
+    tok = "ghp_" + rand(36)
+    (tmp_path / "dense.yaml").write_text(f"kind: Secret\ntoken: {tok}\nx: [" + "a," * (3 << 20) + "a]\n")
+    p = subprocess.run(["prlimit", "--as=2000000000", "--", *CLI[:1], "-c", PEAK, str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ))
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert [k for k, _ in out["errors"]] == ["limit"] and "YAML" in out["errors"][0][1], out
+    assert out["findings"] == 1 and out["rss_kb"] < 600_000, out
