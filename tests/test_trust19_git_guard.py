@@ -141,3 +141,14 @@ def test_a_terminal_include_is_refused(tmp_path: Path) -> None:
     with pytest.raises(git_guard.UnsafeRepository):
         git_guard.check(str(repo))
     assert sys.platform  # (the check opens nothing: /dev/tty is recognised by its type)
+
+
+def test_an_alternate_naming_the_root_is_one_listing(tmp_path: Path) -> None:
+    """The check reads what git reads: an alternate ``/`` lists ``/`` and its two-hex-digit, ``pack`` and
+    ``info`` directories, never the whole file system (nor ``/dev``'s devices, which git never opens)."""
+    repo = _repo(tmp_path)
+    (repo / ".git" / "objects" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "objects" / "info" / "alternates").write_text("/\n")
+    (repo / ".git" / "refs" / "loop").symlink_to("/")  # a link to a directory is not walked into
+    git_guard._DONE.clear()
+    git_guard.check(str(repo))  # no refusal, and it returns (a walk of / would not)

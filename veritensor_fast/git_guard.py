@@ -8,10 +8,13 @@ so the scan would hang. No command-line option turns repository config includes 
 command on a repository :func:`check` looks, without running git, at every place git may read:
 
 - the repository git would discover from the path (each directory upward: ``.git`` as a directory or as a
-  ``gitdir:`` file, its ``commondir``; a bare repository itself), every file under it;
+  ``gitdir:`` file, its ``commondir``; a bare repository itself): its own files (``HEAD``, ``config``,
+  ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed) and its
+  object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
 - every ``path`` value in its config files (any section: a superset of the includes), resolved as git resolves
   an include (``~/``, relative to the including file), followed into included files (depth 10);
-- the object directories named by ``objects/info/alternates`` (depth 5), every file under them.
+- the object directories named by ``objects/info/alternates`` (depth 5), the same way (an alternate naming
+  ``/`` costs one directory listing, not a walk of the file system).
 
 Any of these that is not a regular file, a directory or ``/dev/null`` (after symlinks) makes
 :class:`UnsafeRepository` with the path; nothing is opened that could block (a FIFO is recognised by its
@@ -47,35 +50,81 @@ def _special(path: str) -> bool:
         return True
 
 
-def _walk(top: str, seen: set[str]) -> None:
-    """Every entry under directory ``top``: no special file (a symlink is checked at its target). File types
-    come from ``scandir`` (no ``stat`` per file): ~60k entries per second."""
-    stack = [top]
-    while stack:
-        d = stack.pop()
-        try:
-            entries = os.scandir(d)
-        except OSError:
-            continue
-        with entries:
-            for e in entries:
+#: Most entries one recursive walk (refs, logs, worktrees) looks at: git's own reads are bounded by the same.
+MAX_TREE_ENTRIES = 1_000_000
+
+
+def _entry(e: os.DirEntry[str]) -> bool:
+    """Check one directory entry (no special file, a symbolic link checked at its target); True when it is a
+    real directory (not a link: links to directories are never walked into)."""
+    if e.is_dir(follow_symlinks=False):
+        return True
+    if e.is_file(follow_symlinks=False):
+        return False
+    if e.is_symlink() and os.path.isdir(e.path):
+        return False
+    if _special(e.path):
+        raise UnsafeRepository(e.path)
+    return False
+
+
+def _flat(d: str) -> list[str]:
+    """Check the entries of directory ``d`` (one level); returns its real subdirectories. File types come from
+    ``scandir`` (no ``stat`` per file)."""
+    subdirs: list[str] = []
+    try:
+        with os.scandir(d) as it:
+            for e in it:
                 try:
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    elif e.is_file(follow_symlinks=False):
-                        continue
-                    elif e.is_symlink():
-                        if os.path.isdir(e.path):
-                            real = os.path.realpath(e.path)
-                            if real not in seen:  # a symlinked directory: once (links may loop)
-                                seen.add(real)
-                                stack.append(real)
-                        elif _special(e.path):
-                            raise UnsafeRepository(e.path)
-                    elif _special(e.path):
-                        raise UnsafeRepository(e.path)
+                    if _entry(e):
+                        subdirs.append(e.path)
                 except OSError:
                     continue
+    except OSError:
+        pass
+    return subdirs
+
+
+def _tree(top: str) -> None:
+    """Check every entry under ``top`` (refs, logs, worktrees), never following a link to a directory."""
+    stack, seen = [top], 0
+    while stack and seen < MAX_TREE_ENTRIES:
+        d = stack.pop()
+        seen += 1
+        stack.extend(_flat(d))
+
+
+def _objects(objects: str) -> None:
+    """An object directory as git reads it: its own entries, ``pack/``, ``info/`` and the loose-object
+    directories (two hex digits), one level each, links to them followed: nothing else under it is opened."""
+    if _special(objects):
+        raise UnsafeRepository(objects)
+    _flat(objects)
+    try:
+        with os.scandir(objects) as it:
+            subs = [e.path for e in it if (e.name in ("pack", "info") or (len(e.name) == 2 and all(
+                c in "0123456789abcdef" for c in e.name))) and e.is_dir()]
+    except OSError:
+        subs = []
+    for sub in subs:
+        _flat(sub)
+
+
+def _gitdir(g: str, seen: set[str]) -> None:
+    """The files git may open in git directory ``g``: its own entries (``HEAD``, ``config``, ``packed-refs``,
+    ``shallow``...), ``refs/``, ``logs/`` and ``worktrees/`` (recursively), and its object directory."""
+    if _special(g):
+        raise UnsafeRepository(g)
+    real = os.path.realpath(g)
+    if real in seen:
+        return
+    seen.add(real)
+    _flat(g)
+    for sub in ("refs", "logs", "worktrees"):
+        p = os.path.join(g, sub)
+        if os.path.isdir(p):
+            _tree(p)
+    _objects(os.path.join(g, "objects"))
 
 
 def _values(text: str, key: str) -> list[str]:
@@ -220,7 +269,7 @@ def _alternates(objects: str, depth: int, seen: set[str]) -> None:
         real = os.path.realpath(other)
         if os.path.isdir(other) and real not in seen:
             seen.add(real)
-            _walk(other, seen)
+            _objects(other)
             _alternates(other, depth + 1, seen)
 
 
@@ -243,9 +292,7 @@ def check(path: str) -> None:
             except OSError:
                 pass
             for d in dirs:
-                if _special(d):
-                    raise UnsafeRepository(d)
-                _walk(d, seen)
+                _gitdir(d, seen)
                 for cfg in ("config", "config.worktree"):
                     _includes(os.path.join(d, cfg), 0, set())
                 _alternates(os.path.join(d, "objects"), 0, seen)
