@@ -55,61 +55,13 @@ def normalise_excludes(patterns: Any) -> list[str]:
 
 
 
-def _children() -> list[int]:
-    """This process's child pids (every thread's; ``/proc/<pid>/task/<tid>/children``, Linux); [] elsewhere."""
-    out: list[int] = []
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as fh:
-                out.extend(int(x) for x in fh.read().split())
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def adopt_orphans() -> Callable[[], None]:
-    """Make this process the reaper of its descendants (``PR_SET_CHILD_SUBREAPER``, Linux): a process a pool
-    worker started (its ``git cat-file`` reader) whose worker was killed (Ctrl-C, SIGTERM, a broken pool) is
-    re-parented here, not to PID 1 (which in a container may never reap it: a zombie per reader). Returns what
-    to call once the command's work is over: it kills and reaps every child still left (by then the scan has
-    ended its pool and its git commands, so each one is an orphan adopted here, or one a ``finally`` could not
-    reach). Nothing is done where ``prctl`` is missing."""
-    import sys
+    """Leave no process behind (``veritensor_fast.reaper``): what this command's process tree orphans is
+    adopted and, when the returned function is called (once the command's work is over), killed and reaped."""
+    from veritensor_fast import reaper
 
-    if not sys.platform.startswith("linux"):
-        return lambda: None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None).prctl
-        was = ctypes.c_int(0)
-        prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
-        if prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-            return lambda: None
-    except (OSError, AttributeError):  # pragma: no cover - no prctl
-        return lambda: None
-    before = set(_children())  # a program that runs the command in-process keeps its own children
-
-    def _reap() -> None:
-        for pid in _children():  # our children: a pid is not reused before we reap it
-            if pid in before:
-                continue
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                os.waitpid(pid, 0)
-            except (ChildProcessError, OSError):
-                pass  # reaped by its own ``Popen`` meanwhile
-        if not was.value:
-            prctl(36, 0, 0, 0, 0)
-
-    return _reap
+    reaper.adopt()
+    return reaper.reap
 
 
 def stop_on_sigterm() -> Callable[[], None]:
