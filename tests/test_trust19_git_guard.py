@@ -150,5 +150,7 @@ def test_an_alternate_naming_the_root_is_one_listing(tmp_path: Path) -> None:
     (repo / ".git" / "objects" / "info").mkdir(exist_ok=True)
     (repo / ".git" / "objects" / "info" / "alternates").write_text("/\n")
     (repo / ".git" / "refs" / "loop").symlink_to("/")  # a link to a directory is not walked into
+    (repo / ".git" / "logs").rename(repo / ".git" / "logs.real")
+    (repo / ".git" / "logs").symlink_to("/")  # nor is a linked logs/ (one listing)
     git_guard._DONE.clear()
     git_guard.check(str(repo))  # no refusal, and it returns (a walk of / would not)

@@ -50,8 +50,8 @@ def _special(path: str) -> bool:
         return True
 
 
-#: Most entries one recursive walk (refs, logs, worktrees) looks at: git's own reads are bounded by the same.
-MAX_TREE_ENTRIES = 1_000_000
+#: Most directories one recursive walk (refs, logs, worktrees) lists.
+MAX_TREE_ENTRIES = 100_000
 
 
 def _entry(e: os.DirEntry[str]) -> bool:
@@ -122,7 +122,9 @@ def _gitdir(g: str, seen: set[str]) -> None:
     _flat(g)
     for sub in ("refs", "logs", "worktrees"):
         p = os.path.join(g, sub)
-        if os.path.isdir(p):
+        if os.path.islink(p):
+            _flat(p)  # a link (to ``/``?): one level, never a walk of what it names
+        elif os.path.isdir(p):
             _tree(p)
     _objects(os.path.join(g, "objects"))
 
