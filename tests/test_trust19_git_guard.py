@@ -50,7 +50,7 @@ def _refused(repo: Path, fifo: Path) -> None:
     finally:
         _release(fifo)
     assert p.returncode == 2, (p.returncode, p.stderr)
-    assert "FIFO, device or socket" in p.stderr and "error" in p.stderr, p.stderr
+    assert "is a FIFO or device" in p.stderr and "error" in p.stderr, p.stderr
 
 
 def test_config_include_of_a_fifo(tmp_path: Path) -> None:
@@ -154,3 +154,17 @@ def test_an_alternate_naming_the_root_is_one_listing(tmp_path: Path) -> None:
     (repo / ".git" / "logs").symlink_to("/")  # nor is a linked logs/ (one listing)
     git_guard._DONE.clear()
     git_guard.check(str(repo))  # no refusal, and it returns (a walk of / would not)
+
+
+def test_a_socket_in_the_git_directory_is_fine(tmp_path: Path) -> None:
+    """git's fsmonitor daemon keeps a socket in ``.git``: opening one fails at once, it never blocks."""
+    import socket
+
+    repo = _repo(tmp_path)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(repo / ".git" / "fsmonitor--daemon.ipc"))
+        git_guard._DONE.clear()
+        git_guard.check(str(repo))
+    finally:
+        sock.close()

@@ -16,8 +16,8 @@ command on a repository :func:`check` looks, without running git, at every place
 - the object directories named by ``objects/info/alternates`` (depth 5), the same way (an alternate naming
   ``/`` costs one directory listing, not a walk of the file system).
 
-Any of these that is not a regular file, a directory or ``/dev/null`` (after symlinks) makes
-:class:`UnsafeRepository` with the path; nothing is opened that could block (a FIFO is recognised by its
+Any of these that is a FIFO or a device other than ``/dev/null`` (after symlinks) makes
+:class:`UnsafeRepository` with the path (a socket is fine: opening one fails at once); nothing is opened that could block (a FIFO is recognised by its
 type before anything reads it). The answer is cached per path for the process.
 """
 
@@ -32,18 +32,18 @@ _DONE: dict[str, str | None] = {}
 
 
 class UnsafeRepository(Exception):
-    """A file git would open is a FIFO, a device or a socket: git would block (or read a terminal)."""
+    """A file git would open is a FIFO or a device: git would block (or read a terminal)."""
 
 
 def _special(path: str) -> bool:
-    """True when ``path`` exists and is neither a regular file, a directory nor ``/dev/null`` (symlinks
-    followed, as git follows them)."""
+    """True when ``path`` exists and is a FIFO or a device other than ``/dev/null`` (symlinks followed, as git
+    follows them): what a blocking ``open`` may wait on, or read a terminal from."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return False
-    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-        return False
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return False  # a socket cannot be opened (ENXIO at once): git's fsmonitor daemon keeps one in .git
     try:
         return not os.path.samefile(path, os.devnull)
     except OSError:
@@ -276,7 +276,7 @@ def _alternates(objects: str, depth: int, seen: set[str]) -> None:
 
 
 def check(path: str) -> None:
-    """Raise :class:`UnsafeRepository` when git, run on ``path``, could open a FIFO, a device or a socket."""
+    """Raise :class:`UnsafeRepository` when git, run on ``path``, could open a FIFO or a device."""
     key = os.path.abspath(path)
     if key in _DONE:
         bad = _DONE[key]
