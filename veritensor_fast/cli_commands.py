@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from veritensor_fast.cli_common import check_jobs, exit_code, fail, normalise_excludes
+from veritensor_fast.cli_common import check_jobs, exit_code, fail, normalise_excludes, stop_on_sigterm
 from veritensor_fast.cli_settings import settings
 
 
@@ -81,10 +81,13 @@ def baseline_create(
                     disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
     source = FileSource([os.fspath(p) for p in paths], eff.excludes, eff.follow_symlinks, eff.max_file_size,
                         default_excludes=default_excludes)
+    restore = stop_on_sigterm()  # SIGTERM and Ctrl-C end the pool through its cleanup, leaving no process
     try:
         result = run_scan(source, eff.options, jobs=eff.jobs or None)
     except EngineError as exc:
         raise fail(str(exc)) from None
+    finally:
+        restore()
     bl = Baseline.from_findings(result.findings)
     try:
         bl.write(output)

@@ -55,13 +55,24 @@ def normalise_excludes(patterns: Any) -> list[str]:
 
 
 
+def adopt_orphans() -> Callable[[], None]:
+    """Leave no process behind (``veritensor_fast.reaper``): what this command's process tree orphans is
+    adopted and, when the returned function is called (once the command's work is over), killed and reaped."""
+    from veritensor_fast import reaper
+
+    reaper.adopt()
+    return reaper.reap
+
+
 def stop_on_sigterm() -> Callable[[], None]:
     """SIGTERM (a CI job's timeout, ``kill``) ends a scan as Ctrl-C does, through its cleanup: the workers are
     killed and the git commands it started (the listing, a provenance pass) are killed and reaped; then the process dies of SIGTERM as before. Only when
     SIGTERM has its default action here (a program that set its own keeps it). Returns what to call once the
-    scan is over (in a ``finally``): it puts the default action back and, after a SIGTERM, raises it again."""
+    scan is over (in a ``finally``): it reaps what the scan's processes left (:func:`adopt_orphans`), puts the
+    default action back and, after a SIGTERM, raises it again."""
+    reap = adopt_orphans()
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        return lambda: None
+        return reap
     got: list[int] = []
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -71,6 +82,7 @@ def stop_on_sigterm() -> Callable[[], None]:
 
     def _restore() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        reap()
         if got:
             os.kill(os.getpid(), signal.SIGTERM)
 

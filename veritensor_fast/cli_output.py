@@ -151,18 +151,20 @@ def check_output(output: Path) -> None:
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise fail(f"cannot write report {output}: {os.strerror(errno.EISDIR)}")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        try:  # /dev/null, /dev/full, a FIFO: written in place. Probe without blocking and without writing.
+        from veritensor_fast.safeio import in_place_ok
+
+        full = os.stat("/dev/full").st_rdev if os.path.exists("/dev/full") else None
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == full:  # every write fails with ENOSPC
+            raise fail(f"cannot write report {output}: {os.strerror(errno.ENOSPC)}")
+        if not in_place_ok(str(output), st):  # a disk, /dev/mem: never opened (a planted link to one)
+            raise fail(f"cannot write report {output}: a device other than a terminal or /dev/null")
+        try:  # /dev/null, a FIFO: written in place. Probe without blocking and without writing.
             fd = os.open(output, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno != errno.ENXIO:  # a FIFO nobody reads yet: writable later
                 raise fail(f"cannot write report {output}: {exc.strerror}") from None
         else:
-            try:
-                full = os.stat("/dev/full").st_rdev if os.path.exists("/dev/full") else None
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == full:  # every write fails with ENOSPC
-                    raise fail(f"cannot write report {output}: {os.strerror(errno.ENOSPC)}")
-            finally:
-                os.close(fd)
+            os.close(fd)
         return
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():

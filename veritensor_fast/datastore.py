@@ -147,6 +147,27 @@ def default_location(repo: str | os.PathLike[str]) -> str:
 _COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 
+def _check_private(path: str) -> None:
+    """The default datastore is believed (a blob it lists as scanned is not read again) only when this user
+    alone could have written it: its directory and that directory's parent (``veritensor-fast`` in the cache
+    directory) and the file and its companions, where they exist, are owned by this user and not writable by
+    group or others. ``XDG_CACHE_HOME`` on a shared ``/tmp``: another user could plant a datastore listing a
+    secret's blob as scanned with no findings, and the secret would never be reported."""
+    import stat
+
+    d = os.path.dirname(os.path.abspath(path))
+    for p in (d, os.path.dirname(d), *(path + s for s in _COMPANIONS)):
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise DataStoreError(f"cannot check datastore {p}: {exc.strerror}") from None
+        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise DataStoreError(f"datastore location {p} could have been written by another user (owner or "
+                                 "permissions); not used")
+
+
 def _warn(msg: str) -> None:
     import sys
 
@@ -161,7 +182,9 @@ class _Invalid(Exception):
 class DataStore:
     """One SQLite file. Only the parent process writes; every ``record`` call is one committed transaction."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], private: bool = False) -> None:
+        """``private``: the default location in the user's cache directory, used only if no other user could
+        have written it (see :func:`_check_private`)."""
         self.path = os.fspath(path)
         #: secrets found this run (in memory only): every occurrence in a stored path, message, location or
         #: decoding chain is replaced by its redacted preview (a token in a file name is a leak too)
@@ -174,6 +197,8 @@ class DataStore:
             os.makedirs(parent, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise DataStoreError(f"cannot open datastore {self.path}: {exc.strerror}") from None
+        if private:
+            _check_private(self.path)
         try:
             self._open()
         except _Invalid as exc:

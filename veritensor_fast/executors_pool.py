@@ -32,6 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+from veritensor_fast import reaper
+
 
 class LeanPool:
     def __init__(self, jobs: int, ctx: Any, initializer: Callable[..., None], initargs: tuple[Any, ...],
@@ -48,6 +50,7 @@ class LeanPool:
         try:
             for w in range(jobs):
                 mine, theirs = ctx.Pipe(duplex=True)  # a socket pair
+                reaper.before_workers()  # a killed worker's own children come to the CLI, not to PID 1
                 p = ctx.Process(target=_serve, args=(theirs, initializer, initargs), daemon=True)
                 p.start()
                 theirs.close()

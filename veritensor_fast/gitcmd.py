@@ -131,9 +131,21 @@ def _last_line(err: bytes, args: Sequence[str], rc: int) -> str:
     return printable(msg[-1]) if msg else f"git {args[0]} failed with status {rc}"
 
 
+def _guard(repo: str) -> None:
+    """``git_guard.check``: no FIFO or device where git would open a file (it would block forever)."""
+    from veritensor_fast import git_guard
+
+    try:
+        git_guard.check(repo)
+    except git_guard.UnsafeRepository as exc:
+        raise GitError(f"not running git on {printable(repo)}: {printable(str(exc.args[0]))} is a FIFO or device "
+                       "that git would open (it would block forever)") from None
+
+
 def run(repo: str, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True) -> bytes:
     """Run a short git command and return its stdout. Raises ``GitError`` (git's last error line) when it
     fails and ``check`` is true, or when git cannot be started."""
+    _guard(repo)
     try:
         if stdin is None:
             p = subprocess.run(git_argv(repo, args), stdin=subprocess.DEVNULL, capture_output=True, env=git_env(),
@@ -150,6 +162,7 @@ def run(repo: str, args: Sequence[str], *, stdin: bytes | None = None, check: bo
 def popen(repo: str, args: Sequence[str], *, stdin: Any = subprocess.DEVNULL, stdout: Any = subprocess.PIPE,
           stderr: Any = subprocess.DEVNULL, bufsize: int = 1 << 16) -> subprocess.Popen[bytes]:
     """Start a streaming git command (hardened like ``run``). Raises ``GitError`` when git cannot start."""
+    _guard(repo)
     try:
         return subprocess.Popen(git_argv(repo, args), stdin=stdin, stdout=stdout, stderr=stderr, env=git_env(),
                                 bufsize=bufsize)

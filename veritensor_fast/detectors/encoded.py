@@ -59,6 +59,21 @@ _EXECUTABLE = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\x
 _COMPILED_EXT = (".pyc", ".pyo")
 #: YAML files larger than this are not parsed (the generic layer still runs).
 MAX_YAML = 8 << 20
+#: Per-worker memory budget of one YAML parse (``compose_all`` keeps a node with two marks per scalar: up to
+#: 180 bytes per source byte, 1.2 GB for a dense 8 MiB file). Its estimate: the bytes that can end or open a
+#: node (an upper bound on the nodes, plus one) times the worst measured cost per such byte, rounded up
+#: (370 B: tagged flow items; 12 shapes of 1 MB, ``ru_maxrss``). Over it the file is not parsed: the generic
+#: layer still runs and a ``limit`` error says so.
+YAML_BUDGET = 256 << 20
+_YAML_UNIT_COST = 512
+_YAML_DELIMS = (b",", b":", b"-", b"\n", b"[", b"{", b"?")
+
+
+def yaml_cost(buf: Any) -> int:
+    """Estimated peak bytes of composing YAML ``buf``; 0 when it is too short to matter (not counted)."""
+    if len(buf) * _YAML_UNIT_COST <= YAML_BUDGET:
+        return 0
+    return (sum(buf.count(c) for c in _YAML_DELIMS) + 1) * _YAML_UNIT_COST
 _YAML_EXT = (".yaml", ".yml", ".tpl")
 _YAML_HINT = re.compile(rb"kind:\s*[\x22']?Secret\b|dockerconfigjson|dockercfg")
 #: Every ``_YAML_HINT`` match holds one of these: ``find`` (memmem, GB/s) rules out nearly every YAML file before
@@ -146,7 +161,12 @@ class EncodedSecrets:
                 return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
         covered: list[tuple[int, int]] = []
         if yaml and len(buf) <= MAX_YAML and yaml_hinted(buf):
-            covered = _YamlSecrets(self.decoder, buf, scan).run()
+            if yaml_cost(buf) > YAML_BUDGET:
+                scan.error(f"YAML too dense to parse within the {YAML_BUDGET >> 20} MiB memory budget (~"
+                           f"{yaml_cost(buf) >> 20} MiB estimated): its Secret and docker-config fields were not "
+                           "parsed; the text and generic base64 passes scanned it", "limit")
+            else:
+                covered = _YamlSecrets(self.decoder, buf, scan).run()
         covered.sort()
         starts = [a for a, _b in covered]
 
@@ -269,8 +289,12 @@ class _YamlSecrets:
                         self._string_value(str(k.value), v, index, f"stringData.{k.value}")
         # Docker config keys anywhere in the document (Helm values, non-Secret manifests).
         stack: list[tuple[Any, str]] = [(doc, "")]
+        seen: set[int] = set()  # aliases share their node: each is walked once (else 10 aliases x 9 levels = 1e9)
         while stack:
             node, path = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:
                     if not isinstance(k, yaml.ScalarNode):

@@ -104,6 +104,8 @@ class Walker:
         self.ctx = ctx
         self.include_outputs = include_outputs
         self.py_hook = py_hook
+        #: ``limit`` errors for the notebook (a code cell too dense for the AST pass's memory budget)
+        self.notes: list[str] = []
         self.records: list[Record] = []
         self.pending: list[tuple[bytes, Handler]] = []
         self.pending_bytes = 0
@@ -318,6 +320,12 @@ class Walker:
         if not det.wanted(b):
             return
         from veritensor_fast.detectors.pyast import scan_python_source
+        from veritensor_fast.detectors.pyast_budget import over_budget_reason
+
+        why = over_budget_reason(b)
+        if why is not None:  # not parsed (``pyast_budget``): the cell's text was matched; the notebook reports it
+            self.notes.append(f"code cell {loc.get('cell', '?')}: {why}")
+            return
 
         hits = scan_python_source(src, self.ctx.matcher)
         if not hits:

@@ -166,6 +166,8 @@ class NotebookDetector:
             return
         first = len(scan.findings)
         walker.flush()
+        for note in walker.notes:
+            scan.error(note, "limit")
         records, hidden = walker.records, []
         if not self.include_outputs:
             hidden = [(r[0], None) for r in records if r[3].get("part") == "output"]

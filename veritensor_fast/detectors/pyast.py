@@ -20,7 +20,8 @@ that an earlier pass (the text pass) already reported anywhere in the file is no
 view adds secrets, never second copies (``TOKEN = "hf_…"`` plus ``login(token=TOKEN)`` is one finding, at
 the literal).
 
-Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, and neither are files
+Cost control: files over ``MAX_SOURCE`` bytes or without a quote are not parsed, nor files whose parse is
+estimated over the memory budget (:mod:`pyast_budget`; recorded as a ``limit`` error), and neither are files
 where no rule anchor is cut short (or split inside itself, :mod:`pyast_split`, or spread over pieces, escapes
 or ``chr``, :mod:`pyast_stream`) where a fold can continue it and no context word's value holds a literal
 shaped like that rule's secret or a name bound to one (see
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
 from veritensor_fast.detectors.pyast_admit import admits
+from veritensor_fast.detectors.pyast_budget import over_budget_reason
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     PrefilterPlan,
     build_prefilter,
@@ -373,6 +375,10 @@ class PythonAstSecrets:
         if not self.wanted(buf):
             return
         source = bytes(buf)
+        why = over_budget_reason(source)  # a dense source's parse could take GBs (``pyast_budget``)
+        if why is not None:
+            scan.error(why, "limit")
+            return
         hits = scan_python_source(source, self.ctx.matcher)
         if not hits:
             return  # no findings, or not Python: the text pass already covered the file

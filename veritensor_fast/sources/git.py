@@ -165,7 +165,7 @@ class GitHistorySource(HistoryResults):
 
             try:
                 path = self.datastore_path or default_datastore_path(self.origin)
-                self._store = DataStore(path)
+                self._store = DataStore(path, private=self.datastore_path is None)
                 self._memo = memo_key(self.options)
                 self._sweep = self._store.begin_sweep(self.origin, self._memo)
                 self.stats["datastore"] = path

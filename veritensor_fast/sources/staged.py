@@ -53,7 +53,9 @@ def repo_toplevel(path: str | os.PathLike[str]) -> str:
     d = p if os.path.isdir(p) else (os.path.dirname(os.path.abspath(p)) or ".")
     try:
         return os.fsdecode(_git(d, "rev-parse", "--show-toplevel").rstrip(b"\n"))
-    except GitChangesError:
+    except GitChangesError as exc:
+        if "not running git" in str(exc):  # ``gitcmd``'s refusal (a FIFO or device git would block on)
+            raise
         raise GitChangesError(f"{display_path(p)} is not inside a git work tree") from None
 
 

@@ -1,0 +1,71 @@
+"""The memory budget of one ``ast.parse``, decided before parsing from what is cheap to count.
+
+``ast.parse`` holds every token, the C parser's tree and then one Python object per node (with its
+``__dict__``) at once: its peak grows with the number of tokens, not with the file's size. Ordinary code costs
+40-200 bytes per source byte (a 1.4 MB test module of torch: 100 MB), but dense, hostile code costs far more:
+a 1 MB file of ``a\\n`` lines peaks at 880 MB, so a 5 MiB file (inside ``pyast.MAX_SOURCE``) could drive a
+worker to about 4.6 GB.
+
+:func:`parse_units` is an upper bound on the tokens (C speed: one ``translate`` and three ``count``): every
+byte that is neither a word byte (``[A-Za-z0-9_]``, non-ASCII) nor a blank (space, tab, form feed) counts
+(operators, brackets, quotes, line breaks), and so does the start of every word. Each unit was measured to
+cost at most ~922 bytes of peak (``a\\n`` lines and ``a;``; 24 shapes, 1 MB each, ``ru_maxrss`` in a fresh
+process); :data:`UNIT_COST` rounds that up. A source whose ``parse_units * UNIT_COST`` exceeds the budget is not
+parsed: the text and encoded passes still scan it, and the skipped AST pass is reported as a ``limit`` error.
+``units <= len(source)``, so a source of at most ``budget // UNIT_COST`` bytes (384 KiB by default) is never
+counted. The estimate over-counts words inside strings and comments (ordinary code: ~0.2-0.4 units per byte),
+so an ordinary module up to about 1-1.5 MiB of source stays under the default budget.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Default per-worker budget of one parse (bytes above the worker's own use); ``VERITENSOR_FAST_AST_BUDGET``
+#: (bytes) overrides it.
+DEFAULT_BUDGET = 384 << 20
+#: Peak bytes per unit of :func:`parse_units` (worst measured: 922), rounded up.
+UNIT_COST = 1024
+
+_T = bytearray(b"." * 256)
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+    _T[_c] = ord("a")
+for _c in range(0x80, 0x100):
+    _T[_c] = ord("a")
+for _c in b" \t\f":
+    _T[_c] = ord(" ")
+_TABLE = bytes(_T)
+del _T, _c
+
+
+def budget() -> int:
+    """The parse budget in bytes (at least 1 MiB)."""
+    try:
+        return max(1 << 20, int(os.environ.get("VERITENSOR_FAST_AST_BUDGET", DEFAULT_BUDGET)))
+    except ValueError:
+        return DEFAULT_BUDGET
+
+
+def parse_units(source: Any) -> int:
+    """Upper bound on the tokens of ``source`` (bytes-like): punctuation and line-break bytes plus word starts."""
+    t = bytes(source).translate(_TABLE)
+    return t.count(b".") + t.count(b" a") + t.count(b".a") + (t[:1] == b"a") + 1  # + the last NEWLINE
+
+
+def parse_cost(source: Any) -> int:
+    """Estimated peak bytes of parsing ``source``; 0 when it is too short to matter (not counted)."""
+    if len(source) * UNIT_COST <= budget():
+        return 0
+    return parse_units(source) * UNIT_COST
+
+
+def over_budget_reason(source: Any) -> str | None:
+    """Why ``source`` is not parsed (its estimated peak is over the budget), or ``None`` when it fits."""
+    cost = parse_cost(source)
+    b = budget()
+    if cost <= b:
+        return None
+    return (f"Python source too dense to parse within the AST memory budget (~{cost >> 20} MiB estimated, "
+            f"budget {b >> 20} MiB; VERITENSOR_FAST_AST_BUDGET): the Python-AST pass skipped it, the text and "
+            "encoded passes scanned it")

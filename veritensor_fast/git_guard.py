@@ -1,0 +1,304 @@
+"""Refuse a repository whose files would make ``git`` block forever: FIFOs and devices where git opens a file.
+
+A repository shipped as files (a tarball, a shared volume) is hostile. ``git`` opens its ``config`` (and every
+file that config includes with ``include.path`` / ``includeIf.*.path``, wherever it points), ``HEAD``, refs,
+``packed-refs``, loose objects, pack files and the object directories its ``objects/info/alternates`` name,
+each with a blocking ``open``: one FIFO (or ``/dev/tty``) among them and even ``git rev-parse`` waits forever,
+so the scan would hang. No command-line option turns repository config includes off, so before the first git
+command on a repository :func:`check` looks, without running git, at every place git may read:
+
+- the repository git would discover from the path (each directory upward: ``.git`` as a directory or as a
+  ``gitdir:`` file, its ``commondir``; a bare repository itself): its own files (``HEAD``, ``config``,
+  ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed) and its
+  object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
+- every ``path`` value in its config files (any section: a superset of the includes), resolved as git resolves
+  an include (``~/``, relative to the including file), followed into included files (depth 10);
+- the object directories named by ``objects/info/alternates`` (depth 5), the same way (an alternate naming
+  ``/`` costs one directory listing, not a walk of the file system).
+
+Any of these that is a FIFO or a device other than ``/dev/null`` (after symlinks) makes
+:class:`UnsafeRepository` with the path (a socket is fine: opening one fails at once); nothing is opened that could block (a FIFO is recognised by its
+type before anything reads it). The answer is cached per path for the process.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+MAX_INCLUDE_DEPTH = 10
+MAX_ALTERNATE_DEPTH = 5
+_DONE: dict[str, str | None] = {}
+
+
+class UnsafeRepository(Exception):
+    """A file git would open is a FIFO or a device: git would block (or read a terminal)."""
+
+
+def _special(path: str) -> bool:
+    """True when ``path`` exists and is a FIFO or a device other than ``/dev/null`` (symlinks followed, as git
+    follows them): what a blocking ``open`` may wait on, or read a terminal from."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return False  # a socket cannot be opened (ENXIO at once): git's fsmonitor daemon keeps one in .git
+    try:
+        return not os.path.samefile(path, os.devnull)
+    except OSError:
+        return True
+
+
+#: Most directories one recursive walk (refs, logs, worktrees) lists.
+MAX_TREE_ENTRIES = 100_000
+
+
+def _entry(e: os.DirEntry[str]) -> bool:
+    """Check one directory entry (no special file, a symbolic link checked at its target); True when it is a
+    real directory (not a link: links to directories are never walked into)."""
+    if e.is_dir(follow_symlinks=False):
+        return True
+    if e.is_file(follow_symlinks=False):
+        return False
+    if e.is_symlink() and os.path.isdir(e.path):
+        return False
+    if _special(e.path):
+        raise UnsafeRepository(e.path)
+    return False
+
+
+def _flat(d: str) -> list[str]:
+    """Check the entries of directory ``d`` (one level); returns its real subdirectories. File types come from
+    ``scandir`` (no ``stat`` per file)."""
+    subdirs: list[str] = []
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                try:
+                    if _entry(e):
+                        subdirs.append(e.path)
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return subdirs
+
+
+def _tree(top: str) -> None:
+    """Check every entry under ``top`` (refs, logs, worktrees), never following a link to a directory."""
+    stack, seen = [top], 0
+    while stack and seen < MAX_TREE_ENTRIES:
+        d = stack.pop()
+        seen += 1
+        stack.extend(_flat(d))
+
+
+def _objects(objects: str) -> None:
+    """An object directory as git reads it: its own entries, ``pack/``, ``info/`` and the loose-object
+    directories (two hex digits), one level each, links to them followed: nothing else under it is opened."""
+    if _special(objects):
+        raise UnsafeRepository(objects)
+    _flat(objects)
+    try:
+        with os.scandir(objects) as it:
+            subs = [e.path for e in it if (e.name in ("pack", "info") or (len(e.name) == 2 and all(
+                c in "0123456789abcdef" for c in e.name))) and e.is_dir()]
+    except OSError:
+        subs = []
+    for sub in subs:
+        _flat(sub)
+
+
+def _gitdir(g: str, seen: set[str]) -> None:
+    """The files git may open in git directory ``g``: its own entries (``HEAD``, ``config``, ``packed-refs``,
+    ``shallow``...), ``refs/``, ``logs/`` and ``worktrees/`` (recursively), and its object directory."""
+    if _special(g):
+        raise UnsafeRepository(g)
+    real = os.path.realpath(g)
+    if real in seen:
+        return
+    seen.add(real)
+    _flat(g)
+    for sub in ("refs", "logs", "worktrees"):
+        p = os.path.join(g, sub)
+        if os.path.islink(p):
+            _flat(p)  # a link (to ``/``?): one level, never a walk of what it names
+        elif os.path.isdir(p):
+            _tree(p)
+    _objects(os.path.join(g, "objects"))
+
+
+def _values(text: str, key: str) -> list[str]:
+    """Every value of ``key`` (any section) in git config ``text``, decoded as git decodes a value (quotes,
+    escapes, backslash-newline continuations, ``;``/``#`` comments). Lenient: a superset is fine."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        # at a line start, or after a section header on the same line
+        j = i
+        while j < n and text[j] in " \t":
+            j += 1
+        if j < n and text[j] == "[":
+            k = text.find("]", j)
+            if k < 0:
+                break
+            i = k + 1
+            continue
+        m = j
+        while m < n and (text[m].isalnum() or text[m] == "-"):
+            m += 1
+        name = text[j:m]
+        p = m
+        while p < n and text[p] in " \t":
+            p += 1
+        if name.lower() == key and p < n and text[p] == "=":
+            val, p = _value(text, p + 1)
+            out.append(val)
+        nl = text.find("\n", p)
+        i = n if nl < 0 else nl + 1
+    return out
+
+
+def _value(text: str, i: int) -> tuple[str, int]:
+    buf: list[str] = []
+    quoted = False
+    n = len(text)
+    while i < n and text[i] in " \t":
+        i += 1
+    pending_space = ""
+    while i < n:
+        c = text[i]
+        if c == "\n" and not quoted:
+            break
+        if c in ";#" and not quoted:
+            break
+        if c in " \t" and not quoted:
+            pending_space += c
+            i += 1
+            continue
+        if pending_space:
+            buf.append(pending_space)
+            pending_space = ""
+        if c == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            if nxt == "\n":
+                i += 2
+                continue
+            buf.append({"t": "\t", "b": "\b", "n": "\n"}.get(nxt, nxt))
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        else:
+            buf.append(c)
+        i += 1
+    return "".join(buf), i
+
+
+def _includes(config: str, depth: int, seen: set[str]) -> None:
+    """No ``path`` value of ``config`` (or of the files it includes) names a special file."""
+    if _special(config):
+        raise UnsafeRepository(config)
+    if depth > MAX_INCLUDE_DEPTH:
+        return
+    real = os.path.realpath(config)
+    if real in seen or not os.path.isfile(config):
+        return
+    seen.add(real)
+    try:
+        with open(config, "rb") as fh:
+            text = fh.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return
+    base = os.path.dirname(config)
+    for v in _values(text, "path"):
+        if v.startswith("~"):
+            v = os.path.expanduser(v)
+        target = v if os.path.isabs(v) else os.path.join(base, v)
+        if _special(target):
+            raise UnsafeRepository(target)
+        _includes(target, depth + 1, seen)
+
+
+def _gitdirs(path: str) -> list[str]:
+    """The git directories git could use for ``path`` (discovery upward, stopping at the first repository)."""
+    d = os.path.abspath(path)
+    if os.path.isfile(d):
+        d = os.path.dirname(d)
+    while True:
+        dotgit = os.path.join(d, ".git")
+        if _special(dotgit):
+            raise UnsafeRepository(dotgit)
+        if os.path.isdir(dotgit):
+            return [dotgit]
+        if os.path.isfile(dotgit):
+            try:
+                with open(dotgit, encoding="utf-8", errors="replace") as fh:
+                    line = fh.read(4096).strip()
+            except OSError:
+                line = ""
+            if line.startswith("gitdir:"):
+                g = line[7:].strip()
+                return [g if os.path.isabs(g) else os.path.join(d, g)]
+            return []
+        if all(os.path.exists(os.path.join(d, x)) for x in ("HEAD", "objects", "refs")):
+            return [d]
+        parent = os.path.dirname(d)
+        if parent == d:
+            return []
+        d = parent
+
+
+def _alternates(objects: str, depth: int, seen: set[str]) -> None:
+    if depth > MAX_ALTERNATE_DEPTH:
+        return
+    alt = os.path.join(objects, "info", "alternates")
+    if _special(alt):
+        raise UnsafeRepository(alt)
+    try:
+        with open(alt, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read(1 << 20).splitlines()
+    except OSError:
+        return
+    for ln in lines:
+        ln = ln.strip().strip('"')
+        if not ln or ln.startswith("#"):
+            continue
+        other = ln if os.path.isabs(ln) else os.path.join(objects, ln)
+        if _special(other):
+            raise UnsafeRepository(other)
+        real = os.path.realpath(other)
+        if os.path.isdir(other) and real not in seen:
+            seen.add(real)
+            _objects(other)
+            _alternates(other, depth + 1, seen)
+
+
+def check(path: str) -> None:
+    """Raise :class:`UnsafeRepository` when git, run on ``path``, could open a FIFO or a device."""
+    key = os.path.abspath(path)
+    if key in _DONE:
+        bad = _DONE[key]
+        if bad is not None:
+            raise UnsafeRepository(bad)
+        return
+    try:
+        seen: set[str] = set()
+        for g in _gitdirs(path):
+            dirs = [g]
+            try:
+                with open(os.path.join(g, "commondir"), encoding="utf-8", errors="replace") as fh:
+                    c = fh.read(4096).strip()
+                dirs.append(c if os.path.isabs(c) else os.path.join(g, c))
+            except OSError:
+                pass
+            for d in dirs:
+                _gitdir(d, seen)
+                for cfg in ("config", "config.worktree"):
+                    _includes(os.path.join(d, cfg), 0, set())
+                _alternates(os.path.join(d, "objects"), 0, seen)
+    except UnsafeRepository as exc:
+        _DONE[key] = str(exc.args[0])
+        raise
+    _DONE[key] = None

@@ -1,0 +1,90 @@
+"""Leave no process behind: a command adopts what its process tree orphans and reaps it at its end.
+
+A pool worker's own children (its ``git cat-file --batch`` reader in a history scan) are orphaned when the
+worker is killed (Ctrl-C, SIGTERM, a broken pool). Re-parented to PID 1, which in a container may never reap,
+each stays a zombie for good. The command line calls :func:`adopt` when a command starts and :func:`reap` when
+it ends; the pool calls :func:`before_workers` before it starts its workers, which makes the command's process
+the *subreaper* of its descendants (``PR_SET_CHILD_SUBREAPER``, Linux), so orphans come to it. :func:`reap`
+kills and reaps every child that was not there at :func:`adopt`: by then the scan has ended its pool and its
+git commands, so each is an orphan adopted here or one a ``finally`` could not reach. Only the process that
+called :func:`adopt` does anything (forked workers inherit this module's state); a program that runs a scan
+through the library is left as it is. ``ctypes`` is imported only when a pool starts (not on a one-file scan).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+_owner: int | None = None  # the pid that called adopt()
+_before: frozenset[int] = frozenset()
+_set = False  # this module made the process a subreaper (undone by reap())
+
+
+def children() -> list[int]:
+    """This process's child pids (every thread's; ``/proc/self/task/<tid>/children``, Linux); [] elsewhere."""
+    out: list[int] = []
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as fh:
+                out.extend(int(x) for x in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def adopt() -> None:
+    """A command starts: note the children this process already has (a program running the command in-process
+    keeps its own)."""
+    global _owner, _before
+    _owner, _before = os.getpid(), frozenset(children())
+
+
+def before_workers() -> None:
+    """Before a pool starts workers: become the subreaper of the process tree, if :func:`adopt` was called here."""
+    global _set
+    if _owner != os.getpid() or _set or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None).prctl
+        was = ctypes.c_int(0)
+        prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        if not was.value and prctl(36, 1, 0, 0, 0) == 0:  # PR_SET_CHILD_SUBREAPER
+            _set = True
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+def reap() -> None:
+    """The command's work is over: kill and reap every child not there at :func:`adopt`; stop being a
+    subreaper if this module made the process one."""
+    global _owner, _set
+    if _owner != os.getpid():
+        return
+    for pid in children():  # our children: a pid is not reused before we reap it
+        if pid in _before:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass  # reaped by its own ``Popen`` meanwhile
+    if _set:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(36, 0, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover
+            pass
+        _set = False
+    _owner = None
