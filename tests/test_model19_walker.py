@@ -212,6 +212,7 @@ def test_hostile_streams(tmp_path: Path) -> None:
     rng = random.Random(7)
     for data in _hostile():
         _all_ways(data, rng, tmp_path)
+        _same(data, 0, len(data) + 3)  # an end past the buffer (the walker's callers never pass one) breaks alike
         for _ in range(20):
             _all_ways(_mutate(data, rng), rng)
 

@@ -185,7 +185,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     # The hot path: a flat buffer in the linear model keeps the offset in ``pos`` (``r.pos`` is stale) and decodes
     # its commonest opcodes inline, each as its generic branch below. Any other opcode, and every opcode of the
     # discard model or of a ``PreadView``, takes the generic branches with ``r`` in charge (``gen``).
-    fast = flat and not discard
+    fast = flat and not discard and end <= len(data)
     fixed_w, sized = _FIXED_W, _SIZED_TYPES
     pos = start
     fend = r.frame_end
