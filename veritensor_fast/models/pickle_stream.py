@@ -13,7 +13,13 @@ import mmap
 import struct
 from typing import Any, Protocol
 
-from veritensor_fast.models.allowlist import dangerous_reason
+from veritensor_fast.models.allowlist import (
+    ALLOCATORS,
+    DUNDER_STRINGS,
+    NESTED_LOADERS,
+    dangerous_reason,
+    ident,
+)
 from veritensor_fast.models.base import ModelIssue, ModelLimits
 from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
 from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
@@ -37,24 +43,13 @@ from veritensor_fast.models.pickle_values import desc as _desc
 from veritensor_fast.models.pickle_values import size as _size
 from veritensor_fast.models.pickle_values import tup as _tup
 
-_NESTED_LOADERS = frozenset({
-    ("pickle", "loads"), ("_pickle", "loads"), ("pickle", "load"), ("_pickle", "load"), ("dill", "loads"),
-    ("cloudpickle", "loads"), ("joblib", "load"), ("torch", "load"), ("torch.serialization", "load"),
-    ("torch.storage", "_load_from_bytes"), ("numpy", "loads"), ("marshal", "loads"),
-})
-_DUNDER_STRINGS = frozenset({
-    "__builtins__", "__globals__", "__subclasses__", "__import__", "__code__", "__getattribute__",
-    "__reduce_ex__", "__reduce__", "__class__", "__mro__", "__bases__",
-})
 _MAX_STR = 1024  # longer strings are kept only as opaque values
 _STR_BUDGET = 64 << 20
-_ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
 PUSH_OPS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
 #: The commonest opcodes with a fixed-width operand (BININT1, BININT2, BININT, BINPUT, LONG_BINPUT, BINGET,
-#: LONG_BINGET: ~60% of a typical stream's opcodes) -> operand width; decoded inline in the linear model.
-_HOT_FIXED: dict[int, int] = {0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}
-_FIXED_W = [_HOT_FIXED.get(op, 0) for op in range(256)]  # opcode -> operand width, 0 if not in ``_HOT_FIXED``
-_U16, _I32, _U32 = (struct.Struct(f).unpack_from for f in ("<H", "<i", "<I"))
+#: LONG_BINGET: ~60% of a typical stream's opcodes) -> operand width (0: none); decoded inline on the hot path.
+_FIXED_W = [{0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}.get(op, 0) for op in range(256)]
+_I32, _U32 = (struct.Struct(f).unpack_from for f in ("<i", "<I"))
 
 
 class StreamHooks(Protocol):
@@ -68,10 +63,6 @@ class StreamHooks(Protocol):
 
     def _joblib_array(self, data: Any, r: _Reader, end: int, state: Any, uses: dict[str, GlobalUse],
                       issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any: ...
-
-
-def ident(s: str) -> bool:
-    return all(p.isidentifier() for p in s.split("."))
 
 
 def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discard: bool, where: str,
@@ -128,12 +119,12 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
             u = uses.get(func.key) or next((v for k, v in uses.items() if k.startswith(func.key + "@")), None)
             if u is not None:
                 u.called = True
-            if (func.module, func.name) in _NESTED_LOADERS:
+            if (func.module, func.name) in NESTED_LOADERS:
                 hooks._nested(data, args, issues, where, op_at)
             if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
                     and isinstance(args[0], str):
                 return _Call(func, args[0])
-            if func.module == "builtins" and func.name in _ALLOCATORS and isinstance(args, tuple):
+            if func.module == "builtins" and func.name in ALLOCATORS and isinstance(args, tuple):
                 big = max((a for a in args if type(a) is int), default=0)
                 if big > expand_limit * 100:
                     issues.append(ModelIssue(
@@ -175,17 +166,17 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         except (UnicodeDecodeError, ValueError) as exc:
             raise _Bad("undecodable string") from exc
         str_budget -= n
-        if s in _DUNDER_STRINGS:
+        if s in DUNDER_STRINGS:
             issues.append(ModelIssue(
                 "model.pickle.dunder", "high",
                 f"pickle carries the attribute name {s!r}, used to reach Python internals", s,
                 loc(where, a)))
         return s
 
-    # The hot path: a flat buffer in the linear model keeps the offset in ``pos`` (``r.pos`` is stale) and decodes
-    # its commonest opcodes inline, each as its generic branch below. Any other opcode, and every opcode of the
-    # discard model or of a ``PreadView``, takes the generic branches with ``r`` in charge (``gen``).
+    # The hot path: a flat buffer in the linear model keeps the offset in ``pos`` and decodes its commonest opcodes
+    # inline as the generic branches below do; those run any other opcode, with ``r`` in charge (``gen``).
     fast = flat and not discard and end <= len(data)
+    hot_end = min(end, start + max_ops)
     fixed_w, sized = _FIXED_W, _SIZED_TYPES
     pos = start
     fend = r.frame_end
@@ -193,90 +184,99 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     gen = False
     try:
         while True:
-            op_at = pos
-            ops += 1
-            if ops > max_ops:
-                raise Limit(f"more than {max_ops} opcodes")
             if fast:  # ``r.read(1)`` inlined: the opcode byte starts its own opcode, so it never straddles a frame
-                if pos >= end:
-                    raise _Trunc()
-                op = data[pos]
-                pos += 1
-                w = fixed_w[op]
-                if w:  # ``r.read(w)`` inlined; each branch checks the limit of what it grew
-                    p = pos
-                    if p + w > end:
-                        raise _Trunc()
-                    pos = p + w
-                    if fend > op_at and pos > fend:
-                        straddles.append(p)
-                    if op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
-                        k = data[p] if op == 0x71 else _U32(data, p)[0]
-                        if not stack:
-                            raise _Bad("PUT on empty stack")
-                        memo[k] = stack[-1]
-                        if len(memo) > max_memo:
+                while True:
+                    op_at = pos
+                    ops += 1
+                    if pos >= hot_end:  # else ``ops <= pos - start + 1 <= max_ops`` (each opcode takes a byte)
+                        if ops > max_ops:
+                            raise Limit(f"more than {max_ops} opcodes")
+                        if pos >= end:
+                            raise _Trunc()
+                    op = data[pos]
+                    pos += 1
+                    w = fixed_w[op]
+                    if w:  # ``r.read(w)`` inlined; each branch checks the limit of what it grew
+                        p = pos
+                        if p + w > end:
+                            raise _Trunc()
+                        pos = p + w
+                        if fend > op_at and pos > fend:
+                            straddles.append(p)
+                        if op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
+                            k = data[p] if op == 0x71 else _U32(data, p)[0]
+                            if not stack:
+                                raise _Bad("PUT on empty stack")
+                            memo[k] = stack[-1]
+                            if len(memo) > max_memo:
+                                raise Limit("stack or memo limit")
+                            continue
+                        if op == 0x4D:  # BININT2
+                            stack.append(data[p] | data[p + 1] << 8)
+                        elif op == 0x4B:  # BININT1
+                            stack.append(data[p])
+                        elif op == 0x4A:  # BININT
+                            stack.append(_I32(data, p)[0])
+                        else:  # BINGET, LONG_BINGET
+                            k = data[p] if op == 0x68 else _U32(data, p)[0]
+                            if k not in memo:
+                                raise _Bad(f"memo key {k} missing")
+                            stack.append(memo[k])
+                        if len(stack) > max_stack:
                             raise Limit("stack or memo limit")
                         continue
-                    if op == 0x4D:  # BININT2
-                        stack.append(data[p] | data[p + 1] << 8)
-                    elif op == 0x4B:  # BININT1
-                        stack.append(data[p])
-                    elif op == 0x4A:  # BININT
-                        stack.append(_I32(data, p)[0])
-                    else:  # BINGET, LONG_BINGET
-                        k = data[p] if op == 0x68 else _U32(data, p)[0]
-                        if k not in memo:
-                            raise _Bad(f"memo key {k} missing")
-                        stack.append(memo[k])
-                    if len(stack) > max_stack:
-                        raise Limit("stack or memo limit")
-                    continue
-                if op == 0x7D:  # EMPTY_DICT
-                    stack.append(_Dict())
-                    if len(stack) > max_stack:
-                        raise Limit("stack or memo limit")
-                    continue
-                if op == 0x73:  # SETITEM
-                    if len(stack) <= 2:
-                        raise _Bad("stack underflow" if len(stack) < 2 else "APPEND/SETITEM without container")
-                    tgt = stack[-3]
-                    if type(tgt) is _Dict:  # ``tgt.set(stack[-2], stack[-1])`` inlined
-                        n = tgt.n + 2
-                        k, v = stack[-2:]
-                        if type(k) in sized:
-                            n += k.n - 1
-                        if type(v) in sized:
-                            n += v.n - 1
-                        tgt.n = n if n < _CAP else _CAP
-                        if type(k) is str and len(tgt.items) < _KEEP:
-                            tgt.items[k] = v
-                        if tgt.n > expand_limit:
-                            grew(tgt, ops, op_at)
-                    del stack[-2:]
-                    continue
-                if op == 0x28:  # MARK
-                    if len(meta) >= max_marks:
-                        raise Limit("MARK nesting limit")
-                    meta.append(stack)
-                    stack = []
-                    continue
-                if op == 0x75 or op == 0x65:  # SETITEMS, APPENDS (``pop_mark`` inlined; stack and memo shrink)
-                    if not meta:
-                        raise _Bad("MARK missing")
-                    items = stack
-                    stack = meta.pop()
-                    if not stack:
-                        raise _Bad("container opcode without container")
-                    tgt = stack[-1]
-                    if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
-                        tgt.add(items)
-                        if tgt.n > expand_limit:
-                            grew(tgt, ops, op_at)
-                    continue
+                    if op == 0x7D:  # EMPTY_DICT
+                        stack.append(_Dict())
+                        if len(stack) > max_stack:
+                            raise Limit("stack or memo limit")
+                        continue
+                    if op == 0x73:  # SETITEM
+                        if len(stack) <= 2:
+                            raise _Bad("stack underflow" if len(stack) < 2 else "APPEND/SETITEM without container")
+                        tgt = stack[-3]
+                        if type(tgt) is _Dict:  # ``tgt.set(stack[-2], stack[-1])`` inlined
+                            n = tgt.n + 2
+                            k = stack[-2]
+                            v = stack[-1]
+                            if type(v) in sized:
+                                n += v.n - 1
+                            if type(k) is str:
+                                if len(tgt.items) < _KEEP:
+                                    tgt.items[k] = v
+                            elif type(k) in sized:
+                                n += k.n - 1
+                            tgt.n = n if n < _CAP else _CAP
+                            if tgt.n > expand_limit:
+                                grew(tgt, ops, op_at)
+                        del stack[-2:]
+                        continue
+                    if op == 0x28:  # MARK
+                        if len(meta) >= max_marks:
+                            raise Limit("MARK nesting limit")
+                        meta.append(stack)
+                        stack = []
+                        continue
+                    if op == 0x75 or op == 0x65:  # SETITEMS, APPENDS (``pop_mark`` inlined; stack and memo shrink)
+                        if not meta:
+                            raise _Bad("MARK missing")
+                        items = stack
+                        stack = meta.pop()
+                        if not stack:
+                            raise _Bad("container opcode without container")
+                        tgt = stack[-1]
+                        if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
+                            tgt.add(items)
+                            if tgt.n > expand_limit:
+                                grew(tgt, ops, op_at)
+                        continue
+                    break
                 gen = True
                 r.pos, r.op_start = pos, op_at
             else:
+                op_at = pos
+                ops += 1
+                if ops > max_ops:
+                    raise Limit(f"more than {max_ops} opcodes")
                 gen = True
                 r.pos = r.op_start = op_at
                 if discard:
@@ -346,7 +346,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 a, b = r.readline()
                 val, n = quoted(data, a, b, _MAX_STR)
                 stack.append(val)
-                if isinstance(val, str) and val in _DUNDER_STRINGS:
+                if isinstance(val, str) and val in DUNDER_STRINGS:
                     text(a + 1, a + 1 + n, "latin1")
             elif op in NUMBERS:  # BININT*, BINFLOAT, LONG1/4, INT, LONG, FLOAT
                 stack.append(number(op, r, data))
