@@ -149,6 +149,13 @@ def _hostile() -> list[bytes]:
     for shape in (b"K\x02K\x03\x86", b"M\x02\x00J\x01\x00\x00\x00\x86", b"M\x01\x01K\x00\x86"):
         out.append(b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}" + x("shape") + shape + b"s"
                    + x("dtype") + dtype + b"sb" + bytes(48) + b"N.")
+    # a dtype whose BUILD state flags (NEWTRUE) say it holds objects: a pickle follows the wrapper, not raw bytes
+    odt = dtype + b"(K\x03" + x("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff\x88tb"
+    out.append(b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}" + x("shape") + b"K\x02\x85s" + x("dtype")
+               + odt + b"sb\x80\x02cos\nsystem\n.N" + bytes(16) + b".")
+    # a FRAME that ends after a string opcode, or inside its length: the length straddles, then the text
+    frame1 = b"\x80\x04\x95\x01\x00\x00\x00\x00\x00\x00\x00"
+    out += [frame1 + b"\x8c\x02ab.", frame1 + b"X\x02\x00\x00\x00ab.", frame1[:-8] + b"\x02" + bytes(7) + b"X\x02\x00\x00\x00ab."]
     # integer arguments of allocating builtins (BININT1, BININT2, BININT): their values decide a finding
     out += [b"cbuiltins\nbytearray\n" + n + b"\x85R." for n in (b"M\xff\xff", b"M\x40\x9c", b"J\x00\x00\x01\x00",
                                                               b"K\xff", b"J\xff\xff\xff\x7f")]

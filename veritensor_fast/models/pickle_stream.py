@@ -14,14 +14,12 @@ import struct
 from typing import Any, Protocol
 
 from veritensor_fast.models.allowlist import (
-    ALLOCATORS,
     DUNDER_STRINGS,
-    NESTED_LOADERS,
-    dangerous_reason,
     ident,
 )
 from veritensor_fast.models.base import ModelIssue, ModelLimits
 from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
+from veritensor_fast.models.pickle_calls import expansion_issue, global_call, invalid_name
 from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
 from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, line_name, memo_index, number, quoted
 from veritensor_fast.models.pickle_reader import SIZED as _SIZED
@@ -93,11 +91,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         n = _size(v)
         if n > 100 * ops and not dos_reported:
             dos_reported = True
-            issues.append(ModelIssue(
-                "model.pickle.dos", "high",
-                f"pickle builds a structure of more than {expand_limit:,} elements from {ops:,} opcodes by "
-                "re-using memo/DUP references (\"billion laughs\"): hashing, comparing, printing or copying "
-                "it after (or while) loading exhausts CPU or memory", "expansion", loc(where, op_at)))
+            issues.append(expansion_issue(expand_limit, ops, loc(where, op_at)))
 
     def use(g: _Global, how: str, at: int) -> None:
         u = uses.get(g.key)
@@ -113,29 +107,11 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
 
     def call(func: Any, args: Any, op_at: int) -> Any:
         nonlocal saw_call
-        saw_call = max(saw_call, 1)
-        if isinstance(func, _Global):
-            saw_call = 2
-            u = uses.get(func.key) or next((v for k, v in uses.items() if k.startswith(func.key + "@")), None)
-            if u is not None:
-                u.called = True
-            if (func.module, func.name) in NESTED_LOADERS:
-                hooks._nested(data, args, issues, where, op_at)
-            if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
-                    and isinstance(args[0], str):
-                return _Call(func, args[0])
-            if func.module == "builtins" and func.name in ALLOCATORS and isinstance(args, tuple):
-                big = max((a for a in args if type(a) is int), default=0)
-                if big > expand_limit * 100:
-                    issues.append(ModelIssue(
-                        "model.pickle.dos", "high",
-                        f"pickle calls builtins.{func.name} with {big:,}: loading it allocates (or iterating "
-                        "it produces) that many elements", "allocation", loc(where, op_at)))
-            if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
-                    and isinstance(args[0], _Global):
-                return _Call(args[0], args=tuple(args[1:4]))  # an instance of that class
-            return _Call(func, args=tuple(args[:4]) if isinstance(args, tuple) else ())
-        return _Call(func)
+        if not isinstance(func, _Global):
+            saw_call = max(saw_call, 1)
+            return _Call(func)
+        saw_call = 2
+        return global_call(func, args, op_at, uses, hooks, data, issues, where, expand_limit)
 
     def pop() -> Any:
         if not stack:
@@ -177,7 +153,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     # inline as the generic branches below do; those run any other opcode, with ``r`` in charge (``gen``).
     fast = flat and not discard and end <= len(data)
     hot_end = min(end, start + max_ops)
-    fixed_w, sized = _FIXED_W, _SIZED_TYPES
+    fixed_w, sized, push_ops = _FIXED_W, _SIZED_TYPES, PUSH_OPS
     pos = start
     fend = r.frame_end
     straddles = r.straddles
@@ -269,7 +245,37 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                             if tgt.n > expand_limit:
                                 grew(tgt, ops, op_at)
                         continue
-                    break
+                    if op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE (``r.read`` inlined twice)
+                        w = 1 if op == 0x8C else 4
+                        if pos + w > end:
+                            raise _Trunc()
+                        if fend > op_at and pos + w > fend:
+                            straddles.append(pos)
+                        a = pos = pos + w
+                        n = data[a - 1] if w == 1 else _U32(data, a - 4)[0]
+                        if a + n > end:
+                            raise _Trunc()
+                        if fend > op_at and a + n > fend:
+                            straddles.append(a)
+                        pos = a + n
+                        stack.append(text(a, pos, "utf8"))
+                    elif op in push_ops:  # NONE, NEWTRUE, NEWFALSE, EMPTY_TUPLE
+                        stack.append(push_ops[op])
+                    elif 0x85 <= op <= 0x87:  # TUPLE1, TUPLE2, TUPLE3: the stack does not grow
+                        k = op - 0x84
+                        if len(stack) < k:
+                            raise _Bad("stack underflow")
+                        t = _tup(stack[-k:])
+                        del stack[-k:]
+                        if type(t) is _Tup and t.n > expand_limit:
+                            grew(t, ops, op_at)
+                        stack.append(t)
+                        continue
+                    else:
+                        break
+                    if len(stack) > max_stack:
+                        raise Limit("stack or memo limit")
+                    continue
                 gen = True
                 r.pos, r.op_start = pos, op_at
             else:
@@ -369,14 +375,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 c, d = r.readline()
                 g = _Global(line_name(data, a, b), line_name(data, c, d))
                 if not ident(g.module) or not ident(g.name):
-                    m = g.module
-                    reason = dangerous_reason(m, "x") if ident(m) else None
-                    if reason:
-                        # pickle imports the module (running its code) before the name lookup fails; only a
-                        # dangerous module is reported (a text file may start "cword\nsome words\n")
-                        uses[f"{m}.<invalid name>"] = GlobalUse(
-                            m, "<invalid name>", op_at, "GLOBAL (module imported, then the name is invalid)",
-                            reason=reason)
+                    invalid_name(g.module, op_at, uses)
                     raise _Bad("GLOBAL/INST name is not an importable identifier")
                 use(g, "GLOBAL" if op == 0x63 else "INST", op_at)
                 if op == 0x63:
