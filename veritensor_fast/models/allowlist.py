@@ -266,3 +266,22 @@ def is_data_module(module: str) -> bool:
     """Whether every global of ``module`` (or of a module it belongs to) was reviewed as data."""
     parts = module.split(".")
     return any(".".join(parts[:i]) in DATA_MODULES for i in range(1, len(parts) + 1))
+
+
+#: Loaders whose literal bytes argument the walker analyses as a nested pickle.
+NESTED_LOADERS = frozenset({
+    ("pickle", "loads"), ("_pickle", "loads"), ("pickle", "load"), ("_pickle", "load"), ("dill", "loads"),
+    ("cloudpickle", "loads"), ("joblib", "load"), ("torch", "load"), ("torch.serialization", "load"),
+    ("torch.storage", "_load_from_bytes"), ("numpy", "loads"), ("marshal", "loads"),
+})
+#: Attribute names that reach Python internals: a pickle string equal to one is a finding.
+DUNDER_STRINGS = frozenset({
+    "__builtins__", "__globals__", "__subclasses__", "__import__", "__code__", "__getattribute__",
+    "__reduce_ex__", "__reduce__", "__class__", "__mro__", "__bases__",
+})
+#: ``builtins`` callables that allocate as many elements as their integer argument.
+ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
+
+
+def ident(s: str) -> bool:
+    return all(p.isidentifier() for p in s.split("."))

@@ -6,9 +6,11 @@ in is a straddle (recorded in ``straddles``); the walker reports it and analyses
 
 from __future__ import annotations
 
+import codecs
 import struct
 from typing import Any
 
+from veritensor_fast.models.pickle_values import Opaque
 from veritensor_fast.randread import unpack_at
 
 
@@ -158,3 +160,26 @@ def memo_index(op: int, r: Reader, data: Any) -> int:
         return int(bytes(data[a:b][:32]))
     except ValueError as exc:
         raise Bad(f"bad {'PUT' if op == 0x70 else 'GET'} index") from exc
+
+
+def line_name(data: Any, a: int, b: int) -> str:
+    """A GLOBAL/INST name line: UTF-8, else Latin-1."""
+    try:
+        return bytes(data[a:b]).decode("utf-8")
+    except UnicodeDecodeError:
+        return bytes(data[a:b]).decode("latin-1")
+
+
+def quoted(data: Any, a: int, b: int, max_str: int) -> tuple[Any, int]:
+    """A STRING operand line ``data[a:b]``: (its value, the length of its decoded bytes); the value is a ``str``,
+    or ``Opaque`` when longer than ``max_str`` (or an unquoted line over 1 MiB)."""
+    raw = bytes(data[a:b]) if b - a <= 1 << 20 else b""
+    if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+        if b - a <= 1 << 20:
+            raise Bad("STRING not quoted")
+        return Opaque("long string"), 0
+    try:
+        val = codecs.escape_decode(raw[1:-1])[0]
+    except ValueError as exc:
+        raise Bad("bad STRING escape") from exc
+    return (val.decode("latin-1") if len(val) <= max_str else Opaque("long string")), len(val)

@@ -9,20 +9,27 @@ global is judged, what a nested loader's bytes hold, how a joblib array is skipp
 
 from __future__ import annotations
 
-import codecs
+import mmap
 import struct
 from typing import Any, Protocol
 
-from veritensor_fast.models.allowlist import dangerous_reason
+from veritensor_fast.models.allowlist import (
+    DUNDER_STRINGS,
+    ident,
+)
 from veritensor_fast.models.base import ModelIssue, ModelLimits
 from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
+from veritensor_fast.models.pickle_calls import expansion_issue, global_call, invalid_name
 from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
-from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, memo_index, number
+from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, line_name, memo_index, number, quoted
 from veritensor_fast.models.pickle_reader import SIZED as _SIZED
 from veritensor_fast.models.pickle_reader import Bad as _Bad
 from veritensor_fast.models.pickle_reader import Reader as _Reader
 from veritensor_fast.models.pickle_reader import Trunc as _Trunc
 from veritensor_fast.models.pickle_reader import u as _u
+from veritensor_fast.models.pickle_values import CAP as _CAP
+from veritensor_fast.models.pickle_values import KEEP as _KEEP
+from veritensor_fast.models.pickle_values import SIZED as _SIZED_TYPES
 from veritensor_fast.models.pickle_values import Bytes as _Bytes
 from veritensor_fast.models.pickle_values import Call as _Call
 from veritensor_fast.models.pickle_values import Dict as _Dict
@@ -34,23 +41,13 @@ from veritensor_fast.models.pickle_values import desc as _desc
 from veritensor_fast.models.pickle_values import size as _size
 from veritensor_fast.models.pickle_values import tup as _tup
 
-_NESTED_LOADERS = frozenset({
-    ("pickle", "loads"), ("_pickle", "loads"), ("pickle", "load"), ("_pickle", "load"), ("dill", "loads"),
-    ("cloudpickle", "loads"), ("joblib", "load"), ("torch", "load"), ("torch.serialization", "load"),
-    ("torch.storage", "_load_from_bytes"), ("numpy", "loads"), ("marshal", "loads"),
-})
-_DUNDER_STRINGS = frozenset({
-    "__builtins__", "__globals__", "__subclasses__", "__import__", "__code__", "__getattribute__",
-    "__reduce_ex__", "__reduce__", "__class__", "__mro__", "__bases__",
-})
 _MAX_STR = 1024  # longer strings are kept only as opaque values
 _STR_BUDGET = 64 << 20
-_ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
 PUSH_OPS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
 #: The commonest opcodes with a fixed-width operand (BININT1, BININT2, BININT, BINPUT, LONG_BINPUT, BINGET,
-#: LONG_BINGET: ~60% of a typical stream's opcodes) -> operand width; decoded inline in the linear model.
-_HOT_FIXED: dict[int, int] = {0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}
-_U16, _I32, _U32 = (struct.Struct(f).unpack_from for f in ("<H", "<i", "<I"))
+#: LONG_BINGET: ~60% of a typical stream's opcodes) -> operand width (0: none); decoded inline on the hot path.
+_FIXED_W = [{0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}.get(op, 0) for op in range(256)]
+_I32, _U32 = (struct.Struct(f).unpack_from for f in ("<i", "<I"))
 
 
 class StreamHooks(Protocol):
@@ -66,10 +63,6 @@ class StreamHooks(Protocol):
                       issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any: ...
 
 
-def ident(s: str) -> bool:
-    return all(p.isidentifier() for p in s.split("."))
-
-
 def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discard: bool, where: str,
                   depth: int = 0) -> tuple[dict[str, GlobalUse], list[ModelIssue], int, bool, list[int], int]:
     """Decode the stream at ``data[start:end]``; return (globals used, issues, stop offset, reached STOP, FRAME
@@ -82,7 +75,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     uses: dict[str, GlobalUse] = {}
     issues: list[ModelIssue] = []
     proto = 0
-    ops = 0
+    ops = 0  # (``ops`` and ``op_at`` are no closure cells: the hot loop reads and writes them)
     str_budget = _STR_BUDGET
     saw_call = 0  # 1: some call; 2: a global was called
     op_at = start
@@ -90,19 +83,15 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     expand_limit = lim.max_expansion
     max_ops, max_marks, max_stack, max_memo = lim.max_ops, lim.max_marks, lim.max_stack, lim.max_memo
     dos_reported = False
-    flat = isinstance(data, bytes | bytearray | memoryview)  # else a ``PreadView``: operands through ``_u``
+    flat = isinstance(data, bytes | bytearray | memoryview | mmap.mmap)  # else a ``PreadView`` (through ``_u``)
 
-    def grew(v: Any) -> None:
+    def grew(v: Any, ops: int, op_at: int) -> None:
         """A container grew past ``expand_limit``: memo/DUP expansion ("billion laughs") unless it is big."""
         nonlocal dos_reported
         n = _size(v)
         if n > 100 * ops and not dos_reported:
             dos_reported = True
-            issues.append(ModelIssue(
-                "model.pickle.dos", "high",
-                f"pickle builds a structure of more than {expand_limit:,} elements from {ops:,} opcodes by "
-                "re-using memo/DUP references (\"billion laughs\"): hashing, comparing, printing or copying "
-                "it after (or while) loading exhausts CPU or memory", "expansion", loc(where, op_at)))
+            issues.append(expansion_issue(expand_limit, ops, loc(where, op_at)))
 
     def use(g: _Global, how: str, at: int) -> None:
         u = uses.get(g.key)
@@ -116,31 +105,13 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 return
             uses[g.key] = GlobalUse(m, n, at, how, reason=reason)
 
-    def call(func: Any, args: Any) -> Any:
+    def call(func: Any, args: Any, op_at: int) -> Any:
         nonlocal saw_call
-        saw_call = max(saw_call, 1)
-        if isinstance(func, _Global):
-            saw_call = 2
-            u = uses.get(func.key) or next((v for k, v in uses.items() if k.startswith(func.key + "@")), None)
-            if u is not None:
-                u.called = True
-            if (func.module, func.name) in _NESTED_LOADERS:
-                hooks._nested(data, args, issues, where, op_at)
-            if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
-                    and isinstance(args[0], str):
-                return _Call(func, args[0])
-            if func.module == "builtins" and func.name in _ALLOCATORS and isinstance(args, tuple):
-                big = max((a for a in args if type(a) is int), default=0)
-                if big > expand_limit * 100:
-                    issues.append(ModelIssue(
-                        "model.pickle.dos", "high",
-                        f"pickle calls builtins.{func.name} with {big:,}: loading it allocates (or iterating "
-                        "it produces) that many elements", "allocation", loc(where, op_at)))
-            if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
-                    and isinstance(args[0], _Global):
-                return _Call(args[0], args=tuple(args[1:4]))  # an instance of that class
-            return _Call(func, args=tuple(args[:4]) if isinstance(args, tuple) else ())
-        return _Call(func)
+        if not isinstance(func, _Global):
+            saw_call = max(saw_call, 1)
+            return _Call(func)
+        saw_call = 2
+        return global_call(func, args, op_at, uses, hooks, data, issues, where, expand_limit)
 
     def pop() -> Any:
         if not stack:
@@ -171,65 +142,158 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         except (UnicodeDecodeError, ValueError) as exc:
             raise _Bad("undecodable string") from exc
         str_budget -= n
-        if s in _DUNDER_STRINGS:
+        if s in DUNDER_STRINGS:
             issues.append(ModelIssue(
                 "model.pickle.dunder", "high",
                 f"pickle carries the attribute name {s!r}, used to reach Python internals", s,
                 loc(where, a)))
         return s
 
-    def line_name(a: int, b: int) -> str:
-        try:
-            return bytes(data[a:b]).decode("utf-8")
-        except UnicodeDecodeError:
-            return bytes(data[a:b]).decode("latin-1")
-
+    # The hot path: a flat buffer in the linear model keeps the offset in ``pos`` and decodes its commonest opcodes
+    # inline as the generic branches below do; those run any other opcode, with ``r`` in charge (``gen``).
+    fast = flat and not discard and end <= len(data)
+    hot_end = min(end, start + max_ops)
+    fixed_w, sized, push_ops = _FIXED_W, _SIZED_TYPES, PUSH_OPS
+    pos = start
+    fend = r.frame_end
+    straddles = r.straddles
+    gen = False
     try:
         while True:
-            op_at = r.op_start = r.pos
-            ops += 1
-            if ops > max_ops:
-                raise Limit(f"more than {max_ops} opcodes")
-            if discard:
-                p = r.read(1)
-            else:  # ``r.read(1)`` inlined: the opcode byte starts its own opcode, so it never straddles a frame
-                p = op_at
-                if p >= end:
-                    raise _Trunc()
-                r.pos = p + 1
-            op = data[p]
-            if op in _HOT_FIXED and not discard:  # as the generic branches below, with ``r.read(w)`` inlined
-                w = _HOT_FIXED[op]
-                p += 1
-                if p + w > end:
-                    raise _Trunc()
-                if r.frame_end > op_at and p + w > r.frame_end:
-                    r.straddles.append(p)
-                r.pos = p + w
-                # each branch checks the limit of what it grew: the other was checked after the opcode before
-                if op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
-                    k = data[p] if op == 0x71 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
-                    if not stack:
-                        raise _Bad("PUT on empty stack")
-                    memo[k] = stack[-1]
-                    if len(memo) > max_memo:
+            if fast:  # ``r.read(1)`` inlined: the opcode byte starts its own opcode, so it never straddles a frame
+                while True:
+                    op_at = pos
+                    ops += 1
+                    if pos >= hot_end:  # else ``ops <= pos - start + 1 <= max_ops`` (each opcode takes a byte)
+                        if ops > max_ops:
+                            raise Limit(f"more than {max_ops} opcodes")
+                        if pos >= end:
+                            raise _Trunc()
+                    op = data[pos]
+                    pos += 1
+                    w = fixed_w[op]
+                    if w:  # ``r.read(w)`` inlined; each branch checks the limit of what it grew
+                        p = pos
+                        if p + w > end:
+                            raise _Trunc()
+                        pos = p + w
+                        if fend > op_at and pos > fend:
+                            straddles.append(p)
+                        if op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
+                            k = data[p] if op == 0x71 else _U32(data, p)[0]
+                            if not stack:
+                                raise _Bad("PUT on empty stack")
+                            memo[k] = stack[-1]
+                            if len(memo) > max_memo:
+                                raise Limit("stack or memo limit")
+                            continue
+                        if op == 0x4D:  # BININT2
+                            stack.append(data[p] | data[p + 1] << 8)
+                        elif op == 0x4B:  # BININT1
+                            stack.append(data[p])
+                        elif op == 0x4A:  # BININT
+                            stack.append(_I32(data, p)[0])
+                        else:  # BINGET, LONG_BINGET
+                            k = data[p] if op == 0x68 else _U32(data, p)[0]
+                            if k not in memo:
+                                raise _Bad(f"memo key {k} missing")
+                            stack.append(memo[k])
+                        if len(stack) > max_stack:
+                            raise Limit("stack or memo limit")
+                        continue
+                    if op == 0x7D:  # EMPTY_DICT
+                        stack.append(_Dict())
+                        if len(stack) > max_stack:
+                            raise Limit("stack or memo limit")
+                        continue
+                    if op == 0x73:  # SETITEM
+                        if len(stack) <= 2:
+                            raise _Bad("stack underflow" if len(stack) < 2 else "APPEND/SETITEM without container")
+                        tgt = stack[-3]
+                        if type(tgt) is _Dict:  # ``tgt.set(stack[-2], stack[-1])`` inlined
+                            n = tgt.n + 2
+                            k = stack[-2]
+                            v = stack[-1]
+                            if type(v) in sized:
+                                n += v.n - 1
+                            if type(k) is str:
+                                if len(tgt.items) < _KEEP:
+                                    tgt.items[k] = v
+                            elif type(k) in sized:
+                                n += k.n - 1
+                            tgt.n = n if n < _CAP else _CAP
+                            if tgt.n > expand_limit:
+                                grew(tgt, ops, op_at)
+                        del stack[-2:]
+                        continue
+                    if op == 0x28:  # MARK
+                        if len(meta) >= max_marks:
+                            raise Limit("MARK nesting limit")
+                        meta.append(stack)
+                        stack = []
+                        continue
+                    if op == 0x75 or op == 0x65:  # SETITEMS, APPENDS (``pop_mark`` inlined; stack and memo shrink)
+                        if not meta:
+                            raise _Bad("MARK missing")
+                        items = stack
+                        stack = meta.pop()
+                        if not stack:
+                            raise _Bad("container opcode without container")
+                        tgt = stack[-1]
+                        if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
+                            tgt.add(items)
+                            if tgt.n > expand_limit:
+                                grew(tgt, ops, op_at)
+                        continue
+                    if op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE (``r.read`` inlined twice)
+                        w = 1 if op == 0x8C else 4
+                        if pos + w > end:
+                            raise _Trunc()
+                        if fend > op_at and pos + w > fend:
+                            straddles.append(pos)
+                        a = pos = pos + w
+                        n = data[a - 1] if w == 1 else _U32(data, a - 4)[0]
+                        if a + n > end:
+                            raise _Trunc()
+                        if fend > op_at and a + n > fend:
+                            straddles.append(a)
+                        pos = a + n
+                        stack.append(text(a, pos, "utf8"))
+                    elif op in push_ops:  # NONE, NEWTRUE, NEWFALSE, EMPTY_TUPLE
+                        stack.append(push_ops[op])
+                    elif 0x85 <= op <= 0x87:  # TUPLE1, TUPLE2, TUPLE3: the stack does not grow
+                        k = op - 0x84
+                        if len(stack) < k:
+                            raise _Bad("stack underflow")
+                        t = _tup(stack[-k:])
+                        del stack[-k:]
+                        if type(t) is _Tup and t.n > expand_limit:
+                            grew(t, ops, op_at)
+                        stack.append(t)
+                        continue
+                    else:
+                        break
+                    if len(stack) > max_stack:
                         raise Limit("stack or memo limit")
                     continue
-                if op == 0x4B:  # BININT1
-                    stack.append(data[p])
-                elif op == 0x4D:  # BININT2
-                    stack.append(_U16(data, p)[0] if flat else _u(data, p, 2, "<H"))
-                elif op == 0x4A:  # BININT
-                    stack.append(_I32(data, p)[0] if flat else _u(data, p, 4, "<i"))
-                else:  # BINGET, LONG_BINGET
-                    k = data[p] if op == 0x68 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
-                    if k not in memo:
-                        raise _Bad(f"memo key {k} missing")
-                    stack.append(memo[k])
-                if len(stack) > max_stack:
-                    raise Limit("stack or memo limit")
-                continue
-            if op == 0x95:  # FRAME
+                gen = True
+                r.pos, r.op_start = pos, op_at
+            else:
+                op_at = pos
+                ops += 1
+                if ops > max_ops:
+                    raise Limit(f"more than {max_ops} opcodes")
+                gen = True
+                r.pos = r.op_start = op_at
+                if discard:
+                    p = r.read(1)
+                else:
+                    p = op_at
+                    if p >= end:
+                        raise _Trunc()
+                    r.pos = p + 1
+                op = data[p]
+            if op == 0x95:  # FRAME (the branches end with ``r`` handing the offset back to ``pos``)
                 n = _u(data, r.read(8), 8, "<Q")
                 if n > end - r.pos:
                     issues.append(ModelIssue(
@@ -239,19 +303,17 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     if discard:
                         raise _Trunc()
                 r.frame(n)
-                continue
-            if op == 0x2E:  # STOP
+            elif op == 0x2E:  # STOP
                 pop()
                 ok = True
                 break
-            if op == 0x28:  # MARK
+            elif op == 0x28:  # MARK
                 if len(meta) >= max_marks:
                     raise Limit("MARK nesting limit")
                 meta.append(stack)
                 stack = []
-                continue
             # the branches are disjoint: their order is only speed (the commonest first)
-            if op == 0x7D:  # EMPTY_DICT
+            elif op == 0x7D:  # EMPTY_DICT
                 stack.append(_Dict())
             elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
                 k = 1 if op == 0x61 else 2
@@ -261,11 +323,11 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if op == 0x73 and type(tgt) is _Dict:
                     tgt.set(stack[-2], stack[-1])  # ``add`` of one pair
                     if tgt.n > expand_limit:
-                        grew(tgt)
+                        grew(tgt, ops, op_at)
                 elif type(tgt) is (_List if op == 0x61 else _Dict):
                     tgt.add(stack[-k:])
                     if tgt.n > expand_limit:
-                        grew(tgt)
+                        grew(tgt, ops, op_at)
                 del stack[-k:]
             elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
                 items = pop_mark()
@@ -275,7 +337,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
                     tgt.add(items)
                     if tgt.n > expand_limit:
-                        grew(tgt)
+                        grew(tgt, ops, op_at)
             elif op in PUSH_OPS:
                 stack.append(PUSH_OPS[op])
             elif op in _SIZED:  # length-prefixed str / bytes operands
@@ -288,19 +350,10 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 stack.append(text(a, b, "raw"))
             elif op == 0x53:  # STRING
                 a, b = r.readline()
-                raw = bytes(data[a:b]) if b - a <= 1 << 20 else b""
-                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
-                    if b - a <= 1 << 20:
-                        raise _Bad("STRING not quoted")
-                    stack.append(_Opaque("long string"))
-                else:
-                    try:
-                        val = codecs.escape_decode(raw[1:-1])[0]
-                    except ValueError as exc:
-                        raise _Bad("bad STRING escape") from exc
-                    stack.append(val.decode("latin-1") if len(val) <= _MAX_STR else _Opaque("long string"))
-                    if isinstance(stack[-1], str) and stack[-1] in _DUNDER_STRINGS:
-                        text(a + 1, a + 1 + len(val), "latin1")
+                val, n = quoted(data, a, b, _MAX_STR)
+                stack.append(val)
+                if isinstance(val, str) and val in DUNDER_STRINGS:
+                    text(a + 1, a + 1 + n, "latin1")
             elif op in NUMBERS:  # BININT*, BINFLOAT, LONG1/4, INT, LONG, FLOAT
                 stack.append(number(op, r, data))
             elif op in PUTS:  # BINPUT, LONG_BINPUT, PUT
@@ -320,23 +373,16 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
             elif op == 0x63 or op == 0x69:  # GLOBAL, INST
                 a, b = r.readline()
                 c, d = r.readline()
-                g = _Global(line_name(a, b), line_name(c, d))
+                g = _Global(line_name(data, a, b), line_name(data, c, d))
                 if not ident(g.module) or not ident(g.name):
-                    m = g.module
-                    reason = dangerous_reason(m, "x") if ident(m) else None
-                    if reason:
-                        # pickle imports the module (running its code) before the name lookup fails; only a
-                        # dangerous module is reported (a text file may start "cword\nsome words\n")
-                        uses[f"{m}.<invalid name>"] = GlobalUse(
-                            m, "<invalid name>", op_at, "GLOBAL (module imported, then the name is invalid)",
-                            reason=reason)
+                    invalid_name(g.module, op_at, uses)
                     raise _Bad("GLOBAL/INST name is not an importable identifier")
                 use(g, "GLOBAL" if op == 0x63 else "INST", op_at)
                 if op == 0x63:
                     stack.append(g)
                 else:
                     inst_args = tuple(pop_mark()[:64])
-                    stack.append(call(g, inst_args))
+                    stack.append(call(g, inst_args, op_at))
             elif op == 0x93:  # STACK_GLOBAL
                 name = pop()
                 module = pop()
@@ -356,21 +402,21 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
             elif op == 0x52:  # REDUCE
                 args = pop()
                 func = pop()
-                stack.append(call(func, args if isinstance(args, tuple) else ()))
+                stack.append(call(func, args if isinstance(args, tuple) else (), op_at))
             elif op == 0x81:  # NEWOBJ
                 args = pop()
                 cls = pop()
-                stack.append(call(cls, args if isinstance(args, tuple) else ()))
+                stack.append(call(cls, args if isinstance(args, tuple) else (), op_at))
             elif op == 0x92:  # NEWOBJ_EX
                 pop()
                 args = pop()
                 cls = pop()
-                stack.append(call(cls, args if isinstance(args, tuple) else ()))
+                stack.append(call(cls, args if isinstance(args, tuple) else (), op_at))
             elif op == 0x6F:  # OBJ
                 items = pop_mark()
                 if not items:
                     raise _Bad("OBJ without class")
-                stack.append(call(items[0], tuple(items[1:65])))
+                stack.append(call(items[0], tuple(items[1:65]), op_at))
             elif op == 0x62:  # BUILD
                 state = pop()
                 if not stack:
@@ -405,13 +451,13 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     t = _tup(stack[-k:])
                     del stack[-k:]
                 if type(t) is _Tup and t.n > expand_limit:
-                    grew(t)
+                    grew(t, ops, op_at)
                 stack.append(t)
             elif op in (0x6C, 0x91, 0x64):  # LIST, FROZENSET, DICT
                 cont: Any = _Dict() if op == 0x64 else _List()
                 cont.add(pop_mark())
                 if cont.n > expand_limit:
-                    grew(cont)
+                    grew(cont, ops, op_at)
                 stack.append(cont)
             elif op == 0x5D or op == 0x8F:  # EMPTY_LIST, EMPTY_SET
                 stack.append(_List())
@@ -445,6 +491,9 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 raise _Bad(f"invalid opcode 0x{op:02x}")
             if len(stack) > max_stack or len(memo) > max_memo:
                 raise Limit("stack or memo limit")
+            pos, fend, gen = r.pos, r.frame_end, False
     except (_Trunc, _Bad, Limit, IndexError, struct.error) as exc:
+        if not gen:
+            r.pos = pos
         issues.append(break_issue(exc, r.pos, op_at, where))
     return uses, issues, r.pos, ok, r.straddles, saw_call

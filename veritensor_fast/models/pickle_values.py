@@ -80,7 +80,7 @@ class Dict:
 
     def add(self, pairs: list[Any]) -> None:
         self.n = grown(self.n, pairs)
-        if len(self.items) < KEEP:
+        if len(self.items) < KEEP and str in map(type, pairs[0:min(len(pairs) - 1, 2 * KEEP):2]):
             for i in range(0, min(len(pairs) - 1, 2 * KEEP), 2):
                 k = pairs[i]
                 if type(k) is str and len(self.items) < KEEP:
@@ -100,15 +100,18 @@ class Dict:
             self.items[k] = v
 
 
+SIZED = frozenset({Tup, List, Dict})  # the values that carry an expanded size ``n``
+
+
 def grown(n: int, items: list[Any] | tuple[Any, ...]) -> int:
     """A container's expanded size ``n`` after ``items`` are added: one each, plus what every ``Tup``, ``List``
     or ``Dict`` among them expands to beyond one (capped at ``CAP``)."""
     n += len(items)
-    for v in items:
-        t = type(v)
-        if t is Tup or t is List or t is Dict:
-            n += v.n - 1
-    return min(CAP, n)
+    if not SIZED.isdisjoint(map(type, items)):  # (a C-level test: most items are no container)
+        for v in items:
+            if type(v) in SIZED:
+                n += v.n - 1
+    return n if n < CAP else CAP
 
 
 def tup(items: list[Any] | tuple[Any, ...]) -> Any:

@@ -1,0 +1,453 @@
+"""REFERENCE COPY (tests only) of ``veritensor_fast.models.pickle_stream`` at 66f6436, before model19 sped up its opcode
+loop: ``tests/test_model19_walker.py`` checks that the package's walker gives exactly these results. Do not edit.
+
+One pickle stream, decoded symbolically: the opcode loop of the walker (``pickle_scan``), with its stack, MARK
+stack and memo. Nothing is ever loaded or imported.
+
+``decode_stream`` reads under the *linear* or the *discard* model (see ``pickle_scan``) and returns the globals
+the stream resolved and did not allow (``GlobalUse``), its issues, where it stopped, whether it reached STOP,
+its FRAME straddles and whether it called anything. The walker supplies the hooks (``StreamHooks``): how a
+global is judged, what a nested loader's bytes hold, how a joblib array is skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from typing import Any, Protocol
+
+from veritensor_fast.models.allowlist import dangerous_reason
+from veritensor_fast.models.base import ModelIssue, ModelLimits
+from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
+from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
+from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, memo_index, number
+from veritensor_fast.models.pickle_reader import SIZED as _SIZED
+from veritensor_fast.models.pickle_reader import Bad as _Bad
+from veritensor_fast.models.pickle_reader import Reader as _Reader
+from veritensor_fast.models.pickle_reader import Trunc as _Trunc
+from veritensor_fast.models.pickle_reader import u as _u
+from veritensor_fast.models.pickle_values import Bytes as _Bytes
+from veritensor_fast.models.pickle_values import Call as _Call
+from veritensor_fast.models.pickle_values import Dict as _Dict
+from veritensor_fast.models.pickle_values import Global as _Global
+from veritensor_fast.models.pickle_values import List as _List
+from veritensor_fast.models.pickle_values import Opaque as _Opaque
+from veritensor_fast.models.pickle_values import Tup as _Tup
+from veritensor_fast.models.pickle_values import desc as _desc
+from veritensor_fast.models.pickle_values import size as _size
+from veritensor_fast.models.pickle_values import tup as _tup
+
+_NESTED_LOADERS = frozenset({
+    ("pickle", "loads"), ("_pickle", "loads"), ("pickle", "load"), ("_pickle", "load"), ("dill", "loads"),
+    ("cloudpickle", "loads"), ("joblib", "load"), ("torch", "load"), ("torch.serialization", "load"),
+    ("torch.storage", "_load_from_bytes"), ("numpy", "loads"), ("marshal", "loads"),
+})
+_DUNDER_STRINGS = frozenset({
+    "__builtins__", "__globals__", "__subclasses__", "__import__", "__code__", "__getattribute__",
+    "__reduce_ex__", "__reduce__", "__class__", "__mro__", "__bases__",
+})
+_MAX_STR = 1024  # longer strings are kept only as opaque values
+_STR_BUDGET = 64 << 20
+_ALLOCATORS = frozenset({"bytes", "bytearray", "range", "list", "tuple", "set", "frozenset"})
+PUSH_OPS: dict[int, Any] = {0x4E: None, 0x88: True, 0x89: False, 0x29: ()}
+#: The commonest opcodes with a fixed-width operand (BININT1, BININT2, BININT, BINPUT, LONG_BINPUT, BINGET,
+#: LONG_BINGET: ~60% of a typical stream's opcodes) -> operand width; decoded inline in the linear model.
+_HOT_FIXED: dict[int, int] = {0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}
+_U16, _I32, _U32 = (struct.Struct(f).unpack_from for f in ("<H", "<i", "<I"))
+
+
+class StreamHooks(Protocol):
+    """What ``decode_stream`` asks of its walker (``PickleWalker``)."""
+
+    limits: ModelLimits
+
+    def _resolve(self, module: str, name: str, proto: int) -> tuple[str, str, str | None, bool]: ...
+
+    def _nested(self, data: Any, args: Any, issues: list[ModelIssue], where: str, at: int) -> None: ...
+
+    def _joblib_array(self, data: Any, r: _Reader, end: int, state: Any, uses: dict[str, GlobalUse],
+                      issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any: ...
+
+
+def ident(s: str) -> bool:
+    return all(p.isidentifier() for p in s.split("."))
+
+
+def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discard: bool, where: str,
+                  depth: int = 0) -> tuple[dict[str, GlobalUse], list[ModelIssue], int, bool, list[int], int]:
+    """Decode the stream at ``data[start:end]``; return (globals used, issues, stop offset, reached STOP, FRAME
+    straddles, calls: 0 none, 1 some call, 2 a global was called)."""
+    lim = hooks.limits
+    r = _Reader(data, start, end, discard)
+    stack: list[Any] = []
+    meta: list[list[Any]] = []
+    memo: dict[int, Any] = {}
+    uses: dict[str, GlobalUse] = {}
+    issues: list[ModelIssue] = []
+    proto = 0
+    ops = 0
+    str_budget = _STR_BUDGET
+    saw_call = 0  # 1: some call; 2: a global was called
+    op_at = start
+    ok = False
+    expand_limit = lim.max_expansion
+    max_ops, max_marks, max_stack, max_memo = lim.max_ops, lim.max_marks, lim.max_stack, lim.max_memo
+    dos_reported = False
+    flat = isinstance(data, bytes | bytearray | memoryview)  # else a ``PreadView``: operands through ``_u``
+
+    def grew(v: Any) -> None:
+        """A container grew past ``expand_limit``: memo/DUP expansion ("billion laughs") unless it is big."""
+        nonlocal dos_reported
+        n = _size(v)
+        if n > 100 * ops and not dos_reported:
+            dos_reported = True
+            issues.append(ModelIssue(
+                "model.pickle.dos", "high",
+                f"pickle builds a structure of more than {expand_limit:,} elements from {ops:,} opcodes by "
+                "re-using memo/DUP references (\"billion laughs\"): hashing, comparing, printing or copying "
+                "it after (or while) loading exhausts CPU or memory", "expansion", loc(where, op_at)))
+
+    def use(g: _Global, how: str, at: int) -> None:
+        u = uses.get(g.key)
+        if u is None:
+            if not g.resolved:
+                uses[g.key + f"@{at}"] = GlobalUse(g.module, g.name, at, how, reason="unresolved")
+                return
+            m, n, reason, allowed = hooks._resolve(g.module, g.name, proto)
+            g.module, g.name = m, n
+            if allowed:
+                return
+            uses[g.key] = GlobalUse(m, n, at, how, reason=reason)
+
+    def call(func: Any, args: Any) -> Any:
+        nonlocal saw_call
+        saw_call = max(saw_call, 1)
+        if isinstance(func, _Global):
+            saw_call = 2
+            u = uses.get(func.key) or next((v for k, v in uses.items() if k.startswith(func.key + "@")), None)
+            if u is not None:
+                u.called = True
+            if (func.module, func.name) in _NESTED_LOADERS:
+                hooks._nested(data, args, issues, where, op_at)
+            if func.module == "_codecs" and func.name == "encode" and isinstance(args, tuple) and args \
+                    and isinstance(args[0], str):
+                return _Call(func, args[0])
+            if func.module == "builtins" and func.name in _ALLOCATORS and isinstance(args, tuple):
+                big = max((a for a in args if type(a) is int), default=0)
+                if big > expand_limit * 100:
+                    issues.append(ModelIssue(
+                        "model.pickle.dos", "high",
+                        f"pickle calls builtins.{func.name} with {big:,}: loading it allocates (or iterating "
+                        "it produces) that many elements", "allocation", loc(where, op_at)))
+            if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
+                    and isinstance(args[0], _Global):
+                return _Call(args[0], args=tuple(args[1:4]))  # an instance of that class
+            return _Call(func, args=tuple(args[:4]) if isinstance(args, tuple) else ())
+        return _Call(func)
+
+    def pop() -> Any:
+        if not stack:
+            raise _Bad("stack underflow")
+        return stack.pop()
+
+    def pop_mark() -> list[Any]:
+        nonlocal stack
+        if not meta:
+            raise _Bad("MARK missing")
+        items = stack
+        stack = meta.pop()
+        return items
+
+    def text(a: int, b: int, kind: str) -> Any:
+        nonlocal str_budget
+        n = b - a
+        if n > _MAX_STR or n > str_budget:
+            return _Opaque("long string")
+        raw = bytes(data[a:b])
+        try:
+            if kind == "utf8":
+                s = raw.decode("utf-8", "surrogatepass")
+            elif kind == "raw":
+                s = raw.decode("raw-unicode-escape")
+            else:
+                s = raw.decode("latin-1")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise _Bad("undecodable string") from exc
+        str_budget -= n
+        if s in _DUNDER_STRINGS:
+            issues.append(ModelIssue(
+                "model.pickle.dunder", "high",
+                f"pickle carries the attribute name {s!r}, used to reach Python internals", s,
+                loc(where, a)))
+        return s
+
+    def line_name(a: int, b: int) -> str:
+        try:
+            return bytes(data[a:b]).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(data[a:b]).decode("latin-1")
+
+    try:
+        while True:
+            op_at = r.op_start = r.pos
+            ops += 1
+            if ops > max_ops:
+                raise Limit(f"more than {max_ops} opcodes")
+            if discard:
+                p = r.read(1)
+            else:  # ``r.read(1)`` inlined: the opcode byte starts its own opcode, so it never straddles a frame
+                p = op_at
+                if p >= end:
+                    raise _Trunc()
+                r.pos = p + 1
+            op = data[p]
+            if op in _HOT_FIXED and not discard:  # as the generic branches below, with ``r.read(w)`` inlined
+                w = _HOT_FIXED[op]
+                p += 1
+                if p + w > end:
+                    raise _Trunc()
+                if r.frame_end > op_at and p + w > r.frame_end:
+                    r.straddles.append(p)
+                r.pos = p + w
+                # each branch checks the limit of what it grew: the other was checked after the opcode before
+                if op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
+                    k = data[p] if op == 0x71 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
+                    if not stack:
+                        raise _Bad("PUT on empty stack")
+                    memo[k] = stack[-1]
+                    if len(memo) > max_memo:
+                        raise Limit("stack or memo limit")
+                    continue
+                if op == 0x4B:  # BININT1
+                    stack.append(data[p])
+                elif op == 0x4D:  # BININT2
+                    stack.append(_U16(data, p)[0] if flat else _u(data, p, 2, "<H"))
+                elif op == 0x4A:  # BININT
+                    stack.append(_I32(data, p)[0] if flat else _u(data, p, 4, "<i"))
+                else:  # BINGET, LONG_BINGET
+                    k = data[p] if op == 0x68 else _U32(data, p)[0] if flat else _u(data, p, 4, "<I")
+                    if k not in memo:
+                        raise _Bad(f"memo key {k} missing")
+                    stack.append(memo[k])
+                if len(stack) > max_stack:
+                    raise Limit("stack or memo limit")
+                continue
+            if op == 0x95:  # FRAME
+                n = _u(data, r.read(8), 8, "<Q")
+                if n > end - r.pos:
+                    issues.append(ModelIssue(
+                        "model.pickle.truncated", "high",
+                        "FRAME claims more bytes than the file holds; the stream could not be fully analysed",
+                        "FRAME", loc(where, op_at)))
+                    if discard:
+                        raise _Trunc()
+                r.frame(n)
+                continue
+            if op == 0x2E:  # STOP
+                pop()
+                ok = True
+                break
+            if op == 0x28:  # MARK
+                if len(meta) >= max_marks:
+                    raise Limit("MARK nesting limit")
+                meta.append(stack)
+                stack = []
+                continue
+            # the branches are disjoint: their order is only speed (the commonest first)
+            if op == 0x7D:  # EMPTY_DICT
+                stack.append(_Dict())
+            elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
+                k = 1 if op == 0x61 else 2
+                if len(stack) <= k:
+                    raise _Bad("stack underflow" if len(stack) < k else "APPEND/SETITEM without container")
+                tgt = stack[-k - 1]
+                if op == 0x73 and type(tgt) is _Dict:
+                    tgt.set(stack[-2], stack[-1])  # ``add`` of one pair
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+                elif type(tgt) is (_List if op == 0x61 else _Dict):
+                    tgt.add(stack[-k:])
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+                del stack[-k:]
+            elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
+                items = pop_mark()
+                if not stack:
+                    raise _Bad("container opcode without container")
+                tgt = stack[-1]
+                if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
+                    tgt.add(items)
+                    if tgt.n > expand_limit:
+                        grew(tgt)
+            elif op in PUSH_OPS:
+                stack.append(PUSH_OPS[op])
+            elif op in _SIZED:  # length-prefixed str / bytes operands
+                w, fmt, kind = _SIZED[op]
+                n = data[r.read(1)] if w == 1 else _u(data, r.read(w), w, fmt)
+                a = r.read(n)
+                stack.append(_Bytes(a, a + n) if kind == "bytes" else text(a, a + n, kind))
+            elif op == 0x56:  # UNICODE
+                a, b = r.readline()
+                stack.append(text(a, b, "raw"))
+            elif op == 0x53:  # STRING
+                a, b = r.readline()
+                raw = bytes(data[a:b]) if b - a <= 1 << 20 else b""
+                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+                    if b - a <= 1 << 20:
+                        raise _Bad("STRING not quoted")
+                    stack.append(_Opaque("long string"))
+                else:
+                    try:
+                        val = codecs.escape_decode(raw[1:-1])[0]
+                    except ValueError as exc:
+                        raise _Bad("bad STRING escape") from exc
+                    stack.append(val.decode("latin-1") if len(val) <= _MAX_STR else _Opaque("long string"))
+                    if isinstance(stack[-1], str) and stack[-1] in _DUNDER_STRINGS:
+                        text(a + 1, a + 1 + len(val), "latin1")
+            elif op in NUMBERS:  # BININT*, BINFLOAT, LONG1/4, INT, LONG, FLOAT
+                stack.append(number(op, r, data))
+            elif op in PUTS:  # BINPUT, LONG_BINPUT, PUT
+                k = memo_index(op, r, data)
+                if not stack:
+                    raise _Bad("PUT on empty stack")
+                memo[k] = stack[-1]
+            elif op == 0x94:  # MEMOIZE
+                if not stack:
+                    raise _Bad("MEMOIZE on empty stack")
+                memo[len(memo)] = stack[-1]
+            elif op in GETS:  # BINGET, LONG_BINGET, GET
+                k = memo_index(op, r, data)
+                if k not in memo:
+                    raise _Bad(f"memo key {k} missing")
+                stack.append(memo[k])
+            elif op == 0x63 or op == 0x69:  # GLOBAL, INST
+                a, b = r.readline()
+                c, d = r.readline()
+                g = _Global(line_name(a, b), line_name(c, d))
+                if not ident(g.module) or not ident(g.name):
+                    m = g.module
+                    reason = dangerous_reason(m, "x") if ident(m) else None
+                    if reason:
+                        # pickle imports the module (running its code) before the name lookup fails; only a
+                        # dangerous module is reported (a text file may start "cword\nsome words\n")
+                        uses[f"{m}.<invalid name>"] = GlobalUse(
+                            m, "<invalid name>", op_at, "GLOBAL (module imported, then the name is invalid)",
+                            reason=reason)
+                    raise _Bad("GLOBAL/INST name is not an importable identifier")
+                use(g, "GLOBAL" if op == 0x63 else "INST", op_at)
+                if op == 0x63:
+                    stack.append(g)
+                else:
+                    inst_args = tuple(pop_mark()[:64])
+                    stack.append(call(g, inst_args))
+            elif op == 0x93:  # STACK_GLOBAL
+                name = pop()
+                module = pop()
+                if isinstance(module, str) and isinstance(name, str):
+                    g = _Global(module, name)
+                    use(g, "STACK_GLOBAL", op_at)
+                else:
+                    g = _Global(_desc(module), _desc(name), resolved=False)
+                    use(g, f"STACK_GLOBAL with operands {_desc(module)}, {_desc(name)}", op_at)
+                stack.append(g)
+            elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
+                code = data[r.read(1)] if op == 0x82 else (
+                    _u(data, r.read(2), 2, "<H") if op == 0x83 else _u(data, r.read(4), 4, "<i"))
+                g = _Global("copyreg._extension_registry", str(code), resolved=False)
+                use(g, f"EXT extension code {code}", op_at)
+                stack.append(g)
+            elif op == 0x52:  # REDUCE
+                args = pop()
+                func = pop()
+                stack.append(call(func, args if isinstance(args, tuple) else ()))
+            elif op == 0x81:  # NEWOBJ
+                args = pop()
+                cls = pop()
+                stack.append(call(cls, args if isinstance(args, tuple) else ()))
+            elif op == 0x92:  # NEWOBJ_EX
+                pop()
+                args = pop()
+                cls = pop()
+                stack.append(call(cls, args if isinstance(args, tuple) else ()))
+            elif op == 0x6F:  # OBJ
+                items = pop_mark()
+                if not items:
+                    raise _Bad("OBJ without class")
+                stack.append(call(items[0], tuple(items[1:65])))
+            elif op == 0x62:  # BUILD
+                state = pop()
+                if not stack:
+                    raise _Bad("BUILD on empty stack")
+                tgt = stack[-1]
+                if isinstance(tgt, _Call):
+                    tgt.state = state
+                    if is_inline_wrapper(tgt):
+                        stack[-1] = hooks._joblib_array(data, r, end, state, uses, issues, where, discard,
+                                                        depth)
+                    ext = external_file(tgt, state)
+                    if ext is not None:
+                        issues.append(ModelIssue(
+                            "model.joblib.external-file", "high",
+                            f"joblib array header makes joblib.load run np.load({ext[:80]!r}, allow_pickle=True) "
+                            "on a file outside the pickle's directory (that file's pickle runs too)", ext[:80],
+                            loc(where, op_at)))
+                if isinstance(tgt, _Global):
+                    issues.append(ModelIssue(
+                        "model.pickle.build-global", "high",
+                        f"pickle sets attributes on the global {tgt.key} itself (BUILD on a class or "
+                        "function), a known way to plant values that later opcodes read", tgt.key,
+                        loc(where, op_at)))
+                saw_call = max(saw_call, 1)
+            elif op == 0x85 or op == 0x86 or op == 0x87 or op == 0x74:  # TUPLE1, TUPLE2, TUPLE3, TUPLE
+                if op == 0x74:
+                    t = _tup(pop_mark())  # pop_mark rebinds ``stack``: pop before appending
+                else:
+                    k = op - 0x84
+                    if len(stack) < k:
+                        raise _Bad("stack underflow")
+                    t = _tup(stack[-k:])
+                    del stack[-k:]
+                if type(t) is _Tup and t.n > expand_limit:
+                    grew(t)
+                stack.append(t)
+            elif op in (0x6C, 0x91, 0x64):  # LIST, FROZENSET, DICT
+                cont: Any = _Dict() if op == 0x64 else _List()
+                cont.add(pop_mark())
+                if cont.n > expand_limit:
+                    grew(cont)
+                stack.append(cont)
+            elif op == 0x5D or op == 0x8F:  # EMPTY_LIST, EMPTY_SET
+                stack.append(_List())
+            elif op == 0x30:  # POP
+                if stack:
+                    stack.pop()
+                else:
+                    pop_mark()
+            elif op == 0x31:  # POP_MARK
+                pop_mark()
+            elif op == 0x32:  # DUP
+                if not stack:
+                    raise _Bad("DUP on empty stack")
+                stack.append(stack[-1])
+            elif op == 0x50:  # PERSID
+                r.readline()
+                stack.append(_Opaque("persistent id"))
+            elif op == 0x51:  # BINPERSID
+                pop()
+                stack.append(_Opaque("persistent id"))
+            elif op == 0x80:  # PROTO
+                proto = data[r.read(1)]
+                if proto > 5:
+                    raise _Bad(f"unsupported protocol {proto}")
+            elif op == 0x97:  # NEXT_BUFFER
+                stack.append(_Opaque("out-of-band buffer"))
+            elif op == 0x98:  # READONLY_BUFFER
+                if not stack:
+                    raise _Bad("READONLY_BUFFER on empty stack")
+            else:
+                raise _Bad(f"invalid opcode 0x{op:02x}")
+            if len(stack) > max_stack or len(memo) > max_memo:
+                raise Limit("stack or memo limit")
+    except (_Trunc, _Bad, Limit, IndexError, struct.error) as exc:
+        issues.append(break_issue(exc, r.pos, op_at, where))
+    return uses, issues, r.pos, ok, r.straddles, saw_call
