@@ -2,7 +2,7 @@
 
     pytest bench/bench_history.py --benchmark-enable [-k scan]
     python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
-    python bench/bench_history.py scan REPO [JOBS]         # one history sweep, one JSON line
+    python bench/bench_history.py scan REPO [JOBS] [deltas] # one history sweep, one JSON line (deltas: early_deltas)
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
     python bench/bench_history.py timeline REPO [JOBS]     # CPU per 100 ms of the sweep's processes, by kind
@@ -163,17 +163,19 @@ def parts(repo: str, readers: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
     return out
 
 
-def sweep(repo: str, jobs: int, datastore: str | None = None) -> dict[str, Any]:
-    """One ``scan --history`` of ``repo`` (no datastore unless given), as the CLI runs it."""
+def sweep(repo: str, jobs: int, datastore: str | None = None, **kw: Any) -> dict[str, Any]:
+    """One ``scan --history`` of ``repo`` (no datastore unless given), as the CLI runs it; ``kw`` go to the
+    source (``early_deltas=True``: ``scan REPO JOBS deltas``)."""
     import resource
 
     t0 = time.perf_counter()
-    r = scan_history([repo], ScanOptions(), jobs=jobs, **({"datastore": datastore} if datastore
-                                                          else {"use_datastore": False}))
+    r = scan_history([repo], ScanOptions(), jobs=jobs, **kw, **({"datastore": datastore} if datastore
+                                                                else {"use_datastore": False}))
     wall = time.perf_counter() - t0
     me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"mode": "scan", "jobs": jobs, "blobs": r.stats.get("blobs_scanned"), "bytes": r.stats.get("bytes"),
-            "findings": len(r.findings), "errors": len(r.errors), "wall_s": round(wall, 3),
+            "findings": len(r.findings), "errors": len(r.errors), "early": r.stats.get("blobs_listed_early"),
+            "wall_s": round(wall, 3),
             "cpu_s": round(me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, 2),
             "provenance_s": r.stats.get("provenance_seconds"), "parent_rss_mb": me.ru_maxrss // 1024,
             "child_rss_mb": ch.ru_maxrss // 1024, "load": round(os.getloadavg()[0], 2)}
@@ -444,4 +446,5 @@ if __name__ == "__main__":
         totals = [sum(r[i] for r in tl["per_100ms"]) for i in range(1, len(tl["kinds"]) + 1)]
         print("total " + " ".join(f"{v:12.2f}" for v in totals) + f"  {sum(totals):5.2f}")
     else:
-        print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))
+        extra = {"early_deltas": True} if sys.argv[4:5] == ["deltas"] else {}
+        print(json.dumps(ceiling(target, n) if mode == "ceiling" else {**sweep(target, n, **extra), **extra}))

@@ -13,6 +13,10 @@ What is listed is exactly what the two listings give when read one after the oth
 and ``git_list.reachable_in_pack_order``): each blob once, at the path ``rev-list`` named it (a blob named
 without a path first waits for the end of the walk, where a later line may name its path), missing objects
 reported as before.
+
+``deltas`` (``GitHistorySource(early_deltas=True)``; off by default): hand out the deltas too as the walk names them. That costs ``cat-file`` CPU (+50 % above)
+and pays only where idle cores can absorb it while the serial walk runs (estimated above ~4 cores; not measured:
+no machine with more than 2 cores so far). ``bench/bench_history.py scan REPO JOBS deltas`` measures it.
 """
 
 from __future__ import annotations
@@ -60,21 +64,26 @@ class OverlappedListing:
     After iterating: ``reachable`` (oid -> path, as ``git_list.parse_reachable``) and ``failure`` (git's error
     if the walk failed). ``on_walked`` is called once the walk is done (before the rest is handed out)."""
 
-    def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None) -> None:
+    def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None,
+                 deltas: bool = False) -> None:
         self.reach = reach
         self.pack = pack
         self.on_walked = on_walked
+        #: also hand out blobs stored as deltas as the walk names them (see the module's note)
+        self.deltas = deltas
         self.reachable: dict[str, str] = {}
         self.failure: str | None = None
         self.early = 0  # blobs handed out while the walk ran
 
     def _whole_blobs(self) -> dict[str, int]:
         """The size of every blob stored whole (not as a delta: no chain to resolve, so reading it out of pack
-        order costs git nothing more), from the pack-order listing (done long before the walk)."""
+        order costs git nothing more), from the pack-order listing (done long before the walk); with ``deltas``,
+        of every blob."""
         sizes: dict[str, int] = {}
+        deltas = self.deltas
         for raw in self.pack.lines():
             parts = raw.split()
-            if len(parts) == 4 and parts[1] == b"blob" and not parts[3].strip(b"0"):
+            if len(parts) == 4 and parts[1] == b"blob" and (deltas or not parts[3].strip(b"0")):
                 sizes[parts[0].decode()] = int(parts[2])
         return sizes
 
