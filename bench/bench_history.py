@@ -2,7 +2,7 @@
 
     pytest bench/bench_history.py --benchmark-enable [-k scan]
     python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
-    python bench/bench_history.py scan REPO [JOBS] [deltas] # one history sweep, one JSON line (deltas: early_deltas)
+    python bench/bench_history.py scan REPO [JOBS] [DEPTH] # one history sweep, one JSON line (DEPTH: early_depth, or all)
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
     python bench/bench_history.py timeline REPO [JOBS]     # CPU per 100 ms of the sweep's processes, by kind
@@ -165,7 +165,7 @@ def parts(repo: str, readers: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
 
 def sweep(repo: str, jobs: int, datastore: str | None = None, **kw: Any) -> dict[str, Any]:
     """One ``scan --history`` of ``repo`` (no datastore unless given), as the CLI runs it; ``kw`` go to the
-    source (``early_deltas=True``: ``scan REPO JOBS deltas``)."""
+    source (``early_depth=N``: ``scan REPO JOBS N``; ``all``: every blob)."""
     import resource
 
     t0 = time.perf_counter()
@@ -446,5 +446,8 @@ if __name__ == "__main__":
         totals = [sum(r[i] for r in tl["per_100ms"]) for i in range(1, len(tl["kinds"]) + 1)]
         print("total " + " ".join(f"{v:12.2f}" for v in totals) + f"  {sum(totals):5.2f}")
     else:
-        extra = {"early_deltas": True} if sys.argv[4:5] == ["deltas"] else {}
+        from veritensor_fast.sources.git_overlap import ALL_DEPTHS
+
+        depth = sys.argv[4] if len(sys.argv) > 4 else ""
+        extra = {"early_depth": ALL_DEPTHS if depth == "all" else int(depth)} if depth else {}
         print(json.dumps(ceiling(target, n) if mode == "ceiling" else {**sweep(target, n, **extra), **extra}))

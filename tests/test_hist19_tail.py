@@ -14,6 +14,7 @@ from veritensor_fast import history
 from veritensor_fast.findings import Finding, Item, ScanError
 from veritensor_fast.history import scan_history
 from veritensor_fast.sources.git import GitHistorySource
+from veritensor_fast.sources.git_overlap import ALL_DEPTHS
 from veritensor_fast.worker import ScanOptions
 
 from conftest import git_run, hf_token, init_repo
@@ -69,9 +70,9 @@ def _history(tmp_path: Path) -> Path:
     blob at two paths, and an old secret version that HEAD no longer holds."""
     repo = init_repo(tmp_path / "h")
     body = "".join(f"line {i} of a long enough file to delta well\n" for i in range(200))
-    for c in range(6):
+    for c in range(8):
         for f in range(3):
-            (repo / f"f{f}.txt").write_text(body + f"edit {c}\n")
+            (repo / f"f{f}.txt").write_text(f"file {f}\n" + body * (c + 1) + f"edit {c}\n")
         (repo / "cfg.py").write_text(f"T = '{hf_token()}'\n" if c < 3 else "T = None\n")
         git_run(repo, "add", ".")
         git_run(repo, "commit", "-q", "-m", f"c{c}")
@@ -83,18 +84,35 @@ def _history(tmp_path: Path) -> Path:
     return repo
 
 
-def test_early_deltas_hand_out_every_named_blob_during_the_walk_with_the_same_findings(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``early_deltas``: each blob is handed out as ``rev-list`` names it, deltas included, at the same path as
-    without it (the listing and the findings, provenance included, are identical)."""
-    repo = _history(tmp_path)
-    deltas = sum(1 for ln in git_run(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objecttype) "
-                                     "%(deltabase)").stdout.splitlines()
-                 if ln.startswith("blob ") and ln.split()[1].strip("0"))
-    assert deltas >= 5  # the repository holds deltas: the option changes what goes early
+def _chain_depths(repo: Path) -> dict[str, int]:
+    """Blob id -> links of its delta chain down to a whole object, from git's own listing."""
+    base: dict[str, str] = {}
+    for ln in git_run(repo, "cat-file", "--batch-all-objects",
+                      "--batch-check=%(objectname) %(objecttype) %(deltabase)").stdout.splitlines():
+        oid, otype, delta = ln.split()
+        if otype == "blob":
+            base[oid] = delta if delta.strip("0") else ""
+    depths: dict[str, int] = {}
+    for oid in base:
+        n, o = 0, oid
+        while base[o]:
+            n, o = n + 1, base[o]
+        depths[oid] = n
+    return depths
 
-    def listing(early: bool) -> tuple[list[tuple[str, str, str, int]], int]:
-        src = GitHistorySource(str(repo), use_datastore=False, early_deltas=early)
+
+@pytest.mark.parametrize("depth", [1, 2, ALL_DEPTHS])
+def test_early_depth_hands_out_short_chains_during_the_walk_with_the_same_findings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int) -> None:
+    """``early_depth``: the blobs whose delta chain has at most that many links (every blob: ``ALL_DEPTHS``) are
+    handed out as ``rev-list`` names them, at the same path as without it: the listing and the findings,
+    provenance included, are identical."""
+    repo = _history(tmp_path)
+    depths = _chain_depths(repo)
+    assert max(depths.values()) >= 3  # chains of several links: each depth hands out a different set
+
+    def listing(d: int) -> tuple[list[tuple[str, str, str, int]], int]:
+        src = GitHistorySource(str(repo), use_datastore=False, early_depth=d)
         src.early_log = True  # as with a pool beside the walk
         try:
             got = [(it.kind, it.key, it.path, it.size) for it in src.items() if isinstance(it, Item)]
@@ -102,17 +120,16 @@ def test_early_deltas_hand_out_every_named_blob_during_the_walk_with_the_same_fi
             src.close()
         return got, src.stats["blobs_listed_early"]
 
-    plain, early_plain = listing(False)
-    both, early_both = listing(True)
-    assert sorted(plain) == sorted(both) and len(set(plain)) == len(plain)
-    blobs = sum(1 for k, *_ in both if k == "blob")
-    assert early_plain <= blobs - deltas and early_both == blobs
-
+    plain, early_plain = listing(0)
+    got, early = listing(depth)
+    assert sorted(plain) == sorted(got) and len(set(got)) == len(got)
+    assert early_plain == sum(1 for v in depths.values() if v == 0)
+    assert early == sum(1 for v in depths.values() if v <= depth) > early_plain
     monkeypatch.setattr(history, "EARLY_POOL_OBJECTS", 1)  # a pool scans beside the walk, as for a large one
 
-    def findings(early: bool) -> list[tuple[Any, ...]]:
-        r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False, early_deltas=early)
-        assert not r.errors and r.stats["blobs_listed_early"] == (blobs if early else early_plain)
+    def findings(d: int) -> list[tuple[Any, ...]]:
+        r = scan_history([str(repo)], ScanOptions(), jobs=2, use_datastore=False, early_depth=d)
+        assert not r.errors and r.stats["blobs_listed_early"] == (early if d else early_plain)
         return sorted((f.rule_id, f.path, f.line, f.column, f.fingerprint, str(f.commit)) for f in r.findings)
 
-    assert findings(True) == findings(False) and len(findings(False)) == 3
+    assert findings(depth) == findings(0) and len(findings(0)) == 3
