@@ -5,7 +5,7 @@
     python bench/bench_history.py scan REPO [JOBS] [DEPTH] # one history sweep, one JSON line (DEPTH: early_depth, or all)
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
-    python bench/bench_history.py timeline REPO [JOBS]     # CPU per 100 ms of the sweep's processes, by kind
+    python bench/bench_history.py timeline REPO [JOBS] [DEPTH] # CPU per 100 ms of the sweep's processes, by kind
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
 (``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
@@ -388,11 +388,12 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return out
 
 
-def timeline(repo: str, jobs: int = 2, step: float = 0.02) -> dict[str, Any]:
+def timeline(repo: str, jobs: int = 2, step: float = 0.02, depth: str = "") -> dict[str, Any]:
     """One ``scan`` sweep in a child process, its process tree sampled every ``step`` s: CPU seconds used in
     each 100 ms by the parent, the workers and each git command (by its subcommand). Shows where a core idles
     (a sum under 0.2 per 100 ms on 2 cores): e.g. ``rev-list`` alone while the workers wait for the listing."""
-    child = subprocess.Popen([sys.executable, __file__, "scan", repo, str(jobs)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, __file__, "scan", repo, str(jobs), *([depth] if depth else [])],
+                             stdout=subprocess.PIPE, text=True)
     names: dict[int, str] = {}
     samples: list[tuple[float, dict[int, float]]] = []
     t0 = time.perf_counter()
@@ -438,7 +439,7 @@ if __name__ == "__main__":
     elif mode == "stages":
         print(json.dumps(stages(target)))
     elif mode == "timeline":
-        tl = timeline(target, n)
+        tl = timeline(target, n, depth=sys.argv[4] if len(sys.argv) > 4 else "")
         print(json.dumps(tl["scan"]))
         print("t_s   " + " ".join(f"{k[:12]:>12}" for k in tl["kinds"]) + "    sum")
         for row in tl["per_100ms"]:
