@@ -6,6 +6,7 @@
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
     python bench/bench_history.py timeline REPO [JOBS] [DEPTH] # CPU per 100 ms of the sweep's processes, by kind
+    python bench/bench_history.py scaling REPO [1,2,4,8,16] [0,1,all] [ROUNDS]  # sweep vs k-reader ceiling per k
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
 (``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
@@ -431,8 +432,45 @@ def timeline(repo: str, jobs: int = 2, step: float = 0.02, depth: str = "") -> d
             "per_100ms": [[b / 10, *(round(rows[b].get(k, 0.0), 3) for k in kinds)] for b in sorted(rows)]}
 
 
+def scaling(repo: str, jobs: list[int], depths: list[str], rounds: int = 3) -> list[dict[str, Any]]:
+    """The issue's "ceiling with more cores": for each k in ``jobs``, the read ceiling with k readers and the
+    sweep with ``--jobs k`` at each ``early_depth`` in ``depths`` ("0": whole blobs early, the default; "1",
+    "all"...), each a fresh process, interleaved round by round; medians of ``rounds``. Run it on a machine
+    nothing else uses (the load average is kept with each row)."""
+    import statistics
+
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        for k in jobs:
+            for what in ("ceiling", *depths):
+                argv = (["ceiling", repo, str(k)] if what == "ceiling"
+                        else ["scan", repo, str(k), *([what] if what != "0" else [])])
+                out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True)
+                runs.setdefault((k, what), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = []
+    for k in jobs:
+        ceil = statistics.median(r["wall_s"] for r in runs[(k, "ceiling")])
+        for what in depths:
+            rs = runs[(k, what)]
+            wall = statistics.median(r["wall_s"] for r in rs)
+            rows.append({"jobs": k, "early_depth": what, "wall_s": wall, "cpu_s": statistics.median(r["cpu_s"] for r in rs),
+                         "ceiling_s": ceil, "of_ceiling": round(ceil / wall, 3), "early": rs[0].get("early"),
+                         "findings": sorted({r["findings"] for r in rs}), "load": max(r["load"] for r in rs)})
+    return rows
+
+
 if __name__ == "__main__":
     mode, target = sys.argv[1], sys.argv[2]
+    if mode == "scaling":  # scaling REPO [JOBS,...] [DEPTH,...] [ROUNDS]
+        ks = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "1,2,4,8,16").split(",")
+              if int(x) <= (os.cpu_count() or 1)]
+        ds = (sys.argv[4] if len(sys.argv) > 4 else "0,1,all").split(",")
+        print("| jobs | early_depth | sweep s | CPU s | ceiling s (k readers) | of ceiling | early blobs | load |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in scaling(target, ks, ds, int(sys.argv[5]) if len(sys.argv) > 5 else 3):
+            print("| {jobs} | {early_depth} | {wall_s} | {cpu_s} | {ceiling_s} | {of_ceiling} | {early} | {load} |"
+                  .format(**row), flush=True)
+        sys.exit(0)
     n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
     if mode == "parts":
         print(json.dumps(parts(target)))
