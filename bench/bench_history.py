@@ -488,5 +488,5 @@ if __name__ == "__main__":
         from veritensor_fast.sources.git_overlap import ALL_DEPTHS
 
         depth = sys.argv[4] if len(sys.argv) > 4 else ""
-        extra = {"early_depth": ALL_DEPTHS if depth == "all" else int(depth)} if depth else {}
+        extra: dict[str, Any] = {"early_depth": ALL_DEPTHS if depth == "all" else int(depth)} if depth else {}
         print(json.dumps(ceiling(target, n) if mode == "ceiling" else {**sweep(target, n, **extra), **extra}))
