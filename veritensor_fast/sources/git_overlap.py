@@ -86,7 +86,7 @@ class OverlappedListing:
         stored whole (no chain to resolve, so reading it out of pack order costs git nothing more), or with
         ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob)."""
         sizes: dict[str, int] = {}
-        deltas: list[tuple[str, int, str]] = []
+        deltas: list[list[bytes]] = []  # [oid, type, size, base] of each delta, decoded only if it goes early
         depth = self.depth
         for raw in self.pack.lines():
             parts = raw.split()
@@ -94,17 +94,17 @@ class OverlappedListing:
                 if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
                     sizes[parts[0].decode()] = int(parts[2])
                 elif depth > 0:
-                    deltas.append((parts[0].decode(), int(parts[2]), parts[3].decode()))
-        level = set(sizes)
+                    deltas.append(parts)
+        level = {oid.encode() for oid in sizes} if deltas else set()
         for _ in range(depth if deltas else 0):  # one link more each round: deltas whose base went the round before
-            rest: list[tuple[str, int, str]] = []
-            nxt: set[str] = set()
-            for oid, size, base in deltas:
-                if base in level:
-                    sizes[oid] = size
-                    nxt.add(oid)
+            rest: list[list[bytes]] = []
+            nxt: set[bytes] = set()
+            for parts in deltas:
+                if parts[3] in level:
+                    sizes[parts[0].decode()] = int(parts[2])
+                    nxt.add(parts[0])
                 else:
-                    rest.append((oid, size, base))
+                    rest.append(parts)
             deltas, level = rest, nxt
             if not deltas or not level:
                 break
