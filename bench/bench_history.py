@@ -2,10 +2,11 @@
 
     pytest bench/bench_history.py --benchmark-enable [-k scan]
     python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
-    python bench/bench_history.py scan REPO [JOBS]         # one history sweep, one JSON line
+    python bench/bench_history.py scan REPO [JOBS] [DEPTH] # one history sweep, one JSON line (DEPTH: early_depth, or all)
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
-    python bench/bench_history.py timeline REPO [JOBS]     # CPU per 100 ms of the sweep's processes, by kind
+    python bench/bench_history.py timeline REPO [JOBS] [DEPTH] # CPU per 100 ms of the sweep's processes, by kind
+    python bench/bench_history.py scaling REPO [1,2,4,8,16] [0,1,all] [ROUNDS]  # sweep vs k-reader ceiling per k
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
 (``PYTHONPATH=<other checkout>``) and candidate in the same minute, and compare ``wall_s`` and ``cpu_s``.
@@ -163,17 +164,19 @@ def parts(repo: str, readers: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
     return out
 
 
-def sweep(repo: str, jobs: int, datastore: str | None = None) -> dict[str, Any]:
-    """One ``scan --history`` of ``repo`` (no datastore unless given), as the CLI runs it."""
+def sweep(repo: str, jobs: int, datastore: str | None = None, **kw: Any) -> dict[str, Any]:
+    """One ``scan --history`` of ``repo`` (no datastore unless given), as the CLI runs it; ``kw`` go to the
+    source (``early_depth=N``: ``scan REPO JOBS N``; ``all``: every blob)."""
     import resource
 
     t0 = time.perf_counter()
-    r = scan_history([repo], ScanOptions(), jobs=jobs, **({"datastore": datastore} if datastore
-                                                          else {"use_datastore": False}))
+    r = scan_history([repo], ScanOptions(), jobs=jobs, **kw, **({"datastore": datastore} if datastore
+                                                                else {"use_datastore": False}))
     wall = time.perf_counter() - t0
     me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"mode": "scan", "jobs": jobs, "blobs": r.stats.get("blobs_scanned"), "bytes": r.stats.get("bytes"),
-            "findings": len(r.findings), "errors": len(r.errors), "wall_s": round(wall, 3),
+            "findings": len(r.findings), "errors": len(r.errors), "early": r.stats.get("blobs_listed_early"),
+            "wall_s": round(wall, 3),
             "cpu_s": round(me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, 2),
             "provenance_s": r.stats.get("provenance_seconds"), "parent_rss_mb": me.ru_maxrss // 1024,
             "child_rss_mb": ch.ru_maxrss // 1024, "load": round(os.getloadavg()[0], 2)}
@@ -386,11 +389,12 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return out
 
 
-def timeline(repo: str, jobs: int = 2, step: float = 0.02) -> dict[str, Any]:
+def timeline(repo: str, jobs: int = 2, step: float = 0.02, depth: str = "") -> dict[str, Any]:
     """One ``scan`` sweep in a child process, its process tree sampled every ``step`` s: CPU seconds used in
     each 100 ms by the parent, the workers and each git command (by its subcommand). Shows where a core idles
     (a sum under 0.2 per 100 ms on 2 cores): e.g. ``rev-list`` alone while the workers wait for the listing."""
-    child = subprocess.Popen([sys.executable, __file__, "scan", repo, str(jobs)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, __file__, "scan", repo, str(jobs), *([depth] if depth else [])],
+                             stdout=subprocess.PIPE, text=True)
     names: dict[int, str] = {}
     samples: list[tuple[float, dict[int, float]]] = []
     t0 = time.perf_counter()
@@ -428,15 +432,52 @@ def timeline(repo: str, jobs: int = 2, step: float = 0.02) -> dict[str, Any]:
             "per_100ms": [[b / 10, *(round(rows[b].get(k, 0.0), 3) for k in kinds)] for b in sorted(rows)]}
 
 
+def scaling(repo: str, jobs: list[int], depths: list[str], rounds: int = 3) -> list[dict[str, Any]]:
+    """The issue's "ceiling with more cores": for each k in ``jobs``, the read ceiling with k readers and the
+    sweep with ``--jobs k`` at each ``early_depth`` in ``depths`` ("0": whole blobs early, the default; "1",
+    "all"...), each a fresh process, interleaved round by round; medians of ``rounds``. Run it on a machine
+    nothing else uses (the load average is kept with each row)."""
+    import statistics
+
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        for k in jobs:
+            for what in ("ceiling", *depths):
+                argv = (["ceiling", repo, str(k)] if what == "ceiling"
+                        else ["scan", repo, str(k), *([what] if what != "0" else [])])
+                out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True)
+                runs.setdefault((k, what), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = []
+    for k in jobs:
+        ceil = statistics.median(r["wall_s"] for r in runs[(k, "ceiling")])
+        for what in depths:
+            rs = runs[(k, what)]
+            wall = statistics.median(r["wall_s"] for r in rs)
+            rows.append({"jobs": k, "early_depth": what, "wall_s": wall, "cpu_s": statistics.median(r["cpu_s"] for r in rs),
+                         "ceiling_s": ceil, "of_ceiling": round(ceil / wall, 3), "early": rs[0].get("early"),
+                         "findings": sorted({r["findings"] for r in rs}), "load": max(r["load"] for r in rs)})
+    return rows
+
+
 if __name__ == "__main__":
     mode, target = sys.argv[1], sys.argv[2]
+    if mode == "scaling":  # scaling REPO [JOBS,...] [DEPTH,...] [ROUNDS]
+        ks = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "1,2,4,8,16").split(",")
+              if int(x) <= (os.cpu_count() or 1)]
+        ds = (sys.argv[4] if len(sys.argv) > 4 else "0,1,all").split(",")
+        print("| jobs | early_depth | sweep s | CPU s | ceiling s (k readers) | of ceiling | early blobs | load |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in scaling(target, ks, ds, int(sys.argv[5]) if len(sys.argv) > 5 else 3):
+            print("| {jobs} | {early_depth} | {wall_s} | {cpu_s} | {ceiling_s} | {of_ceiling} | {early} | {load} |"
+                  .format(**row), flush=True)
+        sys.exit(0)
     n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
     if mode == "parts":
         print(json.dumps(parts(target)))
     elif mode == "stages":
         print(json.dumps(stages(target)))
     elif mode == "timeline":
-        tl = timeline(target, n)
+        tl = timeline(target, n, depth=sys.argv[4] if len(sys.argv) > 4 else "")
         print(json.dumps(tl["scan"]))
         print("t_s   " + " ".join(f"{k[:12]:>12}" for k in tl["kinds"]) + "    sum")
         for row in tl["per_100ms"]:
@@ -444,4 +485,8 @@ if __name__ == "__main__":
         totals = [sum(r[i] for r in tl["per_100ms"]) for i in range(1, len(tl["kinds"]) + 1)]
         print("total " + " ".join(f"{v:12.2f}" for v in totals) + f"  {sum(totals):5.2f}")
     else:
-        print(json.dumps(ceiling(target, n) if mode == "ceiling" else sweep(target, n)))
+        from veritensor_fast.sources.git_overlap import ALL_DEPTHS
+
+        depth = sys.argv[4] if len(sys.argv) > 4 else ""
+        extra: dict[str, Any] = {"early_depth": ALL_DEPTHS if depth == "all" else int(depth)} if depth else {}
+        print(json.dumps(ceiling(target, n) if mode == "ceiling" else {**sweep(target, n, **extra), **extra}))

@@ -66,7 +66,7 @@ class GitHistorySource(HistoryResults):
                  since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
                  datastore: str | None = None, use_datastore: bool = True, new_only: bool = False,
                  excludes: Sequence[str] = (), max_file_size: int = 0, order: str = "pack",
-                 group: bool = True) -> None:
+                 group: bool = True, early_depth: int = 0) -> None:
         from veritensor_fast.worker import ScanOptions
 
         self.repo = repo
@@ -84,6 +84,9 @@ class GitHistorySource(HistoryResults):
         # "pack" (default): walk first, then read in pack order; "stream": read in rev-list order while the walk
         # goes on. Measured on a repacked 20k-commit repo: pack order 148 MB/s raw, rev-list order 93 MB/s.
         self.order = order
+        #: with a pool beside the walk, also hand out as ``rev-list`` names them the deltas whose chain has at
+        #: most this many links (``git_overlap``; 0: whole blobs only)
+        self.early_depth = early_depth
         self.group = group  # one finding per (rule, secret, path): the oldest blob version holding it
         self._walk_failure: str | None = None
         self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
@@ -329,7 +332,7 @@ class GitHistorySource(HistoryResults):
             self._spools["reachable"] = walk  # closed by ``items`` when done
             pack = self._spools.get("pack") or Spool(self.origin, git_list.PACK_ORDER)
             self._spools["pack"] = pack
-            overlap = OverlappedListing(walk, pack, self._end_early_log)
+            overlap = OverlappedListing(walk, pack, self._end_early_log, self.early_depth)
             stream = iter(overlap)
         elif self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode

@@ -13,6 +13,14 @@ What is listed is exactly what the two listings give when read one after the oth
 and ``git_list.reachable_in_pack_order``): each blob once, at the path ``rev-list`` named it (a blob named
 without a path first waits for the end of the walk, where a later line may name its path), missing objects
 reported as before.
+
+``depth`` (``GitHistorySource(early_depth=N)``; 0 by default, as above) also hands out, as the walk names
+them, the deltas whose chain down to a whole object has at most N links (``ALL_DEPTHS``: every blob). Reading
+them in the walk's order costs ``cat-file`` CPU (this history read by two readers in turns of 256, as two
+workers do: every blob +0.47 CPU-s (+75 %); one reader, chains of at most 1 link (10.8k blobs): 0.17 CPU-s
+against ~0.12 in pack order). It pays only where cores idle while the serial walk runs: more cores than two,
+or the ~0.2 CPU-s two quiet cores leave idle beside ``rev-list`` and provenance's ``git log`` here. Not measured
+yet on a quiet or larger machine: ``bench/bench_history.py scan REPO JOBS [DEPTH|all]`` measures it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from veritensor_fast.sources.git_spool import Spool
 
 #: How long to wait for more output from a running ``rev-list`` before looking again.
 POLL_S = 0.004
+#: ``OverlappedListing(depth=ALL_DEPTHS)``: every blob goes early, whatever its delta chain.
+ALL_DEPTHS = 1 << 30
 
 
 def follow_lines(spool: Spool) -> Iterator[bytes]:
@@ -60,22 +70,44 @@ class OverlappedListing:
     After iterating: ``reachable`` (oid -> path, as ``git_list.parse_reachable``) and ``failure`` (git's error
     if the walk failed). ``on_walked`` is called once the walk is done (before the rest is handed out)."""
 
-    def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None) -> None:
+    def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None,
+                 depth: int = 0) -> None:
         self.reach = reach
         self.pack = pack
         self.on_walked = on_walked
+        #: blobs whose delta chain is at most this long also go early (0: whole objects only; see the module)
+        self.depth = depth
         self.reachable: dict[str, str] = {}
         self.failure: str | None = None
         self.early = 0  # blobs handed out while the walk ran
 
     def _whole_blobs(self) -> dict[str, int]:
-        """The size of every blob stored whole (not as a delta: no chain to resolve, so reading it out of pack
-        order costs git nothing more), from the pack-order listing (done long before the walk)."""
+        """The size of every blob that may go early, from the pack-order listing (done long before the walk):
+        stored whole (no chain to resolve, so reading it out of pack order costs git nothing more), or with
+        ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob)."""
         sizes: dict[str, int] = {}
+        deltas: list[list[bytes]] = []  # [oid, type, size, base] of each delta, decoded only if it goes early
+        depth = self.depth
         for raw in self.pack.lines():
             parts = raw.split()
-            if len(parts) == 4 and parts[1] == b"blob" and not parts[3].strip(b"0"):
-                sizes[parts[0].decode()] = int(parts[2])
+            if len(parts) == 4 and parts[1] == b"blob":
+                if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
+                    sizes[parts[0].decode()] = int(parts[2])
+                elif depth > 0:
+                    deltas.append(parts)
+        level = {oid.encode() for oid in sizes} if deltas else set()
+        for _ in range(depth if deltas else 0):  # one link more each round: deltas whose base went the round before
+            rest: list[list[bytes]] = []
+            nxt: set[bytes] = set()
+            for parts in deltas:
+                if parts[3] in level:
+                    sizes[parts[0].decode()] = int(parts[2])
+                    nxt.add(parts[0])
+                else:
+                    rest.append(parts)
+            deltas, level = rest, nxt
+            if not deltas or not level:
+                break
         return sizes
 
     def __iter__(self) -> Iterator[tuple[str, str, int, str]]:

@@ -165,12 +165,14 @@ class HistoryResults:
         t0 = time.perf_counter()
         self._flush()
         pairs: list[tuple[Finding, str]] = []
-        by_path: dict[str, list[str]] = {}
-        for oid, p in self._paths.items():
-            by_path.setdefault(p, []).append(oid)
+        by_path: dict[str, list[str]] | None = None  # built only when needed: 60k blobs in a 6k-commit history
         for f in findings:
             known = self._blob_of.get(id(f))
             if known is None:  # engine without the on_batch hook: fall back to a path that names one blob
+                if by_path is None:
+                    by_path = {}
+                    for oid, p in self._paths.items():
+                        by_path.setdefault(p, []).append(oid)
                 cands = by_path.get(f.path, [])
                 known = cands[0] if len(cands) == 1 else ""
             pairs.append((f, known))
