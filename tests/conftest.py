@@ -128,3 +128,35 @@ def _own_disk_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     yield
     if old is None:
         os.environ.pop("VERITENSOR_FAST_CACHE", None)
+
+
+#: A scan's own peak resident set, in a subprocess: a first scan of a warm-up directory builds the rules database
+#: and the AST prefilter's plan (or reads them from the disk cache: building them peaks at about 1 GB in a fresh
+#: cache, which is not what is measured), then the peak is reset (``/proc/self/clear_refs``, Linux 4.0+) before
+#: the measured scan; ``VmHWM`` is its high-water mark.
+_SCAN_PEAK = r"""
+import json, sys
+from veritensor_fast import scan_paths
+scan_paths([sys.argv[2]], jobs=1)
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+r = scan_paths([sys.argv[1]], jobs=1)
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(json.dumps({"rss_kb": hwm, "errors": [[e.kind, e.reason] for e in r.errors], "findings": len(r.findings)}))
+"""
+
+
+def scan_peak(target: Path, env: dict[str, str], cap: int = 2_000_000_000) -> dict:
+    """Scan ``target`` (``jobs=1``) in a subprocess under an address-space cap of ``cap`` bytes; its findings'
+    count, its errors as ``[kind, reason]`` and ``rss_kb``, the scan's own peak (the rules built before, in a
+    warm-up run outside the cap that fills the disk cache, and again in-process from that cache)."""
+    warm = target.parent / (target.name + "-warm")
+    warm.mkdir(exist_ok=True)
+    (warm / "a.txt").write_text("warm-up\n")
+    (warm / "a.py").write_text('t = "hf_" + "x"\n')  # builds the AST prefilter's plan too
+    subprocess.run([sys.executable, "-c", _SCAN_PEAK, str(warm), str(warm)], capture_output=True, timeout=300,
+                   check=True, env=env)
+    p = subprocess.run(["prlimit", f"--as={cap}", "--", sys.executable, "-c", _SCAN_PEAK, str(target), str(warm)],
+                       capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout)

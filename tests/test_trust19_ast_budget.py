@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tokenize
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 
 from veritensor_fast.detectors.pyast_budget import UNIT_COST, parse_units
 
-from conftest import hf_token, scan_json
+from conftest import hf_token, scan_json, scan_peak
 
 SMALL = {"VERITENSOR_FAST_AST_BUDGET": str(1 << 20)}  # 1 MiB: 1,024 units
 
@@ -74,30 +72,12 @@ def test_a_dense_notebook_cell_is_not_parsed(tmp_path: Path) -> None:
     assert code == 3 and rep["findings"] == []  # incomplete: the split token needs the AST pass
 
 
-#: The rules database is built (or read from the disk cache) by a warm-up run first: building it peaks at
-#: about 1 GB in a fresh cache (the suite's own), which is not what is measured here.
-PEAK = r"""
-import json, resource, sys
-from veritensor_fast import scan_paths
-r = scan_paths([sys.argv[1]], jobs=1)
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "errors": [[e.kind, e.reason] for e in r.errors], "findings": len(r.findings)}))
-"""
-
-
 def test_a_4_5_mib_dense_file_stays_in_bounded_memory(tmp_path: Path) -> None:
     """The default budget, at full size: on main this parse needs ~4.1 GB (under the 2 GB cap it failed with a
     MemoryError that was taken for "not Python" and reported nothing)."""
     plain = hf_token()
     (tmp_path / "dense.py").write_bytes((f'KEY = "{plain}"\n' + _split_secret(hf_token())).encode() + b"a\n" * (9 << 18))  # 4.5 MiB: under MAX_SOURCE
     env = {k: v for k, v in os.environ.items() if k != "VERITENSOR_FAST_AST_BUDGET"}
-    warm = tmp_path.parent / (tmp_path.name + "-warm")
-    warm.mkdir()
-    (warm / "a.txt").write_text("warm-up\n")
-    subprocess.run([sys.executable, "-c", PEAK, str(warm)], capture_output=True, timeout=300, check=True, env=env)
-    p = subprocess.run(["prlimit", "--as=2000000000", "--", sys.executable, "-c", PEAK, str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert p.returncode == 0, p.stderr[-2000:]
-    out = json.loads(p.stdout)
+    out = scan_peak(tmp_path, env)
     assert [k for k, _ in out["errors"]] == ["limit"] and out["findings"] == 1, out
     assert out["rss_kb"] < 600_000, out  # the parse would be ~4.1 GB; the scan itself needs ~100 MB

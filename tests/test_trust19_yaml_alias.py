@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import CLI, rand
+from conftest import CLI, rand, scan_peak
 
 
 def _b64(s: str) -> str:
@@ -34,30 +34,12 @@ def test_a_yaml_alias_bomb_is_walked_once(tmp_path: Path) -> None:
         ("github.token", 2, "base64 → json → base64")], rep["findings"]
 
 
-#: The rules database is built (or read from the disk cache) by a warm-up run first: building it peaks at
-#: about 1 GB in a fresh cache (the suite's own), which is not what is measured here.
-PEAK = r"""
-import json, resource, sys
-from veritensor_fast import scan_paths
-r = scan_paths([sys.argv[1]], jobs=1)
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "errors": [[e.kind, e.reason] for e in r.errors], "findings": len(r.findings)}))
-"""
-
-
 def test_a_dense_yaml_is_not_composed_past_the_budget(tmp_path: Path) -> None:
     """A 6 MiB hinted YAML of flow items (inside ``MAX_YAML``) composed to ~900 MB on main; now it is not
     parsed (a ``limit`` error), its text is still scanned, and the worker stays small."""
     env = dict(os.environ)
     tok = "ghp_" + rand(36)
     (tmp_path / "dense.yaml").write_text(f"kind: Secret\ntoken: {tok}\nx: [" + "a," * (3 << 20) + "a]\n")
-    warm = tmp_path.parent / (tmp_path.name + "-warm")
-    warm.mkdir()
-    (warm / "a.txt").write_text("warm-up\n")
-    subprocess.run([*CLI[:1], "-c", PEAK, str(warm)], capture_output=True, timeout=300, check=True, env=env)
-    p = subprocess.run(["prlimit", "--as=2000000000", "--", *CLI[:1], "-c", PEAK, str(tmp_path)],
-                       capture_output=True, text=True, timeout=120, check=False, env=env)
-    assert p.returncode == 0, p.stderr[-2000:]
-    out = json.loads(p.stdout)
+    out = scan_peak(tmp_path, env)
     assert [k for k, _ in out["errors"]] == ["limit"] and "YAML" in out["errors"][0][1], out
     assert out["findings"] == 1 and out["rss_kb"] < 600_000, out
