@@ -107,18 +107,25 @@ class Walker:
         #: ``limit`` errors for the notebook (a code cell too dense for the AST pass's memory budget)
         self.notes: list[str] = []
         self.records: list[Record] = []
-        self.pending: list[tuple[bytes, Handler]] = []
+        #: ``(bytes, handler, source)``: a handler of the matches, or None for a code cell's source that the
+        #: Python-AST helper reads too; then ``source`` is ``(text, cell location)`` (:meth:`_source_found`)
+        self.pending: list[tuple[bytes, Handler | None, Any]] = []
         self.pending_bytes = 0
 
     # -- scanning primitives -------------------------------------------------------------------------------
 
-    def queue(self, b: bytes, handler: Handler) -> None:
-        """``handler(matches of b)`` at the next :meth:`flush`; handlers run in the order they were queued."""
+    def queue(self, b: bytes, handler: Handler | None, source: Any = None) -> None:
+        """``handler(matches of b)`` at the next :meth:`flush`, or ``_source_found(b, matches, *source)`` with
+        no handler; they run in the order they were queued. A handler given no match does nothing (so
+        :meth:`flush` does not call it then); a code cell's source may still give the Python-AST helper a secret."""
         if len(b) >= BATCH_BYTES:  # alone: a big string is never copied into a concatenation
             self.flush()
-            handler(self.find(b))
+            if handler is None:
+                self._source_found(b, self.find(b), *source)
+            else:
+                handler(self.find(b))
             return
-        self.pending.append((b, handler))
+        self.pending.append((b, handler, source))
         self.pending_bytes += len(b) + 1
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
@@ -132,14 +139,13 @@ class Walker:
             return
         flagged: set[int] | None = None
         if len(pending) > 1:
-            ends = self.ctx.matcher.candidate_ends(_SEP_B.join(b for b, _ in pending))
+            ends = self.ctx.matcher.candidate_ends(_SEP_B.join([b for b, _, _ in pending]))
             if ends is not None and not ends:  # the usual notebook: no candidate anywhere, nothing is matched
-                for _b, handler in pending:
-                    handler([])
+                self._quiet_sources(pending)
                 return
             if ends is not None:
                 starts, stops, pos = [], [], 0
-                for b, _ in pending:
+                for b, _, _ in pending:
                     starts.append(pos)
                     stops.append(pos + len(b))
                     pos += len(b) + 1
@@ -148,8 +154,21 @@ class Walker:
                     i = bisect.bisect_right(starts, e - 1) - 1
                     if i >= 0 and e <= stops[i]:  # not a match that ends on a separator
                         flagged.add(i)
-        for i, (b, handler) in enumerate(pending):
-            handler(self.find(b) if b and (flagged is None or i in flagged) else [])
+        for i, (b, handler, source) in enumerate(pending):
+            ms = self.find(b) if b and (flagged is None or i in flagged) else []
+            if handler is None:
+                self._source_found(b, ms, *source)
+            elif ms:
+                handler(ms)
+
+    def _quiet_sources(self, pending: list[tuple[bytes, Handler | None, Any]]) -> None:
+        """A batch with no candidate: only code cells' sources can still give a finding (the Python-AST helper);
+        none can when the helper's prefilter admits none of them (one scan for all)."""
+        py = [(b, source) for b, handler, source in pending if handler is None]
+        if not py or self.py_hook.none_wanted([b for b, _ in py]):
+            return
+        for b, source in py:
+            self._source_found(b, [], *source)
 
     def text(self, s: str, loc: dict[str, Any]) -> None:
         """Scan one decoded string; ``line``/``column`` are relative to it."""
@@ -215,7 +234,8 @@ class Walker:
                     self.strings(val, key, {**base, "part": "source"})
                     continue
                 if self.py_hook is not None and cell.get("cell_type", "code") == "code":
-                    self._source_python(src, {**base, "part": "source"})
+                    if src:  # its text, then what the Python-AST helper adds (at flush, in order)
+                        self.queue(src.encode("utf-8", "surrogatepass"), None, (src, base))
                 else:
                     self.text(src, {**base, "part": "source"})
             elif key == "outputs":
@@ -302,23 +322,21 @@ class Walker:
                     continue
                 self.text(raw.decode("utf-8", "replace"), {**loc, "decoded": "base64"})
 
-    def _source_python(self, src: str, loc: dict[str, Any]) -> None:
-        """A code cell's source: its text, then what the Python-AST helper adds (at flush, in order)."""
-        b = src.encode("utf-8", "surrogatepass")
-
-        def found(ms: list[SecretMatch]) -> None:
-            first = len(self.records)
-            self._text_records(b, ms, loc)
+    def _source_found(self, b: bytes, ms: list[SecretMatch], src: str, base: dict[str, Any]) -> None:
+        """A code cell's source ``src`` (``b`` encoded), its matches ``ms``: its text's records, then what the
+        Python-AST helper adds. The location is built only when there is something to say."""
+        wanted = self.py_hook.wanted(b)
+        if not ms and not wanted:
+            return
+        loc = {**base, "part": "source"}
+        first = len(self.records)
+        self._text_records(b, ms, loc)
+        if wanted:
             self._python(src, b, loc, first)
-
-        self.queue(b, found)
 
     def _python(self, src: str, b: bytes, loc: dict[str, Any], first: int) -> None:
         """Secrets the Python-AST helper reassembles from a code cell (``"a" + "b"``, f-strings, sink kwargs)
-        that the text of the cell did not already show."""
-        det = self.py_hook
-        if not det.wanted(b):
-            return
+        that the text of the cell did not already show (``py_hook.wanted(b)`` is true)."""
         from veritensor_fast.detectors.pyast import scan_python_source
         from veritensor_fast.detectors.pyast_budget import over_budget_reason
 

@@ -54,7 +54,7 @@ from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-expor
 )
 from veritensor_fast.detectors.pyast_stream import stream_admits
 from veritensor_fast.findings import Item, fingerprint
-from veritensor_fast.matcher import SecretMatch, SecretMatcher
+from veritensor_fast.matcher import SecretMatch, SecretMatcher, is_anchored
 
 if TYPE_CHECKING:
     from veritensor_fast.worker import ItemScan, WorkerContext
@@ -321,6 +321,7 @@ class PythonAstSecrets:
         self._built = not self.enabled
         self._prefilter: Any = None
         self._triggers: frozenset[int] | set[int] = frozenset()
+        self._joinable_ok: bool | None = None
 
     @property
     def _pre(self) -> Any:
@@ -350,6 +351,29 @@ class PythonAstSecrets:
             return True
         triggers = self._triggers
         return stream_admits(buf, [e for p, e in hits if p in triggers], self.ctx.matcher)
+
+    def none_wanted(self, bufs: list[bytes]) -> bool:
+        """True only when :meth:`wanted` is False for every buffer of ``bufs`` (False: ask each one), proved by one
+        prefilter scan of their concatenation joined by NUL bytes: every hit in a buffer alone is one there, since
+        the patterns hold no anchor (:meth:`_joinable`). Hits across a NUL only make the answer False."""
+        bufs = [b for b in bufs if len(b) <= MAX_SOURCE and (b.find(b'"') >= 0 or b.find(b"'") >= 0)]
+        if not bufs:
+            return True
+        pre = self._pre
+        from veritensor_fast.kernels.hsdb import CHUNK  # one Hyperscan call up to this size
+
+        if pre is None or sum(map(len, bufs)) + len(bufs) > CHUNK or not self._joinable():
+            return False
+        return not pre[0].scan(b"\x00".join(bufs))
+
+    def _joinable(self) -> bool:
+        """Whether no prefilter pattern may hold a ``^``/``$``/``\\A``/``\\z`` anchor (:meth:`none_wanted`; a word
+        boundary is no anchor there: Hyperscan sees a buffer's ends as non-word characters, as it sees a NUL)."""
+        ok = self._joinable_ok
+        if ok is None:
+            plan = self._pre[2] if self._pre is not None else None
+            ok = self._joinable_ok = plan is not None and not any(is_anchored(p) for p, _ci in plan.patterns)
+        return ok
 
     #: the batch gate asks :meth:`quiet` after its own scan (it scans the bytes with the prefilter database)
     quiet_cost = 1
