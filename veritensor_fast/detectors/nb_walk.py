@@ -223,19 +223,32 @@ class Walker:
         if not isinstance(cell, dict):
             self.strings(cell, "", {"cell": idx, "cell_id": None, "part": "other"})
             return
-        cid = cell.get("id")
-        base = {"cell": idx, "cell_id": cid if isinstance(cid, str) else None}
+        base: dict[str, Any] | None = None
         for key, val in cell.items():  # document order, so raw_line lookups move forward
-            if key in _CELL_SKIP or not val:  # a falsy value ({}, [], "", null, 0) holds no string to scan
+            if not val or key in _CELL_SKIP:  # a falsy value ({}, [], "", null, 0) holds no string to scan
                 continue
-            if key in ("source", "input"):
-                src = join_text(val)
+            if base is None:
+                cid = cell.get("id")
+                base = {"cell": idx, "cell_id": cid if isinstance(cid, str) else None}
+            if key == "source" or key == "input":
+                if type(val) is list:  # join_text's usual case, inline
+                    try:
+                        src: str | None = "".join(val)
+                    except TypeError:
+                        src = None
+                else:
+                    src = join_text(val)
                 if src is None:
                     self.strings(val, key, {**base, "part": "source"})
                     continue
                 if self.py_hook is not None and cell.get("cell_type", "code") == "code":
                     if src:  # its text, then what the Python-AST helper adds (at flush, in order)
-                        self.queue(src.encode("utf-8", "surrogatepass"), None, (src, base))
+                        b = src.encode("utf-8", "surrogatepass")
+                        if self.pending_bytes + len(b) + 1 < BATCH_BYTES:  # queue's usual case, inline
+                            self.pending.append((b, None, (src, base)))
+                            self.pending_bytes += len(b) + 1
+                        else:
+                            self.queue(b, None, (src, base))
                 else:
                     self.text(src, {**base, "part": "source"})
             elif key == "outputs":

@@ -356,15 +356,15 @@ class PythonAstSecrets:
         """True only when :meth:`wanted` is False for every buffer of ``bufs`` (False: ask each one), proved by one
         prefilter scan of their concatenation joined by NUL bytes: every hit in a buffer alone is one there, since
         the patterns hold no anchor (:meth:`_joinable`). Hits across a NUL only make the answer False."""
-        bufs = [b for b in bufs if len(b) <= MAX_SOURCE and (b.find(b'"') >= 0 or b.find(b"'") >= 0)]
         if not bufs:
             return True
         pre = self._pre
+        if pre is None or not self._joinable():
+            return False
         from veritensor_fast.kernels.hsdb import CHUNK  # one Hyperscan call up to this size
 
-        if pre is None or sum(map(len, bufs)) + len(bufs) > CHUNK or not self._joinable():
-            return False
-        return not pre[0].scan(b"\x00".join(bufs))
+        joined = b"\x00".join(bufs)  # a buffer wanted() turns down for its size or lack of quotes joins too:
+        return len(joined) <= CHUNK and not pre[0].scan(joined)  # a hit in it only makes the answer False
 
     def _joinable(self) -> bool:
         """Whether no prefilter pattern may hold a ``^``/``$``/``\\A``/``\\z`` anchor (:meth:`none_wanted`; a word
