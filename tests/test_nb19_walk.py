@@ -133,3 +133,51 @@ def test_ast_disabled_walks_sources_as_text(tmp_path: Path) -> None:
     data = _notebook(random.Random(2), f'a = "{tok}"\nb = "{tok2[:5]}" + "{tok2[5:]}"\n', 7)
     fs, errs = scan(c, tmp_path, data)
     assert errs == [] and [(f.secret, (f.location or {}).get("cell"), f.line) for f in fs] == [(tok, 7, 1)]
+
+
+def test_quiet_sources_seen_again_are_not_matched_again(ctx: WorkerContext, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second version of a notebook (as a git history holds it): its code cells that gave nothing before are
+    neither matched nor asked about again, and the findings are those of a fresh detector, the AST-only secret
+    and a new literal token among them."""
+    c = WorkerContext(ScanOptions())
+    tok, tok2 = hf_token(random.Random(5)), hf_token(random.Random(6))
+    v1 = _notebook(random.Random(7), f'token = "{tok[:5]}" + "{tok[5:]}"\n', 4)
+    doc = json.loads(v1)
+    doc["cells"][9]["source"] = [f"key = '{tok2}'\n"]
+    doc["cells"][9]["cell_type"] = "code"
+    v2 = json.dumps(doc, indent=1).encode()
+    scan(c, tmp_path, v1)
+    calls: list[bytes] = []
+    real = PythonAstSecrets.wanted
+
+    def counting(self: PythonAstSecrets, buf: Any) -> bool:
+        calls.append(bytes(buf))
+        return real(self, buf)
+
+    monkeypatch.setattr(PythonAstSecrets, "wanted", counting)
+    fs, errs = scan(c, tmp_path, v2, "v2.ipynb")
+    again = list(calls)
+    fresh, errs2 = scan(WorkerContext(ScanOptions()), tmp_path, v2, "v3.ipynb")
+    assert errs == errs2 == []
+
+    def key(found: list[Any]) -> list[tuple[Any, ...]]:
+        return sorted((f.rule_id, f.secret, f.line, f.column, json.dumps({**(f.location or {})}, sort_keys=True))
+                      for f in found)
+
+    assert key(fs) == key(fresh)
+    assert {(f.secret, (f.location or {}).get("cell")) for f in fs} >= {(tok, 4), (tok2, 9)}
+    # only the cell that gave something and the changed one are asked about (a fresh detector: every code cell)
+    assert sorted(again) == sorted({b for b in calls if b.startswith((b"token", b"key"))}), again
+    assert len(calls) - len(again) == sum(cell["cell_type"] == "code" for cell in doc["cells"]) > 10
+
+
+def test_quiet_sources_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nb_walk, "QUIET_BYTES", 1000)
+    q = nb_walk.QuietSources()
+    for i in range(100):
+        src = f"x_{i} = '\u00e9' + {i}\n" * 5
+        q.add(src, len(src.encode()))
+        assert q.size <= 1000 and q.size == sum(len(s.encode()) + 64 for s in q.known)
+    q.add("y" * 5000, 5000)  # larger than the bound alone: not kept
+    assert "y" * 5000 not in q.known and q.size <= 1000
