@@ -178,6 +178,6 @@ def test_quiet_sources_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(100):
         src = f"x_{i} = '\u00e9' + {i}\n" * 5
         q.add(src, len(src.encode()))
-        assert q.size <= 1000 and q.size == sum(len(s.encode()) + 64 for s in q.known)
+        assert q.size <= 1000 and q.size == sum(len(s.encode()) + 128 for s in q.known)
     q.add("y" * 5000, 5000)  # larger than the bound alone: not kept
     assert "y" * 5000 not in q.known and q.size <= 1000

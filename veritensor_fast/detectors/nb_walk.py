@@ -40,7 +40,7 @@ _OUTPUT_SKIP = frozenset({"output_type", "execution_count", "prompt_number", "na
 #: matched at all. Memory stays bounded on a streamed notebook.
 BATCH_BYTES = 1 << 20
 #: :class:`QuietSources` keeps code cell sources up to this many bytes in all (each counted as its UTF-8 length, at
-#: least the string's own size, plus 64).
+#: least the string's characters, plus 128 for the string's header and its set slot).
 QUIET_BYTES = 2 << 20
 
 
@@ -59,7 +59,7 @@ class QuietSources:
 
     def add(self, src: str, nbytes: int) -> None:
         """Keeps ``src`` (``nbytes``: its UTF-8 length)."""
-        n = nbytes + 64
+        n = nbytes + 128
         if self.size + n > QUIET_BYTES:
             self.known.clear()
             self.size = 0
