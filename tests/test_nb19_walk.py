@@ -66,14 +66,15 @@ def test_none_wanted_only_when_no_cell_is_wanted(ctx: WorkerContext) -> None:
     assert not det.none_wanted([b"x = 1", b'k = "hf_" + "abc"'])
 
 
-def test_none_wanted_never_joins_under_an_anchored_prefilter(ctx: WorkerContext) -> None:
+@pytest.mark.parametrize("anchored", [b"^zzq", b"zzq$", b"\\Azzq", b"zzq\\z", b"zzq\\Z", b"\\x41\\Gzzq"])
+def test_none_wanted_never_joins_under_an_anchored_prefilter(ctx: WorkerContext, anchored: bytes) -> None:
     """A prefilter pattern anchored to the buffer's start matches a cell alone, not inside the concatenation:
     ``none_wanted`` then answers False (ask each cell) whatever the cells hold."""
     det = PythonAstSecrets(ctx)
     assert det._joinable()
     db, shapes, plan = det._pre
     fresh = PythonAstSecrets(ctx)
-    fresh._prefilter = (db, shapes, dataclasses.replace(plan, patterns=[*plan.patterns, (b"^zzq", False)]))
+    fresh._prefilter = (db, shapes, dataclasses.replace(plan, patterns=[*plan.patterns, (anchored, False)]))
     fresh._built = True
     assert not fresh._joinable()
     assert not fresh.none_wanted([b"x = 'a'", b"y = 'b'"]) and not fresh.none_wanted([b"x = 1"])
