@@ -312,6 +312,17 @@ def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstH
     return hits
 
 
+def _after_backslash(data: bytes, c: int) -> bool:
+    """Whether byte ``c`` follows a backslash somewhere in ``data`` (each occurrence of ``c`` found by memchr: the
+    letters of ``\\A``, ``\\Z``, ``\\z`` and ``\\G`` are rare in the prefilter's patterns, backslashes are not)."""
+    i = data.find(c)
+    while i >= 0:
+        if i and data[i - 1] == 0x5C:
+            return True
+        i = data.find(c, i + 1)
+    return False
+
+
 class PythonAstSecrets:
     name = "python-ast"
 
@@ -375,8 +386,7 @@ class PythonAstSecrets:
             joined = b"\n".join(p for p, _ci in plan.patterns) if plan is not None else b"^"
             # no ``^``/``$`` byte and no ``\A``-like escape at all is the usual answer (found at memchr speed);
             # otherwise ask is_anchored, once for all (each pattern's escapes and classes end inside it)
-            quick = b"^" not in joined and b"$" not in joined and not any(
-                c in joined and b"\\" + c in joined for c in (b"A", b"Z", b"z", b"G"))  # a letter first: memchr
+            quick = b"^" not in joined and b"$" not in joined and not any(_after_backslash(joined, c) for c in b"AZzG")
             ok = self._joinable_ok = quick or not is_anchored(joined)
         return ok
 
