@@ -50,6 +50,7 @@ from veritensor_fast.detectors.nb_rawline import (  # noqa: F401 - re-exported
     wanted,
 )
 from veritensor_fast.detectors.nb_walk import (  # noqa: F401 - re-exported
+    QuietSources,
     Record,
     Walker,
     is_binary_mime,
@@ -113,6 +114,7 @@ class NotebookDetector:
         self.include_outputs = bool(getattr(ctx.options, "include_outputs", True))
         self.inline_ignores = bool(getattr(ctx.options, "inline_ignores", False))
         self._py: Any = False
+        self._quiet = QuietSources()  # code cells seen before that gave nothing (``nb_walk.QuietSources``)
 
     def quiet_test(self) -> Any:
         """The batch gate's question (``batch_gate``): :meth:`quiet`."""
@@ -147,14 +149,14 @@ class NotebookDetector:
                 return  # an error is recorded; the text pass decodes and scans it as UTF-16 text
             head = buf[:4096]
         start = bom_length(head)
-        walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
+        walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None, self._quiet)
         try:
             if len(buf) <= ORJSON_MAX:
                 parse_small(buf, walker, start)
             elif parse_cells(buf, walker) is not None:  # the usual layout: cells cut apart, orjson each
                 walk_tail(buf, walker, False, start)
             else:
-                walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None)
+                walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None, self._quiet)
                 if nesting_exceeds(buf, MAX_DEPTH):  # before ijson, whose memory grows with depth squared
                     scan.error(f"notebook nests JSON deeper than {MAX_DEPTH} levels: not parsed as a notebook, "
                                "scanned as plain text", "limit")

@@ -54,7 +54,7 @@ from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-expor
 )
 from veritensor_fast.detectors.pyast_stream import stream_admits
 from veritensor_fast.findings import Item, fingerprint
-from veritensor_fast.matcher import SecretMatch, SecretMatcher
+from veritensor_fast.matcher import SecretMatch, SecretMatcher, is_anchored
 
 if TYPE_CHECKING:
     from veritensor_fast.worker import ItemScan, WorkerContext
@@ -312,6 +312,17 @@ def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstH
     return hits
 
 
+def _after_backslash(data: bytes, c: int) -> bool:
+    """Whether byte ``c`` follows a backslash somewhere in ``data`` (each occurrence of ``c`` found by memchr: the
+    letters of ``\\A``, ``\\Z``, ``\\z`` and ``\\G`` are rare in the prefilter's patterns, backslashes are not)."""
+    i = data.find(c)
+    while i >= 0:
+        if i and data[i - 1] == 0x5C:
+            return True
+        i = data.find(c, i + 1)
+    return False
+
+
 class PythonAstSecrets:
     name = "python-ast"
 
@@ -321,6 +332,7 @@ class PythonAstSecrets:
         self._built = not self.enabled
         self._prefilter: Any = None
         self._triggers: frozenset[int] | set[int] = frozenset()
+        self._joinable_ok: bool | None = None
 
     @property
     def _pre(self) -> Any:
@@ -350,6 +362,33 @@ class PythonAstSecrets:
             return True
         triggers = self._triggers
         return stream_admits(buf, [e for p, e in hits if p in triggers], self.ctx.matcher)
+
+    def none_wanted(self, bufs: list[bytes]) -> bool:
+        """True only when :meth:`wanted` is False for every buffer of ``bufs`` (False: ask each one), proved by one
+        prefilter scan of their concatenation joined by NUL bytes: every hit in a buffer alone is one there, since
+        the patterns hold no anchor (:meth:`_joinable`). Hits across a NUL only make the answer False."""
+        if not bufs:
+            return True
+        pre = self._pre
+        if pre is None or not self._joinable():
+            return False
+        from veritensor_fast.kernels.hsdb import CHUNK  # one Hyperscan call up to this size
+
+        joined = b"\x00".join(bufs)  # a buffer wanted() turns down for its size or lack of quotes joins too:
+        return len(joined) <= CHUNK and not pre[0].scan(joined)  # a hit in it only makes the answer False
+
+    def _joinable(self) -> bool:
+        """Whether no prefilter pattern may hold a ``^``/``$``/``\\A``/``\\z`` anchor (:meth:`none_wanted`; a word
+        boundary is no anchor there: Hyperscan sees a buffer's ends as non-word characters, as it sees a NUL)."""
+        ok = self._joinable_ok
+        if ok is None:
+            plan = self._pre[2] if self._pre is not None else None
+            joined = b"\n".join(p for p, _ci in plan.patterns) if plan is not None else b"^"
+            # no ``^``/``$`` byte and no ``\A``-like escape at all is the usual answer (found at memchr speed);
+            # otherwise ask is_anchored, once for all (each pattern's escapes and classes end inside it)
+            quick = b"^" not in joined and b"$" not in joined and not any(_after_backslash(joined, c) for c in b"AZzG")
+            ok = self._joinable_ok = quick or not is_anchored(joined)
+        return ok
 
     #: the batch gate asks :meth:`quiet` after its own scan (it scans the bytes with the prefilter database)
     quiet_cost = 1
