@@ -130,3 +130,35 @@ def test_text_pass_asks_utf16_only_with_a_nul(monkeypatch: pytest.MonkeyPatch, t
     for data in (b"plain text\n", "wide\n".encode("utf-16"), b"bin\x00ary"):
         det.scan(data, item, data[:4096], ItemScan(ctx, item))
     assert calls == ["wide\n".encode("utf-16"), b"bin\x00ary"]
+
+
+def test_worker_takes_what_the_gate_read_without_asking_again(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Any, token: str) -> None:
+    """The items the gate read up front are taken from its list (no ``Opened.open`` call each); one listed
+    larger than ``SMALL`` is still opened through it. Same findings, errors and counts as without the gate."""
+    from test_gate18_files import _items, _run
+
+    from veritensor_fast import batch_gate
+    from veritensor_fast.kernels import BACKEND
+
+    if BACKEND != "hyperscan":
+        pytest.skip("the gate needs the Hyperscan database")
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "a.txt").write_text("nothing\n")
+    (root / "b.env").write_text(f"HF_TOKEN={token}\n")
+    (root / "big.txt").write_bytes(b"y" * (batch_gate.SMALL + 1) + f"\nt = {token}\n".encode())
+    (root / "d.py").write_text("x = 1\n")
+    names = ["a.txt", "b.env", "big.txt", "d.py"]
+    asked: list[int] = []
+    real = batch_gate.Opened.open
+
+    def counting(self: Any, i: int) -> Any:
+        asked.append(i)
+        return real(self, i)
+
+    monkeypatch.setattr(batch_gate.Opened, "open", counting)
+    with_gate = _run(_items(root, names), True, monkeypatch)
+    assert asked == [2]
+    without = _run(_items(root, names), False, monkeypatch)
+    assert with_gate == without and with_gate[2] == 4 and len(with_gate[0]) == 2

@@ -157,21 +157,24 @@ class WorkerContext:
     def _scan_batch(self, batch: list[Item], res: BatchResult) -> None:
         from veritensor_fast.sources.fs import InputError
 
-        by_kind: dict[str, list[Item]] = {}
-        for it in batch:
-            by_kind.setdefault(it.kind, []).append(it)
-        for kind, items in by_kind.items():
+        for kind in dict.fromkeys([it.kind for it in batch]):  # the kinds in order of first use
             reader = self.reader(kind)
             if hasattr(reader, "prefetch"):
-                reader.prefetch(items)
+                reader.prefetch([it for it in batch if it.kind == kind])
         in_names = self.path_secrets(batch)
         pre = open_batch(self, batch)  # read up front, the quiet ones found in one scan (batch_gate)
         # per item: the result's lists and the gate's answers looked up once per batch, not once per item
         quiet = pre.quiet if pre is not None else ()
+        got = pre.got if pre is not None else []  # what the gate read up front: (buffer, closer), error or None
+        ngot = len(got)
         findings, errors, scanned = res.findings, res.errors, res.scanned
         for i, item in enumerate(batch):
             try:
-                buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
+                g = got[i] if i < ngot else None
+                if type(g) is tuple:  # read up front (``Opened.open`` answers the same)
+                    buf, closer = g
+                else:
+                    buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
             except InputError as exc:
                 errors.append(ScanError(item.path, exc.reason, exc.kind))
                 if i in in_names and not item.span:  # the name leaks even if the content cannot be read (a
