@@ -38,7 +38,8 @@ def _streams() -> list[bytes]:
     small = bz2.compress(_payload(5000, 1))
     rnd = bz2.compress(random.Random(2).randbytes(70_000))  # compressed size past one 64 KiB step
     return [one, small, rnd, one + small, small + small + b"trailing junk", one[:-50], one[:2000] + b"x" * 500 + one[2500:],
-            bz2.compress(_payload(4100, 3)), bz2.compress(b"short")]
+            bz2.compress(_payload(4100, 3)), bz2.compress(b"short"),
+            bz2.compress(_payload(4097, 4))]  # the head's one piece is the whole stream
 
 
 def _old(buf: bytes, limit: int, total: int) -> tuple[bytes, bytes, str | None, int]:
@@ -57,11 +58,11 @@ def _new(buf: bytes, limit: int, total: int) -> tuple[bytes, bytes, str | None, 
     return h, data, problem, b.spent
 
 
-@pytest.mark.parametrize("k", range(9))
+@pytest.mark.parametrize("k", range(10))
 def test_bz2_resumed_read_equals_two_fresh_reads(k: int) -> None:
     buf = _streams()[k]
     _h, data, _p, spent = _old(buf, 1 << 30, 1 << 30)
-    for limit in (1 << 30, len(data), len(data) - 1, 5000):
+    for limit in (1 << 30, len(data), len(data) - 1, 5000, 4097, 4096, 100):  # a limit under the head's piece too
         assert _new(buf, limit, 1 << 30) == _old(buf, limit, 1 << 30)
     # budgets around every crossing: the head's charge, the full read's, and a few in between
     for total in sorted({1, 4096, spent // 3, spent // 2, spent - 1, spent, spent + 1, 2 * spent}):

@@ -59,6 +59,9 @@ class Resumed:
         spent = b.spent
         pieces = self.pieces
         n = sum(map(len, pieces))
+        if n > limit:  # the head alone is over this read's limit: the fresh read's answer
+            gen.close()
+            return None
         try:
             for piece in gen:  # charges ``b`` as it decodes: never more than the fresh read charges
                 n += len(piece)
