@@ -40,6 +40,7 @@ def default_budget() -> int:
         return DEFAULT_BUDGET
 _IN = 64 << 10
 _OUT = 1 << 20
+IN_STEP = _IN  # a full read's input step (``decompress_keep`` charges what a fresh read charges)
 #: Memory an LZMA/xz decoder may allocate for its dictionary (xz -9 needs 65 MiB; a header asking for GiB is a
 #: bomb of its own).
 MAX_LZMA_MEMORY = 256 << 20
@@ -306,16 +307,18 @@ _ERRORS: tuple[type[BaseException], ...] = (zlib.error, OSError, EOFError, lzma.
 
 
 def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *, budget: Budget | None = None,
-           in_chunk: int = _IN, out_chunk: int = _OUT) -> Iterator[bytes]:
+           in_chunk: int = _IN, out_chunk: int = _OUT,
+           bounds: list[tuple[int, int]] | None = None) -> Iterator[bytes]:
     """Yield the decompressed bytes of ``buf[start:end]`` in pieces of at most 1 MiB, charging ``budget``.
 
     Raises ``Truncated`` when the input ends before the end marker, ``ArchiveError`` for corrupt data,
     ``BudgetExhausted`` when the budget is spent. Concatenated streams (gzip members, bzip2/xz streams) are all
-    read; trailing bytes that start no new stream are ignored, as the command-line tools do.
+    read; trailing bytes that start no new stream are ignored, as the command-line tools do. ``bounds`` receives
+    each complete stream's ``(start, end)`` offsets in ``buf`` (what a read's charge for its input follows).
     """
     b = budget or current()
     end = len(buf) if end is None else min(end, len(buf))
-    pos = start
+    pos = began = start
     b.check()
     if codec in ("zstd", "zipzstd"):
         yield from _zstd(buf, start, end, b, in_chunk, out_chunk)
@@ -366,21 +369,27 @@ def stream(buf: Any, codec: str, start: int = 0, end: int | None = None, *, budg
         if d.eof:
             rest = d.unused_data or b""  # at the end zlib keeps the rest in both unused_data and unconsumed_tail
             nxt = pos - len(rest)
+            if bounds is not None:
+                bounds.append((began, nxt))
             magic = _MULTI.get(codec)
             if magic is None or nxt >= end or bytes(buf[nxt:nxt + len(magic)]) != magic:
                 return
             d, zstyle = _new(codec)
-            pos = nxt
+            pos = began = nxt
 
 
 def read(buf: Any, codec: str, limit: int, start: int = 0, end: int | None = None, *,
-         budget: Budget | None = None, partial: bool = False) -> tuple[bytes, str | None]:
+         budget: Budget | None = None, partial: bool = False, keep: list[Any] | None = None,
+         resume: Any = None) -> tuple[bytes, str | None]:
     small = limit <= 1 << 16  # a head: small steps, so that peeking at many members costs little budget
     """Decompress up to ``limit`` bytes. Returns (data, problem): problem is None when complete.
 
     With ``partial`` a stream over ``limit`` gives its first ``limit`` bytes and the problem "limit: ...", a cut or
     corrupt one what was decoded and "corrupt: ..."; without it those raise ``LimitExceeded`` / ``ArchiveError``.
     ``BudgetExhausted`` keeps what was decoded when ``partial`` too.
+
+    ``keep`` (a list; ``decompress_keep``) receives the live decoder when the read stopped at its limit; ``resume``
+    (``decompress_keep.Resumed``) finishes a read from such a decoder, or answers None: then it decodes as before.
     """
     b = budget or current()
     memo = b.memo if b.memo is not None and b.memo.top is buf else None
@@ -393,10 +402,19 @@ def read(buf: Any, codec: str, limit: int, start: int = 0, end: int | None = Non
     parts: list[bytes] = []
     n = 0
     problem: str | None = None
+    got = resume(buf, codec, start, end, limit, b) if resume is not None else None
+    if got is not None:  # the same bytes, the budget charged what decoding them again charges
+        if memo is not None:
+            memo.keep(key, limit, partial, got, None, b.spent - spent)
+        return got, None
+    bounds: list[tuple[int, int]] | None = [] if keep is not None else None
+    gen = stream(buf, codec, start, end, budget=b, in_chunk=4096 if small else _IN,
+                 out_chunk=limit + 1 if small else _OUT, bounds=bounds)
     try:
-        for piece in stream(buf, codec, start, end, budget=b, in_chunk=4096 if small else _IN,
-                            out_chunk=limit + 1 if small else _OUT):
+        for piece in gen:
             if n + len(piece) > limit:
+                if keep is not None:
+                    keep[:] = [gen, parts + [piece], bounds]
                 parts.append(piece[:limit - n])
                 n = limit
                 problem = f"limit: decompresses to more than {limit} bytes"

@@ -157,33 +157,40 @@ class WorkerContext:
     def _scan_batch(self, batch: list[Item], res: BatchResult) -> None:
         from veritensor_fast.sources.fs import InputError
 
-        by_kind: dict[str, list[Item]] = {}
-        for it in batch:
-            by_kind.setdefault(it.kind, []).append(it)
-        for kind, items in by_kind.items():
+        for kind in dict.fromkeys([it.kind for it in batch]):  # the kinds in order of first use
             reader = self.reader(kind)
             if hasattr(reader, "prefetch"):
-                reader.prefetch(items)
+                reader.prefetch([it for it in batch if it.kind == kind])
         in_names = self.path_secrets(batch)
         pre = open_batch(self, batch)  # read up front, the quiet ones found in one scan (batch_gate)
+        # per item: the result's lists and the gate's answers looked up once per batch, not once per item
+        quiet = pre.quiet if pre is not None else ()
+        got = pre.got if pre is not None else []  # what the gate read up front: (buffer, closer), error or None
+        ngot = len(got)
+        findings, errors, scanned = res.findings, res.errors, res.scanned
         for i, item in enumerate(batch):
             try:
-                buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
+                g = got[i] if i < ngot else None
+                if type(g) is tuple:  # read up front (``Opened.open`` answers the same)
+                    buf, closer = g
+                else:
+                    buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
             except InputError as exc:
-                res.errors.append(ScanError(item.path, exc.reason, exc.kind))
+                errors.append(ScanError(item.path, exc.reason, exc.kind))
                 if i in in_names and not item.span:  # the name leaks even if the content cannot be read (a
                     # later part of a split file: the first part reported it)
-                    res.findings.extend(in_names[i])
-                    res.scanned.append((item.key, len(in_names[i]), True))
+                    findings.extend(in_names[i])
+                    scanned.append((item.key, len(in_names[i]), True))
                 continue
-            if pre is not None and i in pre.quiet:  # no detector can report anything for it: only its name
+            if i in quiet:  # no detector can report anything for it: only its name
                 changed = closer()  # a file truncated while it was read: reported as without the gate
-                named = in_names.get(i, [])
-                res.findings.extend(named)
-                bad = isinstance(changed, str)
+                named = in_names.get(i) if in_names else None
+                bad = changed is not None and isinstance(changed, str)
+                if named:
+                    findings.extend(named)
                 if bad:
-                    res.errors.append(ScanError(item.path, changed, "changed"))
-                res.scanned.append((item.key, len(named), bad))
+                    errors.append(ScanError(item.path, changed, "changed"))
+                scanned.append((item.key, len(named) if named else 0, bad))
                 res.items += 1
                 res.bytes += len(buf)
                 continue
@@ -204,14 +211,14 @@ class WorkerContext:
             if item.span:  # one part of a split file: the parent merges the parts; its name counts once
                 res.spans.append((item.key, item.span[0], found, scan.errors))
                 if not item.span[0]:
-                    res.findings.extend(in_names.get(i, []))
+                    findings.extend(in_names.get(i, []))
                     res.items += 1
                 res.bytes += max(0, min(item.span[1], len(buf)) - item.span[0])
                 continue
             found += in_names.get(i, [])
-            res.findings.extend(found)
-            res.errors.extend(scan.errors)
-            res.scanned.append((item.key, len(found), bool(scan.errors)))
+            findings.extend(found)
+            errors.extend(scan.errors)
+            scanned.append((item.key, len(found), bool(scan.errors)))
             res.items += 1
             res.bytes += len(buf)
 

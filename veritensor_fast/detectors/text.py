@@ -78,11 +78,13 @@ class TextSecrets:
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if scan.text_done:
             return
-        u16 = utf16_encoding(head)
-        if u16 is not None:
-            self._utf16(buf, u16[0], u16[1], scan)
-            return
-        if b"\x00" in head:  # binary: the encoded pass decodes every run there, needles are not used
+        nul = b"\x00" in head  # utf16_encoding's own first test: a head without a NUL byte is no UTF-16
+        if nul:
+            u16 = utf16_encoding(head)
+            if u16 is not None:
+                self._utf16(buf, u16[0], u16[1], scan)
+                return
+        if nul:  # binary: the encoded pass decodes every run there, needles are not used
             found = self.ctx.matcher.find(buf)
         else:
             found, hits = self.ctx.matcher.find_with_hits(buf)  # one scan: secrets and base64 needles

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from veritensor_fast import decompress
+from veritensor_fast import decompress, decompress_keep
 from veritensor_fast.decompress import BudgetExhausted
 from veritensor_fast.models.base import ModelIssue
 from veritensor_fast.models.sniff import has_model_ext, pickle01_may_run, sniff
@@ -29,7 +29,7 @@ def compressed_issues(an: Any, buf: Any, name: str, depth: int, where: str) -> l
         return [ModelIssue("model.archive.corrupt", "medium", f"{codec}-compressed file could not be analysed: "
                            f"{codec} support is not installed", f"no {codec}", loc)]
     try:
-        h = decompress.head(buf, codec, 4096)
+        h, rest = decompress_keep.head(buf, codec, 4096)  # a bz2 head's block decoded once (decompress_keep)
     except BudgetExhausted as exc:
         return [ModelIssue("model.archive.limit", "high", f"{codec}: {exc}; not analysed", "limit", loc, "limit")]
     if len(h) >= 262 and h[257:262] == b"ustar":
@@ -42,7 +42,7 @@ def compressed_issues(an: Any, buf: Any, name: str, depth: int, where: str) -> l
     if depth + 1 > lim.max_depth:
         return [ModelIssue("model.archive.limit", "high", f"nesting deeper than {lim.max_depth}; {codec} content "
                            "not analysed", "depth limit", loc)]
-    data, problem = decompress.read(buf, codec, lim.max_member_bytes, partial=True)
+    data, problem = decompress.read(buf, codec, lim.max_member_bytes, partial=True, resume=rest)
     out = []
     if problem and problem.startswith("limit"):
         out.append(ModelIssue("model.archive.limit", "high", f"{codec}: {problem[7:]}; only the first {len(data)} "
