@@ -11,8 +11,10 @@ command on a repository :func:`check` looks, without running git, at every place
   ``gitdir:`` file, its ``commondir``; a bare repository itself): its own files (``HEAD``, ``config``,
   ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed) and its
   object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
-- every ``path`` value in its config files (any section: a superset of the includes), resolved as git resolves
-  an include (``~/``, relative to the including file), followed into included files (depth 10);
+- every ``path`` value in its config files (any ``path =`` in the text, read whole: a superset of the
+  includes), resolved as git resolves an include (``~/``, ``%(prefix)/`` under each prefix git may have,
+  relative to the including file), followed into included files (depth 10); a path through ``/proc``
+  (``/dev/stdin``, ``/dev/fd/N``) is refused: it names git's own file, not the one ``stat`` sees here;
 - the object directories named by ``objects/info/alternates`` (depth 5), the same way (an alternate naming
   ``/`` costs one directory listing, not a walk of the file system).
 
@@ -24,20 +26,33 @@ type before anything reads it). The answer is cached per path for the process.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
 
 MAX_INCLUDE_DEPTH = 10
 MAX_ALTERNATE_DEPTH = 5
-_DONE: dict[str, str | None] = {}
+#: Largest config or alternates file read whole (git reads all of it; a larger one is refused, not half-read:
+#: an include past the first MiB was missed).
+MAX_LIST_FILE = 64 << 20
+_DONE: dict[str, tuple[str, str] | None] = {}
+#: Why a path is refused, unless said otherwise.
+FIFO = "is a FIFO or device that git would open (it would block forever)"
 
 
 class UnsafeRepository(Exception):
-    """A file git would open is a FIFO or a device: git would block (or read a terminal)."""
+    """A file git would open is a FIFO or a device: git would block (or read a terminal). ``args``: the path and
+    what is wrong with it."""
+
+    def __init__(self, path: str, why: str = FIFO) -> None:
+        super().__init__(path, why)
 
 
 def _special(path: str) -> bool:
     """True when ``path`` exists and is a FIFO or a device other than ``/dev/null`` (symlinks followed, as git
     follows them): what a blocking ``open`` may wait on, or read a terminal from."""
+    if _via_proc(path):
+        return True
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -48,6 +63,27 @@ def _special(path: str) -> bool:
         return not os.path.samefile(path, os.devnull)
     except OSError:
         return True
+
+
+def _via_proc(path: str) -> bool:
+    """True when ``path`` (or a link on the way to it) passes through ``/proc``: ``/dev/stdin``, ``/dev/fd/0``,
+    ``/proc/self/fd/0`` name another file in git's process than in this one (git's standard input is the
+    ``cat-file --batch`` request pipe), so what ``stat`` says here is not what git would open."""
+    p = path
+    try:
+        for _ in range(40):  # the kernel's own limit on links followed
+            d = os.path.realpath(os.path.dirname(p) or ".")
+            full = os.path.join(d, os.path.basename(p))
+            if full == "/proc" or full.startswith("/proc/"):
+                return True
+            try:
+                link = os.readlink(full)
+            except OSError:
+                return False
+            p = os.path.join(d, link)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 #: Most directories one recursive walk (refs, logs, worktrees) lists.
@@ -131,33 +167,12 @@ def _gitdir(g: str, seen: set[str]) -> None:
 
 def _values(text: str, key: str) -> list[str]:
     """Every value of ``key`` (any section) in git config ``text``, decoded as git decodes a value (quotes,
-    escapes, backslash-newline continuations, ``;``/``#`` comments). Lenient: a superset is fine."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        # at a line start, or after a section header on the same line
-        j = i
-        while j < n and text[j] in " \t":
-            j += 1
-        if j < n and text[j] == "[":
-            k = text.find("]", j)
-            if k < 0:
-                break
-            i = k + 1
-            continue
-        m = j
-        while m < n and (text[m].isalnum() or text[m] == "-"):
-            m += 1
-        name = text[j:m]
-        p = m
-        while p < n and text[p] in " \t":
-            p += 1
-        if name.lower() == key and p < n and text[p] == "=":
-            val, p = _value(text, p + 1)
-            out.append(val)
-        nl = text.find("\n", p)
-        i = n if nl < 0 else nl + 1
-    return out
+    escapes, backslash-newline continuations, ``;``/``#`` comments). Lenient: a superset is fine, so every
+    ``key =`` not preceded by a name character is taken, wherever it stands (a line start, after a section
+    header on the same line, even inside a comment or another value): a section header is not parsed (its quoted
+    subsection may hold a ``]``: ``[includeIf "hasconfig:remote.*.url:*]*"] path = ...`` hid the include)."""
+    rx = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(key)}[ \t]*=", re.IGNORECASE)
+    return [_value(text, m.end())[0] for m in rx.finditer(text)]
 
 
 def _value(text: str, i: int) -> tuple[str, int]:
@@ -196,6 +211,42 @@ def _value(text: str, i: int) -> tuple[str, int]:
     return "".join(buf), i
 
 
+def _read(path: str) -> str | None:
+    """The whole text of a regular file git reads line by line (config, alternates), or None when unreadable.
+    Raises :class:`UnsafeRepository` over :data:`MAX_LIST_FILE` (git would read what follows)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_LIST_FILE + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_LIST_FILE:
+        raise UnsafeRepository(path, f"is over {MAX_LIST_FILE >> 20} MiB (not checked for what git would open)")
+    return data.decode("utf-8", "replace")
+
+
+def _prefixes() -> list[str]:
+    """Where git's ``%(prefix)/`` may point (its runtime or build prefix): above git's ``bin/``, ``/usr``,
+    ``/usr/local`` and ``/``. A superset is fine."""
+    out = ["/usr", "/usr/local", "/"]
+    git = shutil.which("git")
+    if git:
+        for g in (git, os.path.realpath(git)):
+            out.append(os.path.dirname(os.path.dirname(g)))
+    return list(dict.fromkeys(out))
+
+
+def _targets(v: str, base: str) -> list[str]:
+    """The files an include ``path`` value may name, resolved as git resolves it: ``:(optional)``, ``~/``,
+    ``~user/``, ``%(prefix)/`` (each candidate prefix), relative to the including file's directory."""
+    if v.startswith(":(optional)"):
+        v = v[len(":(optional)"):]
+    if v.startswith("%(prefix)/"):
+        return [os.path.join(p, v[len("%(prefix)/"):]) for p in _prefixes()]
+    if v.startswith("~"):
+        v = os.path.expanduser(v)
+    return [v if os.path.isabs(v) else os.path.join(base, v)]
+
+
 def _includes(config: str, depth: int, seen: set[str]) -> None:
     """No ``path`` value of ``config`` (or of the files it includes) names a special file."""
     if _special(config):
@@ -206,19 +257,15 @@ def _includes(config: str, depth: int, seen: set[str]) -> None:
     if real in seen or not os.path.isfile(config):
         return
     seen.add(real)
-    try:
-        with open(config, "rb") as fh:
-            text = fh.read(1 << 20).decode("utf-8", "replace")
-    except OSError:
+    text = _read(config)
+    if text is None:
         return
     base = os.path.dirname(config)
     for v in _values(text, "path"):
-        if v.startswith("~"):
-            v = os.path.expanduser(v)
-        target = v if os.path.isabs(v) else os.path.join(base, v)
-        if _special(target):
-            raise UnsafeRepository(target)
-        _includes(target, depth + 1, seen)
+        for target in _targets(v, base):
+            if _special(target):
+                raise UnsafeRepository(target)
+            _includes(target, depth + 1, seen)
 
 
 def _gitdirs(path: str) -> list[str]:
@@ -256,12 +303,10 @@ def _alternates(objects: str, depth: int, seen: set[str]) -> None:
     alt = os.path.join(objects, "info", "alternates")
     if _special(alt):
         raise UnsafeRepository(alt)
-    try:
-        with open(alt, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read(1 << 20).splitlines()
-    except OSError:
+    text = _read(alt)
+    if text is None:
         return
-    for ln in lines:
+    for ln in text.splitlines():
         ln = ln.strip().strip('"')
         if not ln or ln.startswith("#"):
             continue
@@ -281,7 +326,7 @@ def check(path: str) -> None:
     if key in _DONE:
         bad = _DONE[key]
         if bad is not None:
-            raise UnsafeRepository(bad)
+            raise UnsafeRepository(*bad)
         return
     try:
         seen: set[str] = set()
@@ -299,6 +344,6 @@ def check(path: str) -> None:
                     _includes(os.path.join(d, cfg), 0, set())
                 _alternates(os.path.join(d, "objects"), 0, seen)
     except UnsafeRepository as exc:
-        _DONE[key] = str(exc.args[0])
+        _DONE[key] = (str(exc.args[0]), str(exc.args[1]))
         raise
     _DONE[key] = None
