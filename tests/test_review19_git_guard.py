@@ -114,3 +114,17 @@ def test_a_submodule_and_a_linked_worktree_are_not_refused(tmp_path: Path) -> No
     git_guard._DONE.clear()
     git_guard.check(str(tmp_path / "wt"))
     git_guard.check(str(repo))
+
+
+@pytest.mark.parametrize("where", ["reftable/tables.list", "objects/pack/multi-pack-index.d/multi-pack-index-chain",
+                                   "objects/info/commit-graphs/commit-graph-chain"])
+def test_newer_gits_ref_and_index_chains(tmp_path: Path, where: str) -> None:
+    """git 2.45+ reads ``reftable/`` (``extensions.refStorage=reftable``), 2.47+ an incremental
+    multi-pack-index chain; the check looked at neither (git 2.39 here cannot show the hang)."""
+    repo = _repo(tmp_path)
+    fifo = repo / ".git" / where
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+    git_guard._DONE.clear()
+    with pytest.raises(git_guard.UnsafeRepository):
+        git_guard.check(str(repo))

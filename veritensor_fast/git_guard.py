@@ -143,7 +143,9 @@ def _objects(objects: str) -> None:
     except OSError:
         subs = []
     for sub in subs:
-        _flat(sub)
+        for deeper in _flat(sub):
+            if os.path.basename(deeper) in ("multi-pack-index.d", "commit-graphs"):  # newer gits' chains
+                _flat(deeper)
 
 
 def _gitdir(g: str, seen: set[str]) -> None:
@@ -156,7 +158,7 @@ def _gitdir(g: str, seen: set[str]) -> None:
         return
     seen.add(real)
     _flat(g)
-    for sub in ("refs", "logs", "worktrees"):
+    for sub in ("refs", "logs", "worktrees", "reftable"):  # reftable: git 2.45+ (extensions.refStorage)
         p = os.path.join(g, sub)
         if os.path.islink(p):
             _flat(p)  # a link (to ``/``?): one level, never a walk of what it names
