@@ -6,7 +6,9 @@ each stays a zombie for good. The command line calls :func:`adopt` when a comman
 it ends; the pool calls :func:`before_workers` before it starts its workers, which makes the command's process
 the *subreaper* of its descendants (``PR_SET_CHILD_SUBREAPER``, Linux), so orphans come to it. :func:`reap`
 kills and reaps every child that was not there at :func:`adopt`: by then the scan has ended its pool and its
-git commands, so each is an orphan adopted here or one a ``finally`` could not reach. Only the process that
+git commands, so each is an orphan adopted here or one a ``finally`` could not reach; multiprocessing's own
+forkserver and resource tracker are kept (they end with the process; multiprocessing reuses them), and each
+kill goes through a pidfd checked to be still this process's child. Only the process that
 called :func:`adopt` does anything (forked workers inherit this module's state); a program that runs a scan
 through the library is left as it is. ``ctypes`` is imported only when a pool starts (not on a one-file scan).
 """
@@ -62,19 +64,53 @@ def before_workers() -> None:
         pass
 
 
+def _helpers() -> frozenset[int]:
+    """multiprocessing's own long-lived children (its forkserver and resource tracker): they end with this
+    process, and multiprocessing keeps their pids: killed and reaped here, the next pool of a program that runs
+    commands in-process (or its own ``forkserver`` use) failed with ``ChildProcessError``."""
+    out: set[int] = set()
+    fs = sys.modules.get("multiprocessing.forkserver")
+    rt = sys.modules.get("multiprocessing.resource_tracker")
+    for pid in (getattr(getattr(fs, "_forkserver", None), "_forkserver_pid", None),
+                getattr(getattr(rt, "_resource_tracker", None), "_pid", None)):
+        if isinstance(pid, int):
+            out.add(pid)
+    return frozenset(out)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL child ``pid`` through a pidfd where there is one (the process is pinned, and checked to be still
+    this process's child: reaped meanwhile by another thread's ``Popen``, its pid could name another process)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # pragma: no cover - before Linux 5.3: our unreaped child, as before
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        if ppid == os.getpid():
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+    finally:
+        os.close(fd)
+
+
 def reap() -> None:
     """The command's work is over: kill and reap every child not there at :func:`adopt`; stop being a
     subreaper if this module made the process one."""
     global _owner, _set
     if _owner != os.getpid():
         return
+    keep = _before | _helpers()
     for pid in children():  # our children: a pid is not reused before we reap it
-        if pid in _before:
+        if pid in keep:
             continue
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        _kill(pid)
         try:
             os.waitpid(pid, 0)
         except OSError:

@@ -1,0 +1,36 @@
+"""review19: ``reaper.reap`` kills what a command's process tree left, but not multiprocessing's own helpers.
+
+On the integration branch it SIGKILLed (and reaped) the ``forkserver`` a pool had started, whose pid
+multiprocessing keeps: the next ``forkserver`` pool in the same process (a second CLI command run in-process,
+or the host program's own) failed with ``ChildProcessError``. Run in a fresh interpreter."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = r"""
+import multiprocessing as mp, os, subprocess, sys, time
+from veritensor_fast import reaper
+ctx = mp.get_context("forkserver")
+reaper.adopt()
+p = ctx.Process(target=int)  # starts the forkserver (and the resource tracker)
+p.start(); p.join()
+left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a child the command left
+reaper.reap()
+assert left.poll() is not None, "a child left behind was not killed"
+p = ctx.Process(target=int)
+p.start(); p.join()
+print("second", p.exitcode)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or "forkserver" not in mp.get_all_start_methods(), reason="Linux")
+def test_the_forkserver_outlives_a_command() -> None:
+    p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False,
+                       env=dict(os.environ))
+    assert p.returncode == 0 and p.stdout.strip() == "second 0", p.stderr[-2000:]
