@@ -128,3 +128,37 @@ def test_newer_gits_ref_and_index_chains(tmp_path: Path, where: str) -> None:
     git_guard._DONE.clear()
     with pytest.raises(git_guard.UnsafeRepository):
         git_guard.check(str(repo))
+
+
+def _hostile_parent(tmp_path: Path) -> tuple[Path, Path]:
+    repo, fifo = _fifo_repo(tmp_path, "[include]\n\tpath = FIFO\n")
+    return repo, fifo
+
+
+def test_an_empty_git_directory_does_not_hide_the_repository_above(tmp_path: Path) -> None:
+    """git's discovery passes over a ``.git`` directory that is not a repository and goes on upward; the check
+    stopped at the first ``.git`` it saw."""
+    repo, fifo = _hostile_parent(tmp_path)
+    sub = repo / "sub"
+    (sub / ".git").mkdir(parents=True)
+    (sub / ".git" / "HEAD").write_text("not a ref\n")
+    _refused(sub, fifo)
+
+
+def test_discovery_starts_from_the_physical_directory(tmp_path: Path) -> None:
+    """git runs in ``-C path`` and discovers upward from ``getcwd()``: a linked directory's real parents, not
+    its lexical ones."""
+    repo, fifo = _hostile_parent(tmp_path)
+    deep = repo / "a" / "b"
+    deep.mkdir(parents=True)
+    outside = tmp_path / "shipped"
+    outside.mkdir()
+    (outside / "sub").symlink_to(deep)
+    _refused(outside / "sub", fifo)
+
+
+def test_a_git_directory_with_its_objects_elsewhere_is_checked_once(tmp_path: Path) -> None:
+    """No false refusal and no walk upward past a valid repository (a worktree's ``commondir``)."""
+    repo = _repo(tmp_path)
+    git_guard._DONE.clear()
+    assert git_guard._gitdirs(str(repo / "k.txt")) == [str(repo / ".git")]

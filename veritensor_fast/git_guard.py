@@ -7,8 +7,9 @@ each with a blocking ``open``: one FIFO (or ``/dev/tty``) among them and even ``
 so the scan would hang. No command-line option turns repository config includes off, so before the first git
 command on a repository :func:`check` looks, without running git, at every place git may read:
 
-- the repository git would discover from the path (each directory upward: ``.git`` as a directory or as a
-  ``gitdir:`` file, its ``commondir``; a bare repository itself): its own files (``HEAD``, ``config``,
+- the repository git would discover from the path (each directory upward from the physical directory:
+  ``.git`` as a directory or as a ``gitdir:`` file, its ``commondir``; a bare repository itself; a ``.git``
+  directory git may not accept does not end the search, as it does not end git's): its own files (``HEAD``, ``config``,
   ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed) and its
   object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
 - every ``path`` value in its config files (any ``path =`` in the text, read whole: a superset of the
@@ -270,18 +271,52 @@ def _includes(config: str, depth: int, seen: set[str]) -> None:
             _includes(target, depth + 1, seen)
 
 
+_OID = re.compile(rb"(?:[0-9a-f]{40}|[0-9a-f]{64})\s*")
+
+
+def _is_repo(g: str) -> bool:
+    """At most what git's discovery accepts as a git directory (``HEAD`` a ref or an object name, ``objects/`` and
+    ``refs/`` there or in its ``commondir``). Where git may not accept it, its discovery goes on upward: so does
+    :func:`_gitdirs` (checking a superset), or an empty ``.git`` decoy would hide the repository above it."""
+    head = os.path.join(g, "HEAD")
+    if _special(head):
+        raise UnsafeRepository(head)
+    try:
+        if os.path.islink(head):
+            ok = os.readlink(head).startswith("refs/")
+        else:
+            with open(head, "rb") as fh:
+                h = fh.read(512)
+            ok = (h.startswith(b"ref:") and h[4:].lstrip(b" \t").startswith(b"refs/")) or _OID.fullmatch(h) is not None
+    except OSError:
+        return False
+    common = g
+    try:
+        with open(os.path.join(g, "commondir"), encoding="utf-8", errors="replace") as fh:
+            c = fh.read(4096).strip()
+        common = c if os.path.isabs(c) else os.path.join(g, c)
+    except OSError:
+        pass
+    return ok and os.path.isdir(os.path.join(common, "objects")) and os.path.isdir(os.path.join(common, "refs"))
+
+
 def _gitdirs(path: str) -> list[str]:
-    """The git directories git could use for ``path`` (discovery upward, stopping at the first repository)."""
-    d = os.path.abspath(path)
+    """The git directories git could use for ``path``: its discovery upward from the physical directory (git
+    runs ``-C path``, then ``getcwd``: links resolved, not ``..`` taken lexically), every candidate on the way
+    until one git surely accepts (a ``.git`` directory or a bare repository) or a ``.git`` file (git stops there)."""
+    d = os.path.realpath(path)
     if os.path.isfile(d):
         d = os.path.dirname(d)
+    out: list[str] = []
     while True:
         dotgit = os.path.join(d, ".git")
         if _special(dotgit):
             raise UnsafeRepository(dotgit)
         if os.path.isdir(dotgit):
-            return [dotgit]
-        if os.path.isfile(dotgit):
+            out.append(dotgit)
+            if _is_repo(dotgit):
+                return out
+        elif os.path.isfile(dotgit):
             try:
                 with open(dotgit, encoding="utf-8", errors="replace") as fh:
                     line = fh.read(4096).strip()
@@ -289,13 +324,15 @@ def _gitdirs(path: str) -> list[str]:
                 line = ""
             if line.startswith("gitdir:"):
                 g = line[7:].strip()
-                return [g if os.path.isabs(g) else os.path.join(d, g)]
-            return []
+                out.append(g if os.path.isabs(g) else os.path.join(d, g))
+            return out
         if all(os.path.exists(os.path.join(d, x)) for x in ("HEAD", "objects", "refs")):
-            return [d]
+            out.append(d)
+            if _is_repo(d):
+                return out
         parent = os.path.dirname(d)
         if parent == d:
-            return []
+            return out
         d = parent
 
 
