@@ -107,14 +107,16 @@ def reap() -> None:
     if _owner != os.getpid():
         return
     keep = _before | _helpers()
-    for pid in children():  # our children: a pid is not reused before we reap it
-        if pid in keep:
-            continue
-        _kill(pid)
-        try:
-            os.waitpid(pid, 0)
-        except OSError:
-            pass  # reaped by its own ``Popen`` meanwhile
+    for _ in range(8):  # a killed orphan's own children come to us in turn (a subreaper): kill those too
+        pids = [pid for pid in children() if pid not in keep]  # ours: a pid is not reused before we reap it
+        if not pids:
+            break
+        for pid in pids:
+            _kill(pid)
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass  # reaped by its own ``Popen`` meanwhile
     if _set:
         try:
             import ctypes
