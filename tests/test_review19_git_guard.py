@@ -162,3 +162,13 @@ def test_a_git_directory_with_its_objects_elsewhere_is_checked_once(tmp_path: Pa
     repo = _repo(tmp_path)
     git_guard._DONE.clear()
     assert git_guard._gitdirs(str(repo / "k.txt")) == [str(repo / ".git")]
+
+
+def test_a_commondir_fifo_does_not_block_the_check(tmp_path: Path) -> None:
+    """The check opened ``commondir`` without looking at its type first: a FIFO there blocked the check."""
+    repo = _repo(tmp_path)
+    os.mkfifo(repo / ".git" / "commondir")
+    p = subprocess.run(["timeout", "-s", "KILL", "20", sys.executable, "-c", CHECK, str(repo)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+                       env=dict(os.environ))
+    assert p.returncode == 0 and p.stdout.strip().endswith("commondir"), (p.returncode, p.stderr[-500:])

@@ -274,6 +274,19 @@ def _includes(config: str, depth: int, seen: set[str]) -> None:
 _OID = re.compile(rb"(?:[0-9a-f]{40}|[0-9a-f]{64})\s*")
 
 
+def _commondir(g: str) -> str | None:
+    """The directory ``g/commondir`` names, or None. Checked first: a FIFO there blocked this check itself."""
+    f = os.path.join(g, "commondir")
+    if _special(f):
+        raise UnsafeRepository(f)
+    try:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            c = fh.read(4096).strip()
+    except OSError:
+        return None
+    return c if os.path.isabs(c) else os.path.join(g, c)
+
+
 def _is_repo(g: str) -> bool:
     """At most what git's discovery accepts as a git directory (``HEAD`` a ref or an object name, ``objects/`` and
     ``refs/`` there or in its ``commondir``). Where git may not accept it, its discovery goes on upward: so does
@@ -290,13 +303,7 @@ def _is_repo(g: str) -> bool:
             ok = (h.startswith(b"ref:") and h[4:].lstrip(b" \t").startswith(b"refs/")) or _OID.fullmatch(h) is not None
     except OSError:
         return False
-    common = g
-    try:
-        with open(os.path.join(g, "commondir"), encoding="utf-8", errors="replace") as fh:
-            c = fh.read(4096).strip()
-        common = c if os.path.isabs(c) else os.path.join(g, c)
-    except OSError:
-        pass
+    common = _commondir(g) or g
     return ok and os.path.isdir(os.path.join(common, "objects")) and os.path.isdir(os.path.join(common, "refs"))
 
 
@@ -371,12 +378,9 @@ def check(path: str) -> None:
         seen: set[str] = set()
         for g in _gitdirs(path):
             dirs = [g]
-            try:
-                with open(os.path.join(g, "commondir"), encoding="utf-8", errors="replace") as fh:
-                    c = fh.read(4096).strip()
-                dirs.append(c if os.path.isabs(c) else os.path.join(g, c))
-            except OSError:
-                pass
+            common = _commondir(g)
+            if common is not None:
+                dirs.append(common)
             for d in dirs:
                 _gitdir(d, seen)
                 for cfg in ("config", "config.worktree"):
