@@ -219,7 +219,8 @@ def _read(path: str) -> str | None:
     Raises :class:`UnsafeRepository` over :data:`MAX_LIST_FILE` (git would read what follows)."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_LIST_FILE + 1)
+            # sized by the file, not by the bound: ``read(n)`` allocates n bytes first (64 MiB per config)
+            data = fh.read(min(os.fstat(fh.fileno()).st_size, MAX_LIST_FILE) + 1)
     except OSError:
         return None
     if len(data) > MAX_LIST_FILE:
