@@ -15,15 +15,21 @@ import pytest
 from veritensor_fast.detectors.pyast_budget import DEFAULT_BUDGET, UNIT_COST, parse_cost, parse_units
 
 PEAK = r"""
-import ast, json, os, resource, sys
+import ast, json, sys
+
+
+def status(key):
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith(key + ":"))
+
+
 src = sys.stdin.buffer.read()
-with open("/proc/self/statm") as fh:
-    before = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024  # resident now, not the peak so far
+before = status("VmRSS")  # resident now (ru_maxrss would carry the forking parent's peak over exec)
 try:
     ast.parse(src)
 except SyntaxError:
     pass
-print(json.dumps({"kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+print(json.dumps({"kb": status("VmHWM") - before}))
 """
 
 
