@@ -80,7 +80,10 @@ PEAK = r"""
 import json, resource, sys
 from veritensor_fast import scan_paths
 r = scan_paths([sys.argv[1]], jobs=1)
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+def hwm():  # this process's own peak (ru_maxrss carries the forking parent's peak over exec)
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
+print(json.dumps({"rss_kb": hwm(),
                   "errors": [[e.kind, e.reason] for e in r.errors], "findings": len(r.findings)}))
 """
 
