@@ -1,4 +1,4 @@
-"""review19: ``reaper.reap`` kills what a command's process tree left, but not multiprocessing's own helpers.
+"""review19: ``reaper.reap`` kills what a command's process tree left; multiprocessing's own helpers are stopped through it.
 
 On the integration branch it SIGKILLed (and reaped) the ``forkserver`` a pool had started, whose pid
 multiprocessing keeps: the next ``forkserver`` pool in the same process (a second CLI command run in-process,

@@ -7,8 +7,8 @@ it ends; the pool calls :func:`before_workers` before it starts its workers, whi
 the *subreaper* of its descendants (``PR_SET_CHILD_SUBREAPER``, Linux), so orphans come to it. :func:`reap`
 kills and reaps every child that was not there at :func:`adopt`: by then the scan has ended its pool and its
 git commands, so each is an orphan adopted here or one a ``finally`` could not reach; multiprocessing's own
-forkserver and resource tracker are kept (they end with the process; multiprocessing reuses them), and each
-kill goes through a pidfd checked to be still this process's child. Only the process that
+forkserver and resource tracker are stopped through multiprocessing (so that it starts them again when needed),
+and each kill goes through a pidfd checked to be still this process's child. Only the process that
 called :func:`adopt` does anything (forked workers inherit this module's state); a program that runs a scan
 through the library is left as it is. ``ctypes`` is imported only when a pool starts (not on a one-file scan).
 """
@@ -64,18 +64,22 @@ def before_workers() -> None:
         pass
 
 
-def _helpers() -> frozenset[int]:
-    """multiprocessing's own long-lived children (its forkserver and resource tracker): they end with this
-    process, and multiprocessing keeps their pids: killed and reaped here, the next pool of a program that runs
-    commands in-process (or its own ``forkserver`` use) failed with ``ChildProcessError``."""
-    out: set[int] = set()
+def _stop_helpers() -> None:
+    """Stop multiprocessing's own long-lived children that this command started (its forkserver and resource
+    tracker) through multiprocessing itself: it closes their pipe, they exit and are reaped, and its state is
+    reset. Killed and reaped behind its back (integ), the next ``forkserver`` pool of a program that runs
+    commands in-process, or its own, failed with ``ChildProcessError``; kept alive, they outlived the command."""
     fs = sys.modules.get("multiprocessing.forkserver")
     rt = sys.modules.get("multiprocessing.resource_tracker")
-    for pid in (getattr(getattr(fs, "_forkserver", None), "_forkserver_pid", None),
-                getattr(getattr(rt, "_resource_tracker", None), "_pid", None)):
-        if isinstance(pid, int):
-            out.add(pid)
-    return frozenset(out)
+    for obj, attr in ((getattr(fs, "_forkserver", None), "_forkserver_pid"),
+                      (getattr(rt, "_resource_tracker", None), "_pid")):
+        pid = getattr(obj, attr, None)
+        if not isinstance(pid, int) or pid in _before:
+            continue  # not running, or the program's own from before the command
+        try:
+            obj._stop()  # type: ignore[union-attr]
+        except (AttributeError, OSError, RuntimeError):  # pragma: no cover - then killed below, as before
+            pass
 
 
 def _kill(pid: int) -> None:
@@ -106,7 +110,8 @@ def reap() -> None:
     global _owner, _set
     if _owner != os.getpid():
         return
-    keep = _before | _helpers()
+    _stop_helpers()
+    keep = _before
     for _ in range(8):  # a killed orphan's own children come to us in turn (a subreaper): kill those too
         pids = [pid for pid in children() if pid not in keep]  # ours: a pid is not reused before we reap it
         if not pids:
