@@ -7,12 +7,15 @@ each with a blocking ``open``: one FIFO (or ``/dev/tty``) among them and even ``
 so the scan would hang. No command-line option turns repository config includes off, so before the first git
 command on a repository :func:`check` looks, without running git, at every place git may read:
 
-- the repository git would discover from the path (each directory upward: ``.git`` as a directory or as a
-  ``gitdir:`` file, its ``commondir``; a bare repository itself): its own files (``HEAD``, ``config``,
+- the repository git would discover from the path (each directory upward from the physical directory:
+  ``.git`` as a directory or as a ``gitdir:`` file, its ``commondir``; a bare repository itself; a ``.git``
+  directory git may not accept does not end the search, as it does not end git's): its own files (``HEAD``, ``config``,
   ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed) and its
   object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
-- every ``path`` value in its config files (any section: a superset of the includes), resolved as git resolves
-  an include (``~/``, relative to the including file), followed into included files (depth 10);
+- every ``path`` value in its config files (any ``path =`` in the text, read whole: a superset of the
+  includes), resolved as git resolves an include (``~/``, ``%(prefix)/`` under each prefix git may have,
+  relative to the including file), followed into included files (depth 10); a path through ``/proc``
+  (``/dev/stdin``, ``/dev/fd/N``) is refused: it names git's own file, not the one ``stat`` sees here;
 - the object directories named by ``objects/info/alternates`` (depth 5), the same way (an alternate naming
   ``/`` costs one directory listing, not a walk of the file system).
 
@@ -24,20 +27,33 @@ type before anything reads it). The answer is cached per path for the process.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
 
 MAX_INCLUDE_DEPTH = 10
 MAX_ALTERNATE_DEPTH = 5
-_DONE: dict[str, str | None] = {}
+#: Largest config or alternates file read whole (git reads all of it; a larger one is refused, not half-read:
+#: an include past the first MiB was missed).
+MAX_LIST_FILE = 64 << 20
+_DONE: dict[str, tuple[str, str] | None] = {}
+#: Why a path is refused, unless said otherwise.
+FIFO = "is a FIFO or device that git would open (it would block forever)"
 
 
 class UnsafeRepository(Exception):
-    """A file git would open is a FIFO or a device: git would block (or read a terminal)."""
+    """A file git would open is a FIFO or a device: git would block (or read a terminal). ``args``: the path and
+    what is wrong with it."""
+
+    def __init__(self, path: str, why: str = FIFO) -> None:
+        super().__init__(path, why)
 
 
 def _special(path: str) -> bool:
     """True when ``path`` exists and is a FIFO or a device other than ``/dev/null`` (symlinks followed, as git
     follows them): what a blocking ``open`` may wait on, or read a terminal from."""
+    if _via_proc(path):
+        return True
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -48,6 +64,27 @@ def _special(path: str) -> bool:
         return not os.path.samefile(path, os.devnull)
     except OSError:
         return True
+
+
+def _via_proc(path: str) -> bool:
+    """True when ``path`` (or a link on the way to it) passes through ``/proc``: ``/dev/stdin``, ``/dev/fd/0``,
+    ``/proc/self/fd/0`` name another file in git's process than in this one (git's standard input is the
+    ``cat-file --batch`` request pipe), so what ``stat`` says here is not what git would open."""
+    p = path
+    try:
+        for _ in range(40):  # the kernel's own limit on links followed
+            d = os.path.realpath(os.path.dirname(p) or ".")
+            full = os.path.join(d, os.path.basename(p))
+            if full == "/proc" or full.startswith("/proc/"):
+                return True
+            try:
+                link = os.readlink(full)
+            except OSError:
+                return False
+            p = os.path.join(d, link)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 #: Most directories one recursive walk (refs, logs, worktrees) lists.
@@ -107,7 +144,9 @@ def _objects(objects: str) -> None:
     except OSError:
         subs = []
     for sub in subs:
-        _flat(sub)
+        for deeper in _flat(sub):
+            if os.path.basename(deeper) in ("multi-pack-index.d", "commit-graphs"):  # newer gits' chains
+                _flat(deeper)
 
 
 def _gitdir(g: str, seen: set[str]) -> None:
@@ -120,7 +159,7 @@ def _gitdir(g: str, seen: set[str]) -> None:
         return
     seen.add(real)
     _flat(g)
-    for sub in ("refs", "logs", "worktrees"):
+    for sub in ("refs", "logs", "worktrees", "reftable"):  # reftable: git 2.45+ (extensions.refStorage)
         p = os.path.join(g, sub)
         if os.path.islink(p):
             _flat(p)  # a link (to ``/``?): one level, never a walk of what it names
@@ -131,33 +170,12 @@ def _gitdir(g: str, seen: set[str]) -> None:
 
 def _values(text: str, key: str) -> list[str]:
     """Every value of ``key`` (any section) in git config ``text``, decoded as git decodes a value (quotes,
-    escapes, backslash-newline continuations, ``;``/``#`` comments). Lenient: a superset is fine."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        # at a line start, or after a section header on the same line
-        j = i
-        while j < n and text[j] in " \t":
-            j += 1
-        if j < n and text[j] == "[":
-            k = text.find("]", j)
-            if k < 0:
-                break
-            i = k + 1
-            continue
-        m = j
-        while m < n and (text[m].isalnum() or text[m] == "-"):
-            m += 1
-        name = text[j:m]
-        p = m
-        while p < n and text[p] in " \t":
-            p += 1
-        if name.lower() == key and p < n and text[p] == "=":
-            val, p = _value(text, p + 1)
-            out.append(val)
-        nl = text.find("\n", p)
-        i = n if nl < 0 else nl + 1
-    return out
+    escapes, backslash-newline continuations, ``;``/``#`` comments). Lenient: a superset is fine, so every
+    ``key =`` not preceded by a name character is taken, wherever it stands (a line start, after a section
+    header on the same line, even inside a comment or another value): a section header is not parsed (its quoted
+    subsection may hold a ``]``: ``[includeIf "hasconfig:remote.*.url:*]*"] path = ...`` hid the include)."""
+    rx = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(key)}[ \t]*=", re.IGNORECASE)
+    return [_value(text, m.end())[0] for m in rx.finditer(text)]
 
 
 def _value(text: str, i: int) -> tuple[str, int]:
@@ -196,6 +214,43 @@ def _value(text: str, i: int) -> tuple[str, int]:
     return "".join(buf), i
 
 
+def _read(path: str) -> str | None:
+    """The whole text of a regular file git reads line by line (config, alternates), or None when unreadable.
+    Raises :class:`UnsafeRepository` over :data:`MAX_LIST_FILE` (git would read what follows)."""
+    try:
+        with open(path, "rb") as fh:
+            # sized by the file, not by the bound: ``read(n)`` allocates n bytes first (64 MiB per config)
+            data = fh.read(min(os.fstat(fh.fileno()).st_size, MAX_LIST_FILE) + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_LIST_FILE:
+        raise UnsafeRepository(path, f"is over {MAX_LIST_FILE >> 20} MiB (not checked for what git would open)")
+    return data.decode("utf-8", "replace")
+
+
+def _prefixes() -> list[str]:
+    """Where git's ``%(prefix)/`` may point (its runtime or build prefix): above git's ``bin/``, ``/usr``,
+    ``/usr/local`` and ``/``. A superset is fine."""
+    out = ["/usr", "/usr/local", "/"]
+    git = shutil.which("git")
+    if git:
+        for g in (git, os.path.realpath(git)):
+            out.append(os.path.dirname(os.path.dirname(g)))
+    return list(dict.fromkeys(out))
+
+
+def _targets(v: str, base: str) -> list[str]:
+    """The files an include ``path`` value may name, resolved as git resolves it: ``:(optional)``, ``~/``,
+    ``~user/``, ``%(prefix)/`` (each candidate prefix), relative to the including file's directory."""
+    if v.startswith(":(optional)"):
+        v = v[len(":(optional)"):]
+    if v.startswith("%(prefix)/"):
+        return [os.path.join(p, v[len("%(prefix)/"):]) for p in _prefixes()]
+    if v.startswith("~"):
+        v = os.path.expanduser(v)
+    return [v if os.path.isabs(v) else os.path.join(base, v)]
+
+
 def _includes(config: str, depth: int, seen: set[str]) -> None:
     """No ``path`` value of ``config`` (or of the files it includes) names a special file."""
     if _special(config):
@@ -206,33 +261,70 @@ def _includes(config: str, depth: int, seen: set[str]) -> None:
     if real in seen or not os.path.isfile(config):
         return
     seen.add(real)
-    try:
-        with open(config, "rb") as fh:
-            text = fh.read(1 << 20).decode("utf-8", "replace")
-    except OSError:
+    text = _read(config)
+    if text is None:
         return
     base = os.path.dirname(config)
     for v in _values(text, "path"):
-        if v.startswith("~"):
-            v = os.path.expanduser(v)
-        target = v if os.path.isabs(v) else os.path.join(base, v)
-        if _special(target):
-            raise UnsafeRepository(target)
-        _includes(target, depth + 1, seen)
+        for target in _targets(v, base):
+            if _special(target):
+                raise UnsafeRepository(target)
+            _includes(target, depth + 1, seen)
+
+
+_OID = re.compile(rb"(?:[0-9a-f]{40}|[0-9a-f]{64})\s*")
+
+
+def _commondir(g: str) -> str | None:
+    """The directory ``g/commondir`` names, or None. Checked first: a FIFO there blocked this check itself."""
+    f = os.path.join(g, "commondir")
+    if _special(f):
+        raise UnsafeRepository(f)
+    try:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            c = fh.read(4096).strip()
+    except OSError:
+        return None
+    return c if os.path.isabs(c) else os.path.join(g, c)
+
+
+def _is_repo(g: str) -> bool:
+    """At most what git's discovery accepts as a git directory (``HEAD`` a ref or an object name, ``objects/`` and
+    ``refs/`` there or in its ``commondir``). Where git may not accept it, its discovery goes on upward: so does
+    :func:`_gitdirs` (checking a superset), or an empty ``.git`` decoy would hide the repository above it."""
+    head = os.path.join(g, "HEAD")
+    if _special(head):
+        raise UnsafeRepository(head)
+    try:
+        if os.path.islink(head):
+            ok = os.readlink(head).startswith("refs/")
+        else:
+            with open(head, "rb") as fh:
+                h = fh.read(512)
+            ok = (h.startswith(b"ref:") and h[4:].lstrip(b" \t").startswith(b"refs/")) or _OID.fullmatch(h) is not None
+    except OSError:
+        return False
+    common = _commondir(g) or g
+    return ok and os.path.isdir(os.path.join(common, "objects")) and os.path.isdir(os.path.join(common, "refs"))
 
 
 def _gitdirs(path: str) -> list[str]:
-    """The git directories git could use for ``path`` (discovery upward, stopping at the first repository)."""
-    d = os.path.abspath(path)
+    """The git directories git could use for ``path``: its discovery upward from the physical directory (git
+    runs ``-C path``, then ``getcwd``: links resolved, not ``..`` taken lexically), every candidate on the way
+    until one git surely accepts (a ``.git`` directory or a bare repository) or a ``.git`` file (git stops there)."""
+    d = os.path.realpath(path)
     if os.path.isfile(d):
         d = os.path.dirname(d)
+    out: list[str] = []
     while True:
         dotgit = os.path.join(d, ".git")
         if _special(dotgit):
             raise UnsafeRepository(dotgit)
         if os.path.isdir(dotgit):
-            return [dotgit]
-        if os.path.isfile(dotgit):
+            out.append(dotgit)
+            if _is_repo(dotgit):
+                return out
+        elif os.path.isfile(dotgit):
             try:
                 with open(dotgit, encoding="utf-8", errors="replace") as fh:
                     line = fh.read(4096).strip()
@@ -240,13 +332,15 @@ def _gitdirs(path: str) -> list[str]:
                 line = ""
             if line.startswith("gitdir:"):
                 g = line[7:].strip()
-                return [g if os.path.isabs(g) else os.path.join(d, g)]
-            return []
+                out.append(g if os.path.isabs(g) else os.path.join(d, g))
+            return out
         if all(os.path.exists(os.path.join(d, x)) for x in ("HEAD", "objects", "refs")):
-            return [d]
+            out.append(d)
+            if _is_repo(d):
+                return out
         parent = os.path.dirname(d)
         if parent == d:
-            return []
+            return out
         d = parent
 
 
@@ -256,12 +350,10 @@ def _alternates(objects: str, depth: int, seen: set[str]) -> None:
     alt = os.path.join(objects, "info", "alternates")
     if _special(alt):
         raise UnsafeRepository(alt)
-    try:
-        with open(alt, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read(1 << 20).splitlines()
-    except OSError:
+    text = _read(alt)
+    if text is None:
         return
-    for ln in lines:
+    for ln in text.splitlines():
         ln = ln.strip().strip('"')
         if not ln or ln.startswith("#"):
             continue
@@ -281,24 +373,21 @@ def check(path: str) -> None:
     if key in _DONE:
         bad = _DONE[key]
         if bad is not None:
-            raise UnsafeRepository(bad)
+            raise UnsafeRepository(*bad)
         return
     try:
         seen: set[str] = set()
         for g in _gitdirs(path):
             dirs = [g]
-            try:
-                with open(os.path.join(g, "commondir"), encoding="utf-8", errors="replace") as fh:
-                    c = fh.read(4096).strip()
-                dirs.append(c if os.path.isabs(c) else os.path.join(g, c))
-            except OSError:
-                pass
+            common = _commondir(g)
+            if common is not None:
+                dirs.append(common)
             for d in dirs:
                 _gitdir(d, seen)
                 for cfg in ("config", "config.worktree"):
                     _includes(os.path.join(d, cfg), 0, set())
                 _alternates(os.path.join(d, "objects"), 0, seen)
     except UnsafeRepository as exc:
-        _DONE[key] = str(exc.args[0])
+        _DONE[key] = (str(exc.args[0]), str(exc.args[1]))
         raise
     _DONE[key] = None

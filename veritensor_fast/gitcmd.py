@@ -138,8 +138,7 @@ def _guard(repo: str) -> None:
     try:
         git_guard.check(repo)
     except git_guard.UnsafeRepository as exc:
-        raise GitError(f"not running git on {printable(repo)}: {printable(str(exc.args[0]))} is a FIFO or device "
-                       "that git would open (it would block forever)") from None
+        raise GitError(f"not running git on {printable(repo)}: {printable(str(exc.args[0]))} {exc.args[1]}") from None
 
 
 def run(repo: str, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True) -> bytes:

@@ -6,7 +6,9 @@ each stays a zombie for good. The command line calls :func:`adopt` when a comman
 it ends; the pool calls :func:`before_workers` before it starts its workers, which makes the command's process
 the *subreaper* of its descendants (``PR_SET_CHILD_SUBREAPER``, Linux), so orphans come to it. :func:`reap`
 kills and reaps every child that was not there at :func:`adopt`: by then the scan has ended its pool and its
-git commands, so each is an orphan adopted here or one a ``finally`` could not reach. Only the process that
+git commands, so each is an orphan adopted here or one a ``finally`` could not reach; multiprocessing's own
+forkserver and resource tracker are stopped through multiprocessing (so that it starts them again when needed),
+and each kill goes through a pidfd checked to be still this process's child. Only the process that
 called :func:`adopt` does anything (forked workers inherit this module's state); a program that runs a scan
 through the library is left as it is. ``ctypes`` is imported only when a pool starts (not on a one-file scan).
 """
@@ -62,23 +64,64 @@ def before_workers() -> None:
         pass
 
 
+def _stop_helpers() -> None:
+    """Stop multiprocessing's own long-lived children that this command started (its forkserver and resource
+    tracker) through multiprocessing itself: it closes their pipe, they exit and are reaped, and its state is
+    reset. Killed and reaped behind its back (integ), the next ``forkserver`` pool of a program that runs
+    commands in-process, or its own, failed with ``ChildProcessError``; kept alive, they outlived the command."""
+    fs = sys.modules.get("multiprocessing.forkserver")
+    rt = sys.modules.get("multiprocessing.resource_tracker")
+    for obj, attr in ((getattr(fs, "_forkserver", None), "_forkserver_pid"),
+                      (getattr(rt, "_resource_tracker", None), "_pid")):
+        pid = getattr(obj, attr, None)
+        if not isinstance(pid, int) or pid in _before:
+            continue  # not running, or the program's own from before the command
+        try:
+            obj._stop()  # type: ignore[union-attr]
+        except (AttributeError, OSError, RuntimeError):  # pragma: no cover - then killed below, as before
+            pass
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL child ``pid`` through a pidfd where there is one (the process is pinned, and checked to be still
+    this process's child: reaped meanwhile by another thread's ``Popen``, its pid could name another process)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # pragma: no cover - before Linux 5.3: our unreaped child, as before
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        if ppid == os.getpid():
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+    finally:
+        os.close(fd)
+
+
 def reap() -> None:
     """The command's work is over: kill and reap every child not there at :func:`adopt`; stop being a
     subreaper if this module made the process one."""
     global _owner, _set
     if _owner != os.getpid():
         return
-    for pid in children():  # our children: a pid is not reused before we reap it
-        if pid in _before:
-            continue
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            os.waitpid(pid, 0)
-        except OSError:
-            pass  # reaped by its own ``Popen`` meanwhile
+    _stop_helpers()
+    keep = _before
+    for _ in range(8):  # a killed orphan's own children come to us in turn (a subreaper): kill those too
+        pids = [pid for pid in children() if pid not in keep]  # ours: a pid is not reused before we reap it
+        if not pids:
+            break
+        for pid in pids:
+            _kill(pid)
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass  # reaped by its own ``Popen`` meanwhile
     if _set:
         try:
             import ctypes

@@ -10,10 +10,12 @@ worker to about 4.6 GB.
 byte that is neither a word byte (``[A-Za-z0-9_]``, non-ASCII) nor a blank (space, tab, form feed) counts
 (operators, brackets, quotes, line breaks), and so does the start of every word. Each unit was measured to
 cost at most ~922 bytes of peak (``a\\n`` lines and ``a;``; 24 shapes, 1 MB each, ``ru_maxrss`` in a fresh
-process); :data:`UNIT_COST` rounds that up. A source whose ``parse_units * UNIT_COST`` exceeds the budget is not
+process) when the source parses, and up to ~1,632 when it ends in a syntax error: CPython then parses the whole
+source a second time with its error rules on, keeping more per token (``a\\n`` lines then ``a a``; 34 shapes
+with an error at the end); :data:`UNIT_COST` rounds that up. A source whose ``parse_units * UNIT_COST`` exceeds the budget is not
 parsed: the text and encoded passes still scan it, and the skipped AST pass is reported as a ``limit`` error.
-``units <= len(source)``, so a source of at most ``budget // UNIT_COST`` bytes (384 KiB by default) is never
-counted. The estimate over-counts words inside strings and comments (ordinary code: ~0.2-0.4 units per byte),
+``units <= len(source)``, so a source of at most ``budget // UNIT_COST`` bytes (384 KiB by default: the default
+budget is 384 Ki units of 1,664 bytes, 624 MiB) is never counted. The estimate over-counts words inside strings and comments (ordinary code: ~0.2-0.4 units per byte),
 so an ordinary module up to about 1-1.5 MiB of source stays under the default budget.
 """
 
@@ -24,9 +26,10 @@ from typing import Any
 
 #: Default per-worker budget of one parse (bytes above the worker's own use); ``VERITENSOR_FAST_AST_BUDGET``
 #: (bytes) overrides it.
-DEFAULT_BUDGET = 384 << 20
-#: Peak bytes per unit of :func:`parse_units` (worst measured: 922), rounded up.
-UNIT_COST = 1024
+DEFAULT_BUDGET = 624 << 20
+#: Peak bytes per unit of :func:`parse_units` (worst measured: 922 for a source that parses, 1,632 for one that
+#: ends in a syntax error, which CPython parses twice), rounded up.
+UNIT_COST = 1664
 
 _T = bytearray(b"." * 256)
 for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
