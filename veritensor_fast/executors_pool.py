@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import socket
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -52,7 +54,7 @@ class LeanPool:
                 mine, theirs = ctx.Pipe(duplex=True)  # a socket pair
                 reaper.before_workers()  # a killed worker's own children come to the CLI, not to PID 1
                 p = ctx.Process(target=_serve, args=(theirs, initializer, initargs), daemon=True)
-                p.start()
+                _start(p)
                 theirs.close()
                 self._processes[p.pid] = p
                 self._conns.append(mine)
@@ -204,8 +206,34 @@ class LeanPool:
             c.close()
 
 
+#: Blocked in the parent while it starts a worker (:func:`_start`).
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _start(p: Any) -> None:
+    """Start worker ``p`` with SIGINT and SIGTERM blocked in this thread: a forked child inherits the mask, so
+    neither can reach it before :func:`_serve` has put its own handlers in place. Without this, a SIGTERM sent
+    by :meth:`LeanPool._break` (Ctrl-C while the workers start) could land in the child's at-fork hooks, where the
+    parent's handler (the CLI's ``stop_on_sigterm`` raises ``SystemExit``) was swallowed ("Exception ignored");
+    the worker then lived on, waiting for a task, and the parent's ``join`` waited for it forever. A signal
+    that comes meanwhile reaches the parent when the mask is put back, in its own ``try``."""
+    if threading.current_thread() is not threading.main_thread():
+        p.start()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        p.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _serve(conn: Any, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-    """A worker: initialise, then run tasks from ``conn`` until told to stop (``None``) or the pipe closes."""
+    """A worker: initialise, then run tasks from ``conn`` until told to stop (``None``) or the pipe closes.
+    SIGINT is ignored (the parent decides what Ctrl-C does and kills its workers) and SIGTERM ends the worker
+    (it never runs the parent's handler); then the signals :func:`_start` blocked are let in."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     try:
         initializer(*initargs)
     except BaseException:  # the pool sees the exit: the workers cannot start
