@@ -160,3 +160,12 @@ def scan_peak(target: Path, env: dict[str, str], cap: int = 2_000_000_000) -> di
                        capture_output=True, text=True, env=env, timeout=120, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout)
+
+
+def token_repo(path: Path) -> Path:
+    """A git repository at ``path`` whose one commit adds ``k.txt`` holding a Hugging Face token."""
+    repo = init_repo(path)
+    (repo / "k.txt").write_text(f"token = {hf_token()}\n")
+    git_run(repo, "add", "k.txt")
+    git_run(repo, "commit", "-q", "-m", "k")
+    return repo

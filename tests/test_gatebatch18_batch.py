@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_gate18_detectors import pieces
+from test_gate18_detectors import _ctx, pieces
 
 from veritensor_fast import batch_gate
 from veritensor_fast.findings import Item
@@ -24,15 +24,6 @@ from veritensor_fast.kernels import BACKEND
 from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
 
 pytestmark = pytest.mark.skipif(BACKEND != "hyperscan", reason="the gate needs the Hyperscan database")
-
-_CTX: list[WorkerContext] = []
-
-
-def _ctx() -> WorkerContext:
-    if not _CTX:
-        _CTX.append(WorkerContext(ScanOptions()))
-    return _CTX[0]
-
 
 _NAMES = ["a.txt", "b.py", "B.PY", "c.pyi", "d", "f.json", "g.yaml", "G.YML", "t.tpl", "h.ipynb", "H.IpYnB",
           "i.pkl", "j.bin", "k.PT", "l.pyc", "m.gz", "x.tar.gz", "n.safetensors", "N.SafeTensors", "o.npz", "p.h5",

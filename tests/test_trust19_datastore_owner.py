@@ -12,15 +12,11 @@ import os
 import sqlite3
 from pathlib import Path
 
-from conftest import git_run, hf_token, init_repo, scan_json
+from conftest import scan_json, token_repo
 
 
 def _repo(tmp_path: Path) -> Path:
-    repo = init_repo(tmp_path / "r")
-    (repo / "k.txt").write_text(f"token = {hf_token()}\n")
-    git_run(repo, "add", "k.txt")
-    git_run(repo, "commit", "-q", "-m", "k")
-    return repo
+    return token_repo(tmp_path / "r")
 
 
 def test_a_planted_datastore_in_a_shared_cache_is_not_believed(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from veritensor_fast import git_guard
 
-from conftest import CLI, git_run, hf_token, init_repo
+from conftest import CLI, git_run, token_repo
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 
@@ -37,11 +37,7 @@ def _release(fifo: Path) -> None:
 
 
 def _repo(tmp_path: Path) -> Path:
-    repo = init_repo(tmp_path / "r")
-    (repo / "k.txt").write_text(f"token = {hf_token()}\n")
-    git_run(repo, "add", "k.txt")
-    git_run(repo, "commit", "-q", "-m", "k")
-    return repo
+    return token_repo(tmp_path / "r")
 
 
 def _refused(repo: Path, fifo: Path) -> None:
@@ -119,6 +115,9 @@ def test_benign_includes_are_scanned(tmp_path: Path) -> None:
     '[include]\npath = "/a/\\\nb"\n',
     '[include]\npath = /a/\\tb\\\\c\n',
     '[includeIf "gitdir:~/x/"]\n\tpath = ~/y\n[include]\n\tpath\t=\t"x"y"z"  \n',
+    '[includeIf "hasconfig:remote.*.url:*]*"] path = /a/b\n',  # review19: a ']' inside a quoted subsection
+    '[include "x"]\n[includeIf "gitdir:/]"]path=/a/b\n',
+    "[include]\n\tPath\t= /a/b\n",
 ])
 def test_values_are_a_superset_of_gits(tmp_path: Path, cfg: str) -> None:
     """Ground truth: ``git config --no-includes`` reads the same ``path`` values from the same text."""
