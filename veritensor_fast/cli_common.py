@@ -4,6 +4,7 @@ normalisation."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable
@@ -17,8 +18,30 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_FATAL, EXIT_INCOMPLETE = 0, 1, 2, 3
 def fail(msg: str) -> typer.Exit:
     from veritensor_fast.redaction import escape_text
 
-    typer.echo(f"veritensor-fast: error: {escape_text(msg)}", err=True)  # may name a hostile path
+    typer.echo(f"veritensor-fast: error: {escape_text(redact_message(msg))}", err=True)  # may name a hostile path
     return typer.Exit(EXIT_FATAL)
+
+
+#: Runs a fatal message could hold a secret in (a path a scanned repository names, git's own error line).
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-+/=.]{16,}")
+
+
+def redact_message(msg: str) -> str:
+    """``msg`` with every secret the built-in rules find in it redacted: a fatal error may quote a path that a
+    scanned repository chose (``git_guard`` names the FIFO its config includes, and that name may be a token).
+    A message without a run of 16 token characters is returned as it is (no rules loaded); if the rules
+    cannot be loaded, every such run is cut to its first 4 characters."""
+    if not _TOKENISH.search(msg):
+        return msg
+    try:
+        from veritensor_fast.matcher import SecretMatcher
+        from veritensor_fast.redaction import Redactor
+        from veritensor_fast.worker import ScanOptions, secrets_in_paths
+
+        found = secrets_in_paths(SecretMatcher(ScanOptions().ruleset()), None, [msg])
+        return Redactor(f.secret for fs in found.values() for f in fs if f.secret).text(msg)
+    except Exception:  # a broken rules file or cache: redact too much rather than leak
+        return _TOKENISH.sub(lambda m: m.group()[:4] + "…", msg)
 
 
 def exit_code(result: Any, fail_severity: str = "low", incomplete_code: int = EXIT_INCOMPLETE) -> int:
