@@ -9,6 +9,8 @@ trust either (a shared CI image). Every git child started here therefore gets:
   ``GIT_EXTERNAL_DIFF``, ``GIT_PAGER``/``PAGER``, ``GIT_EDITOR``, ``GIT_ASKPASS``/``SSH_ASKPASS``,
   ``GIT_PROXY_COMMAND``, ``GIT_CONFIG_PARAMETERS``/``GIT_CONFIG_COUNT``/``_KEY_n``/``_VALUE_n``...); prompts
   are off, no optional locks (no index refresh writes), no replace objects, no system attributes, C locale;
+  no inherited *location* variable (``GIT_DIR``, ``GIT_INDEX_FILE``, ``GIT_OBJECT_DIRECTORY``...: ``gitloc``):
+  only those ``gitloc.locate`` kept for the repository, carried by the ``repo`` argument (a ``gitloc`` target);
   ``GIT_ALLOW_PROTOCOL`` is set to an empty allow-list, which overrides every ``protocol.*.allow``: no
   transport at all, so a partial clone's lazy fetch of a missing object (from a promisor remote whose URL may be
   ``ext::<command>`` or a remote helper) cannot start anything: the object is reported missing instead;
