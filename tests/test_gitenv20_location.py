@@ -55,6 +55,7 @@ def test_exported_git_dir_names_another_repository_staged(tmp_path: Path) -> Non
         git_run(repo, "add", "k.txt")
     rc, rep = scan_json("--staged", b, "--show-secrets", env={"GIT_DIR": str(a / ".git")})
     assert rc == 1 and _secrets(rep) == [tb], rep
+    assert rep["stats"]["git_env_ignored"] == ["GIT_DIR"]
 
 
 def test_pre_commit_hook_of_another_repository(tmp_path: Path) -> None:
