@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -148,6 +149,10 @@ def test_fifo_index_named_by_the_environment(tmp_path: Path) -> None:
     os.mkfifo(repo / ".git" / "tmp" / "index")
     p = _fifo_cli(["--staged", "."], repo, {"GIT_INDEX_FILE": str(repo / ".git" / "tmp" / "index")})
     assert p.returncode == 2 and "FIFO" in p.stderr, p.stderr
+    # outside the repository's git directory it describes another one: dropped, never opened
+    os.mkfifo(tmp_path / "index")
+    p = _fifo_cli(["--staged", ".", "--format", "json"], repo, {"GIT_INDEX_FILE": str(tmp_path / "index")})
+    assert p.returncode == 0 and json.loads(p.stdout)["stats"]["git_env_ignored"] == ["GIT_INDEX_FILE"], p.stderr
 
 
 def test_fifo_object_directory_named_by_the_environment(tmp_path: Path) -> None:

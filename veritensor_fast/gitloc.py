@@ -116,7 +116,10 @@ def locate(path: str, environ: Mapping[str, str] | None = None) -> tuple[str, li
     token = f"{os.getpid()}.{next(_serial)}"
     if not given:
         return join(path, {}, token), []
-    cwd = os.getcwd()
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the current directory was removed: relative values name nothing
+        cwd = "/nonexistent"
     keep: dict[str, str] = {}
     own = _own(path, {}, "GIT_WORK_TREE" in given, token)
     if "GIT_DIR" in given:
