@@ -144,6 +144,8 @@ def scan(
     if known is not None:
         result = apply_baseline(result, known)
     result.stats["config"] = eff.config
+    if git_changes and getattr(source, "env_ignored", None):  # git location variables naming another repository
+        result.stats["git_env_ignored"] = source.env_ignored
     if validate:
         result = _validate(result)
     if fmt in ("text", "markdown"):

@@ -21,7 +21,9 @@ command on a repository :func:`check` looks, without running git, at every place
 
 Any of these that is a FIFO or a device other than ``/dev/null`` (after symlinks) makes
 :class:`UnsafeRepository` with the path (a socket is fine: opening one fails at once); nothing is opened that could block (a FIFO is recognised by its
-type before anything reads it). The answer is cached per path for the process.
+type before anything reads it). With the location variables ``gitloc.locate`` kept for the repository, also what
+they name (its git directory, object directories, index file). The answer is cached for a ``gitloc`` target (one
+per scan), never for a plain path.
 """
 
 from __future__ import annotations
@@ -367,27 +369,62 @@ def _alternates(objects: str, depth: int, seen: set[str]) -> None:
             _alternates(other, depth + 1, seen)
 
 
-def check(path: str) -> None:
-    """Raise :class:`UnsafeRepository` when git, run on ``path``, could open a FIFO or a device."""
-    key = os.path.abspath(path)
-    if key in _DONE:
-        bad = _DONE[key]
+def _from_env(env: dict[str, str], seen: set[str]) -> None:
+    """What the kept location variables (``gitloc.locate``) make git open instead of, or beside, what discovery
+    finds: the git and common directories they name (as :func:`_gitdirs`' own), the object directories
+    (``GIT_OBJECT_DIRECTORY``, each ``GIT_ALTERNATE_OBJECT_DIRECTORIES`` entry) and the index file."""
+    for k in ("GIT_DIR", "GIT_COMMON_DIR"):
+        if k in env:
+            _repo_dir(env[k], seen)
+    objs = [env[k] for k in ("GIT_OBJECT_DIRECTORY",) if k in env]
+    objs += [a for a in env.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "").split(":") if a]
+    for o in objs:
+        if _special(o):
+            raise UnsafeRepository(o)
+        real = os.path.realpath(o)
+        if real not in seen:
+            seen.add(real)
+            _objects(o)
+            _alternates(o, 0, seen)
+    if "GIT_INDEX_FILE" in env and _special(env["GIT_INDEX_FILE"]):
+        raise UnsafeRepository(env["GIT_INDEX_FILE"])
+
+
+def _repo_dir(g: str, seen: set[str]) -> None:
+    dirs = [g]
+    common = _commondir(g)
+    if common is not None:
+        dirs.append(common)
+    for d in dirs:
+        _gitdir(d, seen)
+        for cfg in ("config", "config.worktree"):
+            _includes(os.path.join(d, cfg), 0, set())
+        _alternates(os.path.join(d, "objects"), 0, seen)
+
+
+def check(target: str) -> None:
+    """Raise :class:`UnsafeRepository` when git, run on ``target`` (a path, or a ``gitloc`` target: a path and the
+    location variables kept for it), could open a FIFO or a device. A target made by ``gitloc.locate`` is
+    checked once per process (each scan makes a new one); a plain path every time."""
+    from veritensor_fast import gitloc
+
+    cached = gitloc.has_token(target)
+    if cached and target in _DONE:
+        bad = _DONE[target]
         if bad is not None:
             raise UnsafeRepository(*bad)
         return
+    if len(_DONE) > 4096:
+        _DONE.clear()
+    path, env = gitloc.split(target)
     try:
         seen: set[str] = set()
         for g in _gitdirs(path):
-            dirs = [g]
-            common = _commondir(g)
-            if common is not None:
-                dirs.append(common)
-            for d in dirs:
-                _gitdir(d, seen)
-                for cfg in ("config", "config.worktree"):
-                    _includes(os.path.join(d, cfg), 0, set())
-                _alternates(os.path.join(d, "objects"), 0, seen)
+            _repo_dir(g, seen)
+        _from_env(env, seen)
     except UnsafeRepository as exc:
-        _DONE[key] = (str(exc.args[0]), str(exc.args[1]))
+        if cached:
+            _DONE[target] = (str(exc.args[0]), str(exc.args[1]))
         raise
-    _DONE[key] = None
+    if cached:
+        _DONE[target] = None

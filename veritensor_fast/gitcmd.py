@@ -9,6 +9,8 @@ trust either (a shared CI image). Every git child started here therefore gets:
   ``GIT_EXTERNAL_DIFF``, ``GIT_PAGER``/``PAGER``, ``GIT_EDITOR``, ``GIT_ASKPASS``/``SSH_ASKPASS``,
   ``GIT_PROXY_COMMAND``, ``GIT_CONFIG_PARAMETERS``/``GIT_CONFIG_COUNT``/``_KEY_n``/``_VALUE_n``...); prompts
   are off, no optional locks (no index refresh writes), no replace objects, no system attributes, C locale;
+  no inherited *location* variable (``GIT_DIR``, ``GIT_INDEX_FILE``, ``GIT_OBJECT_DIRECTORY``...: ``gitloc``):
+  only those ``gitloc.locate`` kept for the repository, carried by the ``repo`` argument (a ``gitloc`` target);
   ``GIT_ALLOW_PROTOCOL`` is set to an empty allow-list, which overrides every ``protocol.*.allow``: no
   transport at all, so a partial clone's lazy fetch of a missing object (from a promisor remote whose URL may be
   ``ext::<command>`` or a remote helper) cannot start anything: the object is reported missing instead;
@@ -37,8 +39,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
+
+from veritensor_fast import gitloc
 
 #: ``-c`` overrides on every call: each names a program, or enables something that runs one.
 SAFE_CONFIG: tuple[tuple[str, str], ...] = (
@@ -100,10 +104,14 @@ class GitError(Exception):
     """A git command failed (not a repository, git missing, bad revision): git's last error line."""
 
 
-def git_env() -> dict[str, str]:
-    """The environment of every git child (see the module docstring)."""
-    env = {k: v for k, v in os.environ.items() if k not in _DROP_EXACT and not k.startswith(_DROP_PREFIXES)}
+def git_env(location: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git child (see the module docstring): no inherited location variable
+    (``gitloc.LOCATION``), only those ``location`` gives (what ``gitloc.locate`` kept for the repository)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in _DROP_EXACT and k not in gitloc.LOCATION and not k.startswith(_DROP_PREFIXES)}
     env.update(_ENV)
+    if location:
+        env.update(location)
     return env
 
 
@@ -115,7 +123,7 @@ def git_argv(repo: str, args: Sequence[str]) -> list[str]:
     if sub == "cat-file" and any(a in ("--filters", "--textconv") or a.startswith(("--filters", "--textconv"))
                                  for a in rest):
         raise ValueError("cat-file --filters/--textconv would run repository-configured programs")
-    argv = ["git", "--no-pager", "-C", repo]
+    argv = ["git", "--no-pager", "-C", gitloc.path_of(repo)]
     for key, value in SAFE_CONFIG:
         argv += ["-c", f"{key}={value}"]
     return [*argv, sub, *SUBCOMMAND_FLAGS.get(sub, ()), *rest]
@@ -138,19 +146,21 @@ def _guard(repo: str) -> None:
     try:
         git_guard.check(repo)
     except git_guard.UnsafeRepository as exc:
-        raise GitError(f"not running git on {printable(repo)}: {printable(str(exc.args[0]))} {exc.args[1]}") from None
+        raise GitError(f"not running git on {printable(gitloc.path_of(repo))}: {printable(str(exc.args[0]))} "
+                       f"{exc.args[1]}") from None
 
 
 def run(repo: str, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True) -> bytes:
     """Run a short git command and return its stdout. Raises ``GitError`` (git's last error line) when it
     fails and ``check`` is true, or when git cannot be started."""
     _guard(repo)
+    env = git_env(gitloc.split(repo)[1])
     try:
         if stdin is None:
-            p = subprocess.run(git_argv(repo, args), stdin=subprocess.DEVNULL, capture_output=True, env=git_env(),
+            p = subprocess.run(git_argv(repo, args), stdin=subprocess.DEVNULL, capture_output=True, env=env,
                                check=False)
         else:
-            p = subprocess.run(git_argv(repo, args), input=stdin, capture_output=True, env=git_env(), check=False)
+            p = subprocess.run(git_argv(repo, args), input=stdin, capture_output=True, env=env, check=False)
     except OSError as exc:
         raise GitError(f"cannot run git: {exc.strerror}") from None
     if check and p.returncode != 0:
@@ -163,8 +173,8 @@ def popen(repo: str, args: Sequence[str], *, stdin: Any = subprocess.DEVNULL, st
     """Start a streaming git command (hardened like ``run``). Raises ``GitError`` when git cannot start."""
     _guard(repo)
     try:
-        return subprocess.Popen(git_argv(repo, args), stdin=stdin, stdout=stdout, stderr=stderr, env=git_env(),
-                                bufsize=bufsize)
+        return subprocess.Popen(git_argv(repo, args), stdin=stdin, stdout=stdout, stderr=stderr,
+                                env=git_env(gitloc.split(repo)[1]), bufsize=bufsize)
     except OSError as exc:
         raise GitError(f"cannot run git: {exc.strerror}") from None
 

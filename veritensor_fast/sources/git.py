@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast import gitloc
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
 from veritensor_fast.sources import git_list
@@ -48,7 +49,8 @@ def default_datastore_path(repo: str) -> str:
     ``veritensor_fast.datastore.default_location``; keyed by the real path of the git directory."""
     from veritensor_fast.datastore import default_location
 
-    return default_location(os.path.abspath(os.path.join(repo, git_list.git_text(repo, "rev-parse", "--git-dir").strip())))
+    git_dir = git_list.git_text(repo, "rev-parse", "--git-dir").strip()
+    return default_location(os.path.abspath(os.path.join(gitloc.path_of(repo), git_dir)))
 
 
 class GitHistorySource(HistoryResults):
@@ -70,7 +72,10 @@ class GitHistorySource(HistoryResults):
         from veritensor_fast.worker import ScanOptions
 
         self.repo = repo
-        self.origin = os.path.abspath(repo)
+        #: the repository's datastore key; ``origin`` is the ``gitloc`` target every git command and item carries
+        #: (the path and the inherited location variables that describe this repository, decided once, here)
+        self.store_key = os.path.abspath(repo)
+        self.origin, self.env_ignored = gitloc.locate(repo)
         self.options = options or ScanOptions()
         self.branches = tuple(branches)
         self.since = since
@@ -90,6 +95,8 @@ class GitHistorySource(HistoryResults):
         self.group = group  # one finding per (rule, secret, path): the oldest blob version holding it
         self._walk_failure: str | None = None
         self.stats: dict[str, Any] = {"blobs_total": 0, "blobs_scanned": 0, "blobs_from_datastore": 0}
+        if self.env_ignored:  # git's location variables named another repository: not this one's git commands
+            self.stats["git_env_ignored"] = self.env_ignored
         self._store: Any = None
         self._memo = ""
         self._sweep = 0
@@ -170,7 +177,7 @@ class GitHistorySource(HistoryResults):
                 path = self.datastore_path or default_datastore_path(self.origin)
                 self._store = DataStore(path, private=self.datastore_path is None)
                 self._memo = memo_key(self.options)
-                self._sweep = self._store.begin_sweep(self.origin, self._memo)
+                self._sweep = self._store.begin_sweep(self.store_key, self._memo)
                 self.stats["datastore"] = path
             except DataStoreError as exc:
                 errors.append(ScanError(self._label(), f"{exc}; scanning without it", "limit"))
@@ -247,7 +254,7 @@ class GitHistorySource(HistoryResults):
         reach, walk only what is new since then."""
         self._tips = git_list.current_tips(self.origin, self._revs)
         self._scope = scope_key(self._memo, self.excludes, self.max_file_size)
-        state = self._store.last_state(self.origin, self._scope)
+        state = self._store.last_state(self.store_key, self._scope)
         if state is None:
             self.stats["listing"] = "full (first sweep)"
             return

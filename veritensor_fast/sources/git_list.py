@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TypeVar
 
-from veritensor_fast import gitcmd
+from veritensor_fast import gitcmd, gitloc
 from veritensor_fast.findings import display_path
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources.git_spool import Spool
@@ -69,7 +69,7 @@ def verify_commit(repo: str, rev: str, what: str) -> None:
     check_rev(rev, what)
     if ".." in rev or not git_text(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}",
                                    check=False).strip():
-        raise GitError(f"{what}: unknown revision {rev!r} (not a commit in {display_path(repo)})")
+        raise GitError(f"{what}: unknown revision {rev!r} (not a commit in {display_path(gitloc.path_of(repo))})")
 
 
 def rev_args(repo: str, rev_range: str | None, branches: Sequence[str], since: str | None) -> list[str]:
@@ -271,7 +271,7 @@ def stream(repo: str, args: Sequence[str], stdin: bytes | None, on_failure: Call
 
 def shallow_cuts(repo: str) -> list[str]:
     """The commits a shallow clone's history stops at."""
-    shallow_file = os.path.join(repo, git_text(repo, "rev-parse", "--git-path", "shallow").strip())
+    shallow_file = os.path.join(gitloc.path_of(repo), git_text(repo, "rev-parse", "--git-path", "shallow").strip())
     try:
         with open(shallow_file, encoding="ascii", errors="replace") as fh:
             return [ln.strip() for ln in fh if ln.strip()]

@@ -41,6 +41,7 @@ class HistoryResults:
     """What a sweep does with its results; the listing state it reads is set by ``GitHistorySource``."""
 
     origin: str
+    store_key: str
     options: ScanOptions
     group: bool
     new_only: bool
@@ -142,7 +143,7 @@ class HistoryResults:
         if self._store is not None and self._tips is not None:
             from veritensor_fast.datastore import PROVENANCE_SCOPE
 
-            state = self._store.last_state(self.origin, PROVENANCE_SCOPE)
+            state = self._store.last_state(self.store_key, PROVENANCE_SCOPE)
             if state is not None and self._advance(state.tips) is None:
                 return  # a valid cache: ``git log`` runs over the new commits only
         self._log_walk = walk_input(self._tips, self._revs)
@@ -254,7 +255,7 @@ class HistoryResults:
                 blobs[oid] = (path, -1, True)
         for oid, (path, size) in self._retry.items():
             blobs[oid] = (path, size, True)
-        return self.origin, self._scope, SweepState(tuple(self._tips), int(self.stats.get("blobs_total", 0)), blobs)
+        return self.store_key, self._scope, SweepState(tuple(self._tips), int(self.stats.get("blobs_total", 0)), blobs)
 
     def _full_provenance(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         """Provenance of every wanted (oid, path) from one pass over all scanned commits."""
@@ -272,9 +273,9 @@ class HistoryResults:
 
         if self._tips is None or not wanted:
             return self._full_provenance(wanted)
-        state = store.last_state(self.origin, PROVENANCE_SCOPE)
+        state = store.last_state(self.store_key, PROVENANCE_SCOPE)
         valid = state is not None and self._advance(state.tips) is None
-        cache: dict[tuple[str, str], Any] = store.provenance(self.origin, wanted) if valid else {}
+        cache: dict[tuple[str, str], Any] = store.provenance(self.store_key, wanted) if valid else {}
         new: dict[tuple[str, str], Any] = {}
         if valid and state is not None and set(self._tips) - set(state.tips):
             # commits since the cache's tips: new blobs are added only there; an old blob re-added there with an
@@ -296,7 +297,7 @@ class HistoryResults:
             if gp.truncated(p, v.commit.get("path")):
                 changed[(oid, v.commit["path"])] = v
         try:
-            store.save_provenance(self.origin, changed, self._tips, clear=not valid)
+            store.save_provenance(self.store_key, changed, self._tips, clear=not valid)
         except Exception:  # noqa: BLE001 - the cache is an optimisation; the findings are already complete
             pass
         return merged

@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from veritensor_fast import gitcmd
+from veritensor_fast import gitcmd, gitloc
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.sources.git_objects import commit_path, is_commit_path
 
@@ -49,14 +49,23 @@ def _git(repo: str, *args: str, stdin: bytes | None = None) -> bytes:
 
 def repo_toplevel(path: str | os.PathLike[str]) -> str:
     """The top-level directory of the work tree containing ``path`` (a file or directory)."""
+    return located(path)[0]
+
+
+def located(path: str | os.PathLike[str]) -> tuple[str, str, list[str]]:
+    """``(top-level directory, gitloc target there, location variables dropped)`` for the work tree containing
+    ``path`` (a file or directory): git's location variables count only where they describe that repository
+    (``gitloc.locate``: a hook's ``GIT_INDEX_FILE`` does, another repository's ``GIT_DIR`` does not)."""
     p = os.fspath(path)
     d = p if os.path.isdir(p) else (os.path.dirname(os.path.abspath(p)) or ".")
+    target, dropped = gitloc.locate(d)
     try:
-        return os.fsdecode(_git(d, "rev-parse", "--show-toplevel").rstrip(b"\n"))
+        top = os.fsdecode(_git(target, "rev-parse", "--show-toplevel").rstrip(b"\n"))
     except GitChangesError as exc:
         if "not running git" in str(exc):  # ``gitcmd``'s refusal (a FIFO or device git would block on)
             raise
         raise GitChangesError(f"{display_path(p)} is not inside a git work tree") from None
+    return top, gitloc.rebase(target, top), dropped
 
 
 def excluded(path: str, patterns: Sequence[str]) -> bool:
@@ -127,13 +136,15 @@ class GitChangesSource:
     excludes: Sequence[str] = ()
     max_file_size: int = 0
     toplevel: str = ""
+    git: str = ""  # the ``gitloc`` target git runs on (the top-level directory and the location variables kept)
+    env_ignored: list[str] = field(default_factory=list)  # location variables that named another repository
     _entries: list[tuple[str, str]] = field(default_factory=list)  # (oid, path) in scan order
     _sizes: dict[str, int] = field(default_factory=dict)
     _commits: list[str] = field(default_factory=list)  # commits of since..HEAD: their message/author are scanned
 
     def __post_init__(self) -> None:
         """List the changes now, so git errors surface before the scan starts (``GitChangesError``)."""
-        self.toplevel = repo_toplevel(self.repo)
+        self.toplevel, self.git, self.env_ignored = located(self.repo)
         seen: set[tuple[str, str]] = set()
         spec = ["--", *self.pathspecs] if self.pathspecs else []
         raw: list[tuple[str, str, str, bytes]] = []
@@ -142,19 +153,19 @@ class GitChangesSource:
                 raise GitChangesError(f"invalid revision {self.since!r}")
             for rev in (self.since, self.until):
                 try:
-                    _git(self.toplevel, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}")
+                    _git(self.git, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + "^{commit}")
                 except GitChangesError:
                     raise GitChangesError(f"unknown revision {rev!r} (not a commit in this repository)") from None
-            raw += parse_raw(_git(self.toplevel, "log", "--raw", "-c", "-z",
+            raw += parse_raw(_git(self.git, "log", "--raw", "-c", "-z",
                                   "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..{self.until}", *spec))
         walk: list[str] = [f"{self.since}..{self.until}"] if self.since is not None else []
         stdin: bytes | None = None
         if self.pushed is not None:
-            walk, stdin = ["--stdin"], "".join(r + "\n" for r in pushed_revs(self.toplevel, *self.pushed)).encode()
-            raw += parse_raw(_git(self.toplevel, "log", "--stdin", "--root", "--raw", "-c", "-z", "--no-abbrev",
+            walk, stdin = ["--stdin"], "".join(r + "\n" for r in pushed_revs(self.git, *self.pushed)).encode()
+            raw += parse_raw(_git(self.git, "log", "--stdin", "--root", "--raw", "-c", "-z", "--no-abbrev",
                                   "--no-renames", "--format=%x01%H", *spec, stdin=stdin))
         if self.staged:
-            raw += parse_raw(_git(self.toplevel, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
+            raw += parse_raw(_git(self.git, "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
                                   "--diff-filter=AMT", *spec))
         for _commit, mode, oid, bpath in raw:
             if mode not in REGULAR_MODES or oid == _ZERO:
@@ -168,10 +179,10 @@ class GitChangesSource:
         if walk:
             from veritensor_fast.sources.git_list import commits
 
-            self._commits = commits(self.toplevel, walk, stdin)
+            self._commits = commits(self.git, walk, stdin)
         if self._entries or self._commits:
             oids = sorted({o for o, _ in self._entries} | set(self._commits))
-            out = _git(self.toplevel, "cat-file", "--batch-check=%(objectname) %(objectsize)",
+            out = _git(self.git, "cat-file", "--batch-check=%(objectname) %(objectsize)",
                        stdin="".join(o + "\n" for o in oids).encode())
             for line in out.decode("ascii", "replace").splitlines():
                 parts = line.split(" ")
@@ -195,14 +206,14 @@ class GitChangesSource:
                 yield ScanError(path, f"{size} bytes exceeds --max-file-size {self.max_file_size}; skipped",
                                 "too-large")
             else:
-                yield Item("blob", oid, path, size, self.toplevel)
+                yield Item("blob", oid, path, size, self.git)
         for oid in self._commits:
             size = self._sizes.get(oid, -1)
             if self.max_file_size and size > self.max_file_size:
                 yield ScanError(commit_path(oid), f"{size} bytes exceeds --max-file-size {self.max_file_size}; "
                                 "skipped", "too-large")
             else:
-                yield Item("commit", oid, commit_path(oid), size, self.toplevel)
+                yield Item("commit", oid, commit_path(oid), size, self.git)
 
     def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
         """Drop exact repeats (the same secret at the same place in two versions of a file); findings in a
@@ -226,7 +237,7 @@ class GitChangesSource:
         pairs = [(f, f.path[len("commit:"):] if f.path.startswith("commit:") else "") for f in findings]
         if not any(is_commit_path(f.path, oid) for f, oid in pairs):
             return list(findings)
-        texts, secrets, hidden = gp.commit_texts(self.toplevel, pairs)
+        texts, secrets, hidden = gp.commit_texts(self.git, pairs)
         out = []
         for f, oid in pairs:
             if is_commit_path(f.path, oid):
