@@ -139,3 +139,23 @@ def test_a_datastore_that_is_a_device_is_neither_used_nor_renamed(tmp_path: Path
     p = run_cli("scan", "--no-progress", "--history", "--datastore", dev, repo, timeout=60)
     assert p.returncode == 3 and "not a regular file" in p.stdout + p.stderr, (p.returncode, p.stdout, p.stderr)
     assert dev.is_char_device() and not (tmp_path / "zero.invalid").exists()  # 8eea362: renamed, rebuilt
+
+
+def _big_pyproject(d: Path, ours: bool) -> None:
+    """A 2 MiB ``pyproject.toml`` (a scanned checkout's: the scan is run in it); 60 MB took 57 s and 612 MB."""
+    d.mkdir()
+    (d / "a.py").write_text("x = 1\n")
+    head = '[tool.veritensor-fast]\nexclude = ["none"]\n' if ours else "[tool.other]\n"
+    (d / "pyproject.toml").write_text(head + "".join(f"k{i} = {i}\n" for i in range(200_000)))
+
+
+def test_a_config_too_large_to_parse_is_an_error(tmp_path: Path) -> None:
+    _big_pyproject(tmp_path / "repo", ours=True)
+    p = run_cli("scan", "--no-progress", ".", cwd=tmp_path / "repo", timeout=60)
+    assert p.returncode == 2 and "larger than 1048576 bytes" in p.stderr, (p.returncode, p.stderr)  # 8eea362: 0
+
+
+def test_a_large_pyproject_without_our_table_is_skipped_with_a_note(tmp_path: Path) -> None:
+    _big_pyproject(tmp_path / "repo", ours=False)
+    p = run_cli("scan", "--no-progress", ".", cwd=tmp_path / "repo", timeout=60)
+    assert p.returncode == 0 and "ignoring" in p.stderr and "larger than" in p.stderr, (p.returncode, p.stderr)

@@ -7,8 +7,13 @@ import os
 import re
 import stat
 
-#: Largest config, rules or baseline file read (a baseline of 100,000 findings is about 20 MB).
+#: Largest baseline file read (a baseline of 100,000 findings is about 20 MB).
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Largest config file read: a ``pyproject.toml`` is a few KB; one of 60 MB in a scanned checkout (the config
+#: of the directory the scan is run in applies) took 57 s and 612 MB to parse.
+MAX_CONFIG_BYTES = 1 << 20
+#: Largest user rules file read (gitleaks' whole rule set is about 100 KB).
+MAX_RULES_BYTES = 4 << 20
 
 
 class SmallFileError(Exception):
