@@ -159,3 +159,22 @@ def test_a_large_pyproject_without_our_table_is_skipped_with_a_note(tmp_path: Pa
     _big_pyproject(tmp_path / "repo", ours=False)
     p = run_cli("scan", "--no-progress", ".", cwd=tmp_path / "repo", timeout=60)
     assert p.returncode == 0 and "ignoring" in p.stderr and "larger than" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_a_fifo_in_the_cache_directory_is_no_cache_not_a_hang(tmp_path: Path) -> None:
+    from veritensor_fast.kernels.diskcache import cache_load
+
+    d = tmp_path / "veritensor-fast"
+    d.mkdir(mode=0o700)
+    fifo = d / "rules-0.json"
+    os.mkfifo(fifo, 0o600)
+    res: list[object] = []
+    t = threading.Thread(target=lambda: res.append(cache_load(fifo)), daemon=True)
+    t.start()
+    t.join(5)
+    if t.is_alive():  # 8eea362: blocked in open() (every scan of that user hung at start-up)
+        with open(fifo, "wb"):
+            pass
+        t.join(5)
+        pytest.fail("cache_load blocked on a FIFO")
+    assert res == [None]
