@@ -128,3 +128,31 @@ def test_a_workers_orphan_is_reaped_when_the_hosts_forkserver_forked_the_worker(
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
                        env=dict(os.environ))
     assert p.returncode == 0 and p.stdout.strip() == "gone", (p.stdout, p.stderr[-2000:])
+
+
+HOST_HELPER = r"""
+import multiprocessing as mp, threading
+from multiprocessing import forkserver
+from veritensor_fast import reaper
+
+if __name__ == "__main__":
+    go = threading.Event()
+    def host():  # the host's thread starts its own forkserver while the command runs
+        go.wait()
+        p = mp.get_context("forkserver").Process(target=int); p.start(); p.join()
+    t = threading.Thread(target=host); t.start()
+    reaper.adopt()
+    go.set(); t.join()
+    pid = forkserver._forkserver._forkserver_pid
+    reaper.reap()
+    print("kept" if forkserver._forkserver._forkserver_pid == pid else "stopped")
+"""
+
+
+@pytest.mark.skipif("forkserver" not in mp.get_all_start_methods(), reason="forkserver")
+def test_the_hosts_forkserver_started_by_another_thread_is_not_stopped(tmp_path: Path) -> None:
+    script = tmp_path / "host.py"
+    script.write_text(HOST_HELPER)
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
+                       env=dict(os.environ))
+    assert p.returncode == 0 and p.stdout.strip() == "kept", (p.stdout, p.stderr[-2000:])  # 8eea362: stopped

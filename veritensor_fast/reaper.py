@@ -113,8 +113,8 @@ def _stop_helpers() -> None:
     for obj, attr in ((getattr(fs, "_forkserver", None), "_forkserver_pid"),
                       (getattr(rt, "_resource_tracker", None), "_pid")):
         pid = getattr(obj, attr, None)
-        if not isinstance(pid, int) or pid in _before:
-            continue  # not running, or the program's own from before the command
+        if not isinstance(pid, int) or pid in _before or not tagged(pid):
+            continue  # not running, or the program's own (from before the command, or another thread's)
         try:
             obj._stop()  # type: ignore[union-attr]
         except (AttributeError, OSError, RuntimeError):  # pragma: no cover - then killed below, as before
