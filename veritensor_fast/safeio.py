@@ -135,9 +135,15 @@ def _fileno(stream: object) -> int | None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd``, waiting while a pipe left non-blocking by another program is full."""
+    import select
+
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])
 
 
 def write_text_replacing(path: str | os.PathLike[str], text: str, newline: str | None = None) -> None:
