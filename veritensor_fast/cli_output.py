@@ -179,7 +179,9 @@ def check_output(output: Path) -> None:
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
         raise fail(f"cannot write report {output}: {os.strerror(errno.ENOENT)} (no directory {parent})")
-    probe = parent / f".{output.name}.probe{os.getpid()}"
+    import secrets
+
+    probe = parent / f".{output.name}.probe{os.getpid()}.{secrets.token_hex(4)}"  # not a name one can plant
     try:  # the report is written by create-and-rename in this directory: try exactly that
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
