@@ -90,7 +90,8 @@ def _load(path: Path) -> bytes | None:
     if dfd is None:
         return None
     try:
-        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
+                     dir_fd=dfd)  # O_NONBLOCK: a FIFO at the name is opened, refused below, never waited on
     except OSError:
         return None
     finally:

@@ -142,6 +142,17 @@ def check_output(output: Path) -> None:
     import errno
     import stat
 
+    from veritensor_fast.safeio import fd_name, in_place_ok
+
+    fdn = fd_name(output)
+    if fdn is not None:  # /dev/stdout, /dev/fd/63 (``-o >(jq .)``): written through the descriptor
+        try:
+            fst = os.fstat(fdn)
+        except OSError as exc:
+            raise fail(f"cannot write report {output}: {exc.strerror}") from None
+        if not in_place_ok(str(output), fst, regular=True):
+            raise fail(f"cannot write report {output}: a device other than a terminal or /dev/null")
+        return
     try:
         st = os.stat(output)
     except FileNotFoundError:
@@ -151,25 +162,26 @@ def check_output(output: Path) -> None:
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise fail(f"cannot write report {output}: {os.strerror(errno.EISDIR)}")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        from veritensor_fast.safeio import in_place_ok
-
         full = os.stat("/dev/full").st_rdev if os.path.exists("/dev/full") else None
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == full:  # every write fails with ENOSPC
             raise fail(f"cannot write report {output}: {os.strerror(errno.ENOSPC)}")
         if not in_place_ok(str(output), st):  # a disk, /dev/mem: never opened (a planted link to one)
             raise fail(f"cannot write report {output}: a device other than a terminal or /dev/null")
-        try:  # /dev/null, a FIFO: written in place. Probe without blocking and without writing.
-            fd = os.open(output, os.O_WRONLY | os.O_NONBLOCK)
+        if stat.S_ISFIFO(st.st_mode):  # never opened here: a reader would see our close as the end of the
+            return  # report; one that has not come yet may still come (the write waits ``safeio.FIFO_WAIT``)
+        try:  # /dev/null, a terminal: written in place. Probe without blocking and without writing.
+            fd = os.open(output, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as exc:
-            if exc.errno != errno.ENXIO:  # a FIFO nobody reads yet: writable later
-                raise fail(f"cannot write report {output}: {exc.strerror}") from None
+            raise fail(f"cannot write report {output}: {exc.strerror}") from None
         else:
             os.close(fd)
         return
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
         raise fail(f"cannot write report {output}: {os.strerror(errno.ENOENT)} (no directory {parent})")
-    probe = parent / f".{output.name}.probe{os.getpid()}"
+    import secrets
+
+    probe = parent / f".{output.name}.probe{os.getpid()}.{secrets.token_hex(4)}"  # not a name one can plant
     try:  # the report is written by create-and-rename in this directory: try exactly that
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)

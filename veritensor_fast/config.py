@@ -11,8 +11,9 @@ Keys may be spelled with ``_`` or ``-``. Unknown keys and wrongly typed values r
 key. Relative paths (``rules``, ``baseline``) are relative to the directory of the (trusted) config file.
 Command-line flags override scalar keys; list keys (``exclude``, ``rules``, ``disabled_rules``,
 ``allow_globals``) are extended by the matching flags. ``show_secrets`` is deliberately not configurable.
-Config files are read only if they are regular files of bounded size (``safeio``). An unreadable or invalid
-``pyproject.toml`` without our table is skipped with a note; one that mentions our table is an error.
+Config files are read only if they are regular files of at most 1 MiB (``safeio.MAX_CONFIG_BYTES``). An
+unreadable or invalid ``pyproject.toml`` without our table is skipped with a note; one that mentions our table
+(searched in its first 64 MiB) is an error.
 """
 
 from __future__ import annotations
@@ -167,10 +168,10 @@ def parse_table(table: dict[str, Any], base: Path, source: str) -> Config:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    from veritensor_fast.safeio import SmallFileError, read_regular_file
+    from veritensor_fast.safeio import MAX_CONFIG_BYTES, SmallFileError, read_regular_file
 
     try:
-        raw = read_regular_file(path, "config file")
+        raw = read_regular_file(path, "config file", MAX_CONFIG_BYTES)
     except SmallFileError as exc:
         raise ConfigError(str(exc)) from None
     if sys.version_info >= (3, 11):  # imported here: a scan with no config file never needs it (start-up cost)
@@ -189,7 +190,7 @@ def _mentions_us(path: Path) -> bool:
     """Whether the file's bytes mention our table (so a TOML error in it concerns our settings)."""
     from veritensor_fast.safeio import SmallFileError, read_regular_file
 
-    try:
+    try:  # searched, not parsed: a file too large to parse that names our table is an error, not skipped
         data = read_regular_file(path, "config file")
         return TABLE.encode() in data or TABLE_ALIAS.encode() in data
     except SmallFileError:

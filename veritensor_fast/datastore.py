@@ -189,9 +189,16 @@ class DataStore:
         #: secrets found this run (in memory only): every occurrence in a stored path, message, location or
         #: decoding chain is replaced by its redacted preview (a token in a file name is a leak too)
         self._secrets: dict[str, str] = {}
+        import stat
+
         for suffix in _COMPANIONS:
             if os.path.islink(self.path + suffix):
                 raise DataStoreError(f"datastore {self.path + suffix} is a symbolic link; not written through")
+            try:  # a FIFO or device (--datastore /dev/zero) was opened by SQLite, then renamed to ".invalid"
+                if not stat.S_ISREG(os.lstat(self.path + suffix).st_mode):
+                    raise DataStoreError(f"datastore {self.path + suffix} is not a regular file; not used")
+            except OSError:
+                pass  # absent (created by SQLite), or unreadable: SQLite says so
         try:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, mode=0o700, exist_ok=True)

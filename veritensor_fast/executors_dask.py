@@ -201,8 +201,12 @@ def connect(address: str | None = None, timeout: float = CONNECT_TIMEOUT, schedu
         if scheduler_file is not None:
             import json
 
-            with open(scheduler_file, encoding="utf-8") as f:
-                address = str(json.load(f)["address"])
+            from veritensor_fast.safeio import SmallFileError, read_regular_file
+
+            try:  # a regular file only, bounded: a FIFO at its name is an error, not a hang
+                address = str(json.loads(read_regular_file(scheduler_file, "scheduler file", 1 << 20))["address"])
+            except SmallFileError as exc:
+                raise ValueError(str(exc)) from None
         assert address is not None
         get_backend(parse_address(address)[0])  # a bad scheme fails here, at once
         if not address.startswith("inproc://"):

@@ -234,6 +234,7 @@ def _serve(conn: Any, initializer: Callable[..., None], initargs: tuple[Any, ...
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+    reaper.tag_worker()  # its git reader, orphaned if it is killed, is the command's to reap
     try:
         initializer(*initargs)
     except BaseException:  # the pool sees the exit: the workers cannot start

@@ -11,6 +11,14 @@ forkserver and resource tracker are stopped through multiprocessing (so that it 
 and each kill goes through a pidfd checked to be still this process's child. Only the process that
 called :func:`adopt` does anything (forked workers inherit this module's state); a program that runs a scan
 through the library is left as it is. ``ctypes`` is imported only when a pool starts (not on a one-file scan).
+
+Only what the command started is killed, not a child another thread of the host program starts meanwhile (a
+Jupyter kernel, a test runner, a service calling the CLI in-process): the command's thread blocks one real-time
+signal, :data:`TAG`, from :func:`adopt` to :func:`reap`, and every pool worker blocks it too
+(:func:`tag_worker`). A signal mask is inherited over ``fork`` and kept over ``exec`` (``subprocess``, git's own
+children), so every process the command's thread or a worker starts, and what those start, carries the tag
+(``SigBlk`` in ``/proc/PID/status``), orphans included; a child of another thread of the host does not, and a
+child the host's thread left to us when it exited does not either. Nothing ever sends ``TAG``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ import sys
 _owner: int | None = None  # the pid that called adopt()
 _before: frozenset[int] = frozenset()
 _set = False  # this module made the process a subreaper (undone by reap())
+_tagger: int | None = None  # the thread that blocked TAG in adopt(), if it was not blocked there before
+
+#: The signal whose being blocked marks a process as started by the command or its process tree (never sent).
+TAG = signal.SIGRTMAX - 7 if hasattr(signal, "SIGRTMAX") else None
 
 
 def children() -> list[int]:
@@ -42,9 +54,36 @@ def children() -> list[int]:
 
 def adopt() -> None:
     """A command starts: note the children this process already has (a program running the command in-process
-    keeps its own)."""
-    global _owner, _before
+    keeps its own), and tag what this thread starts from now on (:data:`TAG`)."""
+    global _owner, _before, _tagger
     _owner, _before = os.getpid(), frozenset(children())
+    if TAG is not None and _tagger is None:
+        import threading
+
+        if TAG not in signal.pthread_sigmask(signal.SIG_BLOCK, {TAG}):
+            _tagger = threading.get_ident()
+
+
+def tag_worker() -> None:
+    """In a pool worker: what it starts (its ``git cat-file`` reader) carries :data:`TAG`, whichever process
+    forked the worker (the host's own ``forkserver``, untagged, may have)."""
+    if TAG is not None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {TAG})
+
+
+def tagged(pid: int) -> bool:
+    """Whether process ``pid`` blocks :data:`TAG` (it was started by a command's thread or a pool worker, or by
+    one of their descendants)."""
+    if TAG is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"SigBlk:"):
+                    return bool(int(line.split()[1], 16) >> (TAG - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def before_workers() -> None:
@@ -74,8 +113,8 @@ def _stop_helpers() -> None:
     for obj, attr in ((getattr(fs, "_forkserver", None), "_forkserver_pid"),
                       (getattr(rt, "_resource_tracker", None), "_pid")):
         pid = getattr(obj, attr, None)
-        if not isinstance(pid, int) or pid in _before:
-            continue  # not running, or the program's own from before the command
+        if not isinstance(pid, int) or pid in _before or not tagged(pid):
+            continue  # not running, or the program's own (from before the command, or another thread's)
         try:
             obj._stop()  # type: ignore[union-attr]
         except (AttributeError, OSError, RuntimeError):  # pragma: no cover - then killed below, as before
@@ -105,15 +144,16 @@ def _kill(pid: int) -> None:
 
 
 def reap() -> None:
-    """The command's work is over: kill and reap every child not there at :func:`adopt`; stop being a
-    subreaper if this module made the process one."""
-    global _owner, _set
+    """The command's work is over: kill and reap every child not there at :func:`adopt` that carries
+    :data:`TAG`; stop being a subreaper if this module made the process one, and stop tagging."""
+    global _owner, _set, _tagger
     if _owner != os.getpid():
         return
     _stop_helpers()
     keep = _before
     for _ in range(8):  # a killed orphan's own children come to us in turn (a subreaper): kill those too
-        pids = [pid for pid in children() if pid not in keep]  # ours: a pid is not reused before we reap it
+        # ours: a pid is not reused before we reap it; a child of the host's other threads is not tagged
+        pids = [pid for pid in children() if pid not in keep and tagged(pid)]
         if not pids:
             break
         for pid in pids:
@@ -130,4 +170,10 @@ def reap() -> None:
         except (OSError, AttributeError):  # pragma: no cover
             pass
         _set = False
+    if _tagger is not None and TAG is not None:
+        import threading
+
+        if _tagger == threading.get_ident():
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {TAG})
+            _tagger = None
     _owner = None

@@ -27,6 +27,8 @@ from veritensor_fast.sources.fs import ALWAYS_SKIP_DIRS, FileSource, _excluded
 from veritensor_fast.worker import ScanOptions
 
 #: Stats that add up across shards.
+#: Largest shard result file read back (a bigger one is taken as not done and its shard scanned again).
+MAX_SHARD_FILE = 1 << 30
 SUMMED = ("files", "bytes", "seconds", "findings", "errors", "blobs_total", "blobs_scanned", "blobs_from_datastore")
 
 
@@ -139,17 +141,24 @@ def read_shard(path: str, need_secrets: bool = False) -> tuple[list[Finding], li
     that ``need_secrets`` asks for)."""
     findings: list[Finding] = []
     errors: list[ScanError] = []
+    from veritensor_fast.safeio import SmallFileError, read_regular_file
+
+    try:  # a regular file only, bounded: a FIFO or /dev/zero planted in the shared DIR is "not done"
+        lines = read_regular_file(path, "shard file", MAX_SHARD_FILE).decode("utf-8", "surrogateescape")
+    except SmallFileError:
+        return None
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            for line in f:
-                rec = json.loads(line)
-                t = rec.pop("type")
-                if t == "finding":
-                    findings.append(Finding(**rec))
-                elif t == "error":
-                    errors.append(ScanError(**rec))
-                elif t == "done":
-                    return (findings, errors, rec["stats"]) if rec["secrets"] or not need_secrets else None
+        for line in lines.split("\n"):
+            if not line:
+                continue
+            rec = json.loads(line)
+            t = rec.pop("type")
+            if t == "finding":
+                findings.append(Finding(**rec))
+            elif t == "error":
+                errors.append(ScanError(**rec))
+            elif t == "done":
+                return (findings, errors, rec["stats"]) if rec["secrets"] or not need_secrets else None
     except (OSError, ValueError, TypeError, KeyError):
         return None
     return None
@@ -171,19 +180,20 @@ def run_shard(shard: Shard, options: ScanOptions, out_dir: str, keep_secrets: bo
         from veritensor_fast.engine import scan
 
         res = scan(ShardSource(shard, **source_kw), options, jobs=1)
-    tmp = f"{path}.tmp{os.getpid()}.{id(res)}"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-        for fd in res.findings:
-            d = dataclasses.asdict(fd)
-            if not keep_secrets:
-                d["secret"] = None
-            if shard.history and shard.multi:
-                d["repo"] = os.path.normpath(shard.root)
-            f.write(json.dumps({"type": "finding", **d}) + "\n")
-        for e in res.errors:
-            f.write(json.dumps({"type": "error", **dataclasses.asdict(e)}) + "\n")
-        f.write(json.dumps({"type": "done", "secrets": keep_secrets, "stats": res.stats}) + "\n")
-    os.replace(tmp, path)
+    out: list[str] = []
+    for fd in res.findings:
+        d = dataclasses.asdict(fd)
+        if not keep_secrets:
+            d["secret"] = None
+        if shard.history and shard.multi:
+            d["repo"] = os.path.normpath(shard.root)
+        out.append(json.dumps({"type": "finding", **d}) + "\n")
+    for e in res.errors:
+        out.append(json.dumps({"type": "error", **dataclasses.asdict(e)}) + "\n")
+    out.append(json.dumps({"type": "done", "secrets": keep_secrets, "stats": res.stats}) + "\n")
+    from veritensor_fast.safeio import replace_file
+
+    replace_file(path, "".join(out), newline="\n")  # random exclusive temporary name, then renamed
     return {"skipped": False, "findings": len(res.findings), "errors": len(res.errors)}
 
 

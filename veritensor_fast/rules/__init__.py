@@ -278,10 +278,10 @@ def load_rules(
     """Load the built-in rules plus ``extra_files``; drop ``disabled`` ids; apply entropy floor overrides."""
     rules: list[Rule] = builtin_rules()
     for path in extra_files:
-        from veritensor_fast.safeio import SmallFileError, read_regular_file
+        from veritensor_fast.safeio import MAX_RULES_BYTES, SmallFileError, read_regular_file
 
         try:
-            raw = read_regular_file(path, "rules file")
+            raw = read_regular_file(path, "rules file", MAX_RULES_BYTES)
         except SmallFileError as exc:
             raise RuleError(str(exc)) from None
         try:
