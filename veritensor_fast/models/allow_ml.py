@@ -249,6 +249,19 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     ("numpy.random._sfc64", "SFC64", "bit generator; state set from integers"),
     ("numpy.random.bit_generator", "SeedSequence", "seed entropy holder (integers)"),
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", "Cython unpickle helper for SeedSequence"),
+    # whole-module pickles (``torch.save(model)``) of torch 2.13: hooks and the activation a layer keeps
+    ("torch.nn.modules.module", "_WrappedHook", "holds a hook (a judged global) and a weakref to its module"),
+    *(("torch.nn.utils.spectral_norm", n, "spectral-norm hook: numbers and a parameter name")
+       for n in ("SpectralNorm", "SpectralNormStateDictHook", "SpectralNormLoadStateDictPreHook")),
+    ("torch.nn.utils.weight_norm", "WeightNorm", "weight-norm hook: a parameter name and a dim"),
+    *(("torch.nn.utils.prune", n, "pruning method: amount, dim, norm and a parameter name")
+       for n in ("PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured", "RandomStructured",
+                 "LnStructured", "CustomFromMask")),
+    *(("torch.nn.functional", n, "activation function a layer keeps (tensor math only)")
+       for n in ("relu", "gelu", "silu", "elu", "selu", "celu", "leaky_relu", "relu6", "hardswish", "mish",
+                 "softplus", "tanh", "sigmoid", "glu")),
+    *(("torch._C._nn", n, "builtin activation kept by a layer (torch.nn.functional's C implementation)")
+       for n in ("gelu", "silu", "elu", "leaky_relu", "relu6", "hardswish", "mish", "softplus", "glu")),
 )
 
 
