@@ -214,6 +214,8 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
     torch._ops torch.ops torch.library torch._C torch.backends torch.onnx torch.export torch.compiler
     keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg antigravity this
     numpy.core._internal numpy._core._internal
+    doctest numexpr jsonpickle aiohttp torch.utils._config_module torch.utils.data.datapipes.utils.decoder
+    torch.utils.bottleneck
     """.split()
 )
 
@@ -235,6 +237,10 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
     [
         ("numpy", "load"), ("numpy", "loads"), ("numpy", "fromfile"), ("numpy", "save"), ("numpy", "tofile"),
         ("torch", "load"), ("torch", "save"), ("torch", "compile"), ("torch", "hub"),
+        # a pickle loaded by path, or a string evaluated as code
+        ("pandas", "read_pickle"), ("pandas.io.pickle", "read_pickle"), ("sympy", "sympify"),
+        ("sympy.core.sympify", "sympify"), ("sympy", "parse_expr"), ("sympy.parsing.sympy_parser", "parse_expr"),
+        ("sympy", "lambdify"), ("sympy.utilities.lambdify", "lambdify"),
     ]
 )
 
