@@ -12,6 +12,7 @@ The bytes under ``tests/fixtures/real_models_rt20`` come from real torch (``make
 - the malicious DCP (an ``os.system`` object in a non-tensor item, which ``dcp.load`` reads with
   ``torch.load(weights_only=False)``): only that same medium ``zip prefix`` anomaly, no CRITICAL: only the
   last archive of a ``.distcp`` was analysed;
+- ``training_args.bin`` as transformers >= 4.38 writes it: its ``AcceleratorConfig`` dataclass, a high finding;
 - whole-module pickles with spectral-norm or pruning hooks, or a ``TransformerEncoderLayer`` (its ``F.relu``,
   or ``torch._C._nn.gelu``, CRITICAL).
 """
@@ -33,7 +34,7 @@ OLD = Path(__file__).parent / "fixtures" / "real_models"
 BENIGN = [
     "new_dtypes.pt", "dtype_objects.pt", "quantized.pt", "dynamic_quantized_state.pt", "spectral_norm_module.pt",
     "pruned_module.pt", "transformer_module.pt", "transformer_gelu_module.pt", "dcp/.metadata",
-    "dcp/__0_0.distcp", "dcp_evil/.metadata",
+    "dcp/__0_0.distcp", "dcp_evil/.metadata", "training_args.bin", "seq2seq_training_args.bin",
 ]
 
 

@@ -183,6 +183,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("transformers.utils.generic", "ExplicitEnum"), ("transformers.utils.generic", "PaddingStrategy"),
         ("transformers.debug_utils", "DebugOption"),
         ("transformers.generation.configuration_utils", "GenerationConfig"),
+        ("transformers.trainer_pt_utils", "AcceleratorConfig"),  # a dataclass of flags (transformers >= 4.38)
         ("accelerate.utils.dataclasses", "DistributedType"),
         ("accelerate.state", "PartialState"),
         ("enum", "Enum"),
