@@ -155,8 +155,10 @@ class _Expander:
             for mname, size, head, read in tar_entries(buf, self.limits):
                 self.budget.check()
                 names.append(mname)
-                if plain and archive_kind(head) is None:
-                    continue  # plain tar: the raw text pass sees the member's bytes; nested archives are ours
+                if plain and archive_kind(head) is None and (size > MAX_MEMBER_BYTES or b"\x00" in head[:1024]):
+                    continue  # binary or huge member of a plain tar: the raw text pass covers it (as for zip)
+                # a text member is scanned as the file it is, like a stored zip member (a notebook's JSON escapes,
+                # a Kubernetes document, Python source): the raw pass alone sees none of that structure
                 data = read(MAX_MEMBER_BYTES, partial=True)
                 self._report(mname, f"limit: larger than {MAX_MEMBER_BYTES} bytes" if size > len(data) else None,
                              len(data))
