@@ -13,6 +13,9 @@ The bytes under ``tests/fixtures/real_models_rt20`` come from real torch (``make
   ``torch.load(weights_only=False)``): only that same medium ``zip prefix`` anomaly, no CRITICAL: only the
   last archive of a ``.distcp`` was analysed;
 - ``training_args.bin`` as transformers >= 4.38 writes it: its ``AcceleratorConfig`` dataclass, a high finding;
+- sixteen scikit-learn 1.9.1 estimators fitted with their defaults (Gaussian processes, Gamma/Poisson/Tweedie
+  regressors, calibration, Birch, bisecting k-means, univariate selectors, feature agglomeration, splines): 21
+  "unknown global" findings on their kernels, losses, links, tree nodes and score functions;
 - whole-module pickles with spectral-norm or pruning hooks, or a ``TransformerEncoderLayer`` (its ``F.relu``,
   or ``torch._C._nn.gelu``, CRITICAL).
 """
@@ -35,6 +38,7 @@ BENIGN = [
     "new_dtypes.pt", "dtype_objects.pt", "quantized.pt", "dynamic_quantized_state.pt", "spectral_norm_module.pt",
     "pruned_module.pt", "transformer_module.pt", "transformer_gelu_module.pt", "dcp/.metadata",
     "dcp/__0_0.distcp", "dcp_evil/.metadata", "training_args.bin", "seq2seq_training_args.bin",
+    "sklearn_estimators.pkl",
 ]
 
 

@@ -249,6 +249,34 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     ("numpy.random._sfc64", "SFC64", "bit generator; state set from integers"),
     ("numpy.random.bit_generator", "SeedSequence", "seed entropy holder (integers)"),
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", "Cython unpickle helper for SeedSequence"),
+    # every estimator of scikit-learn 1.9.1 fitted with its defaults and pickled (``all_estimators()``): the
+    # helpers its pickles hold besides the estimator classes above
+    *(("sklearn._loss.loss", n, "loss object: link and closed-form functions, no I/O") for n in (
+        "ExponentialLoss HalfGammaLoss HalfTweedieLoss HalfTweedieLossIdentity HuberLoss PinballLoss "
+        "HalfBinomialLossArrayAPI HalfMultinomialLossArrayAPI HalfPoissonLossArrayAPI").split()),
+    *(("sklearn._loss._loss", n, "Cython loss kernel (no state beyond numbers)") for n in (
+        "CyAbsoluteError CyExponentialLoss CyHalfGammaLoss CyHalfPoissonLoss CyHalfTweedieLoss "
+        "CyHalfTweedieLossIdentity CyHuberLoss CyPinballLoss").split()),
+    ("sklearn._loss.link", "LogLink", "link function object without state"),
+    ("sklearn._loss.link", "HalfLogitLink", "link function object without state"),
+    *(("sklearn.gaussian_process.kernels", n, "kernel: hyperparameters (numbers, bounds) and sub-kernels")
+       for n in ("CompoundKernel ConstantKernel DotProduct ExpSineSquared Exponentiation Matern PairwiseKernel "
+                 "Product RBF RationalQuadratic Sum WhiteKernel Hyperparameter").split()),
+    ("sklearn.gaussian_process._gpc", "_BinaryGaussianProcessClassifierLaplace", "fitted arrays and a kernel"),
+    ("sklearn.calibration", "_CalibratedClassifier", "an estimator, its calibrators and classes"),
+    ("sklearn.calibration", "_SigmoidCalibration", "two fitted floats"),
+    ("sklearn.cluster._birch", "_CFNode", "clustering-feature tree node: arrays and child nodes"),
+    ("sklearn.cluster._birch", "_CFSubcluster", "clustering-feature subcluster: counts and arrays"),
+    ("sklearn.cluster._bisect_k_means", "_BisectingTree", "tree of centers, labels and scores"),
+    ("scipy.interpolate._bsplines", "BSpline", "spline knots, coefficients and degree"),
+    # functions an estimator keeps as a parameter (a score function, a pooling function): numeric only
+    *(("sklearn.feature_selection._univariate_selection", n, "univariate score function (statistics)")
+       for n in ("f_classif", "f_regression", "chi2", "r_regression")),
+    ("sklearn.cluster._kmeans", "_kmeans_single_lloyd", "one k-means run over arrays"),
+    ("sklearn.cluster._kmeans", "_kmeans_single_elkan", "one k-means run over arrays"),
+    *(("numpy", n, "array reduction, FeatureAgglomeration's pooling function") for n in (
+        "mean", "median", "max", "min", "sum")),
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray", "numpy.asarray through scipy's array API shim"),
     # whole-module pickles (``torch.save(model)``) of torch 2.13: hooks and the activation a layer keeps
     ("torch.nn.modules.module", "_WrappedHook", "holds a hook (a judged global) and a weakref to its module"),
     *(("torch.nn.utils.spectral_norm", n, "spectral-norm hook: numbers and a parameter name")
