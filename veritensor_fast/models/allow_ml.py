@@ -224,6 +224,21 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     *(("pandas.arrays", c, "pandas extension array: values and mask arrays")
       for c in ("StringArray", "BooleanArray", "IntegerArray", "FloatingArray", "DatetimeArray", "TimedeltaArray",
                 "PeriodArray", "IntervalArray", "Categorical")),
+    # pandas 3.1 sparse, interval and nullable columns, and numpy masked and record arrays, pickled
+    ("pandas", "NA", "the missing-value singleton"),
+    ("pandas", "SparseDtype", "sparse dtype: a numpy dtype and a fill value"),
+    ("pandas.arrays", "SparseArray", "sparse values, an index and a dtype"),
+    ("pandas._libs.sparse", "IntIndex", "sparse positions: a length and an integer array"),
+    ("pandas._libs.sparse", "BlockIndex", "sparse blocks: a length and two integer arrays"),
+    ("pandas._libs.interval", "__pyx_unpickle_IntervalMixin", "Cython helper: cls.__new__ + its state; the "
+     "class is its own global"),
+    ("numpy.ma", "MaskedArray", "ndarray subclass: data and mask arrays"),
+    ("numpy.ma.core", "MaskedArray", "ndarray subclass: data and mask arrays"),
+    ("numpy.ma.core", "_mareconstruct", "ndarray.__new__ of the given (judged) subtype, shape and dtype"),
+    ("numpy", "record", "numpy scalar type of a structured row"),
+    ("numpy", "recarray", "ndarray subclass with field access"),
+    ("numpy.rec", "recarray", "ndarray subclass with field access"),
+    ("numpy.rec", "record", "numpy scalar type of a structured row"),
     ("pandas.core.internals.managers", "BlockManager", "DataFrame storage: __setstate__ builds blocks from arrays"),
     ("pandas.core.internals.managers", "SingleBlockManager", "Series storage: __setstate__ builds a block"),
     ("pandas._libs.internals", "_unpickle_block", "builds a block from (values, placement, ndim)"),

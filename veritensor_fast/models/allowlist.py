@@ -171,7 +171,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("numpy.dtypes", "Int32DType"), ("numpy.dtypes", "Float16DType"), ("numpy.dtypes", "UInt8DType"),
         ("numpy.dtypes", "BoolDType"),
         ("_codecs", "encode"),
-        ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
+        ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"), ("datetime", "time"),
         ("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"),
         # transformers / accelerate training arguments (training_args.bin) and their enums
         ("transformers.training_args", "TrainingArguments"),
