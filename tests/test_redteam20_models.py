@@ -18,6 +18,7 @@ The bytes under ``tests/fixtures/real_models_rt20`` come from real torch (``make
   "unknown global" findings on their kernels, losses, links, tree nodes and score functions;
 - pickles of pandas 3.1 sparse, interval and nullable columns, ``pd.NA``, numpy masked and record arrays and a
   ``datetime.time``: 11 "unknown global" findings;
+- a whole optimizer and scheduler (``torch.save(optimizer)``), a ``PackedSequence``, a ``TensorDataset``;
 - whole-module pickles with spectral-norm or pruning hooks, or a ``TransformerEncoderLayer`` (its ``F.relu``,
   or ``torch._C._nn.gelu``, CRITICAL).
 """
@@ -40,7 +41,7 @@ BENIGN = [
     "new_dtypes.pt", "dtype_objects.pt", "quantized.pt", "dynamic_quantized_state.pt", "spectral_norm_module.pt",
     "pruned_module.pt", "transformer_module.pt", "transformer_gelu_module.pt", "dcp/.metadata",
     "dcp/__0_0.distcp", "dcp_evil/.metadata", "training_args.bin", "seq2seq_training_args.bin",
-    "sklearn_estimators.pkl", "pandas_numpy_types_p2.pkl", "pandas_numpy_types_p5.pkl",
+    "sklearn_estimators.pkl", "pandas_numpy_types_p2.pkl", "pandas_numpy_types_p5.pkl", "whole_optimizer.pt",
 ]
 
 

@@ -292,6 +292,21 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     *(("numpy", n, "array reduction, FeatureAgglomeration's pooling function") for n in (
         "mean", "median", "max", "min", "sum")),
     ("scipy._lib.array_api_compat.numpy._aliases", "asarray", "numpy.asarray through scipy's array API shim"),
+    # whole optimizers and schedulers (``torch.save(optimizer)``) of torch 2.13: hyperparameters, parameter
+    # groups and state tensors; ``Optimizer.__setstate__`` only updates ``__dict__`` and re-wraps ``step``
+    *((m, c, "optimizer: hyperparameters, parameter groups, state tensors") for m, c in (
+        ("torch.optim", "Adafactor"), ("torch.optim", "Muon"), ("torch.optim.adadelta", "Adadelta"),
+        ("torch.optim.adagrad", "Adagrad"), ("torch.optim.adam", "Adam"), ("torch.optim.adamax", "Adamax"),
+        ("torch.optim.adamw", "AdamW"), ("torch.optim.asgd", "ASGD"), ("torch.optim.lbfgs", "LBFGS"),
+        ("torch.optim.nadam", "NAdam"), ("torch.optim.radam", "RAdam"), ("torch.optim.rmsprop", "RMSprop"),
+        ("torch.optim.rprop", "Rprop"), ("torch.optim.sgd", "SGD"), ("torch.optim.sparse_adam", "SparseAdam"))),
+    *(("torch.optim.lr_scheduler", c, "learning-rate schedule: numbers and its optimizer (functions it holds "
+       "are globals of their own)") for c in (
+        "ChainedScheduler ConstantLR CosineAnnealingLR CosineAnnealingWarmRestarts CyclicLR ExponentialLR "
+        "LRScheduler LambdaLR LinearLR MultiStepLR MultiplicativeLR OneCycleLR PolynomialLR ReduceLROnPlateau "
+        "SequentialLR StepLR _LRScheduler").split()),
+    ("torch.nn.utils.rnn", "PackedSequence", "named tuple of tensors"),
+    ("torch.utils.data.dataset", "TensorDataset", "a tuple of tensors"),
     # whole-module pickles (``torch.save(model)``) of torch 2.13: hooks and the activation a layer keeps
     ("torch.nn.modules.module", "_WrappedHook", "holds a hook (a judged global) and a weakref to its module"),
     *(("torch.nn.utils.spectral_norm", n, "spectral-norm hook: numbers and a parameter name")
