@@ -52,6 +52,25 @@ def archive_kind(head: bytes) -> str | None:
 _KIND_FIRST = frozenset(b"P7\x1f\x42\xfd\x28\x04\x78\x5d")
 
 
+def zip_end(buf: Any) -> bool:
+    """Whether ``buf`` ends with a zip's end record (without a comment): a zip after a prefix, such as a Python
+    zipapp (``#!/usr/bin/env python3`` then the zip), a PEX or a self-extracting script. One 4-byte compare."""
+    n = len(buf)
+    return n >= 22 and bytes(buf[n - 22:n - 18]) == b"PK\x05\x06"
+
+
+def _prefixed_zip(buf: Any, limits: Any) -> bool:
+    """Whether a file whose head is no archive but :func:`zip_end` holds is a zip a reader opens (its central
+    directory parses and lists a member); anything else is no archive (no error for it)."""
+    from veritensor_fast.models.containers import zip_members
+
+    try:
+        members, _ = zip_members(buf, limits, all_entries=True)
+    except Exception:  # noqa: BLE001 - bytes that only look like an end record: not an archive
+        return False
+    return bool(members)
+
+
 class ArchiveSecrets:
     name = "archive"
 
@@ -65,20 +84,26 @@ class ArchiveSecrets:
     @staticmethod
     def quiet(item: Item, data: bytes, head: bytes) -> bool:
         """True when ``data`` is no archive or compressed stream (:meth:`scan` returns at once)."""
-        return archive_kind(head) is None
+        return archive_kind(head) is None and not zip_end(data)
 
     @staticmethod
     def quiet_batch(items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
         """:meth:`quiet` for each item of a batch, in one call (``batch_gate``): a head whose first byte starts no
         magic and without ``ustar`` at 257 is no archive, without calling :func:`archive_kind`."""
         first = _KIND_FIRST
-        return [(not h or h[0] not in first) and not h.startswith(b"ustar", 257) or archive_kind(h) is None
-                for h in heads]
+        return [((not h or h[0] not in first) and not h.startswith(b"ustar", 257) or archive_kind(h) is None)
+                and not zip_end(d) for h, d in zip(heads, datas, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         kind = archive_kind(head)
         if kind is None:
-            return
+            if not zip_end(buf):
+                return
+            from veritensor_fast.models.base import ModelLimits
+
+            if not _prefixed_zip(buf, ModelLimits(max_members=MAX_MEMBERS, max_member_bytes=MAX_MEMBER_BYTES)):
+                return
+            kind = "zip"  # a zip after a prefix: its members are as hidden from the raw pass as any zip's
         depth = item.path.count("!") if item.kind == "member" else 0
         if depth >= MAX_DEPTH:
             scan.error(f"archive nested more than {MAX_DEPTH} levels deep not expanded", "limit")
@@ -118,10 +143,29 @@ class _Expander:
 
     # ---- containers -------------------------------------------------------------------------------------------
     def _zip(self, buf: Any) -> None:
+        """Every archive of a file made of complete zips one after the other (``cat a.zip b.zip``, a ``.distcp``):
+        a zip reader sees only the last, whose members keep their names; an earlier one's are ``zip@OFFSET!name``."""
+        from veritensor_fast.models.containers import zip_segments
+
+        try:
+            segments = zip_segments(buf, MAX_MEMBERS)
+        except LimitExceeded as exc:
+            self.scan.error(f"only the last of the concatenated zip archives scanned for secrets: {exc}", "limit")
+            segments = [(0, len(buf))]
+        names: list[str] = []
+        try:
+            for k, (start, end) in enumerate(segments):
+                self._zip_one(buf, None if k == 0 else end, "" if k == 0 else f"zip@{start}!", names)
+        finally:
+            self._names(names)
+
+    def _zip_one(self, buf: Any, end: int | None, label: str, names: list[str]) -> None:
         from veritensor_fast.models.containers import zip_members, zip_read_partial
 
-        members, _anomalies = zip_members(buf, self.limits, all_entries=True)  # anomalies: the model detector's
-        self._names([m.name for m in members])
+        members, _anomalies = zip_members(buf, self.limits, all_entries=True, end=end)  # anomalies: the model's
+        for m in members:
+            m.name = label + m.name
+        names.extend(m.name for m in members)
         for m in members:
             self.budget.check()  # spent: one error for the rest of this archive, not one per member
             if m.is_dir or m.shared_with:
@@ -155,8 +199,10 @@ class _Expander:
             for mname, size, head, read in tar_entries(buf, self.limits):
                 self.budget.check()
                 names.append(mname)
-                if plain and archive_kind(head) is None:
-                    continue  # plain tar: the raw text pass sees the member's bytes; nested archives are ours
+                if plain and archive_kind(head) is None and (size > MAX_MEMBER_BYTES or b"\x00" in head[:1024]):
+                    continue  # binary or huge member of a plain tar: the raw text pass covers it (as for zip)
+                # a text member is scanned as the file it is, like a stored zip member (a notebook's JSON escapes,
+                # a Kubernetes document, Python source): the raw pass alone sees none of that structure
                 data = read(MAX_MEMBER_BYTES, partial=True)
                 self._report(mname, f"limit: larger than {MAX_MEMBER_BYTES} bytes" if size > len(data) else None,
                              len(data))

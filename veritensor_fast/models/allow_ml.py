@@ -224,6 +224,21 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     *(("pandas.arrays", c, "pandas extension array: values and mask arrays")
       for c in ("StringArray", "BooleanArray", "IntegerArray", "FloatingArray", "DatetimeArray", "TimedeltaArray",
                 "PeriodArray", "IntervalArray", "Categorical")),
+    # pandas 3.1 sparse, interval and nullable columns, and numpy masked and record arrays, pickled
+    ("pandas", "NA", "the missing-value singleton"),
+    ("pandas", "SparseDtype", "sparse dtype: a numpy dtype and a fill value"),
+    ("pandas.arrays", "SparseArray", "sparse values, an index and a dtype"),
+    ("pandas._libs.sparse", "IntIndex", "sparse positions: a length and an integer array"),
+    ("pandas._libs.sparse", "BlockIndex", "sparse blocks: a length and two integer arrays"),
+    ("pandas._libs.interval", "__pyx_unpickle_IntervalMixin", "Cython helper: cls.__new__ + its state; the "
+     "class is its own global"),
+    ("numpy.ma", "MaskedArray", "ndarray subclass: data and mask arrays"),
+    ("numpy.ma.core", "MaskedArray", "ndarray subclass: data and mask arrays"),
+    ("numpy.ma.core", "_mareconstruct", "ndarray.__new__ of the given (judged) subtype, shape and dtype"),
+    ("numpy", "record", "numpy scalar type of a structured row"),
+    ("numpy", "recarray", "ndarray subclass with field access"),
+    ("numpy.rec", "recarray", "ndarray subclass with field access"),
+    ("numpy.rec", "record", "numpy scalar type of a structured row"),
     ("pandas.core.internals.managers", "BlockManager", "DataFrame storage: __setstate__ builds blocks from arrays"),
     ("pandas.core.internals.managers", "SingleBlockManager", "Series storage: __setstate__ builds a block"),
     ("pandas._libs.internals", "_unpickle_block", "builds a block from (values, placement, ndim)"),
@@ -249,6 +264,62 @@ ML_HELPERS: tuple[tuple[str, str, str], ...] = (
     ("numpy.random._sfc64", "SFC64", "bit generator; state set from integers"),
     ("numpy.random.bit_generator", "SeedSequence", "seed entropy holder (integers)"),
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence", "Cython unpickle helper for SeedSequence"),
+    # every estimator of scikit-learn 1.9.1 fitted with its defaults and pickled (``all_estimators()``): the
+    # helpers its pickles hold besides the estimator classes above
+    *(("sklearn._loss.loss", n, "loss object: link and closed-form functions, no I/O") for n in (
+        "ExponentialLoss HalfGammaLoss HalfTweedieLoss HalfTweedieLossIdentity HuberLoss PinballLoss "
+        "HalfBinomialLossArrayAPI HalfMultinomialLossArrayAPI HalfPoissonLossArrayAPI").split()),
+    *(("sklearn._loss._loss", n, "Cython loss kernel (no state beyond numbers)") for n in (
+        "CyAbsoluteError CyExponentialLoss CyHalfGammaLoss CyHalfPoissonLoss CyHalfTweedieLoss "
+        "CyHalfTweedieLossIdentity CyHuberLoss CyPinballLoss").split()),
+    ("sklearn._loss.link", "LogLink", "link function object without state"),
+    ("sklearn._loss.link", "HalfLogitLink", "link function object without state"),
+    *(("sklearn.gaussian_process.kernels", n, "kernel: hyperparameters (numbers, bounds) and sub-kernels")
+       for n in ("CompoundKernel ConstantKernel DotProduct ExpSineSquared Exponentiation Matern PairwiseKernel "
+                 "Product RBF RationalQuadratic Sum WhiteKernel Hyperparameter").split()),
+    ("sklearn.gaussian_process._gpc", "_BinaryGaussianProcessClassifierLaplace", "fitted arrays and a kernel"),
+    ("sklearn.calibration", "_CalibratedClassifier", "an estimator, its calibrators and classes"),
+    ("sklearn.calibration", "_SigmoidCalibration", "two fitted floats"),
+    ("sklearn.cluster._birch", "_CFNode", "clustering-feature tree node: arrays and child nodes"),
+    ("sklearn.cluster._birch", "_CFSubcluster", "clustering-feature subcluster: counts and arrays"),
+    ("sklearn.cluster._bisect_k_means", "_BisectingTree", "tree of centers, labels and scores"),
+    ("scipy.interpolate._bsplines", "BSpline", "spline knots, coefficients and degree"),
+    # functions an estimator keeps as a parameter (a score function, a pooling function): numeric only
+    *(("sklearn.feature_selection._univariate_selection", n, "univariate score function (statistics)")
+       for n in ("f_classif", "f_regression", "chi2", "r_regression")),
+    ("sklearn.cluster._kmeans", "_kmeans_single_lloyd", "one k-means run over arrays"),
+    ("sklearn.cluster._kmeans", "_kmeans_single_elkan", "one k-means run over arrays"),
+    *(("numpy", n, "array reduction, FeatureAgglomeration's pooling function") for n in (
+        "mean", "median", "max", "min", "sum")),
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray", "numpy.asarray through scipy's array API shim"),
+    # whole optimizers and schedulers (``torch.save(optimizer)``) of torch 2.13: hyperparameters, parameter
+    # groups and state tensors; ``Optimizer.__setstate__`` only updates ``__dict__`` and re-wraps ``step``
+    *((m, c, "optimizer: hyperparameters, parameter groups, state tensors") for m, c in (
+        ("torch.optim", "Adafactor"), ("torch.optim", "Muon"), ("torch.optim.adadelta", "Adadelta"),
+        ("torch.optim.adagrad", "Adagrad"), ("torch.optim.adam", "Adam"), ("torch.optim.adamax", "Adamax"),
+        ("torch.optim.adamw", "AdamW"), ("torch.optim.asgd", "ASGD"), ("torch.optim.lbfgs", "LBFGS"),
+        ("torch.optim.nadam", "NAdam"), ("torch.optim.radam", "RAdam"), ("torch.optim.rmsprop", "RMSprop"),
+        ("torch.optim.rprop", "Rprop"), ("torch.optim.sgd", "SGD"), ("torch.optim.sparse_adam", "SparseAdam"))),
+    *(("torch.optim.lr_scheduler", c, "learning-rate schedule: numbers and its optimizer (functions it holds "
+       "are globals of their own)") for c in (
+        "ChainedScheduler ConstantLR CosineAnnealingLR CosineAnnealingWarmRestarts CyclicLR ExponentialLR "
+        "LRScheduler LambdaLR LinearLR MultiStepLR MultiplicativeLR OneCycleLR PolynomialLR ReduceLROnPlateau "
+        "SequentialLR StepLR _LRScheduler").split()),
+    ("torch.nn.utils.rnn", "PackedSequence", "named tuple of tensors"),
+    ("torch.utils.data.dataset", "TensorDataset", "a tuple of tensors"),
+    # whole-module pickles (``torch.save(model)``) of torch 2.13: hooks and the activation a layer keeps
+    ("torch.nn.modules.module", "_WrappedHook", "holds a hook (a judged global) and a weakref to its module"),
+    *(("torch.nn.utils.spectral_norm", n, "spectral-norm hook: numbers and a parameter name")
+       for n in ("SpectralNorm", "SpectralNormStateDictHook", "SpectralNormLoadStateDictPreHook")),
+    ("torch.nn.utils.weight_norm", "WeightNorm", "weight-norm hook: a parameter name and a dim"),
+    *(("torch.nn.utils.prune", n, "pruning method: amount, dim, norm and a parameter name")
+       for n in ("PruningContainer", "Identity", "RandomUnstructured", "L1Unstructured", "RandomStructured",
+                 "LnStructured", "CustomFromMask")),
+    *(("torch.nn.functional", n, "activation function a layer keeps (tensor math only)")
+       for n in ("relu", "gelu", "silu", "elu", "selu", "celu", "leaky_relu", "relu6", "hardswish", "mish",
+                 "softplus", "tanh", "sigmoid", "glu")),
+    *(("torch._C._nn", n, "builtin activation kept by a layer (torch.nn.functional's C implementation)")
+       for n in ("gelu", "silu", "elu", "leaky_relu", "relu6", "hardswish", "mish", "softplus", "glu")),
 )
 
 

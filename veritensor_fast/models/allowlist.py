@@ -33,7 +33,31 @@ _TORCH_DTYPES = [
     "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int",
     "int16", "short", "int8", "uint8", "bool", "complex64", "complex128", "float8_e4m3fn", "float8_e5m2",
     "uint16", "uint32", "uint64", "qint8", "quint8", "qint32",
+    # newer and sub-byte dtypes (FP8 "fnuz" of AMD checkpoints, MX/NVFP4 scales and packs, packed ints): a
+    # tensor of one is written with its dtype as a global; torch's weights_only loader allows every one
+    "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "complex32", "chalf", "cfloat",
+    "cdouble", "quint4x2", "quint2x4", "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2",
+    *(f"uint{i}" for i in range(1, 8)), *(f"int{i}" for i in range(1, 8)),
 ]
+
+#: quantized tensors' schemes (``_rebuild_qtensor`` takes one): enum values, as torch's weights_only loader has
+_TORCH_QSCHEMES = ["per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
+                   "per_channel_affine_float_qparams"]
+#: legacy tensor and storage classes (``torch.cuda.FloatStorage`` in GPU checkpoints of torch < 1.12): type tags
+#: that torch's weights_only loader allows; constructing one only allocates a tensor or storage
+_TORCH_LEGACY_TYPES = [
+    (mod, f"{t}{kind}") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
+                                  "Bool", "ComplexFloat", "ComplexDouble")
+    for mod, kind in (("torch", "Tensor"), ("torch.cuda", "Tensor"), ("torch.cuda", "Storage"),
+                      ("torch.sparse", "Tensor"), ("torch.cuda.sparse", "Tensor"))
+    if not (kind == "Tensor" and t.startswith("Complex")) and not ("sparse" in mod and t in ("Bool",))
+]
+#: PyTorch Distributed Checkpoint (``torch.distributed.checkpoint.save``): the ``.metadata`` file is a plain
+#: pickle of these dataclasses (sizes, offsets, dtypes, file names); their ``__setstate__`` only assigns fields
+_TORCH_DCP = [("torch.distributed.checkpoint.metadata", n) for n in (
+    "Metadata", "MetadataIndex", "StorageMeta", "TensorStorageMetadata", "BytesStorageMetadata",
+    "ChunkStorageMetadata", "TensorProperties", "_MEM_FORMAT_ENCODING")] + [
+    ("torch.distributed.checkpoint.filesystem", "_StorageInfo")]
 
 
 #: builtins that are data: constructors of plain values and pure functions. Each can only call what it is
@@ -127,7 +151,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     ]
     + [("torch", s) for s in _TORCH_STORAGES]
     + [("torch.storage", s) for s in ("UntypedStorage", "TypedStorage", "_LegacyStorage")]
-    + [("torch", d) for d in _TORCH_DTYPES]
+    + [("torch", d) for d in _TORCH_DTYPES + _TORCH_QSCHEMES]
+    + _TORCH_LEGACY_TYPES + _TORCH_DCP
+    + [("torch._utils", "_rebuild_device_tensor_from_cpu_tensor")]
     + [
         ("torch", "Size"), ("torch", "device"), ("torch", "Tensor"), ("torch", "dtype"),
         ("torch", "layout"), ("torch", "strided"), ("torch", "sparse_coo"), ("torch", "memory_format"),
@@ -145,7 +171,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("numpy.dtypes", "Int32DType"), ("numpy.dtypes", "Float16DType"), ("numpy.dtypes", "UInt8DType"),
         ("numpy.dtypes", "BoolDType"),
         ("_codecs", "encode"),
-        ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
+        ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"), ("datetime", "time"),
         ("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"),
         # transformers / accelerate training arguments (training_args.bin) and their enums
         ("transformers.training_args", "TrainingArguments"),
@@ -157,6 +183,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("transformers.utils.generic", "ExplicitEnum"), ("transformers.utils.generic", "PaddingStrategy"),
         ("transformers.debug_utils", "DebugOption"),
         ("transformers.generation.configuration_utils", "GenerationConfig"),
+        ("transformers.trainer_pt_utils", "AcceleratorConfig"),  # a dataclass of flags (transformers >= 4.38)
         ("accelerate.utils.dataclasses", "DistributedType"),
         ("accelerate.state", "PartialState"),
         ("enum", "Enum"),
@@ -188,6 +215,8 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
     torch._ops torch.ops torch.library torch._C torch.backends torch.onnx torch.export torch.compiler
     keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg antigravity this
     numpy.core._internal numpy._core._internal
+    doctest numexpr jsonpickle aiohttp torch.utils._config_module torch.utils.data.datapipes.utils.decoder
+    torch.utils.bottleneck
     """.split()
 )
 
@@ -209,6 +238,10 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
     [
         ("numpy", "load"), ("numpy", "loads"), ("numpy", "fromfile"), ("numpy", "save"), ("numpy", "tofile"),
         ("torch", "load"), ("torch", "save"), ("torch", "compile"), ("torch", "hub"),
+        # a pickle loaded by path, or a string evaluated as code
+        ("pandas", "read_pickle"), ("pandas.io.pickle", "read_pickle"), ("sympy", "sympify"),
+        ("sympy.core.sympify", "sympify"), ("sympy", "parse_expr"), ("sympy.parsing.sympy_parser", "parse_expr"),
+        ("sympy", "lambdify"), ("sympy.utilities.lambdify", "lambdify"),
     ]
 )
 

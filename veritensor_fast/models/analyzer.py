@@ -164,13 +164,32 @@ class Analyzer:
         return None
 
     def _zip(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
+        """Every archive of a file made of several complete ones (``.distcp``: one ``torch.save`` per item, each
+        loaded at its offset), the last one as a plain zip, the others at ``zip@OFFSET``."""
+        try:
+            segments = containers.zip_segments(buf, self.limits.max_members)
+        except containers.LimitExceeded as exc:
+            return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
+                               _loc(where), "" if has_model_ext(name) else "limit")]
+        out: list[ModelIssue] = []
+        for k, (start, end) in enumerate(segments):
+            seg_where = where if k == 0 else (f"{where}!" if where else "") + f"zip@{start}"
+            out += self._zip_one(buf, name, depth, seg_where, None if k == 0 else end, k + 1 < len(segments))
+            if self.total > self.limits.max_total_bytes:
+                break  # the budget finding is out; the archives before this one are not read
+        return out
+
+    def _zip_one(self, buf: Any, name: str, depth: int, where: str, end: int | None,
+                 joined: bool) -> list[ModelIssue]:
         lim = self.limits
         out: list[ModelIssue] = []
         # a zip named as a model (``.pt``, ``.keras``, ...) that cannot be read is a finding (fail closed); any
         # other zip is an incomplete scan (an error, exit 3): nothing model-like was reached
         named = has_model_ext(name)
         try:
-            members, anomalies = containers.zip_members(buf, lim)
+            members, anomalies = containers.zip_members(buf, lim, end=end)
+            if joined:  # the bytes before it are the archive analysed next, not an unexplained prefix
+                anomalies = [a for a in anomalies if a.evidence != "zip prefix"]
         except containers.LimitExceeded as exc:
             return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
                                _loc(where), "" if named else "limit")]

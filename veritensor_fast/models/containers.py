@@ -27,7 +27,8 @@ from veritensor_fast.randread import unpack_at
 
 __all__ = ["Anomaly", "ArchiveError", "BudgetExhausted", "LimitExceeded", "ZipMember", "compressed_issues",
            "member_anomalies",
-           "sevenzip_walk", "tar_entries", "tar_members", "zip_members", "zip_read", "zip_read_partial"]
+           "sevenzip_walk", "tar_entries", "tar_members", "zip_members", "zip_read", "zip_read_partial",
+           "zip_segments"]
 
 _STORAGE_NAME = re.compile(r"(^|/)data/\d+$")
 #: zip compression methods and the codec of the shared decompression layer that reads them
@@ -65,8 +66,10 @@ class ZipMember:
         return self.name.endswith("/")
 
 
-def _find_eocd(buf: Any) -> int:
-    n = len(buf)
+def _find_eocd(buf: Any, end: int | None = None) -> int:
+    n = len(buf) if end is None else end
+    if n >= 22 and bytes(buf[n - 22:n - 18]) == b"PK\x05\x06":
+        return n - 22  # no archive comment: the last record there is (no copy of a 64 KiB tail per archive)
     lo = max(0, n - 65557)
     tail = bytes(buf[lo:n])
     i = tail.rfind(b"PK\x05\x06")
@@ -133,21 +136,8 @@ def _decode_name(raw: bytes, flags: int) -> str:
         return raw.decode("cp437")
 
 
-def zip_members(buf: Any, limits: ModelLimits, *,
-                all_entries: bool = False) -> tuple[list[ZipMember], list[Anomaly]]:
-    """Parse the central directory leniently. Raises ``ArchiveError`` when there is none to parse.
-
-    Entries whose data another entry already points at (overlapping-entry bombs) and encrypted entries that
-    cannot be read are left out (reported as anomalies where they matter) unless ``all_entries``, which keeps
-    them marked (``shared_with``, ``encryption``) so that their names can still be scanned.
-    """
-    anomalies: list[Anomaly] = []
-    n = len(buf)
-    eocd = _find_eocd(buf)
-    if eocd < 0:
-        anomalies.append(Anomaly("model.zip.anomaly", "medium", "zip has no end-of-central-directory record; "
-                                 "members found by scanning local headers", "no EOCD"))
-        return _finish(buf, _scan_local_headers(buf, limits, anomalies), anomalies, all_entries), anomalies
+def _cd_bounds(buf: Any, eocd: int) -> tuple[int, int, int, int]:
+    """(entry count, central directory start, its size, the offset its own offsets are relative to)."""
     (_sig, _disk, _cd_disk, _n_here, count, cd_size, cd_off, _clen) = unpack_at("<IHHHHIIH", buf, eocd)
     # the central directory ends where the end records start: the zip64 record when there is one (PyTorch
     # writes it, with its locator, before every EOCD even when no field is saturated), else the EOCD itself
@@ -159,12 +149,70 @@ def zip_members(buf: Any, limits: ModelLimits, *,
     # a prefix before the archive (self-extractor, pickle polyglot) shifts every offset
     cd_start = cd_end - cd_size if cd_size <= cd_end else cd_off
     shift = cd_start - cd_off if cd_start >= cd_off else 0
+    return count, cd_start, cd_size, shift
+
+
+def zip_segments(buf: Any, max_segments: int) -> list[tuple[int, int]]:
+    """``[(start, end), ...]``, last archive first: a file that is several complete zip archives one after the
+    other (PyTorch Distributed Checkpoint's ``.distcp``: one ``torch.save`` archive per item, each read at its
+    own offset) is as many archives. An archive's prefix counts as another archive only when it ends exactly
+    with an end-of-central-directory record; any other prefix stays a prefix (a ``zip prefix`` anomaly).
+    More than ``max_segments`` archives raise ``LimitExceeded``."""
+    out: list[tuple[int, int]] = []
+    end = len(buf)
+    while True:
+        eocd = _find_eocd(buf, end)
+        if eocd < 0:
+            return out or [(0, end)]
+        try:
+            start = _cd_bounds(buf, eocd)[3]
+        except Exception:  # noqa: BLE001 - unreadable end records: zip_members reports them
+            return out or [(0, end)]
+        out.append((start, end))
+        if not 22 <= start < end or not _ends_with_eocd(buf, start):
+            return out
+        if len(out) >= max_segments:
+            raise LimitExceeded(f"more than {max_segments} concatenated zip archives")
+        end = start
+
+
+def _ends_with_eocd(buf: Any, end: int) -> bool:
+    """Whether ``buf[:end]`` ends exactly with an end-of-central-directory record (and its comment)."""
+    if bytes(buf[end - 22:end - 18]) == b"PK\x05\x06" and bytes(buf[end - 2:end]) == b"\0\0":
+        return True
+    lo = max(0, end - 65557)
+    tail = bytes(buf[lo:end])
+    i = tail.rfind(b"PK\x05\x06")
+    while i >= 0:
+        if i + 22 <= len(tail) and i + 22 + int.from_bytes(tail[i + 20:i + 22], "little") == len(tail):
+            return True
+        i = tail.rfind(b"PK\x05\x06", 0, i)
+    return False
+
+
+def zip_members(buf: Any, limits: ModelLimits, *, all_entries: bool = False,
+                end: int | None = None) -> tuple[list[ZipMember], list[Anomaly]]:
+    """Parse the central directory leniently. Raises ``ArchiveError`` when there is none to parse.
+
+    Entries whose data another entry already points at (overlapping-entry bombs) and encrypted entries that
+    cannot be read are left out (reported as anomalies where they matter) unless ``all_entries``, which keeps
+    them marked (``shared_with``, ``encryption``) so that their names can still be scanned. ``end``: the
+    archive ends there (one of ``zip_segments``), not at the end of ``buf``.
+    """
+    anomalies: list[Anomaly] = []
+    n = len(buf)
+    eocd = _find_eocd(buf, end)
+    if eocd < 0:
+        anomalies.append(Anomaly("model.zip.anomaly", "medium", "zip has no end-of-central-directory record; "
+                                 "members found by scanning local headers", "no EOCD"))
+        return _finish(buf, _scan_local_headers(buf, limits, anomalies), anomalies, all_entries), anomalies
+    count, cd_start, cd_size, shift = _cd_bounds(buf, eocd)
     if shift:
         anomalies.append(Anomaly("model.zip.anomaly", "medium",
                                  f"{shift} bytes precede the zip archive (polyglot or prefixed file)", "zip prefix"))
     members: list[ZipMember] = []
     p = cd_start
-    end_cd = min(n, cd_start + cd_size) if cd_size else cd_end
+    end_cd = min(n, cd_start + cd_size) if cd_size else cd_start  # (cd_start is where the end records start)
     while p + 46 <= end_cd and bytes(buf[p:p + 4]) == b"PK\x01\x02":
         if len(members) >= limits.max_members:
             raise LimitExceeded(f"more than {limits.max_members} zip members")
