@@ -34,6 +34,7 @@ error is recorded, because the text pass covered it completely (the scan is not 
 from __future__ import annotations
 
 import ast
+import gc
 import re
 import threading
 import warnings
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
 from veritensor_fast.detectors.pyast_admit import admits
-from veritensor_fast.detectors.pyast_budget import over_budget_reason
+from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, over_budget_reason
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     PrefilterPlan,
     build_prefilter,
@@ -140,10 +141,13 @@ def _children(node: ast.AST) -> list[ast.AST]:
     return out
 
 
-def _pieces(tree: ast.AST, source: str | bytes | None = None) -> list[_Piece]:
+def _pieces(tree: ast.AST, source: str | bytes | None = None, names: dict[str, str] | None = None,
+            line_offset: int = 0) -> list[_Piece]:
     """Every text worth matching in ``tree``, in source order. With ``source``, subtrees whose lines hold no
-    quote and no constant name are skipped (see :func:`_relevant_lines`)."""
-    names = const_names(tree) if source is None else const_names(tree, walrus_at=walrus_lines(source))
+    quote and no constant name are skipped (see :func:`_relevant_lines`). ``names``: the constant names (default:
+    those of ``tree``); ``line_offset``: lines before ``source`` (a piece of a file, :mod:`pyast_chunks`)."""
+    if names is None:
+        names = const_names(tree) if source is None else const_names(tree, walrus_at=walrus_lines(source))
     rel = _relevant_lines(source, names) if source is not None else None
     last = len(rel) - 1 if rel is not None else 0
     out: list[_Piece] = []
@@ -152,8 +156,8 @@ def _pieces(tree: ast.AST, source: str | bytes | None = None) -> list[_Piece]:
         if text:
             e = end if end is not None else node
             line = int(getattr(node, "lineno", 1))
-            out.append(_Piece(text, line, int(getattr(node, "col_offset", 0)),
-                              int(getattr(e, "end_lineno", None) or line)))
+            out.append(_Piece(text, line + line_offset, int(getattr(node, "col_offset", 0)),
+                              int(getattr(e, "end_lineno", None) or line) + line_offset))
 
     stack: list[ast.AST] = [tree]
     while stack:
@@ -270,7 +274,13 @@ def parse_python(source: str | bytes) -> ast.Module | None:
     try:
         with _PARSE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in scanned code
-            return ast.parse(source)
+            collect = gc.isenabled()  # the tree holds no cycle: collections while it is built only cost time
+            gc.disable()              # (~40 % of parsing a module of many small statements)
+            try:
+                return ast.parse(source)
+            finally:
+                if collect:
+                    gc.enable()
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return None
 
@@ -281,12 +291,58 @@ def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstH
     Reusable on notebook code cells: lines starting with ``%`` or ``!`` (IPython magics) are commented out
     first when ``source`` is a ``str``, keeping line numbers.
     """
-    if isinstance(source, str) and ("%" in source or "!" in source):
-        source = "\n".join("#" + ln if ln.lstrip()[:1] in ("%", "!") else ln for ln in source.split("\n"))
+    source = _magics_out(source)
     tree = parse_python(source)
     if tree is None:
         return None
-    pieces = _pieces(tree, source)
+    return _match(_pieces(tree, source), matcher)
+
+
+def _magics_out(source: str | bytes) -> str | bytes:
+    if isinstance(source, str) and ("%" in source or "!" in source):
+        source = "\n".join("#" + ln if ln.lstrip()[:1] in ("%", "!") else ln for ln in source.split("\n"))
+    return source
+
+
+def scan_python_bounded(source: str | bytes, matcher: SecretMatcher,
+                        limit: int | None = None) -> tuple[list[AstHit] | None, str | None]:
+    """:func:`scan_python_source` within the AST memory budget (``limit`` bytes, default :func:`pyast_budget.budget`):
+    a source estimated over it is parsed in pieces of whole top-level statements (:mod:`pyast_chunks`), with the
+    same hits. ``(hits, None)``, or ``(None, why)`` when that cannot be done (a single statement over the budget):
+    the pass was skipped."""
+    source = _magics_out(source)
+    why = over_budget_reason(source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass"), limit)
+    if why is None:
+        return scan_python_source(source, matcher), None
+    from veritensor_fast.detectors.pyast_chunks import piece_names, split_source
+
+    lim = budget() if limit is None else limit
+    parts = split_source(source, lim)
+    names = piece_names(parts, parse_python, max(1 << 16, lim // UNIT_COST)) if not isinstance(parts, str) else parts
+    if isinstance(parts, str) or isinstance(names, str):
+        return None, why.replace("): the", f") and not in pieces either ({names}): the", 1)
+    pieces = _pieces_of_parts(parts, names)
+    if pieces is None:
+        return None, why.replace("): the", ") and not in pieces either (a piece did not parse): the", 1)
+    return _match(pieces, matcher), None
+
+
+def _pieces_of_parts(parts: list[tuple[str | bytes, int]], names: dict[str, str]) -> list[_Piece] | None:
+    """:func:`_pieces` of the whole source from its parts (:func:`pyast_chunks.split_source`), parsed one at a
+    time; ``None`` if one does not parse. A part without a quote or a constant name holds nothing to match."""
+    rx = re.compile(b"|".join(re.escape(n.encode("utf-8", "surrogatepass")) for n in names)) if names else None
+    pieces: list[_Piece] = []
+    for src, off in parts:
+        b = src if isinstance(src, bytes) else src.encode("utf-8", "surrogatepass")
+        if b"'" in b or b'"' in b or (rx is not None and rx.search(b)):
+            tree = parse_python(src)
+            if tree is None:
+                return None
+            pieces += _pieces(tree, src, names, off)
+    return pieces
+
+
+def _match(pieces: list[_Piece], matcher: SecretMatcher) -> list[AstHit]:
     if not pieces:
         return []
     texts = [p.text.encode("utf-8", "surrogatepass") for p in pieces]
@@ -414,11 +470,10 @@ class PythonAstSecrets:
         if not self.wanted(buf):
             return
         source = bytes(buf)
-        why = over_budget_reason(source)  # a dense source's parse could take GBs (``pyast_budget``)
+        hits, why = scan_python_bounded(source, self.ctx.matcher)  # a dense source: in pieces (``pyast_budget``)
         if why is not None:
             scan.error(why, "limit")
             return
-        hits = scan_python_source(source, self.ctx.matcher)
         if not hits:
             return  # no findings, or not Python: the text pass already covered the file
         prior = {f.fingerprint for f in scan.findings}
