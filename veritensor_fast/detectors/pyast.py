@@ -34,7 +34,6 @@ error is recorded, because the text pass covered it completely (the scan is not 
 from __future__ import annotations
 
 import ast
-import gc
 import re
 import threading
 import warnings
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
 from veritensor_fast.detectors.pyast_admit import admits
-from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, over_budget_reason
+from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, gc_paused, over_budget_reason
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     PrefilterPlan,
     build_prefilter,
@@ -274,13 +273,7 @@ def parse_python(source: str | bytes) -> ast.Module | None:
     try:
         with _PARSE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in scanned code
-            collect = gc.isenabled()  # the tree holds no cycle: collections while it is built only cost time
-            gc.disable()              # (~40 % of parsing a module of many small statements)
-            try:
-                return ast.parse(source)
-            finally:
-                if collect:
-                    gc.enable()
+            return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return None
 
@@ -292,10 +285,13 @@ def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstH
     first when ``source`` is a ``str``, keeping line numbers.
     """
     source = _magics_out(source)
-    tree = parse_python(source)
-    if tree is None:
-        return None
-    return _match(_pieces(tree, source), matcher)
+    with gc_paused():
+        tree = parse_python(source)
+        if tree is None:
+            return None
+        pieces = _pieces(tree, source)
+        del tree  # freed (no cycle) before the collector counts again
+    return _match(pieces, matcher)
 
 
 def _magics_out(source: str | bytes) -> str | bytes:
@@ -318,10 +314,11 @@ def scan_python_bounded(source: str | bytes, matcher: SecretMatcher,
 
     lim = budget() if limit is None else limit
     parts = split_source(source, lim)
-    names = piece_names(parts, parse_python, max(1 << 16, lim // UNIT_COST)) if not isinstance(parts, str) else parts
-    if isinstance(parts, str) or isinstance(names, str):
-        return None, why.replace("): the", f") and not in pieces either ({names}): the", 1)
-    pieces = _pieces_of_parts(parts, names)
+    with gc_paused():
+        names = piece_names(parts, parse_python, max(1 << 16, lim // UNIT_COST)) if not isinstance(parts, str) else parts
+        if isinstance(parts, str) or isinstance(names, str):
+            return None, why.replace("): the", f") and not in pieces either ({names}): the", 1)
+        pieces = _pieces_of_parts(parts, names)
     if pieces is None:
         return None, why.replace("): the", ") and not in pieces either (a piece did not parse): the", 1)
     return _match(pieces, matcher), None

@@ -9,7 +9,8 @@ lines shifted by the lines before it.
 
 The lexer is one regular expression (C speed, linear, possessive: strings of any length cost no backtracking
 stack) over the UTF-8 bytes: strings (any prefix: a prefix changes no string's extent, raw or not), comments,
-brackets, line continuations and line breaks (``\\r\\n``, ``\\r``, ``\\n``, as the tokenizer counts them). A quote
+brackets, line continuations and the line breaks before a line at column 0 (``\\r\\n``, ``\\r``, ``\\n``, as the
+tokenizer counts them). A quote
 that starts no complete string or a closing bracket that closes nothing means the source is not Python as lexed
 here: no boundary is given (the caller then reports the pass as skipped, as before). The pieces are packed
 greedily in source order, each one's :func:`pyast_budget.units_between` times ``UNIT_COST`` within the budget; a
@@ -33,12 +34,11 @@ _LEX = re.compile(
     rb'|"""(?:[^"\\]++|\\(?:\r\n|.)|"(?!""))*+"""'
     rb"|'(?:[^'\\\r\n]++|\\(?:\r\n|.))*+'"
     rb'|"(?:[^"\\\r\n]++|\\(?:\r\n|.))*+"'
-    rb"|\#[^\r\n]*+|\\(?:\r\n|\r|\n)|[()\[\]{}]|\r\n|\r|\n|['\"]",
+    rb"|\#[^\r\n]*+|\\(?:\r\n|\r|\n)|[()\[\]{}]|(?:\r\n|\r|\n)(?=[^ \t\f#\r\n\\])|['\"]",
     re.S,
 )
 #: A clause continuing the compound statement above it (never the start of a piece).
 _CLAUSE = re.compile(rb"(?:else|elif|except|finally)\b")
-_NOT_START = frozenset(b" \t\f#\r\n\\")
 
 
 def statement_starts(buf: bytes) -> array[int] | None:
@@ -60,9 +60,7 @@ def statement_starts(buf: bytes) -> array[int] | None:
         elif c in (0x0A, 0x0D):
             if depth:
                 continue
-            e = m.end()
-            if e >= len(buf) or buf[e] in _NOT_START:
-                continue  # blank, a comment, an indented line: not a statement at column 0
+            e = m.end()  # a line break before a line at column 0 that is not blank nor a comment (the regex)
             if not decorated and _CLAUSE.match(buf, e) is None:
                 out.append(e)
             decorated = buf[e] == 0x40
