@@ -22,7 +22,6 @@ from veritensor_fast.detectors import pyast_chunks
 from veritensor_fast.detectors.ast_eval import const_names, walrus_lines
 from veritensor_fast.detectors.pyast import (
     _pieces,
-    _pieces_of_parts,
     parse_python,
     scan_python_bounded,
     scan_python_source,
@@ -78,7 +77,8 @@ def same_as_whole(src: bytes, matcher: object) -> int:
     each = every_cut(src)
     for cut in (parts, each):
         assert pyast_chunks.piece_names(cut, parse_python, 1 << 30) == names
-        assert _pieces_of_parts(cut, names) == whole  # texts, lines, columns, end lines: in order
+        walked = pyast_chunks.walk_parts(cut, names, parse_python, lambda t, s, off: _pieces(t, s, names, off))
+        assert walked == whole  # texts, lines, columns, end lines: in order
     hits, why = scan_python_bounded(src, matcher, limit=tightest(src))  # type: ignore[arg-type]
     assert why is None and hits == scan_python_source(src, matcher)  # type: ignore[arg-type]
     return len(each)
@@ -260,3 +260,15 @@ def test_the_lexer_agrees_with_the_tokenizer_on_statement_starts() -> None:
         assert starts <= real and len(starts) > 10
         assert ast.parse(src)  # and the file is valid Python
     assert sys.version_info >= (3, 10)
+
+
+def test_constant_folding_is_bounded_in_total(tmp_path: Path) -> None:
+    """Names double (``A1 = A0 + A0``) up to the 64 Ki characters one value may hold, and each use copies
+    (``B1 = A12 + ""``): on 8eea362 this 349 KB source (under the AST budget, parsed whole) drove one worker over
+    2 GB ("detector python-ast: out of memory" under the cap; unbounded without one). Now the folded values of
+    one source are bounded (``ast_eval.FOLD_TOTAL``): a ``limit`` error, the text still scanned."""
+    lines = ['A0 = "hf_xxxxxxxxxxxxx"'] + [f"A{i} = A{i - 1} + A{i - 1}" for i in range(1, 13)]
+    (tmp_path / "amp.py").write_text("\n".join(lines + [f'B{i} = A12 + ""' for i in range(20000)]) + "\n")
+    out = scan_peak(tmp_path, dict(os.environ))
+    assert [k for k, _ in out["errors"]] == ["limit"] and "constant strings" in out["errors"][0][1], out
+    assert out["rss_kb"] < 400_000, out

@@ -23,6 +23,16 @@ _PCT_OK = re.compile(r"%[sdr]")
 _FORMATTER = string.Formatter()
 
 
+#: Most characters the folded values of one source may hold together (its constant names; its matched texts,
+#: :func:`pyast._pieces`): each value is capped at ``MAX_LEN``, but names double (``B = A + A``) and every use
+#: copies (``B1 = A + "1"``), so a 349 KB source made ~20,000 values of 64 Ki characters (over 2 GB on 8eea362).
+FOLD_TOTAL = 32 << 20
+
+
+class FoldBudgetSpent(Exception):
+    """The folded values of one source went over ``FOLD_TOTAL`` characters."""
+
+
 class _Abort(Exception):
     """Folding gave up (not constant, too long or too deep)."""
 
@@ -362,9 +372,11 @@ def bindings(tree: ast.AST, walrus: bool = True,
 def resolve(todo: list[tuple[str, int, int, ast.expr | str]]) -> dict[str, str]:
     """The constant names of ``(name, line, column, value)`` (names bound exactly once), a value being the
     expression or its folded string (when it folds without any name, so with every one): folded in source order,
-    repeated while it resolves more (a name defined from another one: ``PREFIX + "rest"``), at most three times."""
+    repeated while it resolves more (a name defined from another one: ``PREFIX + "rest"``), at most three times.
+    Raises :class:`FoldBudgetSpent` when their values pass ``FOLD_TOTAL`` characters."""
     names: dict[str, str] = {}
     items = sorted(todo, key=lambda kv: (kv[1], kv[2]))
+    total = 0
     for _ in range(3):
         left = []
         for item in items:
@@ -372,6 +384,9 @@ def resolve(todo: list[tuple[str, int, int, ast.expr | str]]) -> dict[str, str]:
             s = v if isinstance(v, str) else fold(v, names)
             if s is not None:
                 names[item[0]] = s
+                total += len(s)
+                if total > FOLD_TOTAL:
+                    raise FoldBudgetSpent
             else:
                 left.append(item)
         if len(left) == len(items):

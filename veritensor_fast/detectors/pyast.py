@@ -42,7 +42,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
+from veritensor_fast.detectors.ast_eval import (
+    FOLD_TOTAL,
+    FoldBudgetSpent,
+    const_names,
+    flatten_add,
+    fold,
+    walrus_lines,
+)
 from veritensor_fast.detectors.pyast_admit import admits
 from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, gc_paused, over_budget_reason
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
@@ -141,18 +148,23 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 
 def _pieces(tree: ast.AST, source: str | bytes | None = None, names: dict[str, str] | None = None,
-            line_offset: int = 0) -> list[_Piece]:
+            line_offset: int = 0, spent: list[int] | None = None) -> list[_Piece]:
     """Every text worth matching in ``tree``, in source order. With ``source``, subtrees whose lines hold no
     quote and no constant name are skipped (see :func:`_relevant_lines`). ``names``: the constant names (default:
-    those of ``tree``); ``line_offset``: lines before ``source`` (a piece of a file, :mod:`pyast_chunks`)."""
+    those of ``tree``); ``line_offset``: lines before ``source`` (a piece of a file, :mod:`pyast_chunks`);
+    ``spent``: characters added so far (raises ``FoldBudgetSpent`` past ``FOLD_TOTAL``)."""
     if names is None:
         names = const_names(tree) if source is None else const_names(tree, walrus_at=walrus_lines(source))
     rel = _relevant_lines(source, names) if source is not None else None
     last = len(rel) - 1 if rel is not None else 0
     out: list[_Piece] = []
+    total = [0] if spent is None else spent
 
     def add(text: str | None, node: ast.AST, end: ast.AST | None = None) -> None:
         if text:
+            total[0] += len(text)
+            if total[0] > FOLD_TOTAL:
+                raise FoldBudgetSpent
             e = end if end is not None else node
             line = int(getattr(node, "lineno", 1))
             out.append(_Piece(text, line + line_offset, int(getattr(node, "col_offset", 0)),
@@ -308,9 +320,16 @@ def scan_python_bounded(source: str | bytes, matcher: SecretMatcher,
     the pass was skipped."""
     source = _magics_out(source)
     why = over_budget_reason(source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass"), limit)
-    if why is None:
-        return scan_python_source(source, matcher), None
-    from veritensor_fast.detectors.pyast_chunks import piece_names, split_source
+    try:
+        return (scan_python_source(source, matcher), None) if why is None else _in_pieces(source, matcher, limit, why)
+    except FoldBudgetSpent:
+        return None, (f"Python source folds to over {FOLD_TOTAL >> 20} Mi characters of constant strings: the "
+                      "Python-AST pass skipped it, the text and encoded passes scanned it")
+
+
+def _in_pieces(source: str | bytes, matcher: SecretMatcher, limit: int | None,
+               why: str) -> tuple[list[AstHit] | None, str | None]:
+    from veritensor_fast.detectors.pyast_chunks import piece_names, split_source, walk_parts
 
     lim = budget() if limit is None else limit
     parts = split_source(source, lim)
@@ -318,25 +337,11 @@ def scan_python_bounded(source: str | bytes, matcher: SecretMatcher,
         names = piece_names(parts, parse_python, max(1 << 16, lim // UNIT_COST)) if not isinstance(parts, str) else parts
         if isinstance(parts, str) or isinstance(names, str):
             return None, why.replace("): the", f") and not in pieces either ({names}): the", 1)
-        pieces = _pieces_of_parts(parts, names)
+        spent = [0]  # the folded texts of all the parts together (``FOLD_TOTAL``)
+        pieces = walk_parts(parts, names, parse_python, lambda t, src, off: _pieces(t, src, names, off, spent))
     if pieces is None:
         return None, why.replace("): the", ") and not in pieces either (a piece did not parse): the", 1)
     return _match(pieces, matcher), None
-
-
-def _pieces_of_parts(parts: list[tuple[str | bytes, int]], names: dict[str, str]) -> list[_Piece] | None:
-    """:func:`_pieces` of the whole source from its parts (:func:`pyast_chunks.split_source`), parsed one at a
-    time; ``None`` if one does not parse. A part without a quote or a constant name holds nothing to match."""
-    rx = re.compile(b"|".join(re.escape(n.encode("utf-8", "surrogatepass")) for n in names)) if names else None
-    pieces: list[_Piece] = []
-    for src, off in parts:
-        b = src if isinstance(src, bytes) else src.encode("utf-8", "surrogatepass")
-        if b"'" in b or b'"' in b or (rx is not None and rx.search(b)):
-            tree = parse_python(src)
-            if tree is None:
-                return None
-            pieces += _pieces(tree, src, names, off)
-    return pieces
 
 
 def _match(pieces: list[_Piece], matcher: SecretMatcher) -> list[AstHit]:

@@ -25,6 +25,7 @@ import re
 import tokenize
 from array import array
 from collections.abc import Callable
+from typing import TypeVar
 
 from veritensor_fast.detectors.ast_eval import bindings, fold, may_fold, resolve, walrus_lines
 from veritensor_fast.detectors.pyast_budget import UNIT_COST, translate, units_between
@@ -37,6 +38,7 @@ _LEX = re.compile(
     rb"|\#[^\r\n]*+|\\(?:\r\n|\r|\n)|[()\[\]{}]|(?:\r\n|\r|\n)(?=[^ \t\f#\r\n\\])|['\"]",
     re.S,
 )
+T = TypeVar("T")
 #: A clause continuing the compound statement above it (never the start of a piece).
 _CLAUSE = re.compile(rb"(?:else|elif|except|finally)\b")
 
@@ -166,3 +168,21 @@ def piece_names(pieces: list[tuple[str | bytes, int]], parse: Callable[[str | by
                     return "too many names are bound to expressions of other names"
             cands[k] = (node.lineno + off, node.col_offset, node if s is None else s)
     return resolve([(k, line, col, v) for k, (line, col, v) in cands.items()])
+
+
+def walk_parts(parts: list[tuple[str | bytes, int]], names: dict[str, str],
+               parse: Callable[[str | bytes], ast.Module | None],
+               walk: Callable[[ast.Module, str | bytes, int], list[T]]) -> list[T] | None:
+    """``walk(tree, text, lines before it)`` of each part in turn, parsed one at a time, concatenated (in source
+    order); ``None`` if a part does not parse. A part without a quote or one of ``names`` holds no line the walk
+    would visit (``pyast._relevant_lines``) and is not parsed again."""
+    rx = re.compile(b"|".join(re.escape(n.encode("utf-8", "surrogatepass")) for n in names)) if names else None
+    out: list[T] = []
+    for src, off in parts:
+        b = src if isinstance(src, bytes) else src.encode("utf-8", "surrogatepass")
+        if b"'" in b or b'"' in b or (rx is not None and rx.search(b)):
+            tree = parse(src)
+            if tree is None:
+                return None
+            out += walk(tree, src, off)
+    return out
