@@ -17,6 +17,8 @@ import tokenize
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veritensor_fast.detectors import pyast_chunks
 from veritensor_fast.detectors.ast_eval import const_names, walrus_lines
@@ -272,3 +274,29 @@ def test_constant_folding_is_bounded_in_total(tmp_path: Path) -> None:
     out = scan_peak(tmp_path, dict(os.environ))
     assert [k for k, _ in out["errors"]] == ["limit"] and "constant strings" in out["errors"][0][1], out
     assert out["rss_kb"] < 400_000, out
+
+
+#: Top-level fragments whose joins are cut in every way that matters: decorators, clauses at column 0, ``match``,
+#: strings, brackets and continuations over lines that look like statements, comments, blank lines, page breaks.
+FRAGMENTS = [
+    "x = 1\n", "@d\n# c\n\n@e(\n  1)\ndef h():\n    pass\n", "def f():\n    return X\n", "@d\nclass C:\n    pass\n",
+    "if a:\n    pass\nelif b:\n    pass\nelse:\n    E = 'hf_' + TAIL\n", "try:\n    pass\nexcept E:\n    pass\n"
+    "else:\n    pass\nfinally:\n    pass\n", "match m:\n    case 1:\n        pass\n", 'S = """\nT = "hf_" + N\n"""\n',
+    "U = ('hf_xyz',\n'abcdefghijklmnopqrstu')\n", "V = 1 + \\\n2\n", "# c ' \"\n", "\n", "  \n", 'N = "hf_" + TAIL\n',
+    'TAIL = "aB3dE5gH7jK9mN1pQ3sT5vW7xY9zA1bC3d"\n', 'TAIL = "x"\n', 'W = f"{N}x"\n', "\x0cz = 2\n", "Q = \'\'\'\n@x\n\'\'\'\n",
+    "async def g():\n    pass\n", "for i in r:\n    pass\nelse:\n    pass\n", "with a as b:\n    pass\n",
+    "R = [\n# ]\n1]\n", "K = 'a\\\nb'\n", "(y := N)\n", 'login(key=N + "0123456789abcdef")\n', "L: str\n",
+    "M: str = TAIL + TAIL\n", "elsewhere = 3\n", "while 0:\n    pass\nelse:\n    pass\n",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=2, max_size=30), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_any_valid_join_of_fragments_gives_the_same_pieces(frags: list[str], eol: str) -> None:
+    src = "".join(frags).replace("\n", eol).encode()
+    if parse_python(src) is None:
+        return  # not Python: nothing to compare
+    same_as_whole(src, _MATCHER)
+
+
+_MATCHER = WorkerContext(ScanOptions()).matcher

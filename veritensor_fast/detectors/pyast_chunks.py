@@ -85,7 +85,7 @@ def plan(buf: bytes, budget: int) -> list[tuple[int, int, int]] | tuple[int, int
     if starts is None:
         return 0, 0
     t = translate(buf)
-    ends = list(starts)
+    ends = starts  # an array, not a list: a line of ``a`` costs 8 bytes, not 36
     ends.append(len(buf))
     limit = budget // UNIT_COST
     out: list[tuple[int, int, int]] = []
