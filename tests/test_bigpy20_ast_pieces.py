@@ -300,3 +300,29 @@ def test_any_valid_join_of_fragments_gives_the_same_pieces(frags: list[str], eol
 
 
 _MATCHER = WorkerContext(ScanOptions()).matcher
+
+
+def _greedy(buf: bytes, budget: int) -> list[tuple[int, int, int]] | tuple[int, int]:
+    """``pyast_chunks.plan`` the plain way: extend each piece one statement at a time while it fits."""
+    starts = pyast_chunks.statement_starts(buf)
+    assert starts is not None
+    ends, t, lim = [*starts, len(buf)], translate(buf), budget // UNIT_COST
+    out: list[tuple[int, int, int]] = []
+    lo, line, i = 0, 1, 0
+    while lo < len(buf):
+        if units_between(t, lo, ends[i]) > lim:
+            return line, units_between(t, lo, ends[i]) * UNIT_COST
+        while i + 1 < len(ends) and units_between(t, lo, ends[i + 1]) <= lim:
+            i += 1
+        out.append((lo, ends[i], line))
+        line, lo, i = pyast_chunks.line_of(buf, ends[i], lo, line), ends[i], i + 1
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a\n", "x = [1, 2, 3]\n", "def f():\n  return 1\n", "# c\n", "y = 'a b'\r\n",
+                                 "z = (1,\n 2)\n", "\n", "@d\ndef g():\n  pass\n"]), min_size=1, max_size=200),
+       st.integers(5, 300))
+def test_the_packing_is_the_plain_greedy_one(lines: list[str], units: int) -> None:
+    buf = "".join(lines).encode()
+    assert pyast_chunks.plan(buf, units * UNIT_COST) == _greedy(buf, units * UNIT_COST)

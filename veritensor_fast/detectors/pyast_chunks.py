@@ -10,11 +10,10 @@ lines shifted by the lines before it.
 The lexer is one regular expression (C speed, linear, possessive: strings of any length cost no backtracking
 stack) over the UTF-8 bytes: strings (any prefix: a prefix changes no string's extent, raw or not), comments,
 brackets, line continuations and the line breaks before a line at column 0 (``\\r\\n``, ``\\r``, ``\\n``, as the
-tokenizer counts them). A quote
-that starts no complete string or a closing bracket that closes nothing means the source is not Python as lexed
-here: no boundary is given (the caller then reports the pass as skipped, as before). The pieces are packed
-greedily in source order, each one's :func:`pyast_budget.units_between` times ``UNIT_COST`` within the budget; a
-single top-level statement over the budget cannot be cut and is reported.
+tokenizer counts them). A quote that starts no complete string or a closing bracket that closes nothing means the
+source is not Python as lexed here: no boundary is given (the caller then reports the pass as skipped, as before).
+The pieces are packed greedily in source order, each one's :func:`pyast_budget.units_between` times ``UNIT_COST``
+within the budget; a single top-level statement over the budget cannot be cut and is reported.
 """
 
 from __future__ import annotations
@@ -91,21 +90,26 @@ def plan(buf: bytes, budget: int) -> list[tuple[int, int, int]] | tuple[int, int
     out: list[tuple[int, int, int]] = []
     lo, line = 0, 1
     i = 0  # ``ends[i:]`` are the piece ends after ``lo``
+    n = len(ends)
     while lo < len(buf):
-        # the farthest end whose piece fits: the estimate grows with the end, so bisect over ``ends[i:]``
-        a, b = i, len(ends)
-        while a < b:
-            mid = (a + b) // 2
-            if units_between(t, lo, ends[mid]) <= limit:
-                a = mid + 1
-            else:
-                b = mid
-        if a == i:  # even the next statement alone is over the budget
+        if units_between(t, lo, ends[i]) > limit:  # even the next statement alone is over the budget
             return line, units_between(t, lo, ends[i]) * UNIT_COST
-        hi = ends[a - 1]
+        # the farthest end whose piece fits (the estimate grows with the end): gallop from ``i``, then bisect; each
+        # probe counts from ``lo``, so galloping keeps the probes near the piece's own size
+        a, step = i, 1  # ``ends[a]`` fits
+        while a + step < n and units_between(t, lo, ends[a + step]) <= limit:
+            a, step = a + step, step * 2
+        x, y = a + 1, min(n, a + step)  # ``ends[y]`` does not fit (or is past the last)
+        while x < y:
+            mid = (x + y) // 2
+            if units_between(t, lo, ends[mid]) <= limit:
+                x = mid + 1
+            else:
+                y = mid
+        hi = ends[x - 1]
         out.append((lo, hi, line))
         line = line_of(buf, hi, lo, line)
-        lo, i = hi, a
+        lo, i = hi, x
     return out
 
 
