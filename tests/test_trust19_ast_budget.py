@@ -2,7 +2,9 @@
 
 On main a 5 MiB file of ``a`` lines (inside ``pyast.MAX_SOURCE``) was parsed: ~4.6 GB in one worker. Now a
 source whose estimated parse peak is over the budget is not parsed; its text is still scanned, and the skipped
-AST pass is a ``limit`` error (exit code 3). Memory is measured in a subprocess under an address-space cap."""
+AST pass is a ``limit`` error (exit code 3). Memory is measured in a subprocess under an address-space cap.
+Since bigpy20 such a source is parsed in pieces of top-level statements (``pyast_chunks``): the dense sources here
+are one statement over the budget, which cannot be cut."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from veritensor_fast.detectors.pyast_budget import UNIT_COST, parse_units
 
 from conftest import hf_token, scan_json, scan_peak
 
-SMALL = {"VERITENSOR_FAST_AST_BUDGET": str(1 << 20)}  # 1 MiB: 1,024 units
+SMALL = {"VERITENSOR_FAST_AST_BUDGET": str(1 << 20)}  # 1 MiB: 630 units
+#: One top-level statement over the small budget (bigpy20: a source of many small statements is parsed in pieces).
+DENSE = "x = [" + "a," * 2000 + "]\n"
 
 
 def _split_secret(tok: str) -> str:
@@ -39,7 +43,7 @@ def test_units_bound_the_tokens(src: str) -> None:
 
 def test_a_dense_source_is_not_parsed_its_text_is_scanned(tmp_path: Path) -> None:
     plain, split = hf_token(), hf_token()
-    (tmp_path / "dense.py").write_text(f'KEY = "{plain}"\n' + _split_secret(split) + "a\n" * 2000)
+    (tmp_path / "dense.py").write_text(f'KEY = "{plain}"\n' + _split_secret(split) + DENSE)
     (tmp_path / "sparse.py").write_text(_split_secret(split))
     code, rep = scan_json("--jobs", "1", str(tmp_path), env=SMALL)
     errs = [e for e in rep["errors"] if e["path"].endswith("dense.py")]
@@ -64,7 +68,7 @@ def test_an_ordinary_source_of_the_same_size_is_parsed(tmp_path: Path) -> None:
 
 def test_a_dense_notebook_cell_is_not_parsed(tmp_path: Path) -> None:
     cells = [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-              "source": _split_secret(hf_token()) + "a\n" * 2000}]
+              "source": _split_secret(hf_token()) + DENSE}]
     nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (tmp_path / "n.ipynb").write_text(json.dumps(nb))
     code, rep = scan_json("--jobs", "1", str(tmp_path), env=SMALL)
@@ -76,7 +80,7 @@ def test_a_4_5_mib_dense_file_stays_in_bounded_memory(tmp_path: Path) -> None:
     """The default budget, at full size: on main this parse needs ~4.1 GB (under the 2 GB cap it failed with a
     MemoryError that was taken for "not Python" and reported nothing)."""
     plain = hf_token()
-    (tmp_path / "dense.py").write_bytes((f'KEY = "{plain}"\n' + _split_secret(hf_token())).encode() + b"a\n" * (9 << 18))  # 4.5 MiB: under MAX_SOURCE
+    (tmp_path / "dense.py").write_bytes((f'KEY = "{plain}"\n' + _split_secret(hf_token())).encode() + b"x = [" + b"a," * (9 << 18) + b"]\n")  # 4.5 MiB: under MAX_SOURCE
     env = {k: v for k, v in os.environ.items() if k != "VERITENSOR_FAST_AST_BUDGET"}
     out = scan_peak(tmp_path, env)
     assert [k for k, _ in out["errors"]] == ["limit"] and out["findings"] == 1, out

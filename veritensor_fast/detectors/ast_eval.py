@@ -14,12 +14,23 @@ import re
 import string
 from bisect import bisect_left
 from collections.abc import Collection, Mapping
+from typing import cast
 
 #: Longest folded value; longer results are abandoned (bounds ``A = B + B`` doubling chains).
 MAX_LEN = 1 << 16
 _MAX_DEPTH = 60
 _PCT_OK = re.compile(r"%[sdr]")
 _FORMATTER = string.Formatter()
+
+
+#: Most characters the folded values of one source may hold together (its constant names; its matched texts,
+#: :func:`pyast._pieces`): each value is capped at ``MAX_LEN``, but names double (``B = A + A``) and every use
+#: copies (``B1 = A + "1"``), so a 349 KB source made ~20,000 values of 64 Ki characters (over 2 GB on 8eea362).
+FOLD_TOTAL = 32 << 20
+
+
+class FoldBudgetSpent(Exception):
+    """The folded values of one source went over ``FOLD_TOTAL`` characters."""
 
 
 class _Abort(Exception):
@@ -165,6 +176,42 @@ def _cap(s: str) -> str:
     return s
 
 
+def may_fold(node: ast.AST, depth: int = 0) -> bool:
+    """False only when :func:`fold` gives ``None`` for ``node`` under any names (its shape is never folded): the
+    shapes :func:`_fold` accepts, checked without values (a name may be bound to anything)."""
+    if depth > _MAX_DEPTH:
+        return False
+    d = depth + 1
+    if isinstance(node, ast.Name):
+        return True
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str | bytes)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Add):
+            return all(may_fold(x, d) for x in flatten_add(node))
+        if isinstance(node.op, ast.Mod):
+            right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+            return may_fold(node.left, d) and all(_may_scalar(x, d) for x in right)
+        return False
+    if isinstance(node, ast.JoinedStr):
+        return all(isinstance(p, ast.Constant) or (isinstance(p, ast.FormattedValue) and _may_scalar(p.value, d))
+                   for p in node.values)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id in ("chr", "str") and len(node.args) == 1 and _may_scalar(node.args[0], d)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        attr = node.func.attr
+        if attr == "join":
+            return len(node.args) == 1 and isinstance(node.args[0], ast.List | ast.Tuple) and may_fold(
+                node.func.value, d) and all(may_fold(x, d) for x in node.args[0].elts)
+        return attr in ("format", "decode") and may_fold(node.func.value, d) and all(
+            _may_scalar(a, d) for a in node.args) and all(_may_scalar(k.value, d) for k in node.keywords)
+    return False
+
+
+def _may_scalar(node: ast.AST, depth: int) -> bool:
+    return (isinstance(node, ast.Constant) and isinstance(node.value, int | float)) or may_fold(node, depth)
+
+
 def flatten_add(node: ast.AST) -> list[ast.expr]:
     """Operands of a ``+`` chain, left to right, without recursion (chains can be thousands long)."""
     out: list[ast.expr] = []
@@ -192,6 +239,14 @@ def fold(node: ast.AST, names: Mapping[str, str] | None = None) -> str | None:
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
+#: Node types with a field of ``_BODIES`` (every other statement is simple).
+_COMPOUND = frozenset(t for t in (getattr(ast, n, None) for n in (
+    "Module", "Interactive", "FunctionDef", "AsyncFunctionDef", "ClassDef", "If", "For", "AsyncFor", "While", "With",
+    "AsyncWith", "Try", "TryStar", "Match")) if t is not None)
+_ASSIGNS = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign})
+_TARGETS = frozenset({ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr})
+
+
 def _statements(tree: ast.AST) -> list[ast.AST]:
     """Every statement of ``tree`` (any nesting), without visiting expressions: binding sites are statements."""
     out: list[ast.AST] = []
@@ -199,6 +254,8 @@ def _statements(tree: ast.AST) -> list[ast.AST]:
     while stack:
         node = stack.pop()
         out.append(node)
+        if type(node) not in _COMPOUND:
+            continue  # a simple statement: no nested statement (most of a module)
         for f in _BODIES:
             sub = getattr(node, f, None)
             if isinstance(sub, list):
@@ -274,6 +331,14 @@ def const_names(tree: ast.AST, walrus: bool = True, walrus_at: Collection[int] |
     (the source has no ``:=``) skips the search for ``NamedExpr``; with ``walrus_at`` (the lines holding
     ``:=``, see :func:`walrus_lines`) only the statements on those lines are searched.
     """
+    count, value = bindings(tree, walrus, walrus_at)
+    return resolve([(k, v.lineno, v.col_offset, v) for k, v in value.items() if count.get(k) == 1])
+
+
+def bindings(tree: ast.AST, walrus: bool = True,
+             walrus_at: Collection[int] | None = None) -> tuple[dict[str, int], dict[str, ast.expr]]:
+    """How many times each name is bound in ``tree`` (a ``for``/``with``/``:=`` target counts twice: never
+    constant) and the value of its last plain assignment (see :func:`const_names`)."""
     count: dict[str, int] = {}
     value: dict[str, ast.expr] = {}
     nodes = _statements(tree)
@@ -282,35 +347,49 @@ def const_names(tree: ast.AST, walrus: bool = True, walrus_at: Collection[int] |
     elif walrus:
         nodes += [n for n in ast.walk(tree) if isinstance(n, ast.NamedExpr)]
     for node in nodes:
-        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+        tp = type(node)
+        if tp in _ASSIGNS:
+            node = cast("ast.Assign | ast.AnnAssign | ast.AugAssign", node)
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
                 if isinstance(t, ast.Name):  # the common case, without a walk
                     count[t.id] = count.get(t.id, 0) + 1
-                    if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                    if tp is not ast.AugAssign and node.value is not None:
                         value[t.id] = node.value
                     continue
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
                         count[n.id] = count.get(n.id, 0) + 1
-        elif isinstance(node, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith | ast.NamedExpr):
+        elif tp in _TARGETS:
+            node = cast("ast.For | ast.AsyncFor | ast.With | ast.AsyncWith | ast.NamedExpr", node)
             for n in ast.walk(node.target if isinstance(node, ast.For | ast.AsyncFor | ast.NamedExpr)
                               else ast.Tuple([i.optional_vars for i in node.items if i.optional_vars])):
                 if isinstance(n, ast.Name):
                     count[n.id] = count.get(n.id, 0) + 2
+    return count, value
+
+
+def resolve(todo: list[tuple[str, int, int, ast.expr | str]]) -> dict[str, str]:
+    """The constant names of ``(name, line, column, value)`` (names bound exactly once), a value being the
+    expression or its folded string (when it folds without any name, so with every one): folded in source order,
+    repeated while it resolves more (a name defined from another one: ``PREFIX + "rest"``), at most three times.
+    Raises :class:`FoldBudgetSpent` when their values pass ``FOLD_TOTAL`` characters."""
     names: dict[str, str] = {}
-    todo = sorted(((k, v) for k, v in value.items() if count.get(k) == 1),
-                  key=lambda kv: (kv[1].lineno, kv[1].col_offset))
-    # In source order, repeated while it resolves more (a name defined from another one: PREFIX + "rest").
+    items = sorted(todo, key=lambda kv: (kv[1], kv[2]))
+    total = 0
     for _ in range(3):
         left = []
-        for k, v in todo:
-            s = fold(v, names)
+        for item in items:
+            v = item[3]
+            s = v if isinstance(v, str) else fold(v, names)
             if s is not None:
-                names[k] = s
+                names[item[0]] = s
+                total += len(s)
+                if total > FOLD_TOTAL:
+                    raise FoldBudgetSpent
             else:
-                left.append((k, v))
-        if len(left) == len(todo):
+                left.append(item)
+        if len(left) == len(items):
             break
-        todo = left
+        items = left
     return names

@@ -389,15 +389,12 @@ class Walker:
     def _python(self, src: str, b: bytes, loc: dict[str, Any], first: int) -> None:
         """Secrets the Python-AST helper reassembles from a code cell (``"a" + "b"``, f-strings, sink kwargs)
         that the text of the cell did not already show (``py_hook.wanted(b)`` is true)."""
-        from veritensor_fast.detectors.pyast import scan_python_source
-        from veritensor_fast.detectors.pyast_budget import over_budget_reason
+        from veritensor_fast.detectors.pyast import scan_python_bounded
 
-        why = over_budget_reason(b)
-        if why is not None:  # not parsed (``pyast_budget``): the cell's text was matched; the notebook reports it
+        hits, why = scan_python_bounded(src, self.ctx.matcher)  # a dense cell: in pieces (``pyast_budget``)
+        if why is not None:  # not parsed: the cell's text was matched; the notebook reports it
             self.notes.append(f"code cell {loc.get('cell', '?')}: {why}")
             return
-
-        hits = scan_python_source(src, self.ctx.matcher)
         if not hits:
             return
         seen = {(r[0].rule.id, r[0].secret) for r in self.records[first:]}

@@ -42,9 +42,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from veritensor_fast.detectors.ast_eval import const_names, flatten_add, fold, walrus_lines
+from veritensor_fast.detectors.ast_eval import (
+    FOLD_TOTAL,
+    FoldBudgetSpent,
+    const_names,
+    flatten_add,
+    fold,
+    walrus_lines,
+)
 from veritensor_fast.detectors.pyast_admit import admits
-from veritensor_fast.detectors.pyast_budget import over_budget_reason
+from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, gc_paused, over_budget_reason
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     PrefilterPlan,
     build_prefilter,
@@ -140,20 +147,28 @@ def _children(node: ast.AST) -> list[ast.AST]:
     return out
 
 
-def _pieces(tree: ast.AST, source: str | bytes | None = None) -> list[_Piece]:
+def _pieces(tree: ast.AST, source: str | bytes | None = None, names: dict[str, str] | None = None,
+            line_offset: int = 0, spent: list[int] | None = None) -> list[_Piece]:
     """Every text worth matching in ``tree``, in source order. With ``source``, subtrees whose lines hold no
-    quote and no constant name are skipped (see :func:`_relevant_lines`)."""
-    names = const_names(tree) if source is None else const_names(tree, walrus_at=walrus_lines(source))
+    quote and no constant name are skipped (see :func:`_relevant_lines`). ``names``: the constant names (default:
+    those of ``tree``); ``line_offset``: lines before ``source`` (a piece of a file, :mod:`pyast_chunks`);
+    ``spent``: characters added so far (raises ``FoldBudgetSpent`` past ``FOLD_TOTAL``)."""
+    if names is None:
+        names = const_names(tree) if source is None else const_names(tree, walrus_at=walrus_lines(source))
     rel = _relevant_lines(source, names) if source is not None else None
     last = len(rel) - 1 if rel is not None else 0
     out: list[_Piece] = []
+    total = [0] if spent is None else spent
 
     def add(text: str | None, node: ast.AST, end: ast.AST | None = None) -> None:
         if text:
+            total[0] += len(text)
+            if total[0] > FOLD_TOTAL:
+                raise FoldBudgetSpent
             e = end if end is not None else node
             line = int(getattr(node, "lineno", 1))
-            out.append(_Piece(text, line, int(getattr(node, "col_offset", 0)),
-                              int(getattr(e, "end_lineno", None) or line)))
+            out.append(_Piece(text, line + line_offset, int(getattr(node, "col_offset", 0)),
+                              int(getattr(e, "end_lineno", None) or line) + line_offset))
 
     stack: list[ast.AST] = [tree]
     while stack:
@@ -281,12 +296,55 @@ def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstH
     Reusable on notebook code cells: lines starting with ``%`` or ``!`` (IPython magics) are commented out
     first when ``source`` is a ``str``, keeping line numbers.
     """
+    source = _magics_out(source)
+    with gc_paused():
+        tree = parse_python(source)
+        if tree is None:
+            return None
+        pieces = _pieces(tree, source)
+        del tree  # freed (no cycle) before the collector counts again
+    return _match(pieces, matcher)
+
+
+def _magics_out(source: str | bytes) -> str | bytes:
     if isinstance(source, str) and ("%" in source or "!" in source):
         source = "\n".join("#" + ln if ln.lstrip()[:1] in ("%", "!") else ln for ln in source.split("\n"))
-    tree = parse_python(source)
-    if tree is None:
-        return None
-    pieces = _pieces(tree, source)
+    return source
+
+
+def scan_python_bounded(source: str | bytes, matcher: SecretMatcher,
+                        limit: int | None = None) -> tuple[list[AstHit] | None, str | None]:
+    """:func:`scan_python_source` within the AST memory budget (``limit`` bytes, default :func:`pyast_budget.budget`):
+    a source estimated over it is parsed in pieces of whole top-level statements (:mod:`pyast_chunks`), with the
+    same hits. ``(hits, None)``, or ``(None, why)`` when that cannot be done (a single statement over the budget):
+    the pass was skipped."""
+    source = _magics_out(source)
+    why = over_budget_reason(source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass"), limit)
+    try:
+        return (scan_python_source(source, matcher), None) if why is None else _in_pieces(source, matcher, limit, why)
+    except FoldBudgetSpent:
+        return None, (f"Python source folds to over {FOLD_TOTAL >> 20} Mi characters of constant strings: the "
+                      "Python-AST pass skipped it, the text and encoded passes scanned it")
+
+
+def _in_pieces(source: str | bytes, matcher: SecretMatcher, limit: int | None,
+               why: str) -> tuple[list[AstHit] | None, str | None]:
+    from veritensor_fast.detectors.pyast_chunks import piece_names, split_source, walk_parts
+
+    lim = budget() if limit is None else limit
+    parts = split_source(source, lim)
+    with gc_paused():
+        names = piece_names(parts, parse_python, max(1 << 16, lim // UNIT_COST)) if not isinstance(parts, str) else parts
+        if isinstance(parts, str) or isinstance(names, str):
+            return None, why.replace("): the", f") and not in pieces either ({names}): the", 1)
+        spent = [0]  # the folded texts of all the parts together (``FOLD_TOTAL``)
+        pieces = walk_parts(parts, names, parse_python, lambda t, src, off: _pieces(t, src, names, off, spent))
+    if pieces is None:
+        return None, why.replace("): the", ") and not in pieces either (a piece did not parse): the", 1)
+    return _match(pieces, matcher), None
+
+
+def _match(pieces: list[_Piece], matcher: SecretMatcher) -> list[AstHit]:
     if not pieces:
         return []
     texts = [p.text.encode("utf-8", "surrogatepass") for p in pieces]
@@ -414,11 +472,10 @@ class PythonAstSecrets:
         if not self.wanted(buf):
             return
         source = bytes(buf)
-        why = over_budget_reason(source)  # a dense source's parse could take GBs (``pyast_budget``)
+        hits, why = scan_python_bounded(source, self.ctx.matcher)  # a dense source: in pieces (``pyast_budget``)
         if why is not None:
             scan.error(why, "limit")
             return
-        hits = scan_python_source(source, self.ctx.matcher)
         if not hits:
             return  # no findings, or not Python: the text pass already covered the file
         prior = {f.fingerprint for f in scan.findings}
