@@ -125,3 +125,12 @@ def test_split_cuts_only_at_the_leading_groups_bars(pattern: bytes) -> None:
 ])
 def test_split_leaves_other_shapes_whole(pattern: bytes) -> None:
     assert split_alternatives(pattern) == [pattern]
+
+
+def test_user_rules_are_not_split() -> None:
+    """A user's rule (confirmed by RE2, ``engine="re2"``) keeps its one expression: only the vetted built-in
+    rules are cut."""
+    from dataclasses import replace
+
+    rule = replace(RS.rules[0], id="user.x", pattern=r"(?:abc|def)ghi[0-9]{8}", engine="re2")
+    assert rule_expressions([rule]) == ([rule.hs_pattern], [0])
