@@ -31,10 +31,12 @@ class DatabaseError(Exception):
     """A pattern set could not be compiled or a serialised database could not be loaded."""
 
 
-def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = None) -> bytes:
-    """Compile every pattern into one block-mode database and return it serialised."""
+def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = None,
+                     ids: Sequence[int] | None = None) -> bytes:
+    """Compile every pattern into one block-mode database and return it serialised. ``ids``: each pattern's
+    match id (default: its index; several patterns may share one, their matches then report it)."""
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    ids = list(range(len(patterns)))
+    ids = list(ids) if ids is not None else list(range(len(patterns)))
     fl = list(flags) if flags is not None else [0] * len(patterns)
     try:
         db.compile(expressions=list(patterns), ids=ids, elements=len(patterns), flags=fl)
@@ -52,15 +54,18 @@ _LOADED_MAX = 8
 
 
 def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None, *, key: bytes = b"",
-                   more: Callable[[], Sequence[bytes]] | None = None) -> bytes:
+                   more: Callable[[], Sequence[bytes]] | None = None, ids: Sequence[int] | None = None) -> bytes:
     """Like :func:`compile_patterns`, memoised on disk by a hash of the patterns and library version. A cache
     file that cannot be read or loaded (truncated, corrupt) is ignored and rewritten.
 
     ``more`` (with ``key`` naming what it derives from ``patterns``) appends patterns that are costly to
-    derive: it is called only when the cache misses (flags 0)."""
+    derive: it is called only when the cache misses (flags 0, ids from one past the largest of ``ids``).
+    ``ids`` as :func:`compile_patterns`'s."""
     h = hashlib.sha256(str(getattr(hyperscan, "__version__", "?")).encode())
     for p, f in zip(patterns, flags or [0] * len(patterns), strict=True):
         h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
+    if ids is not None:
+        h.update(b"\x00ids\x00" + b"".join(i.to_bytes(4, "little") for i in ids))
     if more is not None:
         h.update(b"\x00more\x00" + key)
     path = cache_file(f"hsdb-{h.hexdigest()[:32]}.bin")
@@ -77,9 +82,11 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
             return cached
     if more is not None:
         extra = list(more())
+        first = max(ids, default=-1) + 1 if ids is not None else len(patterns)
+        ids = (list(ids) if ids is not None else list(range(first))) + list(range(first, first + len(extra)))
         patterns = list(patterns) + extra
         flags = list(flags or [0] * (len(patterns) - len(extra))) + [0] * len(extra)
-    blob = compile_patterns(patterns, flags)
+    blob = compile_patterns(patterns, flags, ids)
     cache_store(path, blob)
     return blob
 
