@@ -142,3 +142,16 @@ def test_every_other_use_of_getattr_stays_critical(body: bytes) -> None:
 def test_a_stream_that_breaks_after_getattr_keeps_the_finding() -> None:
     res = PickleWalker().analyze(b"\x80\x02" + GA + ZI)  # truncated: never called
     assert any(i.severity == "critical" and i.evidence == "builtins.getattr" for i in res.issues)
+
+
+def test_getattr_on_a_module_object_a_call_returns_stays_critical() -> None:
+    # modelscan issue #331's shape: getattr applied to importlib.import_module("builtins"), memoized and reused
+    body = (s("importlib") + s("import_module") + b"\x93\x94" + s("builtins") + b"\x85R\x94" + s("builtins")
+            + s("getattr") + b"\x93\x94h\x02h\x01" + s("eval") + b"\x86R" + s("1") + b"\x85R")
+    assert {"builtins.getattr", "importlib.import_module"} <= critical(body, proto=4)
+
+
+def test_a_planted_class_attribute_read_back_by_getattr_is_still_a_finding() -> None:
+    # BUILD on the reviewed class sets ZoneInfo._unpickle = len, then the reviewed getattr reads it back
+    plant = ZI + b"N}" + s("_unpickle") + g("builtins", "len") + b"s\x86b0" + ZONE
+    assert ("high", "model.pickle.build-global", "zoneinfo.ZoneInfo") in walk(plant)
