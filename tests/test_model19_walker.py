@@ -41,7 +41,12 @@ _TIGHT = [ModelLimits(), ModelLimits(max_ops=40, max_stack=6, max_memo=5, max_ma
 
 
 def _norm(res: Any) -> Any:
+    """The result compared; the one verdict that changed on purpose since the copy, the judgement of
+    ``builtins.getattr`` by what it is applied to (pdtz20, tested in ``test_pdtz20_getattr``), is left out: the
+    getattr global itself and the globals its calls yield."""
     uses, issues, pos, ok, straddles, calls = res
+    uses = {k: v for k, v in uses.items()
+            if (v.module, v.name) != ("builtins", "getattr") and not v.how.startswith("getattr(")}
     return (sorted((k, sorted(vars(v).items()) if hasattr(v, "__dict__") else repr(v)) for k, v in uses.items()),
             [(i.rule_id, i.severity, i.message, i.evidence, i.location, i.error) for i in issues],
             pos, ok, list(straddles), calls)

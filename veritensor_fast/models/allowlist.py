@@ -104,6 +104,10 @@ REVIEWED: dict[tuple[str, str], tuple[bool, str]] = {
     ("copyreg", "__newobj__"): (True, "cls.__new__(cls, *args) for protocol 0/1; cls is a judged global"),
     ("copyreg", "__newobj_ex__"): (True, "cls.__new__(cls, *args, **kw); cls is a judged global"),
     ("random", "Random"): (True, "PRNG; __setstate__ takes a tuple of integers"),
+    ("zoneinfo", "ZoneInfo"): (True, "IANA time zone; ZoneInfo(key) reads that zone from the tz database and "
+                                     "rejects keys that are absolute or leave it"),
+    ("zoneinfo", "ZoneInfo._unpickle"): (True, "how pickle rebuilds a ZoneInfo (getattr(ZoneInfo, '_unpickle')): "
+                                               "ZoneInfo(key) or ZoneInfo.no_cache(key); tz-aware pandas/datetime"),
     ("argparse", "Namespace"): (True, "attribute bag; __init__ only stores keyword arguments"),
     ("pathlib", "Path"): (True, "pure path value; construction does no I/O"),
     ("pathlib", "PosixPath"): (True, "pure path value; construction does no I/O"),

@@ -6,12 +6,26 @@ argument is a finding, and the few results that matter later are kept (``_codecs
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from veritensor_fast.models.allowlist import ALLOCATORS, NESTED_LOADERS, dangerous_reason, ident
-from veritensor_fast.models.base import ModelIssue
+from veritensor_fast.models.base import ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_issues import GlobalUse, loc
+from veritensor_fast.models.pickle_reader import Reader
 from veritensor_fast.models.pickle_values import Call, Global
+
+
+class StreamHooks(Protocol):
+    """What ``decode_stream`` asks of its walker (``PickleWalker``)."""
+
+    limits: ModelLimits
+
+    def _resolve(self, module: str, name: str, proto: int) -> tuple[str, str, str | None, bool]: ...
+
+    def _nested(self, data: Any, args: Any, issues: list[ModelIssue], where: str, at: int) -> None: ...
+
+    def _joblib_array(self, data: Any, r: Reader, end: int, state: Any, uses: dict[str, GlobalUse],
+                      issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any: ...
 
 
 def global_call(func: Global, args: Any, at: int, uses: dict[str, GlobalUse], hooks: Any, data: Any,

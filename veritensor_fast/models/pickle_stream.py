@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import mmap
 import struct
-from typing import Any, Protocol
+from typing import Any
 
-from veritensor_fast.models.allowlist import (
-    DUNDER_STRINGS,
-    ident,
-)
-from veritensor_fast.models.base import ModelIssue, ModelLimits
+from veritensor_fast.models.allowlist import DUNDER_STRINGS, ident
+from veritensor_fast.models.base import ModelIssue
 from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
-from veritensor_fast.models.pickle_calls import expansion_issue, global_call, invalid_name
+from veritensor_fast.models.pickle_calls import StreamHooks, expansion_issue, global_call, invalid_name
+from veritensor_fast.models.pickle_getattr import GetattrCount, is_getattr, settle, target
 from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
 from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, line_name, memo_index, number, quoted
 from veritensor_fast.models.pickle_reader import SIZED as _SIZED
@@ -50,19 +48,6 @@ _FIXED_W = [{0x4B: 1, 0x4D: 2, 0x4A: 4, 0x71: 1, 0x72: 4, 0x68: 1, 0x6A: 4}.get(
 _I32, _U32 = (struct.Struct(f).unpack_from for f in ("<i", "<I"))
 
 
-class StreamHooks(Protocol):
-    """What ``decode_stream`` asks of its walker (``PickleWalker``)."""
-
-    limits: ModelLimits
-
-    def _resolve(self, module: str, name: str, proto: int) -> tuple[str, str, str | None, bool]: ...
-
-    def _nested(self, data: Any, args: Any, issues: list[ModelIssue], where: str, at: int) -> None: ...
-
-    def _joblib_array(self, data: Any, r: _Reader, end: int, state: Any, uses: dict[str, GlobalUse],
-                      issues: list[ModelIssue], where: str, discard: bool, depth: int) -> Any: ...
-
-
 def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discard: bool, where: str,
                   depth: int = 0) -> tuple[dict[str, GlobalUse], list[ModelIssue], int, bool, list[int], int]:
     """Decode the stream at ``data[start:end]``; return (globals used, issues, stop offset, reached STOP, FRAME
@@ -83,6 +68,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     expand_limit = lim.max_expansion
     max_ops, max_marks, max_stack, max_memo = lim.max_ops, lim.max_marks, lim.max_stack, lim.max_memo
     dos_reported = False
+    ga = GetattrCount()  # ``builtins.getattr`` is judged by what it is applied to (``pickle_getattr``)
     flat = isinstance(data, bytes | bytearray | memoryview | mmap.mmap)  # else a ``PreadView`` (through ``_u``)
 
     def grew(v: Any, ops: int, op_at: int) -> None:
@@ -103,15 +89,24 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
             g.module, g.name = m, n
             if allowed:
                 return
-            uses[g.key] = GlobalUse(m, n, at, how, reason=reason)
+            u = uses[g.key] = GlobalUse(m, n, at, how, reason=reason)
+        if u.name == "getattr" and u.module == "builtins":  # a getattr value on the stack (the loop goes generic)
+            g.module, g.name = u.module, u.name
+            ga.pushes += 1
 
-    def call(func: Any, args: Any, op_at: int) -> Any:
+    def call(func: Any, args: Any, op_at: int, reduce: bool = False) -> Any:
         nonlocal saw_call
         if not isinstance(func, _Global):
             saw_call = max(saw_call, 1)
             return _Call(func)
         saw_call = 2
-        return global_call(func, args, op_at, uses, hooks, data, issues, where, expand_limit)
+        res = global_call(func, args, op_at, uses, hooks, data, issues, where, expand_limit)
+        d = target(args) if reduce and is_getattr(func) else None
+        if d is None:
+            return res
+        ga.judged += 1
+        use(d, f"getattr({args[0].module}.{args[0].name}, {args[1]!r})", op_at)
+        return d
 
     def pop() -> Any:
         if not stack:
@@ -370,6 +365,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if k not in memo:
                     raise _Bad(f"memo key {k} missing")
                 stack.append(memo[k])
+                ga.pushes += bool(ga.pushes) and is_getattr(memo[k])  # one more getattr value on the stack
             elif op == 0x63 or op == 0x69:  # GLOBAL, INST
                 a, b = r.readline()
                 c, d = r.readline()
@@ -383,6 +379,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 else:
                     inst_args = tuple(pop_mark()[:64])
                     stack.append(call(g, inst_args, op_at))
+                fast = fast and not ga.pushes  # a getattr value's every GET and DUP is counted (generic loop)
             elif op == 0x93:  # STACK_GLOBAL
                 name = pop()
                 module = pop()
@@ -393,6 +390,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     g = _Global(_desc(module), _desc(name), resolved=False)
                     use(g, f"STACK_GLOBAL with operands {_desc(module)}, {_desc(name)}", op_at)
                 stack.append(g)
+                fast = fast and not ga.pushes
             elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
                 code = data[r.read(1)] if op == 0x82 else (
                     _u(data, r.read(2), 2, "<H") if op == 0x83 else _u(data, r.read(4), 4, "<i"))
@@ -402,7 +400,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
             elif op == 0x52:  # REDUCE
                 args = pop()
                 func = pop()
-                stack.append(call(func, args if isinstance(args, tuple) else (), op_at))
+                stack.append(call(func, args if isinstance(args, tuple) else (), op_at, True))
             elif op == 0x81:  # NEWOBJ
                 args = pop()
                 cls = pop()
@@ -472,6 +470,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 if not stack:
                     raise _Bad("DUP on empty stack")
                 stack.append(stack[-1])
+                ga.pushes += bool(ga.pushes) and is_getattr(stack[-1])
             elif op == 0x50:  # PERSID
                 r.readline()
                 stack.append(_Opaque("persistent id"))
@@ -496,4 +495,5 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         if not gen:
             r.pos = pos
         issues.append(break_issue(exc, r.pos, op_at, where))
+    settle(ga, uses)
     return uses, issues, r.pos, ok, r.straddles, saw_call
