@@ -71,11 +71,13 @@ def baseline_create(
     """Scan PATHs and write every finding's fingerprint, rule id and relative path (never the secret) to a
     sorted, reviewable JSON file for `scan --baseline`."""
     from veritensor_fast.baseline import Baseline
+    from veritensor_fast.cli_output import check_output
     from veritensor_fast.engine import EngineError, ScanResult
     from veritensor_fast.engine import scan as run_scan
     from veritensor_fast.sources.fs import FileSource
 
     check_jobs(jobs)
+    check_output(output)  # an unwritable baseline path fails now, not after a long scan
     eff = settings(paths, False, config, no_config, exclude=normalise_excludes(exclude or ()),
                     rules=[str(p) for p in rules or ()],
                     disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
