@@ -162,8 +162,9 @@ class EncodedSecrets:
             got = scan.b64_hits
             if got is not None and got[0] is buf and not got[1]:
                 return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
-        if self._fallback is None and BACKEND != "python" and not item.path[-4:].lower().endswith(_PY_EXT):
-            self._escaped(buf, scan)  # Python sources: the AST pass reads their literals' escapes
+        if self._fallback is None and BACKEND != "python":
+            # Python sources: hex only, the AST pass reads their literals' escapes
+            self._escaped(buf, scan, not item.path[-4:].lower().endswith(_PY_EXT))
         covered: list[tuple[int, int]] = []
         if yaml and len(buf) <= MAX_YAML and yaml_hinted(buf):
             if yaml_cost(buf) > YAML_BUDGET:
@@ -199,18 +200,18 @@ class EncodedSecrets:
         return dec.candidates_at(buf, hits) if hits else ()
 
 
-    def _escaped(self, buf: Any, scan: ItemScan) -> None:
-        """Tokens spelled with JSON/Python escapes or percent-encoding (``escaped``), around the needle hits."""
+    def _escaped(self, buf: Any, scan: ItemScan, escapes: bool) -> None:
+        """Tokens spelled with JSON/JS escapes, percent-encoding or hex (``escaped``), around the needle hits."""
         got = scan.b64_hits
         hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
         if not hits:
             return
 
-        def emit(m: SecretMatch, offset: int) -> None:
+        def emit(m: SecretMatch, offset: int, kind: str) -> None:
             line, col = scan.line_col(buf, offset)
-            scan.add_secret(m, line=line, column=col, decoded="escapes")
+            scan.add_secret(m, line=line, column=col, decoded=kind)
 
-        escaped.scan_hits(self.ctx.matcher, buf, hits, emit)
+        escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
 
     @staticmethod
     def _binary_emit(buf: Any, scan: ItemScan) -> Any:

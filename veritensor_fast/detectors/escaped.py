@@ -1,4 +1,4 @@
-"""Escaped secrets: a token spelled with JSON/JavaScript/Python escapes or URL percent-encoding in a text file.
+"""Escaped secrets: a token spelled with JSON/JavaScript escapes, URL percent-encoding or in hex in a text file.
 
 ``{"token": "\\u0068f_..."}``, ``"\\x68\\x66\\x5f..."`` and ``?t=hf%5F...`` are read back as the token by every
 JSON parser, interpreter and web server, but the plain pass sees no ``hf_``. Notebooks decode their JSON
@@ -21,12 +21,16 @@ from veritensor_fast.matcher import SecretMatch, SecretMatcher
 #: what a run may hold: token characters and the escapes' own characters
 _RUN = re.compile(rb"(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2}|\\/|[A-Za-z0-9_\-+/=.:])+")
 _ESC = re.compile(rb"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})|\\(/)")
+_HEX_TAIL = re.compile(rb"[0-9A-Fa-f]{6}")
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+#: a hex run shorter than this many bytes decoded holds no secret
+MIN_HEX_BYTES = 8
 #: bytes looked at on each side of a hit for the run (a token is far shorter)
 REACH = 512
 #: at most this many runs decoded per buffer
 MAX_RUNS = 4096
 
-Emit = Callable[[SecretMatch, int], None]
+Emit = Callable[[SecretMatch, int, str], None]
 
 
 def decode_run(run: bytes) -> tuple[bytes, list[int]] | None:
@@ -58,11 +62,22 @@ def decode_run(run: bytes) -> tuple[bytes, list[int]] | None:
     return bytes(out), pos
 
 
-def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit) -> None:
-    """Decode the runs around escape hits (end offsets, sorted) and ``emit(match, offset)`` each secret that
-    covers a decoded escape, ``offset`` being where it starts in ``buf``."""
+def _hex_runs(run: bytes, start: int) -> list[tuple[int, bytes, list[int]]]:
+    """A run of hex digits decoded at both alignments: (offset in the buffer, bytes, offsets in the run)."""
+    out = []
+    for a in (0, 1):
+        even = run[a:a + (len(run) - a) // 2 * 2]
+        if len(even) >= 2 * MIN_HEX_BYTES:
+            out.append((start + a, bytes.fromhex(even.decode("ascii")), list(range(0, len(even) + 1, 2))))
+    return out
+
+
+def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, escapes: bool = True) -> None:
+    """Decode the runs around escape and hex hits (end offsets, sorted) and ``emit(match, offset, kind)`` each
+    secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
+    hex runs only (Python sources, whose literals' escapes the AST pass reads)."""
     done_to = -1
-    runs: list[tuple[int, bytes, list[int]]] = []
+    runs: list[tuple[int, bytes, list[int], str]] = []
     n = len(buf)
     for end in hits:
         if end <= done_to:
@@ -70,19 +85,30 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit) -> 
         lo = max(0, end - REACH)
         window = bytes(buf[lo:min(n, end + REACH)])
         rel = end - lo
-        if b"\\" not in window[max(0, rel - 8):rel] and b"%" not in window[max(0, rel - 8):rel]:
-            continue  # a base64 needle's hit
-        for m in _RUN.finditer(window):
-            if m.start() < rel <= m.end() or m.start() <= rel - 1 < m.end():
-                done_to = lo + m.end()
-                dec = decode_run(m.group())
-                if dec is not None:
-                    runs.append((lo + m.start(), dec[0], dec[1]))
-                break
+        before = window[max(0, rel - 8):rel]
+        if b"\\" in before or b"%" in before:
+            if not escapes:
+                continue
+            for m in _RUN.finditer(window):
+                if m.start() < rel <= m.end() or m.start() <= rel - 1 < m.end():
+                    done_to = lo + m.end()
+                    dec = decode_run(m.group())
+                    if dec is not None:
+                        runs.append((lo + m.start(), dec[0], dec[1], "escapes"))
+                    break
+        elif _HEX_TAIL.fullmatch(window, max(0, rel - 6), rel):
+            a = rel
+            while a > 0 and window[a - 1] in _HEX_DIGITS:
+                a -= 1
+            b = rel
+            while b < len(window) and window[b] in _HEX_DIGITS:
+                b += 1
+            done_to = lo + b
+            runs.extend((*r, "hex") for r in _hex_runs(window[a:b], lo + a))
         if len(runs) >= MAX_RUNS:
             break
-    for start, data, pos in runs:
+    for start, data, pos, kind in runs:
         for sm in matcher.find(data):
             a, b = pos[sm.start], pos[sm.end]
-            if b - a != sm.end - sm.start:  # the match covers an escape
-                emit(sm, start + a)
+            if b - a != sm.end - sm.start:  # the match covers an escape or is hex
+                emit(sm, start + a, kind)
