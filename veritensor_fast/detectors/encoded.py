@@ -35,6 +35,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast.detectors import escaped
 from veritensor_fast.detectors.b64_needles import LAYERS, NeedleSet
 from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
 from veritensor_fast.findings import Item
@@ -57,6 +58,8 @@ _EXECUTABLE = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\x
 #: Compiled Python: its strings are the literals of a source file scanned on its own (and the text pass still
 #: reads the raw bytes); decoding them doubled the encoded pass on site-packages (5,963 .pyc files, +0.9 s).
 _COMPILED_EXT = (".pyc", ".pyo")
+#: Python sources (``pyast.PY_EXT``): the AST pass decodes their string literals' escapes itself
+_PY_EXT = (".py", ".pyw", ".pyi")
 #: YAML files larger than this are not parsed (the generic layer still runs).
 MAX_YAML = 8 << 20
 #: Per-worker memory budget of one YAML parse (``compose_all`` keeps a node with two marks per scalar: up to
@@ -159,6 +162,9 @@ class EncodedSecrets:
             got = scan.b64_hits
             if got is not None and got[0] is buf and not got[1]:
                 return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
+        if self._fallback is None and BACKEND != "python":
+            # Python sources: hex only, the AST pass reads their literals' escapes
+            self._escaped(buf, scan, not item.path[-4:].lower().endswith(_PY_EXT))
         covered: list[tuple[int, int]] = []
         if yaml and len(buf) <= MAX_YAML and yaml_hinted(buf):
             if yaml_cost(buf) > YAML_BUDGET:
@@ -193,6 +199,19 @@ class EncodedSecrets:
         hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
         return dec.candidates_at(buf, hits) if hits else ()
 
+
+    def _escaped(self, buf: Any, scan: ItemScan, escapes: bool) -> None:
+        """Tokens spelled with JSON/JS escapes, percent-encoding or hex (``escaped``), around the needle hits."""
+        got = scan.b64_hits
+        hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
+        if not hits:
+            return
+
+        def emit(m: SecretMatch, offset: int, kind: str) -> None:
+            line, col = scan.line_col(buf, offset)
+            scan.add_secret(m, line=line, column=col, decoded=kind)
+
+        escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
 
     @staticmethod
     def _binary_emit(buf: Any, scan: ItemScan) -> Any:

@@ -374,8 +374,13 @@ class GitHistorySource(HistoryResults):
             reachable, self._walk_failure = overlap.reachable, overlap.failure
             self.stats["blobs_listed_early"] = overlap.early
         if self.order == "pack" or self._incremental:
-            for oid, path in reachable.items():
-                if path and oid not in listed:  # a line with a path is a blob (trees are filtered out)
+            # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even
+            # with the blob filter): only a blob that is not in the database is corrupt
+            unlisted = [oid for oid, path in reachable.items() if path and oid not in listed]
+            tags = {oid for oid, otype, _ in git_list.sizes(self.origin, unlisted) if otype == "tag"}
+            for oid in unlisted:
+                if oid not in tags:
+                    path = reachable[oid]
                     listed.add(oid)
                     self._retry[oid] = (display_path(path), -1)
                     yield ScanError(display_path(path), f"git object {oid} is missing from the object database",

@@ -1,0 +1,114 @@
+"""Escaped secrets: a token spelled with JSON/JavaScript escapes, URL percent-encoding or in hex in a text file.
+
+``{"token": "\\u0068f_..."}``, ``"\\x68\\x66\\x5f..."`` and ``?t=hf%5F...`` are read back as the token by every
+JSON parser, interpreter and web server, but the plain pass sees no ``hf_``. Notebooks decode their JSON
+escapes themselves (``nb_parse``); this covers every other text file (``.json``, ``.js``, logs, HAR files...).
+
+Real serializers never escape a letter, a digit, ``_`` or ``-``, so such an escape is rare in real text: the
+secrets database carries one needle per form (:data:`NEEDLES`, ids past the rules like the base64 needles), and
+only the run of token characters and escapes around a hit is decoded, then matched. A match is reported only
+when it covers a decoded escape (the plain pass reports the rest), at the escaped text's own line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from veritensor_fast.matcher import SecretMatch, SecretMatcher
+
+#: what a run may hold: token characters and the escapes' own characters
+_RUN = re.compile(rb"(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2}|\\/|[A-Za-z0-9_\-+/=.:])+")
+_ESC = re.compile(rb"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})|\\(/)")
+_HEX_TAIL = re.compile(rb"[0-9A-Fa-f]{6}")
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+#: a hex run shorter than this many bytes decoded holds no secret
+MIN_HEX_BYTES = 8
+#: bytes looked at on each side of a hit for the run (a token is far shorter)
+REACH = 512
+#: at most this many runs decoded per buffer
+MAX_RUNS = 4096
+
+Emit = Callable[[SecretMatch, int, str], None]
+
+
+def decode_run(run: bytes) -> tuple[bytes, list[int]] | None:
+    """``run`` with its escapes decoded, and for each decoded byte its offset in ``run``; None without an
+    escape of an ASCII character."""
+    out = bytearray()
+    pos: list[int] = []
+    i = 0
+    escaped = False
+    for m in _ESC.finditer(run):
+        if m.start() > i:
+            out += run[i:m.start()]
+            pos.extend(range(i, m.start()))
+        u, x, p, slash = m.groups()
+        code = ord("/") if slash else int(u or x or p, 16)
+        if code > 0x7F:  # a non-ASCII character is no part of a token: keep the escape as written
+            out += m.group()
+            pos.extend(range(m.start(), m.end()))
+        else:
+            out.append(code)
+            pos.append(m.start())
+            escaped = escaped or not slash
+        i = m.end()
+    if not escaped:
+        return None
+    out += run[i:]
+    pos.extend(range(i, len(run)))
+    pos.append(len(run))
+    return bytes(out), pos
+
+
+def _hex_runs(run: bytes, start: int) -> list[tuple[int, bytes, list[int]]]:
+    """A run of hex digits decoded at both alignments: (offset in the buffer, bytes, offsets in the run)."""
+    out = []
+    for a in (0, 1):
+        even = run[a:a + (len(run) - a) // 2 * 2]
+        if len(even) >= 2 * MIN_HEX_BYTES:
+            out.append((start + a, bytes.fromhex(even.decode("ascii")), list(range(0, len(even) + 1, 2))))
+    return out
+
+
+def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, escapes: bool = True) -> None:
+    """Decode the runs around escape and hex hits (end offsets, sorted) and ``emit(match, offset, kind)`` each
+    secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
+    hex runs only (Python sources, whose literals' escapes the AST pass reads)."""
+    done_to = -1
+    runs: list[tuple[int, bytes, list[int], str]] = []
+    n = len(buf)
+    for end in hits:
+        if end <= done_to:
+            continue
+        lo = max(0, end - REACH)
+        window = bytes(buf[lo:min(n, end + REACH)])
+        rel = end - lo
+        before = window[max(0, rel - 8):rel]
+        if b"\\" in before or b"%" in before:
+            if not escapes:
+                continue
+            for m in _RUN.finditer(window):
+                if m.start() < rel <= m.end() or m.start() <= rel - 1 < m.end():
+                    done_to = lo + m.end()
+                    dec = decode_run(m.group())
+                    if dec is not None:
+                        runs.append((lo + m.start(), dec[0], dec[1], "escapes"))
+                    break
+        elif _HEX_TAIL.fullmatch(window, max(0, rel - 6), rel):
+            a = rel
+            while a > 0 and window[a - 1] in _HEX_DIGITS:
+                a -= 1
+            b = rel
+            while b < len(window) and window[b] in _HEX_DIGITS:
+                b += 1
+            done_to = lo + b
+            runs.extend((*r, "hex") for r in _hex_runs(window[a:b], lo + a))
+        if len(runs) >= MAX_RUNS:
+            break
+    for start, data, pos, kind in runs:
+        for sm in matcher.find(data):
+            a, b = pos[sm.start], pos[sm.end]
+            if b - a != sm.end - sm.start:  # the match covers an escape or is hex
+                emit(sm, start + a, kind)
