@@ -213,6 +213,7 @@ def _sharded_scan(client: Any, paths: list[Path], options: Any, out: Path, histo
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
     """``--history``: each PATH is a git repository; see ``veritensor_fast.sources.git``."""
+    from veritensor_fast.findings import display_path
     from veritensor_fast.history import scan_history
     from veritensor_fast.sources.git import GitError
 
@@ -223,9 +224,36 @@ def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **
         raise fail("give either --since or --range, not both")
     if kw["new_only"] and not kw["use_datastore"]:
         raise fail("--new-only needs the datastore (drop --no-datastore)")
+    for p in paths:  # a new user's mistakes: one clear line, not git's "fatal: cannot change to ..."
+        if not os.path.lexists(p):
+            raise fail(f"--history: {display_path(os.fspath(p))} does not exist; give a git repository's directory")
+        if not os.path.isdir(p):
+            raise fail(f"--history: {display_path(os.fspath(p))} is not a git repository (it is a file); "
+                       "scan it without --history")
     try:
         return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog,
                             wrap_source=prog.counting, **kw)
     except GitError as exc:
+        if "not a git repository" in str(exc):
+            raise fail(_not_a_repository(paths)) from None
         raise fail(str(exc)) from None
+
+
+def _not_a_repository(paths: list[Path]) -> str:
+    """The ``--history`` PATH git found no repository in (asked only once a scan has failed so)."""
+    from veritensor_fast.findings import display_path
+    from veritensor_fast.sources.git_list import git_text
+
+    bad = [p for p in paths if not _is_repository(git_text, os.fspath(p))] or paths
+    names = ", ".join(display_path(os.fspath(p)) for p in bad)
+    return (f"--history: {names} is not a git repository (nor inside one); give a repository's directory, "
+            "or scan it without --history")
+
+
+def _is_repository(git_text: Any, path: str) -> bool:
+    try:
+        git_text(path, "rev-parse", "--git-dir")
+    except Exception:  # noqa: BLE001 - any failure means git found no repository there
+        return False
+    return True
 

@@ -1,0 +1,44 @@
+"""A new user's mistakes with ``--history``: a path that is no git repository gets one clear line (what went
+wrong, what to do), exit 2, never git's raw ``fatal:`` text (newuser20)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def _one_line_error(p) -> str:  # type: ignore[no-untyped-def]
+    err = p.stderr.strip()
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "\n" not in err and "Traceback" not in err and "fatal:" not in err, err
+    assert err.startswith("veritensor-fast: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("kind", ["file", "missing", "plain-dir"])
+def test_history_on_what_is_no_repository(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("hello\n")
+    elif kind == "plain-dir":
+        target.mkdir()
+        (target / "a.txt").write_text("hello\n")
+    p = run_cli("scan", "--history", "--no-progress", "--no-datastore", target, cwd=tmp_path,
+                env={"GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    err = _one_line_error(p)
+    assert str(target) in err, err
+    if kind == "missing":
+        assert "does not exist" in err, err
+    else:
+        assert "is not a git repository" in err, err
+        assert "without --history" in err, err
+
+
+def test_history_on_a_repository_still_scans(tmp_path: Path) -> None:
+    from conftest import init_repo
+
+    repo = init_repo(tmp_path / "repo")
+    p = run_cli("scan", "--history", "--no-progress", "--no-datastore", repo, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
