@@ -42,3 +42,33 @@ def test_history_on_a_repository_still_scans(tmp_path: Path) -> None:
     repo = init_repo(tmp_path / "repo")
     p = run_cli("scan", "--history", "--no-progress", "--no-datastore", repo, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+
+
+def test_negative_max_file_size_is_a_usage_error(tmp_path: Path) -> None:
+    """``--max-file-size -5`` skipped every file "by policy" and exited 0: a scan of nothing that passed.
+    The config key already refuses a negative value; the option now does too."""
+    (tmp_path / "a.txt").write_text("hello\n")
+    p = run_cli("scan", "--no-progress", "--max-file-size", "-5", tmp_path)
+    err = _one_line_error(p)
+    assert "--max-file-size" in err and "-5" in err, err
+
+
+def test_stdin_name_without_dash_is_a_usage_error(tmp_path: Path) -> None:
+    """``--stdin-name`` names standard input; given with a PATH that is not ``-`` it was silently ignored."""
+    (tmp_path / "a.txt").write_text("hello\n")
+    p = run_cli("scan", "--no-progress", "--stdin-name", "secret.yaml", tmp_path)
+    err = _one_line_error(p)
+    assert "--stdin-name" in err and " - " in err, err
+
+
+def test_stdin_name_with_dash_still_names_the_input(tmp_path: Path, token: str) -> None:
+    import json
+    import subprocess
+
+    from conftest import CLI
+
+    for extra, name in ((["--stdin-name", "hf.env"], "hf.env"), ([], "stdin")):
+        p = subprocess.run([*CLI, "scan", "-", *extra, "--format", "json", "--no-progress"],
+                           input=f"HF_TOKEN={token}\n", capture_output=True, text=True, timeout=60, check=False)
+        assert p.returncode == 1, p.stderr
+        assert [f["path"] for f in json.loads(p.stdout)["findings"]] == [name]

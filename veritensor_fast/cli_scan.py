@@ -50,7 +50,7 @@ def scan(
     datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: one per repository in the user cache dir, never inside the scanned repository).")] = None,
     no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
-    stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
+    stdin_name: Annotated[str | None, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings and errors: no progress, summary or notes.")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
@@ -84,6 +84,11 @@ def scan(
                     "need --history")
     if not paths and not git_changes:
         raise fail("give at least one PATH to scan")
+    if max_file_size is not None and max_file_size < 0:
+        raise fail(f"--max-file-size must be 0 (no limit) or a positive number of bytes, not {max_file_size}")
+    if stdin_name is not None and [os.fspath(p) for p in paths or []] != ["-"]:
+        raise fail("--stdin-name names standard input: give - as the only PATH "
+                   "(cat FILE | veritensor-fast scan - --stdin-name NAME)")
     if config is not None and no_config:
         raise fail("give either --config or --no-config, not both")
     if output is not None:
@@ -103,7 +108,7 @@ def scan(
     elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
         from veritensor_fast.sources.memory import MemorySource
 
-        source = MemorySource(sys.stdin.buffer.read(), stdin_name)  # kept in memory, never written to disk
+        source = MemorySource(sys.stdin.buffer.read(), stdin_name or "stdin")  # kept in memory, never written to disk
         jobs = 1
         local_only = True  # only this process holds the bytes: scanned here even with --scheduler
     else:
