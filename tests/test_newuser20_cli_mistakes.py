@@ -72,3 +72,12 @@ def test_stdin_name_with_dash_still_names_the_input(tmp_path: Path, token: str) 
                            input=f"HF_TOKEN={token}\n", capture_output=True, text=True, timeout=60, check=False)
         assert p.returncode == 1, p.stderr
         assert [f["path"] for f in json.loads(p.stdout)["findings"]] == [name]
+
+
+@pytest.mark.parametrize("flag", [["--staged"], ["--since-commit", "HEAD"]])
+def test_git_changes_outside_a_work_tree_says_what_to_do(tmp_path: Path, flag: list[str]) -> None:
+    (tmp_path / "plain").mkdir()
+    p = run_cli("scan", "--no-progress", *flag, cwd=tmp_path / "plain",
+                env={"GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    err = _one_line_error(p)
+    assert "is not inside a git work tree;" in err and "run it inside one" in err, err
