@@ -81,3 +81,27 @@ def test_git_changes_outside_a_work_tree_says_what_to_do(tmp_path: Path, flag: l
                 env={"GIT_CEILING_DIRECTORIES": str(tmp_path)})
     err = _one_line_error(p)
     assert "is not inside a git work tree;" in err and "run it inside one" in err, err
+
+
+def test_scan_dash_from_a_terminal_says_it_is_waiting(tmp_path: Path, token: str) -> None:
+    """``scan -`` typed at a terminal waited in silence for standard input: it now says so (once, on stderr),
+    and still scans what is typed up to Ctrl-D."""
+    import json
+    import os
+    import pty
+    import subprocess
+
+    from conftest import CLI
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([*CLI, "scan", "-", "--stdin-name", "typed.env", "--format", "json", "--no-progress"],
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        os.write(master, f"HF_TOKEN={token}\n".encode() + b"\x04")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 1, err
+    assert [f["path"] for f in json.loads(out)["findings"]] == ["typed.env"]
+    assert "Ctrl-D" in err and token not in err, err

@@ -108,6 +108,9 @@ def scan(
     elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
         from veritensor_fast.sources.memory import MemorySource
 
+        if sys.stdin.isatty():  # else `scan -` typed at a prompt waits in silence
+            print("veritensor-fast: reading standard input from the terminal: type or paste, then Ctrl-D "
+                  "(or pipe into it: CMD | veritensor-fast scan -)", file=sys.stderr)
         source = MemorySource(sys.stdin.buffer.read(), stdin_name or "stdin")  # kept in memory, never written to disk
         jobs = 1
         local_only = True  # only this process holds the bytes: scanned here even with --scheduler
