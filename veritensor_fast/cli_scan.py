@@ -236,7 +236,7 @@ def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **
         if not os.path.lexists(p):
             raise fail(f"--history: {display_path(os.fspath(p))} does not exist; give a git repository's directory")
         if not os.path.isdir(p):
-            raise fail(f"--history: {display_path(os.fspath(p))} is not a git repository (it is a file); "
+            raise fail(f"--history: {display_path(os.fspath(p))} is not a git repository (not a directory); "
                        "scan it without --history")
     try:
         return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog,
