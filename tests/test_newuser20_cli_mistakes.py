@@ -105,3 +105,17 @@ def test_scan_dash_from_a_terminal_says_it_is_waiting(tmp_path: Path, token: str
     assert proc.returncode == 1, err
     assert [f["path"] for f in json.loads(out)["findings"]] == ["typed.env"]
     assert "Ctrl-D" in err and token not in err, err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["scan", ".", "--no-progres"], "Error: No such option: --no-progres (Possible options: --no-datastore, --no-progress, --progress)"),
+    (["scna", "."], "Error: No such command 'scna'. Did you mean 'scan'?"),
+    (["scan", ".", "--max-file-size", "10MB"], "Error: Invalid value for '--max-file-size': '10MB' is not a valid int."),
+])
+def test_a_typo_is_one_plain_line(tmp_path: Path, args: list[str], message: str) -> None:
+    """A typo'd flag or command: click's message on one line (not wrapped at 80 columns inside a box of
+    line-drawing characters, which split the list of suggestions across lines in a CI log), exit 2."""
+    p = run_cli(*args, cwd=tmp_path, env={"LC_ALL": "C", "COLUMNS": "80"})
+    assert p.returncode == 2 and p.stdout == ""
+    assert message in p.stderr.splitlines(), p.stderr
+    assert not any(ord(c) > 127 for c in p.stderr) and "Traceback" not in p.stderr, p.stderr
