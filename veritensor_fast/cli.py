@@ -26,7 +26,7 @@ from veritensor_fast.cli_scan import scan
 __all__ = ["EXIT_CLEAN", "EXIT_FATAL", "EXIT_FINDINGS", "EXIT_INCOMPLETE", "Progress", "app", "emit", "exit_code",
            "main", "normalise_excludes"]
 
-app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Find leaked ML credentials and poisoned model files, fast.")
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect and check the rule set.")
 app.add_typer(rules_app, name="rules")

@@ -50,7 +50,7 @@ def scan(
     datastore: Annotated[Path | None, typer.Option("--datastore", help="With --history: incremental datastore (default: one per repository in the user cache dir, never inside the scanned repository).")] = None,
     no_datastore: Annotated[bool, typer.Option("--no-datastore", help="With --history: scan everything, remember nothing.")] = False,
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
-    stdin_name: Annotated[str, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = "stdin",
+    stdin_name: Annotated[str | None, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings and errors: no progress, summary or notes.")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
@@ -84,6 +84,11 @@ def scan(
                     "need --history")
     if not paths and not git_changes:
         raise fail("give at least one PATH to scan")
+    if max_file_size is not None and max_file_size < 0:
+        raise fail(f"--max-file-size must be 0 (no limit) or a positive number of bytes, not {max_file_size}")
+    if stdin_name is not None and [os.fspath(p) for p in paths or []] != ["-"]:
+        raise fail("--stdin-name names standard input: give - as the only PATH "
+                   "(cat FILE | veritensor-fast scan - --stdin-name NAME)")
     if config is not None and no_config:
         raise fail("give either --config or --no-config, not both")
     if output is not None:
@@ -103,7 +108,10 @@ def scan(
     elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
         from veritensor_fast.sources.memory import MemorySource
 
-        source = MemorySource(sys.stdin.buffer.read(), stdin_name)  # kept in memory, never written to disk
+        if sys.stdin.isatty():  # else `scan -` typed at a prompt waits in silence
+            print("veritensor-fast: reading standard input from the terminal: type or paste, then Ctrl-D "
+                  "(or pipe into it: CMD | veritensor-fast scan -)", file=sys.stderr)
+        source = MemorySource(sys.stdin.buffer.read(), stdin_name or "stdin")  # kept in memory, never written to disk
         jobs = 1
         local_only = True  # only this process holds the bytes: scanned here even with --scheduler
     else:
@@ -213,6 +221,7 @@ def _sharded_scan(client: Any, paths: list[Path], options: Any, out: Path, histo
 
 def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **kw: Any) -> Any:
     """``--history``: each PATH is a git repository; see ``veritensor_fast.sources.git``."""
+    from veritensor_fast.findings import display_path
     from veritensor_fast.history import scan_history
     from veritensor_fast.sources.git import GitError
 
@@ -223,9 +232,36 @@ def _history_scan(paths: list[Path], options: Any, jobs: int, prog: Progress, **
         raise fail("give either --since or --range, not both")
     if kw["new_only"] and not kw["use_datastore"]:
         raise fail("--new-only needs the datastore (drop --no-datastore)")
+    for p in paths:  # a new user's mistakes: one clear line, not git's "fatal: cannot change to ..."
+        if not os.path.lexists(p):
+            raise fail(f"--history: {display_path(os.fspath(p))} does not exist; give a git repository's directory")
+        if not os.path.isdir(p):
+            raise fail(f"--history: {display_path(os.fspath(p))} is not a git repository (not a directory); "
+                       "scan it without --history")
     try:
         return scan_history([os.fspath(p) for p in paths], options, jobs=jobs or None, on_progress=prog,
                             wrap_source=prog.counting, **kw)
     except GitError as exc:
+        if "not a git repository" in str(exc):
+            raise fail(_not_a_repository(paths)) from None
         raise fail(str(exc)) from None
+
+
+def _not_a_repository(paths: list[Path]) -> str:
+    """The ``--history`` PATH git found no repository in (asked only once a scan has failed so)."""
+    from veritensor_fast.findings import display_path
+    from veritensor_fast.sources.git_list import git_text
+
+    bad = [p for p in paths if not _is_repository(git_text, os.fspath(p))] or paths
+    names = ", ".join(display_path(os.fspath(p)) for p in bad)
+    return (f"--history: {names} is not a git repository (nor inside one); give a repository's directory, "
+            "or scan it without --history")
+
+
+def _is_repository(git_text: Any, path: str) -> bool:
+    try:
+        git_text(path, "rev-parse", "--git-dir")
+    except Exception:  # noqa: BLE001 - any failure means git found no repository there
+        return False
+    return True
 

@@ -64,7 +64,8 @@ def located(path: str | os.PathLike[str]) -> tuple[str, str, list[str]]:
     except GitChangesError as exc:
         if "not running git" in str(exc):  # ``gitcmd``'s refusal (a FIFO or device git would block on)
             raise
-        raise GitChangesError(f"{display_path(p)} is not inside a git work tree") from None
+        raise GitChangesError(f"{display_path(p)} is not inside a git work tree; --staged and --since-commit read a "
+                              "repository's index and commits: run it inside one, or give a PATH in one") from None
     return top, gitloc.rebase(target, top), dropped
 
 
