@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from veritensor_fast.detectors import escaped
 from veritensor_fast.detectors.b64_needles import LAYERS, NeedleSet
 from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
+from veritensor_fast.detectors.pyast import PY_EXT
 from veritensor_fast.findings import Item
 from veritensor_fast.kernels import BACKEND
 from veritensor_fast.matcher import SecretMatch
@@ -58,8 +59,6 @@ _EXECUTABLE = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\x
 #: Compiled Python: its strings are the literals of a source file scanned on its own (and the text pass still
 #: reads the raw bytes); decoding them doubled the encoded pass on site-packages (5,963 .pyc files, +0.9 s).
 _COMPILED_EXT = (".pyc", ".pyo")
-#: Python sources (``pyast.PY_EXT``): the AST pass decodes their string literals' escapes itself
-_PY_EXT = (".py", ".pyw", ".pyi")
 #: YAML files larger than this are not parsed (the generic layer still runs).
 MAX_YAML = 8 << 20
 #: Per-worker memory budget of one YAML parse (``compose_all`` keeps a node with two marks per scalar: up to
@@ -164,7 +163,7 @@ class EncodedSecrets:
                 return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
         if self._fallback is None and BACKEND != "python":
             # Python sources: hex only, the AST pass reads their literals' escapes
-            self._escaped(buf, scan, not item.path[-4:].lower().endswith(_PY_EXT))
+            self._escaped(buf, scan, not item.path[-4:].lower().endswith(PY_EXT))
         covered: list[tuple[int, int]] = []
         if yaml and len(buf) <= MAX_YAML and yaml_hinted(buf):
             if yaml_cost(buf) > YAML_BUDGET:
@@ -195,15 +194,23 @@ class EncodedSecrets:
         if self._fallback is not None:
             fb = self._fallback
             return (c for c in dec.candidates(buf) if fb.in_span(bytes(buf[c.start:c.end])))
-        got = scan.b64_hits
-        hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
+        hits = self._hits(buf, scan)
         return dec.candidates_at(buf, hits) if hits else ()
+
+    def _hits(self, buf: Any, scan: ItemScan) -> list[int]:
+        """The base64/escape needle hits of ``buf``: the text pass's, else one scan of the database, kept in
+        ``scan.b64_hits`` so that the escape and base64 paths never scan the same buffer twice."""
+        got = scan.b64_hits
+        if got is not None and got[0] is buf:
+            return got[1]
+        hits = self.ctx.matcher.find_with_hits(buf)[1]
+        scan.b64_hits = (buf, hits)
+        return hits
 
 
     def _escaped(self, buf: Any, scan: ItemScan, escapes: bool) -> None:
         """Tokens spelled with JSON/JS escapes, percent-encoding or hex (``escaped``), around the needle hits."""
-        got = scan.b64_hits
-        hits = got[1] if got is not None and got[0] is buf else self.ctx.matcher.find_with_hits(buf)[1]
+        hits = self._hits(buf, scan)
         if not hits:
             return
 
