@@ -12,7 +12,9 @@ stack) over the UTF-8 bytes: strings (any prefix: a prefix changes no string's e
 brackets, line continuations and the line breaks before a line at column 0 (``\\r\\n``, ``\\r``, ``\\n``, as the
 tokenizer counts them). A quote that starts no complete string or a closing bracket that closes nothing means the
 source is not Python as lexed here: no boundary is given (the caller then reports the pass as skipped, as before).
-The pieces are packed greedily in source order, each one's :func:`pyast_budget.units_between` times ``UNIT_COST``
+Python 3.12 (PEP 701) lets an f-string's fields hold strings in its own quotes (``f"{d["k"]}"``), which this lexer
+cannot follow; when it gives up, :func:`token_starts` asks the interpreter's own tokenizer (exact for the running
+Python, ~10x slower) for the same boundaries. The pieces are packed greedily in source order, each one's :func:`pyast_budget.units_between` times ``UNIT_COST``
 within the budget; a single top-level statement over the budget cannot be cut and is reported.
 """
 
@@ -70,6 +72,54 @@ def statement_starts(buf: bytes) -> array[int] | None:
     return out if depth == 0 else None
 
 
+#: A first token that continues the compound statement above it (never the start of a piece).
+_CLAUSES = frozenset(("else", "elif", "except", "finally"))
+
+
+def token_starts(buf: bytes) -> array[int] | None:
+    """:func:`statement_starts` by the running interpreter's tokenizer: the first token of a logical line at column
+    0 starts a piece unless it is a clause (:data:`_CLAUSES`) or the logical line above began with a decorator.
+    ``None`` when the tokenizer fails or finds a lone quote or an unbalanced bracket, or when ``buf`` ends a line with a lone ``\\r`` (the tokenizer's rows would
+    not be the lines counted here)."""
+    if buf.count(b"\r") != buf.count(b"\r\n"):
+        return None
+    try:
+        text = buf.decode("utf-8-sig" if buf[:3] == b"\xef\xbb\xbf" else "utf-8")
+    except UnicodeDecodeError:
+        return None
+    first = 3 if buf[:3] == b"\xef\xbb\xbf" else 0
+    lines: array[int] = array("q", [0, first])  # byte offset of each 1-based row
+    at = buf.find(b"\n", first)
+    while at >= 0:
+        lines.append(at + 1)
+        at = buf.find(b"\n", at + 1)
+    out: array[int] = array("q")
+    skip = (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING)
+    new, decorated = True, False  # at the first token of a logical line; that line follows a decorator's
+    depth = 0
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.ERRORTOKEN:
+                return None  # a lone quote (the pure-Python tokenizer of 3.11 and older does not raise)
+            if tok.type == tokenize.OP and tok.string in "([{)]}":
+                depth += 1 if tok.string in "([{" else -1
+                if depth < 0:
+                    return None
+            if tok.type == tokenize.NEWLINE:
+                new = True
+            elif new and tok.type not in skip:
+                new = False
+                if tok.type == tokenize.ENDMARKER:
+                    break
+                row, col = tok.start
+                if col == 0 and lines[row] > 0 and not decorated and tok.string not in _CLAUSES:
+                    out.append(lines[row])
+                decorated = tok.string == "@"
+    except (tokenize.TokenError, SyntaxError, IndentationError, IndexError):
+        return None
+    return out if depth == 0 else None
+
+
 def line_of(buf: bytes, at: int, start: int = 0, line: int = 1) -> int:
     """The 1-based line of offset ``at`` (a line start), counting from ``line`` at offset ``start``."""
     cr = buf.count(b"\r", start, at)
@@ -81,6 +131,8 @@ def plan(buf: bytes, budget: int) -> list[tuple[int, int, int]] | tuple[int, int
     line)``; or, when that cannot be, ``(line, estimated bytes)`` of the statement that does not fit (line 0:
     the source cannot be lexed)."""
     starts = statement_starts(buf)
+    if starts is None:
+        starts = token_starts(buf)
     if starts is None:
         return 0, 0
     t = translate(buf)
