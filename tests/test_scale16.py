@@ -165,7 +165,9 @@ def test_forked_workers_share_the_parents_imports_and_run_with_the_scan_gc_thres
         (tmp_path / str(jobs)).mkdir()
         before_th, before_frozen, after_th, after_frozen = run(root, jobs, tmp_path / str(jobs), small=False)[
             "caller_gc"]
-        assert (after_th, after_frozen) == (before_th, before_frozen) == ([700, 10, 10], 0)
+        # the interpreter's own defaults (700 or 2000 since 3.13; 3.12 starts with objects frozen), not the scan's
+        assert (after_th, after_frozen) == (before_th, before_frozen)
+        assert before_th != list(SCAN_GC_THRESHOLD)
 
 
 def test_overlapping_in_process_scans_give_back_the_callers_gc_thresholds() -> None:
