@@ -141,3 +141,27 @@ def test_signature_is_not_scanned_but_the_message_is(tmp_path: Path) -> None:
     assert inside.encode() not in text and fields[:2] == ["tag", "tagger"]
     assert unsigned(b"a\n-----BEGIN SSH SIGNATURE-----\nx\n") == b"a\n"
     assert unsigned(b"no signature\n") == b"no signature\n"
+
+
+def test_real_ssh_signed_tag_message_found_signature_not_scanned(tmp_path: Path) -> None:
+    """``git tag -s`` with an SSH key (``gpg.format=ssh``): git appends a real ``-----BEGIN SSH SIGNATURE-----``
+    block to the message; the token in the message is found once, the armoured signature is not scanned."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed")
+    secret = hf_token()
+    repo = init_repo(tmp_path / "r")
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    git_run(repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "tag", "-s", "v1",
+            "-m", f"release\n\nHF_TOKEN={secret}")
+    raw = git_run(repo, "cat-file", "tag", "v1").stdout
+    assert "-----BEGIN SSH SIGNATURE-----" in raw
+    p = run_cli("scan", "--history", "--no-datastore", "--format", "json", "--no-progress", repo)
+    assert secret not in p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    assert [(f["location"]["git"], f["line"]) for f in rep["findings"]] == [("tag message", 6)]
+    assert rep["errors"] == [] and p.returncode == 1
