@@ -165,3 +165,38 @@ def test_real_ssh_signed_tag_message_found_signature_not_scanned(tmp_path: Path)
     rep = json.loads(p.stdout)
     assert [(f["location"]["git"], f["line"]) for f in rep["findings"]] == [("tag message", 6)]
     assert rep["errors"] == [] and p.returncode == 1
+
+
+def test_signed_tag_merged_then_deleted_is_found_in_the_mergetag_header(tmp_path: Path) -> None:
+    """Merging a signed tag (``git merge``/``git pull URL tag v1``) copies the whole tag object into the merge
+    commit's ``mergetag`` header. With the tag ref gone (or never fetched as a ref), its message lives only
+    there: scanned after the commit message (whose lines keep their numbers), reported as ``commit mergetag``."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed")
+    secret, in_message = hf_token(), hf_token()
+    repo = init_repo(tmp_path / "r")
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    git_run(repo, "checkout", "-q", "-b", "side")
+    (repo / "f.txt").write_text("x\n")
+    git_run(repo, "add", "f.txt")
+    git_run(repo, "commit", "-q", "-m", "side")
+    git_run(repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "tag", "-s", "rel",
+            "-m", f"release\n\nHF_TOKEN={secret}")
+    git_run(repo, "checkout", "-q", "main")
+    git_run(repo, "merge", "-q", "--no-ff", "-m", f"Merge tag rel\n\n{in_message}", "rel")
+    merge = git_run(repo, "rev-parse", "HEAD").stdout.strip()
+    assert "mergetag object" in git_run(repo, "cat-file", "commit", merge).stdout
+    git_run(repo, "tag", "-d", "rel")
+    git_run(repo, "branch", "-D", "side")
+    p = run_cli("scan", "--history", "--no-datastore", "--format", "json", "--no-progress", repo)
+    assert secret not in p.stdout + p.stderr and in_message not in p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    got = sorted((f["path"], f["location"]["git"], f["line"], f["redacted"][:5]) for f in rep["findings"])
+    assert got == [(f"commit:{merge}", "commit mergetag", 13, secret[:5]),
+                   (f"commit:{merge}", "commit message", 6, in_message[:5])]
+    assert rep["errors"] == [] and p.returncode == 1

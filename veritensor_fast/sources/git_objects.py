@@ -163,7 +163,8 @@ def unsigned(message: bytes) -> bytes:
 
 
 def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
-    """What is scanned in a commit: its author and committer lines, a blank line, then the message. In an
+    """What is scanned in a commit: its author and committer lines (and the tag a signed-tag merge embeds in its
+    ``mergetag`` header: name, tagger, message, without signature), a blank line, then the message. In an
     annotated tag: its ``tag`` (name) and ``tagger`` lines, a blank line, then the message without its
     signature. Returns the bytes and, for each of their lines (1-based line n is ``fields[n-1]``), the field it
     belongs to."""
@@ -172,16 +173,26 @@ def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
         c = Commit(c.oid, c.headers, unsigned(c.message))
     lines: list[bytes] = []
     fields: list[str] = []
+    merged: list[bytes] = []
     for name, value in c.headers:
         if name in SCANNED_HEADERS:
             for part in value.split(b"\n"):
                 lines.append(name + b" " + part)
                 fields.append(name.decode())
+        elif name == b"mergetag" and not c.is_tag:
+            # a merge of a signed tag (``git pull URL tag v1``) embeds the whole tag object: its message lives
+            # on here even where the tag itself never became a ref of this repository. Scanned after the message,
+            # so the message keeps its line numbers
+            head, _, msg = value.partition(b"\n\n")
+            merged.extend(b"mergetag " + part for part in [*head.split(b"\n"), b"", *unsigned(msg).split(b"\n")]
+                          if not part.startswith((b"object ", b"type ")))
     lines.append(b"")
     fields.append("message")
     msg_lines = c.message.split(b"\n")
     lines.extend(msg_lines)
     fields.extend(["message"] * len(msg_lines))
+    lines.extend(merged)
+    fields.extend(["mergetag"] * len(merged))
     return b"\n".join(lines), fields
 
 
