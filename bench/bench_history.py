@@ -6,6 +6,7 @@
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
     python bench/bench_history.py timeline REPO [JOBS] [DEPTH] # CPU per 100 ms of the sweep's processes, by kind
+    python bench/bench_history.py split REPO [ROUNDS]      # median CPU by process kind: read ceiling vs sweep
     python bench/bench_history.py scaling REPO [1,2,4,8,16] [0,1,all] [ROUNDS]  # sweep vs k-reader ceiling per k
 
 The two command-line modes are what ``bench/README.md`` ("Git history") pairs: run them interleaved, baseline
@@ -389,11 +390,12 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return out
 
 
-def timeline(repo: str, jobs: int = 2, step: float = 0.02, depth: str = "") -> dict[str, Any]:
-    """One ``scan`` sweep in a child process, its process tree sampled every ``step`` s: CPU seconds used in
-    each 100 ms by the parent, the workers and each git command (by its subcommand). Shows where a core idles
-    (a sum under 0.2 per 100 ms on 2 cores): e.g. ``rev-list`` alone while the workers wait for the listing."""
-    child = subprocess.Popen([sys.executable, __file__, "scan", repo, str(jobs), *([depth] if depth else [])],
+def timeline(repo: str, jobs: int = 2, step: float = 0.02, depth: str = "", mode: str = "scan") -> dict[str, Any]:
+    """One ``scan`` sweep (or, ``mode="ceiling"``, the read ceiling with ``jobs`` readers) in a child process, its
+    process tree sampled every ``step`` s: CPU seconds used in each 100 ms by the parent, the workers and each git
+    command (by its subcommand). Shows where a core idles (a sum under 0.2 per 100 ms on 2 cores): e.g.
+    ``rev-list`` alone while the workers wait for the listing."""
+    child = subprocess.Popen([sys.executable, __file__, mode, repo, str(jobs), *([depth] if depth else [])],
                              stdout=subprocess.PIPE, text=True)
     names: dict[int, str] = {}
     samples: list[tuple[float, dict[int, float]]] = []
@@ -430,6 +432,27 @@ def timeline(repo: str, jobs: int = 2, step: float = 0.02, depth: str = "") -> d
     kinds = sorted({k for r in rows.values() for k in r})
     return {"mode": "timeline", "scan": result, "kinds": kinds,
             "per_100ms": [[b / 10, *(round(rows[b].get(k, 0.0), 3) for k in kinds)] for b in sorted(rows)]}
+
+
+def split(repo: str, rounds: int = 3, jobs: int = 2) -> list[tuple[str, float, float]]:
+    """Where the sweep's CPU goes beyond the read ceiling's: ``timeline`` of the ceiling (1 reader) and of the
+    sweep (``jobs`` workers), interleaved, ``rounds`` times; the median CPU seconds of each process kind (parent,
+    workers, each git subcommand) in each, as (kind, ceiling, sweep) rows, then the totals. CPU time, unlike
+    wall time, is little distorted by other jobs on a loaded machine; on 2 cores a sweep's wall time is at
+    least its CPU / 2."""
+    import statistics
+
+    per: dict[str, dict[str, list[float]]] = {"ceiling": {}, "scan": {}}
+    for _ in range(rounds):
+        for mode in ("ceiling", "scan"):
+            tl = timeline(repo, 1 if mode == "ceiling" else jobs, mode=mode)
+            totals = {k: sum(r[i + 1] for r in tl["per_100ms"]) for i, k in enumerate(tl["kinds"])}
+            totals["(total)"] = sum(totals.values())
+            for k, v in totals.items():
+                per[mode].setdefault(k, []).append(v)
+    kinds = sorted(per["ceiling"].keys() | per["scan"].keys(), key=lambda k: (k == "(total)", k))
+    med = {m: {k: statistics.median(v + [0.0] * (rounds - len(v))) for k, v in d.items()} for m, d in per.items()}
+    return [(k, round(med["ceiling"].get(k, 0.0), 2), round(med["scan"].get(k, 0.0), 2)) for k in kinds]
 
 
 def scaling(repo: str, jobs: list[int], depths: list[str], rounds: int = 3) -> list[dict[str, Any]]:
@@ -470,6 +493,13 @@ if __name__ == "__main__":
         for row in scaling(target, ks, ds, int(sys.argv[5]) if len(sys.argv) > 5 else 3):
             print("| {jobs} | {early_depth} | {wall_s} | {cpu_s} | {ceiling_s} | {of_ceiling} | {early} | {load} |"
                   .format(**row), flush=True)
+        sys.exit(0)
+    if mode == "split":  # split REPO [ROUNDS]
+        print("| process | ceiling CPU s | sweep CPU s | sweep - ceiling |")
+        print("|---|---|---|---|")
+        for kind, c, w in split(target, int(sys.argv[3]) if len(sys.argv) > 3 else 3):
+            print(f"| {kind} | {c} | {w} | {round(w - c, 2)} |", flush=True)
+        print(f"load {os.getloadavg()[0]:.2f}")
         sys.exit(0)
     n = int(sys.argv[3]) if len(sys.argv) > 3 else (1 if mode == "ceiling" else 2)
     if mode == "parts":

@@ -33,7 +33,7 @@ from veritensor_fast.sources import git_list
 from veritensor_fast.sources.fs import _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
-from veritensor_fast.sources.git_objects import commit_path, is_commit_path
+from veritensor_fast.sources.git_objects import commit_path, is_commit_path, tag_path
 from veritensor_fast.sources.git_overlap import OverlappedListing
 from veritensor_fast.sources.git_provenance import oldest_per_secret  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F401 - re-exported
@@ -101,7 +101,8 @@ class GitHistorySource(HistoryResults):
         self._memo = ""
         self._sweep = 0
         self._paths: dict[str, str] = {}  # oid -> path, blobs yielded for scanning
-        self._commits: dict[str, str] = {}  # oid -> path, commits yielded for scanning (message, author)
+        self._commits: dict[str, str] = {}  # oid -> path, commits (and annotated tags) yielded for scanning
+        self._tags: set[str] = set()  # annotated tags listed (``_tag_items``)
         self._skipped: dict[str, str] = {}  # oid -> path, blobs answered by the datastore
         self._found: dict[str, set[str]] = {}  # oid -> fingerprints found in it
         self._blob_of: dict[int, str] = {}  # id(finding) -> oid, for this run's findings
@@ -304,6 +305,17 @@ class GitHistorySource(HistoryResults):
                 yield out
         self.stats["commits_listed"] = n
 
+    def _tag_items(self, tags: dict[str, int], seen: set[str]) -> Iterator[Item | ScanError]:
+        """The annotated tags the walk named (oid -> size), each once as a ``commit`` item at ``tag:<id>``: its
+        name, tagger and message are scanned like a commit's text (``git tag -a v1 -m "HF_TOKEN=..."``)."""
+        for oid, size in tags.items():
+            if oid not in self._tags:
+                self._tags.add(oid)
+                self.stats["tags_listed"] = len(self._tags)
+                out = self._emit(oid, tag_path(oid), size, seen)
+                if out is not None:
+                    yield out
+
     def items(self) -> Iterator[Item | ScanError]:
         t0 = time.perf_counter()
         self.start()
@@ -355,6 +367,9 @@ class GitHistorySource(HistoryResults):
             stream = git_list.stream(self.origin, *walk_input(self._tips, self._revs, self._negatives), self._set_walk_failure)
         new_in_scope = 0
         for oid, otype, size, path in stream:
+            if otype == "tag":  # ``order="stream"``: rev-list's tags come through its batch-check
+                yield from self._tag_items({oid: size}, seen)
+                continue
             if otype != "blob":
                 if otype == "missing" and oid not in listed:
                     listed.add(oid)
@@ -377,7 +392,8 @@ class GitHistorySource(HistoryResults):
             # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even
             # with the blob filter): only a blob that is not in the database is corrupt
             unlisted = [oid for oid, path in reachable.items() if path and oid not in listed]
-            tags = {oid for oid, otype, _ in git_list.sizes(self.origin, unlisted) if otype == "tag"}
+            tags = {oid: size for oid, otype, size in git_list.sizes(self.origin, unlisted) if otype == "tag"}
+            yield from self._tag_items(tags, seen)
             for oid in unlisted:
                 if oid not in tags:
                     path = reachable[oid]

@@ -16,8 +16,10 @@ from typing import IO
 from veritensor_fast import gitcmd
 
 _IDENT = re.compile(rb"^(.*?) ?<([^<>]*)> (-?\d+) ([+-])(\d{2})(\d{2})$", re.S)
-#: Commit headers whose value is scanned (who made it); signatures and ids are not (noise, not leak sites).
-SCANNED_HEADERS = (b"author", b"committer")
+#: Headers whose value is scanned: who made a commit (author, committer) or an annotated tag (tagger) and a tag's
+#: own name (``tag``: its location names it); signatures and ids are not (noise, not leak sites). A commit has no
+#: ``tag``/``tagger`` header of its own (a signed merge's ``mergetag`` holds them on continuation lines).
+SCANNED_HEADERS = (b"author", b"committer", b"tag", b"tagger")
 
 
 def commit_path(oid: str) -> str:
@@ -25,9 +27,24 @@ def commit_path(oid: str) -> str:
     return f"commit:{oid}"
 
 
+def tag_path(oid: str) -> str:
+    """The report path of an annotated tag's own text (name, tagger, message): ``tag:<id>``."""
+    return f"tag:{oid}"
+
+
 def is_commit_path(path: str, oid: str) -> bool:
-    """Whether ``path`` is ``commit_path(oid)`` (checked per listed blob: no string is built)."""
-    return bool(oid) and path.startswith("commit:") and path[7:] == oid
+    """Whether ``path`` is ``commit_path(oid)`` or ``tag_path(oid)``: a git object's own text, not a blob (checked
+    per listed blob: no string is built)."""
+    if not oid:
+        return False
+    if path.startswith("commit:"):
+        return path[7:] == oid
+    return path.startswith("tag:") and path[4:] == oid
+
+
+def is_tag_path(path: str, oid: str) -> bool:
+    """Whether ``path`` is ``tag_path(oid)``."""
+    return bool(oid) and path.startswith("tag:") and path[4:] == oid
 
 
 def nul_tokens(stream: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
@@ -92,11 +109,22 @@ class Commit:
         return "", "", 0, ""
 
     @property
+    def is_tag(self) -> bool:
+        """An annotated tag object (its first header is ``object``; a commit's is ``tree``)."""
+        return bool(self.headers) and self.headers[0][0] == b"object"
+
+    @property
     def subject(self) -> str:
         return self.message.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
 
     def provenance(self) -> dict[str, object]:
-        """The ``Finding.commit`` fields of this commit: id, author, email, date, message (first line)."""
+        """The ``Finding.commit`` fields of this commit: id, author, email, date, message (first line). For an
+        annotated tag: its tagger as author, and ``tag``, its name (from the object's own ``tag`` header)."""
+        if self.is_tag:
+            name, email, _ts, date = self.ident(b"tagger")
+            tag = next((v for n, v in self.headers if n == b"tag"), b"").decode("utf-8", "replace")
+            return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject,
+                    "tag": tag}
         name, email, _ts, date = self.ident()
         return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject}
 
@@ -115,22 +143,56 @@ def parse_commit(oid: str, raw: bytes) -> Commit:
     return Commit(oid, tuple(headers), message)
 
 
+#: Lines that open the signature git appends to a signed tag's message (``gpg-interface.c``: PGP, X.509, SSH).
+_SIG_STARTS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN PGP MESSAGE-----", b"-----BEGIN SIGNED MESSAGE-----",
+               b"-----BEGIN SSH SIGNATURE-----")
+
+
+def unsigned(message: bytes) -> bytes:
+    """A tag message without its signature: cut at the last line that opens one, as git's own
+    ``parse_signed_buffer`` does (armoured signature bytes are noise to a secret scanner, like a commit's
+    ``gpgsig`` header)."""
+    cut = -1
+    pos = 0
+    while pos < len(message):
+        if message.startswith(_SIG_STARTS, pos):
+            cut = pos
+        nl = message.find(b"\n", pos)
+        pos = len(message) if nl < 0 else nl + 1
+    return message if cut < 0 else message[:cut]
+
+
 def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
-    """What is scanned in a commit: its author and committer lines, a blank line, then the message. Returns
-    the bytes and, for each of their lines (1-based line n is ``fields[n-1]``), the field it belongs to."""
+    """What is scanned in a commit: its author and committer lines (and the tag a signed-tag merge embeds in its
+    ``mergetag`` header: name, tagger, message, without signature), a blank line, then the message. In an
+    annotated tag: its ``tag`` (name) and ``tagger`` lines, a blank line, then the message without its
+    signature. Returns the bytes and, for each of their lines (1-based line n is ``fields[n-1]``), the field it
+    belongs to."""
     c = parse_commit("", raw)
+    if c.is_tag:
+        c = Commit(c.oid, c.headers, unsigned(c.message))
     lines: list[bytes] = []
     fields: list[str] = []
+    merged: list[bytes] = []
     for name, value in c.headers:
         if name in SCANNED_HEADERS:
             for part in value.split(b"\n"):
                 lines.append(name + b" " + part)
                 fields.append(name.decode())
+        elif name == b"mergetag" and not c.is_tag:
+            # a merge of a signed tag (``git pull URL tag v1``) embeds the whole tag object: its message lives
+            # on here even where the tag itself never became a ref of this repository. Scanned after the message,
+            # so the message keeps its line numbers
+            head, _, msg = value.partition(b"\n\n")
+            merged.extend(b"mergetag " + part for part in [*head.split(b"\n"), b"", *unsigned(msg).split(b"\n")]
+                          if not part.startswith((b"object ", b"type ")))
     lines.append(b"")
     fields.append("message")
     msg_lines = c.message.split(b"\n")
     lines.extend(msg_lines)
     fields.extend(["message"] * len(msg_lines))
+    lines.extend(merged)
+    fields.extend(["mergetag"] * len(merged))
     return b"\n".join(lines), fields
 
 

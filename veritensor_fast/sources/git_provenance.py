@@ -95,7 +95,7 @@ def commit_texts(repo: str, pairs: Sequence[tuple[Finding, str]]
     except GitError:
         objs = {}
     for oid, (otype, raw) in objs.items():
-        if otype == "commit":
+        if otype in ("commit", "tag"):  # an annotated tag's text is read like a commit's (``tag_path``)
             text, fields = commit_text(raw)
             out[oid] = (parse_commit(oid, raw).provenance(), fields,
                         text.decode("utf-8", "replace").split("\n"))
@@ -109,7 +109,8 @@ def commit_texts(repo: str, pairs: Sequence[tuple[Finding, str]]
         else:
             field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
             hidden.setdefault(oid, set()).update(
-                ("author", "email") if field in ("author", "committer") else ("message",))
+                ("author", "email") if field in ("author", "committer", "tagger")
+                else ("tag",) if field == "tag" else ("message",))
     return out, secrets, hidden
 
 

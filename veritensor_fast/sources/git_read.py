@@ -1,7 +1,7 @@
 """Worker side of git sources: reading objects with persistent ``git cat-file --batch`` processes.
 
 ``BlobReader`` (items of kind ``blob``) and ``CommitReader`` (kind ``commit``: the commit's author, committer and
-message) keep one ``git cat-file --batch`` per repository; ``prefetch`` sends a whole batch of object ids at once
+message, or an annotated tag's name, tagger and message) keep one ``git cat-file --batch`` per repository; ``prefetch`` sends a whole batch of object ids at once
 so git streams them back to back. A corrupt object makes git exit mid-object: the reader reports that object as
 ``corrupt`` and restarts git for the rest. Every object read is checked against its id (git does not verify
 on read): content that does not hash to its id is reported ``corrupt``, never scanned as if it were the object. A reader keeps at most ``MAX_OPEN`` processes and closes those of
@@ -113,6 +113,8 @@ class BlobReader:
     """
 
     OBJECT_TYPE = "blob"
+    #: other object types this reader reads (``CommitReader``: annotated tags)
+    ALSO_TYPES: tuple[str, ...] = ()
     #: At most this many ``git cat-file`` processes per reader; others idle this long are closed.
     MAX_OPEN = 2
     IDLE_CLOSE_S = 30.0
@@ -186,7 +188,7 @@ class BlobReader:
                 continue  # a prefetched object that was never opened
             if data is None:
                 raise InputError("corrupt", f"git object {oid} is {otype} (missing or corrupt in the repository)")
-            if otype != self.OBJECT_TYPE:
+            if otype != self.OBJECT_TYPE and otype not in self.ALSO_TYPES:
                 raise InputError("unreadable", f"git object {oid} is a {otype}, not a {self.OBJECT_TYPE}")
             if not object_matches(oid, otype, data):
                 raise InputError("corrupt", f"git object {oid}: content does not hash to its id (a tampered or "
@@ -202,9 +204,12 @@ class BlobReader:
 
 class CommitReader(BlobReader):
     """Worker-side reader for ``commit`` items: what is scanned is the commit's author and committer lines and
-    its message (``git_objects.commit_text``), never its signature or tree/parent ids."""
+    its message (``git_objects.commit_text``), never its signature or tree/parent ids. An annotated tag object is
+    read the same way (its name, tagger and message, never its signature): the history source lists tags as
+    ``commit`` items at ``tag:<id>`` (``git_objects.tag_path``)."""
 
     OBJECT_TYPE = "commit"
+    ALSO_TYPES = ("tag",)
 
     def _content(self, data: bytes) -> bytes:
         return commit_text(data)[0]

@@ -22,7 +22,7 @@ from veritensor_fast.findings import Finding, Item
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources import git_provenance as gp
 from veritensor_fast.sources.git_incremental import walk_input
-from veritensor_fast.sources.git_objects import is_commit_path
+from veritensor_fast.sources.git_objects import is_commit_path, is_tag_path
 from veritensor_fast.sources.git_spool import Spool
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class HistoryResults:
     _sweep: int
     _paths: dict[str, str]
     _commits: dict[str, str]
+    _tags: set[str]
     _skipped: dict[str, str]
     _found: dict[str, set[str]]
     _blob_of: dict[int, str]
@@ -82,7 +83,8 @@ class HistoryResults:
             fs = res.findings[pos:pos + nf]
             pos += nf
             if key in self._commits:
-                self.stats["commits_scanned"] = self.stats.get("commits_scanned", 0) + 1
+                what = "tags_scanned" if key in self._tags else "commits_scanned"
+                self.stats[what] = self.stats.get(what, 0) + 1
             elif key in self._paths:
                 self.stats["blobs_scanned"] += 1
             else:
@@ -217,7 +219,11 @@ class HistoryResults:
             if is_commit_path(f.path, oid):
                 c, fields, _lines = in_commits.get(oid, ({"id": oid}, [], []))
                 field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
-                fixed.append((replace(f, location={**(f.location or {}), "git": f"commit {field}"}), "", c))
+                loc = {**(f.location or {}), "git": f"commit {field}"}
+                if is_tag_path(f.path, oid):  # an annotated tag: its name (secrets redacted) and id
+                    loc.update({"git": "tag " + ("name" if field == "tag" else field), "object": oid,
+                                "tag": gp.hide_commit(c, self._secrets, self._hidden).get("tag")})
+                fixed.append((replace(f, location=loc), "", c))
                 continue
             c = prov[(oid, f.path)].commit if (oid, f.path) in prov else {}
             full = c.get("path")
