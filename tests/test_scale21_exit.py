@@ -102,3 +102,29 @@ def test_a_closed_pipe_still_exits_with_the_usual_status(tmp_path: Path, target:
     finally:
         os.close(w)
     assert p.returncode != 0
+
+
+_HOST = """
+import sys
+from veritensor_fast import cli
+def run():
+    sys.argv = ["veritensor-fast", *sys.argv[1:]]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return exc.code
+print("HOST-GOT", run(), flush=True)
+"""
+
+
+def test_a_host_calling_main_from_its_own_module_gets_systemexit(tmp_path: Path) -> None:
+    """Only the program's entry point (called from ``__main__``) ends the process at once; a host's function
+    that calls ``main()`` (a test runner, a service) still catches ``SystemExit`` and goes on."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "a.txt").write_text("nothing here\n")
+    (tmp_path / "hostmod.py").write_text(_HOST)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    p = subprocess.run([sys.executable, "-c", "import hostmod", "scan", str(clean), "-q"], capture_output=True,
+                       cwd=tmp_path, env=env, timeout=120, check=False)
+    assert p.returncode == 0 and b"HOST-GOT 0" in p.stdout, p.stdout + p.stderr

@@ -61,10 +61,14 @@ baseline_app.command("create")(baseline_create)
 
 
 def main() -> None:
+    # the program's entry point (console script, ``python -m``): called from the ``__main__`` module. A host that
+    # calls ``main()`` from its own code (a test runner, a service) gets ``SystemExit`` as before.
+    entry = sys._getframe(1).f_globals.get("__name__") == "__main__" and not sys.flags.interactive
     try:
         app()
     except SystemExit as exc:
-        exit_now(exc.code)  # returns only when the interpreter's own exit must run
+        if entry:
+            exit_now(exc.code)  # returns only when the interpreter's own exit must run
         raise
 
 
