@@ -1,6 +1,6 @@
 """The timeline of one CLI scan, end to end: where the wall time of ``--jobs 1`` and ``--jobs N`` goes.
 
-    python bench/timeline.py CORPUS [--jobs 1 2] [--rounds 3] [--code DIR ...] [--rt] [-- extra scan args]
+    python bench/timeline.py CORPUS [--jobs 1 2] [--rounds 3] [--code DIR ...] [--rt] [--scan-args '...']
 
 Each round runs ``veritensor-fast scan CORPUS --jobs J -f json -o FILE`` in a fresh process for every code tree
 (``--code``, default this checkout; several trees give paired, interleaved A/B rounds) and every J, with hooks
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -149,8 +150,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--code", nargs="+", default=[os.path.dirname(os.path.dirname(os.path.abspath(__file__)))])
     ap.add_argument("--rt", action="store_true", help="real-time priority (see the module docstring)")
-    ap.add_argument("extra", nargs="*", help="more scan arguments, after --")
+    ap.add_argument("--scan-args", default="", help="more scan arguments, one string: '--no-default-excludes'")
     a = ap.parse_args()
+    a.extra = shlex.split(a.scan_args)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(CHILD)
     acc: dict[tuple[str, int], dict[str, list[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
