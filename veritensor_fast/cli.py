@@ -7,6 +7,8 @@ Exit codes: 0 nothing found and everything scanned; 1 findings; 2 usage or fatal
 3 no findings but some inputs could not be scanned (the scan is incomplete; ``--exit-code-incomplete``).
 """
 
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -59,7 +61,40 @@ baseline_app.command("create")(baseline_create)
 
 
 def main() -> None:
-    app()
+    # the program's entry point (console script, ``python -m``): called from the ``__main__`` module. A host that
+    # calls ``main()`` from its own code (a test runner, a service) gets ``SystemExit`` as before.
+    entry = sys._getframe(1).f_globals.get("__name__") == "__main__" and not sys.flags.interactive
+    try:
+        app()
+    except SystemExit as exc:
+        if entry:
+            exit_now(exc.code)  # returns only when the interpreter's own exit must run
+        raise
+
+
+def exit_now(code: object) -> None:
+    """End the process now with ``code``, without the interpreter's teardown: freeing every module, object and
+    database one by one costs 35-50 ms of wall time at the end of every command, serial after the scan
+    (measured on the monorepo corpus, ``--jobs 1`` and ``2``). First the ``atexit`` handlers run (the pool's,
+    logging's, ``weakref.finalize`` ones, a host's probes) and standard output and error are flushed; every
+    file the commands write is closed by then (reports, baselines, caches; the datastore commits each batch).
+    Returns, and the interpreter exits as usual, when another thread still runs (it must be joined), for a
+    message as exit status, or when a flush fails (a closed pipe: the usual error and status)."""
+    import threading
+
+    if code is None:
+        code = 0
+    if not isinstance(code, int) or threading.active_count() > 1:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - the interpreter's exit reports it as it always did
+        return
+    os._exit(code & 0xFF)
 
 
 if __name__ == "__main__":  # pragma: no cover
