@@ -70,7 +70,7 @@ def baseline_create(
 ) -> None:
     """Scan PATHs and write every finding's fingerprint, rule id and relative path (never the secret) to a
     sorted, reviewable JSON file for `scan --baseline`."""
-    from veritensor_fast.baseline import Baseline
+    from veritensor_fast.baseline import Baseline, Locator
     from veritensor_fast.cli_output import check_output
     from veritensor_fast.engine import EngineError, ScanResult
     from veritensor_fast.engine import scan as run_scan
@@ -90,7 +90,7 @@ def baseline_create(
         raise fail(str(exc)) from None
     finally:
         restore()
-    bl = Baseline.from_findings(result.findings)
+    bl = Baseline.from_findings(result.findings, Locator([os.fspath(p) for p in paths], output).key)
     try:
         bl.write(output)
     except OSError as exc:

@@ -149,8 +149,9 @@ def scan(
         if client is not None:
             client.close()
         restore()
-    if known is not None:
-        result = apply_baseline(result, known)
+    if known is not None:  # matched by location, whatever PATH or directory this scan ran from
+        file_roots = None if git_changes or history or local_only else [os.fspath(p) for p in paths or []]
+        result = apply_baseline(result, known, file_roots, eff.baseline)
     result.stats["config"] = eff.config
     if git_changes and getattr(source, "env_ignored", None):  # git location variables naming another repository
         result.stats["git_env_ignored"] = source.env_ignored

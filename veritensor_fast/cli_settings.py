@@ -66,10 +66,12 @@ def load_baseline(path: str | None) -> Any:
         raise fail(str(exc)) from None
 
 
-def apply_baseline(result: Any, known: Any) -> Any:
-    """Drop findings already in the baseline; ``stats["baselined"]`` says how many."""
+def apply_baseline(result: Any, known: Any, roots: list[str] | None, baseline_file: str) -> Any:
+    """Drop findings already in the baseline; ``stats["baselined"]`` says how many. ``roots``: the PATHs of a
+    file scan (None: standard input or a git scan, whose paths are already repository-relative)."""
+    from veritensor_fast.baseline import Locator
     from veritensor_fast.findings import ScanResult
 
-    new, dropped = known.filter_new(result.findings)
+    new, dropped = known.filter_new(result.findings, Locator(roots, baseline_file).key)
     return ScanResult(new, result.errors, {**result.stats, "findings": len(new), "baselined": dropped})
 
