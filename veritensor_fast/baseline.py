@@ -7,7 +7,7 @@ timestamps, no absolute paths, no secrets and no redacted previews; each entry i
 A finding is known when its ``(fingerprint, path)`` pair is in the baseline. Line numbers are not part of the
 match, so editing around a known secret does not make it "new"; the same secret copied into another file is
 new. The path is the file's *location key* (``Locator``), which does not depend on the PATH a command was given
-nor on the directory it runs in: relative to the top of the git work tree the file is in; outside any work tree,
+nor on the directory it runs in: relative to the top of the git work tree the PATH is in; outside any work tree,
 relative to the baseline file's directory when the file lies under it; else (a tree elsewhere) the path as the
 scan reports it. ``--staged``, ``--since-commit`` and ``--history`` already report paths relative to the
 repository's top. Version 1 files (written before location keys) stored the reported path: an entry of theirs
