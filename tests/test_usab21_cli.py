@@ -73,6 +73,16 @@ def test_a_denylisted_global_in_the_config_is_named_too(tmp_path: Path) -> None:
     assert p.returncode == 1
 
 
+@pytest.mark.parametrize("entry", ["OrderedDict", "collections.", ":OrderedDict"])
+def test_an_allow_entry_without_module_and_name_says_it_has_no_effect(tmp_path: Path, entry: str) -> None:
+    (tmp_path / "a.txt").write_text("nothing\n")
+    p = run_cli("scan", "a.txt", "--allow-global", entry, "-f", "json", "--no-progress", "--no-config",
+                cwd=tmp_path)
+    notes = [ln for ln in p.stderr.splitlines() if "allow-global" in ln]
+    assert len(notes) == 1 and entry in notes[0] and "module.qualname" in notes[0], p.stderr  # 4863df0: nothing
+    assert p.returncode == 0
+
+
 def test_a_misspelt_path_reaches_stderr_whatever_the_exit_code_options(tmp_path: Path) -> None:
     (tmp_path / "real.txt").write_text("nothing\n")
     p = run_cli("scan", "real.txt", "rael.txt", "-f", "json", "--exit-code-incomplete", "0", "--no-progress",

@@ -110,13 +110,17 @@ def unmatched_paths_note(paths: list[Path], source: Any) -> None:
 
 
 def ignored_allows_note(entries: tuple[str, ...]) -> None:
-    """An allow entry (``--allow-global`` / ``allow_globals``) every reading of which is on the built-in
-    denylist is never applied (a pickle importing it stays CRITICAL, as in picklescan and modelscan, whose
+    """An allow entry (``--allow-global`` / ``allow_globals``) with no module and name, or every reading of
+    which is on the built-in denylist, is never applied (a pickle importing it stays CRITICAL, as in picklescan and modelscan, whose
     dangerous lists cannot be allowed): say so in one stderr line instead of ignoring it silently."""
     from veritensor_fast.models.allowlist import dangerous_reason, parse_allow
 
     for e in entries:
         splits = sorted(parse_allow([e]))
+        if e.strip() and not any(m and q for m, q in splits):  # "OrderedDict", "os.", ":x": matches nothing
+            typer.echo(f"veritensor-fast: note: allow-global {e} has no effect: give module.qualname (e.g. "
+                       "collections.OrderedDict) or module:qualname", err=True)
+            continue
         reasons = [dangerous_reason(m, q) for m, q in splits]
         if splits and all(reasons):
             typer.echo(f"veritensor-fast: note: allow-global {e} has no effect: it is on the built-in denylist "
