@@ -78,6 +78,12 @@ def apply_baseline(result: Any, known: Any, roots: list[str] | None, baseline_fi
     return ScanResult(new, result.errors, {**result.stats, "findings": len(new), "baselined": dropped})
 
 
+def _note(line: str) -> None:
+    """One stderr line; what the user gave (a path, an allow entry) cannot drive the terminal."""
+    from veritensor_fast.redaction import escape_text
+
+    typer.echo(escape_text(line), err=True)
+
 
 def missing_paths_note(paths: list[Path]) -> None:
     """One stderr line per PATH that does not exist: it is an error in the report (exit 3), but a report on
@@ -86,8 +92,7 @@ def missing_paths_note(paths: list[Path]) -> None:
 
     for p in paths:
         if os.fspath(p) != "-" and not os.path.lexists(p):
-            typer.echo(f"veritensor-fast: error: {display_path(os.fspath(p))} does not exist (misspelt?): not "
-                       "scanned", err=True)
+            _note(f"veritensor-fast: error: {display_path(os.fspath(p))} does not exist (misspelt?): not scanned")
 
 
 def unmatched_paths_note(paths: list[Path], source: Any) -> None:
@@ -105,24 +110,24 @@ def unmatched_paths_note(paths: list[Path], source: Any) -> None:
         rel = os.path.relpath(os.path.realpath(os.path.abspath(p)), top).replace(os.sep, "/")
         if not any(e == rel or e.startswith(rel + "/") or fnmatch.fnmatchcase(e, rel) for e in listed):
             what = "staged" if source.staged else "listed"
-            typer.echo(f"veritensor-fast: note: {display_path(os.fspath(p))} does not exist and matches no "
-                       f"{what} change (misspelt?): nothing scanned for it", err=True)
+            _note(f"veritensor-fast: note: {display_path(os.fspath(p))} does not exist and matches no {what} "
+                  "change (misspelt?): nothing scanned for it")
 
 
 def ignored_allows_note(entries: tuple[str, ...]) -> None:
     """An allow entry (``--allow-global`` / ``allow_globals``) with no module and name, or every reading of
-    which is on the built-in denylist, is never applied (a pickle importing it stays CRITICAL, as in picklescan and modelscan, whose
-    dangerous lists cannot be allowed): say so in one stderr line instead of ignoring it silently."""
+    which is on the built-in denylist, is never applied (a pickle importing it stays CRITICAL, as in picklescan
+    and modelscan, whose dangerous lists cannot be allowed): say so in one stderr line, not silently."""
     from veritensor_fast.models.allowlist import dangerous_reason, parse_allow
 
     for e in entries:
         splits = sorted(parse_allow([e]))
         if e.strip() and not any(m and q for m, q in splits):  # "OrderedDict", "os.", ":x": matches nothing
-            typer.echo(f"veritensor-fast: note: allow-global {e} has no effect: give module.qualname (e.g. "
-                       "collections.OrderedDict) or module:qualname", err=True)
+            _note(f"veritensor-fast: note: allow-global {e} has no effect: give module.qualname (e.g. "
+                  "collections.OrderedDict) or module:qualname")
             continue
         reasons = [dangerous_reason(m, q) for m, q in splits]
         if splits and all(reasons):
-            typer.echo(f"veritensor-fast: note: allow-global {e} has no effect: it is on the built-in denylist "
-                       f"({reasons[0]}), so a pickle that uses it stays a critical finding; remove it from "
-                       "--allow-global / allow_globals", err=True)
+            _note(f"veritensor-fast: note: allow-global {e} has no effect: it is on the built-in denylist "
+                  f"({reasons[0]}), so a pickle that uses it stays a critical finding; remove it from "
+                  "--allow-global / allow_globals")
