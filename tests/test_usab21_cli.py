@@ -107,3 +107,9 @@ def test_staged_path_that_matches_nothing_gets_a_note(tmp_path: Path) -> None:
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "nope.py" in lines[0] and "matches no staged change" in lines[0], p.stderr
     assert p.stdout and json.loads(p.stdout)["stats"]["files"] == 2
+
+
+def test_the_misspelt_path_line_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    p = run_cli("scan", "no\x1b[2Jpe.txt", "-f", "json", "--no-progress", "--no-config", cwd=tmp_path)
+    assert p.returncode == 3
+    assert "\x1b" not in p.stderr and "does not exist" in p.stderr, p.stderr
