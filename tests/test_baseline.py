@@ -25,11 +25,12 @@ def test_create_is_stable_and_secret_free(tmp_path: Path) -> None:
     toks = [hf_token() for _ in range(3)]
     root = tmp_path / "repo"
     make_tree(root, toks)
-    first = create(root, tmp_path / "b1.json")
-    second = create(root, tmp_path / "b2.json")
+    # outside a git work tree, paths are relative to the baseline file's directory: keep it at the tree's top
+    first = create(root, root / "b1.json")
+    second = create(root, root / "b2.json")
     assert first == second  # byte-identical
     doc = json.loads(first)
-    assert doc["format"] == "veritensor-fast-baseline" and doc["version"] == 1
+    assert doc["format"] == "veritensor-fast-baseline" and doc["version"] == 2
     entries = doc["findings"]
     assert [(e["path"], e["rule_id"]) for e in entries] == sorted((e["path"], e["rule_id"]) for e in entries)
     assert {e["path"] for e in entries} == {"src/a.py", "notes.md"}
@@ -40,14 +41,14 @@ def test_create_is_stable_and_secret_free(tmp_path: Path) -> None:
     # a copy of the tree elsewhere (another machine, another checkout) gives the same file
     other = tmp_path / "elsewhere" / "checkout"
     shutil.copytree(root, other)
-    assert create(other, tmp_path / "b3.json") == first
+    assert create(other, other / "b3.json") == first
 
 
 def test_scan_with_baseline_reports_only_new(tmp_path: Path) -> None:
     toks = [hf_token() for _ in range(3)]
     root = tmp_path / "repo"
     make_tree(root, toks)
-    bl = tmp_path / "baseline.json"
+    bl = root / "baseline.json"
     create(root, bl)
     code, rep = scan_json(".", "-j1", "--baseline", bl, cwd=root)
     assert code == 0 and rep["findings"] == []

@@ -70,14 +70,16 @@ def baseline_create(
 ) -> None:
     """Scan PATHs and write every finding's fingerprint, rule id and relative path (never the secret) to a
     sorted, reviewable JSON file for `scan --baseline`."""
-    from veritensor_fast.baseline import Baseline
+    from veritensor_fast.baseline import Baseline, Locator
     from veritensor_fast.cli_output import check_output
     from veritensor_fast.engine import EngineError, ScanResult
     from veritensor_fast.engine import scan as run_scan
     from veritensor_fast.sources.fs import FileSource
 
     check_jobs(jobs)
-    check_output(output)  # an unwritable baseline path fails now, not after a long scan
+    to_stdout = os.fspath(output) == "-"  # '-' is standard output (locations: relative to this directory)
+    if not to_stdout:
+        check_output(output)  # an unwritable baseline path fails now, not after a long scan
     eff = settings(paths, False, config, no_config, exclude=normalise_excludes(exclude or ()),
                     rules=[str(p) for p in rules or ()],
                     disabled_rules=disable_rule or (), strict_secrets=strict_secrets, jobs=jobs)
@@ -90,12 +92,16 @@ def baseline_create(
         raise fail(str(exc)) from None
     finally:
         restore()
-    bl = Baseline.from_findings(result.findings)
+    bl = Baseline.from_findings(result.findings, Locator([os.fspath(p) for p in paths], output).key)
     try:
-        bl.write(output)
+        if to_stdout:
+            typer.echo(bl.dumps(), nl=False)
+        else:
+            bl.write(output)
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror}") from None
-    typer.echo(f"wrote {len(bl.entries)} known finding(s) to {output}", err=True)
+    typer.echo(f"wrote {len(bl.entries)} known finding(s) to {'standard output' if to_stdout else output}",
+               err=True)
     from veritensor_fast.redaction import escape_text, redact_result
 
     for e in redact_result(result).errors:

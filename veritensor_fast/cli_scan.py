@@ -19,7 +19,13 @@ from veritensor_fast.cli_common import (
 )
 from veritensor_fast.cli_git import BLOCKED_HELP, git_changes_source, pre_push_range
 from veritensor_fast.cli_output import Progress, check_output, emit, set_root
-from veritensor_fast.cli_settings import apply_baseline, load_baseline, settings
+from veritensor_fast.cli_settings import (
+    apply_baseline,
+    load_baseline,
+    missing_paths_note,
+    settings,
+    unmatched_paths_note,
+)
 
 
 def scan(
@@ -91,6 +97,8 @@ def scan(
                    "(cat FILE | veritensor-fast scan - --stdin-name NAME)")
     if config is not None and no_config:
         raise fail("give either --config or --no-config, not both")
+    if output is not None and os.fspath(output) == "-":
+        output = None  # '-' is standard output, as a PATH of '-' is standard input (a file named -: its full path)
     if output is not None:
         check_output(output)
     eff = settings(paths or [], git_changes, config, no_config, exclude=exclude or (), rules=[str(p) for p in rules or ()],
@@ -100,9 +108,12 @@ def scan(
                     baseline=os.fspath(baseline) if baseline else None)
     options, fail_severity, jobs = eff.options, eff.fail_severity, eff.jobs
     known = load_baseline(eff.baseline)
+    if not history and not git_changes:  # a misspelt PATH reaches the user whatever the format and exit code
+        missing_paths_note(paths or [])
     local_only = False
     if git_changes:
         source: Any = git_changes_source(paths or [], change_range, eff)
+        unmatched_paths_note(paths or [], source)
         if not jobs and source.small():
             jobs = 1  # a hook's few blobs: starting a process pool would cost more than the scan
     elif paths and [os.fspath(p) for p in paths] == ["-"] and not history:
@@ -149,8 +160,9 @@ def scan(
         if client is not None:
             client.close()
         restore()
-    if known is not None:
-        result = apply_baseline(result, known)
+    if known is not None:  # matched by location, whatever PATH or directory this scan ran from
+        file_roots = None if git_changes or history or local_only else [os.fspath(p) for p in paths or []]
+        result = apply_baseline(result, known, file_roots, eff.baseline)
     result.stats["config"] = eff.config
     if git_changes and getattr(source, "env_ignored", None):  # git location variables naming another repository
         result.stats["git_env_ignored"] = source.env_ignored

@@ -48,6 +48,8 @@ def settings(paths: list[Path], git_changes: bool, config: Path | None, no_confi
                            f"tree does not configure its own audit); to apply it, pass --config {cand}", err=True)
         eff = effective(cfg, **cli)
         opts = eff.options
+        if opts.allow_globals:
+            ignored_allows_note(tuple(opts.allow_globals))
         if opts.rule_files or opts.disabled_rules or opts.entropy_overrides:
             opts.ruleset()  # fail now (exit 2, naming the file and rule), not halfway through a scan
         return eff
@@ -66,10 +68,66 @@ def load_baseline(path: str | None) -> Any:
         raise fail(str(exc)) from None
 
 
-def apply_baseline(result: Any, known: Any) -> Any:
-    """Drop findings already in the baseline; ``stats["baselined"]`` says how many."""
+def apply_baseline(result: Any, known: Any, roots: list[str] | None, baseline_file: str) -> Any:
+    """Drop findings already in the baseline; ``stats["baselined"]`` says how many. ``roots``: the PATHs of a
+    file scan (None: standard input or a git scan, whose paths are already repository-relative)."""
+    from veritensor_fast.baseline import Locator
     from veritensor_fast.findings import ScanResult
 
-    new, dropped = known.filter_new(result.findings)
+    new, dropped = known.filter_new(result.findings, Locator(roots, baseline_file).key)
     return ScanResult(new, result.errors, {**result.stats, "findings": len(new), "baselined": dropped})
 
+
+def _note(line: str) -> None:
+    """One stderr line; what the user gave (a path, an allow entry) cannot drive the terminal."""
+    from veritensor_fast.redaction import escape_text
+
+    typer.echo(escape_text(line), err=True)
+
+
+def missing_paths_note(paths: list[Path]) -> None:
+    """One stderr line per PATH that does not exist: it is an error in the report (exit 3), but a report on
+    stdout in JSON, or ``--exit-code-incomplete 0``, would let a misspelt PATH pass unseen."""
+    from veritensor_fast.findings import display_path
+
+    for p in paths:
+        if os.fspath(p) != "-" and not os.path.lexists(p):
+            _note(f"veritensor-fast: error: {display_path(os.fspath(p))} does not exist (misspelt?): not scanned")
+
+
+def unmatched_paths_note(paths: list[Path], source: Any) -> None:
+    """``--staged`` / ``--since-commit``: one stderr line per PATH that does not exist and matches none of the
+    changes listed (a PATH that names a change deleted from the work tree exists in git: no line)."""
+    import fnmatch
+
+    from veritensor_fast.findings import display_path
+
+    listed = source.listed_paths()
+    top = os.path.realpath(source.toplevel)
+    for p in paths:
+        if os.path.lexists(p):
+            continue
+        rel = os.path.relpath(os.path.realpath(os.path.abspath(p)), top).replace(os.sep, "/")
+        if not any(e == rel or e.startswith(rel + "/") or fnmatch.fnmatchcase(e, rel) for e in listed):
+            what = "staged" if source.staged else "listed"
+            _note(f"veritensor-fast: note: {display_path(os.fspath(p))} does not exist and matches no {what} "
+                  "change (misspelt?): nothing scanned for it")
+
+
+def ignored_allows_note(entries: tuple[str, ...]) -> None:
+    """An allow entry (``--allow-global`` / ``allow_globals``) with no module and name, or every reading of
+    which is on the built-in denylist, is never applied (a pickle importing it stays CRITICAL, as in picklescan
+    and modelscan, whose dangerous lists cannot be allowed): say so in one stderr line, not silently."""
+    from veritensor_fast.models.allowlist import dangerous_reason, parse_allow
+
+    for e in entries:
+        splits = sorted(parse_allow([e]))
+        if e.strip() and not any(m and q for m, q in splits):  # "OrderedDict", "os.", ":x": matches nothing
+            _note(f"veritensor-fast: note: allow-global {e} has no effect: give module.qualname (e.g. "
+                  "collections.OrderedDict) or module:qualname")
+            continue
+        reasons = [dangerous_reason(m, q) for m, q in splits]
+        if splits and all(reasons):
+            _note(f"veritensor-fast: note: allow-global {e} has no effect: it is on the built-in denylist "
+                  f"({reasons[0]}), so a pickle that uses it stays a critical finding; remove it from "
+                  "--allow-global / allow_globals")

@@ -77,6 +77,10 @@ _FD_NAME = re.compile(r"/(?:dev|proc/(?:self|thread-self|(\d+)))/fd/(\d+)")
 
 #: How long a report waits for a reader to open a FIFO (``mkfifo r; scan -o r & cat r``), in seconds.
 FIFO_WAIT = 2.0
+#: How long a report written to a FIFO waits, each time the pipe is full, for its reader to take more, in
+#: seconds: a reader that opened the FIFO and stopped reading (one planted in a shared workspace, a stuck
+#: consumer) would otherwise block the command forever once the pipe buffer (64 KiB) fills.
+FIFO_STALL = 30.0
 
 
 def fd_name(path: str | os.PathLike[str]) -> int | None:
@@ -101,7 +105,8 @@ def fd_name(path: str | os.PathLike[str]) -> int | None:
 def _open_special(p: str) -> int:
     """A FIFO, terminal or ``/dev/null`` opened for writing without ever blocking: a FIFO with no reader
     within ``FIFO_WAIT`` seconds (one planted at the report's name in a shared workspace) is ``OSError``
-    (ENXIO), not a hang. What was opened is checked again (the name may have been swapped since ``stat``)."""
+    (ENXIO), not a hang. What was opened is checked again (the name may have been swapped since ``stat``).
+    A FIFO's descriptor is left non-blocking (written by ``_write_bounded``); any other is made blocking."""
     import errno
     import fcntl
     import time
@@ -120,7 +125,8 @@ def _open_special(p: str) -> int:
     try:
         if not in_place_ok(p, os.fstat(fd)):
             raise OSError(errno.EPERM, "a device other than a terminal or /dev/null: not written")
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # a FIFO stays non-blocking: ``_write_bounded``
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     except BaseException:
         os.close(fd)
         raise
@@ -146,13 +152,33 @@ def _write_all(fd: int, data: bytes) -> None:
             select.select([], [fd], [])
 
 
+def _write_bounded(fd: int, data: bytes, stall: float) -> None:
+    """All of ``data`` to the non-blocking ``fd`` (a FIFO); ``OSError`` (ETIMEDOUT) once the reader has taken
+    nothing for ``stall`` seconds while the pipe is full. A reader that closes gives EPIPE."""
+    import errno
+    import select
+
+    view = memoryview(data)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        if not poller.poll(int(stall * 1000)):
+            raise OSError(errno.ETIMEDOUT, f"its reader took nothing for {stall:g} s (a FIFO whose reader does "
+                          "not read): report not completely written")
+
+
 def write_text_replacing(path: str | os.PathLike[str], text: str, newline: str | None = None) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically: to a temporary file beside it, then renamed over it, so a
     reader sees the old file or the whole new one. A ``path`` that exists and is not a regular file (``/dev/null``,
     a FIFO, a terminal) is written in place instead: renaming over it would replace the device itself (run as
     root, ``/dev/null`` became a regular file and every later redirection to it wrote there). Any other device
     (a disk, ``/dev/mem``) is refused with ``OSError``. A FIFO is opened without blocking: one with no reader
-    is an ``OSError`` after ``FIFO_WAIT`` seconds. A name of one of this process's descriptors
+    is an ``OSError`` after ``FIFO_WAIT`` seconds, one whose reader stops reading after ``FIFO_STALL``. A name of one of this process's descriptors
     (``/dev/stdout``, ``/dev/fd/63``) is written through that descriptor (:func:`fd_name`). The temporary
     file gets a random name and is created exclusively, never through a symbolic link planted at its name."""
     import errno
@@ -177,7 +203,15 @@ def write_text_replacing(path: str | os.PathLike[str], text: str, newline: str |
     if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         if not in_place_ok(p, st):
             raise OSError(errno.EPERM, "a device other than a terminal or /dev/null: not written")
-        with open(_open_special(p), "w", encoding="utf-8", newline=newline) as fh:
+        fd = _open_special(p)
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            try:
+                _write_bounded(fd, text.encode("utf-8") if newline is None
+                               else text.replace("\n", newline).encode("utf-8"), FIFO_STALL)
+            finally:
+                os.close(fd)
+            return
+        with open(fd, "w", encoding="utf-8", newline=newline) as fh:
             fh.write(text)
         return
     replace_file(p, text, newline)
