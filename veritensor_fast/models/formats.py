@@ -7,6 +7,7 @@ pickle starts when the dtype holds Python objects, so the caller can analyse it 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from typing import Any
@@ -287,6 +288,10 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
     except orjson.JSONDecodeError:
         return [_i("model.keras.invalid", "high", "Keras config.json is not valid JSON; not analysed",
                    "config.json", where)]
+    return _keras_walk(cfg, where)
+
+
+def _keras_walk(cfg: Any, where: str) -> list[ModelIssue]:
     out: list[ModelIssue] = []
     seen: set[tuple[str, str]] = set()
 
@@ -344,14 +349,60 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
 
 # ---- hdf5 (light) --------------------------------------------------------------------------------------
 
-def hdf5_check(buf: Any, where: str) -> list[ModelIssue]:
+#: Where a JSON object may start: ``{``, optional whitespace, a first key (escapes allowed), a colon.
+_JSON_START = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\\x00-\x1f]|\\.){0,256}"[ \t\r\n]*:')
+#: Bytes of candidate JSON text decoded, and candidates tried, per HDF5 file at most.
+_H5_JSON_BUDGET = 128 << 20
+_H5_JSON_TRIES = 100_000
+
+
+def _h5_configs(buf: Any, limit: int) -> tuple[list[Any], bool]:
+    """The JSON objects stored in an HDF5 file's bytes: Keras writes ``model_config`` and ``training_config`` as
+    string attributes, each one contiguous and NUL-terminated or NUL-padded. Keras ``json.loads`` them, escapes and
+    spacing included, so a byte search for ``"class_name": "Lambda"`` misses ``"\\u004cambda"``. The flag says
+    whether every candidate was tried within the budget."""
+    found: list[Any] = []
+    budget, tries = _H5_JSON_BUDGET, _H5_JSON_TRIES
+    dec = json.JSONDecoder()
+    pos = 0
+    while (m := _JSON_START.search(buf, pos)) is not None:
+        if budget <= 0 or tries <= 0:
+            return found, False
+        start = m.start()
+        nul = buf.find(b"\x00", start, start + limit)
+        end = nul if nul >= 0 else min(len(buf), start + limit)
+        budget -= end - start
+        tries -= 1
+        text = bytes(buf[start:end]).decode("utf-8", "surrogateescape")
+        try:
+            obj, used = dec.raw_decode(text)
+        except (ValueError, RecursionError):
+            pos = start + 1
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = start + max(1, len(text[:used].encode("utf-8", "surrogateescape")))
+    return found, True
+
+
+def hdf5_check(buf: Any, where: str, max_json: int = 64 << 20) -> list[ModelIssue]:
     lam = any(buf.find(n) >= 0 for n in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'))
     if not lam and buf.find(b"model_config") < 0:
         return []  # no Keras model configuration: a plain HDF5 data file, nothing a model loader would run
     out = [_i("model.h5.not-covered", "info",
-              "HDF5 (.h5) Keras model: structure not parsed (no dependency-light reader); only a byte search for "
-              "Keras Lambda layers was done", "hdf5", where)]
-    if lam:
+              "HDF5 (.h5) Keras model: the HDF5 structure is not parsed (no dependency-light reader); the JSON "
+              "configurations found in its bytes were checked as a .keras config is", "hdf5", where)]
+    seen: set[tuple[str, str]] = set()
+    configs, complete = _h5_configs(buf, max_json)
+    if not complete:
+        out.append(_i("model.keras.invalid", "high", "HDF5 file holds too much JSON-like text to check every "
+                      "configuration in it; not fully analysed", "limit", where))
+    for cfg in configs:
+        for i in _keras_walk(cfg, where):
+            if (i.rule_id, i.evidence) not in seen:
+                seen.add((i.rule_id, i.evidence))
+                out.append(i)
+    if lam and ("model.keras.lambda", "Lambda") not in seen:
         out.append(_i("model.keras.lambda", "critical",
                       "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
                       "Lambda", where))
