@@ -282,6 +282,14 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
 
 # ---- keras v3 ------------------------------------------------------------------------------------------
 
+#: Keras functions that a config can name (a Lambda's function, a ``function`` object) and that act on load:
+#: download a file, load another model, flip global saving flags (safe_mode), unmarshal code.
+KERAS_GADGETS = frozenset({
+    "get_file", "load_model", "load_weights", "set_global_attribute", "enable_unsafe_deserialization",
+    "func_load", "model_from_json", "model_from_config", "deserialize_keras_object", "load_img",
+})
+
+
 def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
     try:
         cfg = orjson.loads(raw)
@@ -317,10 +325,21 @@ def _keras_walk(cfg: Any, where: str) -> list[ModelIssue]:
             if cls == "__lambda__" or "__lambda__" in node:
                 add("model.keras.lambda", "critical",
                     "Keras __lambda__ function (marshalled bytecode) runs on load", "__lambda__", path)
-            if cls == "TFSMLayer":
-                add("model.keras.tfsmlayer", "high",
+            if cls == "TFSMLayer":  # CVE-2026-1462: code execution under safe_mode
+                add("model.keras.tfsmlayer", "critical",
                     "Keras TFSMLayer loads an external TensorFlow SavedModel (arbitrary graph/files)", "TFSMLayer",
                     path)
+            ref = node.get("config") if cls == "function" else cls
+            if isinstance(ref, str) and ref in KERAS_GADGETS:
+                add("model.keras.gadget", "critical",
+                    f"Keras config references {ref!r}, a Keras function that downloads, loads a model or turns "
+                    "safe_mode off when the model is loaded (CVE-2025-8747, CVE-2025-9906)", ref, path)
+            conf = node.get("config")
+            if (isinstance(cls, str) and cls.endswith(("Lookup", "TextVectorization")) and isinstance(conf, dict)
+                    and isinstance(conf.get("vocabulary"), str)):
+                add("model.keras.vocabulary-path", "high",
+                    f"Keras {cls} reads its vocabulary from a path when loaded (a local file or URL: "
+                    "GHSA-qg93-c7p6-gg7f)", "vocabulary", path)
             if isinstance(mod, str) and mod and not (mod == "keras" or mod.startswith("keras.")):
                 top = mod.split(".")[0]
                 dangerous = any(".".join(mod.split(".")[:i + 1]) in DANGEROUS_MODULES
