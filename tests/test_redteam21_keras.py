@@ -63,3 +63,17 @@ def test_inline_vocabulary_and_builtin_activations_stay_quiet() -> None:
               {"module": "keras.layers", "class_name": "Dense",
                "config": {"units": 2, "activation": _fn("keras.activations", "gelu")}}]
     assert analyze(_keras(layers), "m.keras") == []
+
+
+def test_keras_zip_with_config_json_alone() -> None:
+    """Keras ``load_model`` opens any zip named ``.keras`` and builds the model from ``config.json`` before it
+    looks for ``metadata.json`` or the weights. On 4863df0 such a file gave no finding (the Keras layout needed
+    one of the other two members)."""
+    cfg = {"module": "keras", "class_name": "Sequential", "config": {"layers": [
+        {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/tmp/evil_savedmodel"}}]}}
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        z.writestr("config.json", json.dumps(cfg))
+    issues = analyze(b.getvalue(), "m.keras")
+    assert [(i.rule_id, i.severity) for i in issues] == [("model.keras.tfsmlayer", "critical")]
+    assert analyze(b.getvalue(), "archive.zip") == []  # load_model does not take it for a Keras model

@@ -215,7 +215,10 @@ class Analyzer:
             out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(where)))
         names = {m.name for m in members}
         torch_layout = any(n.endswith("data.pkl") for n in names)
-        keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+        # Keras load_model opens any zip named .keras and builds the model from config.json before it looks for
+        # the other members: config.json alone is enough to run its gadgets
+        keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names
+                                                   or name.lower().endswith(".keras"))
         for k, m in enumerate(members):
             if m.is_dir:
                 continue
