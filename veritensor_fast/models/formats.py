@@ -7,6 +7,7 @@ pickle starts when the dtype holds Python objects, so the caller can analyse it 
 from __future__ import annotations
 
 import ast
+import codecs
 import json
 import math
 import re
@@ -168,6 +169,40 @@ _JINJA_BAD = re.compile(
     r"\battr\s*\(\s*['\"]__|\|\s*attr\b")
 
 
+#: Dunder names built at render time, so that no dunder appears in the text: an underscore-only string literal
+#: joined (``"_"*2 ~ "init"``, ``"__" + x``, ``["_", "_"]|join``), or ``"%c%c"|format(95, 95)``.
+_JINJA_BUILT = re.compile("|".join([
+    r"""(['"])__+\1""",  # a literal of underscores only: "__"
+    r"""(['"])_\2\s*(?:[*\]]|\|)""", r"""\[\s*(['"])_\3""",  # "_"*2, ["_"], "_"|join
+    r"""(['"])_\4\s*[,~+]\s*(['"])_\5""",  # ("_", "_", "init", ...)|join, "_" ~ "_"
+    r"""(['"])__[^'"\n]*\6\s*[~+]""", r"""[~+]\s*(['"])[^'"\n]*__\7""",  # "__in" ~ "it__"
+    r"""%c[^'"]*['"]\s*\|\s*format""",  # "%c%cinit%c%c"|format(95, 95, 95, 95)
+]))
+#: A backslash escape inside a Jinja string literal (Jinja unescapes ``\x5f``, ``\u005f``, ``\N{LOW LINE}``,
+#: octal ``\137`` like Python): decoded before the names are searched.
+_JINJA_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|[0-7]{1,3})")
+
+
+def _unescape(m: re.Match[str]) -> str:
+    try:
+        return codecs.decode(m.group(0), "unicode_escape")
+    except UnicodeDecodeError:  # an unknown \N{name}: Jinja rejects that literal too
+        return m.group(0)
+
+
+def _jinja_danger(text: str) -> str | None:
+    """What makes a chat template reach Python internals, or ``None``."""
+    m = _JINJA_BAD.search(text) or _JINJA_BUILT.search(text)
+    if m:
+        return m.group(0)
+    if _JINJA_ESCAPE.search(text):
+        decoded = _JINJA_ESCAPE.sub(_unescape, text)
+        m = _JINJA_BAD.search(decoded) or _JINJA_BUILT.search(decoded)
+        if m:
+            return m.group(0) + " (written with escapes)"
+    return None
+
+
 class _GgufError(Exception):
     pass
 
@@ -247,11 +282,11 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
                     raise _GgufError("general.alignment is not a power of two")
                 alignment = v
             if "chat_template" in key and isinstance(v, str):
-                m = _JINJA_BAD.search(v)
-                if m:
+                bad = _jinja_danger(v)
+                if bad:
                     out.append(_i("model.gguf.template", "critical",
                                   f"GGUF {key} is a Jinja template that reaches Python internals "
-                                  f"({m.group(0)!r}): server-side template injection runs code", m.group(0),
+                                  f"({bad!r}): server-side template injection runs code", bad,
                                   where, key=key))
         infos = []
         for _ in range(n_tensors):
