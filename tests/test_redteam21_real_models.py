@@ -107,3 +107,30 @@ def test_cli_reports_exactly_the_twins() -> None:
                       ("evil_lambda_escaped.h5", "model.h5.not-covered"),
                       ("evil_object_nested.npy", "model.npy.object")}
     assert code == 1
+
+
+@pytest.mark.parametrize("member,kind", [
+    ("exported/data/weights/weight_0", "torch"),  # torch.load(weights_only=False) when use_pickle
+    ("exported/data/constants/tensor_constant_0", "torch"),  # torch.load(weights_only=False)
+    ("exported/data/constants/opaque_obj_0", "proto0"),  # pickle.loads
+    ("exported/data/constants/opaque_obj_1", "proto4"),  # pickle.loads
+])
+def test_pickled_members_of_a_real_pt2_archive_are_analysed(member: str, kind: str) -> None:
+    """``torch.export.load`` (torch 2.13, ``pt2_archive/_package.py``) unpickles these members of a ``.pt2``; the
+    real archive with one of them replaced by a payload is CRITICAL at that member."""
+    import io
+    import zipfile
+
+    payload = {"torch": (Path(__file__).parent / "fixtures" / "real_models" / "evil_torch.pt").read_bytes(),
+               "proto0": b"cposix\nsystem\n(S'echo pwned'\ntR.",
+               "proto4": b"\x80\x04\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85R."}[kind]
+    src = zipfile.ZipFile(FIX / "exported.pt2")
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        for info in src.infolist():
+            z.writestr(info.filename, payload if info.filename == member else src.read(info))
+        if member not in src.namelist():
+            z.writestr(member, payload)
+    issues = analyze(b.getvalue(), "model.pt2")
+    assert [(i.severity, i.evidence) for i in issues] == [("critical", "posix.system")], issues
+    assert issues[0].location and issues[0].location["member"].startswith(member)
