@@ -40,12 +40,17 @@ HOSTILE = [
     '{{ cycler[("_","_","init","_","_")|join] }}',
     '{{ cycler[["__","init","__"]|join] }}',
     '{{ cycler["%c%cinit%c%c"|format(95,95,95,95)] }}',
+    '{% set u = "_" %}{{ cycler[u~u~"init"~u~u] }}',
+    '{{ cycler["_" + "_init_" + "_"] }}',
+    r'{{ cycler["\x5f_in" ~ "it_\x5f"] }}',
+    '{{ cycler["o" ~ "s"] }}{{ x["po" ~ "pen"]("id") }}',
 ]
 BENIGN = [
     "{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + '</s>' }}{% endfor %}",
     "{{ m['content'] | replace('_', ' ') }}{%- set name = tool.name | replace('_', '-') %}",
     "{{ 'call_' ~ loop.index }}{{ parts | join('_') }}{{ tool.name.split('_')[0] }}",
     "{{ '\\u003c|im_start|\\u003e' + message['role'] }}{{ raise_exception('Roles must alternate') }}",
+    "{{ a ~ '_' if b }}{{ '__SYS__' + system }}{{ '<__media__>' }}{{ 'Price: 50%c' }}",
 ]
 
 

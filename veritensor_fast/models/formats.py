@@ -169,18 +169,19 @@ _JINJA_BAD = re.compile(
     r"\battr\s*\(\s*['\"]__|\|\s*attr\b")
 
 
-#: Dunder names built at render time, so that no dunder appears in the text: an underscore-only string literal
-#: joined (``"_"*2 ~ "init"``, ``"__" + x``, ``["_", "_"]|join``), or ``"%c%c"|format(95, 95)``.
+#: Dunder names built at render time, so that no dunder appears in the text: underscores multiplied, kept in a
+#: variable or joined to each other (``"_"*2``, ``{% set u = "_" %}``, ``("_", "_", "init", ...)|join``), or
+#: ``"%c%c"|format(95, 95)``. Names split across literals (``"__in" ~ "it__"``) are found by joining them.
 _JINJA_BUILT = re.compile("|".join([
-    r"""(['"])__+\1""",  # a literal of underscores only: "__"
-    r"""(['"])_\2\s*(?:[*\]]|\|)""", r"""\[\s*(['"])_\3""",  # "_"*2, ["_"], "_"|join
-    r"""(['"])_\4\s*[,~+]\s*(['"])_\5""",  # ("_", "_", "init", ...)|join, "_" ~ "_"
-    r"""(['"])__[^'"\n]*\6\s*[~+]""", r"""[~+]\s*(['"])[^'"\n]*__\7""",  # "__in" ~ "it__"
-    r"""%c[^'"]*['"]\s*\|\s*format""",  # "%c%cinit%c%c"|format(95, 95, 95, 95)
+    r"""(['"])_+\1\s*\*""",
+    r"""\bset\s+\w+\s*=\s*(['"])_+\2""",
+    r"""(['"])_+\3\s*[,~+]\s*(['"])_+\4""",
+    r"""%c[^'"]*['"]\s*\|\s*format""",
 ]))
 #: A backslash escape inside a Jinja string literal (Jinja unescapes ``\x5f``, ``\u005f``, ``\N{LOW LINE}``,
-#: octal ``\137`` like Python): decoded before the names are searched.
+#: octal ``\137`` like Python).
 _JINJA_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|[0-7]{1,3})")
+_JINJA_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
 
 
 def _unescape(m: re.Match[str]) -> str:
@@ -191,16 +192,14 @@ def _unescape(m: re.Match[str]) -> str:
 
 
 def _jinja_danger(text: str) -> str | None:
-    """What makes a chat template reach Python internals, or ``None``."""
+    """What makes a chat template reach Python internals, or ``None``. Its string literals, escapes decoded,
+    are also joined end to end and searched: real templates never spell a dunder or ``popen`` that way."""
     m = _JINJA_BAD.search(text) or _JINJA_BUILT.search(text)
     if m:
         return m.group(0)
-    if _JINJA_ESCAPE.search(text):
-        decoded = _JINJA_ESCAPE.sub(_unescape, text)
-        m = _JINJA_BAD.search(decoded) or _JINJA_BUILT.search(decoded)
-        if m:
-            return m.group(0) + " (written with escapes)"
-    return None
+    joined = "".join(_JINJA_ESCAPE.sub(_unescape, lit[1:-1]) for lit in _JINJA_LITERAL.findall(text))
+    m = _JINJA_BAD.search(joined)
+    return m.group(0) + " (built from string literals)" if m else None
 
 
 class _GgufError(Exception):
