@@ -221,6 +221,7 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
     numpy.core._internal numpy._core._internal
     doctest numexpr jsonpickle aiohttp torch.utils._config_module torch.utils.data.datapipes.utils.decoder
     torch.utils.bottleneck
+    transformers.dynamic_module_utils huggingface_hub IPython pstats torch._export torch.utils._import_utils
     """.split()
 )
 
@@ -234,6 +235,7 @@ DANGEROUS_ATTRS: frozenset[str] = frozenset(
     __call__ __func__ __self__ __module__ __loader__ __spec__ _load_from_bytes run run_path run_module call
     check_call check_output Popen main methodcaller attrgetter itemgetter partial resolve_name locate
     execWrapper compile_file CodeType FunctionType write_text write_bytes unlink rmtree remove
+    from_pretrained hf_hub_download snapshot_download get_class_from_dynamic_module
     """.split()
 )
 
@@ -246,6 +248,12 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
         ("pandas", "read_pickle"), ("pandas.io.pickle", "read_pickle"), ("sympy", "sympify"),
         ("sympy.core.sympify", "sympify"), ("sympy", "parse_expr"), ("sympy.parsing.sympy_parser", "parse_expr"),
         ("sympy", "lambdify"), ("sympy.utilities.lambdify", "lambdify"),
+        # a dataset script or file loaded by name (network, code), an HDF5 file opened (``"w"`` truncates it)
+        ("datasets", "load_dataset"), ("datasets.load", "load_dataset"), ("datasets", "load_from_disk"),
+        ("h5py", "File"), ("h5py._hl.files", "File"),
+        # numpy readers of a file by path (``numpy.fromfile`` above), under each module numpy has kept them in
+        *((m, n) for m in ("numpy", "numpy.lib.npyio", "numpy.lib._npyio_impl") for n in ("loadtxt", "genfromtxt")),
+        *((m, "fromfile") for m in ("numpy.rec", "numpy.core.records", "numpy._core.records")),
     ]
 )
 
@@ -294,6 +302,8 @@ def dangerous_reason(module: str, qualname: str) -> str | None:
     for part in mparts[1:]:
         if part in DANGEROUS_ATTRS:
             return f"module path component {part} is dangerous"
+    if mparts[0] == "pandas" and qparts[-1].startswith("read_"):
+        return "pandas reader: opens a file or URL (read_pickle, read_csv of a URL, read_sql)"
     if not module or not qualname or any(not p.isidentifier() for p in mparts + qparts):
         return "not a valid dotted identifier (resolution cannot be predicted)"
     return None

@@ -166,17 +166,31 @@ class Analyzer:
     def _zip(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
         """Every archive of a file made of several complete ones (``.distcp``: one ``torch.save`` per item, each
         loaded at its offset), the last one as a plain zip, the others at ``zip@OFFSET``."""
+        tail = containers.safetensors_tail(buf) if containers.find_eocd(buf) < 0 else -1
+        if tail > 0:  # a DCP .distcp in the SAFETENSORS format: zips, then the tensors as one safetensors blob
+            with memoryview(buf) as mv:
+                if formats.safetensors_check(mv[tail:], where):
+                    tail = -1  # not a valid blob: analysed as before (its zip anomalies reported)
         try:
-            segments = containers.zip_segments(buf, self.limits.max_members)
+            segments = containers.zip_segments(buf, self.limits.max_members, tail if tail > 0 else None)
         except containers.LimitExceeded as exc:
             return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit",
                                _loc(where), "" if has_model_ext(name) else "limit")]
         out: list[ModelIssue] = []
         for k, (start, end) in enumerate(segments):
             seg_where = where if k == 0 else (f"{where}!" if where else "") + f"zip@{start}"
-            out += self._zip_one(buf, name, depth, seg_where, None if k == 0 else end, k + 1 < len(segments))
+            out += self._zip_one(buf, name, depth, seg_where, None if k == 0 and tail < 0 else end,
+                                 k + 1 < len(segments))
             if self.total > self.limits.max_total_bytes:
-                break  # the budget finding is out; the archives before this one are not read
+                return out  # the budget finding is out; the archives before this one are not read
+        if name.endswith(".distcp"):  # DCP reads an item at any offset its .metadata names
+            try:
+                inner = containers.embedded_archives(buf, {s for s, _ in segments}, self.limits.max_members)
+            except containers.LimitExceeded as exc:
+                return out + [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed",
+                                         "member limit", _loc(where))]
+            for start, end in inner:
+                out += self._zip_one(buf, name, depth, (f"{where}!" if where else "") + f"zip@{start}", end, True)
         return out
 
     def _zip_one(self, buf: Any, name: str, depth: int, where: str, end: int | None,
@@ -201,7 +215,10 @@ class Analyzer:
             out.append(ModelIssue(a.rule_id, a.severity, "zip: " + a.message, a.evidence, _loc(where)))
         names = {m.name for m in members}
         torch_layout = any(n.endswith("data.pkl") for n in names)
-        keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+        # Keras load_model opens any zip named .keras and builds the model from config.json before it looks for
+        # the other members: config.json alone is enough to run its gadgets
+        keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names
+                                                   or name.lower().endswith(".keras"))
         for k, m in enumerate(members):
             if m.is_dir:
                 continue

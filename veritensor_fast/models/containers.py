@@ -80,6 +80,11 @@ def _find_eocd(buf: Any, end: int | None = None) -> int:
     return -1
 
 
+def find_eocd(buf: Any) -> int:
+    """Position of the end-of-central-directory record that ends ``buf`` (its comment after it), or -1."""
+    return _find_eocd(buf)
+
+
 def _find_zip64_record(buf: Any, eocd: int) -> int:
     """Position of the zip64 end-of-central-directory record that belongs to the EOCD at ``eocd``, or -1.
 
@@ -152,14 +157,55 @@ def _cd_bounds(buf: Any, eocd: int) -> tuple[int, int, int, int]:
     return count, cd_start, cd_size, shift
 
 
-def zip_segments(buf: Any, max_segments: int) -> list[tuple[int, int]]:
+def safetensors_tail(buf: Any, tries: int = 16) -> int:
+    """Where a safetensors blob starts that fills the rest of the file right after a zip archive's end record, or
+    -1. PyTorch Distributed Checkpoint with ``SerializationFormat.SAFETENSORS`` writes each ``.distcp`` as the
+    ``torch.save`` archives of its non-tensor items, then one safetensors blob of all its tensors (torch 2.13,
+    ``filesystem._write_files_from_queue``). Call it only when no end record ends the file."""
+    n = len(buf)
+    i = buf.rfind(b"PK\x05\x06")
+    while i >= 0 and tries > 0:
+        tries -= 1
+        if i + 22 <= n:
+            e = i + 22 + int.from_bytes(bytes(buf[i + 20:i + 22]), "little")
+            if e + 9 <= n and bytes(buf[e + 8:e + 9]) == b"{":
+                hlen = int.from_bytes(bytes(buf[e:e + 8]), "little")
+                if hlen <= 100_000_000 and e + 8 + hlen <= n:
+                    return e
+        i = buf.rfind(b"PK\x05\x06", 0, i)
+    return -1
+
+
+def embedded_archives(buf: Any, known: set[int], max_archives: int) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` of every complete zip archive inside ``buf`` whose start is not in ``known``: a
+    Distributed Checkpoint loads each item at the offset its ``.metadata`` names, anywhere in a ``.distcp`` (inside
+    another archive's stored tensor bytes too). An end record whose central directory does not lead back to a
+    local header is not an archive. More than ``max_archives`` raise ``LimitExceeded``."""
+    out: list[tuple[int, int]] = []
+    n = len(buf)
+    i = buf.find(b"PK\x05\x06")
+    while 0 <= i <= n - 22:
+        try:
+            start = _cd_bounds(buf, i)[3]
+        except Exception:  # noqa: BLE001 - bytes that only look like an end record
+            start = -1
+        if 0 <= start < i and start not in known and bytes(buf[start:start + 4]) == b"PK\x03\x04":
+            known.add(start)
+            out.append((start, i + 22 + int.from_bytes(bytes(buf[i + 20:i + 22]), "little")))
+            if len(out) > max_archives:
+                raise LimitExceeded(f"more than {max_archives} zip archives inside one file")
+        i = buf.find(b"PK\x05\x06", i + 4)
+    return out
+
+
+def zip_segments(buf: Any, max_segments: int, end: int | None = None) -> list[tuple[int, int]]:
     """``[(start, end), ...]``, last archive first: a file that is several complete zip archives one after the
     other (PyTorch Distributed Checkpoint's ``.distcp``: one ``torch.save`` archive per item, each read at its
     own offset) is as many archives. An archive's prefix counts as another archive only when it ends exactly
     with an end-of-central-directory record; any other prefix stays a prefix (a ``zip prefix`` anomaly).
     More than ``max_segments`` archives raise ``LimitExceeded``."""
     out: list[tuple[int, int]] = []
-    end = len(buf)
+    end = len(buf) if end is None else end
     while True:
         eocd = _find_eocd(buf, end)
         if eocd < 0:

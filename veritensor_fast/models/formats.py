@@ -7,6 +7,8 @@ pickle starts when the dtype holds Python objects, so the caller can analyse it 
 from __future__ import annotations
 
 import ast
+import codecs
+import json
 import math
 import re
 from typing import Any
@@ -167,6 +169,39 @@ _JINJA_BAD = re.compile(
     r"\battr\s*\(\s*['\"]__|\|\s*attr\b")
 
 
+#: Dunder names built at render time, so that no dunder appears in the text: underscores multiplied, kept in a
+#: variable or joined to each other (``"_"*2``, ``{% set u = "_" %}``, ``("_", "_", "init", ...)|join``), or
+#: ``"%c%c"|format(95, 95)``. Names split across literals (``"__in" ~ "it__"``) are found by joining them.
+_JINJA_BUILT = re.compile("|".join([
+    r"""(['"])_+\1\s*\*""",
+    r"""\bset\s+\w+\s*=\s*(['"])_+\2""",
+    r"""(['"])_+\3\s*[,~+]\s*(['"])_+\4""",
+    r"""%c[^'"]*['"]\s*\|\s*format""",
+]))
+#: A backslash escape inside a Jinja string literal (Jinja unescapes ``\x5f``, ``\u005f``, ``\N{LOW LINE}``,
+#: octal ``\137`` like Python).
+_JINJA_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{[^}]*\}|[0-7]{1,3})")
+_JINJA_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.S)
+
+
+def _unescape(m: re.Match[str]) -> str:
+    try:
+        return codecs.decode(m.group(0), "unicode_escape")
+    except UnicodeDecodeError:  # an unknown \N{name}: Jinja rejects that literal too
+        return m.group(0)
+
+
+def _jinja_danger(text: str) -> str | None:
+    """What makes a chat template reach Python internals, or ``None``. Its string literals, escapes decoded,
+    are also joined end to end and searched: real templates never spell a dunder or ``popen`` that way."""
+    m = _JINJA_BAD.search(text) or _JINJA_BUILT.search(text)
+    if m:
+        return m.group(0)
+    joined = "".join(_JINJA_ESCAPE.sub(_unescape, lit[1:-1]) for lit in _JINJA_LITERAL.findall(text))
+    m = _JINJA_BAD.search(joined)
+    return m.group(0) + " (built from string literals)" if m else None
+
+
 class _GgufError(Exception):
     pass
 
@@ -246,11 +281,11 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
                     raise _GgufError("general.alignment is not a power of two")
                 alignment = v
             if "chat_template" in key and isinstance(v, str):
-                m = _JINJA_BAD.search(v)
-                if m:
+                bad = _jinja_danger(v)
+                if bad:
                     out.append(_i("model.gguf.template", "critical",
                                   f"GGUF {key} is a Jinja template that reaches Python internals "
-                                  f"({m.group(0)!r}): server-side template injection runs code", m.group(0),
+                                  f"({bad!r}): server-side template injection runs code", bad,
                                   where, key=key))
         infos = []
         for _ in range(n_tensors):
@@ -281,12 +316,24 @@ def gguf_check(buf: Any, where: str) -> list[ModelIssue]:
 
 # ---- keras v3 ------------------------------------------------------------------------------------------
 
+#: Keras functions that a config can name (a Lambda's function, a ``function`` object) and that act on load:
+#: download a file, load another model, flip global saving flags (safe_mode), unmarshal code.
+KERAS_GADGETS = frozenset({
+    "get_file", "load_model", "load_weights", "set_global_attribute", "enable_unsafe_deserialization",
+    "func_load", "model_from_json", "model_from_config", "deserialize_keras_object", "load_img",
+})
+
+
 def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
     try:
         cfg = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return [_i("model.keras.invalid", "high", "Keras config.json is not valid JSON; not analysed",
                    "config.json", where)]
+    return _keras_walk(cfg, where)
+
+
+def _keras_walk(cfg: Any, where: str) -> list[ModelIssue]:
     out: list[ModelIssue] = []
     seen: set[tuple[str, str]] = set()
 
@@ -312,10 +359,21 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
             if cls == "__lambda__" or "__lambda__" in node:
                 add("model.keras.lambda", "critical",
                     "Keras __lambda__ function (marshalled bytecode) runs on load", "__lambda__", path)
-            if cls == "TFSMLayer":
-                add("model.keras.tfsmlayer", "high",
+            if cls == "TFSMLayer":  # CVE-2026-1462: code execution under safe_mode
+                add("model.keras.tfsmlayer", "critical",
                     "Keras TFSMLayer loads an external TensorFlow SavedModel (arbitrary graph/files)", "TFSMLayer",
                     path)
+            ref = node.get("config") if cls == "function" else cls
+            if isinstance(ref, str) and ref in KERAS_GADGETS:
+                add("model.keras.gadget", "critical",
+                    f"Keras config references {ref!r}, a Keras function that downloads, loads a model or turns "
+                    "safe_mode off when the model is loaded (CVE-2025-8747, CVE-2025-9906)", ref, path)
+            conf = node.get("config")
+            if (isinstance(cls, str) and cls.endswith(("Lookup", "TextVectorization")) and isinstance(conf, dict)
+                    and isinstance(conf.get("vocabulary"), str)):
+                add("model.keras.vocabulary-path", "high",
+                    f"Keras {cls} reads its vocabulary from a path when loaded (a local file or URL: "
+                    "GHSA-qg93-c7p6-gg7f)", "vocabulary", path)
             if isinstance(mod, str) and mod and not (mod == "keras" or mod.startswith("keras.")):
                 top = mod.split(".")[0]
                 dangerous = any(".".join(mod.split(".")[:i + 1]) in DANGEROUS_MODULES
@@ -344,14 +402,60 @@ def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
 
 # ---- hdf5 (light) --------------------------------------------------------------------------------------
 
-def hdf5_check(buf: Any, where: str) -> list[ModelIssue]:
+#: Where a JSON object may start: ``{``, optional whitespace, a first key (escapes allowed), a colon.
+_JSON_START = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\\x00-\x1f]|\\.){0,256}"[ \t\r\n]*:')
+#: Bytes of candidate JSON text decoded, and candidates tried, per HDF5 file at most.
+_H5_JSON_BUDGET = 128 << 20
+_H5_JSON_TRIES = 100_000
+
+
+def _h5_configs(buf: Any, limit: int) -> tuple[list[Any], bool]:
+    """The JSON objects stored in an HDF5 file's bytes: Keras writes ``model_config`` and ``training_config`` as
+    string attributes, each one contiguous and NUL-terminated or NUL-padded. Keras ``json.loads`` them, escapes and
+    spacing included, so a byte search for ``"class_name": "Lambda"`` misses ``"\\u004cambda"``. The flag says
+    whether every candidate was tried within the budget."""
+    found: list[Any] = []
+    budget, tries = _H5_JSON_BUDGET, _H5_JSON_TRIES
+    dec = json.JSONDecoder()
+    pos = 0
+    while (m := _JSON_START.search(buf, pos)) is not None:
+        if budget <= 0 or tries <= 0:
+            return found, False
+        start = m.start()
+        nul = buf.find(b"\x00", start, start + limit)
+        end = nul if nul >= 0 else min(len(buf), start + limit)
+        budget -= end - start
+        tries -= 1
+        text = bytes(buf[start:end]).decode("utf-8", "surrogateescape")
+        try:
+            obj, used = dec.raw_decode(text)
+        except (ValueError, RecursionError):
+            pos = start + 1
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = start + max(1, len(text[:used].encode("utf-8", "surrogateescape")))
+    return found, True
+
+
+def hdf5_check(buf: Any, where: str, max_json: int = 64 << 20) -> list[ModelIssue]:
     lam = any(buf.find(n) >= 0 for n in (b'"class_name": "Lambda"', b'"class_name":"Lambda"'))
     if not lam and buf.find(b"model_config") < 0:
         return []  # no Keras model configuration: a plain HDF5 data file, nothing a model loader would run
     out = [_i("model.h5.not-covered", "info",
-              "HDF5 (.h5) Keras model: structure not parsed (no dependency-light reader); only a byte search for "
-              "Keras Lambda layers was done", "hdf5", where)]
-    if lam:
+              "HDF5 (.h5) Keras model: the HDF5 structure is not parsed (no dependency-light reader); the JSON "
+              "configurations found in its bytes were checked as a .keras config is", "hdf5", where)]
+    seen: set[tuple[str, str]] = set()
+    configs, complete = _h5_configs(buf, max_json)
+    if not complete:
+        out.append(_i("model.keras.invalid", "high", "HDF5 file holds too much JSON-like text to check every "
+                      "configuration in it; not fully analysed", "limit", where))
+    for cfg in configs:
+        for i in _keras_walk(cfg, where):
+            if (i.rule_id, i.evidence) not in seen:
+                seen.add((i.rule_id, i.evidence))
+                out.append(i)
+    if lam and ("model.keras.lambda", "Lambda") not in seen:
         out.append(_i("model.keras.lambda", "critical",
                       "Keras H5 model config holds a Lambda layer: its marshalled Python function runs on load",
                       "Lambda", where))

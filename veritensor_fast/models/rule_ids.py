@@ -32,7 +32,9 @@ MODEL_RULES: dict[str, tuple[str, str]] = {
     "model.keras.lambda": ("critical", "Keras Lambda layer (code runs on load)"),
     "model.keras.module": ("critical", "Keras config imports a module outside keras"),
     "model.keras.unsafe": ("critical", "Keras config turns safe_mode off"),
-    "model.keras.tfsmlayer": ("high", "Keras TFSMLayer loads an external SavedModel"),
+    "model.keras.tfsmlayer": ("critical", "Keras TFSMLayer loads an external SavedModel"),
+    "model.keras.gadget": ("critical", "Keras config names a function that downloads, loads or unlocks on load"),
+    "model.keras.vocabulary-path": ("high", "Keras lookup layer reads its vocabulary from a path on load"),
     "model.keras.invalid": ("high", "Keras config unreadable"),
-    "model.h5.not-covered": ("info", "HDF5 model not parsed (byte search only)"),
+    "model.h5.not-covered": ("info", "HDF5 structure not parsed (its JSON configs are checked)"),
 }
