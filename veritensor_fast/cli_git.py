@@ -32,6 +32,7 @@ class ChangeRange:
     since: str | None = None  # the commits in since..until
     until: str = "HEAD"
     pushed: tuple[str, str] | None = None  # pre-push without a range: (local ref, remote name)
+    push_tags: bool = False  # pre-push: the annotated tags on the pushed commits too (``--follow-tags``)
 
 
 def pre_push_range(staged: bool, since: str | None, env: Mapping[str, str] | None = None) -> ChangeRange:
@@ -40,14 +41,15 @@ def pre_push_range(staged: bool, since: str | None, env: Mapping[str, str] | Non
     whose branch reaches a root commit the remote lacks (a first push) it runs hooks with ``--all-files`` and
     no range, setting only PRE_COMMIT_LOCAL_BRANCH / PRE_COMMIT_REMOTE_NAME (pre-commit's ``hook_impl``
     ``_pre_push_ns``): then the local branch's commits no ref of that remote reaches (all of history when the
-    remote has nothing)."""
+    remote has nothing). pre-commit names only the first pushed ref with new commits, so the annotated tags on
+    the pushed commits (what ``git push --follow-tags`` sends along) are scanned too."""
     env = os.environ if env is None else env
     frm, to = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
     if staged and since is None and frm and to and frm.strip("0"):
-        return ChangeRange(True, False, frm, to)
+        return ChangeRange(True, False, frm, to, push_tags=bool(env.get("PRE_COMMIT_REMOTE_NAME")))
     local, remote = env.get("PRE_COMMIT_LOCAL_BRANCH"), env.get("PRE_COMMIT_REMOTE_NAME")
     if staged and since is None and not (frm or to) and local and remote:
-        return ChangeRange(True, False, pushed=(local, remote))
+        return ChangeRange(True, False, pushed=(local, remote), push_tags=True)
     return ChangeRange(staged or since is not None, staged, since)
 
 
@@ -59,6 +61,7 @@ def git_changes_source(paths: list[Path], rng: ChangeRange, eff: Any) -> Any:
     repo = os.fspath(paths[0]) if paths else os.getcwd()
     try:
         return GitChangesSource(repo, staged=rng.staged, since=rng.since, until=rng.until, pushed=rng.pushed,
+                                push_tags=rng.push_tags,
                                 pathspecs=[os.path.abspath(p) for p in paths], excludes=eff.excludes,
                                 max_file_size=eff.max_file_size)
     except GitChangesError as exc:
