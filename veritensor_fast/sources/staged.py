@@ -120,11 +120,43 @@ def pushed_revs(repo: str, local_ref: str, remote: str) -> list[str]:
         tip = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", local_ref + "^{commit}")
     except GitChangesError:
         raise GitChangesError(f"unknown pushed ref {local_ref!r} (not a commit in this repository)") from None
+    return [tip.decode("ascii").strip(), *("^" + oid for oid in remote_tips(repo, remote))]
+
+
+def remote_tips(repo: str, remote: str) -> list[str]:
+    """The commits of the remote-tracking refs of ``remote`` (``refs/remotes/NAME/*``; none for a URL)."""
     prefix = f"refs/remotes/{remote}/"
     out = _git(repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/")
-    have = [line.split(" ", 1)[0] for line in out.decode("utf-8", "replace").splitlines()
+    return [line.split(" ", 1)[0] for line in out.decode("utf-8", "replace").splitlines()
             if line.partition(" ")[2].startswith(prefix)]
-    return [tip.decode("ascii").strip(), *("^" + oid for oid in have)]
+
+
+def push_line_revs(repo: str, remote: str, lines: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """For git's pre-push input (local oid, remote oid per pushed ref): the ``rev-list --stdin`` list of the
+    commits the push sends (each local oid's commit, ``^`` each remote oid this repository has and each
+    remote-tracking ref of ``remote``), and the annotated tag objects it sends (each pushed tag and the tags it
+    nests, less those of the ref's remote oid)."""
+    objs = sorted({o for pair in lines for o in pair if o.strip("0")})
+    peeled: dict[str, str] = {}
+    if objs:
+        out = _git(repo, "cat-file", "--batch-check=%(objectname)", stdin="".join(o + "^{commit}\n" for o in objs).encode())
+        for o, line in zip(objs, out.decode("ascii", "replace").splitlines(), strict=False):
+            if not line.endswith(" missing") and _is_oid(line):
+                peeled[o] = line.strip()
+    revs = [peeled[local] for local, _ in lines if local in peeled]
+    if revs:  # (only negatives would walk nothing; none at all would walk HEAD)
+        revs += ["^" + peeled[rem] for _, rem in lines if rem in peeled]
+        revs += ["^" + oid for oid in remote_tips(repo, remote)]
+    tags: list[str] = []
+    for local, rem in lines:
+        have = set(tag_chain(repo, rem)) if rem.strip("0") else set()
+        tags += [t for t in tag_chain(repo, local) if t not in have and t not in tags]
+    return list(dict.fromkeys(revs)), tags
+
+
+def _is_oid(line: str) -> bool:
+    s = line.strip()
+    return len(s) in (40, 64) and all(c in "0123456789abcdef" for c in s)
 
 
 def tag_chain(repo: str, rev: str, limit: int = 32) -> list[str]:
@@ -178,6 +210,7 @@ class GitChangesSource:
     until: str = "HEAD"  # --since-commit: the range is since..until (pre-push: the commits being pushed)
     pushed: tuple[str, str] | None = None  # pre-push without a range: (local ref, remote name)
     push_tags: bool = False  # pre-push: also the annotated tags on the pushed commits (``--follow-tags``)
+    push_lines: tuple[str, Sequence[tuple[str, str]]] | None = None  # --pre-push: (remote, git's pushed refs)
     pathspecs: Sequence[str] = ()
     excludes: Sequence[str] = ()
     max_file_size: int = 0
@@ -207,8 +240,11 @@ class GitChangesSource:
                                   "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..{self.until}", *spec))
         walk: list[str] = [f"{self.since}..{self.until}"] if self.since is not None else []
         stdin: bytes | None = None
-        if self.pushed is not None:
-            walk, stdin = ["--stdin"], "".join(r + "\n" for r in pushed_revs(self.git, *self.pushed)).encode()
+        revs = pushed_revs(self.git, *self.pushed) if self.pushed is not None else []
+        if self.push_lines is not None:
+            revs, self._tags = push_line_revs(self.git, *self.push_lines)
+        if revs:  # (``git log --stdin`` with nothing on stdin would walk HEAD)
+            walk, stdin = ["--stdin"], "".join(r + "\n" for r in revs).encode()
             raw += parse_raw(_git(self.git, "log", "--stdin", "--root", "--raw", "-c", "-z", "--no-abbrev",
                                   "--no-renames", "--format=%x01%H", *spec, stdin=stdin))
         if self.staged:
