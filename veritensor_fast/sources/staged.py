@@ -161,17 +161,14 @@ def _is_oid(line: str) -> bool:
 
 def tag_chain(repo: str, rev: str, limit: int = 32) -> list[str]:
     """The annotated tag objects ``rev`` names, outermost first (``git tag -a outer inner`` nests them): what a
-    push of that tag sends besides commits. Empty for a commit, a lightweight tag or an unknown revision."""
-    if not rev or rev.startswith("-"):
-        return []
-    try:
-        oid = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", rev).decode("ascii", "replace").strip()
-    except GitChangesError:
-        return []
+    push of that tag sends besides commits. Empty for a commit, a lightweight tag or an unknown revision. One
+    git call for a commit (a hook's usual case), two more per tag."""
     chain: list[str] = []
-    while len(chain) < limit and oid not in chain:
+    while rev and len(chain) < limit and not rev.startswith("-") and "\n" not in rev and rev not in chain:
         try:
-            if _git(repo, "cat-file", "-t", oid).strip() != b"tag":
+            kind = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=(rev + "\n").encode())
+            oid, _, otype = kind.decode("ascii", "replace").strip().partition(" ")
+            if otype != "tag":
                 break
             head = _git(repo, "cat-file", "tag", oid).split(b"\n", 1)[0]  # ``object <id>``: what the tag names
         except GitChangesError:  # missing: the commit walk reports what it cannot read
@@ -179,7 +176,7 @@ def tag_chain(repo: str, rev: str, limit: int = 32) -> list[str]:
         chain.append(oid)
         if not head.startswith(b"object "):
             break
-        oid = head[len(b"object "):].decode("ascii", "replace").strip()
+        rev = head[len(b"object "):].decode("ascii", "replace").strip()
     return chain
 
 
