@@ -29,7 +29,8 @@ def hook_config() -> str:
     assert hook["entry"] == HOOK_ENTRY and "pre-push" in hook["stages"]
     entry = hook["entry"].replace("veritensor-fast", f"{shlex.quote(sys.executable)} -m veritensor_fast.cli", 1)
     local = {"id": hook["id"], "name": hook["name"], "entry": entry, "language": "system",
-             "pass_filenames": hook["pass_filenames"], "require_serial": True, "stages": ["pre-push"]}
+             "pass_filenames": hook["pass_filenames"], "always_run": hook.get("always_run", False),
+             "require_serial": True, "stages": ["pre-push"]}
     return yaml.safe_dump({"repos": [{"repo": "local", "hooks": [local]}]})
 
 

@@ -4,6 +4,8 @@ pre-commit and pre-push stages), and the help printed when a commit is blocked."
 from __future__ import annotations
 
 import os
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,22 +34,56 @@ class ChangeRange:
     since: str | None = None  # the commits in since..until
     until: str = "HEAD"
     pushed: tuple[str, str] | None = None  # pre-push without a range: (local ref, remote name)
+    push_tags: bool = False  # pre-push: the annotated tags on the pushed commits too (``--follow-tags``)
+    push_lines: tuple[str, tuple[tuple[str, str], ...]] | None = None  # --pre-push: (remote, (local, remote oid)s)
 
 
-def pre_push_range(staged: bool, since: str | None, env: Mapping[str, str] | None = None) -> ChangeRange:
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_MAX_PUSH_INPUT = 16 << 20  # git's list of pushed refs: ~100 bytes a ref
+
+
+def read_push_lines(text: str) -> tuple[tuple[str, str], ...]:
+    """git's pre-push hook input, ``<local ref> <local oid> <remote ref> <remote oid>`` per line (githooks(5)):
+    the (local oid, remote oid) of each pushed ref; a deletion (local oid all zeros) sends nothing and is left
+    out. A line is never echoed (a ref name may hold a token)."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(" ", 3)
+        if len(parts) != 4 or not (_OID.fullmatch(parts[1]) and _OID.fullmatch(parts[3])):
+            raise fail(f"--pre-push: line {n} of standard input is not git's pre-push hook input "
+                       "(<local ref> <local oid> <remote ref> <remote oid>)")
+        if parts[1].strip("0"):
+            out.append((parts[1], parts[3]))
+    return tuple(out)
+
+
+def pre_push_range(staged: bool, since: str | None, env: Mapping[str, str] | None = None,
+                   pre_push: str | None = None) -> ChangeRange:
     """Under pre-commit's ``pre-push`` stage, ``--staged`` scans the commits being pushed instead of the index
     (which is empty at push time). pre-commit sets PRE_COMMIT_FROM_REF / PRE_COMMIT_TO_REF: FROM..TO. On a push
     whose branch reaches a root commit the remote lacks (a first push) it runs hooks with ``--all-files`` and
     no range, setting only PRE_COMMIT_LOCAL_BRANCH / PRE_COMMIT_REMOTE_NAME (pre-commit's ``hook_impl``
     ``_pre_push_ns``): then the local branch's commits no ref of that remote reaches (all of history when the
-    remote has nothing)."""
+    remote has nothing). pre-commit names only the first pushed ref with new commits, so the annotated tags on
+    the pushed commits (what ``git push --follow-tags`` sends along) are scanned too."""
+    if pre_push is not None:  # a plain git pre-push hook: git's own list of pushed refs on stdin
+        if staged or since is not None:
+            raise fail("--pre-push cannot be combined with --staged or --since-commit")
+        if sys.stdin is None or sys.stdin.isatty():
+            raise fail("--pre-push reads git's pre-push hook input on standard input: run it from a pre-push hook")
+        text = sys.stdin.read(_MAX_PUSH_INPUT + 1)
+        if len(text) > _MAX_PUSH_INPUT:
+            raise fail(f"--pre-push: more than {_MAX_PUSH_INPUT} characters on standard input; not a pre-push hook's")
+        return ChangeRange(True, False, push_lines=(pre_push, read_push_lines(text)))
     env = os.environ if env is None else env
     frm, to = env.get("PRE_COMMIT_FROM_REF"), env.get("PRE_COMMIT_TO_REF")
     if staged and since is None and frm and to and frm.strip("0"):
-        return ChangeRange(True, False, frm, to)
+        return ChangeRange(True, False, frm, to, push_tags=bool(env.get("PRE_COMMIT_REMOTE_NAME")))
     local, remote = env.get("PRE_COMMIT_LOCAL_BRANCH"), env.get("PRE_COMMIT_REMOTE_NAME")
     if staged and since is None and not (frm or to) and local and remote:
-        return ChangeRange(True, False, pushed=(local, remote))
+        return ChangeRange(True, False, pushed=(local, remote), push_tags=True)
     return ChangeRange(staged or since is not None, staged, since)
 
 
@@ -59,6 +95,7 @@ def git_changes_source(paths: list[Path], rng: ChangeRange, eff: Any) -> Any:
     repo = os.fspath(paths[0]) if paths else os.getcwd()
     try:
         return GitChangesSource(repo, staged=rng.staged, since=rng.since, until=rng.until, pushed=rng.pushed,
+                                push_tags=rng.push_tags, push_lines=rng.push_lines,
                                 pathspecs=[os.path.abspath(p) for p in paths], excludes=eff.excludes,
                                 max_file_size=eff.max_file_size)
     except GitChangesError as exc:

@@ -45,6 +45,7 @@ def scan(
     fail_severity: Annotated[str | None, typer.Option("--fail-severity", help="Lowest severity that makes the exit code 1 (default low).")] = None,
     staged: Annotated[bool, typer.Option("--staged", help="Scan what is staged in the git index (for pre-commit hooks); PATHs limit it.")] = False,
     since_commit: Annotated[str | None, typer.Option("--since-commit", metavar="REV", help="Scan blobs added or changed by the commits in REV..HEAD; PATHs limit it.")] = None,
+    pre_push: Annotated[str | None, typer.Option("--pre-push", metavar="REMOTE", help='In a plain git pre-push hook (scan --pre-push "$1"): scan what git says is pushed (its hook input on stdin): new commits and annotated tags.')] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Report only findings not in this baseline file.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Config file (default: .veritensor-fast.toml or pyproject.toml in the current directory; never one inside a scanned target).")] = None,
     no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every config file.")] = False,
@@ -79,7 +80,7 @@ def scan(
         raise fail(f"--format must be one of {', '.join(FORMATS)}")
     check_jobs(jobs)
     exclude = normalise_excludes(exclude or ())
-    change_range = pre_push_range(staged, since_commit)
+    change_range = pre_push_range(staged, since_commit, pre_push=pre_push)
     git_changes = change_range.git_changes
     if fail_severity is not None and fail_severity not in SEVERITY_ORDER:
         raise fail(f"--fail-severity must be one of {', '.join(SEVERITY_ORDER)}")

@@ -19,6 +19,7 @@ from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources.git_objects import (
     commit_text,
     is_commit_path,
+    is_tag_path,
     nul_tokens,
     parse_commit,
     parse_raw_z,
@@ -112,6 +113,18 @@ def commit_texts(repo: str, pairs: Sequence[tuple[Finding, str]]
                 ("author", "email") if field in ("author", "committer", "tagger")
                 else ("tag",) if field == "tag" else ("message",))
     return out, secrets, hidden
+
+
+def text_location(f: Finding, oid: str, c: dict[str, Any], fields: Sequence[str], secrets: set[str],
+                  hidden: dict[str, set[str]]) -> dict[str, Any]:
+    """The ``location`` of a finding in a commit's or an annotated tag's own text (``commit message``, ``tag
+    message``, ``tag name``...); a tag's also names the tag (secrets redacted) and its object id."""
+    field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
+    loc = {**(f.location or {}), "git": f"commit {field}"}
+    if is_tag_path(f.path, oid):
+        loc.update({"git": "tag " + ("name" if field == "tag" else field), "object": oid,
+                    "tag": hide_commit(c, secrets, hidden).get("tag")})
+    return loc
 
 
 def hide_commit(c: dict[str, Any], secrets: set[str], hidden: dict[str, set[str]]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from veritensor_fast.findings import Finding, Item
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources import git_provenance as gp
 from veritensor_fast.sources.git_incremental import walk_input
-from veritensor_fast.sources.git_objects import is_commit_path, is_tag_path
+from veritensor_fast.sources.git_objects import is_commit_path
 from veritensor_fast.sources.git_spool import Spool
 
 if TYPE_CHECKING:
@@ -218,11 +218,7 @@ class HistoryResults:
         for f, oid in pairs:
             if is_commit_path(f.path, oid):
                 c, fields, _lines = in_commits.get(oid, ({"id": oid}, [], []))
-                field = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
-                loc = {**(f.location or {}), "git": f"commit {field}"}
-                if is_tag_path(f.path, oid):  # an annotated tag: its name (secrets redacted) and id
-                    loc.update({"git": "tag " + ("name" if field == "tag" else field), "object": oid,
-                                "tag": gp.hide_commit(c, self._secrets, self._hidden).get("tag")})
+                loc = gp.text_location(f, oid, c, fields, self._secrets, self._hidden)
                 fixed.append((replace(f, location=loc), "", c))
                 continue
             c = prov[(oid, f.path)].commit if (oid, f.path) in prov else {}

@@ -11,6 +11,9 @@ read by ``veritensor_fast.sources.git.BlobReader``; only the changed blobs are l
   branch reaches a root commit the remote lacks (a first push). The commits being pushed are then the local
   ref's commits that no remote-tracking ref of that remote reaches (``refs/remotes/NAME/*``, as pre-commit's
   own ``--remotes=NAME``): all of history when the remote has nothing; each is scanned as ``--since-commit``.
+- a pushed annotated tag (pre-push's TO is a tag object, or the pushed local ref is ``refs/tags/NAME``): the tag
+  object, and each tag it nests, is scanned as ``--history`` scans one (name, tagger, message without signature,
+  a ``commit`` item at ``tag:<id>``), besides the commits it brings; tags FROM already names are not.
 
 Report paths are relative to the repository top-level. Symlinks and submodules are skipped (their "content" is
 a path or a commit id). Each (object id, path) pair is scanned once.
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 from veritensor_fast import gitcmd, gitloc
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
-from veritensor_fast.sources.git_objects import commit_path, is_commit_path
+from veritensor_fast.sources.git_objects import commit_path, is_commit_path, tag_path
 
 REGULAR_MODES = frozenset({"100644", "100755", "100664"})
 _ZERO = "0" * 40
@@ -117,11 +120,81 @@ def pushed_revs(repo: str, local_ref: str, remote: str) -> list[str]:
         tip = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", local_ref + "^{commit}")
     except GitChangesError:
         raise GitChangesError(f"unknown pushed ref {local_ref!r} (not a commit in this repository)") from None
+    return [tip.decode("ascii").strip(), *("^" + oid for oid in remote_tips(repo, remote))]
+
+
+def remote_tips(repo: str, remote: str) -> list[str]:
+    """The commits of the remote-tracking refs of ``remote`` (``refs/remotes/NAME/*``; none for a URL)."""
     prefix = f"refs/remotes/{remote}/"
     out = _git(repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/")
-    have = [line.split(" ", 1)[0] for line in out.decode("utf-8", "replace").splitlines()
+    return [line.split(" ", 1)[0] for line in out.decode("utf-8", "replace").splitlines()
             if line.partition(" ")[2].startswith(prefix)]
-    return [tip.decode("ascii").strip(), *("^" + oid for oid in have)]
+
+
+def push_line_revs(repo: str, remote: str, lines: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """For git's pre-push input (local oid, remote oid per pushed ref): the ``rev-list --stdin`` list of the
+    commits the push sends (each local oid's commit, ``^`` each remote oid this repository has and each
+    remote-tracking ref of ``remote``), and the annotated tag objects it sends (each pushed tag and the tags it
+    nests, less those of the ref's remote oid)."""
+    objs = sorted({o for pair in lines for o in pair if o.strip("0")})
+    peeled: dict[str, str] = {}
+    if objs:
+        out = _git(repo, "cat-file", "--batch-check=%(objectname)", stdin="".join(o + "^{commit}\n" for o in objs).encode())
+        for o, line in zip(objs, out.decode("ascii", "replace").splitlines(), strict=False):
+            if not line.endswith(" missing") and _is_oid(line):
+                peeled[o] = line.strip()
+    revs = [peeled[local] for local, _ in lines if local in peeled]
+    if revs:  # (only negatives would walk nothing; none at all would walk HEAD)
+        revs += ["^" + peeled[rem] for _, rem in lines if rem in peeled]
+        revs += ["^" + oid for oid in remote_tips(repo, remote)]
+    tags: list[str] = []
+    for local, rem in lines:
+        have = set(tag_chain(repo, rem)) if rem.strip("0") else set()
+        tags += [t for t in tag_chain(repo, local) if t not in have and t not in tags]
+    return list(dict.fromkeys(revs)), tags
+
+
+def _is_oid(line: str) -> bool:
+    s = line.strip()
+    return len(s) in (40, 64) and all(c in "0123456789abcdef" for c in s)
+
+
+def tag_chain(repo: str, rev: str, limit: int = 32) -> list[str]:
+    """The annotated tag objects ``rev`` names, outermost first (``git tag -a outer inner`` nests them): what a
+    push of that tag sends besides commits. Empty for a commit, a lightweight tag or an unknown revision. One
+    git call for a commit (a hook's usual case), two more per tag."""
+    chain: list[str] = []
+    while rev and len(chain) < limit and not rev.startswith("-") and "\n" not in rev and rev not in chain:
+        try:
+            kind = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=(rev + "\n").encode())
+            oid, _, otype = kind.decode("ascii", "replace").strip().partition(" ")
+            if otype != "tag":
+                break
+            head = _git(repo, "cat-file", "tag", oid).split(b"\n", 1)[0]  # ``object <id>``: what the tag names
+        except GitChangesError:  # missing: the commit walk reports what it cannot read
+            break
+        chain.append(oid)
+        if not head.startswith(b"object "):
+            break
+        rev = head[len(b"object "):].decode("ascii", "replace").strip()
+    return chain
+
+
+def tags_on(repo: str, commits: set[str]) -> list[str]:
+    """Every annotated tag object (nested ones too) of the ``refs/tags`` tags that peel to one of ``commits``:
+    what ``git push --follow-tags`` (or ``push.followTags``) sends with those commits."""
+    if not commits:
+        return []
+    out = _git(repo, "for-each-ref", "--format=%(objecttype) %(refname)", "refs/tags/")
+    refs = [line[4:] for line in out.decode("utf-8", "replace").splitlines() if line.startswith("tag ")]
+    if not refs:
+        return []
+    peeled = _git(repo, "cat-file", "--batch-check=%(objectname)", stdin="".join(r + "^{commit}\n" for r in refs).encode())
+    chains: list[str] = []
+    for ref, line in zip(refs, peeled.decode("ascii", "replace").splitlines(), strict=False):
+        if line.strip() in commits:
+            chains += [t for t in tag_chain(repo, ref) if t not in chains]
+    return chains
 
 
 @dataclass
@@ -133,6 +206,8 @@ class GitChangesSource:
     since: str | None = None
     until: str = "HEAD"  # --since-commit: the range is since..until (pre-push: the commits being pushed)
     pushed: tuple[str, str] | None = None  # pre-push without a range: (local ref, remote name)
+    push_tags: bool = False  # pre-push: also the annotated tags on the pushed commits (``--follow-tags``)
+    push_lines: tuple[str, Sequence[tuple[str, str]]] | None = None  # --pre-push: (remote, git's pushed refs)
     pathspecs: Sequence[str] = ()
     excludes: Sequence[str] = ()
     max_file_size: int = 0
@@ -142,6 +217,7 @@ class GitChangesSource:
     _entries: list[tuple[str, str]] = field(default_factory=list)  # (oid, path) in scan order
     _sizes: dict[str, int] = field(default_factory=dict)
     _commits: list[str] = field(default_factory=list)  # commits of since..HEAD: their message/author are scanned
+    _tags: list[str] = field(default_factory=list)  # annotated tags pushed: their name/tagger/message are scanned
 
     def __post_init__(self) -> None:
         """List the changes now, so git errors surface before the scan starts (``GitChangesError``)."""
@@ -161,8 +237,11 @@ class GitChangesSource:
                                   "--no-abbrev", "--no-renames", "--format=%x01%H", f"{self.since}..{self.until}", *spec))
         walk: list[str] = [f"{self.since}..{self.until}"] if self.since is not None else []
         stdin: bytes | None = None
-        if self.pushed is not None:
-            walk, stdin = ["--stdin"], "".join(r + "\n" for r in pushed_revs(self.git, *self.pushed)).encode()
+        revs = pushed_revs(self.git, *self.pushed) if self.pushed is not None else []
+        if self.push_lines is not None:
+            revs, self._tags = push_line_revs(self.git, *self.push_lines)
+        if revs:  # (``git log --stdin`` with nothing on stdin would walk HEAD)
+            walk, stdin = ["--stdin"], "".join(r + "\n" for r in revs).encode()
             raw += parse_raw(_git(self.git, "log", "--stdin", "--root", "--raw", "-c", "-z", "--no-abbrev",
                                   "--no-renames", "--format=%x01%H", *spec, stdin=stdin))
         if self.staged:
@@ -181,8 +260,15 @@ class GitChangesSource:
             from veritensor_fast.sources.git_list import commits
 
             self._commits = commits(self.git, walk, stdin)
-        if self._entries or self._commits:
-            oids = sorted({o for o, _ in self._entries} | set(self._commits))
+        if self.since is not None and self.until != "HEAD":  # pre-push's TO: a pushed tag (FROM's tags are there)
+            have = set(tag_chain(self.git, self.since))
+            self._tags = [t for t in tag_chain(self.git, self.until) if t not in have]
+        if self.pushed is not None:
+            self._tags += [t for t in tag_chain(self.git, self.pushed[0]) if t not in self._tags]
+        if self.push_tags:
+            self._tags += [t for t in tags_on(self.git, set(self._commits)) if t not in self._tags]
+        if self._entries or self._commits or self._tags:
+            oids = sorted({o for o, _ in self._entries} | set(self._commits) | set(self._tags))
             out = _git(self.git, "cat-file", "--batch-check=%(objectname) %(objectsize)",
                        stdin="".join(o + "\n" for o in oids).encode())
             for line in out.decode("ascii", "replace").splitlines():
@@ -191,7 +277,7 @@ class GitChangesSource:
                     self._sizes[parts[0]] = int(parts[1])
 
     def __len__(self) -> int:
-        return len(self._entries) + len(self._commits)
+        return len(self._entries) + len(self._commits) + len(self._tags)
 
     def listed_paths(self) -> list[str]:
         """The report paths of the blobs listed (repository-relative)."""
@@ -212,13 +298,13 @@ class GitChangesSource:
                                 "too-large")
             else:
                 yield Item("blob", oid, path, size, self.git)
-        for oid in self._commits:
+        for oid, path in [(c, commit_path(c)) for c in self._commits] + [(t, tag_path(t)) for t in self._tags]:
             size = self._sizes.get(oid, -1)
             if self.max_file_size and size > self.max_file_size:
-                yield ScanError(commit_path(oid), f"{size} bytes exceeds --max-file-size {self.max_file_size}; "
+                yield ScanError(path, f"{size} bytes exceeds --max-file-size {self.max_file_size}; "
                                 "skipped", "too-large")
             else:
-                yield Item("commit", oid, commit_path(oid), size, self.git)
+                yield Item("commit", oid, path, size, self.git)
 
     def annotate(self, findings: Sequence[Finding]) -> list[Finding]:
         """Drop exact repeats (the same secret at the same place in two versions of a file); findings in a
@@ -239,7 +325,7 @@ class GitChangesSource:
 
         from veritensor_fast.sources import git_provenance as gp
 
-        pairs = [(f, f.path[len("commit:"):] if f.path.startswith("commit:") else "") for f in findings]
+        pairs = [(f, f.path.partition(":")[2] if f.path.startswith(("commit:", "tag:")) else "") for f in findings]
         if not any(is_commit_path(f.path, oid) for f, oid in pairs):
             return list(findings)
         texts, secrets, hidden = gp.commit_texts(self.git, pairs)
@@ -247,8 +333,7 @@ class GitChangesSource:
         for f, oid in pairs:
             if is_commit_path(f.path, oid):
                 c, fields, _lines = texts.get(oid, ({"id": oid}, [], []))
-                what = fields[f.line - 1] if 0 < f.line <= len(fields) else "message"
-                f = replace(f, location={**(f.location or {}), "git": f"commit {what}"},
+                f = replace(f, location=gp.text_location(f, oid, c, fields, secrets, hidden),
                             commit={**gp.hide_commit(c, secrets, hidden), "path": f.path})
             out.append(f)
         return out
