@@ -305,13 +305,37 @@ def reach(buf: Any, at: int, mode: str) -> bytes:
 
 
 def _occurrences(buf: Any, name: bytes) -> Iterator[int]:
-    """Offsets of ``name`` in ``buf`` as a whole name (not part of a longer name, not an attribute)."""
+    """Offsets of ``name`` in ``buf`` as a whole name (not part of a longer name, not an attribute). A short name
+    (:data:`_SHORT`: ``a``, ``f``, ``to``, found thousands of times inside other words, each a step in Python)
+    is looked for with a regex (:func:`_whole_rx`): the same offsets, since a name is word characters only."""
     n = len(name)
+    if n <= _SHORT and type(buf) is bytes and _IDENT.fullmatch(name) is not None:
+        for m in _whole_rx(name).finditer(buf):
+            yield m.start()
+        return
     at = buf.find(name)
     while at >= 0:
         if (not at or buf[at - 1] not in _WORD_DOT) and buf[at + n:at + n + 1] not in _WORD_BYTES:
             yield at
         at = buf.find(name, at + n)
+
+
+#: Names of at most this many characters are found by a regex (:func:`_occurrences`); a longer name's plain
+#: occurrences are few enough for ``bytes.find`` (a regex costs ~0.1 ms to compile, once per name).
+_SHORT = 2
+_WHOLE_RX: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _whole_rx(name: bytes) -> re.Pattern[bytes]:
+    """A regex of ``name`` as a whole name: not after a word character or a dot, not before a word character
+    (the literal first, so that the search looks for it; the lookbehind checks the byte before it)."""
+    rx = _WHOLE_RX.get(name)
+    if rx is None:
+        if len(_WHOLE_RX) >= 1024:
+            _WHOLE_RX.clear()
+        lit = re.escape(name)
+        rx = _WHOLE_RX[name] = re.compile(lit + rb"(?<![\w.]" + lit + rb")(?!\w)")
+    return rx
 
 
 #: Per name, a regex finding its bindings in one pass (see :func:`_bindings`); frequent names recur across files.
