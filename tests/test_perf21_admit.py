@@ -74,3 +74,35 @@ def test_bindings_of_a_short_name_unchanged(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(pyast_admit, "_SHORT", 0)  # every name through the find loop
     assert got == list(_bindings(src, b"a"))
     assert got
+
+
+# --- the tokenizers of reach() and Brackets.opener: unrolled string loops and a first-byte lookahead ---------------
+
+#: The baseline's (4863df0) token patterns, verbatim: the new ones must match exactly the same spans.
+_OLD_TOKENS = re.compile(rb"\x22{3}(?:[^\x22\\]|\\.|\x22(?!\x22\x22))*\x22{3}|\x27{3}(?:[^\x27\\]|\\.|\x27(?!\x27\x27))*"
+                         rb"\x27{3}|\x22(?:[^\x22\\\n]|\\.)*\x22|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\\\r?\n|[()\[\]{},\n]")
+_OLD_BRACKETS = re.compile(_OLD_TOKENS.pattern.replace(rb"|\\\r?\n|[()\[\]{},\n]", rb"|[()\[\]{}]"))
+
+
+def _spans(rx: re.Pattern[bytes], buf: bytes) -> list[tuple[int, int]]:
+    return [m.span() for m in rx.finditer(buf)]
+
+
+def test_token_patterns_same_spans_on_real_sources() -> None:
+    for src in _sources():
+        assert _spans(pyast_admit._TOKENS, src) == _spans(_OLD_TOKENS, src)
+        assert _spans(pyast_admit._BRACKET_TOKENS, src) == _spans(_OLD_BRACKETS, src)
+
+
+def test_token_patterns_same_spans_on_hostile_shapes() -> None:
+    """Unterminated strings, escapes before a line break, quotes in threes and fours, comments with quotes."""
+    import random
+
+    rng = random.Random(21)
+    alphabet = b"\"'\\\n\r#()[]{},a \t"
+    shapes = [b'"""a\\\n"""', b"'''x''''", b'"ab\\"', b'"a\\\nb"', b'""""', b"'#'(", b"#'\n'x'", b'"""\\"""\'"""',
+              b"\\\r\nx(", b'f("a\\\\", \'b\')']
+    shapes += [bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 32))) for _ in range(20000)]
+    for s in shapes:
+        assert _spans(pyast_admit._TOKENS, s) == _spans(_OLD_TOKENS, s), s
+        assert _spans(pyast_admit._BRACKET_TOKENS, s) == _spans(_OLD_BRACKETS, s), s
