@@ -52,10 +52,16 @@ _NAME_USE = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)(?![\w(])(?![ \t]*(?:\(|=(?!=)
 #: bracket, a name, a ``+``/``%`` chain, ``.join``/``.format``).
 _BINDING = re.compile(rb"[ \t]*(?::[^=\n]*)?:?=(?!=)(?=[ \t]*(?:[rRbBuUfF]{0,2}[\x22'(\\]|[A-Za-z_]\w*[ \t]*"
                       rb"(?:[+%#;\r\n]|$)|[A-Za-z_][\w.]*\.(?:join|format)[ \t]*\())")
+#: Strings (triple-quoted, then single-line) and comments, skipped whole by :data:`_TOKENS`: each string's body is
+#: written as an unrolled loop (``"[^"\\\n]*(?:\\.[^"\\\n]*)*"``), which matches exactly what the alternation
+#: ``"(?:[^"\\\n]|\\.)*"`` matched at each offset (its alternatives start with different bytes: the loop is
+#: deterministic) but runs the plain bytes as one repeat, not one branch per byte (``tests/test_perf21_admit.py``).
+_SKIPPED = (rb"\x22{3}[^\x22\\]*(?:(?:\\.|\x22(?!\x22\x22))[^\x22\\]*)*\x22{3}|"
+            rb"\x27{3}[^\x27\\]*(?:(?:\\.|\x27(?!\x27\x27))[^\x27\\]*)*\x27{3}|"
+            rb"\x22[^\x22\\\n]*(?:\\.[^\x22\\\n]*)*\x22|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|#[^\n]*")
 #: What :func:`reach` steps through: single-line strings and comments (skipped whole), line continuations,
-#: brackets, commas and line breaks.
-_TOKENS = re.compile(rb"\x22{3}(?:[^\x22\\]|\\.|\x22(?!\x22\x22))*\x22{3}|\x27{3}(?:[^\x27\\]|\\.|\x27(?!\x27\x27))*\x27{3}|"
-                     rb"\x22(?:[^\x22\\\n]|\\.)*\x22|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\\\r?\n|[()\[\]{},\n]")
+#: brackets, commas and line breaks. The lookahead names every first byte of a token: the search skips to one.
+_TOKENS = re.compile(rb"(?=[\x22'#\\()\[\]{},\n])(?:" + _SKIPPED + rb"|\\\r?\n|[()\[\]{},\n])")
 #: Before a literal: ``kw=`` (a keyword argument or parameter default, or a tuple assignment).
 _KW_BEFORE = re.compile(rb"[A-Za-z_]\w*[ \t]*=\s*\Z")
 #: Before a literal: a binding, ``NAME =``, ``NAME: T =``, ``a.b =``, ``NAME :=`` (also in brackets).
@@ -79,7 +85,7 @@ _FSTRING = re.compile(rb"(?<!\w)(?:[rR]?[fF]|[fF][rR])(?:[\x22'][^\n]*\Z|\x22{3}
 _TOP_LINE_NL = re.compile(rb"\n(?=[A-Za-z_@])")
 _TOP_FIRST = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_@")
 #: :data:`_TOKENS` less what moves no bracket (line continuations, commas, line breaks): the same brackets.
-_BRACKET_TOKENS = re.compile(_TOKENS.pattern.replace(rb"|\\\r?\n|[()\[\]{},\n]", rb"|[()\[\]{}]"))
+_BRACKET_TOKENS = re.compile(rb"(?=[\x22'#()\[\]{}])(?:" + _SKIPPED + rb"|[()\[\]{}])")
 #: An opening bracket whose elements a fold may put side by side.
 _FOLDING_OPENER = re.compile(rb"(?:\.(?:format|join)|setdefault|putenv)[ \t]*\([ \t\r\n]*[\[(]?\Z")
 #: An opening bracket that is a call's: ``name(`` (a keyword such as ``in (``/``return (`` is not a call).
@@ -305,13 +311,37 @@ def reach(buf: Any, at: int, mode: str) -> bytes:
 
 
 def _occurrences(buf: Any, name: bytes) -> Iterator[int]:
-    """Offsets of ``name`` in ``buf`` as a whole name (not part of a longer name, not an attribute)."""
+    """Offsets of ``name`` in ``buf`` as a whole name (not part of a longer name, not an attribute). A short name
+    (:data:`_SHORT`: ``a``, ``f``, ``to``, found thousands of times inside other words, each a step in Python)
+    is looked for with a regex (:func:`_whole_rx`): the same offsets, since a name is word characters only."""
     n = len(name)
+    if n <= _SHORT and type(buf) is bytes and _IDENT.fullmatch(name) is not None:
+        for m in _whole_rx(name).finditer(buf):
+            yield m.start()
+        return
     at = buf.find(name)
     while at >= 0:
         if (not at or buf[at - 1] not in _WORD_DOT) and buf[at + n:at + n + 1] not in _WORD_BYTES:
             yield at
         at = buf.find(name, at + n)
+
+
+#: Names of at most this many characters are found by a regex (:func:`_occurrences`); a longer name's plain
+#: occurrences are few enough for ``bytes.find`` (a regex costs ~0.1 ms to compile, once per name).
+_SHORT = 2
+_WHOLE_RX: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _whole_rx(name: bytes) -> re.Pattern[bytes]:
+    """A regex of ``name`` as a whole name: not after a word character or a dot, not before a word character
+    (the literal first, so that the search looks for it; the lookbehind checks the byte before it)."""
+    rx = _WHOLE_RX.get(name)
+    if rx is None:
+        if len(_WHOLE_RX) >= 1024:
+            _WHOLE_RX.clear()
+        lit = re.escape(name)
+        rx = _WHOLE_RX[name] = re.compile(lit + rb"(?<![\w.]" + lit + rb")(?!\w)")
+    return rx
 
 
 #: Per name, a regex finding its bindings in one pass (see :func:`_bindings`); frequent names recur across files.

@@ -1,0 +1,57 @@
+"""Instructions executed by one scan (``valgrind --tool=cachegrind``), for two trees side by side.
+
+    python3 bench/instructions.py CORPUS --tree /tmp/base_486 --tree /work/wt/perf21 [--jobs 1] [-- SCAN ARGS]
+
+On a shared machine CPU seconds move by 10-15 % between identical runs (other processes' caches and hyperthreads);
+the count of instructions hardly moves (the same scan twice: within 0.2 %, measured), so a
+change of 1-2 % is visible. Cachegrind runs the scan ~40x slower: use a subtree (``transformers/`` of the real
+tree, 129 MB: ~4e9 instructions, ~1 min) or the whole real tree (~2e10, ~5 min). The count covers the whole
+process: start-up (~0.7e9: imports, loading the databases) included. ``--jobs 1`` keeps the scan in one process
+(valgrind does not follow forked workers here). Prints one line per tree, the last one with its ratio to the first.
+
+Write each tree's bytecode first, ``python3 -m compileall -q kernels veritensor_fast`` (``veritensor_fast/kernels`` is
+a symlink that ``compileall veritensor_fast`` does not follow): with ``PYTHONDONTWRITEBYTECODE=1`` a module without
+a current ``.pyc`` is compiled from source on every start, ~5e6 instructions each, which looks like a regression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+
+def instructions(tree: str, corpus: str, jobs: int, extra: list[str]) -> int:
+    python = os.path.realpath(sys.executable)  # not a shell shim: valgrind follows no exec here
+    env = dict(os.environ, PYTHONPATH=tree)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/cg.out", python,
+               "-m", "veritensor_fast", "scan", corpus, "--no-default-excludes", "-f", "json", "-o",
+               f"{tmp}/report.json", "--jobs", str(jobs), *extra]
+        out = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, check=False)
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if m is None:
+        raise SystemExit(f"no instruction count from valgrind for {tree}:\n{out.stderr[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus")
+    ap.add_argument("--tree", action="append", required=True, help="a checkout to put first on PYTHONPATH")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("extra", nargs="*", help="more scan arguments (after --)")
+    args = ap.parse_args()
+    first = 0
+    for tree in args.tree:
+        n = instructions(tree, args.corpus, args.jobs, args.extra)
+        first = first or n
+        print(f"{tree}: {n:,} instructions ({n / first:.4f} of the first)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
