@@ -59,7 +59,7 @@ def scan(
     new_only: Annotated[bool, typer.Option("--new-only", help="With --history: report only findings no earlier finished sweep reported.")] = False,
     stdin_name: Annotated[str | None, typer.Option("--stdin-name", help="Path to report for '-' (its extension picks the detectors, e.g. secret.yaml).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr when it is a terminal.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings and errors: no progress, summary or notes.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only findings and errors: no progress, summary or hints (notes on your own settings still print).")] = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="ADDRESS", help="Run the workers on this Dask scheduler (e.g. tcp://host:8786) instead of local processes; every worker must see the PATHs under the same absolute paths.")] = None,
     default_excludes: Annotated[bool, typer.Option("--default-excludes/--no-default-excludes", help="Skip virtualenvs, site-packages, node_modules, __pycache__, build, dist and tool caches (default on).")] = True,
     exit_code_incomplete: Annotated[int, typer.Option("--exit-code-incomplete", metavar="N", min=0, max=255, help="Exit code when there are no findings but some inputs could not be scanned (default 3; 0 accepts an incomplete scan).")] = EXIT_INCOMPLETE,
