@@ -128,3 +128,17 @@ def test_a_host_calling_main_from_its_own_module_gets_systemexit(tmp_path: Path)
     p = subprocess.run([sys.executable, "-c", "import hostmod", "scan", str(clean), "-q"], capture_output=True,
                        cwd=tmp_path, env=env, timeout=120, check=False)
     assert p.returncode == 0 and b"HOST-GOT 0" in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("tool", ["cProfile", "profile"])
+def test_a_profiled_command_still_writes_its_profile(tool: str, tmp_path: Path) -> None:
+    """``python -m cProfile -o F -m veritensor_fast scan …`` writes F after ``main`` returns: the fast exit must
+    not take that away (it did: the profile was never written)."""
+    (tmp_path / "a.txt").write_text("nothing here\n")
+    out = tmp_path / "prof.out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", tool, "-o", str(out), "-m", "veritensor_fast", "scan",
+                        str(tmp_path / "a.txt"), "--no-config", "--no-progress", "--jobs", "1"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert out.is_file() and out.stat().st_size > 0

@@ -79,12 +79,16 @@ def exit_now(code: object) -> None:
     logging's, ``weakref.finalize`` ones, a host's probes) and standard output and error are flushed; every
     file the commands write is closed by then (reports, baselines, caches; the datastore commits each batch).
     Returns, and the interpreter exits as usual, when another thread still runs (it must be joined), for a
-    message as exit status, or when a flush fails (a closed pipe: the usual error and status)."""
+    message as exit status, when a flush fails (a closed pipe: the usual error and status), or under a profiler or
+    tracer (``python -m cProfile -o F -m veritensor_fast``, ``trace``, ``coverage``: they write after ``main``)."""
     import threading
 
     if code is None:
         code = 0
     if not isinstance(code, int) or threading.active_count() > 1:
+        return
+    if sys.getprofile() is not None or sys.gettrace() is not None or not {"cProfile", "profile", "trace"}.isdisjoint(
+            sys.modules):
         return
     import atexit
 
