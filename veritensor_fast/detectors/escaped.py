@@ -35,6 +35,8 @@ MIN_HEX_BYTES = 8
 REACH = 512
 #: at most this many runs decoded per buffer
 MAX_RUNS = 4096
+#: runs decoded before they are matched (each holds a list of offsets: up to ~40 KB)
+_BATCH = 64
 #: A quoted-printable hit: the needle's end (``b64_needles.QP_NEEDLES``): a soft line break and the next line's
 #: first character, or an encoded ``_``/``-``.
 _QP_TAIL = re.compile(rb"(?:=\r?\n[^\n]|=5F|=2D|\n[ \t]=\?)\Z")
@@ -140,6 +142,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
     secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
     hex runs only (Python sources, whose literals' escapes the AST pass reads)."""
     done_to = -1
+    total = 0
     runs: list[tuple[int, bytes, list[int], str]] = []
     n = len(buf)
     for end in hits:
@@ -174,10 +177,18 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
                 b += 1
             done_to = lo + b
             runs.extend((*r, "hex") for r in _hex_runs(window[a:b], lo + a))
-        if len(runs) >= MAX_RUNS:
-            break
+        if len(runs) >= _BATCH:  # matched as they come: memory follows a batch, not MAX_RUNS runs
+            total += len(runs)
+            _match(matcher, runs, emit)
+            if total >= MAX_RUNS:
+                break
+    _match(matcher, runs, emit)
+
+
+def _match(matcher: SecretMatcher, runs: list[tuple[int, bytes, list[int], str]], emit: Emit) -> None:
     for start, data, pos, kind in runs:
         for sm in matcher.find(data):
             a, b = pos[sm.start], pos[sm.end]
             if b - a != sm.end - sm.start:  # the match covers an escape or is hex
                 emit(sm, start + a, kind)
+    runs.clear()
