@@ -49,8 +49,13 @@ _URL = bytes.maketrans(b"+/", b"-_")
 #: ``%5f`` and ``%2d`` stay quiet). Real serializers never escape these characters. A fully percent-encoded
 #: token is seen by its ``_`` or ``-`` (a needle for any ``%XX%XX`` made the whole database scan ~30 % slower).
 _ESC_CHAR = rb"(?:2[dD]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF])"
+#: Quoted-printable (``escaped``, RFC 2045: ``.eml``/``.mbox``/MIME parts, encoded-word headers): a soft line break
+#: (``=`` then LF or CRLF) between two token characters, which cuts a long line and the token in it every 76
+#: columns, an encoded ``_`` or ``-`` (``=5F``/``=2D``; QP's hex is upper case, so ``a=5f`` never hits), and
+#: two encoded words of a header folded onto two lines (``...?=`` LF, space, ``=?utf-8?q?...``).
+QP_NEEDLES = [rb"[A-Za-z0-9_\-]=\r?\n[A-Za-z0-9_\-=]", rb"=5F|=2D", rb"\?=\r?\n[ \t]=\?"]
 ESCAPE_NEEDLES = [rb"\\u00" + _ESC_CHAR, rb"\\x" + _ESC_CHAR, rb"%5F|%2D",
-                  rb"[A-Za-z0-9]%(?:5f|2d)[A-Za-z0-9]"]
+                  rb"[A-Za-z0-9]%(?:5f|2d)[A-Za-z0-9]", *QP_NEEDLES]
 
 # A literal is a tuple of (character, case-insensitive) pairs until it is expanded.
 _Lit = tuple[tuple[str, bool], ...]

@@ -12,7 +12,7 @@ finding, with the decoding chain (``base64 → json → base64``) attached.
 Candidate finding: one Hyperscan pattern reports the 24th character of every run of the (union) base64
 alphabet that is at least 24 long (one callback per run, not per byte); Python ``re`` then takes the whole run
 at that offset, unless a cheaper whole-buffer check (``B64Decoder.possible``) proves there is no candidate
-at all (logs, CSV). A run whose line ends exactly at a wrap width >= 40 continues on the next line (MIME 76, PEM
+at all (logs, CSV). A run whose line ends exactly at a wrap width >= 40 (or 28-36, a multiple of 4) continues on the next line (MIME 76, PEM
 64, YAML folded scalars), so line-wrapped blobs are decoded as one. Cheap rejects before decoding: a run
 without both upper- and lower-case letters (hex digests, snake_case identifiers, lower-case paths) and a run
 mixing the standard (``+/``) and URL-safe (``-_``) alphabets (``sha512-…`` integrity hashes, file paths).
@@ -43,8 +43,16 @@ MIN_RUN = 27
 MAX_ENCODED = 1 << 20
 #: Decoded bytes matched per top-level buffer before the decoder stops (bounds the cost of blob-heavy files).
 MAX_DECODED_PER_BUFFER = 64 << 20
-#: A wrapped blob continues only if its lines are at least this wide (real wrap widths are 60-76).
+#: A wrapped blob continues only if its lines are at least this wide (real wrap widths are 60-76), or at least
+#: ``NARROW_WRAP`` wide and a multiple of 4 (``base64 -w 32``): narrow runs one per line that are not are
+#: separate values (ids, keys), which joining would garble.
 MIN_WRAP = 40
+NARROW_WRAP = 28
+
+
+def wraps(width: int) -> bool:
+    """Whether a run ``width`` characters wide that ends its line may be one line of a wrapped blob."""
+    return width >= MIN_WRAP or width >= NARROW_WRAP and width % 4 == 0
 #: JSON documents larger than this are not parsed (their raw bytes are still matched and searched).
 MAX_JSON = 4 << 20
 
@@ -178,7 +186,7 @@ class B64Decoder:
             m = match(buf, start)
             assert m is not None
             last_end = m.end()
-            if last_end - start < MIN_WRAP:  # fast path: a short run (most are identifiers or hashes)
+            if last_end - start < NARROW_WRAP:  # fast path: a short run (most are identifiers or hashes)
                 run = m.group()
                 if plausible(run):
                     yield Candidate(start, last_end, run)
@@ -195,8 +203,8 @@ class B64Decoder:
         if m.group(1) is not None:
             return Candidate(start, end, bytes(buf[start:end]))
         width = end - start
-        # A run at least MIN_WRAP wide that ends its line may continue on the next (same width, or a tail).
-        if width < MIN_WRAP or width > MAX_ENCODED:
+        # A run as wide as a wrap (``wraps``) that ends its line may continue on the next (same width, or a tail).
+        if not wraps(width) or width > MAX_ENCODED:
             return Candidate(start, end, bytes(buf[start:end]))
         parts = [bytes(buf[start:end])]
         total = width
@@ -257,7 +265,7 @@ class B64Decoder:
             while end > prev_start and buf[end - 1:end] in (b" ", b"\t", b"\r"):
                 end -= 1
             start, alone = _run_back(buf, prev_start, end)
-            if end - start < MIN_WRAP:
+            if not wraps(end - start):
                 break
             starts.append(start)
             budget -= end - start
@@ -273,7 +281,7 @@ class B64Decoder:
         m = _RUN.match(buf, start)
         if m is None:  # pragma: no cover - head is alphabet-only
             return None
-        if m.end() - start < MIN_WRAP:
+        if m.end() - start < NARROW_WRAP:
             return Candidate(start, m.end(), m.group())
         return self._extend(buf, start)
 

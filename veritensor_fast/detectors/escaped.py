@@ -1,4 +1,5 @@
-"""Escaped secrets: a token spelled with JSON/JavaScript escapes, URL percent-encoding or in hex in a text file.
+"""Escaped secrets: a token spelled with JSON/JavaScript escapes, URL percent-encoding, quoted-printable or in hex
+in a text file.
 
 ``{"token": "\\u0068f_..."}``, ``"\\x68\\x66\\x5f..."`` and ``?t=hf%5F...`` are read back as the token by every
 JSON parser, interpreter and web server, but the plain pass sees no ``hf_``. Notebooks decode their JSON
@@ -8,11 +9,16 @@ Real serializers never escape a letter, a digit, ``_`` or ``-``, so such an esca
 secrets database carries one needle per form (:data:`NEEDLES`, ids past the rules like the base64 needles), and
 only the run of token characters and escapes around a hit is decoded, then matched. A match is reported only
 when it covers a decoded escape (the plain pass reports the rest), at the escaped text's own line and column.
+
+Quoted-printable (mail, MIME parts) cuts every line longer than 76 columns with a soft line break (``=`` at
+the end of the line), token included, and header encoded-words write ``_`` as ``=5F``: around such a hit the
+lines the soft breaks join are decoded (``decoded: quoted-printable``).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +35,19 @@ MIN_HEX_BYTES = 8
 REACH = 512
 #: at most this many runs decoded per buffer
 MAX_RUNS = 4096
+#: runs decoded before they are matched (each holds a list of offsets: up to ~40 KB)
+_BATCH = 64
+#: A quoted-printable hit: the needle's end (``b64_needles.QP_NEEDLES``): a soft line break and the next line's
+#: first character, or an encoded ``_``/``-``.
+_QP_TAIL = re.compile(rb"(?:=\r?\n[^\n]|=5F|=2D|\n[ \t]=\?)\Z")
+#: an encoded word's end folded onto the next line's (RFC 2047: the space between two words is no text), a soft
+#: line break, an escape
+_QP_ESC = re.compile(rb"\?=\r?\n[ \t]+=\?[^?\s]{1,40}\?[qQ]\?|=(?:\r?\n|([0-9A-F]{2}))")
+#: an encoded word's text (``=?utf-8?q?...?=``), where ``_`` stands for a space
+_QP_WORD = re.compile(rb"=\?[^?\s]{1,40}\?[qQ]\?([^?\s]*)\?=")
+#: A soft line break is one only on a line this long (``=`` included): encoders fill lines up to RFC 2045's 76
+#: columns (Python's ``email`` policies up to 78) and break early only before an escape that does not fit.
+QP_LINE = (50, 78)
 
 Emit = Callable[[SecretMatch, int, str], None]
 
@@ -62,6 +81,52 @@ def decode_run(run: bytes) -> tuple[bytes, list[int]] | None:
     return bytes(out), pos
 
 
+def decode_qp(region: bytes) -> tuple[bytes, list[int]] | None:
+    """``region`` (whole lines) with its quoted-printable soft line breaks removed and its ``=XX`` escapes of
+    ASCII characters decoded, and for each decoded byte its offset in ``region``; None when nothing was."""
+    out = bytearray()
+    pos: list[int] = []
+    i = 0
+    lo, hi = QP_LINE
+    for m in _QP_ESC.finditer(region):
+        a = m.start()
+        if region[a] == 0x3F:  # ``?``: two folded encoded words
+            keep = False
+        elif m.group(1) is None:  # a soft line break: only at the end of a long line
+            keep = not lo <= a + 1 - (region.rfind(b"\n", 0, a) + 1) <= hi
+        else:
+            keep = int(m.group(1), 16) > 0x7F
+        if keep:
+            continue
+        out += region[i:a]
+        pos.extend(range(i, a))
+        if m.group(1) is not None:
+            out.append(int(m.group(1), 16))
+            pos.append(a)
+        i = m.end()
+    if not i:
+        return None
+    out += region[i:]
+    pos.extend(range(i, len(region)))
+    pos.append(len(region))
+    for w in _QP_WORD.finditer(region):  # ``_`` written in an encoded word is a space
+        for j in range(bisect_left(pos, w.start(1)), bisect_left(pos, w.end(1))):
+            if out[j] == 0x5F and region[pos[j]] == 0x5F:
+                out[j] = 0x20
+    return bytes(out), pos
+
+
+def _qp_region(window: bytes, q: int) -> tuple[int, int]:
+    """The lines of ``window`` around offset ``q`` that soft line breaks join: (start, end)."""
+    a = window.rfind(b"\n", 0, q) + 1
+    while a >= 2 and window[a - 2:a] == b"=\n" or a >= 3 and window[a - 3:a] == b"=\r\n":
+        a = window.rfind(b"\n", 0, a - 1) + 1
+    b = window.find(b"\n", q)
+    while b > 0 and (window[b - 1:b] == b"=" or window[b - 2:b] == b"=\r"):
+        b = window.find(b"\n", b + 1)
+    return a, len(window) if b < 0 else b
+
+
 def _hex_runs(run: bytes, start: int) -> list[tuple[int, bytes, list[int]]]:
     """A run of hex digits decoded at both alignments: (offset in the buffer, bytes, offsets in the run)."""
     out = []
@@ -77,6 +142,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
     secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
     hex runs only (Python sources, whose literals' escapes the AST pass reads)."""
     done_to = -1
+    total = 0
     runs: list[tuple[int, bytes, list[int], str]] = []
     n = len(buf)
     for end in hits:
@@ -86,7 +152,13 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         window = bytes(buf[lo:min(n, end + REACH)])
         rel = end - lo
         before = window[max(0, rel - 8):rel]
-        if b"\\" in before or b"%" in before:
+        if escapes and _QP_TAIL.search(window, max(0, rel - 4), rel):
+            a, b = _qp_region(window, window.rfind(b"=", 0, rel))
+            done_to = lo + b
+            dec = decode_qp(window[a:b])
+            if dec is not None:
+                runs.append((lo + a, dec[0], dec[1], "quoted-printable"))
+        elif b"\\" in before or b"%" in before:
             if not escapes:
                 continue
             for m in _RUN.finditer(window):
@@ -105,10 +177,18 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
                 b += 1
             done_to = lo + b
             runs.extend((*r, "hex") for r in _hex_runs(window[a:b], lo + a))
-        if len(runs) >= MAX_RUNS:
-            break
+        if len(runs) >= _BATCH:  # matched as they come: memory follows a batch, not MAX_RUNS runs
+            total += len(runs)
+            _match(matcher, runs, emit)
+            if total >= MAX_RUNS:
+                break
+    _match(matcher, runs, emit)
+
+
+def _match(matcher: SecretMatcher, runs: list[tuple[int, bytes, list[int], str]], emit: Emit) -> None:
     for start, data, pos, kind in runs:
         for sm in matcher.find(data):
             a, b = pos[sm.start], pos[sm.end]
             if b - a != sm.end - sm.start:  # the match covers an escape or is hex
                 emit(sm, start + a, kind)
+    runs.clear()
