@@ -123,7 +123,10 @@ class Commit:
         if self.is_tag:
             name, email, _ts, date = self.ident(b"tagger")
             tag = next((v for n, v in self.headers if n == b"tag"), b"").decode("utf-8", "replace")
-            return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject,
+            # the subject of what was scanned: a first line that opens a signature (``-----BEGIN PGP
+            # SIGNATURE-----hf_...``) is cut from the scan, so shown it could print a secret nothing redacts
+            subject = unsigned(self.message).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+            return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": subject,
                     "tag": tag}
         name, email, _ts, date = self.ident()
         return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject}
