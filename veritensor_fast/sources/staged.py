@@ -212,11 +212,15 @@ def tags_on(repo: str, commits: set[str]) -> list[str]:
     if not refs:
         return []
     peeled = _git(repo, "cat-file", "--batch-check=%(objectname)", stdin="".join(r + "^{commit}\n" for r in refs).encode())
-    chains: list[str] = []
-    for ref, line in zip(refs, peeled.decode("ascii", "replace").splitlines(), strict=False):
-        if line.strip() in commits:
-            chains += [t for t in tag_chain(repo, ref) if t not in chains]
-    return chains
+    mine = [ref for ref, line in zip(refs, peeled.decode("ascii", "replace").splitlines(), strict=False)
+            if line.strip() in commits]
+    if not mine:
+        return []
+    # every tag object of those refs, nested ones too, in one walk (a chain per ref took two git calls a tag:
+    # 7 s for a first push of a repository with 1,000 release tags); their commits are negated, so only tags
+    out = _git(repo, "rev-list", "--objects", "--no-object-names", "--stdin",
+               stdin="".join(f"{ref}\n^{ref}^{{}}\n" for ref in mine).encode())
+    return list(dict.fromkeys(line for line in out.decode("ascii", "replace").split("\n") if _is_oid(line)))
 
 
 @dataclass
