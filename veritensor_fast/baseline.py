@@ -48,7 +48,7 @@ class Baseline:
     @classmethod
     def from_findings(cls, findings: Iterable[Finding], key: Callable[[Finding], str] | None = None) -> Baseline:
         """``key``: the finding's location key (``Locator(...).key``); default the reported path."""
-        k = key or _reported
+        k = _unleaked(findings, key or _reported)
         return cls(tuple(sorted({BaselineEntry(k(f), f.rule_id, f.fingerprint) for f in findings})))
 
     def dumps(self) -> str:
@@ -72,7 +72,7 @@ class Baseline:
         """Findings not in the baseline, and how many were dropped as known. ``key`` as for ``from_findings``; a
         version 1 entry also matches the reported path (what version 1 stored)."""
         known = self.keys()
-        k = key or _reported
+        k = _unleaked(findings, key or _reported)
         legacy = self.version == 1
         new = [f for f in findings
                if (f.fingerprint, k(f)) not in known and not (legacy and (f.fingerprint, f.path) in known)]
@@ -81,6 +81,15 @@ class Baseline:
 
 def _reported(f: Finding) -> str:
     return f.path
+
+
+def _unleaked(findings: Iterable[Finding], key: Callable[[Finding], str]) -> Callable[[Finding], str]:
+    """``key`` with the secrets found in file names redacted (``HF_TOKEN=hf_....txt``): a baseline is committed
+    to the repository, and stored the whole token; the same redaction when matching keeps such a file known."""
+    from veritensor_fast.redaction import Redactor
+
+    r = Redactor(f.secret for f in findings if f.secret and (f.location or {}).get("in") == "path")
+    return (lambda f: r.text(key(f))) if r else key
 
 
 def _git_top(d: str) -> str | None:

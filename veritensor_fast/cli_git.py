@@ -47,7 +47,7 @@ def read_push_lines(text: str) -> tuple[tuple[str, str], ...]:
     the (local oid, remote oid) of each pushed ref; a deletion (local oid all zeros) sends nothing and is left
     out. A line is never echoed (a ref name may hold a token)."""
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # (not splitlines: a ref name may hold U+2028, U+0085)
         if not line.strip():
             continue
         parts = line.rsplit(" ", 3)
@@ -73,7 +73,11 @@ def pre_push_range(staged: bool, since: str | None, env: Mapping[str, str] | Non
             raise fail("--pre-push cannot be combined with --staged or --since-commit")
         if sys.stdin is None or sys.stdin.isatty():
             raise fail("--pre-push reads git's pre-push hook input on standard input: run it from a pre-push hook")
-        text = sys.stdin.read(_MAX_PUSH_INPUT + 1)
+        # bytes, decoded leniently: a ref name may be any bytes (``caf\xe9`` under a strict UTF-8 locale was a
+        # traceback and exit 1); only the object ids are read from a line
+        raw = getattr(sys.stdin, "buffer", None)
+        text = (raw.read(_MAX_PUSH_INPUT + 1).decode("utf-8", "surrogateescape") if raw is not None
+                else sys.stdin.read(_MAX_PUSH_INPUT + 1))
         if len(text) > _MAX_PUSH_INPUT:
             raise fail(f"--pre-push: more than {_MAX_PUSH_INPUT} characters on standard input; not a pre-push hook's")
         return ChangeRange(True, False, push_lines=(pre_push, read_push_lines(text)))

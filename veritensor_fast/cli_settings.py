@@ -79,10 +79,12 @@ def apply_baseline(result: Any, known: Any, roots: list[str] | None, baseline_fi
 
 
 def _note(line: str) -> None:
-    """One stderr line; what the user gave (a path, an allow entry) cannot drive the terminal."""
+    """One stderr line; what the user gave (a path, an allow entry) cannot drive the terminal, nor print a
+    secret in it (``scan ./HF_TOKEN=hf_...``: the report redacts that path, the note printed it in full)."""
+    from veritensor_fast.cli_common import redact_message
     from veritensor_fast.redaction import escape_text
 
-    typer.echo(escape_text(line), err=True)
+    typer.echo(escape_text(redact_message(line)), err=True)
 
 
 def missing_paths_note(paths: list[Path]) -> None:

@@ -123,7 +123,10 @@ class Commit:
         if self.is_tag:
             name, email, _ts, date = self.ident(b"tagger")
             tag = next((v for n, v in self.headers if n == b"tag"), b"").decode("utf-8", "replace")
-            return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject,
+            # the subject of what was scanned: a first line that opens a signature (``-----BEGIN PGP
+            # SIGNATURE-----hf_...``) is cut from the scan, so shown it could print a secret nothing redacts
+            subject = unsigned(self.message).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+            return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": subject,
                     "tag": tag}
         name, email, _ts, date = self.ident()
         return {"id": self.oid, "author": name, "email": email, "date": date or None, "message": self.subject}
@@ -132,15 +135,14 @@ class Commit:
 def parse_commit(oid: str, raw: bytes) -> Commit:
     """Split a raw commit object into headers (continuation lines joined) and message."""
     head, _, message = raw.partition(b"\n\n")
-    headers: list[tuple[bytes, bytes]] = []
-    for line in head.split(b"\n"):
-        if line.startswith(b" ") and headers:
-            name, value = headers[-1]
-            headers[-1] = (name, value + b"\n" + line[1:])
+    parts: list[tuple[bytes, list[bytes]]] = []  # each header's lines, joined once (a 2 MB ``mergetag`` of
+    for line in head.split(b"\n"):                # 20,000 lines joined line by line took 30 s: quadratic)
+        if line.startswith(b" ") and parts:
+            parts[-1][1].append(line[1:])
         else:
             name, _, value = line.partition(b" ")
-            headers.append((name, value))
-    return Commit(oid, tuple(headers), message)
+            parts.append((name, [value]))
+    return Commit(oid, tuple((name, b"\n".join(values)) for name, values in parts), message)
 
 
 #: Lines that open the signature git appends to a signed tag's message (``gpg-interface.c``: PGP, X.509, SSH).

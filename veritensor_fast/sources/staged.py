@@ -159,25 +159,47 @@ def _is_oid(line: str) -> bool:
     return len(s) in (40, 64) and all(c in "0123456789abcdef" for c in s)
 
 
-def tag_chain(repo: str, rev: str, limit: int = 32) -> list[str]:
+def tag_chain(repo: str, rev: str) -> list[str]:
     """The annotated tag objects ``rev`` names, outermost first (``git tag -a outer inner`` nests them): what a
-    push of that tag sends besides commits. Empty for a commit, a lightweight tag or an unknown revision. One
-    git call for a commit (a hook's usual case), two more per tag."""
-    chain: list[str] = []
-    while rev and len(chain) < limit and not rev.startswith("-") and "\n" not in rev and rev not in chain:
-        try:
-            kind = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=(rev + "\n").encode())
-            oid, _, otype = kind.decode("ascii", "replace").strip().partition(" ")
-            if otype != "tag":
-                break
-            head = _git(repo, "cat-file", "tag", oid).split(b"\n", 1)[0]  # ``object <id>``: what the tag names
-        except GitChangesError:  # missing: the commit walk reports what it cannot read
-            break
-        chain.append(oid)
-        if not head.startswith(b"object "):
-            break
-        rev = head[len(b"object "):].decode("ascii", "replace").strip()
-    return chain
+    push of that tag sends besides commits, at any depth (rev-list names every nested tag: 10,000 in 0.3 s).
+    Empty for a commit, a lightweight tag or an unknown revision. One git call for a commit (a hook's usual
+    case), one more for a tag."""
+    if not rev or rev.startswith("-") or "\n" in rev:
+        return []
+    try:
+        kind = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=(rev + "\n").encode())
+        oid, _, otype = kind.decode("ascii", "replace").strip().partition(" ")
+        if otype != "tag":
+            return []
+        out = _git(repo, "rev-list", "--objects", "--no-object-names", oid, f"^{oid}^{{}}")
+    except GitChangesError:  # missing: the commit walk reports what it cannot read
+        return []
+    chain = [line for line in out.decode("ascii", "replace").split("\n") if _is_oid(line)]
+    return chain if oid in chain else [oid, *chain]
+
+
+def tag_targets(repo: str, tags: Sequence[str], excludes: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The (blob id, report path) pairs a pushed tag sends when it names a blob (``blob/<id>``, as ``--history``
+    reports one) or a tree (each regular file in it, at its path in the tree) rather than a commit:
+    ``git tag -a v1 <blob-id>`` pushes that blob, and no commit walk sees it."""
+    if not tags:
+        return []
+    out = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+               stdin="".join(t + "^{}\n" for t in tags).encode())
+    pairs: list[tuple[str, str]] = []
+    for line in dict.fromkeys(out.decode("ascii", "replace").splitlines()):
+        oid, _, otype = line.partition(" ")
+        if otype == "blob" and _is_oid(oid):
+            pairs.append((oid, f"blob/{oid}"))
+        elif otype == "tree" and _is_oid(oid):
+            for rec in _git(repo, "ls-tree", "-r", "-z", "--full-tree", oid).split(b"\0"):
+                meta, _, bpath = rec.partition(b"\t")
+                parts = meta.decode("ascii", "replace").split(" ")
+                path = display_path(os.fsdecode(bpath))
+                if len(parts) == 3 and parts[0] in REGULAR_MODES and parts[1] == "blob" \
+                        and not excluded(path, excludes):
+                    pairs.append((parts[2], path))
+    return pairs
 
 
 def tags_on(repo: str, commits: set[str]) -> list[str]:
@@ -190,11 +212,15 @@ def tags_on(repo: str, commits: set[str]) -> list[str]:
     if not refs:
         return []
     peeled = _git(repo, "cat-file", "--batch-check=%(objectname)", stdin="".join(r + "^{commit}\n" for r in refs).encode())
-    chains: list[str] = []
-    for ref, line in zip(refs, peeled.decode("ascii", "replace").splitlines(), strict=False):
-        if line.strip() in commits:
-            chains += [t for t in tag_chain(repo, ref) if t not in chains]
-    return chains
+    mine = [ref for ref, line in zip(refs, peeled.decode("ascii", "replace").splitlines(), strict=False)
+            if line.strip() in commits]
+    if not mine:
+        return []
+    # every tag object of those refs, nested ones too, in one walk (a chain per ref took two git calls a tag:
+    # 7 s for a first push of a repository with 1,000 release tags); their commits are negated, so only tags
+    out = _git(repo, "rev-list", "--objects", "--no-object-names", "--stdin",
+               stdin="".join(f"{ref}\n^{ref}^{{}}\n" for ref in mine).encode())
+    return list(dict.fromkeys(line for line in out.decode("ascii", "replace").split("\n") if _is_oid(line)))
 
 
 @dataclass
@@ -267,6 +293,10 @@ class GitChangesSource:
             self._tags += [t for t in tag_chain(self.git, self.pushed[0]) if t not in self._tags]
         if self.push_tags:
             self._tags += [t for t in tags_on(self.git, set(self._commits)) if t not in self._tags]
+        for key in tag_targets(self.git, self._tags, self.excludes):
+            if key not in seen:
+                seen.add(key)
+                self._entries.append(key)
         if self._entries or self._commits or self._tags:
             oids = sorted({o for o, _ in self._entries} | set(self._commits) | set(self._tags))
             out = _git(self.git, "cat-file", "--batch-check=%(objectname) %(objectsize)",
