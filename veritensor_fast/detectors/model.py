@@ -48,11 +48,11 @@ class ModelDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.allow_globals = tuple(ctx.options.allow_globals)
         self._analyzer: Analyzer | None = None
-        self._dcp = DcpDirs()  # this scan's checkpoint directories (``models.sniff.DcpDirs``)
+        self._dcp = DcpDirs().storage_file  # this scan's checkpoint directories (``models.sniff.DcpDirs``)
 
     def dcp_storage(self, item: Item) -> bool:
         """Whether ``item`` is a file of a Distributed Checkpoint directory: analysed whatever its name."""
-        return item.kind == "file" and self._dcp.storage_file(item.key)
+        return item.kind == "file" and self._dcp(item.key)
 
     def __new__(cls, ctx: WorkerContext) -> ModelDetector | None:  # type: ignore[misc]
         if not getattr(ctx.options, "models", True):

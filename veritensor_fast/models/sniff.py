@@ -230,7 +230,9 @@ METADATA = ".metadata"
 def holds_metadata(directory: str) -> bool:
     """Whether ``directory`` holds a regular file ``.metadata`` that starts as a pickle of protocol 2 or later
     (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's ``.metadata`` is a directory)."""
-    path = os.path.join(directory, METADATA)
+    path = f"{directory}/{METADATA}"
+    if not os.access(path, os.F_OK):  # the common answer, without an exception raised and caught
+        return False
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError:
@@ -263,14 +265,11 @@ class DcpDirs:
         self._seen: dict[str, bool] = {}
 
     def storage_file(self, key: str) -> bool:
-        directory, _, base = key.rpartition("/")
-        if base == METADATA:
-            return False
-        directory = directory or ("/" if key.startswith("/") else ".")
-        seen = self._seen
-        found = seen.get(directory)
+        cut = key.rfind("/")
+        directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
+        found = self._seen.get(directory)
         if found is None:
-            if len(seen) >= self.MAX_DIRS:
-                seen.clear()
-            found = seen[directory] = holds_metadata(directory)
-        return found
+            if len(self._seen) >= self.MAX_DIRS:
+                self._seen.clear()
+            found = self._seen[directory] = holds_metadata(directory)
+        return found and key[cut + 1:] != METADATA
