@@ -18,12 +18,13 @@ from veritensor_fast.models.base import ModelIssue
 from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
 from veritensor_fast.models.pickle_calls import StreamHooks, expansion_issue, global_call, invalid_name
 from veritensor_fast.models.pickle_getattr import GetattrCount, is_getattr, settle, target
-from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
+from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, dunder_issue, loc
 from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, line_name, memo_index, number, quoted
 from veritensor_fast.models.pickle_reader import SIZED as _SIZED
 from veritensor_fast.models.pickle_reader import Bad as _Bad
 from veritensor_fast.models.pickle_reader import Reader as _Reader
 from veritensor_fast.models.pickle_reader import Trunc as _Trunc
+from veritensor_fast.models.pickle_reader import decode_text as _decode_text
 from veritensor_fast.models.pickle_reader import u as _u
 from veritensor_fast.models.pickle_values import CAP as _CAP
 from veritensor_fast.models.pickle_values import KEEP as _KEEP
@@ -126,22 +127,10 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         n = b - a
         if n > _MAX_STR or n > str_budget:
             return _Opaque("long string")
-        raw = bytes(data[a:b])
-        try:
-            if kind == "utf8":
-                s = raw.decode("utf-8", "surrogatepass")
-            elif kind == "raw":
-                s = raw.decode("raw-unicode-escape")
-            else:
-                s = raw.decode("latin-1")
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _Bad("undecodable string") from exc
+        s = _decode_text(bytes(data[a:b]), kind)
         str_budget -= n
         if s in DUNDER_STRINGS:
-            issues.append(ModelIssue(
-                "model.pickle.dunder", "high",
-                f"pickle carries the attribute name {s!r}, used to reach Python internals", s,
-                loc(where, a)))
+            issues.append(dunder_issue(s, loc(where, a)))
         return s
 
     # The hot path: a flat buffer in the linear model keeps the offset in ``pos`` and decodes its commonest opcodes
