@@ -34,6 +34,10 @@ def wants_whole_file(big: LargeFile, item: Item) -> bool:
         kind = "pickle?" if pickle01_may_run(big.pread(0, TRIAL_BYTES), TRIAL_BYTES) else "none"
     if has_model_ext(item.path) or kind != "none" or head.startswith(_COMPRESSED):
         return True
+    from veritensor_fast.models.sniff import is_storage_file
+
+    if item.kind == "file" and is_storage_file(item.key):
+        return True  # a Distributed Checkpoint's file under any name (models.sniff.is_storage_file)
     if utf16_encoding(head) is not None or head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
         return True  # UTF-16 text (decoded whole), or JSON that may be a notebook
     return ZIP_EOCD in big.pread(max(0, big.size - 65557), 65557)  # a zip appended to something else

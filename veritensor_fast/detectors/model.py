@@ -16,6 +16,7 @@ from veritensor_fast.models.sniff import (
     _DEAD_FIRST,
     PICKLE_OPCODES,
     TRIAL_BYTES,
+    DcpDirs,
     has_model_ext,
     pickle01_may_run,
     sniff,
@@ -47,6 +48,11 @@ class ModelDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.allow_globals = tuple(ctx.options.allow_globals)
         self._analyzer: Analyzer | None = None
+        self._dcp = DcpDirs().storage_file  # this scan's checkpoint directories (``models.sniff.DcpDirs``)
+
+    def dcp_storage(self, item: Item) -> bool:
+        """Whether ``item`` is a file of a Distributed Checkpoint directory: analysed whatever its name."""
+        return item.kind == "file" and self._dcp(item.key)
 
     def __new__(cls, ctx: WorkerContext) -> ModelDetector | None:  # type: ignore[misc]
         if not getattr(ctx.options, "models", True):
@@ -68,6 +74,8 @@ class ModelDetector:
     def quiet(self, item: Item, data: bytes, head: bytes) -> bool:
         """True when :meth:`scan` returns at once for ``data`` (no model, pickle or archive to analyse)."""
         path = item.path
+        if self.dcp_storage(item):
+            return False
         kind = sniff(head, path, len(data))
         if kind == "none":
             return not (has_model_ext(path) and zip_tail(data))
@@ -77,14 +85,15 @@ class ModelDetector:
         """:meth:`quiet` for each item of a batch, in one call (``batch_gate``): a head whose first byte is in
         :data:`_QUIET_FIRST`, without ``ustar`` at 257 or ``{`` at 8 (a safetensors header), under a name with no
         model extension, is quiet without calling :func:`sniff`."""
-        first, quiet = _QUIET_FIRST, self.quiet
-        return [(not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
+        first, quiet, dcp = _QUIET_FIRST, self.quiet, self.dcp_storage
+        return [not dcp(it) and (not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
                 and not has_model_ext(it.path) or quiet(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         path = item.path
         kind = sniff(head, path, len(buf))
-        if kind == "none" or kind == "pickle?":
+        dcp = self.dcp_storage(item)
+        if (kind == "none" or kind == "pickle?") and not dcp:
             if has_model_ext(path):
                 if kind == "none" and not zip_tail(buf):
                     return
@@ -96,7 +105,7 @@ class ModelDetector:
 
         top = buf if item.kind != "member" else None  # its decompressed reads are shared with the archive pass
         with decompress.scope(decompress.for_scan(scan, "model", top)):  # one budget per top-level file
-            issues = self.analyzer().analyze(buf, path)
+            issues = self.analyzer().analyze(buf, path, dcp=dcp)
         per_rule: dict[tuple[str, str], int] = {}
         # the archive detector walks the same containers and reports their damage and limits as errors itself
         covered = any(getattr(d, "name", "") == "archive" for d in getattr(getattr(scan, "ctx", None), "detectors", ()))

@@ -53,12 +53,21 @@ class Analyzer:
         self.limits = options.limits
         self.walker = PickleWalker(parse_allow(options.allow_globals), options.limits)
         self.total = 0
+        self.dcp = False
+        self._dcp_zipped = False
 
-    def analyze(self, buf: Any, name: str = "", *, polyglot_check: bool = True) -> list[ModelIssue]:
-        """All model issues in ``buf`` (bytes or mmap); the per-file decompression budget starts afresh."""
+    def analyze(self, buf: Any, name: str = "", *, polyglot_check: bool = True, dcp: bool = False) -> list[ModelIssue]:
+        """All model issues in ``buf`` (bytes or mmap); the per-file decompression budget starts afresh.
+        ``dcp``: a file of a Distributed Checkpoint directory (``models.sniff.DcpDirs``), whatever its name: every archive
+        and legacy ``torch.save`` stream at any offset is analysed, as ``dcp.load`` loads any slice."""
         self.total = 0
-        with decompress.scope():  # the file's decompression budget (the detector's, or a new one)
-            return self.run(buf, name, 0, "", polyglot_check=polyglot_check)
+        self.dcp = dcp
+        self._dcp_zipped = False
+        try:
+            with decompress.scope():  # the file's decompression budget (the detector's, or a new one)
+                return self.run(buf, name, 0, "", polyglot_check=polyglot_check)
+        finally:
+            self.dcp = False
 
     def run(self, buf: Any, name: str, depth: int, where: str, *, polyglot_check: bool = True,
             member: bool = False) -> list[ModelIssue]:
@@ -115,6 +124,34 @@ class Analyzer:
             out += containers.compressed_issues(self, buf, name, depth, where)
         elif polyglot_check and has_model_ext(name) and zip_tail(buf) and depth < self.limits.max_depth:
             out += self._zip(buf, name, depth, where)
+        if self.dcp and not depth and not where:
+            out += self._dcp_slices(buf, name, kind)
+        return out
+
+    def _dcp_slices(self, buf: Any, name: str, kind: str) -> list[ModelIssue]:
+        """A Distributed Checkpoint storage file under any name (``models.sniff.DcpDirs``): ``dcp.load`` ``torch.load``s
+        the slice its ``.metadata`` names, so every complete zip archive (unless ``_zip`` read them all already)
+        and every legacy ``torch.save`` stream (its magic-number pickle) at any offset is analysed."""
+        out: list[ModelIssue] = []
+        lim = self.limits
+        if not self._dcp_zipped:
+            try:
+                found = containers.embedded_archives(buf, set(), lim.max_members)
+            except containers.LimitExceeded as exc:
+                return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit", None)]
+            for start, end in found:
+                out += self._zip_one(buf, name, 0, f"zip@{start}", end, True)
+        at = buf.find(_TORCH_MAGIC, 1 if kind in ("pickle", "pickle?") else 0)
+        data = in_memory(buf) if at >= 0 else buf
+        n = 0
+        while at >= 0:
+            n += 1
+            if n > lim.max_members:
+                return out + [ModelIssue("model.archive.limit", "high", f"more than {lim.max_members} legacy "
+                                         "torch.save streams inside one file; not analysed", "member limit", None)]
+            out += self.walker.analyze(data, at, where=f"pickle@{at}", max_streams=5,
+                                       trailing_is_data=True).issues
+            at = buf.find(_TORCH_MAGIC, at + 1)
         return out
 
     # ---- pickles --------------------------------------------------------------------------------------------
@@ -166,6 +203,8 @@ class Analyzer:
     def _zip(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
         """Every archive of a file made of several complete ones (``.distcp``: one ``torch.save`` per item, each
         loaded at its offset), the last one as a plain zip, the others at ``zip@OFFSET``."""
+        if not where:
+            self._dcp_zipped = self.dcp  # this file's every archive is read here (``_dcp_slices``)
         tail = containers.safetensors_tail(buf) if containers.find_eocd(buf) < 0 else -1
         if tail > 0:  # a DCP .distcp in the SAFETENSORS format: zips, then the tensors as one safetensors blob
             with memoryview(buf) as mv:
@@ -183,7 +222,7 @@ class Analyzer:
                                  k + 1 < len(segments))
             if self.total > self.limits.max_total_bytes:
                 return out  # the budget finding is out; the archives before this one are not read
-        if name.endswith(".distcp"):  # DCP reads an item at any offset its .metadata names
+        if name.endswith(".distcp") or (self.dcp and not where):  # DCP reads any offset its .metadata names
             try:
                 inner = containers.embedded_archives(buf, {s for s, _ in segments}, self.limits.max_members)
             except containers.LimitExceeded as exc:

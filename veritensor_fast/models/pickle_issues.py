@@ -34,6 +34,12 @@ def loc(where: str, offset: int) -> dict[str, Any]:
     return out
 
 
+def dunder_issue(name: str, location: dict[str, Any]) -> ModelIssue:
+    """The finding of a string operand that names a Python internal (``allowlist.DUNDER_STRINGS``)."""
+    return ModelIssue("model.pickle.dunder", "high",
+                      f"pickle carries the attribute name {name!r}, used to reach Python internals", name, location)
+
+
 def break_issue(exc: Exception, pos: int, op_at: int, where: str) -> ModelIssue:
     """The issue of a stream that stopped before STOP: malformed (``Bad``), over a limit (``Limit``), or
     truncated (``Trunc`` at ``pos``, or a short read in the opcode at ``op_at``)."""

@@ -109,6 +109,19 @@ SIZED: dict[int, tuple[int, str, str]] = {
 }
 
 
+def decode_text(raw: bytes, kind: str) -> str:
+    """A string operand's text: ``utf8`` (BINUNICODE and friends), ``raw`` (UNICODE), else latin-1 (BINSTRING
+    under ``encoding="latin1"``); undecodable bytes break the stream (``Bad``), as they break ``pickle``."""
+    try:
+        if kind == "utf8":
+            return raw.decode("utf-8", "surrogatepass")
+        if kind == "raw":
+            return raw.decode("raw-unicode-escape")
+        return raw.decode("latin-1")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Bad("undecodable string") from exc
+
+
 def u(data: Any, a: int, n: int, fmt: str) -> int:
     try:
         return int(struct.unpack_from(fmt, data, a)[0])

@@ -18,13 +18,15 @@ from veritensor_fast.models.base import ModelIssue
 from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
 from veritensor_fast.models.pickle_calls import StreamHooks, expansion_issue, global_call, invalid_name
 from veritensor_fast.models.pickle_getattr import GetattrCount, is_getattr, settle, target
-from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, loc
+from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, dunder_issue, loc
 from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, line_name, memo_index, number, quoted
 from veritensor_fast.models.pickle_reader import SIZED as _SIZED
 from veritensor_fast.models.pickle_reader import Bad as _Bad
 from veritensor_fast.models.pickle_reader import Reader as _Reader
 from veritensor_fast.models.pickle_reader import Trunc as _Trunc
+from veritensor_fast.models.pickle_reader import decode_text as _decode_text
 from veritensor_fast.models.pickle_reader import u as _u
+from veritensor_fast.models.pickle_torch import persistent_id, setitem_issue
 from veritensor_fast.models.pickle_values import CAP as _CAP
 from veritensor_fast.models.pickle_values import KEEP as _KEEP
 from veritensor_fast.models.pickle_values import SIZED as _SIZED_TYPES
@@ -126,22 +128,10 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
         n = b - a
         if n > _MAX_STR or n > str_budget:
             return _Opaque("long string")
-        raw = bytes(data[a:b])
-        try:
-            if kind == "utf8":
-                s = raw.decode("utf-8", "surrogatepass")
-            elif kind == "raw":
-                s = raw.decode("raw-unicode-escape")
-            else:
-                s = raw.decode("latin-1")
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _Bad("undecodable string") from exc
+        s = _decode_text(bytes(data[a:b]), kind)
         str_budget -= n
         if s in DUNDER_STRINGS:
-            issues.append(ModelIssue(
-                "model.pickle.dunder", "high",
-                f"pickle carries the attribute name {s!r}, used to reach Python internals", s,
-                loc(where, a)))
+            issues.append(dunder_issue(s, loc(where, a)))
         return s
 
     # The hot path: a flat buffer in the linear model keeps the offset in ``pos`` and decodes its commonest opcodes
@@ -205,20 +195,21 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                         if len(stack) <= 2:
                             raise _Bad("stack underflow" if len(stack) < 2 else "APPEND/SETITEM without container")
                         tgt = stack[-3]
-                        if type(tgt) is _Dict:  # ``tgt.set(stack[-2], stack[-1])`` inlined
-                            n = tgt.n + 2
-                            k = stack[-2]
-                            v = stack[-1]
-                            if type(v) in sized:
-                                n += v.n - 1
-                            if type(k) is str:
-                                if len(tgt.items) < _KEEP:
-                                    tgt.items[k] = v
-                            elif type(k) in sized:
-                                n += k.n - 1
-                            tgt.n = n if n < _CAP else _CAP
-                            if tgt.n > expand_limit:
-                                grew(tgt, ops, op_at)
+                        if type(tgt) is not _Dict:
+                            break  # judged by the generic branch (``pickle_torch.setitem_issue``)
+                        n = tgt.n + 2  # ``tgt.set(stack[-2], stack[-1])`` inlined
+                        k = stack[-2]
+                        v = stack[-1]
+                        if type(v) in sized:
+                            n += v.n - 1
+                        if type(k) is str:
+                            if len(tgt.items) < _KEEP:
+                                tgt.items[k] = v
+                        elif type(k) in sized:
+                            n += k.n - 1
+                        tgt.n = n if n < _CAP else _CAP
+                        if tgt.n > expand_limit:
+                            grew(tgt, ops, op_at)
                         del stack[-2:]
                         continue
                     if op == 0x28:  # MARK
@@ -235,6 +226,8 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                         if not stack:
                             raise _Bad("container opcode without container")
                         tgt = stack[-1]
+                        if type(tgt) is _Call and op == 0x75 and (bad := setitem_issue(tgt, op_at, where)):
+                            issues.append(bad)
                         if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
                             tgt.add(items)
                             if tgt.n > expand_limit:
@@ -323,12 +316,16 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     tgt.add(stack[-k:])
                     if tgt.n > expand_limit:
                         grew(tgt, ops, op_at)
+                elif type(tgt) is _Call and op == 0x73 and (bad := setitem_issue(tgt, op_at, where)):
+                    issues.append(bad)
                 del stack[-k:]
             elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
                 items = pop_mark()
                 if not stack:
                     raise _Bad("container opcode without container")
                 tgt = stack[-1]
+                if type(tgt) is _Call and op == 0x75 and (bad := setitem_issue(tgt, op_at, where)):
+                    issues.append(bad)
                 if (type(tgt) is _Dict and op == 0x75) or type(tgt) is _List:
                     tgt.add(items)
                     if tgt.n > expand_limit:
@@ -475,8 +472,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 r.readline()
                 stack.append(_Opaque("persistent id"))
             elif op == 0x51:  # BINPERSID
-                pop()
-                stack.append(_Opaque("persistent id"))
+                stack.append(persistent_id(pop()))
             elif op == 0x80:  # PROTO
                 proto = data[r.read(1)]
                 if proto > 5:

@@ -13,6 +13,8 @@ MODEL_RULES: dict[str, tuple[str, str]] = {
     "model.pickle.build-global": ("high", "BUILD sets attributes on a class or function itself"),
     "model.pickle.dunder": ("high", "pickle carries an attribute name used to reach Python internals"),
     "model.pickle.frame": ("high", "pickle data straddles a FRAME boundary (readers disagree)"),
+    "model.pickle.memory-corruption": ("critical", "tensor rebuilt past its storage, or SETITEM on a tensor "
+                                       "(torch.load weights_only memory corruption, CVE-2026-24747)"),
     "model.pickle.dos": ("high", "memo/DUP expansion ('billion laughs') denial of service"),
     "model.pickle.limit": ("high", "pickle analysis limit reached; the rest was not analysed"),
     "model.pickle.truncated": ("high", "pickle ends without STOP (info when nothing unreviewed ran before)"),

@@ -9,6 +9,8 @@ opcode. This module imports nothing heavy: the detector imports it at start-up, 
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
 from veritensor_fast.randread import unpack_at
@@ -205,3 +207,69 @@ def _dangerous_module(raw: bytes) -> bool:
     from veritensor_fast.models.allowlist import dangerous_reason  # only for this rare first opcode
 
     return dangerous_reason(_name(raw), "x") is not None
+
+
+# ---- PyTorch Distributed Checkpoint directories ------------------------------------------------------------
+# Files of a PyTorch Distributed Checkpoint directory, whatever their names.
+#
+# ``torch.distributed.checkpoint``'s ``FileSystemReader`` opens, for each item, the relative path its ``.metadata``
+# names (``self.path / relative_path``) and ``torch.load``s the (offset, length) slice named there. The writer
+# calls its files ``__R_N.distcp``, but a hostile ``.metadata`` may name ``weights.bin`` or ``shard0``: a file that
+# neither its name nor its first bytes route to the model detector. So every regular file in a directory that holds
+# a ``.metadata`` pickle is analysed as a DCP storage file (``Analyzer.analyze(..., dcp=True)``: every complete zip
+# archive and every legacy ``torch.save`` stream at any offset). The paths inside ``.metadata`` are never read
+# or followed: only the files the scan itself lists are opened, so nothing outside the scanned tree is reached.
+#
+# The answer is per directory: one ``stat`` and a two-byte read of ``DIR/.metadata``, cached by the caller for
+# the life of one scan (:class:`DcpDirs`), never for the process (a later scan sees a ``.metadata`` added since).
+
+#: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
+METADATA = ".metadata"
+
+
+def holds_metadata(directory: str) -> bool:
+    """Whether ``directory`` holds a regular file ``.metadata`` that starts as a pickle of protocol 2 or later
+    (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's ``.metadata`` is a directory)."""
+    path = f"{directory}/{METADATA}"
+    if not os.access(path, os.F_OK):  # the common answer, without an exception raised and caught
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # a FIFO or device is never read (O_NONBLOCK: opening a FIFO does not wait)
+        head = os.read(fd, 2)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def is_storage_file(key: str) -> bool:
+    """Whether the filesystem file ``key`` sits in a checkpoint directory (uncached: one look per call)."""
+    return os.path.basename(key) != METADATA and holds_metadata(os.path.dirname(key) or ".")
+
+
+class DcpDirs:
+    """:func:`is_storage_file` with the directory's answer remembered (one scan's detector holds one)."""
+
+    __slots__ = ("_seen",)
+
+    #: Directories remembered; past that the memory starts afresh (a walk lists a directory's files together).
+    MAX_DIRS = 4096
+
+    def __init__(self) -> None:
+        self._seen: dict[str, bool] = {}
+
+    def storage_file(self, key: str) -> bool:
+        cut = key.rfind("/")
+        directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
+        found = self._seen.get(directory)
+        if found is None:
+            if len(self._seen) >= self.MAX_DIRS:
+                self._seen.clear()
+            found = self._seen[directory] = holds_metadata(directory)
+        return found and key[cut + 1:] != METADATA
