@@ -82,3 +82,22 @@ def test_fifo_named_metadata_is_not_opened_blocking(tmp_path: Path) -> None:
 
     os.mkfifo(tmp_path / ".metadata")
     assert not holds_metadata(str(tmp_path))
+
+
+def test_a_long_lived_detector_sees_a_metadata_added_between_batches(tmp_path: Path) -> None:
+    """A Dask worker keeps one context (and its detectors) for many scans: the directory answer lives for one
+    batch, so a ``.metadata`` added after a first batch is seen by the next (it was remembered by the detector)."""
+    from veritensor_fast.findings import Item
+    from veritensor_fast.worker import ScanOptions, WorkerContext
+
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    shutil.copy(FIX / "evil_torch_save_shard0" / "shard0", ck / "shard0")
+    data = (ck / "shard0").read_bytes()
+    det = next(d for d in WorkerContext(ScanOptions()).detectors if type(d).__name__ == "ModelDetector")
+    item = Item("file", str(ck / "shard0"), "ck/shard0", len(data))
+    assert det.quiet_batch([item], [data], [data[:512]]) == [det.quiet(item, data, data[:512])]
+    assert not det.dcp_storage(item)
+    shutil.copy(FIX / "evil_torch_save_shard0" / ".metadata", ck / ".metadata")
+    assert det.quiet_batch([item], [data], [data[:512]]) == [False]
+    assert det.dcp_storage(item)

@@ -48,7 +48,10 @@ class ModelDetector:
     def __init__(self, ctx: WorkerContext) -> None:
         self.allow_globals = tuple(ctx.options.allow_globals)
         self._analyzer: Analyzer | None = None
-        self._dcp = DcpDirs().storage_file  # this scan's checkpoint directories (``models.sniff.DcpDirs``)
+        # checkpoint directories (``models.sniff.DcpDirs``), remembered for one batch: a Dask worker keeps its
+        # detectors for many scans, and a ``.metadata`` added since the last one must be seen
+        self._dcp_dirs = DcpDirs()
+        self._dcp = self._dcp_dirs.storage_file
 
     def dcp_storage(self, item: Item) -> bool:
         """Whether ``item`` is a file of a Distributed Checkpoint directory: analysed whatever its name."""
@@ -85,6 +88,7 @@ class ModelDetector:
         """:meth:`quiet` for each item of a batch, in one call (``batch_gate``): a head whose first byte is in
         :data:`_QUIET_FIRST`, without ``ustar`` at 257 or ``{`` at 8 (a safetensors header), under a name with no
         model extension, is quiet without calling :func:`sniff`."""
+        self._dcp_dirs.clear()  # a new batch: directories are looked at again
         first, quiet, dcp = _QUIET_FIRST, self.quiet, self.dcp_storage
         return [not dcp(it) and (not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
                 and not has_model_ext(it.path) or quiet(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]

@@ -221,7 +221,8 @@ def _dangerous_module(raw: bytes) -> bool:
 # or followed: only the files the scan itself lists are opened, so nothing outside the scanned tree is reached.
 #
 # The answer is per directory: one ``stat`` and a two-byte read of ``DIR/.metadata``, cached by the caller for
-# the life of one scan (:class:`DcpDirs`), never for the process (a later scan sees a ``.metadata`` added since).
+# one batch (:class:`DcpDirs`, cleared by the model detector's ``quiet_batch``), never for the process or a
+# long-lived worker's detectors (a later scan sees a ``.metadata`` added since).
 
 #: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
 METADATA = ".metadata"
@@ -263,6 +264,9 @@ class DcpDirs:
 
     def __init__(self) -> None:
         self._seen: dict[str, bool] = {}
+
+    def clear(self) -> None:
+        self._seen.clear()
 
     def storage_file(self, key: str) -> bool:
         cut = key.rfind("/")
