@@ -13,7 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import GIT_ID, git_run, hf_token, init_repo, run_cli, scan_json
+from tests.conftest import git_run, hf_token, init_repo, run_cli, scan_json
 from veritensor_fast.history import scan_history
 from veritensor_fast.worker import ScanOptions
 
@@ -119,28 +119,6 @@ def test_stream_order_lists_tags_too(tmp_path: Path) -> None:
         r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False, order=order)
         assert [f.location for f in r.findings] == [{"git": "tag message", "object": _tag_oid(repo, "v1"),
                                                      "tag": "v1"}], order
-
-
-def test_signature_is_not_scanned_but_the_message_is(tmp_path: Path) -> None:
-    """A signed tag carries its signature at the end of the message (git's ``parse_signed_buffer``)."""
-    from veritensor_fast.sources.git_objects import commit_text, unsigned
-
-    inside, before = hf_token(), hf_token()
-    repo = init_repo(tmp_path / "r")
-    head = git_run(repo, "rev-parse", "HEAD").stdout.strip()
-    body = (f"object {head}\ntype commit\ntag signed\ntagger t <t@example.invalid> 1700000000 +0000\n\n"
-            f"release {before}\n-----BEGIN PGP SIGNATURE-----\n\n{inside}\n-----END PGP SIGNATURE-----\n")
-    oid = subprocess.run(["git", "-C", str(repo), *GIT_ID, "mktag"], input=body, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    git_run(repo, "update-ref", "refs/tags/signed", oid)
-    code, rep = scan_json(repo, "--history", "--no-datastore")
-    [f] = _tag_findings(rep)
-    assert f["redacted"][:5] == before[:5] and f["line"] == 4
-    text, fields = commit_text(subprocess.run(["git", "-C", str(repo), "cat-file", "tag", oid],
-                                              capture_output=True, check=True).stdout)
-    assert inside.encode() not in text and fields[:2] == ["tag", "tagger"]
-    assert unsigned(b"a\n-----BEGIN SSH SIGNATURE-----\nx\n") == b"a\n"
-    assert unsigned(b"no signature\n") == b"no signature\n"
 
 
 def test_real_ssh_signed_tag_message_found_signature_not_scanned(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from veritensor_fast import gitcmd
 
 _IDENT = re.compile(rb"^(.*?) ?<([^<>]*)> (-?\d+) ([+-])(\d{2})(\d{2})$", re.S)
 #: Headers whose value is scanned: who made a commit (author, committer) or an annotated tag (tagger) and a tag's
-#: own name (``tag``: its location names it); signatures and ids are not (noise, not leak sites). A commit has no
+#: own name (``tag``: its location names it); a commit's ``gpgsig`` and ids are not (git writes them). A commit has no
 #: ``tag``/``tagger`` header of its own (a signed merge's ``mergetag`` holds them on continuation lines).
 SCANNED_HEADERS = (b"author", b"committer", b"tag", b"tagger")
 
@@ -152,8 +152,12 @@ _SIG_STARTS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN PGP MESSAGE-----",
 
 def unsigned(message: bytes) -> bytes:
     """A tag message without its signature: cut at the last line that opens one, as git's own
-    ``parse_signed_buffer`` does (armoured signature bytes are noise to a secret scanner, like a commit's
-    ``gpgsig`` header)."""
+    ``parse_signed_buffer`` does (what ``git show`` and ``git tag -v`` call the message)."""
+    return split_signed(message)[0]
+
+
+def split_signed(message: bytes) -> tuple[bytes, bytes]:
+    """A tag message and its signature (empty when unsigned), cut where ``unsigned`` cuts."""
     cut = -1
     pos = 0
     while pos < len(message):
@@ -161,21 +165,25 @@ def unsigned(message: bytes) -> bytes:
             cut = pos
         nl = message.find(b"\n", pos)
         pos = len(message) if nl < 0 else nl + 1
-    return message if cut < 0 else message[:cut]
+    return (message, b"") if cut < 0 else (message[:cut], message[cut:])
 
 
 def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
     """What is scanned in a commit: its author and committer lines (and the tag a signed-tag merge embeds in its
     ``mergetag`` header: name, tagger, message, without signature), a blank line, then the message. In an
     annotated tag: its ``tag`` (name) and ``tagger`` lines, a blank line, then the message without its
-    signature. Returns the bytes and, for each of their lines (1-based line n is ``fields[n-1]``), the field it
+    signature. Signatures (a tag's, a ``mergetag``'s) come last. Returns the bytes and, for each of their lines
+    (1-based line n is ``fields[n-1]``), the field it
     belongs to."""
     c = parse_commit("", raw)
+    signature = b""
     if c.is_tag:
-        c = Commit(c.oid, c.headers, unsigned(c.message))
+        message, signature = split_signed(c.message)
+        c = Commit(c.oid, c.headers, message)
     lines: list[bytes] = []
     fields: list[str] = []
     merged: list[bytes] = []
+    signed: list[bytes] = signature.split(b"\n") if signature else []
     for name, value in c.headers:
         if name in SCANNED_HEADERS:
             for part in value.split(b"\n"):
@@ -186,8 +194,11 @@ def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
             # on here even where the tag itself never became a ref of this repository. Scanned after the message,
             # so the message keeps its line numbers
             head, _, msg = value.partition(b"\n\n")
-            merged.extend(b"mergetag " + part for part in [*head.split(b"\n"), b"", *unsigned(msg).split(b"\n")]
+            msg, sig = split_signed(msg)
+            merged.extend(b"mergetag " + part for part in [*head.split(b"\n"), b"", *msg.split(b"\n")]
                           if not part.startswith((b"object ", b"type ")))
+            if sig:
+                signed.extend(sig.split(b"\n"))
     lines.append(b"")
     fields.append("message")
     msg_lines = c.message.split(b"\n")
@@ -195,6 +206,11 @@ def commit_text(raw: bytes) -> tuple[bytes, list[str]]:
     fields.extend(["message"] * len(msg_lines))
     lines.extend(merged)
     fields.extend(["mergetag"] * len(merged))
+    # last, so no other line moves: a signature is armoured binary (no rule's token, in practice), but git cuts
+    # at a marker line anyone can write (``-m "x\n-----BEGIN PGP SIGNATURE-----\nHF_TOKEN=…"``), and the bytes
+    # after it are pushed and fetched like the rest
+    lines.extend(signed)
+    fields.extend(["signature"] * len(signed))
     return b"\n".join(lines), fields
 
 

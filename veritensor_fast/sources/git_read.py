@@ -204,8 +204,8 @@ class BlobReader:
 
 class CommitReader(BlobReader):
     """Worker-side reader for ``commit`` items: what is scanned is the commit's author and committer lines and
-    its message (``git_objects.commit_text``), never its signature or tree/parent ids. An annotated tag object is
-    read the same way (its name, tagger and message, never its signature): the history source lists tags as
+    its message (``git_objects.commit_text``), never tree/parent ids. An annotated tag object is read the same
+    way (its name, tagger, message, then its signature): the history source lists tags as
     ``commit`` items at ``tag:<id>`` (``git_objects.tag_path``)."""
 
     OBJECT_TYPE = "commit"

@@ -12,7 +12,7 @@ read by ``veritensor_fast.sources.git.BlobReader``; only the changed blobs are l
   ref's commits that no remote-tracking ref of that remote reaches (``refs/remotes/NAME/*``, as pre-commit's
   own ``--remotes=NAME``): all of history when the remote has nothing; each is scanned as ``--since-commit``.
 - a pushed annotated tag (pre-push's TO is a tag object, or the pushed local ref is ``refs/tags/NAME``): the tag
-  object, and each tag it nests, is scanned as ``--history`` scans one (name, tagger, message without signature,
+  object, and each tag it nests, is scanned as ``--history`` scans one (name, tagger, message, signature,
   a ``commit`` item at ``tag:<id>``), besides the commits it brings; tags FROM already names are not.
 
 Report paths are relative to the repository top-level. Symlinks and submodules are skipped (their "content" is
