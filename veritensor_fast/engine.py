@@ -82,7 +82,8 @@ def _peek_small(batches: Iterator[list[Item]]) -> tuple[Iterator[list[Item]], bo
     for b in batches:
         head.append(b)
         size += sum(max(it.size, 0) for it in b)
-        if len(head) > SMALL_SCAN_BATCHES or size > SMALL_SCAN_BYTES:
+        # a ``tree`` item is the rest of a walk handed to the workers: never small (its files are not counted)
+        if len(head) > SMALL_SCAN_BATCHES or size > SMALL_SCAN_BYTES or any(it.kind == "tree" for it in b):
             return itertools.chain(head, batches), False
     return iter(head), True
 
@@ -138,8 +139,9 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
     # items, in parallel); a custom executor (Dask) gets plain items.
     shardable = executor is None and make_executor is None and hasattr(type(source), "items_sharded")
     # With a pool (jobs > 1), the workers list all but the first files (``tree`` items): the parent only hands out.
-    listing = (source.items_sharded(BATCH_ITEMS, BATCH_BYTES, trees=jobs > 1)  # type: ignore[attr-defined]
-               if shardable else source.items())
+    # (the rest of the walk in up to ``jobs`` pieces: that many workers list from the start)
+    listing = (source.items_sharded(BATCH_ITEMS, BATCH_BYTES, trees=jobs > 1,  # type: ignore[attr-defined]
+                                    pieces=jobs) if shardable else source.items())
     batches: Iterable[list[Item]] = make_batches(listing, errors)
     if executor is None and make_executor is not None:
         executor = make_executor(options, db)

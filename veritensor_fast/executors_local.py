@@ -211,6 +211,11 @@ class PoolExecutor:
                         if b is None:
                             exhausted = True
                             continue
+                        if any(it.kind == "tree" for it in b):  # the pieces of a walk handed off: a walk each,
+                            walks.extend(([it], PLANNED) for it in b if it.kind == "tree")  # all listing at once
+                            b = [it for it in b if it.kind != "tree"]
+                            if not b:
+                                continue
                         unit = (b, PLANNED)
                     elif walks:
                         unit = walks.popleft()

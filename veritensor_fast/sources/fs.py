@@ -88,7 +88,7 @@ class FileSource:
             yield from self._root(root)
 
     def items_sharded(self, max_files: int, max_bytes: int, stat_first: int = -1,
-                      trees: bool = False) -> Iterator[Item | ScanError]:
+                      trees: bool = False, pieces: int = 1) -> Iterator[Item | ScanError]:
         """Like ``items``, but the regular files of a directory come as ``dir`` shards of at most ``max_files``
         files and about ``max_bytes`` bytes (``expand_shard`` gives the ``file`` items ``items`` would have
         yielded). No per-file report path or ``Item`` is built here: the workers do that, in parallel.
@@ -105,21 +105,27 @@ class FileSource:
         others, so the listing runs in parallel and the parent, one process for all workers, only hands out
         batches (measured on the real tree: the walk was 0.12 of the parent's 0.33 CPU-s while the pool ran).
         Not with ``--follow-symlinks`` (a loop through a symlink is found with every directory walked so far)
-        nor ``--max-file-size`` (every file is stat-ed here)."""
+        nor ``--max-file-size`` (every file is stat-ed here). What is left of the walk goes out as up to ``pieces``
+        ``tree`` items (the directories not entered yet, in order, cut into runs), so that as many workers as
+        there are pieces list from the start instead of waiting for one worker's walk to hand the rest back."""
         if type(self).items is not FileSource.items:  # a subclass that lists its own way: its items, as they are
             yield from self.items()
             return
         self._shard = (max_files, max_bytes, 4 * max_files if stat_first < 0 else stat_first)
         self._statted = 0
         self._hand_off = self._shard[2] if trees and not self.follow_symlinks and not self.max_file_size else -1
+        self._pieces = max(1, pieces)
         try:
             yield from self.items()
         finally:
             self._shard = None
             self._hand_off = -1
+            self._pieces = 1
 
     _prefix = ""
     _statted = 0
+    #: the rest of a walk handed off goes out as up to this many ``tree`` items (``items_sharded``'s ``pieces``)
+    _pieces = 1
     #: with ``trees``: once this many files are listed, what is left of the walk goes out as a ``tree`` item
     _hand_off = -1
 
@@ -161,7 +167,10 @@ class FileSource:
         stack = [top] if stack is None else stack
         while stack:
             if 0 <= self._hand_off <= self._statted:
-                yield self._tree_item(base, top, stack)
+                n = len(stack)
+                k = min(self._pieces, n)
+                for i in range(k):
+                    yield self._tree_item(base, top, stack[n * i // k:n * (i + 1) // k])
                 return
             d = stack.pop()
             dfd = -1
