@@ -39,4 +39,7 @@ MODEL_RULES: dict[str, tuple[str, str]] = {
     "model.keras.vocabulary-path": ("high", "Keras lookup layer reads its vocabulary from a path on load"),
     "model.keras.invalid": ("high", "Keras config unreadable"),
     "model.h5.not-covered": ("info", "HDF5 structure not parsed (its JSON configs are checked)"),
+    "model.onnx.external-path": ("high", "ONNX external data location absolute or climbing out with '..'"),
+    "model.onnx.invalid": ("high", "ONNX model not fully analysed (limit, or damage after a finding)"),
+    "model.h5.hidden": ("high", "HDF5 fractal heap stored through filters that could not be undone"),
 }

@@ -23,7 +23,7 @@ TRIAL_BYTES = 1 << 20
 
 #: Extensions under which PyTorch, joblib, sklearn and friends write pickles.
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dat", ".model", ".pck", ".sav",
-               ".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf", ".safetensors", ".pb", ".mar", ".nemo")
+               ".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf", ".safetensors", ".pb", ".mar", ".nemo", ".onnx")
 
 ZIP_LOCAL = b"PK\x03\x04"
 ZIP_EOCD = b"PK\x05\x06"
@@ -51,6 +51,22 @@ def zip_tail(buf: Any) -> bool:
 
 
 _MAGIC_FIRST = frozenset(b"P\x807\x93G\x89\x1f")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def hdf5_superblock(buf: Any) -> int:
+    """Where the HDF5 library finds the superblock (``H5FD_locate_signature``): at 0, or after a user block at
+    512, 1024, 2048, ... below the file's size; -1 when nowhere. A user block may hold any bytes (``h5py.File(...,
+    userblock_size=512)``, ``h5jam``), so a Keras ``.h5`` need not start with the signature."""
+    n = len(buf)
+    if bytes(buf[:8]) == HDF5_SIGNATURE:
+        return 0
+    at = 512
+    while at + 8 <= n:
+        if bytes(buf[at:at + 8]) == HDF5_SIGNATURE:
+            return at
+        at <<= 1
+    return -1
 
 
 def compression_of(head: bytes) -> str | None:
@@ -106,7 +122,7 @@ def sniff(head: bytes, name: str = "", size: int = -1) -> str:
             return "npy"
         if head[:4] == b"GGUF":
             return "gguf"
-        if head[:8] == b"\x89HDF\r\n\x1a\n":
+        if head[:8] == HDF5_SIGNATURE:
             return "hdf5"
     if head.startswith(b"ustar", 257):
         return "tar"
