@@ -244,10 +244,24 @@ def _dangerous_module(raw: bytes) -> bool:
 METADATA = ".metadata"
 
 
+#: The rank-local metadata that ``FileSystemWriter`` writes without rank coordination (``__{rank}.metadata``;
+#: ``FileSystemReader.read_metadata(rank=N)`` reads it); rank 0's is what torch itself looks for.
+RANK_METADATA = "__0.metadata"
+
+
+def is_metadata_name(name: str) -> bool:
+    """``.metadata`` or a rank's ``__N.metadata``."""
+    return name == METADATA or (name.startswith("__") and name.endswith(METADATA) and name[2:-9].isdigit())
+
+
 def holds_metadata(directory: str) -> bool:
-    """Whether ``directory`` holds a regular file ``.metadata`` that starts as a pickle of protocol 2 or later
-    (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's ``.metadata`` is a directory)."""
-    path = f"{directory}/{METADATA}"
+    """Whether ``directory`` holds a regular file ``.metadata`` (or rank 0's ``__0.metadata``) that starts as a
+    pickle of protocol 2 or later (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's
+    ``.metadata`` is a directory)."""
+    return _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/{RANK_METADATA}")
+
+
+def _metadata_pickle(path: str) -> bool:
     if not os.access(path, os.F_OK):  # the common answer, without an exception raised and caught
         return False
     try:
@@ -267,7 +281,7 @@ def holds_metadata(directory: str) -> bool:
 
 def is_storage_file(key: str) -> bool:
     """Whether the filesystem file ``key`` sits in a checkpoint directory (uncached: one look per call)."""
-    return os.path.basename(key) != METADATA and holds_metadata(os.path.dirname(key) or ".")
+    return not is_metadata_name(os.path.basename(key)) and holds_metadata(os.path.dirname(key) or ".")
 
 
 class DcpDirs:
@@ -292,4 +306,4 @@ class DcpDirs:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
             found = self._seen[directory] = holds_metadata(directory)
-        return found and key[cut + 1:] != METADATA
+        return found and not is_metadata_name(key[cut + 1:])
