@@ -16,7 +16,7 @@ import zlib
 from typing import Any
 
 from veritensor_fast import decompress
-from veritensor_fast.models import containers, formats
+from veritensor_fast.models import containers, formats, torchscript
 from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_scan import PickleWalker
@@ -282,6 +282,11 @@ class Analyzer:
             try:
                 head, complete = containers.zip_read(buf, m, lim.max_member_bytes, head_only=True)
                 kind = sniff(bytes(head), m.name, m.usize)
+                if torch_layout and (torchscript.is_code_member(m.name) or m.name.endswith("bytecode.pkl")):
+                    # TorchScript source (and lite-interpreter op lists) run by torch.jit.load (``torchscript``)
+                    out += torchscript.code_issues(containers.zip_read(buf, m, lim.max_member_bytes)[0], sub)
+                    if kind == "none":
+                        continue
                 if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
                     continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
                 if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
