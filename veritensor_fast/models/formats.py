@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import codecs
-import json
 import math
 import re
 from typing import Any
@@ -402,42 +401,6 @@ def _keras_walk(cfg: Any, where: str) -> list[ModelIssue]:
 
 # ---- hdf5 (light) --------------------------------------------------------------------------------------
 
-#: Where a JSON object may start: ``{``, optional whitespace, a first key (escapes allowed), a colon.
-_JSON_START = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\\x00-\x1f]|\\.){0,256}"[ \t\r\n]*:')
-#: Bytes of candidate JSON text decoded, and candidates tried, per HDF5 file at most.
-_H5_JSON_BUDGET = 128 << 20
-_H5_JSON_TRIES = 100_000
-
-
-def _h5_configs(buf: Any, limit: int) -> tuple[list[Any], bool]:
-    """The JSON objects stored in an HDF5 file's bytes: Keras writes ``model_config`` and ``training_config`` as
-    string attributes, each one contiguous and NUL-terminated or NUL-padded. Keras ``json.loads`` them, escapes and
-    spacing included, so a byte search for ``"class_name": "Lambda"`` misses ``"\\u004cambda"``. The flag says
-    whether every candidate was tried within the budget."""
-    found: list[Any] = []
-    budget, tries = _H5_JSON_BUDGET, _H5_JSON_TRIES
-    dec = json.JSONDecoder()
-    pos = 0
-    while (m := _JSON_START.search(buf, pos)) is not None:
-        if budget <= 0 or tries <= 0:
-            return found, False
-        start = m.start()
-        nul = buf.find(b"\x00", start, start + limit)
-        end = nul if nul >= 0 else min(len(buf), start + limit)
-        budget -= end - start
-        tries -= 1
-        text = bytes(buf[start:end]).decode("utf-8", "surrogateescape")
-        try:
-            obj, used = dec.raw_decode(text)
-        except (ValueError, RecursionError):
-            pos = start + 1
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-        pos = start + max(1, len(text[:used].encode("utf-8", "surrogateescape")))
-    return found, True
-
-
 def hdf5_check(buf: Any, where: str, max_json: int = 64 << 20) -> list[ModelIssue]:
     # a fractal heap stored through filters (``models.hdf5``) hides its attributes, a Keras ``model_config``
     # among them, from a byte search: its decoded blocks are searched too, and one that cannot be decoded is a
@@ -460,7 +423,7 @@ def hdf5_check(buf: Any, where: str, max_json: int = 64 << 20) -> list[ModelIssu
     configs: list[Any] = []
     complete = True
     for part in parts:
-        found, done = _h5_configs(part, max_json)
+        found, done = hdf5.json_objects(part, max_json)
         configs += found
         complete = complete and done
     if not complete:

@@ -21,6 +21,8 @@ Every offset read is checked against the buffer; nothing outside the file is fol
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from veritensor_fast import decompress
@@ -277,3 +279,41 @@ def _indirect(ctx: tuple[Any, ...], addr: int, rows: int, depth: int) -> None:
         if child != undefined:
             span = _row_size(start_size, max_direct_rows + k // width)
             _indirect(ctx, base + child, (span.bit_length() - 1) - first_row_bits + 1, depth + 1)
+
+
+# ---- the JSON objects in an HDF5 file's bytes (``formats.hdf5_check``) ---------------------------------------
+
+#: Where a JSON object may start: ``{``, optional whitespace, a first key (escapes allowed), a colon.
+_JSON_START = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\\x00-\x1f]|\\.){0,256}"[ \t\r\n]*:')
+#: Bytes of candidate JSON text decoded, and candidates tried, per HDF5 file at most.
+_H5_JSON_BUDGET = 128 << 20
+_H5_JSON_TRIES = 100_000
+
+
+def json_objects(buf: Any, limit: int) -> tuple[list[Any], bool]:
+    """The JSON objects stored in an HDF5 file's bytes: Keras writes ``model_config`` and ``training_config`` as
+    string attributes, each one contiguous and NUL-terminated or NUL-padded. Keras ``json.loads`` them, escapes and
+    spacing included, so a byte search for ``"class_name": "Lambda"`` misses ``"\\u004cambda"``. The flag says
+    whether every candidate was tried within the budget."""
+    found: list[Any] = []
+    budget, tries = _H5_JSON_BUDGET, _H5_JSON_TRIES
+    dec = json.JSONDecoder()
+    pos = 0
+    while (m := _JSON_START.search(buf, pos)) is not None:
+        if budget <= 0 or tries <= 0:
+            return found, False
+        start = m.start()
+        nul = buf.find(b"\x00", start, start + limit)
+        end = nul if nul >= 0 else min(len(buf), start + limit)
+        budget -= end - start
+        tries -= 1
+        text = bytes(buf[start:end]).decode("utf-8", "surrogateescape")
+        try:
+            obj, used = dec.raw_decode(text)
+        except (ValueError, RecursionError):
+            pos = start + 1
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = start + max(1, len(text[:used].encode("utf-8", "surrogateescape")))
+    return found, True
