@@ -131,3 +131,17 @@ def test_cli_reports_each_file(tmp_path: Path) -> None:
     assert by_file["ub_functional.h5"] == {NOTE}
     assert "filtered_benign.h5" not in by_file
     assert rep["errors"] == []
+
+
+def test_hostile_pipelines_and_signatures_are_bounded() -> None:
+    from veritensor_fast.models import hdf5
+
+    le = int.to_bytes
+    # deflate then shuffle with a billion-byte element size: refused, never a loop per byte position
+    pipe = bytes([2, 2]) + le(1, 2, "little") + le(0, 2, "little") + le(1, 2, "little") + le(9, 4, "little") \
+        + le(2, 2, "little") + le(0, 2, "little") + le(1, 2, "little") + le(10**9, 4, "little")
+    with pytest.raises(hdf5._Bad):
+        hdf5._unfilter(b"x" * 100, 0, 100, 1000, hdf5._pipeline(pipe), 1)
+    # a million "FRHP" decoys: stopped and reported (a real heap could hide behind them), not walked forever
+    blocks, problems = filtered_heaps(b"\x89HDF\r\n\x1a\n\x02\x08\x08" + bytes(40) + b"FRHP" * (hdf5.MAX_HITS + 1), 0)
+    assert blocks == [] and problems and "heap signatures" in problems[0]

@@ -32,7 +32,7 @@ _M = 0xFFFFFFFF
 #: Heap headers looked at, blocks decoded, and decoded bytes kept per file at most.
 MAX_HEAPS = 256
 #: Heap signatures (``FRHP``, maybe in data) looked at per file at most.
-MAX_HITS = 100_000
+MAX_HITS = 1_000_000
 MAX_BLOCKS = 4096
 MAX_DECODED = 64 << 20
 
@@ -145,6 +145,8 @@ def _unfilter(buf: Any, start: int, size: int, limit: int, filters: list[tuple[i
                 raise _Bad(f"deflate block {problem}")
         elif fid == 2:  # shuffle: bytes of each element position stored together
             width = vals[0] if vals else 1
+            if width > 4096:  # a datatype's size; larger would cost a Python loop per byte position
+                raise _Bad(f"shuffle element size {width}")
             if width > 1 and len(data) >= width:
                 count = len(data) // width
                 body = bytearray(count * width)
