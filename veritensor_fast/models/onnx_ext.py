@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from veritensor_fast.models.base import ModelIssue
+from veritensor_fast.models.base import ModelIssue, shown_path
 
 MAX_DEPTH = 64
 MAX_FIELDS = 5_000_000
@@ -119,7 +119,7 @@ def _walk(buf: Any, pos: int, end: int, kind: int, depth: int, budget: list[int]
         why = escapes(value)
         if why:
             seen.add(value)
-            shown = value if len(value) <= 200 else value[:200] + "..."
+            shown = shown_path(value)
             out.append(ModelIssue(
                 "model.onnx.external-path", "high",
                 f"ONNX tensor external data location {shown!r} is {why}: a loader that joins it to the model's "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from veritensor_fast.models.base import ModelIssue
+from veritensor_fast.models.base import ModelIssue, shown_path
 from veritensor_fast.models.joblib_arrays import external_file
 from veritensor_fast.models.pickle_issues import loc
 from veritensor_fast.models.pickle_values import Call, Dict, Global
@@ -39,7 +39,7 @@ def escapes(path: str) -> str | None:
 def _dcp_issue(value: Any, where: str, at: int) -> ModelIssue | None:
     if isinstance(value, str):
         why = escapes(value)
-        shown = value[:200]
+        shown = shown_path(value)
     elif isinstance(value, Call):
         why, shown = "no string (an object: joined with '/' it may name any file)", "<object>"
     else:
