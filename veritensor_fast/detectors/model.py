@@ -18,6 +18,7 @@ from veritensor_fast.models.sniff import (
     TRIAL_BYTES,
     DcpDirs,
     has_model_ext,
+    hdf5_superblock,
     pickle01_may_run,
     sniff,
     zip_tail,
@@ -80,8 +81,9 @@ class ModelDetector:
         if self.dcp_storage(item):
             return False
         kind = sniff(head, path, len(data))
-        if kind == "none":
-            return not (has_model_ext(path) and zip_tail(data))
+        if kind == "none":  # a model name: a zip at the end, or HDF5 after a user block
+            return not (has_model_ext(path) and (zip_tail(data) or hdf5_superblock(data) > 0
+                                                 or path[-5:].lower() == ".onnx"))
         return kind == "pickle?" and not has_model_ext(path) and not pickle01_may_run(data, TRIAL_BYTES)
 
     def quiet_batch(self, items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
@@ -99,7 +101,7 @@ class ModelDetector:
         dcp = self.dcp_storage(item)
         if (kind == "none" or kind == "pickle?") and not dcp:
             if has_model_ext(path):
-                if kind == "none" and not zip_tail(buf):
+                if kind == "none" and not zip_tail(buf) and hdf5_superblock(buf) <= 0 and path[-5:].lower() != ".onnx":
                     return
             elif kind == "none" or not pickle01_may_run(buf, TRIAL_BYTES):
                 # not a model: a non-model name whose first opcode the walker rejects is no pickle either (and,

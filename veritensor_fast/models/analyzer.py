@@ -16,11 +16,18 @@ import zlib
 from typing import Any
 
 from veritensor_fast import decompress
-from veritensor_fast.models import containers, formats
+from veritensor_fast.models import containers, formats, torchscript
 from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_scan import PickleWalker
-from veritensor_fast.models.sniff import TRIAL_BYTES, has_model_ext, pickle01_may_run, sniff, zip_tail
+from veritensor_fast.models.sniff import (
+    TRIAL_BYTES,
+    has_model_ext,
+    hdf5_superblock,
+    pickle01_may_run,
+    sniff,
+    zip_tail,
+)
 from veritensor_fast.randread import PreadView
 
 __all__ = ["Analyzer", "AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
@@ -124,6 +131,13 @@ class Analyzer:
             out += containers.compressed_issues(self, buf, name, depth, where)
         elif polyglot_check and has_model_ext(name) and zip_tail(buf) and depth < self.limits.max_depth:
             out += self._zip(buf, name, depth, where)
+        if kind != "hdf5" and (kind in ("none", "pickle?") and has_model_ext(name) or name.lower().endswith(
+                (".h5", ".hdf5"))) and hdf5_superblock(buf) > 0:
+            out += formats.hdf5_check(buf, where)  # after a user block: h5py finds the superblock at 512, 1024...
+        if name[-5:].lower() == ".onnx" and kind in ("none", "pickle?"):  # ONNX has no magic number
+            from veritensor_fast.models.onnx_ext import external_data_issues
+
+            out += external_data_issues(buf, where)
         if self.dcp and not depth and not where:
             out += self._dcp_slices(buf, name, kind)
         return out
@@ -268,6 +282,11 @@ class Analyzer:
             try:
                 head, complete = containers.zip_read(buf, m, lim.max_member_bytes, head_only=True)
                 kind = sniff(bytes(head), m.name, m.usize)
+                if torch_layout and (torchscript.is_code_member(m.name) or m.name.endswith("bytecode.pkl")):
+                    # TorchScript source (and lite-interpreter op lists) run by torch.jit.load (``torchscript``)
+                    out += torchscript.code_issues(containers.zip_read(buf, m, lim.max_member_bytes)[0], sub)
+                    if kind == "none":
+                        continue
                 if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
                     continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
                 if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:

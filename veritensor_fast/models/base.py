@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+#: A run of token characters long enough to be a credential (no ``/`` or ``.``: path parts stay readable).
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-+=]{20,}")
+
+
+def shown_path(path: str, limit: int = 200) -> str:
+    """A path a scanned file names, fit for a finding's message and evidence (``ModelIssue.evidence`` is never
+    secret material): at most ``limit`` characters, and each run of 20 or more token characters cut to its first
+    four (a location such as ``../hf_...`` may hold a credential the secret rules do not see, glued to the bytes
+    around it)."""
+    text = path if len(path) <= limit else path[:limit] + "..."
+    return _TOKEN_RUN.sub(lambda m: m.group()[:4] + "…", text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from veritensor_fast.models.allowlist import ALLOCATORS, NESTED_LOADERS, dangerous_reason, ident
 from veritensor_fast.models.base import ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_issues import GlobalUse, loc
+from veritensor_fast.models.pickle_paths import call_issue
 from veritensor_fast.models.pickle_reader import Reader
 from veritensor_fast.models.pickle_torch import rebuild_issue
 from veritensor_fast.models.pickle_values import Call, Global
@@ -49,6 +50,8 @@ def global_call(func: Global, args: Any, at: int, uses: dict[str, GlobalUse], ho
                 "it produces) that many elements", "allocation", loc(where, at)))
     if func.module == "torch._utils" and (bad := rebuild_issue(func, args, at, where)):
         issues.append(bad)
+    if func.name == "_StorageInfo":  # DCP: its storage file's path (``pickle_paths``)
+        call_issue(func, args, where, at, issues)
     if func.module == "copyreg" and func.name in ("_reconstructor", "__newobj__") and args \
             and isinstance(args[0], Global):
         return Call(args[0], args=tuple(args[1:4]))  # an instance of that class

@@ -15,10 +15,11 @@ from typing import Any
 
 from veritensor_fast.models.allowlist import DUNDER_STRINGS, ident
 from veritensor_fast.models.base import ModelIssue
-from veritensor_fast.models.joblib_arrays import external_file, is_inline_wrapper
+from veritensor_fast.models.joblib_arrays import is_inline_wrapper
 from veritensor_fast.models.pickle_calls import StreamHooks, expansion_issue, global_call, invalid_name
 from veritensor_fast.models.pickle_getattr import GetattrCount, is_getattr, settle, target
 from veritensor_fast.models.pickle_issues import GlobalUse, Limit, break_issue, dunder_issue, loc
+from veritensor_fast.models.pickle_paths import path_issue
 from veritensor_fast.models.pickle_reader import GETS, NUMBERS, PUTS, line_name, memo_index, number, quoted
 from veritensor_fast.models.pickle_reader import SIZED as _SIZED
 from veritensor_fast.models.pickle_reader import Bad as _Bad
@@ -422,13 +423,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     if is_inline_wrapper(tgt):
                         stack[-1] = hooks._joblib_array(data, r, end, state, uses, issues, where, discard,
                                                         depth)
-                    ext = external_file(tgt, state)
-                    if ext is not None:
-                        issues.append(ModelIssue(
-                            "model.joblib.external-file", "high",
-                            f"joblib array header makes joblib.load run np.load({ext[:80]!r}, allow_pickle=True) "
-                            "on a file outside the pickle's directory (that file's pickle runs too)", ext[:80],
-                            loc(where, op_at)))
+                    path_issue(tgt, state, where, op_at, issues)  # joblib, DCP: a file outside (pickle_paths)
                 if isinstance(tgt, _Global):
                     issues.append(ModelIssue(
                         "model.pickle.build-global", "high",

@@ -19,6 +19,8 @@ MODEL_RULES: dict[str, tuple[str, str]] = {
     "model.pickle.limit": ("high", "pickle analysis limit reached; the rest was not analysed"),
     "model.pickle.truncated": ("high", "pickle ends without STOP (info when nothing unreviewed ran before)"),
     "model.pickle.corrupt": ("high", "pickle breaks (info when nothing unreviewed ran before)"),
+    "model.torchscript.file-access": ("critical", "TorchScript code maps (and can overwrite) any file: torch.from_file"),
+    "model.dcp.external-path": ("high", "Distributed Checkpoint metadata names a storage file outside the checkpoint"),
     "model.joblib.external-file": ("high", "old joblib header loads an array file outside the pickle's directory"),
     "model.pickle.trailing-data": ("info", "bytes after the last pickle stream"),
     "model.polyglot": ("high", "file is both a pickle and a zip archive"),
@@ -39,4 +41,7 @@ MODEL_RULES: dict[str, tuple[str, str]] = {
     "model.keras.vocabulary-path": ("high", "Keras lookup layer reads its vocabulary from a path on load"),
     "model.keras.invalid": ("high", "Keras config unreadable"),
     "model.h5.not-covered": ("info", "HDF5 structure not parsed (its JSON configs are checked)"),
+    "model.onnx.external-path": ("high", "ONNX external data location absolute or climbing out with '..'"),
+    "model.onnx.invalid": ("high", "ONNX model not fully analysed (limit, or damage after a finding)"),
+    "model.h5.hidden": ("high", "HDF5 fractal heap stored through filters that could not be undone"),
 }

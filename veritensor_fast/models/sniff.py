@@ -23,7 +23,7 @@ TRIAL_BYTES = 1 << 20
 
 #: Extensions under which PyTorch, joblib, sklearn and friends write pickles.
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".dat", ".model", ".pck", ".sav",
-               ".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf", ".safetensors", ".pb", ".mar", ".nemo")
+               ".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf", ".safetensors", ".pb", ".mar", ".nemo", ".onnx")
 
 ZIP_LOCAL = b"PK\x03\x04"
 ZIP_EOCD = b"PK\x05\x06"
@@ -51,6 +51,22 @@ def zip_tail(buf: Any) -> bool:
 
 
 _MAGIC_FIRST = frozenset(b"P\x807\x93G\x89\x1f")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def hdf5_superblock(buf: Any) -> int:
+    """Where the HDF5 library finds the superblock (``H5FD_locate_signature``): at 0, or after a user block at
+    512, 1024, 2048, ... below the file's size; -1 when nowhere. A user block may hold any bytes (``h5py.File(...,
+    userblock_size=512)``, ``h5jam``), so a Keras ``.h5`` need not start with the signature."""
+    n = len(buf)
+    if bytes(buf[:8]) == HDF5_SIGNATURE:
+        return 0
+    at = 512
+    while at + 8 <= n:
+        if bytes(buf[at:at + 8]) == HDF5_SIGNATURE:
+            return at
+        at <<= 1
+    return -1
 
 
 def compression_of(head: bytes) -> str | None:
@@ -106,7 +122,7 @@ def sniff(head: bytes, name: str = "", size: int = -1) -> str:
             return "npy"
         if head[:4] == b"GGUF":
             return "gguf"
-        if head[:8] == b"\x89HDF\r\n\x1a\n":
+        if head[:8] == HDF5_SIGNATURE:
             return "hdf5"
     if head.startswith(b"ustar", 257):
         return "tar"
@@ -228,10 +244,24 @@ def _dangerous_module(raw: bytes) -> bool:
 METADATA = ".metadata"
 
 
+#: The rank-local metadata that ``FileSystemWriter`` writes without rank coordination (``__{rank}.metadata``;
+#: ``FileSystemReader.read_metadata(rank=N)`` reads it); rank 0's is what torch itself looks for.
+RANK_METADATA = "__0.metadata"
+
+
+def is_metadata_name(name: str) -> bool:
+    """``.metadata`` or a rank's ``__N.metadata``."""
+    return name == METADATA or (name.startswith("__") and name.endswith(METADATA) and name[2:-9].isdigit())
+
+
 def holds_metadata(directory: str) -> bool:
-    """Whether ``directory`` holds a regular file ``.metadata`` that starts as a pickle of protocol 2 or later
-    (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's ``.metadata`` is a directory)."""
-    path = f"{directory}/{METADATA}"
+    """Whether ``directory`` holds a regular file ``.metadata`` (or rank 0's ``__0.metadata``) that starts as a
+    pickle of protocol 2 or later (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's
+    ``.metadata`` is a directory)."""
+    return _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/{RANK_METADATA}")
+
+
+def _metadata_pickle(path: str) -> bool:
     if not os.access(path, os.F_OK):  # the common answer, without an exception raised and caught
         return False
     try:
@@ -251,7 +281,7 @@ def holds_metadata(directory: str) -> bool:
 
 def is_storage_file(key: str) -> bool:
     """Whether the filesystem file ``key`` sits in a checkpoint directory (uncached: one look per call)."""
-    return os.path.basename(key) != METADATA and holds_metadata(os.path.dirname(key) or ".")
+    return not is_metadata_name(os.path.basename(key)) and holds_metadata(os.path.dirname(key) or ".")
 
 
 class DcpDirs:
@@ -276,4 +306,4 @@ class DcpDirs:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
             found = self._seen[directory] = holds_metadata(directory)
-        return found and key[cut + 1:] != METADATA
+        return found and not is_metadata_name(key[cut + 1:])
