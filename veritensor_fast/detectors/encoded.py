@@ -218,7 +218,11 @@ class EncodedSecrets:
             line, col = scan.line_col(buf, offset)
             scan.add_secret(m, line=line, column=col, decoded=kind)
 
-        escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
+        stop = escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
+        if stop is not None:
+            line, _col = scan.line_col(buf, stop)
+            scan.error(f"more than {escaped.MAX_RUNS} escaped, hex or quoted-printable runs: not decoded from line "
+                       f"{line} on (its plain text was scanned)", "limit")
 
     @staticmethod
     def _binary_emit(buf: Any, scan: ItemScan) -> Any:

@@ -18,7 +18,7 @@ lines the soft breaks join are decoded (``decoded: quoted-printable``).
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -28,13 +28,17 @@ from veritensor_fast.matcher import SecretMatch, SecretMatcher
 _RUN = re.compile(rb"(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|%[0-9A-Fa-f]{2}|\\/|[A-Za-z0-9_\-+/=.:])+")
 _ESC = re.compile(rb"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})|%([0-9A-Fa-f]{2})|\\(/)")
 _HEX_TAIL = re.compile(rb"[0-9A-Fa-f]{6}")
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+#: every byte a ``_RUN`` can hold: a run lies inside a stretch of these (found with C-speed ``rstrip``)
+_RUN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.:\\%"
 #: a hex run shorter than this many bytes decoded holds no secret
 MIN_HEX_BYTES = 8
 #: bytes looked at on each side of a hit for the run (a token is far shorter)
 REACH = 512
-#: at most this many runs decoded per buffer
-MAX_RUNS = 4096
+#: At most this many hits looked at (each decodes at most one run of ~1 KB) per buffer; past it the rest of the
+#: buffer is not decoded and the caller reports a ``limit`` error (a hostile file cannot hide a token after
+#: many escapes silently). Real text has none or a few (measured: at most N on the real tree).
+MAX_RUNS = 65536
 #: runs decoded before they are matched (each holds a list of offsets: up to ~40 KB)
 _BATCH = 64
 #: A quoted-printable hit: the needle's end (``b64_needles.QP_NEEDLES``): a soft line break and the next line's
@@ -137,17 +141,22 @@ def _hex_runs(run: bytes, start: int) -> list[tuple[int, bytes, list[int]]]:
     return out
 
 
-def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, escapes: bool = True) -> None:
+def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, escapes: bool = True) -> int | None:
     """Decode the runs around escape and hex hits (end offsets, sorted) and ``emit(match, offset, kind)`` each
     secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
-    hex runs only (Python sources, whose literals' escapes the AST pass reads)."""
+    hex runs only (Python sources, whose literals' escapes the AST pass reads). Returns None, or the offset of
+    the first hit not looked at when :data:`MAX_RUNS` hits were (the caller reports the limit)."""
     done_to = -1
-    total = 0
+    looked = 0
     runs: list[tuple[int, bytes, list[int], str]] = []
     n = len(buf)
     for end in hits:
         if end <= done_to:
             continue
+        if looked >= MAX_RUNS:
+            _match(matcher, runs, emit)
+            return end
+        looked += 1
         lo = max(0, end - REACH)
         window = bytes(buf[lo:min(n, end + REACH)])
         rel = end - lo
@@ -161,7 +170,8 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         elif b"\\" in before or b"%" in before:
             if not escapes:
                 continue
-            for m in _RUN.finditer(window):
+            # the run holding the hit lies in the stretch of run bytes around it: look from its start only
+            for m in _RUN.finditer(window, len(window[:rel].rstrip(_RUN_BYTES))):
                 if m.start() < rel <= m.end() or m.start() <= rel - 1 < m.end():
                     done_to = lo + m.end()
                     dec = decode_run(m.group())
@@ -169,26 +179,36 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
                         runs.append((lo + m.start(), dec[0], dec[1], "escapes"))
                     break
         elif _HEX_TAIL.fullmatch(window, max(0, rel - 6), rel):
-            a = rel
-            while a > 0 and window[a - 1] in _HEX_DIGITS:
-                a -= 1
-            b = rel
-            while b < len(window) and window[b] in _HEX_DIGITS:
-                b += 1
+            a = len(window[:rel].rstrip(_HEX_DIGITS))
+            b = len(window) - len(window[rel:].lstrip(_HEX_DIGITS))
             done_to = lo + b
             runs.extend((*r, "hex") for r in _hex_runs(window[a:b], lo + a))
         if len(runs) >= _BATCH:  # matched as they come: memory follows a batch, not MAX_RUNS runs
-            total += len(runs)
             _match(matcher, runs, emit)
-            if total >= MAX_RUNS:
-                break
     _match(matcher, runs, emit)
+    return None
+
+
+#: joins a batch's decoded runs for one matcher call: no rule spans a NUL and two line breaks (``b64_scan._SEP``)
+_SEP = b"\n\x00\n"
 
 
 def _match(matcher: SecretMatcher, runs: list[tuple[int, bytes, list[int], str]], emit: Emit) -> None:
-    for start, data, pos, kind in runs:
-        for sm in matcher.find(data):
-            a, b = pos[sm.start], pos[sm.end]
-            if b - a != sm.end - sm.start:  # the match covers an escape or is hex
-                emit(sm, start + a, kind)
+    """Match a batch of decoded runs in one call and emit each match that covers an escape or is hex."""
+    if not runs:
+        return
+    starts = []
+    at = 0
+    for r in runs:
+        starts.append(at)
+        at += len(r[1]) + len(_SEP)
+    for sm in matcher.find(_SEP.join(r[1] for r in runs)):
+        i = bisect_right(starts, sm.start) - 1
+        start, data, pos, kind = runs[i]
+        s, e = sm.start - starts[i], sm.end - starts[i]
+        if e > len(data):
+            continue
+        a, b = pos[s], pos[e]
+        if b - a != e - s:  # the match covers an escape or is hex
+            emit(SecretMatch(sm.rule, s, e, sm.secret), start + a, kind)
     runs.clear()
