@@ -100,3 +100,41 @@ def test_many_hits_on_one_long_line_cost_the_line_once() -> None:
     _CountingBytes.looked = 0
     list(dec.candidates_at(buf, hits))
     assert _CountingBytes.looked < 4 * len(raw)  # was ~ len(hits) * len(raw) / 2
+
+
+def _b64gz(data: bytes) -> str:
+    import base64
+    import gzip
+
+    return base64.b64encode(gzip.compress(data, 1)).decode()
+
+
+def test_a_compressed_stream_past_its_bound_is_a_limit_error(tree: Path) -> None:
+    """A base64 gzip stream inflates to at most ``MAX_INFLATED`` (8 MiB): a token after 9 MiB of zeros was
+    dropped without a word (exit 0); now the report says the stream was cut. Under the bound: found."""
+    t = hf_token()
+    (tree / "small.txt").write_text("payload: " + _b64gz(b"\0" * 1000 + f"\ntoken={t}\n".encode()) + "\n")
+    code, found, errors = _report(tree)
+    assert (code, found, errors) == (1, [(HF, 1, "base64 → gzip")], [])
+    (tree / "small.txt").unlink()
+    (tree / "bomb.txt").write_text("payload: " + _b64gz(b"\0" * (9 << 20) + f"\ntoken={t}\n".encode()) + "\n")
+    code, found, errors = _report(tree)
+    assert (code, found) == (3, [])
+    assert [(e["path"], e["kind"]) for e in errors] == [("bomb.txt", "limit")]
+    assert "8 MiB per compressed stream" in errors[0]["reason"]
+
+
+def test_the_per_file_decoded_budget_is_a_limit_error(tree: Path) -> None:
+    """64 MiB decoded per file: eight 8 MiB streams spend it, and a base64 token after them was skipped silently.
+    A real benign file with a few encoded blobs stays quiet (no error)."""
+    import base64
+
+    t = hf_token()
+    blob = _b64gz(b"\0" * (8 << 20))
+    enc = base64.b64encode(f"token={t}\n".encode()).decode()
+    (tree / "many.txt").write_text("".join(f"p{i}: {blob}\n" for i in range(8)) + f"last: {enc}\n")
+    (tree / "few.txt").write_text(f"a: {blob}\nb: {_b64gz(b'hello world ' * 100)}\n")
+    code, found, errors = _report(tree)
+    assert (code, found) == (3, [])
+    assert [(e["path"], e["kind"]) for e in errors] == [("many.txt", "limit")]
+    assert "64 MiB decoded per file" in errors[0]["reason"]

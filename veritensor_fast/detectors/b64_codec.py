@@ -71,15 +71,23 @@ def compressed_kind(data: bytes) -> str | None:
 
 def inflate(data: bytes, kind: str, limit: int) -> bytes:
     """Decompress at most ``limit`` bytes (a bomb costs ``limit``, never more); b"" when it is not valid."""
+    return inflate_bounded(data, kind, limit)[0]
+
+
+def inflate_bounded(data: bytes, kind: str, limit: int) -> tuple[bytes, bool]:
+    """:func:`inflate`, and whether the stream holds more than ``limit`` bytes (the rest was not inflated)."""
     import zlib
 
     if limit <= 0:
-        return b""
+        return b"", True
     d = zlib.decompressobj(31 if kind == "gzip" else 15)
     try:
-        return d.decompress(data, limit)
+        out = d.decompress(data, limit)
+        if d.eof or not d.unconsumed_tail and len(out) < limit:
+            return out, False
+        return out, bool(d.decompress(d.unconsumed_tail, 1))  # one byte more: is there any?
     except zlib.error:
-        return b""
+        return b"", False
 
 
 def json_strings(text: bytes) -> list[str] | None:

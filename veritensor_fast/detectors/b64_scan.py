@@ -36,10 +36,13 @@ from veritensor_fast.detectors.b64_codec import (
     MAX_INFLATED,
     compressed_kind,
     decode,
-    inflate,
+    inflate_bounded,
     json_strings,
     mostly_text,
     plausible,
+)
+from veritensor_fast.detectors.b64_codec import (
+    inflate as inflate,  # re-exported (tests, callers of the module before the split)
 )
 from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
@@ -96,6 +99,9 @@ class B64Decoder:
     def __init__(self, matcher: SecretMatcher, max_depth: int = 2) -> None:
         self.matcher = matcher
         self.max_depth = max_depth
+        #: set when a budget (``MAX_DECODED_PER_BUFFER``/``max_decoded``, ``MAX_INFLATED``) left encoded data
+        #: undecoded; the caller clears it before a buffer and reports it after (a ``limit`` error)
+        self.cut = False
         self._hs = Scanner(compile_cached([_HS_PATTERN]))
         import hyperscan
 
@@ -311,13 +317,18 @@ class B64Decoder:
         if len(enc) < MIN_RUN or len(enc) > MAX_ENCODED or not plausible(enc):
             return None
         dec = decode(enc)
-        if dec is None or len(dec) > budget[0]:
+        if dec is None:
+            return None
+        if len(dec) > budget[0]:
+            self.cut = True
             return None
         budget[0] -= len(dec)
         steps: tuple[str, ...] = ("base64",)
         kind = compressed_kind(dec)
         if kind is not None:
-            out = inflate(dec, kind, min(MAX_INFLATED, budget[0]))
+            limit = min(MAX_INFLATED, budget[0])
+            out, more = inflate_bounded(dec, kind, limit)
+            self.cut = self.cut or more  # inflated up to its bound: the rest of the stream is not
             if out:
                 budget[0] -= len(out)
                 return out, steps + (kind,)

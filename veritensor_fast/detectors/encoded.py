@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors import escaped
 from veritensor_fast.detectors.b64_needles import LAYERS, NeedleSet
-from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
+from veritensor_fast.detectors.b64_scan import (
+    MAX_DECODED_PER_BUFFER,
+    MAX_ENCODED,
+    MAX_INFLATED,
+    B64Decoder,
+    Candidate,
+    decode,
+)
 from veritensor_fast.detectors.pyast import PY_EXT
 from veritensor_fast.findings import Item
 from veritensor_fast.kernels import BACKEND
@@ -151,6 +158,20 @@ class EncodedSecrets:
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
             return
+        self.decoder.cut = False
+        try:
+            self._scan(buf, item, head, scan)
+        finally:
+            if self.decoder.cut:
+                scan.error(f"base64: decoding stopped at a bound ({self.decoder_bound(head)} MiB decoded per file, "
+                           f"{MAX_INFLATED >> 20} MiB per compressed stream): the rest was not decoded", "limit")
+
+    @staticmethod
+    def decoder_bound(head: bytes) -> int:
+        return (BINARY_DECODED if b"\x00" in head else MAX_DECODED_PER_BUFFER) >> 20
+
+    def _scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
+        assert self.decoder is not None
         if b"\x00" in head:  # binary: only the generic layer, on files up to BINARY_MAX, with a smaller budget
             if len(buf) <= BINARY_MAX and not head.startswith(_EXECUTABLE) \
                     and not item.path.lower().endswith(_COMPILED_EXT):

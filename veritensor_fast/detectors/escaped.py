@@ -37,7 +37,8 @@ MIN_HEX_BYTES = 8
 REACH = 512
 #: At most this many hits looked at (each decodes at most one run of ~1 KB) per buffer; past it the rest of the
 #: buffer is not decoded and the caller reports a ``limit`` error (a hostile file cannot hide a token after
-#: many escapes silently). Real text has none or a few (measured: at most N on the real tree).
+#: many escapes silently). Real text has none or a few: at most 279 (certifi's cacert.pem) on the real tree and the
+#: monorepo, whose hits are nearly all base64 needles that decode nothing here.
 MAX_RUNS = 65536
 #: runs decoded before they are matched (each holds a list of offsets: up to ~40 KB)
 _BATCH = 64
