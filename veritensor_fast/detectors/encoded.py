@@ -158,17 +158,13 @@ class EncodedSecrets:
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
             return
-        self.decoder.cut = False
-        try:
-            self._scan(buf, item, head, scan)
-        finally:
-            if self.decoder.cut:
-                scan.error(f"base64: decoding stopped at a bound ({self.decoder_bound(head)} MiB decoded per file, "
-                           f"{MAX_INFLATED >> 20} MiB per compressed stream): the rest was not decoded", "limit")
-
-    @staticmethod
-    def decoder_bound(head: bytes) -> int:
-        return (BINARY_DECODED if b"\x00" in head else MAX_DECODED_PER_BUFFER) >> 20
+        dec = self.decoder
+        dec.cut = False
+        self._scan(buf, item, head, scan)
+        if dec.cut:  # a budget left encoded data undecoded: say so (exit 3), never skip silently
+            bound = (BINARY_DECODED if b"\x00" in head else MAX_DECODED_PER_BUFFER) >> 20
+            scan.error(f"base64: decoding stopped at a bound ({bound} MiB decoded per file, {MAX_INFLATED >> 20} "
+                       "MiB per compressed stream): the rest was not decoded", "limit")
 
     def _scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         assert self.decoder is not None

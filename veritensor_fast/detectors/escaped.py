@@ -13,6 +13,9 @@ when it covers a decoded escape (the plain pass reports the rest), at the escape
 Quoted-printable (mail, MIME parts) cuts every line longer than 76 columns with a soft line break (``=`` at
 the end of the line), token included, and header encoded-words write ``_`` as ``=5F``: around such a hit the
 lines the soft breaks join are decoded (``decoded: quoted-printable``).
+
+A line continuation (a backslash ending a line) cuts a token that shells, Dockerfiles, C and JavaScript read
+whole: around such a hit the lines the continuations join are decoded (``decoded: line-continuation``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ _QP_TAIL = re.compile(rb"(?:=\r?\n[^\n]|=5F|=2D|\n[ \t]=\?)\Z")
 _QP_ESC = re.compile(rb"\?=\r?\n[ \t]+=\?[^?\s]{1,40}\?[qQ]\?|=(?:\r?\n|([0-9A-F]{2}))")
 #: an encoded word's text (``=?utf-8?q?...?=``), where ``_`` stands for a space
 _QP_WORD = re.compile(rb"=\?[^?\s]{1,40}\?[qQ]\?([^?\s]*)\?=")
+#: A line continuation hit (``b64_needles.CONT_NEEDLES``' end): a backslash ending a line (LF or CRLF) and the next
+#: line's first character
+_CONT_TAIL = re.compile(rb"\\\r?\n[^\n]\Z")
+#: backslashes ending a line: an odd number is a continuation (``\\`` is an escaped backslash)
+_CONT = re.compile(rb"(\\+)\r?\n")
 #: A soft line break is one only on a line this long (``=`` included): encoders fill lines up to RFC 2045's 76
 #: columns (Python's ``email`` policies up to 78) and break early only before an escape that does not fit.
 QP_LINE = (50, 78)
@@ -121,13 +129,37 @@ def decode_qp(region: bytes) -> tuple[bytes, list[int]] | None:
     return bytes(out), pos
 
 
-def _qp_region(window: bytes, q: int) -> tuple[int, int]:
-    """The lines of ``window`` around offset ``q`` that soft line breaks join: (start, end)."""
+def decode_continuations(region: bytes) -> tuple[bytes, list[int]] | None:
+    """``region`` (whole lines) with its line continuations (a backslash ending a line, LF or CRLF) removed, as
+    shells, C, JavaScript, Python and Dockerfiles join them, and for each byte left its offset in ``region``;
+    None when there was none."""
+    out = bytearray()
+    pos: list[int] = []
+    i = 0
+    for m in _CONT.finditer(region):
+        if len(m.group(1)) % 2 == 0:  # an escaped backslash ends the line: no continuation
+            continue
+        a = m.end(1) - 1
+        out += region[i:a]
+        pos.extend(range(i, a))
+        i = m.end()
+    if not i:
+        return None
+    out += region[i:]
+    pos.extend(range(i, len(region)))
+    pos.append(len(region))
+    return bytes(out), pos
+
+
+def _qp_region(window: bytes, q: int, mark: bytes = b"=") -> tuple[int, int]:
+    """The lines of ``window`` around offset ``q`` that soft line breaks (``mark`` ending a line: ``=``, or a
+    backslash for a line continuation) join: (start, end)."""
+    lf, crlf = mark + b"\n", mark + b"\r\n"
     a = window.rfind(b"\n", 0, q) + 1
-    while a >= 2 and window[a - 2:a] == b"=\n" or a >= 3 and window[a - 3:a] == b"=\r\n":
+    while a >= 2 and window[a - 2:a] == lf or a >= 3 and window[a - 3:a] == crlf:
         a = window.rfind(b"\n", 0, a - 1) + 1
     b = window.find(b"\n", q)
-    while b > 0 and (window[b - 1:b] == b"=" or window[b - 2:b] == b"=\r"):
+    while b > 0 and (window[b - 1:b] == mark or window[b - 2:b] == mark + b"\r"):
         b = window.find(b"\n", b + 1)
     return a, len(window) if b < 0 else b
 
@@ -162,7 +194,15 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         window = bytes(buf[lo:min(n, end + REACH)])
         rel = end - lo
         before = window[max(0, rel - 8):rel]
-        if escapes and _QP_TAIL.search(window, max(0, rel - 4), rel):
+        if _CONT_TAIL.search(window, max(0, rel - 4), rel):
+            if not escapes:  # a Python source: the AST pass reads its literals as Python joins them
+                continue
+            a, b = _qp_region(window, window.rfind(b"\\", 0, rel), b"\\")
+            done_to = lo + b
+            dec = decode_continuations(window[a:b])
+            if dec is not None:
+                runs.append((lo + a, dec[0], dec[1], "line-continuation"))
+        elif escapes and _QP_TAIL.search(window, max(0, rel - 4), rel):
             a, b = _qp_region(window, window.rfind(b"=", 0, rel))
             done_to = lo + b
             dec = decode_qp(window[a:b])
