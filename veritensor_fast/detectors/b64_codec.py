@@ -12,6 +12,7 @@ import binascii
 MAX_JSON = 4 << 20
 _URL2STD = bytes.maketrans(b"-_", b"+/")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+_ASCII = bytes(range(0x80))
 
 
 def decode(encoded: bytes) -> bytes | None:
@@ -49,7 +50,7 @@ def mostly_text(data: bytes) -> bool:
     allowed = 2 + len(data) // 20
     if len(rest) <= allowed:
         return True
-    ctrl = sum(1 for b in rest if b < 0x80)
+    ctrl = len(rest) - len(rest.translate(None, _ASCII))  # the control bytes: ASCII but not printable
     if ctrl > allowed:
         return False
     bad = data.decode("utf-8", "replace").count("\ufffd")

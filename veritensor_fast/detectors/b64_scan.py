@@ -200,8 +200,17 @@ class B64Decoder:
         # The last line break before ``seen`` (-1: none): each hit looks for its line's start only back to the
         # previous hit, so one long line with many hits costs its length once (an 8 MB line took 39 s).
         seen, nl = 0, -1
+        big: Candidate | None = None  # a one-line run over MAX_ENCODED: decoded in windows around its hits
+        big_to = -1  # hits before this have their token inside a window already decoded
         for h in hits:
             p = h - 1  # a character of the needle's run
+            if big is not None and big.start <= p < big.end:
+                if p >= big_to:
+                    w = _window(buf, big, p)
+                    big_to = big.end if w.end >= big.end else w.end - _WIN_TOKEN
+                    if plausible(w.data):
+                        yield w
+                continue
             if p < done or p < 0:
                 continue
             if p > seen:
@@ -218,7 +227,13 @@ class B64Decoder:
                     continue
                 done = max(done, c.end)
                 if c.start <= p < c.end:
-                    if plausible(c.data):
+                    if len(c.data) > MAX_ENCODED and c.end - c.start == len(c.data):
+                        big = c  # too long to decode whole (skipped silently before): around each hit
+                        w = _window(buf, big, p)
+                        big_to = big.end if w.end >= big.end else w.end - _WIN_TOKEN
+                        if plausible(w.data):
+                            yield w
+                    elif plausible(c.data):
                         yield c
                     break
             m = _RUN.match(buf, starts[-1])  # every hit in this run leads to the same starts
@@ -231,8 +246,10 @@ class B64Decoder:
         ``line_start``: where the line holding ``p`` starts, or ``p - _BACK`` when it starts before that (a run
         or line longer than ``_BACK`` holds no candidate)."""
         start, alone = _run_back(buf, line_start, p + 1)
-        if start > p or start == line_start > 0 and buf[line_start - 1] != 0x0A:
-            return []  # no alphabet character at ``p`` (a line break inside a needle), or a run over ``_BACK``
+        if start > p:
+            return []  # no alphabet character at ``p`` (a line break inside a needle)
+        if start == line_start > 0 and buf[line_start - 1] != 0x0A:  # a run over ``_BACK``: its real start
+            return [_run_back(buf, buf.rfind(b"\n", 0, line_start) + 1, p + 1)[0]]
         alone = alone and (line_start == 0 or buf[line_start - 1] == 0x0A)
         starts = [start]
         budget = MAX_ENCODED
@@ -389,6 +406,21 @@ class B64Decoder:
             i = bisect_right(starts, m.start) - 1
             if m.end <= starts[i] + len(datas[i]):
                 emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain)
+
+
+#: A window of a one-line run over ``MAX_ENCODED`` around a hit: ``_WIN_BACK`` characters before it, ``_WIN`` in all
+#: (multiples of 4: the window starts on a quantum of the run); a later hit whose token (up to ``_WIN_TOKEN``
+#: encoded characters: a 4096-bit RSA key in PEM is ~4.4 KB in base64) ends inside it needs no window of its own.
+_WIN_BACK = 256
+_WIN = 32768
+_WIN_TOKEN = 6144
+
+
+def _window(buf: Any, big: Candidate, p: int) -> Candidate:
+    """The window of ``big`` (a one-line run) around offset ``p``: reported at ``big``'s start, as every blob is."""
+    a = big.start + max(0, (p - big.start - _WIN_BACK) // 4 * 4)
+    b = min(big.end, a + _WIN)
+    return Candidate(big.start, b, bytes(buf[a:b]))
 
 
 def _run_back(buf: Any, line_start: int, end: int) -> tuple[int, bool]:

@@ -238,7 +238,7 @@ class EncodedSecrets:
         stop = escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
         if stop is not None:
             line, _col = scan.line_col(buf, stop)
-            scan.error(f"more than {escaped.MAX_RUNS} escaped, hex or quoted-printable runs: not decoded from line "
+            scan.error(f"more than {escaped.MAX_RUNS} escaped, hex, quoted-printable or continued runs: not decoded from line "
                        f"{line} on (its plain text was scanned)", "limit")
 
     @staticmethod

@@ -186,6 +186,13 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
     for end in hits:
         if end <= done_to:
             continue
+        before = bytes(buf[max(0, end - 8):end])  # the needle's end tells its kind: a base64 one is none here
+        k = len(before)
+        # a continuation in a Python source is the AST pass's: it reads its literals as Python joins them
+        cont = escapes and _CONT_TAIL.search(before, max(0, k - 4)) is not None
+        hexy = _HEX_TAIL.fullmatch(before, max(0, k - 6)) is not None
+        if not (cont or hexy or escapes and (b"\\" in before or b"%" in before or b"=" in before)):
+            continue  # costs a few bytes, not a window
         if looked >= MAX_RUNS:
             _match(matcher, runs, emit)
             return end
@@ -193,10 +200,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         lo = max(0, end - REACH)
         window = bytes(buf[lo:min(n, end + REACH)])
         rel = end - lo
-        before = window[max(0, rel - 8):rel]
-        if _CONT_TAIL.search(window, max(0, rel - 4), rel):
-            if not escapes:  # a Python source: the AST pass reads its literals as Python joins them
-                continue
+        if cont:
             a, b = _qp_region(window, window.rfind(b"\\", 0, rel), b"\\")
             done_to = lo + b
             dec = decode_continuations(window[a:b])
@@ -219,7 +223,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
                     if dec is not None:
                         runs.append((lo + m.start(), dec[0], dec[1], "escapes"))
                     break
-        elif _HEX_TAIL.fullmatch(window, max(0, rel - 6), rel):
+        elif hexy:
             a = len(window[:rel].rstrip(_HEX_DIGITS))
             b = len(window) - len(window[rel:].lstrip(_HEX_DIGITS))
             done_to = lo + b
