@@ -177,8 +177,9 @@ def _hex_runs(run: bytes, start: int) -> list[tuple[int, bytes, list[int]]]:
 def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, escapes: bool = True) -> int | None:
     """Decode the runs around escape and hex hits (end offsets, sorted) and ``emit(match, offset, kind)`` each
     secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
-    hex runs only (Python sources, whose literals' escapes the AST pass reads). Returns None, or the offset of
-    the first hit not looked at when :data:`MAX_RUNS` hits were (the caller reports the limit)."""
+    hex and quoted-printable runs only (Python sources, whose literals' escapes and continuations the AST pass
+    reads). Returns None, or the offset of the first hit not looked at when :data:`MAX_RUNS` hits were (the
+    caller reports the limit)."""
     done_to = -1
     looked = 0
     runs: list[tuple[int, bytes, list[int], str]] = []
@@ -191,7 +192,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         # a continuation in a Python source is the AST pass's: it reads its literals as Python joins them
         cont = escapes and _CONT_TAIL.search(before, max(0, k - 4)) is not None
         hexy = _HEX_TAIL.fullmatch(before, max(0, k - 6)) is not None
-        if not (cont or hexy or escapes and (b"\\" in before or b"%" in before or b"=" in before)):
+        if not (cont or hexy or b"=" in before or escapes and (b"\\" in before or b"%" in before)):
             continue  # costs a few bytes, not a window
         if looked >= MAX_RUNS:
             _match(matcher, runs, emit)
@@ -206,7 +207,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
             dec = decode_continuations(window[a:b])
             if dec is not None:
                 runs.append((lo + a, dec[0], dec[1], "line-continuation"))
-        elif escapes and _QP_TAIL.search(window, max(0, rel - 4), rel):
+        elif _QP_TAIL.search(window, max(0, rel - 4), rel):  # Python sources too: a mail kept in a string
             a, b = _qp_region(window, window.rfind(b"=", 0, rel))
             done_to = lo + b
             dec = decode_qp(window[a:b])
