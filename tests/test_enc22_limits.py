@@ -138,3 +138,22 @@ def test_the_per_file_decoded_budget_is_a_limit_error(tree: Path) -> None:
     assert (code, found) == (3, [])
     assert [(e["path"], e["kind"]) for e in errors] == [("many.txt", "limit")]
     assert "64 MiB decoded per file" in errors[0]["reason"]
+
+
+def test_dense_escapes_stop_at_a_byte_budget(monkeypatch: Any) -> None:
+    """A file dense with ``=5F`` (each hit decodes ~1 KB of joined lines) is bounded by bytes decoded, not only by
+    hits (an 8 MB one took 110 CPU-s on 75722a6, ~6 s now with a limit error): the offset where decoding stopped
+    comes back, and a token before it is found."""
+    m = SecretMatcher(ScanOptions().ruleset())
+    t = hf_token()
+    buf = (f'"\\u0068f_{t[3:]}"\n' + "a=5F" * 100_000 + "\n" + _esc_token(t) + "\n").encode()
+    hits = m.find_with_hits(buf)[1]
+    got: list[tuple[str, int]] = []
+    monkeypatch.setattr(escaped, "MAX_RUN_BYTES", 64 << 10)
+    stop = escaped.scan_hits(m, buf, hits, lambda sm, off, kind: got.append((sm.rule.id, off)))
+    assert got == [(HF, 1)]
+    assert stop is not None and 1000 < stop < len(buf) - 100
+    monkeypatch.setattr(escaped, "MAX_RUN_BYTES", 64 << 20)
+    got.clear()
+    assert escaped.scan_hits(m, buf, hits, lambda sm, off, kind: got.append((sm.rule.id, off))) is None
+    assert got == [(HF, 1), (HF, buf.rindex(b'"\\u0068') + 1)]

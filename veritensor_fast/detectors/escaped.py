@@ -43,6 +43,9 @@ REACH = 512
 #: many escapes silently). Real text has none or a few: at most 279 (certifi's cacert.pem) on the real tree and the
 #: monorepo, whose hits are nearly all base64 needles that decode nothing here.
 MAX_RUNS = 65536
+#: At most this many bytes of runs and joined lines decoded per buffer (decoding runs at ~2 MB/s in Python: a file
+#: dense with ``=5F`` or ``%5F`` costs ~2 s here); past it, as past ``MAX_RUNS``, a ``limit`` error.
+MAX_RUN_BYTES = 4 << 20
 #: runs decoded before they are matched (each holds a list of offsets: up to ~40 KB)
 _BATCH = 64
 #: A quoted-printable hit: the needle's end (``b64_needles.QP_NEEDLES``): a soft line break and the next line's
@@ -178,10 +181,10 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
     """Decode the runs around escape and hex hits (end offsets, sorted) and ``emit(match, offset, kind)`` each
     secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
     hex and quoted-printable runs only (Python sources, whose literals' escapes and continuations the AST pass
-    reads). Returns None, or the offset of the first hit not looked at when :data:`MAX_RUNS` hits were (the
+    reads). Returns None, or the offset of the first hit not looked at when :data:`MAX_RUNS` hits or :data:`MAX_RUN_BYTES` bytes were (the
     caller reports the limit)."""
     done_to = -1
-    looked = 0
+    looked = spent = 0
     runs: list[tuple[int, bytes, list[int], str]] = []
     n = len(buf)
     for end in hits:
@@ -194,7 +197,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         hexy = _HEX_TAIL.fullmatch(before, max(0, k - 6)) is not None
         if not (cont or hexy or b"=" in before or escapes and (b"\\" in before or b"%" in before)):
             continue  # costs a few bytes, not a window
-        if looked >= MAX_RUNS:
+        if looked >= MAX_RUNS or spent >= MAX_RUN_BYTES:
             _match(matcher, runs, emit)
             return end
         looked += 1
@@ -204,12 +207,14 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         if cont:
             a, b = _qp_region(window, window.rfind(b"\\", 0, rel), b"\\")
             done_to = lo + b
+            spent += b - a
             dec = decode_continuations(window[a:b])
             if dec is not None:
                 runs.append((lo + a, dec[0], dec[1], "line-continuation"))
         elif _QP_TAIL.search(window, max(0, rel - 4), rel):  # Python sources too: a mail kept in a string
             a, b = _qp_region(window, window.rfind(b"=", 0, rel))
             done_to = lo + b
+            spent += b - a
             dec = decode_qp(window[a:b])
             if dec is not None:
                 runs.append((lo + a, dec[0], dec[1], "quoted-printable"))
@@ -220,6 +225,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
             for m in _RUN.finditer(window, len(window[:rel].rstrip(_RUN_BYTES))):
                 if m.start() < rel <= m.end() or m.start() <= rel - 1 < m.end():
                     done_to = lo + m.end()
+                    spent += m.end() - m.start()
                     dec = decode_run(m.group())
                     if dec is not None:
                         runs.append((lo + m.start(), dec[0], dec[1], "escapes"))
@@ -228,6 +234,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
             a = len(window[:rel].rstrip(_HEX_DIGITS))
             b = len(window) - len(window[rel:].lstrip(_HEX_DIGITS))
             done_to = lo + b
+            spent += b - a
             runs.extend((*r, "hex") for r in _hex_runs(window[a:b], lo + a))
         if len(runs) >= _BATCH:  # matched as they come: memory follows a batch, not MAX_RUNS runs
             _match(matcher, runs, emit)
