@@ -54,8 +54,11 @@ _ESC_CHAR = rb"(?:2[dD]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF])"
 #: columns, an encoded ``_`` or ``-`` (``=5F``/``=2D``; QP's hex is upper case, so ``a=5f`` never hits), and
 #: two encoded words of a header folded onto two lines (``...?=`` LF, space, ``=?utf-8?q?...``).
 QP_NEEDLES = [rb"[A-Za-z0-9_\-]=\r?\n[A-Za-z0-9_\-=]", rb"=5F|=2D", rb"\?=\r?\n[ \t]=\?"]
+#: A line continuation between two token characters (a backslash ending a line, LF or CRLF, the next line not
+#: indented): shells (inside double quotes too), Dockerfiles, C, JavaScript and Python join the two lines.
+CONT_NEEDLES = [rb"[A-Za-z0-9_\-]\\\r?\n[A-Za-z0-9_\-]"]
 ESCAPE_NEEDLES = [rb"\\u00" + _ESC_CHAR, rb"\\x" + _ESC_CHAR, rb"%5F|%2D",
-                  rb"[A-Za-z0-9]%(?:5f|2d)[A-Za-z0-9]", *QP_NEEDLES]
+                  rb"[A-Za-z0-9]%(?:5f|2d)[A-Za-z0-9]", *QP_NEEDLES, *CONT_NEEDLES]
 
 # A literal is a tuple of (character, case-insensitive) pairs until it is expanded.
 _Lit = tuple[tuple[str, bool], ...]

@@ -26,13 +26,24 @@ and the chain says so (``base64 → gzip``).
 
 from __future__ import annotations
 
-import binascii
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from veritensor_fast.detectors.b64_codec import (
+    MAX_INFLATED,
+    compressed_kind,
+    decode,
+    inflate_bounded,
+    json_strings,
+    mostly_text,
+    plausible,
+)
+from veritensor_fast.detectors.b64_codec import (
+    inflate as inflate,  # re-exported (tests, callers of the module before the split)
+)
 from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 
@@ -43,6 +54,8 @@ MIN_RUN = 27
 MAX_ENCODED = 1 << 20
 #: Decoded bytes matched per top-level buffer before the decoder stops (bounds the cost of blob-heavy files).
 MAX_DECODED_PER_BUFFER = 64 << 20
+#: how far back a hit looks for its line's start (a wrapped blob's line is at most ``MAX_ENCODED`` wide)
+_BACK = MAX_ENCODED + 1024
 #: A wrapped blob continues only if its lines are at least this wide (real wrap widths are 60-76), or at least
 #: ``NARROW_WRAP`` wide and a multiple of 4 (``base64 -w 32``): narrow runs one per line that are not are
 #: separate values (ids, keys), which joining would garble.
@@ -53,8 +66,6 @@ NARROW_WRAP = 28
 def wraps(width: int) -> bool:
     """Whether a run ``width`` characters wide that ends its line may be one line of a wrapped blob."""
     return width >= MIN_WRAP or width >= NARROW_WRAP and width % 4 == 0
-#: JSON documents larger than this are not parsed (their raw bytes are still matched and searched).
-MAX_JSON = 4 << 20
 
 _ALPHA = rb"A-Za-z0-9+/_\-"
 _HS_PATTERN = rb"(?:^|[^" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb"}"
@@ -69,8 +80,6 @@ _NONLETTER = rb"0-9+/_\-"
 _POSSIBLE = (rb"[A-Z][a-z" + _NONLETTER + rb"]", rb"[a-z" + _NONLETTER + rb"][A-Z]")
 _POSSIBLE_RUN = rb"[" + _NONLETTER + rb"]{" + str(MIN_RUN).encode() + rb"}"
 _ALPHA_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
-_URL2STD = bytes.maketrans(b"-_", b"+/")
-_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _SEP = b"\n\x00\n"  # breaks every rule (no rule spans NUL plus two newlines)
 
 #: emit(match, chain) — chain is the tuple of decoding steps, e.g. ("base64", "json", "base64").
@@ -84,54 +93,15 @@ class Candidate:
     data: bytes  # the encoded characters, line breaks removed
 
 
-def decode(encoded: bytes) -> bytes | None:
-    """Decode standard or URL-safe base64, padded or not; ``None`` when it cannot be base64."""
-    core = encoded.rstrip(b"=")
-    url = b"-" in core or b"_" in core
-    if url:
-        if b"+" in core or b"/" in core:
-            return None
-        core = core.translate(_URL2STD)
-    r = len(core) % 4
-    if r == 1:
-        core = core[:-1]
-    elif r:
-        core += b"=" * (4 - r)
-    try:
-        return binascii.a2b_base64(core)
-    except binascii.Error:  # pragma: no cover - input is alphabet-only and padded, so this cannot happen
-        return None
-
-
-def plausible(encoded: bytes) -> bool:
-    """Cheap filter before decoding: real base64 of >= 18 bytes has upper- and lower-case letters and does
-    not mix the standard and URL-safe alphabets (checked by :func:`decode`)."""
-    return encoded.lower() != encoded and encoded.upper() != encoded
-
-
-def mostly_text(data: bytes) -> bool:
-    """True when ``data`` is (nearly all) printable text: ASCII or valid UTF-8, few control bytes."""
-    if not data:
-        return False
-    rest = data.translate(None, _PRINTABLE)
-    if not rest:
-        return True
-    allowed = 2 + len(data) // 20
-    if len(rest) <= allowed:
-        return True
-    ctrl = sum(1 for b in rest if b < 0x80)
-    if ctrl > allowed:
-        return False
-    bad = data.decode("utf-8", "replace").count("\ufffd")
-    return ctrl + bad <= allowed
-
-
 class B64Decoder:
     """Per-process decoder bound to the worker's matcher. ``max_depth`` = how many base64 layers to peel."""
 
     def __init__(self, matcher: SecretMatcher, max_depth: int = 2) -> None:
         self.matcher = matcher
         self.max_depth = max_depth
+        #: set when a budget (``MAX_DECODED_PER_BUFFER``/``max_decoded``, ``MAX_INFLATED``) left encoded data
+        #: undecoded; the caller clears it before a buffer and reports it after (a ``limit`` error)
+        self.cut = False
         self._hs = Scanner(compile_cached([_HS_PATTERN]))
         import hyperscan
 
@@ -227,11 +197,26 @@ class B64Decoder:
         base64 needles, ``b64_needles``), found by looking only around each hit: back to the start of its run
         (and of the wrapped blob it continues), then forward exactly as :meth:`raw_candidates` goes."""
         done = -1  # end of the last candidate (or rejected run) looked at: later hits before it add nothing
+        # The last line break before ``seen`` (-1: none): each hit looks for its line's start only back to the
+        # previous hit, so one long line with many hits costs its length once (an 8 MB line took 39 s).
+        seen, nl = 0, -1
+        big: Candidate | None = None  # a one-line run over MAX_ENCODED: decoded in windows around its hits
+        big_to = -1  # hits before this have their token inside a window already decoded
         for h in hits:
             p = h - 1  # a character of the needle's run
+            if big is not None and big.start <= p < big.end:
+                if p >= big_to:
+                    w = _window(buf, big, p)
+                    big_to = big.end if w.end >= big.end else w.end - _WIN_TOKEN
+                    if plausible(w.data):
+                        yield w
+                continue
             if p < done or p < 0:
                 continue
-            starts = self._starts_back(buf, p)
+            if p > seen:
+                nl = max(nl, buf.rfind(b"\n", max(seen, p - _BACK), p))
+                seen = p
+            starts = self._starts_back(buf, p, nl + 1 if nl >= p - _BACK else p - _BACK)
             if not starts:
                 continue
             for start in starts:
@@ -242,25 +227,38 @@ class B64Decoder:
                     continue
                 done = max(done, c.end)
                 if c.start <= p < c.end:
-                    if plausible(c.data):
+                    if len(c.data) > MAX_ENCODED and c.end - c.start == len(c.data):
+                        big = c  # too long to decode whole (skipped silently before): around each hit
+                        w = _window(buf, big, p)
+                        big_to = big.end if w.end >= big.end else w.end - _WIN_TOKEN
+                        if plausible(w.data):
+                            yield w
+                    elif plausible(c.data):
                         yield c
                     break
             m = _RUN.match(buf, starts[-1])  # every hit in this run leads to the same starts
             if m is not None:
                 done = max(done, m.end())
 
-    def _starts_back(self, buf: Any, p: int) -> list[int]:
+    def _starts_back(self, buf: Any, p: int, line_start: int) -> list[int]:
         """Starts of the runs that may begin a blob holding offset ``p``, farthest first: the run holding ``p``
-        and, while a run begins its line, the run ending the line before (a wrapped blob's earlier lines)."""
-        line_start = buf.rfind(b"\n", 0, p) + 1
+        and, while a run begins its line, the run ending the line before (a wrapped blob's earlier lines).
+        ``line_start``: where the line holding ``p`` starts, or ``p - _BACK`` when it starts before that (a run
+        or line longer than ``_BACK`` holds no candidate)."""
         start, alone = _run_back(buf, line_start, p + 1)
-        if start > p:  # ``p`` is not an alphabet character (a line break inside a needle): no run here
-            return []
+        if start > p:
+            return []  # no alphabet character at ``p`` (a line break inside a needle)
+        if start == line_start > 0 and buf[line_start - 1] != 0x0A:  # a run over ``_BACK``: its real start
+            return [_run_back(buf, buf.rfind(b"\n", 0, line_start) + 1, p + 1)[0]]
+        alone = alone and (line_start == 0 or buf[line_start - 1] == 0x0A)
         starts = [start]
         budget = MAX_ENCODED
         while budget > 0 and alone and line_start > 0:
             prev_end = line_start - 1  # the newline ending the previous line
-            prev_start = buf.rfind(b"\n", 0, prev_end) + 1
+            floor = max(0, prev_end - _BACK)
+            prev_start = buf.rfind(b"\n", floor, prev_end) + 1 or floor
+            if prev_start and buf[prev_start - 1] != 0x0A:
+                break  # a line over ``_BACK``: no wrapped blob
             end = prev_end
             while end > prev_start and buf[end - 1:end] in (b" ", b"\t", b"\r"):
                 end -= 1
@@ -336,13 +334,18 @@ class B64Decoder:
         if len(enc) < MIN_RUN or len(enc) > MAX_ENCODED or not plausible(enc):
             return None
         dec = decode(enc)
-        if dec is None or len(dec) > budget[0]:
+        if dec is None:
+            return None
+        if len(dec) > budget[0]:
+            self.cut = True
             return None
         budget[0] -= len(dec)
         steps: tuple[str, ...] = ("base64",)
         kind = compressed_kind(dec)
         if kind is not None:
-            out = inflate(dec, kind, min(MAX_INFLATED, budget[0]))
+            limit = min(MAX_INFLATED, budget[0])
+            out, more = inflate_bounded(dec, kind, limit)
+            self.cut = self.cut or more  # inflated up to its bound: the rest of the stream is not
             if out:
                 budget[0] -= len(out)
                 return out, steps + (kind,)
@@ -375,7 +378,7 @@ class B64Decoder:
     def _recurse(self, text: bytes, depth: int, chain: tuple[str, ...], emit: Emit, budget: list[int]) -> None:
         """Look inside decoded text: JSON string values (decoded from their escapes) and base64 blobs."""
         sub = chain
-        strings = _json_strings(text)
+        strings = json_strings(text)
         if strings is not None:
             sub = chain + ("json",)
             vals = [s.encode("utf-8", "surrogatepass") for s in strings if len(s) >= 8]
@@ -405,30 +408,19 @@ class B64Decoder:
                 emit(SecretMatch(m.rule, m.start - starts[i], m.end - starts[i], m.secret), chain)
 
 
-#: A compressed stream inside base64 is inflated to at most this many bytes (and within the buffer's budget).
-MAX_INFLATED = 8 << 20
+#: A window of a one-line run over ``MAX_ENCODED`` around a hit: ``_WIN_BACK`` characters before it, ``_WIN`` in all
+#: (multiples of 4: the window starts on a quantum of the run); a later hit whose token (up to ``_WIN_TOKEN``
+#: encoded characters: a 4096-bit RSA key in PEM is ~4.4 KB in base64) ends inside it needs no window of its own.
+_WIN_BACK = 256
+_WIN = 32768
+_WIN_TOKEN = 6144
 
 
-def compressed_kind(data: bytes) -> str | None:
-    """``"gzip"`` or ``"zlib"`` when ``data`` starts like such a stream, else None."""
-    if data[:3] == b"\x1f\x8b\x08":
-        return "gzip"
-    if len(data) >= 2 and data[0] == 0x78 and data[1] in (0x01, 0x5E, 0x9C, 0xDA) and (data[0] * 256 + data[1]) % 31 == 0:
-        return "zlib"
-    return None
-
-
-def inflate(data: bytes, kind: str, limit: int) -> bytes:
-    """Decompress at most ``limit`` bytes (a bomb costs ``limit``, never more); b"" when it is not valid."""
-    import zlib
-
-    if limit <= 0:
-        return b""
-    d = zlib.decompressobj(31 if kind == "gzip" else 15)
-    try:
-        return d.decompress(data, limit)
-    except zlib.error:
-        return b""
+def _window(buf: Any, big: Candidate, p: int) -> Candidate:
+    """The window of ``big`` (a one-line run) around offset ``p``: reported at ``big``'s start, as every blob is."""
+    a = big.start + max(0, (p - big.start - _WIN_BACK) // 4 * 4)
+    b = min(big.end, a + _WIN)
+    return Candidate(big.start, b, bytes(buf[a:b]))
 
 
 def _run_back(buf: Any, line_start: int, end: int) -> tuple[int, bool]:
@@ -472,28 +464,3 @@ def _bind(emit: Callable[[SecretMatch, tuple[str, ...], Candidate], None], c: Ca
     return inner
 
 
-def _json_strings(text: bytes) -> list[str] | None:
-    """All string values (and keys) of ``text`` if it is a JSON object or array, else ``None``."""
-    head = text.lstrip()[:1]
-    if head not in (b"{", b"[") or len(text) > MAX_JSON:
-        return None
-    try:
-        import orjson
-
-        doc = orjson.loads(text)
-    except Exception:
-        return None
-    out: list[str] = []
-    stack = [doc]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                out.append(k)
-                stack.append(x)
-        elif isinstance(v, list):
-            stack.extend(v)
-    out.reverse()
-    return out

@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from veritensor_fast.detectors import escaped
 from veritensor_fast.detectors.b64_needles import LAYERS, NeedleSet
-from veritensor_fast.detectors.b64_scan import MAX_ENCODED, B64Decoder, Candidate, decode
+from veritensor_fast.detectors.b64_scan import (
+    MAX_DECODED_PER_BUFFER,
+    MAX_ENCODED,
+    MAX_INFLATED,
+    B64Decoder,
+    Candidate,
+    decode,
+)
 from veritensor_fast.detectors.pyast import PY_EXT
 from veritensor_fast.findings import Item
 from veritensor_fast.kernels import BACKEND
@@ -92,6 +99,12 @@ def yaml_hinted(buf: Any) -> bool:
     if find is not None and all(find(w) < 0 for w in _HINT_WORDS):
         return False
     return _YAML_HINT.search(buf) is not None
+
+
+def _cut(scan: ItemScan, bound: int) -> None:
+    """A budget left encoded data undecoded: say so (a ``limit`` error, exit 3), never skip silently."""
+    scan.error(f"base64: decoding stopped at a bound ({bound >> 20} MiB decoded per file, {MAX_INFLATED >> 20} MiB "
+               "per compressed stream): the rest was not decoded", "limit")
 
 
 def _chain(ch: tuple[str, ...]) -> str:
@@ -151,16 +164,21 @@ class EncodedSecrets:
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
             return
+        dec = self.decoder
         if b"\x00" in head:  # binary: only the generic layer, on files up to BINARY_MAX, with a smaller budget
             if len(buf) <= BINARY_MAX and not head.startswith(_EXECUTABLE) \
                     and not item.path.lower().endswith(_COMPILED_EXT):
-                self.decoder.scan_buffer(buf, self._binary_emit(buf, scan), max_decoded=BINARY_DECODED)
+                dec.cut = False
+                dec.scan_buffer(buf, self._binary_emit(buf, scan), max_decoded=BINARY_DECODED)
+                if dec.cut:
+                    _cut(scan, BINARY_DECODED)
             return
         yaml = item.path.lower().endswith(_YAML_EXT)
         if not yaml and self.needles and self._fallback is None:
             got = scan.b64_hits
             if got is not None and got[0] is buf and not got[1]:
                 return  # a text file whose one scan met no base64 needle: no run to decode (``_candidates``)
+        dec.cut = False
         if self._fallback is None and BACKEND != "python":
             # Python sources: hex only, the AST pass reads their literals' escapes
             self._escaped(buf, scan, not item.path[-4:].lower().endswith(PY_EXT))
@@ -171,7 +189,7 @@ class EncodedSecrets:
                            f"{yaml_cost(buf) >> 20} MiB estimated): its Secret and docker-config fields were not "
                            "parsed; the text and generic base64 passes scanned it", "limit")
             else:
-                covered = _YamlSecrets(self.decoder, buf, scan).run()
+                covered = _YamlSecrets(dec, buf, scan).run()
         covered.sort()
         starts = [a for a, _b in covered]
 
@@ -183,7 +201,9 @@ class EncodedSecrets:
             line, col = scan.line_col(buf, c.start)
             scan.add_secret(m, line=line, column=col, decoded=_chain(chain))
 
-        self.decoder.scan_buffer(buf, emit, skip if covered else None, cands=self._candidates(buf, item, scan))
+        dec.scan_buffer(buf, emit, skip if covered else None, cands=self._candidates(buf, item, scan))
+        if dec.cut:
+            _cut(scan, MAX_DECODED_PER_BUFFER)
 
     def _candidates(self, buf: Any, item: Item, scan: ItemScan) -> Iterable[Candidate] | None:
         """The runs to decode in a text buffer: those holding a base64 needle; None = every run (generic: YAML
@@ -218,7 +238,12 @@ class EncodedSecrets:
             line, col = scan.line_col(buf, offset)
             scan.add_secret(m, line=line, column=col, decoded=kind)
 
-        escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
+        stop = escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
+        if stop is not None:
+            line, _col = scan.line_col(buf, stop)
+            scan.error(f"more than {escaped.MAX_RUNS} escaped, hex, quoted-printable or continued runs (or "
+                       f"{escaped.MAX_RUN_BYTES >> 20} MiB of them): not decoded from line "
+                       f"{line} on (its plain text was scanned)", "limit")
 
     @staticmethod
     def _binary_emit(buf: Any, scan: ItemScan) -> Any:
