@@ -208,3 +208,23 @@ def test_fifo_order_file_does_not_hang_staged(tmp_path: Path) -> None:
     git_run(repo, "add", "new.py")
     rc, rep = scan_json("--staged", cwd=repo, timeout=60)
     assert rc == 1 and [f["path"] for f in rep["findings"]] == ["new.py"]
+
+
+def test_missing_blob_is_named_at_its_path_and_the_rest_keep_theirs(tmp_path: Path) -> None:
+    """``rev-list --objects`` died on a blob missing from the database, and the sweep fell back to every blob in
+    the database without paths or provenance (the secret's later version came out again at ``unreachable/<oid>``).
+    The log never reads blobs: the missing one is reported at its path, the others keep path and provenance."""
+    repo = init_repo(tmp_path / "r")
+    tok = hf_token()
+    for when, files in (("2020-01-01T00:00:00", {"s.py": f"T = '{tok}'\n", "y.txt": "plain\n"}),
+                        ("2021-01-01T00:00:00", {"s.py": f"T = '{tok}'\nU = 1\n"})):
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        git_run(repo, "add", "-A")
+        git_run(repo, "commit", "-q", "-m", when, "--date", when)
+    blob = git_run(repo, "rev-parse", "HEAD:y.txt").stdout.strip()
+    os.remove(repo / ".git" / "objects" / blob[:2] / blob[2:])
+    first = git_run(repo, "rev-parse", "HEAD~1").stdout.strip()
+    r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
+    assert [(f.path, (f.commit or {}).get("id")) for f in r.findings] == [("s.py", first)]
+    assert [(e.path, e.kind) for e in r.errors] == [("y.txt", "corrupt")] and blob in r.errors[0].reason

@@ -234,12 +234,11 @@ class GitHistorySource(HistoryResults):
         return (self.one_walk and self.order == "pack" and not self._incremental
                 and not (self.branches or self.since or self.rev_range))
 
-    def _extra_names(self) -> list[tuple[str, str]]:
-        """What the log cannot list (``git_walk.extra_names``); a failure is the walk's, as with ``rev-list``."""
+    def _extra_names(self) -> tuple[list[tuple[str, str]], str | None]:
+        """What the log cannot list (``git_walk.extra_names``) and git's error if that failed (the walk's failure,
+        as with ``rev-list``, reported after the log's own)."""
         tips = self._tips if self._tips is not None else git_list.current_tips(self.origin, self._revs)
-        names, failure = git_walk.extra_names(self.origin, tips)
-        self._walk_failure = self._walk_failure or failure
-        return names
+        return git_walk.extra_names(self.origin, tips)
 
     def is_full_listing(self) -> bool:
         """True once ``start`` has begun a full listing (not an incremental one, nor one that failed)."""
@@ -373,7 +372,7 @@ class GitHistorySource(HistoryResults):
         stream: Iterator[tuple[str, str, int, str]]
         walk = self._spools.pop("reachable", None)
         log = self._log if self._walk_log else None
-        extras = self._extra_names() if self._walk_log else []
+        extras, extras_failure = self._extra_names() if self._walk_log else ([], None)
         if self.early_log and not self._incremental and self.order == "pack" and (walk or log) is not None:
             # a pool scans beside the walk: blobs are handed out as ``rev-list`` names them, then in pack order
             self._spools["reachable"] = walk  # closed by ``items`` when done
@@ -388,7 +387,7 @@ class GitHistorySource(HistoryResults):
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
             if self._walk_log:
                 reachable = git_walk.reachable(extras, log) if log is not None else {}
-                self._walk_failure = self._walk_failure or (log.failure() if log is not None else None)
+                self._walk_failure = (log.failure() if log is not None else None) or extras_failure
             else:
                 reachable, self._walk_failure = git_list.parse_reachable(walk)
             self._end_early_log()
@@ -421,7 +420,7 @@ class GitHistorySource(HistoryResults):
             if out is not None:
                 yield out
         if overlap is not None:
-            reachable, self._walk_failure = overlap.reachable, self._walk_failure or overlap.failure
+            reachable, self._walk_failure = overlap.reachable, overlap.failure or extras_failure
             self.stats["blobs_listed_early"] = overlap.early
         if self.order == "pack" or self._incremental:
             # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even
