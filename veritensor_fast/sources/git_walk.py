@@ -16,9 +16,9 @@ the annotated tags themselves, by ``rev-list`` itself, over just those tips, as 
 Which path a blob is listed at when it appears at several: the first the log shows it added at, that is the
 newest commit adding it (in the walk's order; within a commit, git's path order), unless a ref names it
 through a tree (the path in that tree, as ``rev-list`` names objects under refs first). ``rev-list`` named the
-path of the newest commit *containing* it. The two differ only for a blob at two or more paths at once (a file
-copied, not moved): a rename, an edit, a revert, or copies added in one commit are listed at the same path as
-before. Provenance is then looked up for the listed path, as before.
+path of the newest commit *containing* it. On a linear history the two differ only for a blob one commit holds
+at two paths at once (a file copied, not moved); with branches, also for a file renamed on one branch while a
+newer commit on another still holds it at the old path. Provenance is then looked up for the listed path.
 
 Used for full sweeps of every ref (the default scope, ``--all-objects`` too); ``--branch``, ``--since``,
 ``--range`` and incremental sweeps keep ``rev-list --objects`` (with an excluded side, the log's diffs would
