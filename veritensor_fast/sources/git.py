@@ -1,7 +1,8 @@
 """Git history source: every blob reachable from every ref (or a commit range), each scanned exactly once.
 
 Parent side (``GitHistorySource``):
-- lists the reachable blobs and one path for each with ``git rev-list --objects`` (blobs only), then orders
+- lists the reachable blobs and one path for each from one walk of the history: a full sweep from provenance's
+  ``git log --raw`` pass itself (``git_walk``), other scopes with ``git rev-list --objects``; then orders
   them in pack order with ``git cat-file --batch-all-objects --batch-check --unordered`` (which also gives the
   sizes); ``--all-objects`` adds blobs that no ref reaches. Each object id is yielded once, as an
   ``Item(kind="blob", key=<oid>, path=<a path it appears at>, size=..., origin=<repo>)``;
