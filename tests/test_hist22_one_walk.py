@@ -228,3 +228,15 @@ def test_missing_blob_is_named_at_its_path_and_the_rest_keep_theirs(tmp_path: Pa
     r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)
     assert [(f.path, (f.commit or {}).get("id")) for f in r.findings] == [("s.py", first)]
     assert [(e.path, e.kind) for e in r.errors] == [("y.txt", "corrupt")] and blob in r.errors[0].reason
+
+
+def test_diff_relative_in_the_repository_config_hides_nothing(tmp_path: Path) -> None:
+    """``diff.relative=true`` (the repository's own config) makes ``git log --raw`` run from a subdirectory show only
+    the paths under it: a sweep of ``repo/sub`` lost every other finding's provenance (and a listing from the log
+    would lose the findings). ``--no-relative`` on every log and diff."""
+    repo = init_repo(tmp_path / "r")
+    _commit(repo, {"top.py": f"T = '{hf_token()}'\n", "sub/a.txt": "plain\n"}, "a")
+    git_run(repo, "config", "diff.relative", "true")
+    rc, rep = scan_json("--history", str(repo / "sub"), "--no-datastore", timeout=60)
+    assert rc == 1 and [(f["path"], f["commit"]["id"]) for f in rep["findings"]] == [
+        ("top.py", git_run(repo, "rev-parse", "HEAD").stdout.strip())]

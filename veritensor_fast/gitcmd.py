@@ -33,7 +33,8 @@ trust either (a shared CI image). Every git child started here therefore gets:
   checks (``include.path`` and the like): ``diff.orderFile`` and ``mailmap.file`` name files they open with a
   blocking ``open`` (a FIFO there hung ``scan --history`` forever once it had a finding): ``-O/dev/null`` (an
   empty order: git's own) and ``--no-mailmap`` / ``log.mailmap=false`` (no mailmap read; no format used here
-  prints a name).
+  prints a name); and ``--no-relative``: ``diff.relative=true`` made a diff run from a subdirectory show only
+  the paths under it, so a history sweep of ``repo/sub`` lost the provenance of every other finding.
 
 ``safe.directory=*``: a repository owned by another user (an extracted tarball, a shared volume) is scanned;
 ownership is not the trust boundary here, the hardening above is. Every call site in the package goes through
@@ -80,9 +81,10 @@ SAFE_CONFIG: tuple[tuple[str, str], ...] = (
 
 #: Flags inserted right after these subcommands (repository-named drivers cannot be overridden one by one).
 SUBCOMMAND_FLAGS: dict[str, tuple[str, ...]] = {
-    "log": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null"),
-    "show": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null"),
-    "diff": ("--no-ext-diff", "--no-textconv", "--ignore-submodules=all", "-O/dev/null"),
+    "log": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null", "--no-relative"),
+    "show": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null",
+             "--no-relative"),
+    "diff": ("--no-ext-diff", "--no-textconv", "--ignore-submodules=all", "-O/dev/null", "--no-relative"),
 }
 
 #: Inherited variables removed from every git child: each names a program or injects configuration.
