@@ -3,6 +3,7 @@
     pytest bench/bench_history.py --benchmark-enable [-k scan]
     python bench/bench_history.py ceiling REPO [READERS]   # read-only ceiling, one JSON line
     python bench/bench_history.py scan REPO [JOBS] [DEPTH] # one history sweep, one JSON line (DEPTH: early_depth, or all)
+    VF_BENCH_TWO_WALKS=1 python bench/bench_history.py scan REPO 2  # the same with two walks (rev-list, then log)
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
     python bench/bench_history.py timeline REPO [JOBS] [DEPTH] # CPU per 100 ms of the sweep's processes, by kind
@@ -170,6 +171,10 @@ def sweep(repo: str, jobs: int, datastore: str | None = None, **kw: Any) -> dict
     source (``early_depth=N``: ``scan REPO JOBS N``; ``all``: every blob)."""
     import resource
 
+    if os.environ.get("VF_BENCH_TWO_WALKS"):  # A/B in one checkout: ``rev-list --objects``, then ``git log``
+        from veritensor_fast.sources.git import GitHistorySource
+
+        GitHistorySource.one_walk = False
     t0 = time.perf_counter()
     r = scan_history([repo], ScanOptions(), jobs=jobs, **kw, **({"datastore": datastore} if datastore
                                                                 else {"use_datastore": False}))

@@ -64,6 +64,7 @@ def _is_log(e: tuple[str, tuple[str, ...]]) -> bool:
 
 
 def test_listing_starts_at_start_before_any_item_is_pulled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(GitHistorySource, "one_walk", False)  # the two-walk listing (test_hist22_one_walk.py)
     repo, _ = _repo(tmp_path)
     spy = _Spy(monkeypatch)
     src = GitHistorySource(str(repo), use_datastore=False)
@@ -101,6 +102,7 @@ def test_provenance_log_starts_with_first_finding_not_after_scan(tmp_path: Path,
 
 
 def test_clean_history_never_starts_provenance_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(GitHistorySource, "one_walk", False)  # the two-walk listing (test_hist22_one_walk.py)
     repo, _ = _repo(tmp_path, secrets=0)
     spy = _Spy(monkeypatch)
     r = scan_history([str(repo)], ScanOptions(), jobs=1, use_datastore=False)

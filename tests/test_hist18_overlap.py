@@ -23,6 +23,13 @@ from veritensor_fast.worker import ScanOptions
 from conftest import child_argvs, git_run, hf_token, init_repo
 
 
+@pytest.fixture(autouse=True)
+def _two_walks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the two-walk listing (``rev-list --objects``, then ``git log``), which ``--branch``
+    sweeps still use; a full sweep lists from the log itself (``git_walk``, ``tests/test_hist22_one_walk.py``)."""
+    monkeypatch.setattr(GitHistorySource, "one_walk", False)
+
+
 def _repo(tmp_path: Path, secrets: int = 2) -> Path:
     repo = init_repo(tmp_path / "r")
     for i in range(secrets):

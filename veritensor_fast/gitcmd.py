@@ -28,7 +28,13 @@ trust either (a shared CI image). Every git child started here therefore gets:
   (``diff.<driver>.textconv`` / ``.command``, ``diff.external``): ``log``/``show``/``diff`` always get
   ``--no-ext-diff --no-textconv`` (and ``--no-show-signature`` for ``log``/``show``); ``--no-pager`` always.
   ``filter.<driver>.{clean,smudge,process}`` run only when git converts work-tree content, which no command
-  used here does (``cat-file`` is never given ``--filters``/``--textconv``: refused below).
+  used here does (``cat-file`` is never given ``--filters``/``--textconv``: refused below);
+- **no file the repository's config names is opened** by ``log``/``show``/``diff`` beyond those ``git_guard``
+  checks (``include.path`` and the like): ``diff.orderFile`` and ``mailmap.file`` name files they open with a
+  blocking ``open`` (a FIFO there hung ``scan --history`` forever once it had a finding): ``-O/dev/null`` (an
+  empty order: git's own) and ``--no-mailmap`` / ``log.mailmap=false`` (no mailmap read; no format used here
+  prints a name); and ``--no-relative``: ``diff.relative=true`` made a diff run from a subdirectory show only
+  the paths under it, so a history sweep of ``repo/sub`` lost the provenance of every other finding.
 
 ``safe.directory=*``: a repository owned by another user (an extracted tarball, a shared volume) is scanned;
 ownership is not the trust boundary here, the hardening above is. Every call site in the package goes through
@@ -69,14 +75,16 @@ SAFE_CONFIG: tuple[tuple[str, str], ...] = (
     ("core.attributesFile", "/dev/null"),
     ("core.commitGraph", "false"),  # a shipped commit-graph file is believed for parents: could hide history
     ("core.quotePath", "false"),
+    ("log.mailmap", "false"),  # ``mailmap.file`` names a file git opens: a FIFO there blocked ``git log`` forever
     ("safe.directory", "*"),
 )
 
 #: Flags inserted right after these subcommands (repository-named drivers cannot be overridden one by one).
 SUBCOMMAND_FLAGS: dict[str, tuple[str, ...]] = {
-    "log": ("--no-ext-diff", "--no-textconv", "--no-show-signature"),
-    "show": ("--no-ext-diff", "--no-textconv", "--no-show-signature"),
-    "diff": ("--no-ext-diff", "--no-textconv", "--ignore-submodules=all"),
+    "log": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null", "--no-relative"),
+    "show": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null",
+             "--no-relative"),
+    "diff": ("--no-ext-diff", "--no-textconv", "--ignore-submodules=all", "-O/dev/null", "--no-relative"),
 }
 
 #: Inherited variables removed from every git child: each names a program or injects configuration.

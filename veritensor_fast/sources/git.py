@@ -1,7 +1,8 @@
 """Git history source: every blob reachable from every ref (or a commit range), each scanned exactly once.
 
 Parent side (``GitHistorySource``):
-- lists the reachable blobs and one path for each with ``git rev-list --objects`` (blobs only), then orders
+- lists the reachable blobs and one path for each from one walk of the history: a full sweep from provenance's
+  ``git log --raw`` pass itself (``git_walk``), other scopes with ``git rev-list --objects``; then orders
   them in pack order with ``git cat-file --batch-all-objects --batch-check --unordered`` (which also gives the
   sizes); ``--all-objects`` adds blobs that no ref reaches. Each object id is yielded once, as an
   ``Item(kind="blob", key=<oid>, path=<a path it appears at>, size=..., origin=<repo>)``;
@@ -29,13 +30,16 @@ from typing import TYPE_CHECKING, Any
 from veritensor_fast import gitloc
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
-from veritensor_fast.sources import git_list
+from veritensor_fast.sources import git_list, git_walk
 from veritensor_fast.sources.fs import _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_objects import commit_path, is_commit_path, tag_path
 from veritensor_fast.sources.git_overlap import OverlappedListing
-from veritensor_fast.sources.git_provenance import oldest_per_secret  # noqa: F401 - re-exported
+from veritensor_fast.sources.git_provenance import (
+    log_spool,
+    oldest_per_secret,  # noqa: F401 - re-exported
+)
 from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_results import HistoryResults
 from veritensor_fast.sources.git_spool import Spool
@@ -63,6 +67,10 @@ class GitHistorySource(HistoryResults):
     stored findings (redacted, without the secret) are reported again; ``new_only`` keeps only findings that
     no earlier finished sweep reported.
     """
+
+    #: a full sweep lists its blobs from provenance's ``git log`` pass, started at once (``git_walk``: one history
+    #: walk instead of ``rev-list --objects`` and then ``git log``); False: the two walks, as before
+    one_walk = True
 
     def __init__(self, repo: str, options: ScanOptions | None = None, *, branches: Sequence[str] = (),
                  since: str | None = None, rev_range: str | None = None, all_objects: bool = False,
@@ -136,6 +144,7 @@ class GitHistorySource(HistoryResults):
         #: start provenance's ``git log`` while ``rev-list`` walks, ended when the listing is done unless a blob
         #: finding has shown it is needed (set by ``history`` when a process pool scans beside it: a core idles then)
         self.early_log = False
+        self._walk_log = False  # this sweep lists from the log (``_one_walk``)
 
     # -- listing ------------------------------------------------------------------------------------------
 
@@ -206,7 +215,13 @@ class GitHistorySource(HistoryResults):
         try:
             self._prep_errors = self._prepare()
             walk = walk_input(self._tips, self._revs, self._negatives)
-            if self.order == "pack" or self._incremental:
+            if self._one_walk():  # the log pass is the listing and provenance's pass (``git_walk``)
+                self._walk_log = self._log_decided = True
+                if not git_list.walks_nothing(walk[1]):
+                    self._log_walk = (list(walk[0]), walk[1])
+                    self._log = log_spool(self.origin, *walk)
+                self._spools["pack"] = Spool(self.origin, git_list.PACK_ORDER)
+            elif self.order == "pack" or self._incremental:
                 self._spools["reachable"] = git_list.reachable_spool(self.origin, *walk)
                 if not self._incremental:  # an incremental sweep sizes its few new blobs instead
                     self._spools["pack"] = Spool(self.origin, git_list.PACK_ORDER)
@@ -214,6 +229,17 @@ class GitHistorySource(HistoryResults):
         except GitError as exc:
             self._start_error = exc
             self.close()
+
+    def _one_walk(self) -> bool:
+        """A full sweep of every ref, in pack order: listed from provenance's log pass (``git_walk``)."""
+        return (self.one_walk and self.order == "pack" and not self._incremental
+                and not (self.branches or self.since or self.rev_range))
+
+    def _extra_names(self) -> tuple[list[tuple[str, str]], str | None]:
+        """What the log cannot list (``git_walk.extra_names``) and git's error if that failed (the walk's failure,
+        as with ``rev-list``, reported after the log's own)."""
+        tips = self._tips if self._tips is not None else git_list.current_tips(self.origin, self._revs)
+        return git_walk.extra_names(self.origin, tips)
 
     def is_full_listing(self) -> bool:
         """True once ``start`` has begun a full listing (not an incremental one, nor one that failed)."""
@@ -346,16 +372,25 @@ class GitHistorySource(HistoryResults):
         overlap: OverlappedListing | None = None
         stream: Iterator[tuple[str, str, int, str]]
         walk = self._spools.pop("reachable", None)
-        if self.early_log and not self._incremental and self.order == "pack" and walk is not None:
+        log = self._log if self._walk_log else None
+        extras, extras_failure = self._extra_names() if self._walk_log else ([], None)
+        if self.early_log and not self._incremental and self.order == "pack" and (walk or log) is not None:
             # a pool scans beside the walk: blobs are handed out as ``rev-list`` names them, then in pack order
             self._spools["reachable"] = walk  # closed by ``items`` when done
             pack = self._spools.get("pack") or Spool(self.origin, git_list.PACK_ORDER)
             self._spools["pack"] = pack
-            overlap = OverlappedListing(walk, pack, self._end_early_log, self.early_depth)
+            reach = log if log is not None else walk
+            assert reach is not None
+            names = git_walk.walk_names(extras, log, follow=True) if log is not None else None
+            overlap = OverlappedListing(reach, pack, self._end_early_log, self.early_depth, names)
             stream = iter(overlap)
         elif self.order == "pack" or self._incremental:
             # delta chains are resolved cheaply in pack order; the walk cannot overlap the scan in this mode
-            reachable, self._walk_failure = git_list.parse_reachable(walk)
+            if self._walk_log:
+                reachable = git_walk.reachable(extras, log) if log is not None else {}
+                self._walk_failure = (log.failure() if log is not None else None) or extras_failure
+            else:
+                reachable, self._walk_failure = git_list.parse_reachable(walk)
             self._end_early_log()
             if self._incremental and len(reachable) < 50_000:  # a few new blobs: size them, skip the pack scan
                 stream = ((oid, t, size, reachable[oid]) for oid, t, size in git_list.sizes(self.origin, list(reachable)))
@@ -386,7 +421,7 @@ class GitHistorySource(HistoryResults):
             if out is not None:
                 yield out
         if overlap is not None:
-            reachable, self._walk_failure = overlap.reachable, overlap.failure
+            reachable, self._walk_failure = overlap.reachable, overlap.failure or extras_failure
             self.stats["blobs_listed_early"] = overlap.early
         if self.order == "pack" or self._incremental:
             # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even

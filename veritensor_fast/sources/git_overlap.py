@@ -39,10 +39,10 @@ POLL_S = 0.004
 ALL_DEPTHS = 1 << 30
 
 
-def follow_lines(spool: Spool) -> Iterator[bytes]:
-    """The output lines of a running ``Spool`` (without their newline) as git writes them, until git has exited
-    and all of it is read. Reads with ``pread``: git writes at the file offset it shares with us, which must
-    not move."""
+def follow_lines(spool: Spool, sep: bytes = b"\n") -> Iterator[bytes]:
+    """The output lines of a running ``Spool`` (without their newline; ``sep``: another terminator, NUL for
+    ``-z`` output) as git writes them, until git has exited and all of it is read. Reads with ``pread``: git
+    writes at the file offset it shares with us, which must not move."""
     proc = spool.proc
     fd = spool.out.fileno()
     off = 0
@@ -54,7 +54,7 @@ def follow_lines(spool: Spool) -> Iterator[bytes]:
             if not data:
                 break
             off += len(data)
-            parts = (rest + data).split(b"\n")
+            parts = (rest + data).split(sep)
             rest = parts.pop()
             yield from parts
         if done:
@@ -71,8 +71,11 @@ class OverlappedListing:
     if the walk failed). ``on_walked`` is called once the walk is done (before the rest is handed out)."""
 
     def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None,
-                 depth: int = 0) -> None:
+                 depth: int = 0, names: Iterator[tuple[str, str]] | None = None) -> None:
         self.reach = reach
+        #: (oid, path) as the walk names them; default: ``reach`` is ``rev-list --objects``, read as it runs
+        #: (``git_walk.walk_names``: the one-walk listing, ``reach`` being its ``git log`` pass)
+        self.names = names
         self.pack = pack
         self.on_walked = on_walked
         #: blobs whose delta chain is at most this long also go early (0: whole objects only; see the module)
@@ -114,8 +117,9 @@ class OverlappedListing:
         sizes = self._whole_blobs()
         reachable = self.reachable
         early: set[str] = set()
-        for raw in follow_lines(self.reach):
-            oid, _, path = raw.decode("utf-8", "surrogateescape").partition(" ")
+        names = self.names if self.names is not None else (
+            raw.decode("utf-8", "surrogateescape").partition(" ")[::2] for raw in follow_lines(self.reach))
+        for oid, path in names:
             if oid not in reachable or (path and not reachable[oid]):
                 reachable[oid] = display_path(path)
                 size = sizes.get(oid)

@@ -2,7 +2,8 @@
 stored findings merged back, provenance (which commit introduced each finding's blob at its path) and
 ``at_head``. A mixin of ``GitHistorySource`` (``sources/git.py``), which lists what is scanned.
 
-Provenance needs one ``git log --raw`` pass over the swept commits. It is started in the background
+Provenance needs one ``git log --raw`` pass over the swept commits. A full sweep's listing is that pass
+(``git_walk``: started with the listing, read again here). Otherwise it is started in the background
 (``git_spool.Spool``) as soon as the first blob finding comes back from a worker, so it runs while the rest is
 scanned instead of after it; an incremental sweep takes provenance from the datastore's cache and ``git log``
 over the new commits only. When a process pool scans beside the listing (``early_log``), the pass starts
