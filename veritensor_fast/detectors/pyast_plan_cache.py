@@ -28,8 +28,9 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
 
     h = hashlib.sha256(sys.version.encode() + b"\x00")
     here = Path(pf.__file__)  # the plan's derivation
-    try:  # the prefilter's code, pyast_stream's (its trigger patterns) and this module's (the format)
-        h.update(b"".join(here.with_name(n).read_bytes() for n in (here.name, "pyast_stream.py", Path(__file__).name)))
+    try:  # the prefilter's code, pyast_stream's (its trigger patterns), pyast_needles' and this module's (the format)
+        h.update(b"".join(here.with_name(n).read_bytes()
+                          for n in (here.name, "pyast_stream.py", "pyast_needles.py", Path(__file__).name)))
     except OSError:  # pragma: no cover - a zip import: the key still follows the rules
         h.update(b"pyast_prefilter:unknown")
     for r in rules:
@@ -55,7 +56,8 @@ def _plan_to_json(plan: PrefilterPlan | None) -> Any:
     return {"patterns": pats(plan.patterns), "alone": sorted(plan.alone), "shapes": pats(plan.shapes),
             "pairs": [[sorted(c), sorted(sh)] for c, sh in plan.pairs], "cut": sorted(plan.cut),
             "headers": sorted(plan.headers), "groups": [list(g) for g in plan.groups],
-            "heads": [list(h) for h in plan.heads], "tails": [list(t) for t in plan.tails], "streams": sorted(plan.streams)}
+            "heads": [list(h) for h in plan.heads], "tails": [list(t) for t in plan.tails], "streams": sorted(plan.streams),
+            "late": sorted(plan.late), "needles": pats(list(plan.needles))}
 
 
 def _plan_from_json(d: Any) -> PrefilterPlan | None:
@@ -86,4 +88,5 @@ def _plan_from_json(d: Any) -> PrefilterPlan | None:
     pairs = [(ids(c, len(patterns)), ids(sh, len(shapes))) for c, sh in d["pairs"]]
     return PrefilterPlan(patterns, ids(d["alone"], len(patterns)), pairs, shapes, ids(d["cut"], len(patterns)),
                          ids(d["headers"], len(patterns)), groups, split(d["heads"], len(patterns)),
-                         split(d["tails"], len(patterns)), ids(d["streams"], len(patterns)))
+                         split(d["tails"], len(patterns)), ids(d["streams"], len(patterns)),
+                         ids(d["late"], len(patterns)), tuple(pats(d["needles"])))

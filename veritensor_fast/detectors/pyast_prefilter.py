@@ -135,6 +135,10 @@ class PrefilterPlan:
     tails: tuple[tuple[int, int, int], ...] = ()
     #: Triggers of the literal stream check (:mod:`pyast_stream`): a token spread over several pieces, escapes.
     streams: frozenset[int] = frozenset()
+    #: Patterns of long anchors scanned only where one of ``needles`` (a literal each of them holds) is found
+    #: (:mod:`pyast_needles`): the same hits as one database, with fewer literals in the one every file sees.
+    late: frozenset[int] = frozenset()
+    needles: tuple[tuple[bytes, bool], ...] = ()
 
     def every_hit(self, pid: int) -> bool:
         """Whether the admission check needs every hit of pattern ``pid`` (not only the first)."""
@@ -172,6 +176,8 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
     groups: list[tuple[str, str, int, bool, bool]] = []
     heads: set[tuple[int, int, int]] = set()
     tails: set[tuple[int, int, int]] = set()
+    #: per anchor group, its patterns and the anchor's literal each holds (:func:`pyast_needles.late_needles`)
+    fam: dict[int, list[tuple[int, int, int]]] = {}
 
     def pid(pat: bytes, caseless: bool) -> int:
         return ids.setdefault((pat, caseless), len(ids))
@@ -204,18 +210,23 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 # A literal holding the anchor and fewer token characters than the rule's longest match can be
                 # continued into a longer (other) secret: ``"sk-proj-<40 of 160>" + "…"`` (issue ast17).
                 rep = b"*" if hi > MAX_SHORT else b"{0,%d}" % max(0, int(hi) - len(a) - 1)
-                cut.add(pid(lit + (b"[" + cls + b"]" + rep if cls else b"") + _END, caseless))
+                g, n = len(groups), len(a.encode("latin-1", "replace"))
+                held = fam.setdefault(g, [])  # (pattern id, the anchor's prefix it holds, where its suffix starts)
+                c = pid(lit + (b"[" + cls + b"]" + rep if cls else b"") + _END, caseless)
+                cut.add(c)
+                held.append((c, n, 0))  # the whole anchor
                 # the anchor itself split between two literals: ``"h" + "f_…"``, ``("gh" "p_…")``
-                for sp_pat in _split_patterns(a):
+                for k, sp_pat in enumerate(_split_patterns(a), 1):
                     alone.add(pid(sp_pat, caseless))
+                    held.append((pid(sp_pat, caseless), k, k))
                 # ... or by any other fold: a head ending a piece, a tail starting one (judged in pyast_split)
                 group = (a, cls.decode("latin-1"), max(0, int(lo) - len(a)), caseless,
                          r.left == "word" and a[:1].isalnum())
-                g = len(groups)
                 groups.append(group)
                 for kind, k in split_triggers(len(a), group[2] > 0 and bool(cls)):
                     pat = split_pattern(group, kind, k, TAIL_CAP)
                     (tails if kind == "tail" else heads).add((pid(pat, caseless), g, k))
+                    held.append((pid(pat, caseless), 0, k) if kind == "tail" else (pid(pat, caseless), k, n))
         if not ctx_ids:
             continue
         if shape is None:  # the secret's shape is unknown: the context word alone admits the file
@@ -227,10 +238,15 @@ def prefilter_plan(rules: Iterable[Rule]) -> PrefilterPlan | None:
                 pairs.append((frozenset({pid(SINK_CALL, False)}), shape_set))
     from veritensor_fast.detectors.pyast_stream import stream_patterns  # a token spread over pieces, escapes
     streams = frozenset(pid(p, ci) for p, ci in stream_patterns(groups))
+    from veritensor_fast.detectors.pyast_needles import late_needles, stream_rests
+
+    for g, held in fam.items():  # a piece starting with a long anchor's rest (``pyast_stream``)
+        held.extend((ids[k], 0, j) for k, j in stream_rests(groups[g]) if k in ids)
+    late, needles = late_needles(groups, fam)
     pats = [k for k, _v in sorted(ids.items(), key=lambda kv: kv[1])]
     shapes = [k for k, _v in sorted(shape_ids.items(), key=lambda kv: kv[1])]
     return PrefilterPlan(pats, frozenset(alone), pairs, shapes, frozenset(cut), frozenset(headers),
-                         tuple(groups), tuple(sorted(heads)), tuple(sorted(tails)), streams)
+                         tuple(groups), tuple(sorted(heads)), tuple(sorted(tails)), streams, late, needles)
 
 
 def _split_patterns(anchor: str) -> list[bytes]:
@@ -412,7 +428,8 @@ def cached_plan(rules: list[Rule]) -> PrefilterPlan | None:
 
 def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
     """Hyperscan databases of :func:`prefilter_plan`'s patterns and shapes (``None`` without shapes) and the
-    plan (:func:`cached_plan`), or ``None`` (parse every file)."""
+    plan (:func:`cached_plan`), or ``None`` (parse every file). The patterns' scanner is a
+    :class:`pyast_needles.TwoStage` when the plan has ``late`` patterns (compiled on the first needle's hit)."""
     plan = cached_plan(rules)
     if plan is None or not plan.patterns:
         return None
@@ -428,7 +445,22 @@ def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
     # every hit: cut anchors and context words are checked where they stand, shapes are looked for near them
     shapes = db(plan.shapes, lambda _i: True) if plan.shapes else None
     every = plan.cut.union(plan.streams, *(c for c, _s in plan.pairs))  # ``plan.every_hit`` as one set
-    return db(plan.patterns, every.__contains__), shapes, plan
+    if not plan.late:
+        return db(plan.patterns, every.__contains__), shapes, plan
+    from veritensor_fast.detectors.pyast_needles import TwoStage
+
+    def part(ids: list[int], more: tuple[tuple[bytes, bool], ...] = ()) -> Any:
+        """The patterns ``ids`` of the plan under their own ids, then ``more`` (presence only) from
+        ``len(plan.patterns)`` on."""
+        pats = [plan.patterns[i] for i in ids] + list(more)
+        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | (0 if i in every else hyperscan.HS_FLAG_SINGLEMATCH)
+                 for i, (_p, ci) in zip(ids, pats[:len(ids)], strict=True)]
+        flags += [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in more]
+        n = len(plan.patterns)
+        return Scanner(compile_cached([p for p, _ci in pats], flags, ids=ids + list(range(n, n + len(more)))))
+
+    first = part([i for i in range(len(plan.patterns)) if i not in plan.late], plan.needles)
+    return TwoStage(first, lambda: part(sorted(plan.late)), len(plan.patterns)), shapes, plan
 
 
 def _literal(word: bytes) -> bytes:

@@ -98,10 +98,10 @@ def head_dead(buf: Any, start: int, end: int, brackets: Brackets) -> bool:
 class _Split:
     """One file's split check: tails and heads looked for once each."""
 
-    __slots__ = ("brackets", "buf", "plan", "tails")
+    __slots__ = ("brackets", "buf", "by_id", "plan", "tails")
 
-    def __init__(self, plan: PrefilterPlan, buf: Any, brackets: Brackets) -> None:
-        self.plan, self.buf, self.brackets = plan, buf, brackets
+    def __init__(self, plan: PrefilterPlan, buf: Any, brackets: Brackets, by_id: dict[int, list[int]]) -> None:
+        self.plan, self.buf, self.brackets, self.by_id = plan, buf, brackets, by_id
         self.tails: dict[tuple[int, int], bool] = {}
 
     def tail(self, g: int, j: int) -> bool:
@@ -110,7 +110,12 @@ class _Split:
         key = (g, j)
         got = self.tails.get(key)
         if got is None:
-            got = self.tails[key] = self._tail(g, j)
+            # Where the database holds this tail (``split_pattern(…, "tail", j, TAIL_CAP)``: what starts a piece,
+            # the anchor's rest, at most TAIL_CAP of the token's characters), a tail :meth:`_tail` finds is a hit
+            # of that pattern too (the same start, a prefix of the same token): without one, there is none. The
+            # regex search over the whole file is then skipped (ast22).
+            p = _index(self.plan)[2].get(key)
+            got = self.tails[key] = False if p is not None and p not in self.by_id else self._tail(g, j)
         return got
 
     def _tail(self, g: int, j: int) -> bool:
@@ -153,8 +158,8 @@ class _Split:
 def split_end(plan: PrefilterPlan, buf: Any, by_id: dict[int, list[int]], brackets: Brackets) -> int | None:
     """End of the head of an anchor split by a fold in ``buf`` (see the module's docstring), or ``None``.
     ``by_id``: the prefilter database's hits by pattern id."""
-    heads, tails = _index(plan)
-    check = _Split(plan, buf, brackets)
+    heads, tails, _tail_ids = _index(plan)
+    check = _Split(plan, buf, brackets, by_id)
     tried: set[tuple[int, int]] = set()
     for p in sorted(heads.keys() & by_id.keys()):
         for g, k in heads[p]:
@@ -174,12 +179,15 @@ def split_end(plan: PrefilterPlan, buf: Any, by_id: dict[int, list[int]], bracke
     return None
 
 
-_INDEX: dict[int, tuple[Any, dict[int, list[tuple[int, int]]], dict[int, list[tuple[int, int]]]]] = {}
+_INDEX: dict[int, tuple[Any, dict[int, list[tuple[int, int]]], dict[int, list[tuple[int, int]]],
+                        dict[tuple[int, int], int]]] = {}
 _REGEX: dict[tuple[tuple[str, str, int, bool, bool], str, int], re.Pattern[bytes]] = {}
 
 
-def _index(plan: PrefilterPlan) -> tuple[dict[int, list[tuple[int, int]]], dict[int, list[tuple[int, int]]]]:
-    """``plan``'s heads and tails by pattern id (built once per plan)."""
+def _index(plan: PrefilterPlan) -> tuple[dict[int, list[tuple[int, int]]], dict[int, list[tuple[int, int]]],
+                                         dict[tuple[int, int], int]]:
+    """``plan``'s heads and tails by pattern id, and the pattern id of each tail ``(group, j)`` the database
+    holds (built once per plan)."""
     got = _INDEX.get(id(plan))
     if got is None or got[0] is not plan:
         heads: dict[int, list[tuple[int, int]]] = {}
@@ -187,8 +195,8 @@ def _index(plan: PrefilterPlan) -> tuple[dict[int, list[tuple[int, int]]], dict[
         for dst, src in ((heads, plan.heads), (tails, plan.tails)):
             for p, g, k in src:
                 dst.setdefault(p, []).append((g, k))
-        got = _INDEX[id(plan)] = (plan, heads, tails)
-    return got[1], got[2]
+        got = _INDEX[id(plan)] = (plan, heads, tails, {(g, j): p for p, g, j in plan.tails})
+    return got[1], got[2], got[3]
 
 
 def _regex(group: tuple[str, str, int, bool, bool], kind: str, k: int) -> re.Pattern[bytes]:
