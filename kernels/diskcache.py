@@ -1,5 +1,5 @@
-"""The on-disk cache of derived data (Hyperscan databases, the parsed built-in rules, the AST prefilter plan):
-never anything a scan found.
+"""The on-disk cache of derived data (Hyperscan databases, the parsed built-in rules, the rules' alternation split,
+the AST prefilter plan): never anything a scan found.
 
 What is cached decides what a scan looks for, so a cache file is used only when no other user could have
 written it: the directory must be owned by this user with no group or other write permission, and so must the

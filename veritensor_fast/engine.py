@@ -75,8 +75,36 @@ SMALL_SCAN_BATCHES = 2
 SMALL_SCAN_BYTES = 8 << 20
 
 
-def _peek_small(batches: Iterator[list[Item]]) -> tuple[Iterator[list[Item]], bool]:
-    """Read ahead up to the small-scan limits; return the (restored) batch stream and whether it is small."""
+class _Ahead:
+    """An item stream that can say whether another item is coming (``more``) without handing it out yet."""
+
+    def __init__(self, items: Iterable[Item | ScanError]) -> None:
+        self._items = iter(items)
+        self._held: list[Item | ScanError] = []
+
+    def __iter__(self) -> Iterator[Item | ScanError]:
+        return self
+
+    def __next__(self) -> Item | ScanError:
+        if self._held:
+            return self._held.pop(0)
+        return next(self._items)
+
+    def more(self) -> bool:
+        """Whether an item (not a ``ScanError``) is still to come; what it reads ahead is handed out later."""
+        for it in self._items:
+            self._held.append(it)
+            if not isinstance(it, ScanError):
+                return True
+        return False
+
+
+def _peek_small(batches: Iterator[list[Item]], ahead: _Ahead | None = None) -> tuple[Iterator[list[Item]], bool]:
+    """Read ahead up to the small-scan limits; return the (restored) batch stream and whether it is small.
+
+    With ``ahead`` (the stream ``batches`` is made from), a scan is known not to be small as soon as the small
+    number of batches is full and one more item is listed: that item makes another batch, so the next batch's
+    other files need not be listed (and stat-ed) before the workers are forked. Same answer as listing it."""
     head: list[list[Item]] = []
     size = 0
     for b in batches:
@@ -84,6 +112,8 @@ def _peek_small(batches: Iterator[list[Item]]) -> tuple[Iterator[list[Item]], bo
         size += sum(max(it.size, 0) for it in b)
         # a ``tree`` item is the rest of a walk handed to the workers: never small (its files are not counted)
         if len(head) > SMALL_SCAN_BATCHES or size > SMALL_SCAN_BYTES or any(it.kind == "tree" for it in b):
+            return itertools.chain(head, batches), False
+        if len(head) == SMALL_SCAN_BATCHES and ahead is not None and ahead.more():
             return itertools.chain(head, batches), False
     return iter(head), True
 
@@ -142,13 +172,15 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
     # (the rest of the walk in up to ``jobs`` pieces: that many workers list from the start)
     listing = (source.items_sharded(BATCH_ITEMS, BATCH_BYTES, trees=jobs > 1,  # type: ignore[attr-defined]
                                     pieces=jobs) if shardable else source.items())
-    batches: Iterable[list[Item]] = make_batches(listing, errors)
+    # (a walk with a pool: decide "not small" without listing the next batch; ``_peek_small``)
+    ahead = _Ahead(listing) if shardable and jobs > 1 else None
+    batches: Iterable[list[Item]] = make_batches(listing if ahead is None else ahead, errors)
     if executor is None and make_executor is not None:
         executor = make_executor(options, db)
         jobs = getattr(executor, "jobs", jobs)
     if executor is None:
         if jobs > 1:
-            batches, small = _peek_small(iter(batches))
+            batches, small = _peek_small(iter(batches), ahead)
             if small:  # a few small files: forking workers would cost more than the whole scan
                 jobs = 1
         if jobs <= 1:

@@ -95,11 +95,45 @@ def rule_expressions(rules: Sequence[Rule]) -> tuple[list[bytes], list[int]]:
     pats: list[bytes] = []
     ids: list[int] = []
     split = BACKEND == "hyperscan"
+    cuts = _split_all([r.hs_pattern for r in rules if r.engine == "re"]) if split else []
     for i, r in enumerate(rules):
-        exprs = split_alternatives(r.hs_pattern) if split and r.engine == "re" else [r.hs_pattern]
+        exprs = cuts.pop(0) if split and r.engine == "re" else [r.hs_pattern]
         pats += exprs
         ids += [i] * len(exprs)
     return pats, ids
+
+
+def _split_all(patterns: list[bytes]) -> list[list[bytes]]:
+    """``split_alternatives`` of each pattern, memoised in the on-disk cache (``kernels.diskcache``): checking
+    every cut compiles each piece with ``re``, ~5 ms of every start (the rules' database is then found in the
+    cache by the split patterns). Keyed by the patterns, this module's code and the Python version (``re``'s
+    grammar); a cache file that does not decode, or does not fit the patterns, is ignored and rewritten."""
+    import hashlib
+    import json
+    import sys
+
+    from veritensor_fast.kernels.diskcache import cache_file, cache_load, cache_store
+
+    h = hashlib.sha256(f"split:{sys.version}".encode())
+    try:
+        with open(__file__, "rb") as f:
+            h.update(f.read())
+    except OSError:  # pragma: no cover - e.g. a zip import: split afresh
+        return [split_alternatives(p) for p in patterns]
+    for p in patterns:
+        h.update(len(p).to_bytes(4, "little") + p)
+    path = cache_file(f"split-{h.hexdigest()[:32]}.json")
+    raw = cache_load(path)
+    if raw is not None:
+        try:
+            cuts = [[bytes.fromhex(x) for x in xs] for xs in json.loads(raw)]
+        except (ValueError, TypeError):
+            cuts = []
+        if len(cuts) == len(patterns) and all(xs for xs in cuts):
+            return cuts
+    cuts = [split_alternatives(p) for p in patterns]
+    cache_store(path, json.dumps([[x.hex() for x in xs] for xs in cuts]).encode())
+    return cuts
 
 
 def split_alternatives(pattern: bytes) -> list[bytes]:
