@@ -10,8 +10,8 @@ command on a repository :func:`check` looks, without running git, at every place
 - the repository git would discover from the path (each directory upward from the physical directory:
   ``.git`` as a directory or as a ``gitdir:`` file, its ``commondir``; a bare repository itself; a ``.git``
   directory git may not accept does not end the search, as it does not end git's): its own files (``HEAD``, ``config``,
-  ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed) and its
-  object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
+  ``packed-refs``...), ``refs/``, ``logs/`` and ``worktrees/`` (links to directories not followed), ``info/``
+  (``exclude``, which ``git diff --cached`` opens; one level) and its object directory as git reads it (``pack/``, ``info/``, the loose-object directories, one level each);
 - every ``path`` value in its config files (any ``path =`` in the text, read whole: a superset of the
   includes), resolved as git resolves an include (``~/``, ``%(prefix)/`` under each prefix git may have,
   relative to the including file), followed into included files (depth 10); a path through ``/proc``
@@ -153,7 +153,8 @@ def _objects(objects: str) -> None:
 
 def _gitdir(g: str, seen: set[str]) -> None:
     """The files git may open in git directory ``g``: its own entries (``HEAD``, ``config``, ``packed-refs``,
-    ``shallow``...), ``refs/``, ``logs/`` and ``worktrees/`` (recursively), and its object directory."""
+    ``shallow``...), ``refs/``, ``logs/`` and ``worktrees/`` (recursively), ``info/`` (one level), and its object
+    directory."""
     if _special(g):
         raise UnsafeRepository(g)
     real = os.path.realpath(g)
@@ -167,6 +168,9 @@ def _gitdir(g: str, seen: set[str]) -> None:
             _flat(p)  # a link (to ``/``?): one level, never a walk of what it names
         elif os.path.isdir(p):
             _tree(p)
+    info = os.path.join(g, "info")  # ``info/exclude`` (``diff --cached`` opens it), ``attributes``, ``grafts``
+    if os.path.isdir(info) or os.path.islink(info):
+        _flat(info)
     _objects(os.path.join(g, "objects"))
 
 

@@ -73,6 +73,7 @@ SAFE_CONFIG: tuple[tuple[str, str], ...] = (
     ("maintenance.auto", "false"),
     ("submodule.recurse", "false"),
     ("core.attributesFile", "/dev/null"),
+    ("core.excludesFile", "/dev/null"),  # ``diff --cached`` (``--staged``) opens it: a FIFO there blocked forever
     ("core.commitGraph", "false"),  # a shipped commit-graph file is believed for parents: could hide history
     ("core.quotePath", "false"),
     ("log.mailmap", "false"),  # ``mailmap.file`` names a file git opens: a FIFO there blocked ``git log`` forever
