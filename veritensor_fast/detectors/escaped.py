@@ -70,7 +70,8 @@ _QP_WORD = re.compile(rb"=\?[^?\s]{1,40}\?[qQ]\?([^?\s]*)\?=")
 #: line's first character
 _CONT_TAIL = re.compile(rb"\\\r?\n[^\n]\Z")
 #: backslashes ending a line: an odd number is a continuation (``\\`` is an escaped backslash)
-_CONT = re.compile(rb"(\\+)\r?\n")
+#: (from a run's first backslash only: from each one, a long run not ending a line cost its length squared)
+_CONT = re.compile(rb"(?<!\\)(\\+)\r?\n")
 #: A soft line break is one only on a line this long (``=`` included): encoders fill lines up to RFC 2045's 76
 #: columns (Python's ``email`` policies up to 78) and break early only before an escape that does not fit.
 QP_LINE = (50, 78)
