@@ -241,8 +241,9 @@ class EncodedSecrets:
         stop = escaped.scan_hits(self.ctx.matcher, buf, hits, emit, escapes)
         if stop is not None:
             line, _col = scan.line_col(buf, stop)
-            scan.error(f"more than {escaped.MAX_RUNS} escaped, hex, quoted-printable or continued runs (or "
-                       f"{escaped.MAX_RUN_BYTES >> 20} MiB of them): not decoded from line "
+            runs, size = escaped.caps(len(buf))
+            scan.error(f"more than {runs} escaped, hex, quoted-printable or continued runs (or "
+                       f"{size >> 20} MiB of them): not decoded from line "
                        f"{line} on (its plain text was scanned)", "limit")
 
     @staticmethod

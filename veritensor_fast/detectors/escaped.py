@@ -46,6 +46,16 @@ MAX_RUNS = 65536
 #: At most this many bytes of runs and joined lines decoded per buffer (decoding runs at ~2 MB/s in Python: a file
 #: dense with ``=5F`` or ``%5F`` costs ~2 s here); past it, as past ``MAX_RUNS``, a ``limit`` error.
 MAX_RUN_BYTES = 4 << 20
+#: Both bounds grow with the buffer (a hit looked at per ``RUN_SPACING`` bytes, ``RUN_BYTES_PER_BYTE`` bytes decoded
+#: per byte): a real mailbox is quoted-printable throughout (a 13 MB ``mailbox.mbox`` written by Python's ``email``
+#: spends ~2 bytes per byte: 4 MiB stopped it at a quarter, exit 3), and the cost stays linear in the file's size.
+RUN_SPACING = 128
+RUN_BYTES_PER_BYTE = 2
+
+
+def caps(n: int) -> tuple[int, int]:
+    """(hits looked at, bytes of runs decoded) at most in a buffer of ``n`` bytes."""
+    return max(MAX_RUNS, n // RUN_SPACING), max(MAX_RUN_BYTES, RUN_BYTES_PER_BYTE * n)
 #: runs decoded before they are matched (each holds a list of offsets: up to ~40 KB)
 _BATCH = 64
 #: A quoted-printable hit: the needle's end (``b64_needles.QP_NEEDLES``): a soft line break and the next line's
@@ -60,7 +70,8 @@ _QP_WORD = re.compile(rb"=\?[^?\s]{1,40}\?[qQ]\?([^?\s]*)\?=")
 #: line's first character
 _CONT_TAIL = re.compile(rb"\\\r?\n[^\n]\Z")
 #: backslashes ending a line: an odd number is a continuation (``\\`` is an escaped backslash)
-_CONT = re.compile(rb"(\\+)\r?\n")
+#: (from a run's first backslash only: from each one, a long run not ending a line cost its length squared)
+_CONT = re.compile(rb"(?<!\\)(\\+)\r?\n")
 #: A soft line break is one only on a line this long (``=`` included): encoders fill lines up to RFC 2045's 76
 #: columns (Python's ``email`` policies up to 78) and break early only before an escape that does not fit.
 QP_LINE = (50, 78)
@@ -181,12 +192,13 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
     """Decode the runs around escape and hex hits (end offsets, sorted) and ``emit(match, offset, kind)`` each
     secret that covers a decoded escape or stands in hex, ``offset`` being where it starts in ``buf``. ``escapes=False``:
     hex and quoted-printable runs only (Python sources, whose literals' escapes and continuations the AST pass
-    reads). Returns None, or the offset of the first hit not looked at when :data:`MAX_RUNS` hits or :data:`MAX_RUN_BYTES` bytes were (the
+    reads). Returns None, or the offset of the first hit not looked at when :func:`caps` hits or bytes were (the
     caller reports the limit)."""
     done_to = -1
     looked = spent = 0
     runs: list[tuple[int, bytes, list[int], str]] = []
     n = len(buf)
+    max_runs, max_bytes = caps(n)
     for end in hits:
         if end <= done_to:
             continue
@@ -197,7 +209,7 @@ def scan_hits(matcher: SecretMatcher, buf: Any, hits: list[int], emit: Emit, esc
         hexy = _HEX_TAIL.fullmatch(before, max(0, k - 6)) is not None
         if not (cont or hexy or b"=" in before or escapes and (b"\\" in before or b"%" in before)):
             continue  # costs a few bytes, not a window
-        if looked >= MAX_RUNS or spent >= MAX_RUN_BYTES:
+        if looked >= max_runs or spent >= max_bytes:
             _match(matcher, runs, emit)
             return end
         looked += 1

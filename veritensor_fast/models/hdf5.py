@@ -29,12 +29,16 @@ from veritensor_fast import decompress
 from veritensor_fast.decompress import BudgetExhausted, LimitExceeded
 
 _M = 0xFFFFFFFF
-#: Heap headers looked at, blocks decoded, and decoded bytes kept per file at most.
+#: Filtered heap headers looked at, blocks decoded, and decoded bytes kept per file at most.
 MAX_HEAPS = 256
 #: Heap signatures (``FRHP``, maybe in data) looked at per file at most.
 MAX_HITS = 1_000_000
 MAX_BLOCKS = 4096
 MAX_DECODED = 64 << 20
+#: Bytes of candidate heap headers checksummed (pure-Python lookup3, ~3 MB/s) and indirect-block entries read per
+#: file at most; a real header with its filter pipeline is a few hundred bytes.
+MAX_CHECKED = 1 << 20
+MAX_ENTRIES = 1 << 16
 
 
 def _rot(x: int, k: int) -> int:
@@ -83,6 +87,10 @@ class _Bad(Exception):
     pass
 
 
+class _Spent(Exception):
+    pass
+
+
 def sizes(buf: Any, sb: int) -> tuple[int, int]:
     """(size of offsets, size of lengths) from the superblock at ``sb``. Addresses count from ``sb`` itself: the
     library takes the superblock's own position as the base address whatever the stored one says
@@ -121,6 +129,8 @@ def _pipeline(raw: bytes) -> list[tuple[int, int, list[int]]]:
             flags = int.from_bytes(raw[pos + 2:pos + 4], "little")
             nvals = int.from_bytes(raw[pos + 4:pos + 6], "little")
             pos += 6
+        if pos + 4 * nvals > len(raw):
+            raise _Bad("filter pipeline truncated")
         vals = [int.from_bytes(raw[pos + 4 * k:pos + 4 * k + 4], "little") for k in range(nvals)]
         pos += 4 * nvals + (4 if version == 1 and nvals % 2 else 0)
         if pos > len(raw):
@@ -168,16 +178,19 @@ def filtered_heaps(buf: Any, sb: int) -> tuple[list[bytes], list[str]]:
         return [], []  # no superblock the library reads: it opens nothing in this file
     blocks: list[bytes] = []
     problems: list[str] = []
-    state = {"blocks": 0, "bytes": 0, "heaps": 0}
+    state = {"blocks": 0, "bytes": 0, "heaps": 0, "checked": 0, "entries": 0}
     pos, hits = sb, 0
     while (at := buf.find(b"FRHP", pos)) >= 0:
         pos = at + 4
         hits += 1
         if hits > MAX_HITS or state["heaps"] > MAX_HEAPS:
-            problems.append(f"file holds more than {MAX_HEAPS} fractal heaps or {MAX_HITS} heap signatures")
+            problems.append(f"file holds more than {MAX_HEAPS} filtered fractal heaps or {MAX_HITS} heap signatures")
             break
         try:
             _heap(buf, at, osz, lsz, sb, blocks, state)
+        except _Spent as exc:
+            problems.append(f"file holds more than {exc} bytes of filtered heap headers to verify")
+            break
         except (_Bad, BudgetExhausted, LimitExceeded) as exc:
             problems.append(f"fractal heap at {at}: {exc}")
     return blocks, problems
@@ -209,13 +222,17 @@ def _heap(buf: Any, at: int, osz: int, lsz: int, base: int, blocks: list[bytes],
     if not (width and start_size and max_direct and start_size <= max_direct <= 1 << 32 and 0 < max_bits <= 64
             and width & (width - 1) == 0 and start_size & (start_size - 1) == 0):
         return  # no doubling table the library accepts: a chance "FRHP" (checked before the checksum: cheap)
-    extra = (lsz + 4 + filter_len) if filter_len else 0
-    end = at + fixed + extra
-    if end + 4 > len(buf) or lookup3(bytes(buf[at:end])) != int.from_bytes(bytes(buf[end:end + 4]), "little"):
+    if not filter_len:
+        return  # unfiltered (every heap the library writes): its objects are plain bytes of the file, searched
+    end = at + fixed + lsz + 4 + filter_len
+    if end + 4 > len(buf):
+        return
+    state["checked"] += end - at
+    if state["checked"] > MAX_CHECKED:
+        raise _Spent(MAX_CHECKED)
+    if lookup3(bytes(buf[at:end])) != int.from_bytes(bytes(buf[end:end + 4]), "little"):
         return  # its checksum fails: the library would not read this heap either
     state["heaps"] += 1
-    if not filter_len:
-        return  # unfiltered: its objects are plain bytes of the file, searched with the rest
     tail = bytes(buf[at + fixed:end])
     root_filtered = int.from_bytes(tail[:lsz], "little")
     root_mask = int.from_bytes(tail[lsz:lsz + 4], "little")
@@ -259,8 +276,9 @@ def _indirect(ctx: tuple[Any, ...], addr: int, rows: int, depth: int) -> None:
     entry_direct = osz + lsz + 4
     n_direct = min(rows, max_direct_rows) * width
     n_indirect = max(0, rows - max_direct_rows) * width
-    if n_direct + n_indirect > MAX_BLOCKS:
-        raise _Bad(f"an indirect block of more than {MAX_BLOCKS} entries")
+    state["entries"] += n_direct + n_indirect
+    if n_direct + n_indirect > MAX_BLOCKS or state["entries"] > MAX_ENTRIES:
+        raise _Bad(f"an indirect block of more than {MAX_BLOCKS} entries, or more than {MAX_ENTRIES} in all")
     need = head + n_direct * entry_direct + n_indirect * osz
     if addr < 0 or addr + need > len(buf) or bytes(buf[addr:addr + 4]) != b"FHIB":
         raise _Bad(f"no indirect block at {addr}")

@@ -64,10 +64,11 @@ def path_issue(tgt: Any, state: Any, where: str, at: int, issues: list[ModelIssu
     (checkpoint's) directory."""
     ext = external_file(tgt, state)
     if ext is not None:
+        shown = shown_path(ext, 80)
         issues.append(ModelIssue(
             "model.joblib.external-file", "high",
-            f"joblib array header makes joblib.load run np.load({ext[:80]!r}, allow_pickle=True) on a file "
-            "outside the pickle's directory (that file's pickle runs too)", ext[:80], loc(where, at)))
+            f"joblib array header makes joblib.load run np.load({shown!r}, allow_pickle=True) on a file "
+            "outside the pickle's directory (that file's pickle runs too)", shown, loc(where, at)))
         return
     if not (isinstance(tgt, Call) and isinstance(tgt.func, Global)
             and (tgt.func.module, tgt.func.name) in STORAGE_INFO):
