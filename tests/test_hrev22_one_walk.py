@@ -37,3 +37,45 @@ def test_blobless_partial_clone_history_is_scanned_not_a_crash(tmp_path: Path) -
     errs = rep["errors"]
     assert any(e["path"] == "old.py" and e["kind"] == "corrupt" and "missing" in e["reason"] for e in errs), errs
     assert old not in str(rep) and cur not in str(rep)
+
+
+def _unborn_head(tmp_path: Path) -> tuple[Path, str]:
+    """A repository whose HEAD is on a branch with no commit yet (``git checkout --orphan gh-pages`` before the
+    first commit there) while ``main`` holds a token: ``git worktree list`` names the unborn HEAD as the null id."""
+    repo = init_repo(tmp_path / "r")
+    tok = hf_token()
+    (repo / "k.py").write_text(f"T = '{tok}'\n")
+    git_run(repo, "add", "k.py")
+    git_run(repo, "commit", "-q", "-m", "k")
+    git_run(repo, "checkout", "-q", "--orphan", "gh-pages")
+    return repo, tok
+
+
+def test_unborn_head_is_not_a_corrupt_history(tmp_path: Path) -> None:
+    # the null id became a tip for the one-walk's extra listing: ``rev-list`` said "bad object 0000...", the sweep
+    # reported a corrupt history (exit 3) and fell back to every blob in the database
+    repo, _ = _unborn_head(tmp_path)
+    code, rep = scan_json("--history", "--no-datastore", repo)
+    assert rep["errors"] == [] and code == 1, rep
+    assert [(f["path"], f["line"]) for f in rep["findings"]] == [("k.py", 1)]
+
+
+def test_unborn_head_with_a_datastore_then_incremental(tmp_path: Path) -> None:
+    # the same null id went to the datastore sweep's walk (--stdin) since before the one-walk (75722a6 too)
+    repo, _ = _unborn_head(tmp_path)
+    db = tmp_path / "ds.db"
+    code, rep = scan_json("--history", "--datastore", db, repo)
+    assert rep["errors"] == [] and [f["path"] for f in rep["findings"]] == ["k.py"], rep
+    (repo / "n.py").write_text(f"N = '{hf_token()}'\n")
+    git_run(repo, "add", "n.py")
+    git_run(repo, "commit", "-q", "-m", "first on gh-pages")
+    code, rep = scan_json("--history", "--datastore", db, repo)
+    assert rep["errors"] == [] and sorted(f["path"] for f in rep["findings"]) == ["k.py", "n.py"], rep
+
+
+def test_empty_repository_is_a_clean_sweep(tmp_path: Path) -> None:
+    repo = tmp_path / "e"
+    repo.mkdir()
+    git_run(repo, "init", "-q")
+    code, rep = scan_json("--history", "--no-datastore", repo)
+    assert (code, rep["errors"], rep["findings"]) == (0, [], []), rep
