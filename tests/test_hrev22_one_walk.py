@@ -3,6 +3,8 @@ cloned with the real ``git`` CLI."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 from conftest import git_run, hf_token, init_repo, scan_json
@@ -79,3 +81,24 @@ def test_empty_repository_is_a_clean_sweep(tmp_path: Path) -> None:
     git_run(repo, "init", "-q")
     code, rep = scan_json("--history", "--no-datastore", repo)
     assert (code, rep["errors"], rep["findings"]) == (0, [], []), rep
+
+
+def test_a_ref_to_a_damaged_tree_does_not_lose_the_annotated_tags(tmp_path: Path) -> None:
+    # the extra listing ran ``rev-list`` over the tips naming trees before the one over annotated tags: a subtree
+    # missing under ``refs/odd/tree`` failed the first and the tags (a token in a release message) were never
+    # listed nor scanned (75722a6's ``rev-list --objects --all`` died on it as well)
+    repo = init_repo(tmp_path / "r")
+    tok = hf_token()
+    git_run(repo, "tag", "-a", "v1", "-m", f"release {tok}")
+    (tmp_path / "x.txt").write_text("plain\n")
+    blob = git_run(repo, "hash-object", "-w", str(tmp_path / "x.txt")).stdout.strip()
+    sub = subprocess.run(["git", "-C", str(repo), "mktree"], input=f"100644 blob {blob}\tx.txt\n",
+                         capture_output=True, text=True, check=True).stdout.strip()
+    top = subprocess.run(["git", "-C", str(repo), "mktree"], input=f"040000 tree {sub}\tsub\n",
+                         capture_output=True, text=True, check=True).stdout.strip()
+    git_run(repo, "update-ref", "refs/odd/tree", top)
+    os.remove(repo / ".git" / "objects" / sub[:2] / sub[2:])
+    code, rep = scan_json("--history", "--no-datastore", repo)
+    assert [f["path"].startswith("tag:") for f in rep["findings"]] == [True], rep
+    assert len(rep["errors"]) == 1 and rep["errors"][0]["kind"] == "corrupt", rep["errors"]
+    assert tok not in str(rep)
