@@ -427,7 +427,12 @@ class GitHistorySource(HistoryResults):
             # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even
             # with the blob filter): only a blob that is not in the database is corrupt
             unlisted = [oid for oid, path in reachable.items() if path and oid not in listed]
-            tags = {oid: size for oid, otype, size in git_list.sizes(self.origin, unlisted) if otype == "tag"}
+            try:
+                typed = list(git_list.sizes(self.origin, unlisted))
+            except GitError:  # a partial clone: cat-file dies lazily fetching a missing blob (no fetch is allowed)
+                want = set(unlisted)  # the database's own listing never fetches: what it lacks is missing
+                typed = [t for t in git_list.pack_order(self.origin) if t[0] in want]
+            tags = {oid: size for oid, otype, size in typed if otype == "tag"}
             yield from self._tag_items(tags, seen)
             for oid in unlisted:
                 if oid not in tags:

@@ -118,7 +118,7 @@ def current_tips(repo: str, revs: Sequence[str]) -> list[str]:
         if line.startswith("HEAD "):
             tips.add(line[5:].strip())
     tips.update(r for r in revs if r != "--all")  # stash reflog entries
-    return sorted(t for t in tips if t)
+    return sorted(t for t in tips if t.strip("0"))  # an unborn HEAD is listed as the null id: nothing to walk
 
 
 def walks_nothing(stdin: bytes | None) -> bool:

@@ -110,13 +110,13 @@ def extra_names(repo: str, tips: Sequence[str]) -> tuple[list[tuple[str, str]], 
         else:
             deep.append(tip)  # a tree, a blob, a tag of one, or missing (git reports it, as the walk would)
     names: list[tuple[str, str]] = []
-    try:
-        if deep:
-            names += _lines(git_input(repo, "\n".join(deep) + "\n", "rev-list", "--objects",
-                                      "--filter=object:type=blob", "--no-walk=unsorted", "--stdin"))
+    try:  # the tags first: a tree missing under a deep tip (a partial clone, corruption) must not lose them
         if tags:
             names += _lines(git_input(repo, "\n".join(tags) + "\n", "rev-list", "--objects",
                                       "--filter=object:type=tag", "--no-walk=unsorted", "--stdin"))
+        if deep:
+            names += _lines(git_input(repo, "\n".join(deep) + "\n", "rev-list", "--objects",
+                                      "--filter=object:type=blob", "--no-walk=unsorted", "--stdin"))
     except GitError as exc:
         return names, str(exc)
     return names, None
