@@ -81,10 +81,10 @@ SAFE_CONFIG: tuple[tuple[str, str], ...] = (
 )
 
 #: Flags inserted right after these subcommands (repository-named drivers cannot be overridden one by one).
+_LOG_FLAGS = ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null", "--no-relative")
 SUBCOMMAND_FLAGS: dict[str, tuple[str, ...]] = {
-    "log": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null", "--no-relative"),
-    "show": ("--no-ext-diff", "--no-textconv", "--no-show-signature", "--no-mailmap", "-O/dev/null",
-             "--no-relative"),
+    "log": _LOG_FLAGS,
+    "show": _LOG_FLAGS,
     "diff": ("--no-ext-diff", "--no-textconv", "--ignore-submodules=all", "-O/dev/null", "--no-relative"),
 }
 

@@ -102,10 +102,15 @@ def decode_run(run: bytes) -> tuple[bytes, list[int]] | None:
         i = m.end()
     if not escaped:
         return None
-    out += run[i:]
-    pos.extend(range(i, len(run)))
-    pos.append(len(run))
+    _rest(out, pos, run, i)
     return bytes(out), pos
+
+
+def _rest(out: bytearray, pos: list[int], src: bytes, i: int) -> None:
+    """Copy ``src[i:]`` unchanged and close the offset map (its last entry is ``len(src)``: a match's end)."""
+    out += src[i:]
+    pos.extend(range(i, len(src)))
+    pos.append(len(src))
 
 
 def decode_qp(region: bytes) -> tuple[bytes, list[int]] | None:
@@ -133,9 +138,7 @@ def decode_qp(region: bytes) -> tuple[bytes, list[int]] | None:
         i = m.end()
     if not i:
         return None
-    out += region[i:]
-    pos.extend(range(i, len(region)))
-    pos.append(len(region))
+    _rest(out, pos, region, i)
     for w in _QP_WORD.finditer(region):  # ``_`` written in an encoded word is a space
         for j in range(bisect_left(pos, w.start(1)), bisect_left(pos, w.end(1))):
             if out[j] == 0x5F and region[pos[j]] == 0x5F:
@@ -159,9 +162,7 @@ def decode_continuations(region: bytes) -> tuple[bytes, list[int]] | None:
         i = m.end()
     if not i:
         return None
-    out += region[i:]
-    pos.extend(range(i, len(region)))
-    pos.append(len(region))
+    _rest(out, pos, region, i)
     return bytes(out), pos
 
 
