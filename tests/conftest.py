@@ -40,13 +40,16 @@ CLI = [sys.executable, "-m", "veritensor_fast.cli"]
 
 
 def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the real ``veritensor-fast`` command line (as a subprocess) and capture its output."""
+            env: dict[str, str] | None = None, timeout: float = 120,
+            cap: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``veritensor-fast`` command line (as a subprocess) and capture its output; with ``cap``,
+    under an address-space cap of that many bytes per process (``prlimit --as``: inputs that test a bound)."""
     e = dict(os.environ)
     e.pop("NO_COLOR", None)
     if env:
         e.update(env)
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e,
+    pre = ["prlimit", f"--as={cap}", "--"] if cap else []
+    return subprocess.run([*pre, *CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e,
                           timeout=timeout, check=False)
 
 

@@ -18,6 +18,9 @@ from veritensor_fast.detectors.b64_scan import B64Decoder
 from veritensor_fast.matcher import SecretMatcher
 from veritensor_fast.worker import ScanOptions
 
+#: The scanner runs under an address-space cap (these inputs test its bounds)
+CAP = 2_000_000_000
+
 HF = "huggingface.user-token"
 
 
@@ -26,7 +29,7 @@ def _esc_token(t: str) -> str:
 
 
 def _report(tree: Path) -> tuple[int, list[tuple[str, int, str | None]], list[dict[str, Any]]]:
-    code, rep = scan_json(tree)
+    code, rep = scan_json(tree, cap=CAP)
     return code, [(f["rule_id"], f["line"], f.get("decoded")) for f in rep["findings"]], rep["errors"]
 
 
@@ -46,7 +49,7 @@ def test_escaped_runs_past_the_bound_are_a_limit_error(tree: Path) -> None:
     # hex hits that decode to nothing count too (each costs a look), as in a Python source
     (tree / "hex.py").write_text("x = 1\n" + "68665f4142 " * n + "\n")
     (tree / "plain.json").write_text(f'{{"t": "{hf_token()}"}}\n')  # every other finding kept
-    code, rep = scan_json(tree)
+    code, rep = scan_json(tree, cap=CAP)
     assert code == 1  # findings win over incomplete
     assert sorted((f["path"], f["line"], f.get("decoded")) for f in rep["findings"]) == [("plain.json", 1, None)]
     errs = sorted((e["path"], e["kind"], e["reason"]) for e in rep["errors"])
@@ -54,7 +57,7 @@ def test_escaped_runs_past_the_bound_are_a_limit_error(tree: Path) -> None:
     assert "not decoded from line 1 on" in errs[0][2]
     assert all(t[3:] not in r for _p, _k, r in errs)
     (tree / "plain.json").unlink()
-    assert scan_json(tree)[0] == 3
+    assert scan_json(tree, cap=CAP)[0] == 3
 
 
 def test_runs_decoded_are_the_same_from_the_runs_own_stretch() -> None:

@@ -18,11 +18,14 @@ import pytest
 
 from tests.conftest import hf_token, scan_json
 
+#: The scanner runs under an address-space cap (these inputs test its bounds)
+CAP = 2_000_000_000
+
 HF = "huggingface.user-token"
 
 
 def _found(tree: Path) -> tuple[int, list[tuple[str, str, int, int, str | None]]]:
-    code, rep = scan_json(tree)
+    code, rep = scan_json(tree, cap=CAP)
     assert rep["errors"] == []
     return code, sorted((f["path"], f["rule_id"], f["line"], f["column"], f.get("decoded")) for f in rep["findings"])
 

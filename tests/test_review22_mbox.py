@@ -20,6 +20,9 @@ from veritensor_fast.detectors import escaped
 
 from conftest import hf_token, scan_json
 
+#: The scanner runs under an address-space cap (these inputs test its bounds)
+CAP = 2_000_000_000
+
 WORDS = ("der die das Stra\u00dfe \u00fcber \u00c4rger \u00e9t\u00e9 caf\u00e9 na\u00efve r\u00e9sum\u00e9 the quick brown "
          "fox jumps over the lazy dog configuration server deployment").split()
 
@@ -40,7 +43,7 @@ def test_a_large_real_mailbox_is_decoded_to_its_end(tmp_path: Path) -> None:
     box.close()
     raw = (tmp_path / "list.mbox").read_bytes()
     assert t.encode() not in raw and len(raw) > escaped.MAX_RUN_BYTES // 2  # ~2 bytes decoded per byte
-    code, rep = scan_json(tmp_path / "list.mbox")
+    code, rep = scan_json(tmp_path / "list.mbox", cap=CAP)
     assert rep["errors"] == []
     assert [(f["rule_id"], f.get("decoded")) for f in rep["findings"]] == [
         ("huggingface.user-token", "quoted-printable")]

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from conftest import scan_json
 
+#: The scanner runs under an address-space cap (these inputs test its bounds)
+CAP = 2_000_000_000
+
 FIX = Path(__file__).parent / "fixtures" / "real_models_m22" / "evil_from_file_setstate.pt"
 
 
@@ -26,7 +29,7 @@ def test_blank_lines_before_the_code_do_not_hang_the_scan(tmp_path: Path) -> Non
                 data = b"\n" * 300_000 + data
             dst.writestr(info, data)
     try:
-        code, rep = scan_json(out, timeout=60)
+        code, rep = scan_json(out, timeout=60, cap=CAP)
     except subprocess.TimeoutExpired as exc:  # 260b088
         raise AssertionError("the scan of a padded TorchScript archive did not end") from exc
     got = [(f["rule_id"], f["severity"], f.get("location", {}).get("method")) for f in rep["findings"]
