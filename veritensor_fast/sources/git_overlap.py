@@ -28,9 +28,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from itertools import chain
 
 from veritensor_fast.findings import display_path
-from veritensor_fast.sources.git_list import reachable_in_pack_order
+from veritensor_fast.sources.git_list import reachable_in_rows
 from veritensor_fast.sources.git_spool import Spool
 
 #: How long to wait for more output from a running ``rev-list`` before looking again.
@@ -41,7 +42,13 @@ ALL_DEPTHS = 1 << 30
 
 def follow_lines(spool: Spool, sep: bytes = b"\n") -> Iterator[bytes]:
     """The output lines of a running ``Spool`` (without their newline; ``sep``: another terminator, NUL for
-    ``-z`` output) as git writes them, until git has exited and all of it is read. Reads with ``pread``: git
+    ``-z`` output) as git writes them, until git has exited and all of it is read."""
+    return chain.from_iterable(follow_chunks(spool, sep))
+
+
+def follow_chunks(spool: Spool, sep: bytes = b"\n") -> Iterator[list[bytes]]:
+    """:func:`follow_lines` a read at a time: the list of the lines each read of up to 1 MiB completes (a caller
+    that flattens them with ``itertools.chain`` pays no generator step per line). Reads with ``pread``: git
     writes at the file offset it shares with us, which must not move."""
     proc = spool.proc
     fd = spool.out.fileno()
@@ -56,12 +63,12 @@ def follow_lines(spool: Spool, sep: bytes = b"\n") -> Iterator[bytes]:
             off += len(data)
             parts = (rest + data).split(sep)
             rest = parts.pop()
-            yield from parts
+            yield parts
         if done:
             break
         time.sleep(POLL_S)
     if rest:
-        yield rest
+        yield [rest]
 
 
 class OverlappedListing:
@@ -73,8 +80,8 @@ class OverlappedListing:
     def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None,
                  depth: int = 0, names: Iterator[tuple[str, str]] | None = None) -> None:
         self.reach = reach
-        #: (oid, path) as the walk names them; default: ``reach`` is ``rev-list --objects``, read as it runs
-        #: (``git_walk.walk_names``: the one-walk listing, ``reach`` being its ``git log`` pass)
+        #: (oid, display path) as the walk names them; default: ``reach`` is ``rev-list --objects``, read as it
+        #: runs (``git_walk.walk_names``: the one-walk listing, ``reach`` being its ``git log`` pass)
         self.names = names
         self.pack = pack
         self.on_walked = on_walked
@@ -84,20 +91,29 @@ class OverlappedListing:
         self.failure: str | None = None
         self.early = 0  # blobs handed out while the walk ran
 
-    def _whole_blobs(self) -> dict[str, int]:
+    def _whole_blobs(self) -> tuple[dict[str, int], list[bytes]]:
         """The size of every blob that may go early, from the pack-order listing (done long before the walk):
         stored whole (no chain to resolve, so reading it out of pack order costs git nothing more), or with
-        ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob)."""
+        ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob).
+        Also the listing's lines that ``reachable_in_rows`` hands out after the walk (blobs, and objects git
+        could not read), in pack order: the one pass over the listing (trees and commits, half of it, dropped)."""
         sizes: dict[str, int] = {}
+        rows: list[bytes] = []  # blob lines (and "<oid> missing" ones), for the rest in pack order
         deltas: list[list[bytes]] = []  # [oid, type, size, base] of each delta, decoded only if it goes early
         depth = self.depth
         for raw in self.pack.lines():
             parts = raw.split()
-            if len(parts) == 4 and parts[1] == b"blob":
-                if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
-                    sizes[parts[0].decode()] = int(parts[2])
-                elif depth > 0:
-                    deltas.append(parts)
+            if len(parts) >= 3:
+                if parts[1] != b"blob":
+                    continue
+                rows.append(raw)
+                if len(parts) == 4:
+                    if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
+                        sizes[parts[0].decode()] = int(parts[2])
+                    elif depth > 0:
+                        deltas.append(parts)
+            elif len(parts) == 2:
+                rows.append(raw)
         level = {oid.encode() for oid in sizes} if deltas else set()
         for _ in range(depth if deltas else 0):  # one link more each round: deltas whose base went the round before
             rest: list[list[bytes]] = []
@@ -111,27 +127,33 @@ class OverlappedListing:
             deltas, level = rest, nxt
             if not deltas or not level:
                 break
-        return sizes
+        return sizes, rows
+
+    def _rev_list_names(self) -> Iterator[tuple[str, str]]:
+        """(oid, display path) of each line of ``rev-list --objects`` as git writes it."""
+        for raw in follow_lines(self.reach):
+            oid, _, path = raw.decode("utf-8", "surrogateescape").partition(" ")
+            yield oid, display_path(path)
 
     def __iter__(self) -> Iterator[tuple[str, str, int, str]]:
-        sizes = self._whole_blobs()
+        sizes, rows = self._whole_blobs()
         reachable = self.reachable
         early: set[str] = set()
-        names = self.names if self.names is not None else (
-            raw.decode("utf-8", "surrogateescape").partition(" ")[::2] for raw in follow_lines(self.reach))
+        names = self.names if self.names is not None else self._rev_list_names()
         for oid, path in names:
             if oid not in reachable or (path and not reachable[oid]):
-                reachable[oid] = display_path(path)
-                size = sizes.get(oid)
+                reachable[oid] = path
                 # a path is final (only an empty one may be replaced by a later line); commits have none
-                if path and size is not None and oid not in early:
-                    early.add(oid)
-                    yield oid, "blob", size, reachable[oid]
+                if path and oid not in early:
+                    size = sizes.get(oid)
+                    if size is not None:
+                        early.add(oid)
+                        yield oid, "blob", size, path
         self.early = len(early)
         self.failure = self.reach.failure()
         if self.on_walked is not None:
             self.on_walked()
         del sizes
-        for item in reachable_in_pack_order(self.pack, reachable):  # the pack-order listing, read again
+        for item in reachable_in_rows(rows, reachable):  # the pack-order listing's blob lines, kept above
             if item[0] not in early:
                 yield item
