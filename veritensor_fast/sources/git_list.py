@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TypeVar
 
 from veritensor_fast import gitcmd, gitloc
@@ -218,13 +218,7 @@ def reachable_in_pack_order(spool: Spool, reachable: dict[str, str]) -> Iterator
     """(oid, type, size, path) of the objects of ``reachable`` that a ``Spool(repo, PACK_ORDER)`` listed as blobs
     or as missing, in pack order (``parse_pack_order`` restricted to them, without decoding the lines of trees
     and commits: half of the listing)."""
-    return reachable_in_rows(spool.lines(), reachable)
-
-
-def reachable_in_rows(rows: Iterable[bytes], reachable: dict[str, str]) -> Iterator[tuple[str, str, int, str]]:
-    """:func:`reachable_in_pack_order` over lines of the pack-order listing already read (``git_overlap`` keeps
-    the blob lines of its one pass over the listing, so the listing is not read and split twice)."""
-    for raw in rows:
+    for raw in spool.lines():
         parts = raw.split()
         if len(parts) >= 3:
             if parts[1] == b"blob":

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from itertools import chain
 
 from veritensor_fast.findings import display_path
-from veritensor_fast.sources.git_list import reachable_in_rows
 from veritensor_fast.sources.git_spool import Spool
 
 #: How long to wait for more output from a running ``rev-list`` before looking again.
@@ -91,14 +90,15 @@ class OverlappedListing:
         self.failure: str | None = None
         self.early = 0  # blobs handed out while the walk ran
 
-    def _whole_blobs(self) -> tuple[dict[str, int], list[bytes]]:
+    def _whole_blobs(self) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
         """The size of every blob that may go early, from the pack-order listing (done long before the walk):
         stored whole (no chain to resolve, so reading it out of pack order costs git nothing more), or with
         ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob).
-        Also the listing's lines that ``reachable_in_rows`` hands out after the walk (blobs, and objects git
-        could not read), in pack order: the one pass over the listing (trees and commits, half of it, dropped)."""
+        Also (oid, type, size) of what is handed out after the walk (``git_list.reachable_in_pack_order``'s rows:
+        blobs, and objects git could not read, size -1), in pack order: the one pass over the listing (its trees
+        and commits, half of it, dropped)."""
         sizes: dict[str, int] = {}
-        rows: list[bytes] = []  # blob lines (and "<oid> missing" ones), for the rest in pack order
+        rows: list[tuple[str, str, int]] = []
         deltas: list[list[bytes]] = []  # [oid, type, size, base] of each delta, decoded only if it goes early
         depth = self.depth
         for raw in self.pack.lines():
@@ -106,14 +106,15 @@ class OverlappedListing:
             if len(parts) >= 3:
                 if parts[1] != b"blob":
                     continue
-                rows.append(raw)
+                oid, size = parts[0].decode(), int(parts[2])
+                rows.append((oid, "blob", size))
                 if len(parts) == 4:
                     if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
-                        sizes[parts[0].decode()] = int(parts[2])
+                        sizes[oid] = size
                     elif depth > 0:
                         deltas.append(parts)
             elif len(parts) == 2:
-                rows.append(raw)
+                rows.append((parts[0].decode(), parts[1].decode(), -1))
         level = {oid.encode() for oid in sizes} if deltas else set()
         for _ in range(depth if deltas else 0):  # one link more each round: deltas whose base went the round before
             rest: list[list[bytes]] = []
@@ -154,6 +155,7 @@ class OverlappedListing:
         if self.on_walked is not None:
             self.on_walked()
         del sizes
-        for item in reachable_in_rows(rows, reachable):  # the pack-order listing's blob lines, kept above
-            if item[0] not in early:
-                yield item
+        for oid, otype, size in rows:  # the rest in pack order (``reachable_in_pack_order``, from the rows kept)
+            at = reachable.get(oid)
+            if at is not None and oid not in early:
+                yield oid, otype, size, at
