@@ -167,3 +167,17 @@ def test_overlapped_sweep_same_records_as_one_job(tmp_path: Path, monkeypatch: p
     assert [dataclasses.asdict(f) for f in r.findings] == [dataclasses.asdict(f) for f in base.findings]
     assert [(e.path, e.kind, e.reason) for e in r.errors] == [(e.path, e.kind, e.reason) for e in base.errors]
     assert any("caf" in f.path and f.commit for f in r.findings)
+
+
+def test_spool_lines_are_git_output_lines(tmp_path: Path) -> None:
+    """``Spool.lines`` reads a megabyte at a time: the same lines as git's output split at its newlines."""
+    from veritensor_fast.sources import git_list
+
+    repo = _repo(tmp_path)
+    sp = Spool(str(repo), git_list.PACK_ORDER)
+    try:
+        got = list(sp.lines())
+    finally:
+        sp.close()
+    want = git_run(repo, *git_list.PACK_ORDER).stdout.splitlines()
+    assert got == [w.encode() for w in want] and len(got) > 20
