@@ -181,3 +181,24 @@ def test_spool_lines_are_git_output_lines(tmp_path: Path) -> None:
         sp.close()
     want = git_run(repo, *git_list.PACK_ORDER).stdout.splitlines()
     assert got == [w.encode() for w in want] and len(got) > 20
+
+
+def test_kept_rows_are_the_pack_listing_rows_in_order() -> None:
+    """The overlapped listing's rows for after the walk, packed, give back what ``reachable_in_pack_order`` reads:
+    blobs with their sizes, objects git could not read (size -1, first row too), an id of another length."""
+    from veritensor_fast.sources.git_overlap import OverlappedListing
+
+    class _Fake:
+        def __init__(self, lines: list[bytes]) -> None:
+            self._lines = lines
+
+        def lines(self) -> list[bytes]:
+            return self._lines
+
+    a, b, c, d = "a" * 40, "b" * 40, "c" * 40, "d" * 64
+    lines = [f"{c} missing".encode(), f"{a} blob 12 {'0' * 40}".encode(), f"{'e' * 40} tree 30 {'0' * 40}".encode(),
+             f"{b} blob 7 {a}".encode(), f"{d} blob 5 {'0' * 40}".encode(), b"", f"{'f' * 40} ambiguous".encode()]
+    sizes, rows = OverlappedListing(_Fake(lines), _Fake(lines))._whole_blobs()  # type: ignore[arg-type]
+    assert sizes == {a: 12, d: 5}
+    assert list(rows) == [(c, "missing", -1), (a, "blob", 12), (b, "blob", 7), (d, "blob", 5),
+                          ("f" * 40, "ambiguous", -1)]
