@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_hist18_overlap import _listing as _listed
+from test_hist18_overlap import _tricky
 
 from veritensor_fast import history
 from veritensor_fast.findings import Item, display_path
@@ -22,7 +24,13 @@ from veritensor_fast.sources.git import GitHistorySource
 from veritensor_fast.sources.git_spool import Spool
 from veritensor_fast.worker import ScanOptions
 
-from conftest import git_run, hf_token, init_repo
+from conftest import git_run, hf_token
+
+
+def _listing(repo: Path, early: bool) -> tuple[Any, Any]:
+    """Items and errors of ``test_hist18_overlap``'s listing (its stats left out)."""
+    return _listed(repo, early)[:2]
+
 
 # -- Item ---------------------------------------------------------------------------------------------------
 
@@ -86,48 +94,16 @@ def test_log_names_give_display_paths_once() -> None:
 
 
 def _repo(tmp_path: Path) -> Path:
-    """Secrets on two branches, a non-UTF-8 path, a path with a newline, a copy, a deletion, a tag on a blob and
-    a tag on a tree (listed apart from the log), repacked (deltas and whole objects)."""
-    repo = init_repo(tmp_path / "r")
-    for i in range(3):
-        (repo / f"s{i}.py").write_text(f"T = '{hf_token()}'\n" + "x = 1\n" * (50 + i))
-        (repo / "n.txt").write_text("plain\n" * (40 + i))
-        git_run(repo, "add", ".")
-        git_run(repo, "commit", "-q", "-m", f"c{i}")
+    """``test_hist18_overlap``'s repository (secrets on two branches, a path with a newline, a copy, a deletion, a
+    tag on a blob) with a non-UTF-8 path and a tag on a tree (listed apart from the log), repacked."""
+    repo = _tricky(tmp_path)
     os.makedirs(repo / "d", exist_ok=True)
     (repo / os.fsdecode(b"d/caf\xe9.txt")).write_text(f"K = '{hf_token()}'\n")
-    (repo / "a\nb.txt").write_text(f"N = '{hf_token()}'\n")
-    (repo / "copy.py").write_text((repo / "s0.py").read_text())
     git_run(repo, "add", ".")
-    git_run(repo, "commit", "-q", "-m", "odd paths")
-    git_run(repo, "checkout", "-q", "-b", "side")
-    (repo / "side.py").write_text(f"S = '{hf_token()}'\n")
-    git_run(repo, "add", ".")
-    git_run(repo, "commit", "-q", "-m", "side")
-    git_run(repo, "checkout", "-q", "main")
-    git_run(repo, "rm", "-q", "n.txt")
-    git_run(repo, "commit", "-q", "-m", "delete")
-    (tmp_path / "loose.txt").write_text(f"L = '{hf_token()}'\n")
-    blob = git_run(repo, "hash-object", "-w", str(tmp_path / "loose.txt")).stdout.strip()
-    git_run(repo, "tag", "blobtag", blob)
+    git_run(repo, "commit", "-q", "-m", "non-UTF-8 path")
     git_run(repo, "tag", "treetag", "HEAD~1^{tree}")
     git_run(repo, "repack", "-adq")
     return repo
-
-
-def _listing(repo: Path, early: bool) -> tuple[list[Any], list[Any]]:
-    src = GitHistorySource(str(repo), use_datastore=False)
-    src.early_log = early
-    src.validate()
-    src.start()
-    items, errors = [], []
-    for it in src.items():
-        if isinstance(it, Item):
-            items.append((it.kind, it.key, it.path, it.size))
-        else:
-            errors.append((it.path, it.kind, it.reason))
-    src.close()
-    return sorted(items), sorted(errors)
 
 
 def test_overlapped_one_walk_reads_the_pack_listing_once_and_lists_the_same(tmp_path: Path,
