@@ -6,6 +6,8 @@
     VF_BENCH_TWO_WALKS=1 python bench/bench_history.py scan REPO 2  # the same with two walks (rev-list, then log)
     python bench/bench_history.py parts REPO               # T_list and T_read (1, 2, 4 readers) timed apart
     python bench/bench_history.py stages REPO              # CPU of the listing and of the workers' batches
+    python bench/bench_history.py listing REPO [EARLY]     # the parent's listing alone, git done first (EARLY=1:
+                                                           # the overlapped listing a pool beside the walk gets)
     python bench/bench_history.py timeline REPO [JOBS] [DEPTH] # CPU per 100 ms of the sweep's processes, by kind
     python bench/bench_history.py split REPO [ROUNDS]      # median CPU by process kind: read ceiling vs sweep
     python bench/bench_history.py scaling REPO [1,2,4,8,16] [0,1,all] [ROUNDS]  # sweep vs k-reader ceiling per k
@@ -233,6 +235,32 @@ def stages(repo: str, rounds: int = 2) -> dict[str, Any]:
     return {"mode": "stages", "items": items, "listing_cpu_s": round(listing, 3), "batches_cpu_s": round(best, 3),
             "us_per_item": round(best / items * 1e6, 1), "quiet": quiet[0] if quiet else None,
             "findings_before_grouping": found, "load": round(os.getloadavg()[0], 2)}
+
+
+def listing(repo: str, early: bool = True) -> dict[str, Any]:
+    """CPU seconds (``time.process_time``: this process only) of the parent's listing of a full sweep, batched as
+    the engine does, once every git command it started has finished: what the parent itself spends per blob
+    (parsing the log and the pack-order listing, building items). ``early``: the overlapped listing a pool beside
+    the walk gets (``GitHistorySource.early_log``); else the sequential one (one job). Under ``valgrind
+    --tool=cachegrind`` its instruction count is exact (start-up included: run with ``VF_BENCH_LISTING_SKIP=1``
+    for that part alone)."""
+    from veritensor_fast.engine import make_batches
+    from veritensor_fast.sources.git import GitHistorySource
+
+    src = GitHistorySource(repo, ScanOptions(), use_datastore=False)
+    src.start()
+    src.early_log = early
+    for sp in [*src._spools.values(), src._log]:
+        if sp is not None:
+            sp.wait()
+    if os.environ.get("VF_BENCH_LISTING_SKIP"):
+        src.close()
+        return {"mode": "listing", "skipped": True}
+    c0 = time.process_time()
+    n = sum(len(b) for b in make_batches(src.items(), []))
+    cpu = time.process_time() - c0
+    src.close()
+    return {"mode": "listing", "early": early, "items": n, "cpu_s": round(cpu, 3), "load": round(os.getloadavg()[0], 2)}
 
 
 def _read_all(repo: Path, oids: list[str]) -> tuple[int, int]:
@@ -511,6 +539,8 @@ if __name__ == "__main__":
         print(json.dumps(parts(target)))
     elif mode == "stages":
         print(json.dumps(stages(target)))
+    elif mode == "listing":
+        print(json.dumps(listing(target, sys.argv[3] != "0" if len(sys.argv) > 3 else True)))
     elif mode == "timeline":
         tl = timeline(target, n, depth=sys.argv[4] if len(sys.argv) > 4 else "")
         print(json.dumps(tl["scan"]))

@@ -417,7 +417,7 @@ class GitHistorySource(HistoryResults):
             listed.add(oid)
             if oid not in seen and oid not in retry:
                 new_in_scope += 1
-            out = self._emit(oid, display_path(path) or f"blob/{oid}", size, seen)
+            out = self._emit(oid, path or f"blob/{oid}", size, seen)  # every stream gives display paths
             if out is not None:
                 yield out
         if overlap is not None:

@@ -258,7 +258,7 @@ def stream(repo: str, args: Sequence[str], stdin: bytes | None, on_failure: Call
             for raw in bc.stdout:
                 parts = raw.rstrip(b"\n").split(b" ", 3)
                 if len(parts) >= 3:
-                    path = parts[3].decode("utf-8", "surrogateescape") if len(parts) > 3 else ""
+                    path = display_path(parts[3].decode("utf-8", "surrogateescape")) if len(parts) > 3 else ""
                     yield parts[0].decode("ascii", "replace"), parts[1].decode(), int(parts[2]), path
                 elif len(parts) == 2:  # "<oid> missing": absent, or too corrupt to read its header
                     yield parts[0].decode("ascii", "replace"), "missing", -1, ""

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterator
+from itertools import chain
 
 from veritensor_fast.findings import display_path
-from veritensor_fast.sources.git_list import reachable_in_pack_order
 from veritensor_fast.sources.git_spool import Spool
 
 #: How long to wait for more output from a running ``rev-list`` before looking again.
@@ -41,7 +42,13 @@ ALL_DEPTHS = 1 << 30
 
 def follow_lines(spool: Spool, sep: bytes = b"\n") -> Iterator[bytes]:
     """The output lines of a running ``Spool`` (without their newline; ``sep``: another terminator, NUL for
-    ``-z`` output) as git writes them, until git has exited and all of it is read. Reads with ``pread``: git
+    ``-z`` output) as git writes them, until git has exited and all of it is read."""
+    return chain.from_iterable(follow_chunks(spool, sep))
+
+
+def follow_chunks(spool: Spool, sep: bytes = b"\n") -> Iterator[list[bytes]]:
+    """:func:`follow_lines` a read at a time: the list of the lines each read of up to 1 MiB completes (a caller
+    that flattens them with ``itertools.chain`` pays no generator step per line). Reads with ``pread``: git
     writes at the file offset it shares with us, which must not move."""
     proc = spool.proc
     fd = spool.out.fileno()
@@ -56,12 +63,36 @@ def follow_lines(spool: Spool, sep: bytes = b"\n") -> Iterator[bytes]:
             off += len(data)
             parts = (rest + data).split(sep)
             rest = parts.pop()
-            yield from parts
+            yield parts
         if done:
             break
         time.sleep(POLL_S)
     if rest:
-        yield rest
+        yield [rest]
+
+
+class _Rows:
+    """(oid, type, size) of the blobs of a pack-order listing, and of the objects it names git could not read
+    (size -1), in its order: what ``git_list.reachable_in_pack_order`` reads from the listing, kept from the one
+    pass over it. Packed: the ids' hex text end to end, the sizes in an array (~50 bytes a blob; a tuple of Python
+    objects took ~190); a row whose id is not ``width`` long, or not a blob, is kept apart in ``odd``."""
+
+    __slots__ = ("ids", "sizes", "width", "odd")
+
+    def __init__(self) -> None:
+        self.ids = bytearray()
+        self.sizes = array("q")
+        self.width = 0
+        self.odd: dict[int, tuple[str, str]] = {}  # row -> (oid, type)
+
+    def __iter__(self) -> Iterator[tuple[str, str, int]]:
+        text, w, odd = self.ids.decode("ascii", "replace"), self.width, self.odd
+        for i, size in enumerate(self.sizes):
+            if odd and i in odd:
+                oid, otype = odd[i]
+                yield oid, otype, size
+            else:
+                yield text[i * w:i * w + w], "blob", size
 
 
 class OverlappedListing:
@@ -73,8 +104,8 @@ class OverlappedListing:
     def __init__(self, reach: Spool, pack: Spool, on_walked: Callable[[], None] | None = None,
                  depth: int = 0, names: Iterator[tuple[str, str]] | None = None) -> None:
         self.reach = reach
-        #: (oid, path) as the walk names them; default: ``reach`` is ``rev-list --objects``, read as it runs
-        #: (``git_walk.walk_names``: the one-walk listing, ``reach`` being its ``git log`` pass)
+        #: (oid, display path) as the walk names them; default: ``reach`` is ``rev-list --objects``, read as it
+        #: runs (``git_walk.walk_names``: the one-walk listing, ``reach`` being its ``git log`` pass)
         self.names = names
         self.pack = pack
         self.on_walked = on_walked
@@ -84,20 +115,40 @@ class OverlappedListing:
         self.failure: str | None = None
         self.early = 0  # blobs handed out while the walk ran
 
-    def _whole_blobs(self) -> dict[str, int]:
+    def _whole_blobs(self) -> tuple[dict[str, int], _Rows]:
         """The size of every blob that may go early, from the pack-order listing (done long before the walk):
         stored whole (no chain to resolve, so reading it out of pack order costs git nothing more), or with
-        ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob)."""
+        ``depth``, a delta whose chain down to a whole object is at most that long (``ALL_DEPTHS``: every blob).
+        Also the rows handed out after the walk (``_Rows``), from the same one pass over the listing."""
         sizes: dict[str, int] = {}
+        rows = _Rows()
+        ids, lens, width, odd = rows.ids, rows.sizes, 0, rows.odd
         deltas: list[list[bytes]] = []  # [oid, type, size, base] of each delta, decoded only if it goes early
         depth = self.depth
         for raw in self.pack.lines():
             parts = raw.split()
-            if len(parts) == 4 and parts[1] == b"blob":
-                if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
-                    sizes[parts[0].decode()] = int(parts[2])
-                elif depth > 0:
-                    deltas.append(parts)
+            if len(parts) >= 3:
+                if parts[1] != b"blob":
+                    continue
+                oid, size = parts[0], int(parts[2])
+                if len(oid) != width:
+                    width = width or len(oid)
+                    if len(oid) != width:  # not git's: every id of a repository has one length; kept apart
+                        odd[len(lens)] = (oid.decode(), "blob")
+                        oid = b"0" * width
+                ids += oid
+                lens.append(size)
+                if len(parts) == 4:
+                    if depth >= ALL_DEPTHS or not parts[3].strip(b"0"):
+                        sizes[parts[0].decode()] = size
+                    elif depth > 0:
+                        deltas.append(parts)
+            elif len(parts) == 2:  # "<oid> missing" (or another word git has for an object it cannot read)
+                odd[len(lens)] = (parts[0].decode(), parts[1].decode())
+                width = width or len(parts[0])
+                ids += b"0" * width
+                lens.append(-1)
+        rows.width = width
         level = {oid.encode() for oid in sizes} if deltas else set()
         for _ in range(depth if deltas else 0):  # one link more each round: deltas whose base went the round before
             rest: list[list[bytes]] = []
@@ -111,27 +162,34 @@ class OverlappedListing:
             deltas, level = rest, nxt
             if not deltas or not level:
                 break
-        return sizes
+        return sizes, rows
+
+    def _rev_list_names(self) -> Iterator[tuple[str, str]]:
+        """(oid, display path) of each line of ``rev-list --objects`` as git writes it."""
+        for raw in follow_lines(self.reach):
+            oid, _, path = raw.decode("utf-8", "surrogateescape").partition(" ")
+            yield oid, display_path(path)
 
     def __iter__(self) -> Iterator[tuple[str, str, int, str]]:
-        sizes = self._whole_blobs()
+        sizes, rows = self._whole_blobs()
         reachable = self.reachable
         early: set[str] = set()
-        names = self.names if self.names is not None else (
-            raw.decode("utf-8", "surrogateescape").partition(" ")[::2] for raw in follow_lines(self.reach))
+        names = self.names if self.names is not None else self._rev_list_names()
         for oid, path in names:
             if oid not in reachable or (path and not reachable[oid]):
-                reachable[oid] = display_path(path)
-                size = sizes.get(oid)
+                reachable[oid] = path
                 # a path is final (only an empty one may be replaced by a later line); commits have none
-                if path and size is not None and oid not in early:
-                    early.add(oid)
-                    yield oid, "blob", size, reachable[oid]
+                if path and oid not in early:
+                    size = sizes.get(oid)
+                    if size is not None:
+                        early.add(oid)
+                        yield oid, "blob", size, path
         self.early = len(early)
         self.failure = self.reach.failure()
         if self.on_walked is not None:
             self.on_walked()
         del sizes
-        for item in reachable_in_pack_order(self.pack, reachable):  # the pack-order listing, read again
-            if item[0] not in early:
-                yield item
+        for oid, otype, size in rows:  # the rest in pack order, as ``git_list.reachable_in_pack_order`` gives it
+            at = reachable.get(oid)
+            if at is not None and oid not in early:
+                yield oid, otype, size, at

@@ -28,7 +28,9 @@ also list blobs re-added inside the range that the excluded commits already had)
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 
 from veritensor_fast.findings import display_path
 from veritensor_fast.gitcmd import GitError
@@ -39,9 +41,10 @@ _NOT_BLOB = (b"160000", b"040000", b"000000")  # a gitlink (submodule commit), a
 
 
 def log_names(tokens: Iterable[bytes]) -> Iterator[tuple[str, str]]:
-    """(blob id, exact path) of every blob a ``git log --raw -z --no-renames`` pass (``git_provenance.LOG_ARGS``)
+    """(blob id, display path) of every blob a ``git log --raw -z --no-renames`` pass (``git_provenance.LOG_ARGS``)
     shows added or changed, in its order (a blob may come several times)."""
     it = iter(tokens)
+    path_of = _display
     for tok in it:
         if tok[:1] != b":":
             tok = tok.lstrip(b"\n")
@@ -52,17 +55,36 @@ def log_names(tokens: Iterable[bytes]) -> Iterator[tuple[str, str]]:
             break
         f = tok.split()
         if len(f) >= 5 and f[1] not in _NOT_BLOB and f[4] != b"D" and f[3].strip(b"0"):
-            yield f[3].decode("ascii", "replace"), display_path(os.fsdecode(path))
+            yield f[3].decode("ascii", "replace"), path_of(path)
+
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+def _display(path: bytes) -> str:
+    """``display_path(os.fsdecode(path))`` in one call for the usual case: a UTF-8 file system encoding and a
+    path that is valid UTF-8 (strictly decoded, it needs no escaping)."""
+    if _FS_ENCODING == "utf-8":
+        try:
+            return path.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return display_path(path.decode(_FS_ENCODING, _FS_ERRORS))
 
 
 def spool_tokens(spool: Spool, follow: bool = False) -> Iterator[bytes]:
     """The NUL-separated tokens of a log ``Spool``'s output: as git writes them (``follow``), else once it has
-    finished. Read with ``pread`` from the start: the file offset is git's, and provenance reads the file again."""
-    from veritensor_fast.sources.git_overlap import follow_lines
+    finished. Read with ``pread`` from the start: the file offset is git's, and provenance reads the file again.
+    Read a chunk at a time and flattened by ``itertools.chain``: no generator step per token."""
+    from veritensor_fast.sources.git_overlap import follow_chunks
 
     if follow:
-        yield from follow_lines(spool, b"\0")
-        return
+        return chain.from_iterable(follow_chunks(spool, b"\0"))
+    return chain.from_iterable(_finished_chunks(spool))
+
+
+def _finished_chunks(spool: Spool) -> Iterator[list[bytes]]:
+    """The tokens of a finished log ``Spool``, a list per 1 MiB read."""
     spool.wait()
     fd = spool.out.fileno()
     off = 0
@@ -74,9 +96,9 @@ def spool_tokens(spool: Spool, follow: bool = False) -> Iterator[bytes]:
         off += len(data)
         parts = (rest + data).split(b"\0")
         rest = parts.pop()
-        yield from parts
+        yield parts
     if rest:
-        yield rest
+        yield [rest]
 
 
 def _lines(out: str) -> list[tuple[str, str]]:
@@ -123,9 +145,10 @@ def extra_names(repo: str, tips: Sequence[str]) -> tuple[list[tuple[str, str]], 
 
 
 def walk_names(extras: Sequence[tuple[str, str]], log: Spool, follow: bool = False) -> Iterator[tuple[str, str]]:
-    """Every (oid, path) of the sweep in the listing's order: what ``extra_names`` found (``rev-list`` names
-    objects under non-commit tips before any commit's tree), then the log's blobs."""
-    yield from extras
+    """Every (oid, display path) of the sweep in the listing's order: what ``extra_names`` found (``rev-list``
+    names objects under non-commit tips before any commit's tree), then the log's blobs."""
+    for oid, path in extras:
+        yield oid, display_path(path)
     yield from log_names(spool_tokens(log, follow))
 
 
@@ -135,5 +158,5 @@ def reachable(extras: Sequence[tuple[str, str]], log: Spool) -> dict[str, str]:
     out: dict[str, str] = {}
     for oid, path in walk_names(extras, log):
         if oid not in out or (path and not out[oid]):
-            out[oid] = display_path(path)
+            out[oid] = path
     return out
