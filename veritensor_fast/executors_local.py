@@ -39,14 +39,12 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from veritensor_fast.batching import chunk
 from veritensor_fast.executors_base import EngineError
-from veritensor_fast.executors_pool import LeanPool
+from veritensor_fast.executors_pool import BrokenProcessPool, Future, LeanPool
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.worker import (
