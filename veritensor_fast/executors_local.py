@@ -327,10 +327,11 @@ def _walk(batch: list[Item]) -> BatchResult:
 
 
 class Listed:
-    """Batches a walk task listed (or a batch of shards held past its bytes, ``_scan``), kept pickled (``pickle`` of each ``list[Item]``) on their way through this
-    process to the worker that scans them: the parent, one process serving every worker, only counts them
-    (``files``, ``size``: known bytes, as ``_merge`` counts a batch) and never builds their items, unless a task
-    that held them fails (``items``: then they are retried as any batch is). Measured on the monorepo corpus:
+    """Batches a walk task listed (or what a batch of shards held past its bytes, ``_scan``), kept pickled
+    (``pickle`` of each ``list[Item]``) on their way through this process to the worker that scans them: the
+    parent, one process serving every worker, only counts them (``files``, ``size``: known bytes, as ``_merge``
+    counts a batch) and never builds their items, unless a task that held them fails (``items``: then they are
+    retried as any batch is). Measured on the monorepo corpus:
     a walked batch of ~50 ``dir`` shards cost the parent ~100 us to unpickle and ~120 us to pickle again, 200
     times a scan, CPU taken from the workers on a machine with as many cores as workers."""
 

@@ -12,8 +12,8 @@ The contract is ``ProcessPoolExecutor``'s, as ``executors_local.PoolExecutor`` r
   ``--jobs N`` start ~2e7 instructions, ~5 ms, before the fork); a task that raises sets its exception (a result
   that cannot be pickled too);
 - when a worker dies (SIGKILL, the OOM killer, a failing initializer), the pool is *broken*: results already
-  sent are delivered, every other task fails with ``BrokenProcessPool`` (this module's), the other workers are terminated
-  (SIGTERM), and ``submit`` raises ``BrokenProcessPool``;
+  sent are delivered, every other task fails with ``BrokenProcessPool`` (this module's), the other workers are
+  terminated (SIGTERM), and ``submit`` raises ``BrokenProcessPool``;
 - ``shutdown(wait=True)`` stops and joins the workers; ``_processes`` maps pid to ``multiprocessing.Process``.
 
 A worker holds at most ``depth`` tasks of this pool at a time (one running, the others queued in its pipe, so it
