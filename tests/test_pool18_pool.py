@@ -12,14 +12,13 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from veritensor_fast import engine
-from veritensor_fast.executors_pool import LeanPool
+from veritensor_fast.executors_pool import BrokenProcessPool, LeanPool
 from veritensor_fast.sources.fs import FileSource
 from veritensor_fast.worker import ScanOptions
 

@@ -133,7 +133,7 @@ def _names_of_unread(errors: list[ScanError], findings: list[Finding], options: 
 
 
 def __getattr__(name: str) -> Any:
-    """``engine.PoolExecutor`` stays importable; its module (and ``concurrent.futures``) loads on first use."""
+    """``engine.PoolExecutor`` stays importable; its module (and ``multiprocessing``) loads on first use."""
     if name == "PoolExecutor":
         from veritensor_fast.executors_local import PoolExecutor
 

@@ -39,14 +39,12 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from veritensor_fast.batching import chunk
 from veritensor_fast.executors_base import EngineError
-from veritensor_fast.executors_pool import LeanPool
+from veritensor_fast.executors_pool import BrokenProcessPool, Future, LeanPool
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.worker import (
@@ -107,9 +105,9 @@ class PoolExecutor:
     def __init__(self, options: ScanOptions, serialised_db: bytes, jobs: int, ruleset: RuleSet | None = None,
                  scanned: bool = True) -> None:
         self.options = options
-        #: the task: ``run_batch``, or one that leaves ``BatchResult.scanned`` out of the result (``scanned=False``:
-        #: nobody reads it; on the real tree it is most of what the results weigh, 2.9 MB of 35k paths)
-        self._task = run_batch if scanned else _run_batch_unscanned
+        #: ``BatchResult.scanned`` comes back (``scanned=False``: nobody reads it; on the real tree it is most of
+        #: what the results weigh, 2.9 MB of 35k paths)
+        self._scanned = scanned
         self.jobs = jobs
         self._db = serialised_db
         self.method = start_method()
@@ -166,12 +164,11 @@ class PoolExecutor:
         return how
 
     def _submit(self, inflight: dict[Future[BatchResult], Unit], unit: Unit) -> bool:
-        if isinstance(unit[0], Listed):
-            task: Any = _run_listed if self._task is run_batch else _run_listed_unscanned
-        else:
-            task = _walk if all(it.kind == "tree" for it in unit[0]) else self._task
+        batch = unit[0]
+        walk = not isinstance(batch, Listed) and all(it.kind == "tree" for it in batch)
         try:
-            inflight[self._pool.submit(task, unit[0])] = unit
+            fut = self._pool.submit(_walk, batch) if walk else self._pool.submit(_scan, batch, self._scanned)
+            inflight[fut] = unit
         except BrokenProcessPool:
             return False
         return True
@@ -249,7 +246,7 @@ class PoolExecutor:
                             walks.appendleft((b, PLANNED))  # progress line's total) ends early
                         else:
                             retry.append((b, PLANNED))
-                    if isinstance(res, _WalkResult):  # what a walk listed, still pickled: sent on as it came
+                    if isinstance(res, _PoolResult):  # what a walk listed, still pickled: sent on as it came
                         retry.extend((b, PLANNED) for b in res.listed)
                     yield res
                     continue
@@ -320,20 +317,21 @@ def _merge(batch: list[Item], retry: deque[Unit]) -> list[Item]:
 
 def _walk(batch: list[Item]) -> BatchResult:
     """A task of ``tree`` items: walk about ``WALK_FILES`` files of them and hand back what was listed, as batches
-    (``_WalkResult.listed``, scanned as tasks of their own), and the rest of the walk as ``tree`` items
+    (``_PoolResult.listed``, scanned as tasks of their own), and the rest of the walk as ``tree`` items
     (``BatchResult.rest``); nothing is scanned here. The executor retries a walk that fails as it retries any
     batch of tree items."""
     items, errors, skipped, trees = expand_trees(batch, BATCH_ITEMS, BATCH_BYTES, WALK_FILES)
     listed = [Listed.of(b) for b in chunk(items, BATCH_ITEMS, BATCH_BYTES)]
-    return _WalkResult(errors=errors, skipped=skipped, walked=walked(batch, items, trees), rest=trees,
+    return _PoolResult(errors=errors, skipped=skipped, walked=walked(batch, items, trees), rest=trees,
                        listed=listed)
 
 
 class Listed:
-    """Batches a walk task listed, kept pickled (``pickle`` of each ``list[Item]``) on their way through this
-    process to the worker that scans them: the parent, one process serving every worker, only counts them
-    (``files``, ``size``: known bytes, as ``_merge`` counts a batch) and never builds their items, unless a task
-    that held them fails (``items``: then they are retried as any batch is). Measured on the monorepo corpus:
+    """Batches a walk task listed (or what a batch of shards held past its bytes, ``_scan``), kept pickled
+    (``pickle`` of each ``list[Item]``) on their way through this process to the worker that scans them: the
+    parent, one process serving every worker, only counts them (``files``, ``size``: known bytes, as ``_merge``
+    counts a batch) and never builds their items, unless a task that held them fails (``items``: then they are
+    retried as any batch is). Measured on the monorepo corpus:
     a walked batch of ~50 ``dir`` shards cost the parent ~100 us to unpickle and ~120 us to pickle again, 200
     times a scan, CPU taken from the workers on a machine with as many cores as workers."""
 
@@ -359,8 +357,9 @@ Unit = tuple["list[Item] | Listed", int]
 
 
 @dataclass
-class _WalkResult(BatchResult):
-    """A walk task's result: ``BatchResult`` and the batches it listed, as ``Listed`` (see there)."""
+class _PoolResult(BatchResult):
+    """A pool task's result: ``BatchResult`` and batches to scan next, as ``Listed`` (see there): what a walk
+    listed, or what a batch of shards held past its bytes (``BatchResult.rest``, less its ``tree`` items)."""
 
     listed: list[Listed] = field(default_factory=list)
 
@@ -378,18 +377,22 @@ def _merge_listed(first: Listed, retry: deque[Unit]) -> Listed:
     return first if len(blobs) == 1 else Listed(tuple(blobs), n, size)
 
 
-def _run_listed(batch: Listed) -> BatchResult:
-    return run_batch(batch.items())
-
-
-def _run_listed_unscanned(batch: Listed) -> BatchResult:
-    return _run_batch_unscanned(batch.items())
-
-
-def _run_batch_unscanned(batch: list[Item]) -> BatchResult:
-    res = run_batch(batch)
-    res.scanned = []
-    return res
+def _scan(batch: list[Item] | Listed, scanned: bool) -> BatchResult:
+    """A pool task that scans ``batch``: ``run_batch``, its result as the parent needs it. What the batch held
+    past its bytes (shards of files stat-ed here, ``expand_capped``) goes back as ``Listed``, pickled once here:
+    the parent sends it on without building its items (on the monorepo corpus ~80 such batches a scan, ~11 KB
+    each, cost the parent ~0.3 ms each to unpickle and pickle again, on the cores the workers scan on). A
+    result with nothing else to say goes back as a plain ``BatchResult``."""
+    res = run_batch(batch.items() if isinstance(batch, Listed) else batch)
+    if not scanned:
+        res.scanned = []
+    later = [b for b in res.rest if b[0].kind != "tree"]
+    if not later:
+        return res
+    out = _PoolResult(**{f.name: getattr(res, f.name) for f in fields(BatchResult)})
+    out.rest = [b for b in res.rest if b[0].kind == "tree"]
+    out.listed = [Listed.of(b) for b in later]
+    return out
 
 
 def _init(options: ScanOptions, serialised_db: bytes) -> None:

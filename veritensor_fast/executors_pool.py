@@ -7,10 +7,13 @@ takes from them (at 16 workers the parent would be the bottleneck). Here the cal
 to a worker's pipe and reads results when it waits (``LeanPool.wait``).
 
 The contract is ``ProcessPoolExecutor``'s, as ``executors_local.PoolExecutor`` relies on it:
-- ``submit`` returns a ``Future``; a task that raises sets its exception (a result that cannot be pickled too);
+- ``submit`` returns a ``Future`` (this module's: the part of ``concurrent.futures.Future`` used here, without its
+  lock and condition; ``concurrent.futures``, logging and ``multiprocessing.queues`` with it, cost every
+  ``--jobs N`` start ~2e7 instructions, ~5 ms, before the fork); a task that raises sets its exception (a result
+  that cannot be pickled too);
 - when a worker dies (SIGKILL, the OOM killer, a failing initializer), the pool is *broken*: results already
-  sent are delivered, every other task fails with ``BrokenProcessPool``, the other workers are terminated
-  (SIGTERM), and ``submit`` raises ``BrokenProcessPool``;
+  sent are delivered, every other task fails with ``BrokenProcessPool`` (this module's), the other workers are
+  terminated (SIGTERM), and ``submit`` raises ``BrokenProcessPool``;
 - ``shutdown(wait=True)`` stops and joins the workers; ``_processes`` maps pid to ``multiprocessing.Process``.
 
 A worker holds at most ``depth`` tasks of this pool at a time (one running, the others queued in its pipe, so it
@@ -29,12 +32,54 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.reduction import ForkingPickler
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from veritensor_fast import reaper
+
+T = TypeVar("T")
+
+
+class BrokenProcessPool(RuntimeError):
+    """A worker process died: the tasks the pool had fail with this, and ``submit`` refuses new ones (as
+    ``concurrent.futures.process.BrokenProcessPool`` with ``ProcessPoolExecutor``)."""
+
+
+class Future(Generic[T]):
+    """A task's outcome, set by the pool in the thread that uses it: ``done``, ``result`` and ``exception`` answer
+    once it is done (``LeanPool.wait`` reads results; they never block); ``cancel`` drops a task not sent yet."""
+
+    __slots__ = ("_state", "_value")
+
+    def __init__(self) -> None:
+        self._state = ""  # "" pending, then "result", "exception" or "cancelled"
+        self._value: Any = None
+
+    def done(self) -> bool:
+        return bool(self._state)
+
+    def cancel(self) -> bool:
+        if self._state:
+            return self._state == "cancelled"
+        self._state = "cancelled"
+        return True
+
+    def set_result(self, value: T) -> None:
+        self._state, self._value = "result", value
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._state, self._value = "exception", exc
+
+    def exception(self) -> BaseException | None:
+        if self._state in ("", "cancelled"):
+            raise RuntimeError(f"the task is {'cancelled' if self._state else 'not done'}")
+        return self._value if self._state == "exception" else None
+
+    def result(self) -> T:
+        exc = self.exception()
+        if exc is not None:
+            raise exc
+        return self._value
 
 
 class LeanPool:
