@@ -60,6 +60,8 @@ class TextSecrets:
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
+        #: a later detector's ``share(item, buf)``: the database to scan ``buf`` with for both (``pyast_shared``)
+        self._share: Any = None
 
     def quiet_test(self) -> Any:
         """The batch gate's question (``batch_gate``): :meth:`quiet`."""
@@ -87,7 +89,15 @@ class TextSecrets:
         if nul:  # binary: the encoded pass decodes every run there, needles are not used
             found = self.ctx.matcher.find(buf)
         else:
-            found, hits = self.ctx.matcher.find_with_hits(buf)  # one scan: secrets and base64 needles
+            share = self._share
+            if share is None:
+                share = self._share = next((d.share for d in self.ctx.detectors if hasattr(d, "share")), False)
+            shared = share(item, buf) if share else None
+            if shared is None:
+                found, hits = self.ctx.matcher.find_with_hits(buf)  # one scan: secrets and base64 needles
+            else:  # and the patterns of a later detector's own scan
+                found, hits, more = self.ctx.matcher.find_shared(buf, shared)
+                scan.shared = (buf, more)
             scan.b64_hits = (buf, hits)
         for m in found:
             scan.add_secret(m, buf)
