@@ -8,8 +8,9 @@ prefilter's hits from that scan. The claims checked here:
   same as with two scans (every split, fold and needle form of the long anchors, and this package's own sources);
 - the hits of the shared scan are exactly the two scans' (secrets, base64 needle ends, prefilter hits with the
   second stage), hit for hit and in order;
-- the shared database is used when the on-disk cache holds it and compiled only after ``COMPILE_AFTER`` bytes of
-  Python scanned twice; a database that fails to build leaves the two scans, and is not tried again.
+- the shared database is looked up in the on-disk cache only after ``LOOK_AFTER`` bytes of Python scanned twice
+  (a small scan pays nothing) and compiled only after ``COMPILE_AFTER``; a database that fails to build leaves the
+  two scans, and is not tried again.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def test_a_python_source_is_scanned_once_with_the_same_findings(ctx: WorkerConte
     two = scan_file(ctx, buf)
     assert sizes.count(len(buf)) == 2
     sizes.clear()
+    monkeypatch.setattr(pyast_shared, "LOOK_AFTER", 0)
     monkeypatch.setattr(pyast_shared, "COMPILE_AFTER", 0)
     monkeypatch.setattr(det, "_sharing", pyast_shared.Sharing(ctx.matcher, det._pre[2]))
     one = scan_file(ctx, buf)
@@ -129,17 +131,21 @@ def test_compiled_only_after_enough_python(ctx: WorkerContext) -> None:
     plan = python_ast(ctx)._pre[2]
     m = StubMatcher()
     s = pyast_shared.Sharing(m, plan)  # type: ignore[arg-type]
-    assert s.get(1 << 20) is None and m.asked == [False]  # looked up in the cache once, not compiled
-    assert s.get(pyast_shared.COMPILE_AFTER - (2 << 20)) is None and m.asked == [False]
-    assert s.get(1 << 20) == "db" and m.asked == [False, True]
+    look = pyast_shared.LOOK_AFTER
+    assert s.get(look - 1) is None and m.asked == []  # a small scan: not even looked up (start-up cost)
+    assert s.get(1) is None and m.asked == [False]  # looked up in the cache once, not compiled
+    assert s.get(pyast_shared.COMPILE_AFTER - look - 1) is None and m.asked == [False]
+    assert s.get(1) == "db" and m.asked == [False, True]
     assert s.get(10) == "db" and m.asked == [False, True]
 
 
-def test_a_cached_database_is_used_at_once(ctx: WorkerContext) -> None:
+def test_a_cached_database_is_used_once_enough_python_is_seen(ctx: WorkerContext) -> None:
     plan = python_ast(ctx)._pre[2]
     m = StubMatcher()
     m.shared = lambda *_a, compile_it: "cached"  # type: ignore[method-assign]
-    assert pyast_shared.Sharing(m, plan).get(10) == "cached"  # type: ignore[arg-type]
+    s = pyast_shared.Sharing(m, plan)  # type: ignore[arg-type]
+    assert s.get(10) is None
+    assert s.get(pyast_shared.LOOK_AFTER) == "cached"
 
 
 def test_a_failing_database_leaves_the_two_scans(ctx: WorkerContext) -> None:
