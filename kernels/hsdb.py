@@ -18,8 +18,8 @@ import hyperscan
 
 from veritensor_fast.kernels.diskcache import cache_dir, cache_file, cache_load, cache_store
 
-__all__ = ["CHUNK", "OVERLAP", "DatabaseError", "Scanner", "cache_dir", "cache_store", "compile_cached",
-           "compile_patterns"]
+__all__ = ["CHUNK", "OVERLAP", "DatabaseError", "Scanner", "cache_dir", "cache_store", "cached_only",
+           "compile_cached", "compile_patterns"]
 
 #: Largest buffer handed to a single Hyperscan call. Well under the 4 GiB truncation limit.
 CHUNK = 1 << 30
@@ -61,6 +61,20 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
     ``more`` (with ``key`` naming what it derives from ``patterns``) appends patterns that are costly to
     derive: it is called only when the cache misses (flags 0, ids from one past the largest of ``ids``).
     ``ids`` as :func:`compile_patterns`'s."""
+    blob = _cached(patterns, flags, key, more, ids, False)
+    assert blob is not None
+    return blob
+
+
+def cached_only(patterns: Sequence[bytes], flags: Sequence[int] | None = None, *, key: bytes = b"",
+                more: Callable[[], Sequence[bytes]] | None = None, ids: Sequence[int] | None = None) -> bytes | None:
+    """The database :func:`compile_cached` would return for the same arguments when the on-disk cache holds it,
+    else None (nothing compiled): for a database worth compiling only once its cost is known to pay back."""
+    return _cached(patterns, flags, key, more, ids, True)
+
+
+def _cached(patterns: Sequence[bytes], flags: Sequence[int] | None, key: bytes,
+            more: Callable[[], Sequence[bytes]] | None, ids: Sequence[int] | None, only: bool) -> bytes | None:
     h = hashlib.sha256(str(getattr(hyperscan, "__version__", "?")).encode())
     for p, f in zip(patterns, flags or [0] * len(patterns), strict=True):
         h.update(len(p).to_bytes(4, "little") + p + f.to_bytes(4, "little"))
@@ -80,6 +94,8 @@ def compile_cached(patterns: Sequence[bytes], flags: Sequence[int] | None = None
                 del _LOADED[next(iter(_LOADED))]
             _LOADED[id(cached)] = (cached, db)
             return cached
+    if only:
+        return None
     if more is not None:
         extra = list(more())
         first = max(ids, default=-1) + 1 if ids is not None else len(patterns)

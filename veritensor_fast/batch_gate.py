@@ -157,7 +157,7 @@ class Gate:
         bufs: list[bytes] = [raw[i] for i in idx]  # type: ignore[misc]
         heads = [b[:4096] for b in bufs]
         if max(map(len, bufs), default=0) > SMALL:
-            keep = [len(b) <= SMALL or b"\x00" not in h for b, h in zip(bufs, heads, strict=True)]
+            keep = [len(b) <= SMALL or 0 not in h for b, h in zip(bufs, heads, strict=True)]
             idx, bufs, heads = (list(compress(col, keep)) for col in (idx, bufs, heads))  # type: ignore[assignment]
         items = [batch[i] for i in idx]
         cols = _ask(self.cheap, idx, items, bufs, heads)
@@ -167,7 +167,7 @@ class Gate:
         # text: the rules' signatures and the base64 needles; binary: the active rules' candidates only (the text
         # pass scans binary data with the rules alone, and no detector uses the needles there)
         matcher = self.ctx.matcher
-        nul = [b"\x00" in h for h in heads]
+        nul = [0 in h for h in heads]  # an int: no TypeError raised and dropped, as for ``b"\x00" in h``
         if True in nul:
             text = [k for k, n in enumerate(nul) if not n]
             binary = [k for k, n in enumerate(nul) if n]

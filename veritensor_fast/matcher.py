@@ -188,6 +188,17 @@ def _whole(pieces: list[bytes]) -> bool:
     return True
 
 
+class Shared:
+    """:meth:`SecretMatcher.shared`: a database of the rules, the base64 needles and a detector's patterns (one
+    scan serves both), and the id each of those patterns reports (its hits come from the database as ``nrules +
+    index``)."""
+
+    __slots__ = ("ids", "scanner")
+
+    def __init__(self, scanner: Scanner, ids: tuple[int, ...]) -> None:
+        self.scanner, self.ids = scanner, ids
+
+
 class SecretMatcher:
     """Built once per worker process: holds the Hyperscan scratch and the compiled confirmation regexes."""
 
@@ -212,23 +223,34 @@ class SecretMatcher:
         #: a rule anchored to the buffer's start or end: the candidates of a concatenation then miss some
         self._anchored = any(is_anchored(r.hs_pattern) for r in self._rules)
 
-    def _windows(self, buf: Any, hits: list[int] | None = None) -> dict[int, list[tuple[int, int]]]:
+    def _windows(self, buf: Any, hits: list[int] | None = None,
+                 shared: tuple[Shared, list[tuple[int, int]]] | None = None) -> dict[int, list[tuple[int, int]]]:
         """Per rule, the merged windows around its Hyperscan candidates that its regex confirms in. Without
         Hyperscan (``BACKEND == "python"``) every active rule's window is the whole buffer: the confirmation
-        regexes alone decide, so the findings are the same, only slower."""
+        regexes alone decide, so the findings are the same, only slower. ``shared``: scan :class:`Shared`'s
+        database instead, appending its extra patterns' hits ``(their id, end)`` to the list."""
         n = len(buf)
         if BACKEND == "python":
             return {pid: [(0, n)] for pid, on in enumerate(self._active) if on} if n else {}
-        scanner = self._scanner if hits is not None else self._rules_scanner()
-        raw = scanner.scan(buf)
+        nrules, active = self._nrules, self._active
+        top, extra = nrules, None
+        extra_ids: tuple[int, ...] = ()
+        if shared is not None:
+            raw = shared[0].scanner.scan(buf)
+            extra_ids, extra = shared[0].ids, shared[1]
+            top += len(extra_ids)
+        else:
+            raw = (self._scanner if hits is not None else self._rules_scanner()).scan(buf)
         if not raw:
             return {}  # most files: no candidate at all
         ends: dict[int, list[int]] = defaultdict(list)
-        nrules, active = self._nrules, self._active
         for pid, end in raw:
-            if pid >= nrules:  # a base64 needle (``aux_patterns``)
-                if hits is not None:
-                    hits.append(end)
+            if pid >= nrules:  # a base64 needle (``aux_patterns``), or an extra pattern of ``shared``
+                if pid >= top:
+                    if hits is not None:
+                        hits.append(end)
+                elif extra is not None:
+                    extra.append((extra_ids[pid - nrules], end))
             elif active[pid]:
                 ends[pid].append(end)
         out: dict[int, list[tuple[int, int]]] = {}
@@ -289,12 +311,38 @@ class SecretMatcher:
         found = self.find(buf, hits)
         return found, sorted(set(hits)) if hits else hits
 
-    def find(self, buf: Any, hits: list[int] | None = None) -> list[SecretMatch]:
+    def shared(self, patterns: list[bytes], flags: list[int], ids: list[int], *,
+               compile_it: bool) -> Shared | None:
+        """The database of the rules and base64 needles with a detector's ``patterns`` added (their Hyperscan
+        ``flags`` and the ``ids`` their hits report), for :meth:`find_shared`; None with the fallback backend, or
+        when it is not in the on-disk cache and not ``compile_it``."""
+        if BACKEND != "hyperscan":
+            return None
+        from veritensor_fast.detectors import b64_needles
+        from veritensor_fast.kernels.hsdb import cached_only
+
+        pats, rids = rule_expressions(self._rules)
+        n = self._nrules
+        args = (pats + patterns, [0] * len(pats) + flags)
+        kw: dict[str, Any] = {"key": b64_needles.code_key(), "more": lambda: aux_patterns(self.ruleset),
+                              "ids": rids + list(range(n, n + len(patterns)))}  # needles from n + len(patterns) on
+        blob = compile_cached(*args, **kw) if compile_it else cached_only(*args, **kw)
+        return None if blob is None else Shared(Scanner(blob), tuple(ids))
+
+    def find_shared(self, buf: Any, shared: Shared) -> tuple[list[SecretMatch], list[int], list[tuple[int, int]]]:
+        """:meth:`find_with_hits` and the hits ``(id, end)`` of ``shared``'s extra patterns, from one scan."""
+        hits: list[int] = []
+        extra: list[tuple[int, int]] = []
+        found = self.find(buf, hits, (shared, extra))
+        return found, sorted(set(hits)) if hits else hits, extra
+
+    def find(self, buf: Any, hits: list[int] | None = None,
+             shared: tuple[Shared, list[tuple[int, int]]] | None = None) -> list[SecretMatch]:
         """All confirmed secrets in ``buf`` (bytes, bytearray, mmap or memoryview), sorted by offset. Given a
         ``hits`` list (:meth:`find_with_hits`), the database with the base64 needles is scanned and their end
-        offsets are appended to it; otherwise the rules alone are."""
+        offsets are appended to it; otherwise the rules alone are (``shared``: :meth:`find_shared`)."""
         cands: dict[tuple[int, int], tuple[int, bytes]] = {}
-        for pid, windows in self._windows(buf, hits).items():
+        for pid, windows in self._windows(buf, hits, shared).items():
             rx = self._confirm[pid]
             if rx is None:
                 rx = self._confirm_of(pid)

@@ -260,7 +260,7 @@ class ItemScan:
     """Collects what detectors find in one item and turns matches into ``Finding`` objects."""
 
     __slots__ = ("ctx", "item", "findings", "finished", "errors", "text_done", "_lc", "keep", "budgets",
-                 "b64_hits")
+                 "b64_hits", "shared")
 
     def __init__(self, ctx: WorkerContext, item: Item) -> None:
         self.ctx = ctx
@@ -277,6 +277,8 @@ class ItemScan:
         self.budgets: dict[str, Any] = {}
         #: ``(buffer, end offsets)`` of the base64 needles the text pass's scan met (``detectors/b64_needles``)
         self.b64_hits: tuple[Any, list[int]] | None = None
+        #: ``(buffer, hits)`` of a later detector's patterns that the text pass's scan met (``pyast_shared``)
+        self.shared: tuple[Any, list[tuple[int, int]]] | None = None
 
     def error(self, reason: str, kind: str = "parse", level: str = "") -> None:
         """Record a problem with this item; ``level="warning"`` when it was scanned anyway (see ``error_level``)."""

@@ -144,7 +144,7 @@ class EncodedSecrets:
         if dec is None:
             return True
         low = item.path[-5:].lower()  # the extensions below: at most 5 characters
-        if b"\x00" in head:  # every run decoded unless exempt: not worth looking for runs twice
+        if 0 in head:  # every run decoded unless exempt: not worth looking for runs twice
             return len(data) > BINARY_MAX or head.startswith(_EXECUTABLE) or low.endswith(_COMPILED_EXT)
         if not low.endswith(_YAML_EXT):
             return True
@@ -158,14 +158,14 @@ class EncodedSecrets:
         if self.decoder is None:
             return [True] * len(items)
         quiet, yaml = self.quiet, _YAML_EXT
-        return [b"\x00" not in h and not it.path[-5:].lower().endswith(yaml) or quiet(it, d, h)
+        return [0 not in h and not it.path[-5:].lower().endswith(yaml) or quiet(it, d, h)
                 for it, d, h in zip(items, datas, heads, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if self.decoder is None or scan.text_done:
             return
         dec = self.decoder
-        if b"\x00" in head:  # binary: only the generic layer, on files up to BINARY_MAX, with a smaller budget
+        if 0 in head:  # binary: only the generic layer, on files up to BINARY_MAX, with a smaller budget
             if len(buf) <= BINARY_MAX and not head.startswith(_EXECUTABLE) \
                     and not item.path.lower().endswith(_COMPILED_EXT):
                 dec.cut = False

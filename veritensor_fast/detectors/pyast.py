@@ -54,11 +54,13 @@ from veritensor_fast.detectors.pyast_admit import admits
 from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, gc_paused, over_budget_reason
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     PrefilterPlan,
+    after_backslash,
     build_prefilter,
     prefilter_patterns,
     prefilter_plan,
     rule_anchors,
 )
+from veritensor_fast.detectors.pyast_shared import Sharing, prefilter_hits
 from veritensor_fast.detectors.pyast_stream import stream_admits
 from veritensor_fast.findings import Item, fingerprint
 from veritensor_fast.matcher import SecretMatch, SecretMatcher, is_anchored
@@ -370,15 +372,8 @@ def _match(pieces: list[_Piece], matcher: SecretMatcher) -> list[AstHit]:
     return hits
 
 
-def _after_backslash(data: bytes, c: int) -> bool:
-    """Whether byte ``c`` follows a backslash somewhere in ``data`` (each occurrence of ``c`` found by memchr: the
-    letters of ``\\A``, ``\\Z``, ``\\z`` and ``\\G`` are rare in the prefilter's patterns, backslashes are not)."""
-    i = data.find(c)
-    while i >= 0:
-        if i and data[i - 1] == 0x5C:
-            return True
-        i = data.find(c, i + 1)
-    return False
+def _parsable(buf: Any) -> bool:
+    return len(buf) <= MAX_SOURCE and (buf.find(b'"') >= 0 or buf.find(b"'") >= 0)
 
 
 class PythonAstSecrets:
@@ -391,6 +386,7 @@ class PythonAstSecrets:
         self._prefilter: Any = None
         self._triggers: frozenset[int] | set[int] = frozenset()
         self._joinable_ok: bool | None = None
+        self._sharing: Sharing | None = None
 
     @property
     def _pre(self) -> Any:
@@ -403,23 +399,30 @@ class PythonAstSecrets:
             #: Hits that start a literal stream check (:mod:`pyast_stream`): its triggers and the split tails.
             plan = self._prefilter[2] if self._prefilter is not None else None
             self._triggers = plan.streams | {p for p, _g, _k in plan.tails} if plan is not None else frozenset()
+            self._sharing = Sharing(ctx.matcher, plan) if plan is not None else None
             self._built = True
         return self._prefilter
 
-    def wanted(self, buf: Any) -> bool:
-        """Cheap checks before parsing: size, a quote, and a :func:`prefilter_patterns` hit."""
-        if len(buf) > MAX_SOURCE or (buf.find(b'"') < 0 and buf.find(b"'") < 0):
+    def wanted(self, buf: Any, scan: ItemScan | None = None) -> bool:
+        """Cheap checks before parsing: size, a quote, and a :func:`prefilter_patterns` hit (``scan``: the text
+        pass's shared scan may hold the hits, :mod:`pyast_shared`)."""
+        if not _parsable(buf):
             return False
         if self._pre is None:
             return True
         db, shapes, plan = self._pre
-        hits = db.scan(buf)
+        hits = prefilter_hits(db, buf, scan)
         if not hits:
             return False  # most files: no trigger (neither stage admits a file without a hit)
         if admits(plan, buf, hits, shapes):
             return True
         triggers = self._triggers
         return stream_admits(buf, [e for p, e in hits if p in triggers], self.ctx.matcher)
+
+    def share(self, item: Item, buf: Any) -> Any:
+        """The database the text pass scans ``buf`` with when this detector would prefilter it (:mod:`pyast_shared`)."""
+        ok = self.enabled and item.path.lower().endswith(PY_EXT) and _parsable(buf) and self._pre is not None
+        return self._sharing.get(len(buf)) if ok and self._sharing is not None else None
 
     def none_wanted(self, bufs: list[bytes]) -> bool:
         """True only when :meth:`wanted` is False for every buffer of ``bufs`` (False: ask each one), proved by one
@@ -444,7 +447,7 @@ class PythonAstSecrets:
             joined = b"\n".join(p for p, _ci in plan.patterns) if plan is not None else b"^"
             # no ``^``/``$`` byte and no ``\A``-like escape at all is the usual answer (found at memchr speed);
             # otherwise ask is_anchored, once for all (each pattern's escapes and classes end inside it)
-            quick = b"^" not in joined and b"$" not in joined and not any(_after_backslash(joined, c) for c in b"AZzG")
+            quick = b"^" not in joined and b"$" not in joined and not any(after_backslash(joined, c) for c in b"AZzG")
             ok = self._joinable_ok = quick or not is_anchored(joined)
         return ok
 
@@ -469,7 +472,7 @@ class PythonAstSecrets:
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if not self.enabled or scan.text_done or not item.path.lower().endswith(PY_EXT):
             return
-        if not self.wanted(buf):
+        if not self.wanted(buf, scan):
             return
         source = bytes(buf)
         hits, why = scan_python_bounded(source, self.ctx.matcher)  # a dense source: in pieces (``pyast_budget``)

@@ -97,7 +97,10 @@ class TwoStage:
         return self._second
 
     def scan(self, buf: Any) -> list[tuple[int, int]]:
-        hits: list[tuple[int, int]] = self.first.scan(buf)
+        return self.after(buf, self.first.scan(buf))
+
+    def after(self, buf: Any, hits: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The hits of :meth:`scan` given ``hits``, the first database's in ``buf`` (``pyast_shared``)."""
         if not hits:
             return hits
         base = self.needle_base

@@ -8,7 +8,7 @@ worker (:func:`build_prefilter`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -437,30 +437,54 @@ def build_prefilter(rules: list[Rule]) -> tuple[Any, Any, PrefilterPlan] | None:
 
     from veritensor_fast.kernels.hsdb import Scanner, compile_cached
 
-    def db(pats: list[tuple[bytes, bool]], every: Callable[[int], bool]) -> Any:
-        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | (0 if every(i) else hyperscan.HS_FLAG_SINGLEMATCH)
-                 for i, (_p, ci) in enumerate(pats)]
-        return Scanner(compile_cached([p for p, _ci in pats], flags))
-
     # every hit: cut anchors and context words are checked where they stand, shapes are looked for near them
-    shapes = db(plan.shapes, lambda _i: True) if plan.shapes else None
-    every = plan.cut.union(plan.streams, *(c for c, _s in plan.pairs))  # ``plan.every_hit`` as one set
+    shapes = Scanner(compile_cached([p for p, _ci in plan.shapes], [hyperscan.HS_FLAG_CASELESS if ci else 0
+                                                                     for _p, ci in plan.shapes])) if plan.shapes else None
+    pats, flags, ids = first_stage(plan)
     if not plan.late:
-        return db(plan.patterns, every.__contains__), shapes, plan
+        return Scanner(compile_cached(pats, flags)), shapes, plan
     from veritensor_fast.detectors.pyast_needles import TwoStage
 
-    def part(ids: list[int], more: tuple[tuple[bytes, bool], ...] = ()) -> Any:
-        """The patterns ``ids`` of the plan under their own ids, then ``more`` (presence only) from
-        ``len(plan.patterns)`` on."""
-        pats = [plan.patterns[i] for i in ids] + list(more)
-        flags = [(hyperscan.HS_FLAG_CASELESS if ci else 0) | (0 if i in every else hyperscan.HS_FLAG_SINGLEMATCH)
-                 for i, (_p, ci) in zip(ids, pats[:len(ids)], strict=True)]
-        flags += [(hyperscan.HS_FLAG_CASELESS if ci else 0) | hyperscan.HS_FLAG_SINGLEMATCH for _p, ci in more]
-        n = len(plan.patterns)
-        return Scanner(compile_cached([p for p, _ci in pats], flags, ids=ids + list(range(n, n + len(more)))))
+    def late() -> Any:
+        lp, lf, li = stage(plan, sorted(plan.late))
+        return Scanner(compile_cached(lp, lf, ids=li))
 
-    first = part([i for i in range(len(plan.patterns)) if i not in plan.late], plan.needles)
-    return TwoStage(first, lambda: part(sorted(plan.late)), len(plan.patterns)), shapes, plan
+    return TwoStage(Scanner(compile_cached(pats, flags, ids=ids)), late, len(plan.patterns)), shapes, plan
+
+
+def first_stage(plan: PrefilterPlan) -> tuple[list[bytes], list[int], list[int]]:
+    """:func:`stage` of the prefilter's first (or only) database: the plan's patterns but the ``late`` ones, then
+    the needles that stand for those (``pyast_needles``)."""
+    if not plan.late:
+        return stage(plan, list(range(len(plan.patterns))))
+    return stage(plan, [i for i in range(len(plan.patterns)) if i not in plan.late], plan.needles)
+
+
+def stage(plan: PrefilterPlan, ids: list[int], more: tuple[tuple[bytes, bool], ...] = ()
+          ) -> tuple[list[bytes], list[int], list[int]]:
+    """The expressions, Hyperscan flags and match ids of one prefilter database: the patterns ``ids`` of the plan
+    under their own ids, every hit reported for those ``plan.every_hit`` needs (single match for the rest), then
+    ``more`` (presence only) from ``len(plan.patterns)`` on."""
+    import hyperscan
+
+    every = plan.cut.union(plan.streams, *(c for c, _s in plan.pairs))  # ``plan.every_hit`` as one set
+    caseless, once = hyperscan.HS_FLAG_CASELESS, hyperscan.HS_FLAG_SINGLEMATCH
+    pats = [plan.patterns[i] for i in ids] + list(more)
+    flags = [(caseless if ci else 0) | (0 if i in every else once) for i, (_p, ci) in zip(ids, pats, strict=False)]
+    flags += [(caseless if ci else 0) | once for _p, ci in more]
+    n = len(plan.patterns)
+    return [p for p, _ci in pats], flags, ids + list(range(n, n + len(more)))
+
+
+def after_backslash(data: bytes, c: int) -> bool:
+    """Whether byte ``c`` follows a backslash somewhere in ``data`` (each occurrence of ``c`` found by memchr: the
+    letters of ``\\A``, ``\\Z``, ``\\z`` and ``\\G`` are rare in the prefilter's patterns, backslashes are not)."""
+    i = data.find(c)
+    while i >= 0:
+        if i and data[i - 1] == 0x5C:
+            return True
+        i = data.find(c, i + 1)
+    return False
 
 
 def _literal(word: bytes) -> bytes:

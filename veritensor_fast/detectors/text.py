@@ -22,7 +22,7 @@ _BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 def utf16_encoding(head: bytes) -> tuple[str, int] | None:
     """``(codec, bytes to skip)`` when ``head`` looks like UTF-16 text, else None (cheap for normal files)."""
-    if b"\x00" not in head:
+    if 0 not in head:  # an int: no TypeError raised and dropped inside ``in``, as for ``b"\x00"``
         return None
     if head.startswith(b"\xff\xfe\x00\x00") or head.startswith(b"\x00\x00\xfe\xff"):
         return None  # UTF-32
@@ -60,6 +60,8 @@ class TextSecrets:
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
+        #: a later detector's ``share(item, buf)``: the database to scan ``buf`` with for both (``pyast_shared``)
+        self._share: Any = None
 
     def quiet_test(self) -> Any:
         """The batch gate's question (``batch_gate``): :meth:`quiet`."""
@@ -68,17 +70,17 @@ class TextSecrets:
     @staticmethod
     def quiet(item: Item, data: bytes, head: bytes) -> bool:
         """For ``data`` without a hit of the rules database: True unless it is UTF-16 (decoded, then scanned)."""
-        return b"\x00" not in head or utf16_encoding(head) is None
+        return 0 not in head or utf16_encoding(head) is None
 
     @staticmethod
     def quiet_batch(items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
         """:meth:`quiet` for each item of a batch, in one call (``batch_gate``)."""
-        return [b"\x00" not in h or utf16_encoding(h) is None for h in heads]
+        return [0 not in h or utf16_encoding(h) is None for h in heads]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         if scan.text_done:
             return
-        nul = b"\x00" in head  # utf16_encoding's own first test: a head without a NUL byte is no UTF-16
+        nul = 0 in head  # utf16_encoding's own first test: a head without a NUL byte is no UTF-16
         if nul:
             u16 = utf16_encoding(head)
             if u16 is not None:
@@ -87,7 +89,15 @@ class TextSecrets:
         if nul:  # binary: the encoded pass decodes every run there, needles are not used
             found = self.ctx.matcher.find(buf)
         else:
-            found, hits = self.ctx.matcher.find_with_hits(buf)  # one scan: secrets and base64 needles
+            share = self._share
+            if share is None:
+                share = self._share = next((d.share for d in self.ctx.detectors if hasattr(d, "share")), False)
+            shared = share(item, buf) if share else None
+            if shared is None:
+                found, hits = self.ctx.matcher.find_with_hits(buf)  # one scan: secrets and base64 needles
+            else:  # and the patterns of a later detector's own scan
+                found, hits, more = self.ctx.matcher.find_shared(buf, shared)
+                scan.shared = (buf, more)
             scan.b64_hits = (buf, hits)
         for m in found:
             scan.add_secret(m, buf)
