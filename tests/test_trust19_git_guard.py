@@ -167,3 +167,26 @@ def test_a_socket_in_the_git_directory_is_fine(tmp_path: Path) -> None:
         git_guard.check(str(repo))
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("cfg", ["[diff]\n\torderFile = {f}\n", "[mailmap]\n\tfile = {f}\n",
+                                 "[diff]\n\torderfile = ../{name}\n", '[mailmap] file = "~/../{f}"\n'])
+def test_order_and_mailmap_files_naming_a_fifo_are_refused(tmp_path: Path, cfg: str) -> None:
+    """trust23: ``diff.orderFile`` and ``mailmap.file`` naming a FIFO are refused like an include's ``path``
+    (the run flags already keep git from reading them: defence in depth)."""
+    repo = _repo(tmp_path)
+    fifo = tmp_path / "fifo"  # beside the repository: ``../fifo`` from its work tree
+    os.mkfifo(fifo)
+    with open(repo / ".git" / "config", "a") as fh:
+        fh.write(cfg.format(f=fifo, name=fifo.name))
+    with pytest.raises(git_guard.UnsafeRepository):
+        git_guard.check(str(repo))
+    _refused(repo, fifo)
+
+
+def test_order_and_mailmap_files_that_are_regular_are_fine(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (tmp_path / "order").write_text("*.py\n")
+    with open(repo / ".git" / "config", "a") as fh:
+        fh.write(f"[diff]\n\torderFile = {tmp_path / 'order'}\n[mailmap]\n\tfile = .mailmap\n")
+    git_guard.check(str(repo))
