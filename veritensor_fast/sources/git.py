@@ -44,6 +44,8 @@ from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F
 from veritensor_fast.sources.git_results import HistoryResults
 from veritensor_fast.sources.git_spool import Spool
 
+MISSING_SHOWN = 5  # missing blobs reported one by one (a blobless partial clone lacks thousands)
+
 if TYPE_CHECKING:
     from veritensor_fast.worker import ScanOptions
 
@@ -125,6 +127,7 @@ class GitHistorySource(HistoryResults):
         self._prev_total = 0
         self._inscope: dict[str, str] = {}  # oid -> path: earlier in-scope blobs with findings
         self._retry: dict[str, tuple[str, int]] = {}  # oid -> (path, size): blobs to try again next sweep
+        self._shown = self._unshown = 0  # missing blobs seen, and those not shown one by one (``_missing``)
         self._recorded: set[str] = set()
         self._advance_memo: dict[frozenset[str], str | None] = {}
         self._secrets: set[str] = set()  # every secret found (never echoed in commit fields)
@@ -156,6 +159,13 @@ class GitHistorySource(HistoryResults):
 
     def _set_walk_failure(self, msg: str) -> None:
         self._walk_failure = msg
+
+    def _missing(self, path: str, reason: str) -> Iterator[ScanError]:
+        """A missing blob: tried again next sweep; an error of its own for the first 5, the rest counted."""
+        self._retry[reason.split()[2]] = (path, -1)
+        self._shown += 1
+        self._unshown += self._shown > MISSING_SHOWN
+        yield from [ScanError(path, reason, "corrupt")] if self._shown <= MISSING_SHOWN else []
 
     def _label(self) -> str:
         return display_path(self.repo)
@@ -408,9 +418,8 @@ class GitHistorySource(HistoryResults):
             if otype != "blob":
                 if otype == "missing" and oid not in listed:
                     listed.add(oid)
-                    self._retry[oid] = (display_path(path) or f"blob/{oid}", -1)
-                    yield ScanError(display_path(path) or f"blob/{oid}", f"git object {oid} is missing or corrupt",
-                                    "corrupt")
+                    yield from self._missing(display_path(path) or f"blob/{oid}", f"git object {oid} is missing or "
+                                             "corrupt")
                 continue
             if oid in listed:
                 continue
@@ -436,11 +445,12 @@ class GitHistorySource(HistoryResults):
             yield from self._tag_items(tags, seen)
             for oid in unlisted:
                 if oid not in tags:
-                    path = reachable[oid]
                     listed.add(oid)
-                    self._retry[oid] = (display_path(path), -1)
-                    yield ScanError(display_path(path), f"git object {oid} is missing from the object database",
-                                    "corrupt")
+                    yield from self._missing(display_path(reachable[oid]), f"git object {oid} is missing from the "
+                                             "object database")
+        if self._unshown:  # a blobless partial clone lacks thousands: one line for all but the first few
+            yield ScanError(self._label(), f"{self._unshown} more git objects are missing from the object database "
+                            "(a partial clone? fetch them or scan a full clone); not scanned", "corrupt")
         self.stats["blobs_listed"] = len(listed)
         if self._incremental:
             # blobs an earlier sweep could not scan are tried again; earlier findings come from the datastore
