@@ -52,3 +52,14 @@ def test_a_ref_naming_a_tree_is_no_failed_walk(tmp_path: Path) -> None:
     code, rep = scan_json("--history", "--no-datastore", clone)
     assert code == 3
     _check_summary(rep, clone)
+
+
+def test_incremental_sweeps_sum_them_up_too(tmp_path: Path) -> None:
+    """The next sweep tries each missing blob again (datastore): still missing, still one summary, not one read
+    error per blob (the baseline read each and reported it)."""
+    clone = _clone(tmp_path)
+    store = tmp_path / "store.db"
+    for _ in range(2):
+        code, rep = scan_json("--history", "--datastore", store, clone)
+        assert code == 3
+        _check_summary(rep, clone)

@@ -436,33 +436,34 @@ class GitHistorySource(HistoryResults):
             # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even
             # with the blob filter): only a blob that is not in the database is corrupt
             unlisted = [oid for oid, path in reachable.items() if path and oid not in listed]
-            try:
-                typed = list(git_list.sizes(self.origin, unlisted))
-            except GitError:  # a partial clone: cat-file dies lazily fetching a missing blob (no fetch is allowed)
-                want = set(unlisted)  # the database's own listing never fetches: what it lacks is missing
-                typed = [t for t in git_list.pack_order(self.origin) if t[0] in want]
-            tags = {oid: size for oid, otype, size in typed if otype == "tag"}
+            tags = {oid: size for oid, otype, size in git_list.typed(self.origin, unlisted) if otype == "tag"}
             yield from self._tag_items(tags, seen)
             for oid in unlisted:
                 if oid not in tags:
                     listed.add(oid)
                     yield from self._missing(display_path(reachable[oid]), f"git object {oid} is missing from the "
                                              "object database")
-        if self._unshown:  # a blobless partial clone lacks thousands: one line for all but the first few
-            yield ScanError(self._label(), f"{self._unshown} more git objects are missing from the object database "
-                            "(a partial clone? fetch them or scan a full clone); not scanned", "corrupt")
         self.stats["blobs_listed"] = len(listed)
         if self._incremental:
-            # blobs an earlier sweep could not scan are tried again; earlier findings come from the datastore
-            for oid, (path, size) in retry.items():
-                if oid not in listed:
-                    listed.add(oid)
-                    out = self._emit(oid, path, size, seen)
-                    if out is not None:
-                        yield out
+            # blobs an earlier sweep could not scan are tried again (one still missing is not read: a partial
+            # clone's); earlier findings come from the datastore
+            again = [oid for oid in retry if oid not in listed]
+            have = {oid for oid, otype, _ in git_list.typed(self.origin, again) if otype != "missing"}
+            for oid in again:
+                listed.add(oid)
+                path, size = retry[oid]
+                if oid not in have:
+                    yield from self._missing(path, f"git object {oid} is missing from the object database")
+                    continue
+                out = self._emit(oid, path, size, seen)
+                if out is not None:
+                    yield out
             for oid, path in self._inscope.items():
                 if oid not in listed and oid in seen:
                     self._skipped[oid] = path
+        if self._unshown:  # a blobless partial clone lacks thousands: one line for all but the first few
+            yield ScanError(self._label(), f"{self._unshown} more git objects are missing from the object database "
+                            "(a partial clone? fetch them or scan a full clone); not scanned", "corrupt")
         if self._walk_failure is not None:
             # a corrupt commit or tree stops rev-list: report it and fall back to every blob in the database
             yield ScanError(self._label(), f"history walk failed ({self._walk_failure}); scanning every blob in "
