@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veritensor_fast.batching import chunk
-from veritensor_fast.executors_base import EngineError
+from veritensor_fast.executors_base import EngineError, failures_in_a_row
 from veritensor_fast.executors_pool import LeanPool
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
@@ -84,9 +84,9 @@ PLANNED, SINGLE, ALONE = 0, 1, 2
 
 
 def failure_budget(jobs: int) -> int:
-    """Pool breaks (and ``MemoryError`` task failures) in a row, no task finishing between, after which the
-    scan stops restarting workers: above what the items that kill their workers in one window can cost."""
-    return 8 + 2 * IN_FLIGHT_PER_JOB * jobs
+    """Pool breaks (and ``MemoryError`` task failures) in a row, nothing finishing between, after which the scan
+    stops restarting workers (``executors_base.failures_in_a_row`` of the window)."""
+    return failures_in_a_row(IN_FLIGHT_PER_JOB * jobs)
 
 
 def start_method() -> str:
