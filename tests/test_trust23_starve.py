@@ -53,3 +53,16 @@ def test_findings_before_the_workers_starve_are_kept(tmp_path: Path) -> None:
     assert len(rep["findings"]) == len(found) <= len(toks)
     assert any("in a row" in e["reason"] for e in rep["errors"])
     assert rep["stats"]["worker_restarts"] <= BUDGET
+
+
+def test_text_report_counts_what_it_does_not_list(tmp_path: Path) -> None:
+    """The text report lists a few inputs per reason, then one line with the count (the JSON report has all)."""
+    make_tree(tmp_path / "t", tokens=0, files=700)
+    p = run("scan", str(tmp_path / "t"), "--jobs", "2", "--no-progress", env={"FAULT": "SIGKILL", "FAULT_NAME": ""},
+            timeout=300)
+    assert p.returncode == 3, p.stderr[-2000:]
+    lines = p.stdout.splitlines()
+    more = [ln for ln in lines if ln.startswith("  ... and ")]
+    assert more and len(lines) < 60, p.stdout[-3000:]  # not 701 lines
+    listed = sum(1 for ln in lines if ln.startswith("  ") and ln.endswith("(crash)") and "... and" not in ln)
+    assert listed + sum(int(ln.split()[2]) for ln in more) == 701
