@@ -4,7 +4,8 @@ Not a test module (pytest does not collect it). The patch is made before the sca
 inherit it: a worker that reads a file whose name ends with ``$FAULT_NAME`` (default ``poison.txt``) is killed
 by the signal named in ``$FAULT`` (SIGKILL, SIGBUS, ...), raises when ``$FAULT`` is ``raise``, or is truncated
 right after it was opened when ``$FAULT`` is ``truncate``. ``$SLOW``
-(seconds) makes every read that slow; ``FAULT=init`` makes every worker fail to start. Loaded into a Dask worker
+(seconds) makes every read that slow; ``FAULT=init`` makes every worker fail to start; ``FAULT_AFTER`` (with
+``FAULT_COUNT``) arms the fault only after that many files were opened. Loaded into a Dask worker
 (``--preload``), ``FAKE_VERSION`` and ``FAKE_DISABLE_RULE`` make it a worker of another release or rule set, so signals can be sent while the workers are busy.
 """
 
@@ -22,8 +23,19 @@ _real_open = getattr(FileReader, "_unpatched_open", FileReader.open)  # (a Dask 
 FileReader._unpatched_open = _real_open  # type: ignore[attr-defined]
 
 
+def _armed() -> bool:
+    """``$FAULT_AFTER`` (N) and ``$FAULT_COUNT`` (a file): the fault hits every file once N files were opened,
+    counted in that file across workers and their restarts (memory that runs out mid-scan)."""
+    after = os.environ.get("FAULT_AFTER")
+    if not after:
+        return True
+    with open(os.environ["FAULT_COUNT"], "ab") as f:
+        f.write(b".")
+        return f.tell() > int(after)
+
+
 def _open(self: FileReader, item: Any) -> Any:
-    if item.path.endswith(os.environ.get("FAULT_NAME", "poison.txt")):
+    if item.path.endswith(os.environ.get("FAULT_NAME", "poison.txt")) and _armed():
         fault = os.environ.get("FAULT", "SIGKILL")
         if fault == "raise":
             raise RuntimeError("reader bug")

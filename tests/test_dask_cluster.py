@@ -327,3 +327,22 @@ def test_history_shards_one_per_repository_and_the_nightly_rerun_scans_only_new_
     night2 = scan("--history", "--scheduler", cluster.address, "--shard-output", tmp_path / "n2", *repos, show=False)
     assert night2[1]["stats"]["blobs_scanned"] == 5  # only b.py in each repository
     assert len(night2[1]["findings"]) == 10 and {f["repo"] for f in night2[1]["findings"]} == set(map(str, repos))
+
+
+def test_workers_that_die_on_every_item_stop_after_the_budget(cluster: Cluster, tmp_path: Path) -> None:
+    """trust23: memory starvation on a cluster: every worker dies on every item. Dask gave up on each batch, then
+    each item, then each item alone (one worker death and restart each, minutes for a few hundred files); after
+    ``failures_in_a_row`` give-ups in a row the scan stops and names every file not scanned."""
+    cluster.stop()
+    cluster.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+    cluster.start_worker("w1", nthreads=1, env={"FAULT": "SIGKILL", "FAULT_NAME": ""})  # every file kills it
+    token_tree(tmp_path / "t", files=300, every=1000)
+    cluster.wait_workers(1)
+    code, rep, err = scan(tmp_path / "t", "--scheduler", cluster.address, timeout=170)
+    assert code == 3, err[-2000:]
+    assert sorted(e["path"] for e in rep["errors"]) == sorted(os.listdir(tmp_path / "t"))
+    assert {e["kind"] for e in rep["errors"]} == {"crash"}
+    assert sum("in a row" in e["reason"] for e in rep["errors"]) >= 300 - 16  # failures_in_a_row(4 in flight)
+    from veritensor_fast.executors_base import failures_in_a_row
+
+    assert failures_in_a_row(4) == 16

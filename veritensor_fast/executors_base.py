@@ -14,6 +14,14 @@ from veritensor_fast.findings import Item
 from veritensor_fast.worker import BatchResult, ScanOptions
 
 
+def failures_in_a_row(in_flight: int) -> int:
+    """Worker deaths in a row, no task finishing between, after which an executor stops restarting and reports
+    every item not scanned as a ``crash`` error (memory starvation: every worker dies on every item). Above what
+    the items that kill their workers in one window of ``in_flight`` tasks can cost (a few deaths each, and
+    every task in flight blamed with them)."""
+    return 8 + 2 * in_flight
+
+
 class EngineError(Exception):
     """The scan could not run at all (bad rules, no worker could start)."""
 

@@ -20,7 +20,10 @@ batch)``:
   is never materialised; results are yielded as they complete;
 - a task whose worker died is retried by Dask; a batch Dask gives up on (``KilledWorker``: its workers kept
   dying) runs again item by item; an item Dask gives up on again runs once more *alone* on the cluster (Dask
-  blames every task a dying worker held), and if it still kills its worker it becomes a ``crash`` error. A batch that
+  blames every task a dying worker held), and if it still kills its worker it becomes a ``crash`` error; after
+  ``executors_base.failures_in_a_row(max_in_flight)`` such give-ups in a row with no task finishing between
+  (memory starvation: every worker dies on every item), every item not scanned is a ``crash`` error and the
+  scan stops, findings kept. A batch that
   raises inside ``run_remote`` is retried item by item; an item that still fails becomes an ``internal``
   error (exception type only, never content). The scan goes on;
 - the scheduler lost mid-scan, or an address that accepts but never answers (bounded handshake: 10 s), is a
@@ -45,7 +48,7 @@ from typing import Any
 from distributed import Client, Future, WorkerPlugin, as_completed
 
 from veritensor_fast import __version__
-from veritensor_fast.executors_base import EngineError
+from veritensor_fast.executors_base import EngineError, failures_in_a_row
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
 
@@ -335,6 +338,7 @@ class DaskExecutor:
 
         fill()
         self._workers_seen = time.monotonic()
+        failing = 0  # Dask's give-ups in a row, no task finishing between
         while self._pending:
             if not done.has_ready():
                 self._watch()
@@ -345,7 +349,12 @@ class DaskExecutor:
             level = levels.pop(fut)
             try:
                 res = fut.result()
+                failing = 0
             except KilledWorker as exc:  # the workers that ran it kept dying: find the item that kills them
+                failing += 1
+                if failing >= failures_in_a_row(self.max_in_flight):  # they die on everything: stop here
+                    yield self._abandon(batch, retry, alone, it, exc)
+                    return
                 if level < 2:
                     if len(batch) > 1:
                         retry.extend(([x], 1) for x in batch)
@@ -364,6 +373,19 @@ class DaskExecutor:
                 res = BatchResult(errors=[ScanError(x.path, "distributed task returned no result", "internal")
                                           for x in batch])
             yield res
+
+    def _abandon(self, batch: list[Item], retry: deque[tuple[list[Item], int]], alone: deque[Item],
+                 rest: Iterator[list[Item]], exc: BaseException) -> BatchResult:
+        """Every item not scanned (``batch``, the batches in flight, cancelled, the queued and the planned ones) as
+        a ``crash`` error: the workers died on each of the last tasks."""
+        items = list(batch) + [x for b in self._pending.values() for x in b] + [x for b, _ in retry for x in b]
+        items += list(alone) + [x for b in rest for x in b]
+        if self._pending and self.client.status == "running":
+            self.client.cancel(list(self._pending))
+        self._pending.clear()
+        why = (f"not scanned: the Dask workers died on {failures_in_a_row(self.max_in_flight)} tasks in a row, as "
+               "when they run out of memory; the scan stopped")
+        return BatchResult(errors=_failed(items, exc, why, "crash"))
 
     def _watch(self) -> None:
         """While waiting (at most once a second): the scheduler must be there, and some worker must have been

@@ -16,7 +16,13 @@ that into a bounded, attributable retry:
   still fails becomes an ``internal`` error (exception type only, never content);
 - a rebuilt pool must answer a no-op task before it gets work: workers that cannot start at all stop the scan
   with ``EngineError`` instead of turning every item into a crash (the first pool gets work at once: if it
-  breaks, nothing in flight is reported, only run again).
+  breaks, nothing in flight is reported, only run again);
+- the restarts are budgeted: when the pool breaks (or a task fails with ``MemoryError``) ``failure_budget(jobs)``
+  times with no task finishing between (memory starvation: a worker cannot hold one item, so every item would
+  be retried alone, one restart each), or a rebuilt pool cannot start after some task finished, the pool is
+  not restarted again: every item not yet scanned becomes a ``crash`` error (the scan is incomplete, exit 3) and
+  every finding made so far is kept. An item that kills its worker costs at most three breaks in a row, and
+  ``2 x jobs`` of them in one window ``2 + 2 x 2 x jobs``: the budget is above that.
 
 The start method is chosen once per scan: ``fork`` while the parent runs no other thread, else ``forkserver``
 (a fork copies locks other threads may hold). Each worker loads the serialised rules database once
@@ -43,7 +49,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from veritensor_fast.batching import chunk
-from veritensor_fast.executors_base import EngineError
+from veritensor_fast.executors_base import EngineError, failures_in_a_row
 from veritensor_fast.executors_pool import BrokenProcessPool, Future, LeanPool
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.rules import RuleSet
@@ -73,6 +79,12 @@ WALK_AHEAD = 4
 START_ATTEMPTS = 3
 #: Suspect levels: 0 a batch as planned; 1 one item, run in parallel after a break; 2 one item, run alone.
 PLANNED, SINGLE, ALONE = 0, 1, 2
+
+
+def failure_budget(jobs: int) -> int:
+    """Pool breaks (and ``MemoryError`` task failures) in a row, nothing finishing between, after which the scan
+    stops restarting workers (``executors_base.failures_in_a_row`` of the window)."""
+    return failures_in_a_row(IN_FLIGHT_PER_JOB * jobs)
 
 
 def start_method() -> str:
@@ -113,6 +125,9 @@ class PoolExecutor:
         self.method = start_method()
         #: how many times the pool broke and was rebuilt (``stats["worker_restarts"]``)
         self.restarts = 0
+        #: breaks and ``MemoryError`` failures since a task last finished; whether any task has finished
+        self._failing = 0
+        self._finished = False
         self._prebuilt = False
         if self.method == "fork":  # build the worker state once, here: every forked worker inherits it
             prebuild(WorkerContext(options, serialised_db, ruleset), serialised_db)
@@ -153,15 +168,6 @@ class PoolExecutor:
 
     def _processes(self) -> list[Any]:
         return list((getattr(self._pool, "_processes", None) or {}).values())  # private; best effort
-
-    def _restart(self) -> str:
-        """Replace the broken pool; say how its worker died."""
-        procs = self._processes()
-        self._pool.shutdown(wait=True)  # joins the workers: their exit codes are final
-        how = _signal_name(procs)
-        self.restarts += 1
-        self._pool = self._start()
-        return how
 
     def _submit(self, inflight: dict[Future[BatchResult], Unit], unit: Unit) -> bool:
         batch = unit[0]
@@ -237,6 +243,7 @@ class PoolExecutor:
                 items, level = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is None:
+                    self._failing, self._finished = 0, True
                     res = fut.result()
                     # big files of a shard and parts of a split file: a task each, first (the longest tasks
                     # start early instead of ending the scan on one worker while the others wait)
@@ -259,6 +266,8 @@ class PoolExecutor:
                 items += [t for b in trees for t in b]
                 if tree_errors or listing_errors or skipped or done_walk != (0, 0):
                     yield BatchResult(errors=tree_errors + listing_errors, skipped=skipped, walked=done_walk)
+                if isinstance(exc, MemoryError):  # as a break: a worker that cannot hold what it scans
+                    self._failing += 1
                 if isinstance(exc, BrokenProcessPool):
                     if level == ALONE:
                         crashed.extend(items)
@@ -271,12 +280,31 @@ class PoolExecutor:
                 else:
                     yield BatchResult(errors=[ScanError(items[0].path, f"worker failed: {type(exc).__name__}",
                                                         "internal")])
+            how = "ran out of memory"
             if broke:
-                how = self._restart()
+                self._failing += 1
+                procs = self._processes()
+                self._pool.shutdown(wait=True)  # joins the workers: their exit codes are final
+                how = _signal_name(procs)
                 if crashed:
                     yield BatchResult(errors=[
                         ScanError(it.path, f"the worker process died while scanning this item ({how}); "
                                            "it was not scanned", "crash") for it in crashed])
+            if self._failing >= failure_budget(self.jobs):
+                yield _abandoned([inflight.values(), retry, walks, [([it], ALONE) for it in alone]], planned,
+                                 f"the worker processes failed {self._failing} times in a row (last: {how}), "
+                                 "as when they run out of memory; the scan stopped")
+                return
+            if broke:
+                self.restarts += 1
+                try:
+                    self._pool = self._start()
+                except EngineError:
+                    if not self._finished:  # nothing was ever scanned: the workers cannot start at all
+                        raise
+                    yield _abandoned([retry, walks, [([it], ALONE) for it in alone]], planned,
+                                     "the worker processes could not start again; the scan stopped")
+                    return
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -292,6 +320,19 @@ class PoolExecutor:
         for p in procs:
             p.join(5)
         self._withdraw()
+
+
+def _abandoned(queues: Iterable[Iterable[Unit]], planned: Iterator[list[Item]], why: str) -> BatchResult:
+    """Every item of ``queues`` and of the batches still ``planned``, as a ``crash`` error saying ``why`` (the
+    pool is not restarted again). Walks and directory shards are listed here, so each file is named."""
+    items: list[Item] = []
+    for q in queues:
+        for unit, _ in q:
+            items.extend(unit.items() if isinstance(unit, Listed) else unit)
+    for b in planned:
+        items.extend(b)
+    files, errors, _ = expand_items(items)
+    return BatchResult(errors=errors + [ScanError(it.path, f"not scanned: {why}", "crash") for it in files])
 
 
 def _files(batch: list[Item]) -> int:

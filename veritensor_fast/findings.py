@@ -7,6 +7,7 @@ when the user passes ``--show-secrets``. Everything else carries the redacted pr
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -141,9 +142,31 @@ def redact(secret: bytes | str) -> str:
 
 
 def display_path(path: str) -> str:
-    """A printable, JSON-safe rendering of a path that may hold undecodable bytes (surrogate escapes)."""
+    """A printable, JSON-safe rendering of a path that may hold undecodable bytes (surrogate escapes): each such
+    byte is written ``\\xNN`` (``\\x80`` to ``\\xff``; :func:`path_uri` gives the bytes back)."""
     try:
         path.encode("utf-8")
         return path
     except UnicodeEncodeError:
         return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+#: What :func:`display_path` writes for a byte that is not UTF-8.
+_SHOWN_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def has_shown_bytes(shown: str) -> bool:
+    """Whether a path from :func:`display_path` stands for bytes that are not UTF-8 (``\\xNN`` escapes)."""
+    return "\\x" in shown and _SHOWN_BYTE.search(shown) is not None
+
+
+def path_uri(shown: str) -> str:
+    """A path from :func:`display_path` as an RFC 3986 URI reference: its bytes, each ``\\xNN`` escape the byte
+    it stands for, percent-encoded (``caf\\xe9.txt`` -> ``caf%E9.txt``). A file whose UTF-8 name holds the text
+    ``\\xe9`` itself reads the same (display_path cannot tell them apart)."""
+    from urllib.parse import quote
+
+    if has_shown_bytes(shown):
+        raw = _SHOWN_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), shown).encode("utf-8", "surrogateescape")
+        return quote(raw)
+    return quote(shown)

@@ -395,7 +395,10 @@ class PythonAstSecrets:
         if not self._built:
             ctx = self.ctx
             active = [r for r in ctx.ruleset.rules if ctx.options.strict_secrets or not r.strict_only]
-            self._prefilter = build_prefilter(active)
+            try:
+                self._prefilter = build_prefilter(active)
+            except MemoryError:  # a worker near its memory cap: parse every file (slower, nothing missed)
+                self._prefilter = None  # instead of a failed build (seconds) again on every Python file
             #: Hits that start a literal stream check (:mod:`pyast_stream`): its triggers and the split tails.
             plan = self._prefilter[2] if self._prefilter is not None else None
             self._triggers = plan.streams | {p for p, _g, _k in plan.tails} if plan is not None else frozenset()

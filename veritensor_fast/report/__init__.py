@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from veritensor_fast.findings import Finding, ScanError, ScanResult
+from veritensor_fast.findings import Finding, ScanError, ScanResult, has_shown_bytes, path_uri
 from veritensor_fast.redaction import redact_result
 
 FORMATS = ("text", "json", "jsonl", "sarif", "markdown")
@@ -37,13 +37,18 @@ def finding_dict(f: Finding, show_secrets: bool) -> dict[str, Any]:
         d["repo"] = f.repo
     if show_secrets and f.secret is not None:
         d["secret"] = f.secret
+    if has_shown_bytes(f.path):
+        d["path_uri"] = path_uri(f.path)
     return d
 
 
 def error_dict(e: ScanError) -> dict[str, Any]:
     from veritensor_fast.findings import error_level
 
-    return {"path": e.path, "kind": e.kind, "level": error_level(e), "reason": e.reason}
+    d = {"path": e.path, "kind": e.kind, "level": error_level(e), "reason": e.reason}
+    if has_shown_bytes(e.path):  # a name that is not UTF-8: its bytes, percent-encoded (``path`` shows ``\xNN``)
+        d["path_uri"] = path_uri(e.path)
+    return d
 
 
 def get_reporter(fmt: str) -> Reporter:

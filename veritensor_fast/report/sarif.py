@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
 from veritensor_fast import __version__
-from veritensor_fast.findings import Finding, ScanResult
+from veritensor_fast.findings import Finding, ScanResult, path_uri
 from veritensor_fast.redaction import escape_json
 
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -78,7 +77,7 @@ def render_sarif(result: ScanResult, *, show_secrets: bool = False, color: bool 
             "level": _LEVEL.get(f.severity, "warning"),
             "message": {"text": f"{f.message}: {shown}"},
             "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": quote(f.path), "uriBaseId": "%SRCROOT%"},
+                "artifactLocation": {"uri": path_uri(f.path), "uriBaseId": "%SRCROOT%"},  # the file's own bytes
                 "region": _region(f),
             }}],
             "partialFingerprints": {"veritensorFingerprint/v1": f.fingerprint},

@@ -23,6 +23,9 @@ _COLORS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "
            "info": "\x1b[37m"}
 _RESET, _BOLD, _DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
 
+#: Inputs shown one by one per reason under "Could not scan"; the rest are counted on one line.
+SAME_REASON_SHOWN = 10
+
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -142,7 +145,13 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
         errs = [e for e in result.errors if error_level(e) == lv]
         if errs:
             out.append(c(_BOLD, title))
-            out.extend(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})" for e in errs)
+            same: dict[tuple[str, str], int] = {}
+            for e in errs:  # many inputs with one reason (workers that kept dying): a few, then their count
+                n = same[(e.reason, e.kind)] = same.get((e.reason, e.kind), 0) + 1
+                if n <= SAME_REASON_SHOWN:
+                    out.append(f"  {e_(e.path)}: {e_(e.reason)} ({e_(e.kind)})")
+            out.extend(f"  ... and {n - SAME_REASON_SHOWN} more: {e_(r)} ({e_(k)}); the json report lists them"
+                       for (r, k), n in same.items() if n > SAME_REASON_SHOWN)
             out.append("")
     if result.stats.get("quiet"):  # --quiet: findings and errors only
         return "\n".join(out).rstrip("\n") + "\n" if out else ""

@@ -44,6 +44,8 @@ from veritensor_fast.sources.git_read import BlobReader, CommitReader  # noqa: F
 from veritensor_fast.sources.git_results import HistoryResults
 from veritensor_fast.sources.git_spool import Spool
 
+MISSING_SHOWN = 5  # missing blobs reported one by one (a blobless partial clone lacks thousands)
+
 if TYPE_CHECKING:
     from veritensor_fast.worker import ScanOptions
 
@@ -125,6 +127,7 @@ class GitHistorySource(HistoryResults):
         self._prev_total = 0
         self._inscope: dict[str, str] = {}  # oid -> path: earlier in-scope blobs with findings
         self._retry: dict[str, tuple[str, int]] = {}  # oid -> (path, size): blobs to try again next sweep
+        self._shown = self._unshown = 0  # missing blobs seen, and those not shown one by one (``_missing``)
         self._recorded: set[str] = set()
         self._advance_memo: dict[frozenset[str], str | None] = {}
         self._secrets: set[str] = set()  # every secret found (never echoed in commit fields)
@@ -156,6 +159,13 @@ class GitHistorySource(HistoryResults):
 
     def _set_walk_failure(self, msg: str) -> None:
         self._walk_failure = msg
+
+    def _missing(self, path: str, reason: str) -> Iterator[ScanError]:
+        """A missing blob: tried again next sweep; an error of its own for the first 5, the rest counted."""
+        self._retry[reason.split()[2]] = (path, -1)
+        self._shown += 1
+        self._unshown += self._shown > MISSING_SHOWN
+        yield from [ScanError(path, reason, "corrupt")] if self._shown <= MISSING_SHOWN else []
 
     def _label(self) -> str:
         return display_path(self.repo)
@@ -408,9 +418,8 @@ class GitHistorySource(HistoryResults):
             if otype != "blob":
                 if otype == "missing" and oid not in listed:
                     listed.add(oid)
-                    self._retry[oid] = (display_path(path) or f"blob/{oid}", -1)
-                    yield ScanError(display_path(path) or f"blob/{oid}", f"git object {oid} is missing or corrupt",
-                                    "corrupt")
+                    yield from self._missing(display_path(path) or f"blob/{oid}", f"git object {oid} is missing or "
+                                             "corrupt")
                 continue
             if oid in listed:
                 continue
@@ -427,32 +436,34 @@ class GitHistorySource(HistoryResults):
             # a line with a path is a blob or an annotated tag (rev-list names a tag a ref points to even
             # with the blob filter): only a blob that is not in the database is corrupt
             unlisted = [oid for oid, path in reachable.items() if path and oid not in listed]
-            try:
-                typed = list(git_list.sizes(self.origin, unlisted))
-            except GitError:  # a partial clone: cat-file dies lazily fetching a missing blob (no fetch is allowed)
-                want = set(unlisted)  # the database's own listing never fetches: what it lacks is missing
-                typed = [t for t in git_list.pack_order(self.origin) if t[0] in want]
-            tags = {oid: size for oid, otype, size in typed if otype == "tag"}
+            tags = {oid: size for oid, otype, size in git_list.typed(self.origin, unlisted) if otype == "tag"}
             yield from self._tag_items(tags, seen)
             for oid in unlisted:
                 if oid not in tags:
-                    path = reachable[oid]
                     listed.add(oid)
-                    self._retry[oid] = (display_path(path), -1)
-                    yield ScanError(display_path(path), f"git object {oid} is missing from the object database",
-                                    "corrupt")
+                    yield from self._missing(display_path(reachable[oid]), f"git object {oid} is missing from the "
+                                             "object database")
         self.stats["blobs_listed"] = len(listed)
         if self._incremental:
-            # blobs an earlier sweep could not scan are tried again; earlier findings come from the datastore
-            for oid, (path, size) in retry.items():
-                if oid not in listed:
-                    listed.add(oid)
-                    out = self._emit(oid, path, size, seen)
-                    if out is not None:
-                        yield out
+            # blobs an earlier sweep could not scan are tried again (one still missing is not read: a partial
+            # clone's); earlier findings come from the datastore
+            again = [oid for oid in retry if oid not in listed]
+            have = {oid for oid, otype, _ in git_list.typed(self.origin, again) if otype != "missing"}
+            for oid in again:
+                listed.add(oid)
+                path, size = retry[oid]
+                if oid not in have:
+                    yield from self._missing(path, f"git object {oid} is missing from the object database")
+                    continue
+                out = self._emit(oid, path, size, seen)
+                if out is not None:
+                    yield out
             for oid, path in self._inscope.items():
                 if oid not in listed and oid in seen:
                     self._skipped[oid] = path
+        if self._unshown:  # a blobless partial clone lacks thousands: one line for all but the first few
+            yield ScanError(self._label(), f"{self._unshown} more git objects are missing from the object database "
+                            "(a partial clone? fetch them or scan a full clone); not scanned", "corrupt")
         if self._walk_failure is not None:
             # a corrupt commit or tree stops rev-list: report it and fall back to every blob in the database
             yield ScanError(self._label(), f"history walk failed ({self._walk_failure}); scanning every blob in "

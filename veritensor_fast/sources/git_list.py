@@ -199,6 +199,17 @@ def sizes(repo: str, oids: Sequence[str]) -> Iterator[tuple[str, str, int]]:
             yield parts[0], parts[1], -1
 
 
+def typed(repo: str, oids: Sequence[str]) -> list[tuple[str, str, int]]:
+    """``sizes`` of ``oids``, in a partial clone too: there cat-file dies lazily fetching a missing blob (no fetch
+    is allowed), and the database's own listing (which never fetches) is asked instead: what it lacks is left
+    out (missing)."""
+    try:
+        return list(sizes(repo, oids))
+    except GitError:
+        want = set(oids)
+        return [t for t in pack_order(repo) if t[0] in want]
+
+
 #: Also the delta base of each object (the null id for one stored whole: ``git_overlap`` reads those early).
 PACK_ORDER = ["cat-file", "--batch-all-objects", "--unordered",
               "--batch-check=%(objectname) %(objecttype) %(objectsize) %(deltabase)"]

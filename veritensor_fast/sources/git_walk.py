@@ -32,6 +32,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 
+from veritensor_fast import gitcmd
 from veritensor_fast.findings import display_path
 from veritensor_fast.gitcmd import GitError
 from veritensor_fast.sources.git_list import git_input
@@ -137,11 +138,40 @@ def extra_names(repo: str, tips: Sequence[str]) -> tuple[list[tuple[str, str]], 
             names += _lines(git_input(repo, "\n".join(tags) + "\n", "rev-list", "--objects",
                                       "--filter=object:type=tag", "--no-walk=unsorted", "--stdin"))
         if deep:
-            names += _lines(git_input(repo, "\n".join(deep) + "\n", "rev-list", "--objects",
-                                      "--filter=object:type=blob", "--no-walk=unsorted", "--stdin"))
+            req = "\n".join(deep) + "\n"
+            args = ("rev-list", "--objects", "--filter=object:type=blob", "--no-walk=unsorted", "--stdin")
+            try:
+                names += _lines(git_input(repo, req, *args))
+            except GitError:  # a blobless partial clone: a blob it lacks fails the walk (it may not be fetched)
+                more = _unfetched(repo, deep, req, args)
+                if more is None:  # something else is missing or damaged
+                    raise
+                names += more
     except GitError as exc:
         return names, str(exc)
     return names, None
+
+
+def _unfetched(repo: str, tips: Sequence[str], req: str, args: tuple[str, ...]) -> list[tuple[str, str]] | None:
+    """The walk of ``args`` when only blobs are missing (a blobless partial clone): (oid, path) of the blobs there
+    and of the missing ones (``--missing=print`` names them without a path and without fetching; ``ls-tree -r``,
+    which reads trees only, gives their paths). None when a tree is missing too (``ls-tree`` fails), or a missing
+    object is not a blob of those trees: the walk failed."""
+    got = _lines(git_input(repo, req, *args, "--missing=print"))
+    missing = {oid[1:] for oid, _ in got if oid.startswith("?")}
+    out = [(oid, path) for oid, path in got if not oid.startswith("?")]
+    for tip in tips:
+        try:
+            listing = gitcmd.run(repo, ["ls-tree", "-r", "-z", "--full-tree", tip])
+        except GitError:
+            return None
+        for rec in listing.split(b"\0"):
+            head, _, path = rec.partition(b"\t")
+            oid = head.rsplit(b" ", 1)[-1].decode("ascii", "replace")
+            if oid in missing:
+                missing.discard(oid)
+                out.append((oid, path.decode("utf-8", "surrogateescape")))
+    return None if missing else out
 
 
 def walk_names(extras: Sequence[tuple[str, str]], log: Spool, follow: bool = False) -> Iterator[tuple[str, str]]:
