@@ -17,7 +17,7 @@ from veritensor_fast.history import scan_history
 from veritensor_fast.sources.git import GitHistorySource
 from veritensor_fast.worker import ScanOptions
 
-from conftest import git_run, hf_token, init_repo, run_cli, scan_json
+from conftest import git_run, hf_token, init_repo, scan_json
 
 
 def _commit(repo: Path, files: dict[str, str], msg: str) -> None:
@@ -195,26 +195,19 @@ def _fifo_repo(tmp_path: Path) -> Path:
 
 def test_fifo_order_file_or_mailmap_does_not_hang_history(tmp_path: Path) -> None:
     """``diff.orderFile`` and ``mailmap.file`` in a shipped repository's config are files ``git log`` opened with a
-    blocking ``open``: a FIFO there hung ``scan --history`` forever once it had a finding. Two layers now: the
-    run flags keep ``git log`` from opening them (checked here without the guard), and ``git_guard`` refuses such
-    a repository before any git command (trust23: exit 2, a clear error, as for an include naming a FIFO)."""
+    blocking ``open``: a FIFO there hung ``scan --history`` forever once it had a finding."""
     repo = _fifo_repo(tmp_path)
-    p = subprocess.run(gitcmd.git_argv(str(repo), ["log", "--raw", "-p", "--format=%H"]), capture_output=True,
-                       timeout=60, check=True, stdin=subprocess.DEVNULL)
-    assert git_run(repo, "rev-parse", "HEAD").stdout.strip().encode() in p.stdout
-    r = run_cli("scan", "--history", "--no-datastore", "--no-progress", repo, timeout=60)
-    assert r.returncode == 2 and "is a FIFO or device" in r.stderr, (r.returncode, r.stderr)
+    rc, rep = scan_json("--history", str(repo), "--no-datastore", timeout=60)
+    assert rc == 1 and [f["path"] for f in rep["findings"]] == ["s.py"]
+    assert rep["findings"][0]["commit"]["id"] == git_run(repo, "rev-parse", "HEAD").stdout.strip()
 
 
 def test_fifo_order_file_does_not_hang_staged(tmp_path: Path) -> None:
     repo = _fifo_repo(tmp_path)
     (repo / "new.py").write_text(f"N = '{hf_token()}'\n")
     git_run(repo, "add", "new.py")
-    p = subprocess.run(gitcmd.git_argv(str(repo), ["diff", "--cached", "--raw", "-p"]), capture_output=True,
-                       timeout=60, check=True, stdin=subprocess.DEVNULL)
-    assert b"new.py" in p.stdout
-    r = run_cli("scan", "--staged", "--no-progress", cwd=repo, timeout=60)
-    assert r.returncode == 2 and "is a FIFO or device" in r.stderr, (r.returncode, r.stderr)
+    rc, rep = scan_json("--staged", cwd=repo, timeout=60)
+    assert rc == 1 and [f["path"] for f in rep["findings"]] == ["new.py"]
 
 
 def test_missing_blob_is_named_at_its_path_and_the_rest_keep_theirs(tmp_path: Path) -> None:

@@ -99,13 +99,11 @@ def test_alternate_with_a_fifo_pack(tmp_path: Path) -> None:
 
 
 def test_benign_includes_are_scanned(tmp_path: Path) -> None:
-    """``/dev/null`` and a regular file are fine includes (and order or mailmap files): no false refusal, the
-    token is found."""
+    """``/dev/null`` and a regular file are fine includes: no false refusal, the token is found."""
     repo = _repo(tmp_path)
     (tmp_path / "inc.cfg").write_text("[core]\n\tabbrev = 12\n")
     with open(repo / ".git" / "config", "a") as fh:
         fh.write(f"[include]\n\tpath = /dev/null\n\tpath = {tmp_path / 'inc.cfg'}\n\tpath = missing.cfg\n")
-        fh.write(f"[diff]\n\torderFile = {tmp_path / 'inc.cfg'}\n[mailmap]\n\tfile = .mailmap\n")  # (trust23)
     p = _scan(repo)
     assert p.returncode == 1 and "hf_" in p.stdout, (p.returncode, p.stderr)
 
@@ -169,19 +167,3 @@ def test_a_socket_in_the_git_directory_is_fine(tmp_path: Path) -> None:
         git_guard.check(str(repo))
     finally:
         sock.close()
-
-
-@pytest.mark.parametrize("cfg", ["[diff]\n\torderFile = {f}\n", "[mailmap]\n\tfile = {f}\n",
-                                 "[diff]\n\torderfile = ../{name}\n", '[mailmap] file = "~/../{f}"\n'])
-def test_order_and_mailmap_files_naming_a_fifo_are_refused(tmp_path: Path, cfg: str) -> None:
-    """trust23: ``diff.orderFile`` and ``mailmap.file`` naming a FIFO are refused like an include's ``path``
-    (the run flags already keep git from reading them: defence in depth)."""
-    repo = _repo(tmp_path)
-    fifo = tmp_path / "fifo"  # beside the repository: ``../fifo`` from its work tree
-    os.mkfifo(fifo)
-    with open(repo / ".git" / "config", "a") as fh:
-        fh.write(cfg.format(f=fifo, name=fifo.name))
-    with pytest.raises(git_guard.UnsafeRepository):
-        git_guard.check(str(repo))
-    _refused(repo, fifo)
-

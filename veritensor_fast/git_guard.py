@@ -16,8 +16,6 @@ command on a repository :func:`check` looks, without running git, at every place
   includes), resolved as git resolves an include (``~/``, ``%(prefix)/`` under each prefix git may have,
   relative to the including file), followed into included files (depth 10); a path through ``/proc``
   (``/dev/stdin``, ``/dev/fd/N``) is refused: it names git's own file, not the one ``stat`` sees here;
-- every ``orderFile`` and ``file`` value (``diff.orderFile``, ``mailmap.file``) in those config files, resolved
-  the same way (a relative one against both the config's directory and its parent): checked, not followed;
 - the object directories named by ``objects/info/alternates`` (depth 5), the same way (an alternate naming
   ``/`` costs one directory listing, not a walk of the file system).
 
@@ -41,9 +39,6 @@ MAX_ALTERNATE_DEPTH = 5
 #: an include past the first MiB was missed).
 MAX_LIST_FILE = 64 << 20
 _DONE: dict[str, tuple[str, str] | None] = {}
-#: Config keys, beside the includes' ``path``, whose value names a file git may open: ``diff.orderFile`` and
-#: ``mailmap.file`` (the run flags in ``gitcmd`` already keep git from reading them: defence in depth).
-PATH_KEYS = ("orderFile", "file")
 #: Why a path is refused, unless said otherwise.
 FIFO = "is a FIFO or device that git would open (it would block forever)"
 
@@ -281,12 +276,6 @@ def _includes(config: str, depth: int, seen: set[str]) -> None:
             if _special(target):
                 raise UnsafeRepository(target)
             _includes(target, depth + 1, seen)
-    for key in PATH_KEYS:  # files git reads, not includes: a special one is refused, nothing is followed
-        for v in _values(text, key):
-            for b in (base, os.path.dirname(base)):  # relative to git's working directory: the work tree's top
-                for target in _targets(v, b):  # (the parent of ``.git``) or wherever the config lies, superset
-                    if _special(target):
-                        raise UnsafeRepository(target)
 
 
 _OID = re.compile(rb"(?:[0-9a-f]{40}|[0-9a-f]{64})\s*")
