@@ -16,8 +16,11 @@ the directory grew with every rule edit (a test suite's random rule sets had lef
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 #: A cache file larger than this is not read (the biggest, a rules database, is about 1 MiB).
@@ -26,6 +29,8 @@ MAX_CACHE_FILE = 64 << 20
 MAX_CACHE_BYTES = 256 << 20
 
 _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+#: A claim (:func:`cache_claim`) older than this was left by a process that died holding it: it is taken over.
+CLAIM_STALE_S = 600
 
 
 def cache_dir() -> Path | None:
@@ -175,3 +180,41 @@ def _prune(dfd: int, keep: str) -> None:
             total -= size
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def cache_claim(name: str) -> Iterator[bool]:
+    """Whether this process may derive cache file ``name`` now: True for one process of the machine at a time (a
+    ``name.claim`` file created exclusively in the cache directory, removed when the block ends; one older than
+    :data:`CLAIM_STALE_S` is taken over). False while another process holds it, and when there is no trusted cache
+    directory: what is derived could not be kept, so every process would derive it again."""
+    d = cache_dir()
+    dfd = None if d is None else _open_dir(d, True)
+    if dfd is None:
+        yield False
+        return
+    claim, mine = name + ".claim", False
+    try:
+        for _ in range(2):
+            try:
+                os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600,
+                                 dir_fd=dfd))
+                mine = True
+                break
+            except FileExistsError:
+                try:
+                    if time.time() - os.stat(claim, dir_fd=dfd, follow_symlinks=False).st_mtime < CLAIM_STALE_S:
+                        break
+                    os.unlink(claim, dir_fd=dfd)  # its holder died: take it over
+                except FileNotFoundError:
+                    continue  # released meanwhile: claim it
+                except OSError:
+                    break
+            except OSError:
+                break
+        yield mine
+    finally:
+        if mine:
+            with contextlib.suppress(OSError):
+                os.unlink(claim, dir_fd=dfd)
+        os.close(dfd)
