@@ -92,6 +92,30 @@ def init_repo(path: Path, readme: str = "hi\n") -> Path:
     return path
 
 
+#: A plain git pre-push hook running this checkout's scanner (``scan --pre-push REMOTE``).
+PRE_PUSH_HOOK = '#!/bin/sh\nexec {py} -m veritensor_fast.cli scan --pre-push "$1" --no-progress\n'
+
+
+def plain_hook_repo(tmp_path: Path) -> Path:
+    """A work repository with the plain pre-push hook, its main already pushed to the bare remote 'origin'."""
+    import shlex
+
+    remote = tmp_path / "remote.git"
+    git_run(tmp_path, "init", "-q", "--bare", str(remote))
+    r = init_repo(tmp_path / "work")
+    hook = r / ".git" / "hooks" / "pre-push"
+    hook.write_text(PRE_PUSH_HOOK.format(py=shlex.quote(sys.executable)))
+    hook.chmod(0o755)
+    git_run(r, "remote", "add", "origin", str(remote))
+    assert git_run(r, "push", "-q", "origin", "main", check=False).returncode == 0
+    return r
+
+
+def on_remote(repo: Path, ref: str) -> bool:
+    """Whether ``plain_hook_repo``'s remote holds ``ref``."""
+    return git_run(repo.parent / "remote.git", "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
+
+
 def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
     """A zip archive (in memory) holding ``members``."""
     bio = io.BytesIO()

@@ -11,39 +11,23 @@ pre-commit pre-push stage, attacked with real git.
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import git_run, hf_token, init_repo
-
-HOOK = '#!/bin/sh\nexec {py} -m veritensor_fast.cli scan --pre-push "$1" --no-progress\n'
+from conftest import git_run, hf_token, on_remote, plain_hook_repo
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    remote = tmp_path / "remote.git"
-    git_run(tmp_path, "init", "-q", "--bare", str(remote))
-    r = init_repo(tmp_path / "work")
-    hook = r / ".git" / "hooks" / "pre-push"
-    hook.write_text(HOOK.format(py=shlex.quote(sys.executable)))
-    hook.chmod(0o755)
-    git_run(r, "remote", "add", "origin", str(remote))
-    assert git_run(r, "push", "-q", "origin", "main", check=False).returncode == 0
-    return r
+    return plain_hook_repo(tmp_path)
 
 
 def push(repo: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     p = subprocess.run(["git", "-C", str(repo), "push", "origin", *args], capture_output=True, env=env,
                        check=False)
     return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
-
-
-def on_remote(repo: Path, ref: str) -> bool:
-    return git_run(repo.parent / "remote.git", "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 
 
 def blob(repo: Path, text: str) -> str:

@@ -13,32 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git_run, hf_token, init_repo, run_cli
-
-HOOK = '#!/bin/sh\nexec {py} -m veritensor_fast.cli scan --pre-push "$1" --no-progress\n'
+from conftest import git_run, hf_token, init_repo, on_remote, plain_hook_repo, run_cli
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A work repository with the plain pre-push hook, its main already on the bare remote 'origin'."""
-    remote = tmp_path / "remote.git"
-    git_run(tmp_path, "init", "-q", "--bare", str(remote))
-    r = init_repo(tmp_path / "work")
-    hook = r / ".git" / "hooks" / "pre-push"
-    hook.write_text(HOOK.format(py=shlex.quote(sys.executable)))
-    hook.chmod(0o755)
-    git_run(r, "remote", "add", "origin", str(remote))
-    assert git_run(r, "push", "-q", "origin", "main", check=False).returncode == 0
-    return r
+    return plain_hook_repo(tmp_path)
 
 
 def push(repo: Path, *args: str) -> tuple[int, str]:
     p = git_run(repo, "push", "origin", *args, check=False)
     return p.returncode, p.stdout + p.stderr
-
-
-def on_remote(repo: Path, ref: str) -> bool:
-    return git_run(repo.parent / "remote.git", "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 
 
 def commit(repo: Path, name: str, text: str = "ok\n") -> None:
