@@ -23,7 +23,7 @@ from veritensor_fast.models.pickle_scan import PickleWalker
 from veritensor_fast.models.sniff import (
     TRIAL_BYTES,
     has_model_ext,
-    hdf5_superblock,
+    hdf5_after_userblock,
     pickle01_may_run,
     sniff,
     zip_tail,
@@ -131,9 +131,11 @@ class Analyzer:
             out += containers.compressed_issues(self, buf, name, depth, where)
         elif polyglot_check and has_model_ext(name) and zip_tail(buf) and depth < self.limits.max_depth:
             out += self._zip(buf, name, depth, where)
-        if kind != "hdf5" and (kind in ("none", "pickle?") and has_model_ext(name) or name.lower().endswith(
-                (".h5", ".hdf5"))) and hdf5_superblock(buf) > 0:
-            out += formats.hdf5_check(buf, where)  # after a user block: h5py finds the superblock at 512, 1024...
+        if kind not in ("hdf5", "tar") and hdf5_after_userblock(buf):
+            # after a user block: h5py finds the superblock at 512, 1024, ... under any name (tf.keras 2 opens any
+            # file h5py.is_hdf5 accepts), whatever the user block's first bytes sniff as; a tar's bytes at 512 are
+            # its first member's, analysed as the member
+            out += formats.hdf5_check(buf, where)
         if name[-5:].lower() == ".onnx" and kind in ("none", "pickle?"):  # ONNX has no magic number
             from veritensor_fast.models.onnx_ext import external_data_issues
 
