@@ -20,6 +20,7 @@ from veritensor_fast.models import containers, formats, torchscript
 from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
 from veritensor_fast.models.pickle_scan import PickleWalker
+from veritensor_fast.models.pickle_torch import short_records
 from veritensor_fast.models.sniff import (
     TRIAL_BYTES,
     has_model_ext,
@@ -317,6 +318,9 @@ class Analyzer:
                 if keras_layout and m.name == "config.json":
                     out += formats.keras_config(bytes(data), sub)
                     continue
+                if torch_layout and m.name.endswith("data.pkl"):
+                    out += self._checkpoint_pickle(data, m.name, depth, where, members)
+                    continue
                 out += self._member(data, m.name, depth, where)
             except containers.BudgetExhausted as exc:
                 # a finding when model content (or a member named like a model payload) is left unread
@@ -331,6 +335,20 @@ class Analyzer:
                 out.append(ModelIssue("model.archive.corrupt", "high", f"zip: {exc}; member could not be analysed",
                                       m.name, _loc(sub),
                                       "" if model_like or containers.model_name(m.name) else "corrupt"))
+        return out
+
+    def _checkpoint_pickle(self, data: Any, mname: str, depth: int, where: str,
+                           members: list[containers.ZipMember]) -> list[ModelIssue]:
+        """A PyTorch zip's ``data.pkl``, analysed as any member; then each storage it declares is compared with
+        its record's size (``pickle_torch.short_records``: CVE-2026-24747)."""
+        seen: dict[str, int] = {}
+        outer, self.walker.storages = self.walker.storages, seen  # (a checkpoint nested in this pickle's zip tail)
+        try:
+            out = self._member(data, mname, depth, where)
+        finally:
+            self.walker.storages = outer
+        if seen:
+            out += short_records(mname, seen, {m.name: m.usize for m in members if not m.is_dir}, where)
         return out
 
     def _tar(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:
