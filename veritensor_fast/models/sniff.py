@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from typing import Any
 
 from veritensor_fast.randread import unpack_at
@@ -256,17 +257,15 @@ def _dangerous_module(raw: bytes) -> bool:
 # archive and every legacy ``torch.save`` stream at any offset). The paths inside ``.metadata`` are never read
 # or followed: only the files the scan itself lists are opened, so nothing outside the scanned tree is reached.
 #
-# The answer is per directory: one ``stat`` and a two-byte read of ``DIR/.metadata``, cached by the caller for
-# one batch (:class:`DcpDirs`, cleared by the model detector's ``quiet_batch``), never for the process or a
-# long-lived worker's detectors (a later scan sees a ``.metadata`` added since).
+# The answer is per directory: which of its entries are named as metadata (``.metadata``, or any rank's
+# ``__N.metadata``: without rank coordination each rank writes its own and reads it with ``read_metadata(rank=N)``,
+# and a node's directory may hold no rank 0 at all), and a two-byte read of each. The names come from one listing,
+# which :class:`DcpDirs` keeps with the directory's ``st_mtime_ns`` (an entry added, removed or renamed changes it)
+# and takes again only when that changed; the answer itself is remembered for one batch (cleared by the model
+# detector's ``quiet_batch``), so a long-lived worker (Dask) sees a ``.metadata`` added or rewritten since.
 
 #: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
 METADATA = ".metadata"
-
-
-#: The rank-local metadata that ``FileSystemWriter`` writes without rank coordination (``__{rank}.metadata``;
-#: ``FileSystemReader.read_metadata(rank=N)`` reads it); rank 0's is what torch itself looks for.
-RANK_METADATA = "__0.metadata"
 
 
 def is_metadata_name(name: str) -> bool:
@@ -274,11 +273,20 @@ def is_metadata_name(name: str) -> bool:
     return name == METADATA or (name.startswith("__") and name.endswith(METADATA) and name[2:-9].isdigit())
 
 
-def holds_metadata(directory: str) -> bool:
-    """Whether ``directory`` holds a regular file ``.metadata`` (or rank 0's ``__0.metadata``) that starts as a
+def metadata_names(directory: str) -> tuple[str, ...]:
+    """The entries of ``directory`` named as checkpoint metadata (one listing; none when it cannot be listed)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return ()
+    return tuple(n for n in names if n[-9:] == METADATA and is_metadata_name(n))
+
+
+def holds_metadata(directory: str, names: tuple[str, ...] | None = None) -> bool:
+    """Whether ``directory`` holds a regular file ``.metadata`` or ``__N.metadata`` (any rank) that starts as a
     pickle of protocol 2 or later (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's
-    ``.metadata`` is a directory)."""
-    return _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/{RANK_METADATA}")
+    ``.metadata`` is a directory). ``names``: :func:`metadata_names` of it, when already known."""
+    return any(_metadata_pickle(f"{directory}/{n}") for n in (metadata_names(directory) if names is None else names))
 
 
 def _metadata_pickle(path: str) -> bool:
@@ -305,15 +313,17 @@ def is_storage_file(key: str) -> bool:
 
 
 class DcpDirs:
-    """:func:`is_storage_file` with the directory's answer remembered (one scan's detector holds one)."""
+    """:func:`is_storage_file` with the directory's answer remembered for one batch and its metadata names for as
+    long as its ``st_mtime_ns`` stays the same (one ``stat`` per directory and batch; a listing when it changed)."""
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_listed", "_seen")
 
     #: Directories remembered; past that the memory starts afresh (a walk lists a directory's files together).
     MAX_DIRS = 4096
 
     def __init__(self) -> None:
         self._seen: dict[str, bool] = {}
+        self._listed: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     def clear(self) -> None:
         self._seen.clear()
@@ -325,5 +335,20 @@ class DcpDirs:
         if found is None:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
-            found = self._seen[directory] = holds_metadata(directory)
+            found = self._seen[directory] = self._holds(directory)
         return found and not is_metadata_name(key[cut + 1:])
+
+    def _holds(self, directory: str) -> bool:
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except OSError:
+            return False
+        got = self._listed.get(directory)
+        if got is None or got[0] != mtime:
+            if len(self._listed) >= self.MAX_DIRS:
+                self._listed.clear()
+            # a directory changed in the last 2 s is listed again next time (a file system with coarse times
+            # may show the same mtime after one more entry)
+            fresh = time.time_ns() - mtime < 2_000_000_000
+            got = self._listed[directory] = (-1 if fresh else mtime, metadata_names(directory))
+        return bool(got[1]) and holds_metadata(directory, got[1])

@@ -1,0 +1,70 @@
+"""model23: a Distributed Checkpoint directory holding only ranks other than 0 (rank-local metadata).
+
+Without rank coordination (``dcp.save(..., use_collectives=False)``) each rank writes ``__{rank}.metadata`` and
+reads it back with ``FileSystemReader.read_metadata(rank=N)``; a node's local directory may hold no rank 0 at
+all. ``fixtures/real_models_m23/make_dcp_ranks.py`` runs the real torch 2.13 writer on 4 gloo ranks and keeps rank
+3's files (``dcp_rank3``: ``__3.metadata``, ``__3_0.distcp``). On 6aef5ba only ``.metadata`` and ``__0.metadata``
+made a checkpoint directory: redteam21b's hostile checkpoint (a ``torch.save`` payload in ``shard0`` behind a text
+prefix) with its metadata named ``__3.metadata`` gave **no finding**; now ``shard0`` is analysed as storage
+(critical) and the real rank-3 directory stays quiet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from veritensor_fast import scan_paths
+from veritensor_fast.models.sniff import DcpDirs, holds_metadata, is_storage_file
+
+HERE = Path(__file__).parent / "fixtures"
+RANK3 = HERE / "real_models_m23" / "dcp_rank3"
+EVIL = HERE / "real_models_rt21b" / "evil_torch_save_shard0"
+CRITICAL = ("model.pickle.dangerous-global", "critical", "shard0")
+
+
+def _model(target: Path) -> list[tuple[str, str, str]]:
+    res = scan_paths(target, jobs=1)
+    assert res.errors == [], res.errors
+    return [(f.rule_id, f.severity, Path(f.path).name) for f in res.findings if f.rule_id.startswith("model.")]
+
+
+def test_real_rank3_directory_is_a_quiet_checkpoint() -> None:
+    assert holds_metadata(str(RANK3))
+    assert is_storage_file(str(RANK3 / "__3_0.distcp")) and not is_storage_file(str(RANK3 / "__3.metadata"))
+    assert _model(RANK3) == []
+
+
+def test_hostile_storage_under_another_ranks_metadata(tmp_path: Path) -> None:
+    for rank in (3, 17):
+        ck = tmp_path / f"r{rank}"
+        shutil.copytree(EVIL, ck)
+        (ck / ".metadata").rename(ck / f"__{rank}.metadata")
+        assert CRITICAL in _model(ck)
+
+
+def test_a_directory_named_like_metadata_or_other_names_is_not(tmp_path: Path) -> None:
+    shutil.copy(EVIL / "shard0", tmp_path / "shard0")
+    (tmp_path / "__3.metadata").mkdir()  # not a regular file
+    (tmp_path / "__x.metadata").write_bytes((EVIL / ".metadata").read_bytes())  # not a rank's name
+    (tmp_path / "a.metadata").write_bytes((EVIL / ".metadata").read_bytes())
+    assert not holds_metadata(str(tmp_path))
+    assert CRITICAL not in _model(tmp_path)
+
+
+def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path) -> None:
+    """A long-lived detector (a Dask worker) keeps the listing while the directory's mtime stays the same."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    shutil.copy(EVIL / "shard0", ck / "shard0")
+    old = 1_000_000_000_000_000_000  # an mtime long past: the listing is kept
+    os.utime(ck, ns=(old, old))
+    dirs = DcpDirs()
+    assert not dirs.storage_file(str(ck / "shard0"))
+    dirs.clear()
+    assert not dirs.storage_file(str(ck / "shard0"))
+    shutil.copy(EVIL / ".metadata", ck / "__5.metadata")  # the directory's mtime moves
+    dirs.clear()
+    assert dirs.storage_file(str(ck / "shard0"))
+    assert not dirs.storage_file(str(ck / "__5.metadata"))
