@@ -68,3 +68,41 @@ def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path) -> No
     dirs.clear()
     assert dirs.storage_file(str(ck / "shard0"))
     assert not dirs.storage_file(str(ck / "__5.metadata"))
+
+
+def _zip(path: Path, files: dict[str, Path]) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for arc, src in files.items():
+            z.write(src, arc)
+    return path.read_bytes()
+
+
+def test_checkpoint_directory_packed_in_a_zip(tmp_path: Path) -> None:
+    """A zip of a checkpoint directory: its storage members are read as ``dcp.load`` reads them once unpacked
+    (every archive and legacy stream at any offset), whatever their names; 6aef5ba skipped ``shard0`` (its first
+    bytes are text) and gave no finding."""
+    from veritensor_fast.models import analyze
+
+    for meta in (".metadata", "__2.metadata"):
+        raw = _zip(tmp_path / "ckpt.zip", {"run/ckpt/shard0": EVIL / "shard0", f"run/ckpt/{meta}": EVIL / ".metadata"})
+        found = {(i.rule_id, i.severity, (i.location or {}).get("member", "").split("!")[0]) for i in analyze(raw, "c.zip")}
+        assert ("model.pickle.dangerous-global", "critical", "run/ckpt/shard0") in found
+    # the storage beside no metadata, or beside a metadata that is no pickle: not a checkpoint
+    (tmp_path / "meta.txt").write_text("not a pickle\n")
+    for other in ({"run/ckpt/shard0": EVIL / "shard0"}, {"run/ckpt/shard0": EVIL / "shard0",
+                                                          "run/ckpt/.metadata": tmp_path / "meta.txt"},
+                  {"run/ckpt/shard0": EVIL / "shard0", "run/other/.metadata": EVIL / ".metadata"}):
+        raw = _zip(tmp_path / "x.zip", other)
+        assert not any(i.severity == "critical" for i in analyze(raw, "x.zip")), other
+
+
+def test_real_checkpoints_packed_in_a_zip_give_nothing(tmp_path: Path) -> None:
+    from veritensor_fast.models import analyze
+
+    files = {f"{d.name}/{p.name}": p for d in (HERE / "real_models_rt20" / "dcp", HERE / "real_models_rt21" /
+                                               "dcp_safetensors", HERE / "real_models_rt21b" / "good_torch_save_bin",
+                                               RANK3) for p in d.iterdir()}
+    assert len(files) >= 8
+    assert analyze(_zip(tmp_path / "good.zip", files), "good.zip") == []

@@ -16,15 +16,17 @@ import zlib
 from typing import Any
 
 from veritensor_fast import decompress
-from veritensor_fast.models import containers, formats, torchscript
+from veritensor_fast.models import containers, dcp_archive, formats, torchscript
 from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
+from veritensor_fast.models.dcp_archive import TORCH_MAGIC
 from veritensor_fast.models.pickle_scan import PickleWalker
 from veritensor_fast.models.pickle_torch import short_records
 from veritensor_fast.models.sniff import (
     TRIAL_BYTES,
     has_model_ext,
     hdf5_after_userblock,
+    is_metadata_name,
     pickle01_may_run,
     sniff,
     zip_tail,
@@ -33,7 +35,6 @@ from veritensor_fast.randread import PreadView
 
 __all__ = ["Analyzer", "AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
 
-_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."  # pickle of torch's legacy magic number
 _STORAGE_MEMBER = re.compile(r"(^|/)data/\d+$")
 
 
@@ -145,31 +146,8 @@ class Analyzer:
             out += self._dcp_slices(buf, name, kind)
         return out
 
-    def _dcp_slices(self, buf: Any, name: str, kind: str) -> list[ModelIssue]:
-        """A Distributed Checkpoint storage file under any name (``models.sniff.DcpDirs``): ``dcp.load`` ``torch.load``s
-        the slice its ``.metadata`` names, so every complete zip archive (unless ``_zip`` read them all already)
-        and every legacy ``torch.save`` stream (its magic-number pickle) at any offset is analysed."""
-        out: list[ModelIssue] = []
-        lim = self.limits
-        if not self._dcp_zipped:
-            try:
-                found = containers.embedded_archives(buf, set(), lim.max_members)
-            except containers.LimitExceeded as exc:
-                return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit", None)]
-            for start, end in found:
-                out += self._zip_one(buf, name, 0, f"zip@{start}", end, True)
-        at = buf.find(_TORCH_MAGIC, 1 if kind in ("pickle", "pickle?") else 0)
-        data = in_memory(buf) if at >= 0 else buf
-        n = 0
-        while at >= 0:
-            n += 1
-            if n > lim.max_members:
-                return out + [ModelIssue("model.archive.limit", "high", f"more than {lim.max_members} legacy "
-                                         "torch.save streams inside one file; not analysed", "member limit", None)]
-            out += self.walker.analyze(data, at, where=f"pickle@{at}", max_streams=5,
-                                       trailing_is_data=True).issues
-            at = buf.find(_TORCH_MAGIC, at + 1)
-        return out
+    def _dcp_slices(self, buf: Any, name: str, kind: str, depth: int = 0, where: str = "") -> list[ModelIssue]:
+        return dcp_archive.slices(self, buf, name, kind, depth, where)
 
     # ---- pickles --------------------------------------------------------------------------------------------
     def _pickle(self, buf: Any, name: str, where: str, kind: str, member: bool) -> list[ModelIssue]:
@@ -189,7 +167,7 @@ class Analyzer:
                 return []
             res = self.walker.analyze(buf, where=where)
             return [i for i in res.issues if i.rule_id != "model.pickle.trailing-data"]
-        if bytes(buf[:len(_TORCH_MAGIC)]) == _TORCH_MAGIC:
+        if bytes(buf[:len(TORCH_MAGIC)]) == TORCH_MAGIC:
             # legacy torch.save: magic, protocol, sys_info, object, storage keys; then raw storage bytes
             res = self.walker.analyze(buf, where=where, max_streams=5, trailing_is_data=True)
             out = res.issues
@@ -275,6 +253,9 @@ class Analyzer:
         # the other members: config.json alone is enough to run its gadgets
         keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names
                                                    or name.lower().endswith(".keras"))
+        # a Distributed Checkpoint directory packed into the zip: its storage files under any name
+        dcp_dirs = dcp_archive.folders(buf, members, lim.max_member_bytes) if any(
+            is_metadata_name(posixpath.basename(n)) for n in names) else set()
         for k, m in enumerate(members):
             if m.is_dir:
                 continue
@@ -292,6 +273,16 @@ class Analyzer:
                         continue
                 if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
                     continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
+                if dcp_dirs and posixpath.dirname(m.name) in dcp_dirs and not is_metadata_name(
+                        posixpath.basename(m.name)):
+                    model_like = True
+                    data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
+                    stop = self._budget(len(data), sub)
+                    if stop:
+                        out.append(stop)
+                        break
+                    out += self._dcp_member(data, m.name, kind, depth, where)
+                    continue
                 if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
                     # no model content: check only that a compressed member is not a bomb (declared sizes)
                     if m.method != 0 and m.csize and m.usize > lim.bomb_floor and m.usize / m.csize > lim.max_ratio:
@@ -336,6 +327,9 @@ class Analyzer:
                                       m.name, _loc(sub),
                                       "" if model_like or containers.model_name(m.name) else "corrupt"))
         return out
+
+    def _dcp_member(self, data: Any, mname: str, kind: str, depth: int, where: str) -> list[ModelIssue]:
+        return dcp_archive.member(self, data, mname, kind, depth, where)
 
     def _checkpoint_pickle(self, data: Any, mname: str, depth: int, where: str,
                            members: list[containers.ZipMember]) -> list[ModelIssue]:
