@@ -15,6 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from veritensor_fast import scan_paths
 from veritensor_fast.models.sniff import DcpDirs, holds_metadata, is_storage_file
 
@@ -53,8 +55,13 @@ def test_a_directory_named_like_metadata_or_other_names_is_not(tmp_path: Path) -
     assert CRITICAL not in _model(tmp_path)
 
 
-def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path) -> None:
+def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long-lived detector (a Dask worker) keeps the listing while the directory's mtime stays the same."""
+    from veritensor_fast.models import sniff
+
+    listings: list[str] = []
+    real = sniff.metadata_names
+    monkeypatch.setattr(sniff, "metadata_names", lambda d: listings.append(d) or real(d))
     ck = tmp_path / "ck"
     ck.mkdir()
     shutil.copy(EVIL / "shard0", ck / "shard0")
@@ -64,6 +71,7 @@ def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path) -> No
     assert not dirs.storage_file(str(ck / "shard0"))
     dirs.clear()
     assert not dirs.storage_file(str(ck / "shard0"))
+    assert listings == [str(ck)]  # listed once: the second batch took one stat
     shutil.copy(EVIL / ".metadata", ck / "__5.metadata")  # the directory's mtime moves
     dirs.clear()
     assert dirs.storage_file(str(ck / "shard0"))

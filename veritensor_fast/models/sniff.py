@@ -260,8 +260,8 @@ def _dangerous_module(raw: bytes) -> bool:
 # The answer is per directory: which of its entries are named as metadata (``.metadata``, or any rank's
 # ``__N.metadata``: without rank coordination each rank writes its own and reads it with ``read_metadata(rank=N)``,
 # and a node's directory may hold no rank 0 at all), and a two-byte read of each. The names come from one listing,
-# which :class:`DcpDirs` keeps with the directory's ``st_mtime_ns`` (an entry added, removed or renamed changes it)
-# and takes again only when that changed; the answer itself is remembered for one batch (cleared by the model
+# kept with the directory's ``st_mtime_ns`` (an entry added, removed or renamed changes it) and taken again only
+# when that changed (:func:`listed_metadata_names`); the answer itself is remembered for one batch (cleared by the model
 # detector's ``quiet_batch``), so a long-lived worker (Dask) sees a ``.metadata`` added or rewritten since.
 
 #: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
@@ -282,11 +282,35 @@ def metadata_names(directory: str) -> tuple[str, ...]:
     return tuple(n for n in names if n[-9:] == METADATA and is_metadata_name(n))
 
 
-def holds_metadata(directory: str, names: tuple[str, ...] | None = None) -> bool:
+#: Directories' metadata names by directory, with the ``st_mtime_ns`` they were listed at (-1: listed within 2 s
+#: of a change, listed again next time: a file system with coarse times may show the same mtime after one more
+#: entry). Kept for the process: each answer is checked against a ``stat`` of the directory first.
+_LISTED: dict[str, tuple[int, tuple[str, ...]]] = {}
+#: Directories remembered in :data:`_LISTED`; past that it starts afresh.
+MAX_LISTED = 4096
+
+
+def listed_metadata_names(directory: str) -> tuple[str, ...]:
+    """:func:`metadata_names`, listed again only when the directory's ``st_mtime_ns`` changed (one ``stat``)."""
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+    except OSError:
+        return ()
+    got = _LISTED.get(directory)
+    if got is None or got[0] != mtime:
+        if len(_LISTED) >= MAX_LISTED:
+            _LISTED.clear()
+        fresh = time.time_ns() - mtime < 2_000_000_000
+        got = _LISTED[directory] = (-1 if fresh else mtime, metadata_names(directory))
+    return got[1]
+
+
+def holds_metadata(directory: str) -> bool:
     """Whether ``directory`` holds a regular file ``.metadata`` or ``__N.metadata`` (any rank) that starts as a
     pickle of protocol 2 or later (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's
-    ``.metadata`` is a directory). ``names``: :func:`metadata_names` of it, when already known."""
-    return any(_metadata_pickle(f"{directory}/{n}") for n in (metadata_names(directory) if names is None else names))
+    ``.metadata`` is a directory): a ``stat`` of the directory, its listing when it changed, a two-byte read of
+    each metadata file."""
+    return any(_metadata_pickle(f"{directory}/{n}") for n in listed_metadata_names(directory))
 
 
 def _metadata_pickle(path: str) -> bool:
@@ -313,17 +337,16 @@ def is_storage_file(key: str) -> bool:
 
 
 class DcpDirs:
-    """:func:`is_storage_file` with the directory's answer remembered for one batch and its metadata names for as
-    long as its ``st_mtime_ns`` stays the same (one ``stat`` per directory and batch; a listing when it changed)."""
+    """:func:`is_storage_file` with the directory's answer remembered for one batch (one scan's detector holds one;
+    the listing behind it is kept while the directory's mtime stays the same, :func:`listed_metadata_names`)."""
 
-    __slots__ = ("_listed", "_seen")
+    __slots__ = ("_seen",)
 
     #: Directories remembered; past that the memory starts afresh (a walk lists a directory's files together).
     MAX_DIRS = 4096
 
     def __init__(self) -> None:
         self._seen: dict[str, bool] = {}
-        self._listed: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     def clear(self) -> None:
         self._seen.clear()
@@ -335,20 +358,5 @@ class DcpDirs:
         if found is None:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
-            found = self._seen[directory] = self._holds(directory)
+            found = self._seen[directory] = holds_metadata(directory)
         return found and not is_metadata_name(key[cut + 1:])
-
-    def _holds(self, directory: str) -> bool:
-        try:
-            mtime = os.stat(directory).st_mtime_ns
-        except OSError:
-            return False
-        got = self._listed.get(directory)
-        if got is None or got[0] != mtime:
-            if len(self._listed) >= self.MAX_DIRS:
-                self._listed.clear()
-            # a directory changed in the last 2 s is listed again next time (a file system with coarse times
-            # may show the same mtime after one more entry)
-            fresh = time.time_ns() - mtime < 2_000_000_000
-            got = self._listed[directory] = (-1 if fresh else mtime, metadata_names(directory))
-        return bool(got[1]) and holds_metadata(directory, got[1])
