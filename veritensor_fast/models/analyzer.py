@@ -273,24 +273,17 @@ class Analyzer:
                         continue
                 if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
                     continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
-                if dcp_dirs and posixpath.dirname(m.name) in dcp_dirs and not is_metadata_name(
-                        posixpath.basename(m.name)):
-                    model_like = True
-                    data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
-                    stop = self._budget(len(data), sub)
-                    if stop:
-                        out.append(stop)
-                        break
-                    out += self._dcp_member(data, m.name, kind, depth, where)
-                    continue
-                if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
+                # a storage file of a checkpoint directory packed in the zip: read whatever its name and bytes
+                in_dcp = bool(dcp_dirs) and posixpath.dirname(m.name) in dcp_dirs and not is_metadata_name(
+                    posixpath.basename(m.name))
+                if kind == "none" and not in_dcp and not (keras_layout and m.name == "config.json") and m.csize >= 0:
                     # no model content: check only that a compressed member is not a bomb (declared sizes)
                     if m.method != 0 and m.csize and m.usize > lim.bomb_floor and m.usize / m.csize > lim.max_ratio:
                         out.append(ModelIssue("model.zip.bomb", "medium",
                                               f"zip member {m.name!r} declares compression ratio "
                                               f"{m.usize // max(m.csize, 1)}:1 (zip bomb?)", m.name, _loc(sub)))
                     continue
-                if torch_layout and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
+                if torch_layout and not in_dcp and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
                     continue  # tensor storage bytes: never unpickled by torch; not read
                 model_like = True
                 data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
@@ -306,6 +299,9 @@ class Analyzer:
                     out.append(ModelIssue("model.zip.anomaly", "low",
                                           f"zip member {m.name!r} fails its CRC check (PyTorch ignores CRCs)",
                                           m.name, _loc(sub)))
+                if in_dcp:
+                    out += self._dcp_member(data, m.name, kind, depth, where)
+                    continue
                 if keras_layout and m.name == "config.json":
                     out += formats.keras_config(bytes(data), sub)
                     continue
