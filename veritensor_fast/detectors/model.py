@@ -95,7 +95,7 @@ class ModelDetector:
         self._dcp_dirs.clear()  # a new batch: directories are looked at again
         first, quiet, dcp, ub = _QUIET_FIRST, self.quiet, self.dcp_storage, hdf5_after_userblock
         return [not dcp(it) and (not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
-                and not has_model_ext(it.path) and (len(d) < 520 or not ub(d)) or quiet(it, d, h)
+                and not has_model_ext(it.path) and (len(d) < 520 or 0x89 not in d[512::512] or not ub(d)) or quiet(it, d, h)
                 for it, d, h in zip(items, datas, heads, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
