@@ -56,7 +56,8 @@ def test_a_directory_named_like_metadata_or_other_names_is_not(tmp_path: Path) -
 
 
 def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A long-lived detector (a Dask worker) keeps the listing while the directory's mtime stays the same."""
+    """``holds_metadata`` (large files, one directory at a time) lists a directory again only when its mtime
+    moved."""
     from veritensor_fast.models import sniff
 
     listings: list[str] = []
@@ -67,15 +68,31 @@ def test_listing_is_taken_again_when_the_directory_changes(tmp_path: Path, monke
     shutil.copy(EVIL / "shard0", ck / "shard0")
     old = 1_000_000_000_000_000_000  # an mtime long past: the listing is kept
     os.utime(ck, ns=(old, old))
-    dirs = DcpDirs()
-    assert not dirs.storage_file(str(ck / "shard0"))
-    dirs.clear()
-    assert not dirs.storage_file(str(ck / "shard0"))
-    assert listings == [str(ck)]  # listed once: the second batch took one stat
+    assert not holds_metadata(str(ck)) and not holds_metadata(str(ck))
+    assert listings == [str(ck)]  # listed once: the second look took one stat
     shutil.copy(EVIL / ".metadata", ck / "__5.metadata")  # the directory's mtime moves
+    assert holds_metadata(str(ck)) and is_storage_file(str(ck / "shard0"))
+    assert not is_storage_file(str(ck / "__5.metadata"))
+
+
+def test_the_walks_answer_without_a_listing(tmp_path: Path) -> None:
+    """The batch answer (``DcpDirs``) lists nothing: the writer's ``__R_N.distcp`` names its metadata, and a batch's
+    ``__N.metadata`` files mark their directory for every later batch while they stay pickles."""
+    ck = tmp_path / "ck"
+    shutil.copytree(RANK3, ck)
+    shutil.copy(EVIL / "shard0", ck / "shard0")
+    dirs = DcpDirs()
+    assert dirs.storage_file(str(ck / "__3_0.distcp"))
     dirs.clear()
-    assert dirs.storage_file(str(ck / "shard0"))
-    assert not dirs.storage_file(str(ck / "__5.metadata"))
+    assert not dirs.storage_file(str(ck / "shard0"))  # nothing told it of __3.metadata yet
+    dirs.clear()
+    dirs.note([str(ck / "shard0"), str(ck / "__3.metadata")])
+    assert dirs.storage_file(str(ck / "shard0")) and not dirs.storage_file(str(ck / "__3.metadata"))
+    dirs.clear()
+    assert dirs.storage_file(str(ck / "shard0"))  # a later batch of the same directory
+    (ck / "__3.metadata").unlink()
+    dirs.clear()
+    assert not dirs.storage_file(str(ck / "shard0"))
 
 
 def _zip(path: Path, files: dict[str, Path]) -> bytes:

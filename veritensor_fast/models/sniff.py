@@ -10,6 +10,7 @@ opcode. This module imports nothing heavy: the detector imports it at start-up, 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from typing import Any
@@ -265,8 +266,9 @@ def _dangerous_module(raw: bytes) -> bool:
 # ``__N.metadata``: without rank coordination each rank writes its own and reads it with ``read_metadata(rank=N)``,
 # and a node's directory may hold no rank 0 at all), and a two-byte read of each. The names come from one listing,
 # kept with the directory's ``st_mtime_ns`` (an entry added, removed or renamed changes it) and taken again only
-# when that changed (:func:`listed_metadata_names`); the answer itself is remembered for one batch (cleared by the model
-# detector's ``quiet_batch``), so a long-lived worker (Dask) sees a ``.metadata`` added or rewritten since.
+# when that changed (:func:`listed_metadata_names`). The walk's hot path (:class:`DcpDirs`) lists nothing: it
+# probes the names it can know, and its answer is remembered for one batch (cleared by the model detector's
+# ``quiet_batch``), so a long-lived worker (Dask) sees a ``.metadata`` added or rewritten since.
 
 #: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
 METADATA = ".metadata"
@@ -342,27 +344,56 @@ def is_storage_file(key: str) -> bool:
     return not is_metadata_name(os.path.basename(key)) and holds_metadata(os.path.dirname(key) or ".")
 
 
-class DcpDirs:
-    """:func:`is_storage_file` with the directory's answer remembered for one batch (one scan's detector holds one;
-    the listing behind it is kept while the directory's mtime stays the same, :func:`listed_metadata_names`)."""
+#: The storage file name ``FileSystemWriter`` gives rank R without rank coordination (``__R_N.distcp``).
+_RANK_STORAGE = re.compile(r"__(\d+)_\d+\.distcp")
 
-    __slots__ = ("_seen",)
+
+class DcpDirs:
+    """:func:`is_storage_file` for the files of a walk, without listing every directory (the hot path: one answer
+    per directory and batch). A directory is a checkpoint directory when it holds a ``.metadata`` or
+    ``__0.metadata`` pickle (two ``access`` calls), when the file asked about is a writer's ``__R_N.distcp`` and
+    ``__R.metadata`` is a pickle beside it, or when a file of the scan named ``__N.metadata`` (:meth:`note`, told
+    each batch's items; remembered for the detector's life, bounded) is still a pickle there. A hostile rank-local
+    checkpoint whose metadata is listed in a later batch than a storage file with another name is the one case
+    :func:`holds_metadata` (a listing) sees and this does not."""
+
+    __slots__ = ("_ranked", "_seen")
 
     #: Directories remembered; past that the memory starts afresh (a walk lists a directory's files together).
     MAX_DIRS = 4096
 
     def __init__(self) -> None:
         self._seen: dict[str, bool] = {}
+        self._ranked: dict[str, set[str]] = {}
 
     def clear(self) -> None:
         self._seen.clear()
 
+    def note(self, keys: list[str]) -> None:
+        """The keys of a batch's files: each rank metadata name among them marks its directory."""
+        for key in keys:
+            if key[-9:] == METADATA:
+                cut = key.rfind("/")
+                name = key[cut + 1:]
+                if name != METADATA and is_metadata_name(name):
+                    directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
+                    if directory not in self._ranked and len(self._ranked) >= self.MAX_DIRS:
+                        self._ranked.clear()
+                    self._ranked.setdefault(directory, set()).add(name)
+                    self._seen.pop(directory, None)
+
     def storage_file(self, key: str) -> bool:
         cut = key.rfind("/")
         directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
+        name = key[cut + 1:]
         found = self._seen.get(directory)
         if found is None:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
-            found = self._seen[directory] = holds_metadata(directory)
-        return found and not is_metadata_name(key[cut + 1:])
+            found = self._seen[directory] = (
+                _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/__0{METADATA}")
+                or any(_metadata_pickle(f"{directory}/{n}") for n in self._ranked.get(directory, ())))
+        if found:
+            return not is_metadata_name(name)
+        m = _RANK_STORAGE.fullmatch(name) if name[-7:] == ".distcp" else None
+        return m is not None and _metadata_pickle(f"{directory}/__{m.group(1)}{METADATA}")
