@@ -371,6 +371,8 @@ class DcpDirs:
 
     def note(self, keys: list[str]) -> None:
         """The keys of a batch's files: each rank metadata name among them marks its directory."""
+        if METADATA not in "\n".join(keys):  # one C-level search: the answer for nearly every batch
+            return
         for key in keys:
             if key[-9:] == METADATA:
                 cut = key.rfind("/")
@@ -385,15 +387,17 @@ class DcpDirs:
     def storage_file(self, key: str) -> bool:
         cut = key.rfind("/")
         directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
-        name = key[cut + 1:]
         found = self._seen.get(directory)
         if found is None:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
             found = self._seen[directory] = (
                 _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/__0{METADATA}")
-                or any(_metadata_pickle(f"{directory}/{n}") for n in self._ranked.get(directory, ())))
+                or directory in self._ranked and any(_metadata_pickle(f"{directory}/{n}")
+                                                     for n in self._ranked[directory]))
         if found:
-            return not is_metadata_name(name)
-        m = _RANK_STORAGE.fullmatch(name) if name[-7:] == ".distcp" else None
+            return not is_metadata_name(key[cut + 1:])
+        if not key.endswith(".distcp"):
+            return False
+        m = _RANK_STORAGE.fullmatch(key, cut + 1)
         return m is not None and _metadata_pickle(f"{directory}/__{m.group(1)}{METADATA}")
