@@ -82,9 +82,11 @@ def test_the_walks_answer_without_a_listing(tmp_path: Path) -> None:
     shutil.copytree(RANK3, ck)
     shutil.copy(EVIL / "shard0", ck / "shard0")
     dirs = DcpDirs()
-    assert dirs.storage_file(str(ck / "__3_0.distcp"))
-    dirs.clear()
     assert not dirs.storage_file(str(ck / "shard0"))  # nothing told it of __3.metadata yet
+    dirs.clear()
+    dirs.note([str(ck / "__3_0.distcp")])  # the writer's storage name names its metadata
+    assert dirs.storage_file(str(ck / "__3_0.distcp")) and dirs.storage_file(str(ck / "shard0"))
+    dirs = DcpDirs()
     dirs.clear()
     dirs.note([str(ck / "shard0"), str(ck / "__3.metadata")])
     assert dirs.storage_file(str(ck / "shard0")) and not dirs.storage_file(str(ck / "__3.metadata"))

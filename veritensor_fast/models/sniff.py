@@ -351,11 +351,10 @@ _RANK_STORAGE = re.compile(r"__(\d+)_\d+\.distcp")
 class DcpDirs:
     """:func:`is_storage_file` for the files of a walk, without listing every directory (the hot path: one answer
     per directory and batch). A directory is a checkpoint directory when it holds a ``.metadata`` or
-    ``__0.metadata`` pickle (two ``access`` calls), when the file asked about is a writer's ``__R_N.distcp`` and
-    ``__R.metadata`` is a pickle beside it, or when a file of the scan named ``__N.metadata`` (:meth:`note`, told
-    each batch's items; remembered for the detector's life, bounded) is still a pickle there. A hostile rank-local
-    checkpoint whose metadata is listed in a later batch than a storage file with another name is the one case
-    :func:`holds_metadata` (a listing) sees and this does not."""
+    ``__0.metadata`` pickle (two ``access`` calls), or when a file of the scan named ``__N.metadata``, or a writer's
+    ``__R_N.distcp`` naming ``__R.metadata`` (:meth:`note`, told each batch's items; remembered for the detector's
+    life, bounded), is a pickle there. A hostile rank-local checkpoint whose metadata is listed in a later batch than
+    a storage file with another name is the one case :func:`holds_metadata` (a listing) sees and this does not."""
 
     __slots__ = ("_ranked", "_seen")
 
@@ -370,19 +369,26 @@ class DcpDirs:
         self._seen.clear()
 
     def note(self, keys: list[str]) -> None:
-        """The keys of a batch's files: each rank metadata name among them marks its directory."""
-        if METADATA not in "\n".join(keys):  # one C-level search: the answer for nearly every batch
+        """The keys of a batch's files: each rank metadata name among them, and the ``__R.metadata`` each writer's
+        ``__R_N.distcp`` names, marks its directory."""
+        joined = "\n".join(keys)
+        if METADATA not in joined and ".distcp" not in joined:  # two C-level searches: nearly every batch
             return
         for key in keys:
-            if key[-9:] == METADATA:
-                cut = key.rfind("/")
-                name = key[cut + 1:]
-                if name != METADATA and is_metadata_name(name):
-                    directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
-                    if directory not in self._ranked and len(self._ranked) >= self.MAX_DIRS:
-                        self._ranked.clear()
-                    self._ranked.setdefault(directory, set()).add(name)
-                    self._seen.pop(directory, None)
+            cut = key.rfind("/")
+            name = key[cut + 1:]
+            if name[-9:] == METADATA:
+                if name == METADATA or not is_metadata_name(name):
+                    continue
+            elif name[-7:] == ".distcp" and (m := _RANK_STORAGE.fullmatch(name)) is not None:
+                name = f"__{m.group(1)}{METADATA}"
+            else:
+                continue
+            directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
+            if directory not in self._ranked and len(self._ranked) >= self.MAX_DIRS:
+                self._ranked.clear()
+            self._ranked.setdefault(directory, set()).add(name)
+            self._seen.pop(directory, None)
 
     def storage_file(self, key: str) -> bool:
         cut = key.rfind("/")
@@ -395,9 +401,4 @@ class DcpDirs:
                 _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/__0{METADATA}")
                 or directory in self._ranked and any(_metadata_pickle(f"{directory}/{n}")
                                                      for n in self._ranked[directory]))
-        if found:
-            return not is_metadata_name(key[cut + 1:])
-        if not key.endswith(".distcp"):
-            return False
-        m = _RANK_STORAGE.fullmatch(key, cut + 1)
-        return m is not None and _metadata_pickle(f"{directory}/__{m.group(1)}{METADATA}")
+        return found and not is_metadata_name(key[cut + 1:])
