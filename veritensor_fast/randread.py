@@ -70,6 +70,12 @@ class PreadView:
             self._cache.popitem(last=False)
         return b
 
+    def peek(self, a: int, n: int) -> bytes:
+        """``n`` bytes at ``a`` (clamped to the file) read directly, without loading or evicting a cached block:
+        for a probe of a few bytes far apart (an HDF5 signature at 512, 1024, 2048, ...)."""
+        a, b = max(0, a), min(a + n, self._n)
+        return self._pread(a, b - a) if b > a else b""
+
     def read(self, a: int, b: int) -> bytes:
         """Bytes ``[a, b)`` (clamped to the file as opened)."""
         a, b = max(0, a), min(b, self._n)

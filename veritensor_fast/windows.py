@@ -40,6 +40,11 @@ def wants_whole_file(big: LargeFile, item: Item) -> bool:
         return True  # a Distributed Checkpoint's file under any name (models.sniff.is_storage_file)
     if utf16_encoding(head) is not None or head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
         return True  # UTF-16 text (decoded whole), or JSON that may be a notebook
+    from veritensor_fast.models.sniff import hdf5_after_userblock
+    from veritensor_fast.randread import PreadView
+
+    if hdf5_after_userblock(PreadView(big)):
+        return True  # HDF5 behind a user block, any name: 8 bytes read at 512, 1024, 2048, ...
     return ZIP_EOCD in big.pread(max(0, big.size - 65557), 65557)  # a zip appended to something else
 
 

@@ -18,7 +18,7 @@ from veritensor_fast.models.sniff import (
     TRIAL_BYTES,
     DcpDirs,
     has_model_ext,
-    hdf5_superblock,
+    hdf5_after_userblock,
     pickle01_may_run,
     sniff,
     zip_tail,
@@ -81,19 +81,23 @@ class ModelDetector:
         if self.dcp_storage(item):
             return False
         kind = sniff(head, path, len(data))
-        if kind == "none":  # a model name: a zip at the end, or HDF5 after a user block
-            return not (has_model_ext(path) and (zip_tail(data) or hdf5_superblock(data) > 0
-                                                 or path[-5:].lower() == ".onnx"))
-        return kind == "pickle?" and not has_model_ext(path) and not pickle01_may_run(data, TRIAL_BYTES)
+        if kind == "none":  # HDF5 after a user block (any name); a model name: a zip at the end, ONNX
+            return not (hdf5_after_userblock(data) or has_model_ext(path) and (
+                zip_tail(data) or path[-5:].lower() == ".onnx"))
+        return (kind == "pickle?" and not has_model_ext(path) and not pickle01_may_run(data, TRIAL_BYTES)
+                and not hdf5_after_userblock(data))
 
     def quiet_batch(self, items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
         """:meth:`quiet` for each item of a batch, in one call (``batch_gate``): a head whose first byte is in
         :data:`_QUIET_FIRST`, without ``ustar`` at 257 or ``{`` at 8 (a safetensors header), under a name with no
-        model extension, is quiet without calling :func:`sniff`."""
+        model extension, shorter than 520 bytes or without the HDF5 signature after a user block, is quiet without
+        calling :func:`sniff`."""
         self._dcp_dirs.clear()  # a new batch: directories are looked at again
-        first, quiet, dcp = _QUIET_FIRST, self.quiet, self.dcp_storage
+        self._dcp_dirs.note([it.key for it in items if it.kind == "file"])  # its rank metadata files
+        first, quiet, dcp, ub = _QUIET_FIRST, self.quiet, self.dcp_storage, hdf5_after_userblock
         return [not dcp(it) and (not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
-                and not has_model_ext(it.path) or quiet(it, d, h) for it, d, h in zip(items, datas, heads, strict=True)]
+                and not has_model_ext(it.path) and (len(d) < 520 or 0x89 not in d[512::512] or not ub(d)) or quiet(it, d, h)
+                for it, d, h in zip(items, datas, heads, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         path = item.path
@@ -101,11 +105,13 @@ class ModelDetector:
         dcp = self.dcp_storage(item)
         if (kind == "none" or kind == "pickle?") and not dcp:
             if has_model_ext(path):
-                if kind == "none" and not zip_tail(buf) and hdf5_superblock(buf) <= 0 and path[-5:].lower() != ".onnx":
+                if (kind == "none" and not zip_tail(buf) and not hdf5_after_userblock(buf)
+                        and path[-5:].lower() != ".onnx"):
                     return
-            elif kind == "none" or not pickle01_may_run(buf, TRIAL_BYTES):
+            elif (kind == "none" or not pickle01_may_run(buf, TRIAL_BYTES)) and not hdf5_after_userblock(buf):
                 # not a model: a non-model name whose first opcode the walker rejects is no pickle either (and,
-                # like any other text file, is not opened as a zip)
+                # like any other text file, is not opened as a zip); HDF5 behind a user block is, under any
+                # name (tf.keras 2's load_model opens any file h5py.is_hdf5 accepts)
                 return
         from veritensor_fast import decompress
 

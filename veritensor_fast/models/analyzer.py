@@ -16,14 +16,17 @@ import zlib
 from typing import Any
 
 from veritensor_fast import decompress
-from veritensor_fast.models import containers, formats, torchscript
+from veritensor_fast.models import containers, dcp_archive, formats, torchscript
 from veritensor_fast.models.allowlist import parse_allow
 from veritensor_fast.models.base import AnalyzeOptions, ModelIssue, ModelLimits
+from veritensor_fast.models.dcp_archive import TORCH_MAGIC
 from veritensor_fast.models.pickle_scan import PickleWalker
+from veritensor_fast.models.pickle_torch import short_records
 from veritensor_fast.models.sniff import (
     TRIAL_BYTES,
     has_model_ext,
-    hdf5_superblock,
+    hdf5_after_userblock,
+    is_metadata_name,
     pickle01_may_run,
     sniff,
     zip_tail,
@@ -32,7 +35,6 @@ from veritensor_fast.randread import PreadView
 
 __all__ = ["Analyzer", "AnalyzeOptions", "ModelIssue", "ModelLimits", "analyze", "is_candidate"]
 
-_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."  # pickle of torch's legacy magic number
 _STORAGE_MEMBER = re.compile(r"(^|/)data/\d+$")
 
 
@@ -131,9 +133,11 @@ class Analyzer:
             out += containers.compressed_issues(self, buf, name, depth, where)
         elif polyglot_check and has_model_ext(name) and zip_tail(buf) and depth < self.limits.max_depth:
             out += self._zip(buf, name, depth, where)
-        if kind != "hdf5" and (kind in ("none", "pickle?") and has_model_ext(name) or name.lower().endswith(
-                (".h5", ".hdf5"))) and hdf5_superblock(buf) > 0:
-            out += formats.hdf5_check(buf, where)  # after a user block: h5py finds the superblock at 512, 1024...
+        if kind not in ("hdf5", "tar") and hdf5_after_userblock(buf):
+            # after a user block: h5py finds the superblock at 512, 1024, ... under any name (tf.keras 2 opens any
+            # file h5py.is_hdf5 accepts), whatever the user block's first bytes sniff as; a tar's bytes at 512 are
+            # its first member's, analysed as the member
+            out += formats.hdf5_check(buf, where)
         if name[-5:].lower() == ".onnx" and kind in ("none", "pickle?"):  # ONNX has no magic number
             from veritensor_fast.models.onnx_ext import external_data_issues
 
@@ -142,31 +146,8 @@ class Analyzer:
             out += self._dcp_slices(buf, name, kind)
         return out
 
-    def _dcp_slices(self, buf: Any, name: str, kind: str) -> list[ModelIssue]:
-        """A Distributed Checkpoint storage file under any name (``models.sniff.DcpDirs``): ``dcp.load`` ``torch.load``s
-        the slice its ``.metadata`` names, so every complete zip archive (unless ``_zip`` read them all already)
-        and every legacy ``torch.save`` stream (its magic-number pickle) at any offset is analysed."""
-        out: list[ModelIssue] = []
-        lim = self.limits
-        if not self._dcp_zipped:
-            try:
-                found = containers.embedded_archives(buf, set(), lim.max_members)
-            except containers.LimitExceeded as exc:
-                return [ModelIssue("model.archive.limit", "high", f"zip: {exc}; not analysed", "member limit", None)]
-            for start, end in found:
-                out += self._zip_one(buf, name, 0, f"zip@{start}", end, True)
-        at = buf.find(_TORCH_MAGIC, 1 if kind in ("pickle", "pickle?") else 0)
-        data = in_memory(buf) if at >= 0 else buf
-        n = 0
-        while at >= 0:
-            n += 1
-            if n > lim.max_members:
-                return out + [ModelIssue("model.archive.limit", "high", f"more than {lim.max_members} legacy "
-                                         "torch.save streams inside one file; not analysed", "member limit", None)]
-            out += self.walker.analyze(data, at, where=f"pickle@{at}", max_streams=5,
-                                       trailing_is_data=True).issues
-            at = buf.find(_TORCH_MAGIC, at + 1)
-        return out
+    def _dcp_slices(self, buf: Any, name: str, kind: str, depth: int = 0, where: str = "") -> list[ModelIssue]:
+        return dcp_archive.slices(self, buf, name, kind, depth, where)
 
     # ---- pickles --------------------------------------------------------------------------------------------
     def _pickle(self, buf: Any, name: str, where: str, kind: str, member: bool) -> list[ModelIssue]:
@@ -186,7 +167,7 @@ class Analyzer:
                 return []
             res = self.walker.analyze(buf, where=where)
             return [i for i in res.issues if i.rule_id != "model.pickle.trailing-data"]
-        if bytes(buf[:len(_TORCH_MAGIC)]) == _TORCH_MAGIC:
+        if bytes(buf[:len(TORCH_MAGIC)]) == TORCH_MAGIC:
             # legacy torch.save: magic, protocol, sys_info, object, storage keys; then raw storage bytes
             res = self.walker.analyze(buf, where=where, max_streams=5, trailing_is_data=True)
             out = res.issues
@@ -272,6 +253,9 @@ class Analyzer:
         # the other members: config.json alone is enough to run its gadgets
         keras_layout = "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names
                                                    or name.lower().endswith(".keras"))
+        # a Distributed Checkpoint directory packed into the zip: its storage files under any name
+        dcp_dirs = dcp_archive.folders(buf, members, lim.max_member_bytes) if any(
+            is_metadata_name(posixpath.basename(n)) for n in names) else set()
         for k, m in enumerate(members):
             if m.is_dir:
                 continue
@@ -289,14 +273,17 @@ class Analyzer:
                         continue
                 if keras_layout and m.name == "model.weights.h5" and kind == "hdf5":
                     continue  # Keras v3 reads only arrays from it (h5py); the architecture is config.json
-                if kind == "none" and not (keras_layout and m.name == "config.json") and m.csize >= 0:
+                # a storage file of a checkpoint directory packed in the zip: read whatever its name and bytes
+                in_dcp = bool(dcp_dirs) and posixpath.dirname(m.name) in dcp_dirs and not is_metadata_name(
+                    posixpath.basename(m.name))
+                if kind == "none" and not in_dcp and not (keras_layout and m.name == "config.json") and m.csize >= 0:
                     # no model content: check only that a compressed member is not a bomb (declared sizes)
                     if m.method != 0 and m.csize and m.usize > lim.bomb_floor and m.usize / m.csize > lim.max_ratio:
                         out.append(ModelIssue("model.zip.bomb", "medium",
                                               f"zip member {m.name!r} declares compression ratio "
                                               f"{m.usize // max(m.csize, 1)}:1 (zip bomb?)", m.name, _loc(sub)))
                     continue
-                if torch_layout and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
+                if torch_layout and not in_dcp and _STORAGE_MEMBER.search(m.name) and not _strong_pickle(head):
                     continue  # tensor storage bytes: never unpickled by torch; not read
                 model_like = True
                 data, _ = containers.zip_read(buf, m, lim.max_member_bytes)
@@ -312,8 +299,14 @@ class Analyzer:
                     out.append(ModelIssue("model.zip.anomaly", "low",
                                           f"zip member {m.name!r} fails its CRC check (PyTorch ignores CRCs)",
                                           m.name, _loc(sub)))
+                if in_dcp:
+                    out += self._dcp_member(data, m.name, kind, depth, where)
+                    continue
                 if keras_layout and m.name == "config.json":
                     out += formats.keras_config(bytes(data), sub)
+                    continue
+                if torch_layout and m.name.endswith("data.pkl"):
+                    out += self._checkpoint_pickle(data, m.name, depth, where, members)
                     continue
                 out += self._member(data, m.name, depth, where)
             except containers.BudgetExhausted as exc:
@@ -329,6 +322,23 @@ class Analyzer:
                 out.append(ModelIssue("model.archive.corrupt", "high", f"zip: {exc}; member could not be analysed",
                                       m.name, _loc(sub),
                                       "" if model_like or containers.model_name(m.name) else "corrupt"))
+        return out
+
+    def _dcp_member(self, data: Any, mname: str, kind: str, depth: int, where: str) -> list[ModelIssue]:
+        return dcp_archive.member(self, data, mname, kind, depth, where)
+
+    def _checkpoint_pickle(self, data: Any, mname: str, depth: int, where: str,
+                           members: list[containers.ZipMember]) -> list[ModelIssue]:
+        """A PyTorch zip's ``data.pkl``, analysed as any member; then each storage it declares is compared with
+        its record's size (``pickle_torch.short_records``: CVE-2026-24747)."""
+        seen: dict[str, int] = {}
+        outer, self.walker.storages = self.walker.storages, seen  # (a checkpoint nested in this pickle's zip tail)
+        try:
+            out = self._member(data, mname, depth, where)
+        finally:
+            self.walker.storages = outer
+        if seen:
+            out += short_records(mname, seen, {m.name: m.usize for m in members if not m.is_dir}, where)
         return out
 
     def _tar(self, buf: Any, name: str, depth: int, where: str) -> list[ModelIssue]:

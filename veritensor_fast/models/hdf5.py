@@ -22,6 +22,7 @@ Every offset read is checked against the buffer; nothing outside the file is fol
 from __future__ import annotations
 
 import json
+import mmap
 import re
 from typing import Any
 
@@ -319,10 +320,9 @@ def json_objects(buf: Any, limit: int) -> tuple[list[Any], bool]:
     budget, tries = _H5_JSON_BUDGET, _H5_JSON_TRIES
     dec = json.JSONDecoder()
     pos = 0
-    while (m := _JSON_START.search(buf, pos)) is not None:
+    while (start := _next_start(buf, pos)) >= 0:
         if budget <= 0 or tries <= 0:
             return found, False
-        start = m.start()
         nul = buf.find(b"\x00", start, start + limit)
         end = nul if nul >= 0 else min(len(buf), start + limit)
         budget -= end - start
@@ -337,3 +337,24 @@ def json_objects(buf: Any, limit: int) -> tuple[list[Any], bool]:
             found.append(obj)
         pos = start + max(1, len(text[:used].encode("utf-8", "surrogateescape")))
     return found, True
+
+
+#: A large file's view (``randread.PreadView``, no buffer for ``re``) is searched in windows of this size, each
+#: overlapping the next by :data:`_OVERLAP` (a candidate's ``{`` to its ``:`` is shorter unless its whitespace is not)
+_WINDOW = 8 << 20
+_OVERLAP = 1 << 20
+
+
+def _next_start(buf: Any, pos: int) -> int:
+    """Where the next :data:`_JSON_START` match at or after ``pos`` starts, or -1. A model file over 16 MiB is
+    read through a view (a Keras ``.h5`` with its weights often is): searched a window at a time."""
+    if isinstance(buf, bytes | bytearray | memoryview | mmap.mmap):
+        m = _JSON_START.search(buf, pos)
+        return -1 if m is None else m.start()
+    n = len(buf)
+    while pos < n:
+        m = _JSON_START.search(buf[pos:pos + _WINDOW + _OVERLAP])
+        if m is not None and (m.start() < _WINDOW or pos + _WINDOW + _OVERLAP >= n):
+            return pos + m.start()
+        pos += _WINDOW
+    return -1

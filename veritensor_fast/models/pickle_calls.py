@@ -21,6 +21,7 @@ class StreamHooks(Protocol):
     """What ``decode_stream`` asks of its walker (``PickleWalker``)."""
 
     limits: ModelLimits
+    storages: dict[str, int] | None
 
     def _resolve(self, module: str, name: str, proto: int) -> tuple[str, str, str | None, bool]: ...
 

@@ -78,6 +78,8 @@ class PickleWalker:
         self.allowed_extra = allowed_extra
         self.limits = limits or ModelLimits()
         self.nested_depth = nested_depth
+        #: while set, each zip checkpoint storage's declared bytes by key (``pickle_torch.persistent_id``)
+        self.storages: dict[str, int] | None = None
 
     # ---- public -----------------------------------------------------------------------------------------
     def analyze(self, data: Any, start: int = 0, end: int | None = None, *, where: str = "",

@@ -467,7 +467,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 r.readline()
                 stack.append(_Opaque("persistent id"))
             elif op == 0x51:  # BINPERSID
-                stack.append(persistent_id(pop()))
+                stack.append(persistent_id(pop(), hooks.storages))
             elif op == 0x80:  # PROTO
                 proto = data[r.read(1)]
                 if proto > 5:

@@ -34,13 +34,48 @@ class StorageRef(Opaque):
         self.numel = numel
 
 
-def persistent_id(pid: Any) -> Opaque:
+#: Bytes per element of each storage class ``torch.save`` names in a persistent id (torch 2.13: every dtype's
+#: ``TypedStorage._pickle_storage_type()`` and ``torch._utils._element_size``; dtypes without a typed storage
+#: class, float8 and the like, are written as ``torch.storage.UntypedStorage`` with a count of bytes).
+_ITEMSIZE = {
+    "BFloat16Storage": 2, "BoolStorage": 1, "ByteStorage": 1, "CharStorage": 1, "ComplexDoubleStorage": 16,
+    "ComplexFloatStorage": 8, "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "IntStorage": 4,
+    "LongStorage": 8, "QInt32Storage": 4, "QInt8Storage": 1, "QUInt2x4Storage": 1, "QUInt4x2Storage": 1,
+    "QUInt8Storage": 1, "ShortStorage": 2, "UntypedStorage": 1,
+}
+#: Storages of one pickle remembered for :func:`short_records` at most (then the rest are not judged).
+MAX_STORAGES = 100_000
+
+
+def persistent_id(pid: Any, seen: dict[str, int] | None = None) -> Opaque:
     """The walker's value for a BINPERSID of ``pid``: a :class:`StorageRef` when ``pid`` is a torch storage id
-    (a plain tuple: ``pickle_values.tup`` keeps one of scalars as such)."""
+    (a plain tuple: ``pickle_values.tup`` keeps one of scalars as such). With ``seen``, the bytes a zip
+    checkpoint's storage ``key`` must hold (``numel`` times its class's element size) are recorded there."""
     if type(pid) is tuple and (len(pid) == 5 or len(pid) == 6 and pid[5] is None) and pid[0] == "storage" \
             and type(pid[4]) is int:  # (legacy torch.save: a sixth item, the view's metadata, None for a whole one)
+        if seen is not None and type(pid[2]) is str and type(pid[1]) is Global and pid[1].module in (
+                "torch", "torch.storage") and pid[1].name in _ITEMSIZE and len(seen) < MAX_STORAGES:
+            seen[pid[2]] = max(seen.get(pid[2], 0), pid[4] * _ITEMSIZE[pid[1].name])
         return StorageRef(pid[4])
     return Opaque("persistent id")
+
+
+def short_records(pkl: str, seen: dict[str, int], sizes: dict[str, int], where: str) -> list[ModelIssue]:
+    """A finding for each storage of the zip checkpoint's pickle member ``pkl`` (``<archive>/data.pkl``) whose
+    record ``<archive>/data/<key>`` (``sizes``: member name -> uncompressed size) holds fewer bytes than its
+    persistent id declares (``seen``, from :func:`persistent_id`). ``torch.load`` before 2.10 built the storage
+    with the declared size over the record's buffer (reads and writes past it); 2.10 and later refuse the file
+    ("record size ... does not match expected size"). A missing record is no finding (every torch refuses it)."""
+    prefix = pkl[:-len("data.pkl")]
+    out: list[ModelIssue] = []
+    for key, nbytes in seen.items():
+        name = f"{prefix}data/{key}"
+        have = sizes.get(name, -1)
+        if 0 <= have < nbytes:
+            sub = f"{where}!{name}" if where else name
+            out.append(ModelIssue(RULE, "critical", f"pickle declares a storage of {nbytes:,} bytes on the record "
+                                  f"{name!r} of {have:,} bytes: {_ADVISORY}", "memory corruption", {"member": sub}))
+    return out
 
 
 def rebuild_issue(func: Global, args: Any, at: int, where: str) -> ModelIssue | None:

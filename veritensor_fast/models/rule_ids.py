@@ -19,7 +19,7 @@ MODEL_RULES: dict[str, tuple[str, str]] = {
     "model.pickle.limit": ("high", "pickle analysis limit reached; the rest was not analysed"),
     "model.pickle.truncated": ("high", "pickle ends without STOP (info when nothing unreviewed ran before)"),
     "model.pickle.corrupt": ("high", "pickle breaks (info when nothing unreviewed ran before)"),
-    "model.torchscript.file-access": ("critical", "TorchScript code maps (and can overwrite) any file: torch.from_file"),
+    "model.torchscript.file-access": ("critical", "TorchScript code maps or writes any file: torch.from_file, torch.save"),
     "model.dcp.external-path": ("high", "Distributed Checkpoint metadata names a storage file outside the checkpoint"),
     "model.joblib.external-file": ("high", "old joblib header loads an array file outside the pickle's directory"),
     "model.pickle.trailing-data": ("info", "bytes after the last pickle stream"),

@@ -10,7 +10,9 @@ opcode. This module imports nothing heavy: the detector imports it at start-up, 
 from __future__ import annotations
 
 import os
+import re
 import stat
+import time
 from typing import Any
 
 from veritensor_fast.randread import unpack_at
@@ -59,14 +61,38 @@ def hdf5_superblock(buf: Any) -> int:
     512, 1024, 2048, ... below the file's size; -1 when nowhere. A user block may hold any bytes (``h5py.File(...,
     userblock_size=512)``, ``h5jam``), so a Keras ``.h5`` need not start with the signature."""
     n = len(buf)
-    if bytes(buf[:8]) == HDF5_SIGNATURE:
+    if type(buf) is bytes:  # every small file and blob: no slice copied
+        if buf.startswith(HDF5_SIGNATURE):
+            return 0
+        at = 512
+        while at + 8 <= n:
+            if buf.startswith(HDF5_SIGNATURE, at):
+                return at
+            at <<= 1
+        return -1
+    # a large file's view (``randread.PreadView``): 8 bytes read at each place, none of its cached 1 MiB blocks
+    peek = getattr(buf, "peek", None) or (lambda a, k: bytes(buf[a:a + k]))
+    if peek(0, 8) == HDF5_SIGNATURE:
         return 0
     at = 512
     while at + 8 <= n:
-        if bytes(buf[at:at + 8]) == HDF5_SIGNATURE:
+        if peek(at, 8) == HDF5_SIGNATURE:
             return at
         at <<= 1
     return -1
+
+
+def hdf5_after_userblock(buf: Any) -> bool:
+    """Whether ``buf`` is an HDF5 file whose superblock follows a user block (``hdf5_superblock(buf) > 0``).
+
+    Asked of every file that sniffs as no model format, whatever its name: tf.keras 2's ``load_model`` opens any
+    name ``h5py.is_hdf5`` accepts, and the library finds the superblock behind a user block of any bytes. A file
+    under 520 bytes costs one comparison, any other small file a strided slice."""
+    if len(buf) < 520:
+        return False
+    # every place the library looks is a multiple of 512: a buffer with no signature byte at any is none (two C
+    # calls, no loop: the common answer for every file of a tree)
+    return (type(buf) is not bytes or 0x89 in buf[512::512]) and hdf5_superblock(buf) > 0
 
 
 def compression_of(head: bytes) -> str | None:
@@ -236,17 +262,16 @@ def _dangerous_module(raw: bytes) -> bool:
 # archive and every legacy ``torch.save`` stream at any offset). The paths inside ``.metadata`` are never read
 # or followed: only the files the scan itself lists are opened, so nothing outside the scanned tree is reached.
 #
-# The answer is per directory: one ``stat`` and a two-byte read of ``DIR/.metadata``, cached by the caller for
-# one batch (:class:`DcpDirs`, cleared by the model detector's ``quiet_batch``), never for the process or a
-# long-lived worker's detectors (a later scan sees a ``.metadata`` added since).
+# The answer is per directory: which of its entries are named as metadata (``.metadata``, or any rank's
+# ``__N.metadata``: without rank coordination each rank writes its own and reads it with ``read_metadata(rank=N)``,
+# and a node's directory may hold no rank 0 at all), and a two-byte read of each. The names come from one listing,
+# kept with the directory's ``st_mtime_ns`` (an entry added, removed or renamed changes it) and taken again only
+# when that changed (:func:`listed_metadata_names`). The walk's hot path (:class:`DcpDirs`) lists nothing: it
+# probes the names it can know, and its answer is remembered for one batch (cleared by the model detector's
+# ``quiet_batch``), so a long-lived worker (Dask) sees a ``.metadata`` added or rewritten since.
 
 #: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
 METADATA = ".metadata"
-
-
-#: The rank-local metadata that ``FileSystemWriter`` writes without rank coordination (``__{rank}.metadata``;
-#: ``FileSystemReader.read_metadata(rank=N)`` reads it); rank 0's is what torch itself looks for.
-RANK_METADATA = "__0.metadata"
 
 
 def is_metadata_name(name: str) -> bool:
@@ -254,11 +279,46 @@ def is_metadata_name(name: str) -> bool:
     return name == METADATA or (name.startswith("__") and name.endswith(METADATA) and name[2:-9].isdigit())
 
 
+def metadata_names(directory: str) -> tuple[str, ...]:
+    """The entries of ``directory`` named as checkpoint metadata (one listing; none when it cannot be listed)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return ()
+    if METADATA not in "/".join(names):  # one C-level search: the answer for nearly every directory
+        return ()
+    return tuple(n for n in names if n[-9:] == METADATA and is_metadata_name(n))
+
+
+#: Directories' metadata names by directory, with the ``st_mtime_ns`` they were listed at (-1: listed within 2 s
+#: of a change, listed again next time: a file system with coarse times may show the same mtime after one more
+#: entry). Kept for the process: each answer is checked against a ``stat`` of the directory first.
+_LISTED: dict[str, tuple[int, tuple[str, ...]]] = {}
+#: Directories remembered in :data:`_LISTED`; past that it starts afresh.
+MAX_LISTED = 4096
+
+
+def listed_metadata_names(directory: str) -> tuple[str, ...]:
+    """:func:`metadata_names`, listed again only when the directory's ``st_mtime_ns`` changed (one ``stat``)."""
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+    except OSError:
+        return ()
+    got = _LISTED.get(directory)
+    if got is None or got[0] != mtime:
+        if len(_LISTED) >= MAX_LISTED:
+            _LISTED.clear()
+        fresh = time.time_ns() - mtime < 2_000_000_000
+        got = _LISTED[directory] = (-1 if fresh else mtime, metadata_names(directory))
+    return got[1]
+
+
 def holds_metadata(directory: str) -> bool:
-    """Whether ``directory`` holds a regular file ``.metadata`` (or rank 0's ``__0.metadata``) that starts as a
+    """Whether ``directory`` holds a regular file ``.metadata`` or ``__N.metadata`` (any rank) that starts as a
     pickle of protocol 2 or later (``FileSystemWriter`` writes it with ``pickle.dump``; an Eclipse workspace's
-    ``.metadata`` is a directory)."""
-    return _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/{RANK_METADATA}")
+    ``.metadata`` is a directory): a ``stat`` of the directory, its listing when it changed, a two-byte read of
+    each metadata file."""
+    return any(_metadata_pickle(f"{directory}/{n}") for n in listed_metadata_names(directory))
 
 
 def _metadata_pickle(path: str) -> bool:
@@ -284,19 +344,51 @@ def is_storage_file(key: str) -> bool:
     return not is_metadata_name(os.path.basename(key)) and holds_metadata(os.path.dirname(key) or ".")
 
 
-class DcpDirs:
-    """:func:`is_storage_file` with the directory's answer remembered (one scan's detector holds one)."""
+#: The storage file name ``FileSystemWriter`` gives rank R without rank coordination (``__R_N.distcp``).
+_RANK_STORAGE = re.compile(r"__(\d+)_\d+\.distcp")
 
-    __slots__ = ("_seen",)
+
+class DcpDirs:
+    """:func:`is_storage_file` for the files of a walk, without listing every directory (the hot path: one answer
+    per directory and batch). A directory is a checkpoint directory when it holds a ``.metadata`` or
+    ``__0.metadata`` pickle (two ``access`` calls), or when a file of the scan named ``__N.metadata``, or a writer's
+    ``__R_N.distcp`` naming ``__R.metadata`` (:meth:`note`, told each batch's items; remembered for the detector's
+    life, bounded), is a pickle there. A hostile rank-local checkpoint whose metadata is listed in a later batch than
+    a storage file with another name is the one case :func:`holds_metadata` (a listing) sees and this does not."""
+
+    __slots__ = ("_ranked", "_seen")
 
     #: Directories remembered; past that the memory starts afresh (a walk lists a directory's files together).
     MAX_DIRS = 4096
 
     def __init__(self) -> None:
         self._seen: dict[str, bool] = {}
+        self._ranked: dict[str, set[str]] = {}
 
     def clear(self) -> None:
         self._seen.clear()
+
+    def note(self, keys: list[str]) -> None:
+        """The keys of a batch's files: each rank metadata name among them, and the ``__R.metadata`` each writer's
+        ``__R_N.distcp`` names, marks its directory."""
+        joined = "\n".join(keys)
+        if METADATA not in joined and ".distcp" not in joined:  # two C-level searches: nearly every batch
+            return
+        for key in keys:
+            cut = key.rfind("/")
+            name = key[cut + 1:]
+            if name[-9:] == METADATA:
+                if name == METADATA or not is_metadata_name(name):
+                    continue
+            elif name[-7:] == ".distcp" and (m := _RANK_STORAGE.fullmatch(name)) is not None:
+                name = f"__{m.group(1)}{METADATA}"
+            else:
+                continue
+            directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
+            if directory not in self._ranked and len(self._ranked) >= self.MAX_DIRS:
+                self._ranked.clear()
+            self._ranked.setdefault(directory, set()).add(name)
+            self._seen.pop(directory, None)
 
     def storage_file(self, key: str) -> bool:
         cut = key.rfind("/")
@@ -305,5 +397,8 @@ class DcpDirs:
         if found is None:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
-            found = self._seen[directory] = holds_metadata(directory)
+            found = self._seen[directory] = (
+                _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/__0{METADATA}")
+                or directory in self._ranked and any(_metadata_pickle(f"{directory}/{n}")
+                                                     for n in self._ranked[directory]))
         return found and not is_metadata_name(key[cut + 1:])

@@ -8,6 +8,14 @@ tensor, and with ``shared=True`` whatever is copied into that tensor is written 
 site-packages ``.pth`` file is code execution). No model a training library writes calls it (``__setstate__`` alone
 is no finding: quantized modules define one). Spacing and line continuations between the names are allowed, as
 the TorchScript lexer allows them; a ``torch.ops.aten.from_file`` spelling too.
+
+``torch.save(obj, filename)`` is one too (``aten::save``, the only other op of torch 2.13's JIT registry that
+touches a file by name; ``open``, ``torch.load``, ``torch.jit.load``, ``UntypedStorage.from_file`` and imports are
+refused by the compiler): it writes ``obj``'s pickle, strings verbatim, to any path (checked with torch 2.13:
+``torch.jit.load`` of an archive whose ``__setstate__`` calls it wrote the file, a zip whose pickle holds the string:
+an SSH public key between two line breaks is a line of its own that ``ssh-keygen -l`` reads, so written as
+``~/.ssh/authorized_keys`` it grants a login; any other file it replaces is destroyed). The op may be named as an
+attribute or, resolved at compile time, by ``getattr(torch, "save")``.
 """
 
 from __future__ import annotations
@@ -18,8 +26,21 @@ from typing import Any
 from veritensor_fast.models.base import ModelIssue
 
 _SEP = r"[\s\\]*"
+#: ``torch.from_file``/``torch.save`` (and ``aten.``, ``ops.aten.`` spellings, ``aten::`` op names): group 1 or 2;
+#: group 3: the op's name as a string literal, which ``getattr(torch, "save")`` (any quotes, any spacing, nested
+#: ``getattr(getattr(ops, "aten"), "save")``) resolves at compile time (torch 2.13 loaded and ran each)
 FROM_FILE = re.compile(rb"\b(?:torch|aten|ops" + _SEP.encode() + rb"\." + _SEP.encode() + rb"aten)" + _SEP.encode()
-                       + rb"\." + _SEP.encode() + rb"from_file\b|aten::from_file\b")
+                       + rb"\." + _SEP.encode() + rb"(from_file|save)\b|aten::(from_file|save)\b"
+                       + rb"|[\"'](from_file|save)[\"']")
+#: How far before a string literal ``getattr`` is looked for (its other argument and the spacing).
+_GETATTR_BEFORE = 512
+#: What each op does with the file its code names.
+_DOES = {
+    "from_file": "it maps any file the user can read, and with shared=True writes to it (a ~/.bashrc or "
+                 "site-packages .pth file is code execution)",
+    "save": "it replaces any file the user can write with a zip holding any string verbatim (a line of its own in "
+            "~/.ssh/authorized_keys grants a login)",
+}
 #: ``[ \t]``, not ``\s``: ``^\s*`` would run over every following blank line from each line start (1M newlines
 #: before the call: ~20 minutes)
 _DEF = re.compile(rb"^[ \t]*def[ \t]+(\w+)", re.M)
@@ -32,16 +53,23 @@ def is_code_member(name: str) -> bool:
 
 
 def code_issues(data: Any, where: str) -> list[ModelIssue]:
-    """A critical finding when the TorchScript source ``data`` calls ``torch.from_file``."""
+    """A critical finding for each file op (``torch.from_file``, ``torch.save``) the TorchScript source ``data``
+    calls, at its first call."""
     raw = bytes(data)
-    m = FROM_FILE.search(raw)
-    if m is None:
-        return []
-    defs = [d.group(1).decode("ascii", "replace") for d in _DEF.finditer(raw, 0, m.start())]
-    method = defs[-1] if defs else "?"
-    when = "inside torch.jit.load" if method == "__setstate__" else "when the model runs"
-    return [ModelIssue(
-        "model.torchscript.file-access", "critical",
-        f"TorchScript code calls torch.from_file in {method}() ({when}): it maps any file the user can read, and "
-        "with shared=True writes to it (a ~/.bashrc or site-packages .pth file is code execution)",
-        "torch.from_file", {"member": where, "method": method} if where else {"method": method})]
+    out: list[ModelIssue] = []
+    seen: set[str] = set()
+    for m in FROM_FILE.finditer(raw):
+        if m.group(3) and raw.find(b"getattr", max(0, m.start() - _GETATTR_BEFORE), m.start()) < 0:
+            continue  # a string that is no attribute name (``print("save")``)
+        op = (m.group(1) or m.group(2) or m.group(3)).decode("ascii")
+        if op in seen:
+            continue
+        seen.add(op)
+        defs = [d.group(1).decode("ascii", "replace") for d in _DEF.finditer(raw, 0, m.start())]
+        method = defs[-1] if defs else "?"
+        when = "inside torch.jit.load" if method == "__setstate__" else "when the model runs"
+        out.append(ModelIssue(
+            "model.torchscript.file-access", "critical",
+            f"TorchScript code calls torch.{op} in {method}() ({when}): {_DOES[op]}",
+            f"torch.{op}", {"member": where, "method": method} if where else {"method": method}))
+    return out
