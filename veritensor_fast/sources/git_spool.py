@@ -73,16 +73,22 @@ class Spool:
         """The output lines (without their newline), after git has finished: read 1 MiB at a time, each read's
         lines split at once and flattened by ``itertools.chain`` (no Python step per line: a pack-order listing
         has a line per object, 130k in a 6k-commit history)."""
-        return chain.from_iterable(self._line_chunks())
+        return chain.from_iterable(self.chunks())
 
-    def _line_chunks(self) -> Iterator[list[bytes]]:
+    def chunks(self, sep: bytes = b"\n") -> Iterator[list[bytes]]:
+        """The output's records ending in ``sep`` (without it), after git has finished: a list per 1 MiB read.
+        Read with ``pread`` from the start: the file offset is the one git wrote at, and nothing here moves it
+        (provenance reads a log's output again)."""
         self.wait()
+        fd = self.out.fileno()
+        off = 0
         rest = b""
         while True:
-            data = self.out.read(1 << 20)
+            data = os.pread(fd, 1 << 20, off)
             if not data:
                 break
-            parts = (rest + data).split(b"\n")
+            off += len(data)
+            parts = (rest + data).split(sep)
             rest = parts.pop()
             yield parts
         if rest:

@@ -27,7 +27,6 @@ also list blobs re-added inside the range that the excluded commits already had)
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
@@ -80,25 +79,7 @@ def spool_tokens(spool: Spool, follow: bool = False) -> Iterator[bytes]:
 
     if follow:
         return chain.from_iterable(follow_chunks(spool, b"\0"))
-    return chain.from_iterable(_finished_chunks(spool))
-
-
-def _finished_chunks(spool: Spool) -> Iterator[list[bytes]]:
-    """The tokens of a finished log ``Spool``, a list per 1 MiB read."""
-    spool.wait()
-    fd = spool.out.fileno()
-    off = 0
-    rest = b""
-    while True:
-        data = os.pread(fd, 1 << 20, off)
-        if not data:
-            break
-        off += len(data)
-        parts = (rest + data).split(b"\0")
-        rest = parts.pop()
-        yield parts
-    if rest:
-        yield [rest]
+    return chain.from_iterable(spool.chunks(b"\0"))
 
 
 def _lines(out: str) -> list[tuple[str, str]]:
