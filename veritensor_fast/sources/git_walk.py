@@ -75,11 +75,7 @@ def spool_tokens(spool: Spool, follow: bool = False) -> Iterator[bytes]:
     """The NUL-separated tokens of a log ``Spool``'s output: as git writes them (``follow``), else once it has
     finished. Read with ``pread`` from the start: the file offset is git's, and provenance reads the file again.
     Read a chunk at a time and flattened by ``itertools.chain``: no generator step per token."""
-    from veritensor_fast.sources.git_overlap import follow_chunks
-
-    if follow:
-        return chain.from_iterable(follow_chunks(spool, b"\0"))
-    return chain.from_iterable(spool.chunks(b"\0"))
+    return chain.from_iterable(spool.chunks(b"\0", follow))
 
 
 def _lines(out: str) -> list[tuple[str, str]]:
