@@ -25,8 +25,6 @@ yet on a quiet or larger machine: ``bench/bench_history.py scan REPO JOBS [DEPTH
 
 from __future__ import annotations
 
-import os
-import time
 from array import array
 from collections.abc import Callable, Iterator
 from itertools import chain
@@ -34,41 +32,14 @@ from itertools import chain
 from veritensor_fast.findings import display_path
 from veritensor_fast.sources.git_spool import Spool
 
-#: How long to wait for more output from a running ``rev-list`` before looking again.
-POLL_S = 0.004
 #: ``OverlappedListing(depth=ALL_DEPTHS)``: every blob goes early, whatever its delta chain.
 ALL_DEPTHS = 1 << 30
 
 
 def follow_lines(spool: Spool, sep: bytes = b"\n") -> Iterator[bytes]:
     """The output lines of a running ``Spool`` (without their newline; ``sep``: another terminator, NUL for
-    ``-z`` output) as git writes them, until git has exited and all of it is read."""
-    return chain.from_iterable(follow_chunks(spool, sep))
-
-
-def follow_chunks(spool: Spool, sep: bytes = b"\n") -> Iterator[list[bytes]]:
-    """:func:`follow_lines` a read at a time: the list of the lines each read of up to 1 MiB completes (a caller
-    that flattens them with ``itertools.chain`` pays no generator step per line). Reads with ``pread``: git
-    writes at the file offset it shares with us, which must not move."""
-    proc = spool.proc
-    fd = spool.out.fileno()
-    off = 0
-    rest = b""
-    while True:
-        done = proc is None or proc.poll() is not None  # before reading: what git wrote before exiting is read
-        while True:
-            data = os.pread(fd, 1 << 20, off)
-            if not data:
-                break
-            off += len(data)
-            parts = (rest + data).split(sep)
-            rest = parts.pop()
-            yield parts
-        if done:
-            break
-        time.sleep(POLL_S)
-    if rest:
-        yield [rest]
+    ``-z`` output) as git writes them, until git has exited and all of it is read (``Spool.chunks``)."""
+    return chain.from_iterable(spool.chunks(sep, follow=True))
 
 
 class _Rows:

@@ -16,11 +16,15 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import IO
 
 from veritensor_fast import gitcmd
+
+#: How long to wait for more output from a running git (``Spool.chunks(follow=True)``) before looking again.
+POLL_S = 0.004
 
 
 class Spool:
@@ -73,18 +77,33 @@ class Spool:
         """The output lines (without their newline), after git has finished: read 1 MiB at a time, each read's
         lines split at once and flattened by ``itertools.chain`` (no Python step per line: a pack-order listing
         has a line per object, 130k in a 6k-commit history)."""
-        return chain.from_iterable(self._line_chunks())
+        return chain.from_iterable(self.chunks())
 
-    def _line_chunks(self) -> Iterator[list[bytes]]:
-        self.wait()
+    def chunks(self, sep: bytes = b"\n", follow: bool = False) -> Iterator[list[bytes]]:
+        """The output's records ending in ``sep`` (without it), a list per read of up to 1 MiB (a caller that
+        flattens them with ``itertools.chain`` pays no generator step per record): once git has finished, or with
+        ``follow`` as git writes them, until it has exited and all of it is read. Read with ``pread`` from the
+        start: git writes at the file offset it shares with us, which must not move (provenance reads a log's
+        output again)."""
+        if not follow:
+            self.wait()
+        proc = self.proc
+        fd = self.out.fileno()
+        off = 0
         rest = b""
         while True:
-            data = self.out.read(1 << 20)
-            if not data:
+            done = proc is None or proc.poll() is not None  # before reading: what git wrote before exiting is read
+            while True:
+                data = os.pread(fd, 1 << 20, off)
+                if not data:
+                    break
+                off += len(data)
+                parts = (rest + data).split(sep)
+                rest = parts.pop()
+                yield parts
+            if done:
                 break
-            parts = (rest + data).split(b"\n")
-            rest = parts.pop()
-            yield parts
+            time.sleep(POLL_S)
         if rest:
             yield [rest]
 

@@ -27,7 +27,6 @@ also list blobs re-added inside the range that the excluded commits already had)
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
@@ -77,29 +76,7 @@ def spool_tokens(spool: Spool, follow: bool = False) -> Iterator[bytes]:
     """The NUL-separated tokens of a log ``Spool``'s output: as git writes them (``follow``), else once it has
     finished. Read with ``pread`` from the start: the file offset is git's, and provenance reads the file again.
     Read a chunk at a time and flattened by ``itertools.chain``: no generator step per token."""
-    from veritensor_fast.sources.git_overlap import follow_chunks
-
-    if follow:
-        return chain.from_iterable(follow_chunks(spool, b"\0"))
-    return chain.from_iterable(_finished_chunks(spool))
-
-
-def _finished_chunks(spool: Spool) -> Iterator[list[bytes]]:
-    """The tokens of a finished log ``Spool``, a list per 1 MiB read."""
-    spool.wait()
-    fd = spool.out.fileno()
-    off = 0
-    rest = b""
-    while True:
-        data = os.pread(fd, 1 << 20, off)
-        if not data:
-            break
-        off += len(data)
-        parts = (rest + data).split(b"\0")
-        rest = parts.pop()
-        yield parts
-    if rest:
-        yield [rest]
+    return chain.from_iterable(spool.chunks(b"\0", follow))
 
 
 def _lines(out: str) -> list[tuple[str, str]]:
