@@ -40,6 +40,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import random
 import signal
 import sys
 import threading
@@ -79,6 +80,8 @@ WALK_AHEAD = 4
 START_ATTEMPTS = 3
 #: Suspect levels: 0 a batch as planned; 1 one item, run in parallel after a break; 2 one item, run alone.
 PLANNED, SINGLE, ALONE = 0, 1, 2
+#: Probes (``_probe``) that may die in a row, once the restart budget is spent, before the scan stops.
+PROBES = 3
 
 
 def failure_budget(jobs: int) -> int:
@@ -128,6 +131,9 @@ class PoolExecutor:
         #: breaks and ``MemoryError`` failures since a task last finished; whether any task has finished
         self._failing = 0
         self._finished = False
+        #: the budget was spent and a probe runs alone to decide whether workers can still scan (see ``map``)
+        self._probing = False
+        self._probes = 0  # probes since a task last finished
         self._prebuilt = False
         if self.method == "fork":  # build the worker state once, here: every forked worker inherits it
             prebuild(WorkerContext(options, serialised_db, ruleset), serialised_db)
@@ -188,10 +194,16 @@ class PoolExecutor:
         alone: deque[Item] = deque()  # level-2 items: each runs with nothing else in flight
         inflight: dict[Future[BatchResult], Unit] = {}
         window = IN_FLIGHT_PER_JOB * self.jobs
+        probe: Unit | None = None  # the task that decides, once the budget is spent, whether workers can scan
         while True:
             # fill the window; a pool that broke while idle refuses the submit: the unit goes back, unrun
             refused = False
-            if alone:
+            if self._probing:  # the task that decides runs alone: nothing else is sent until it ends
+                if probe is not None and not inflight:
+                    refused = not self._submit(inflight, probe)
+                    if not refused:
+                        probe = None
+            elif alone:
                 if not inflight:
                     it = alone.popleft()
                     refused = not self._submit(inflight, ([it], ALONE))
@@ -243,7 +255,7 @@ class PoolExecutor:
                 items, level = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is None:
-                    self._failing, self._finished = 0, True
+                    self._failing, self._finished, self._probing, self._probes = 0, True, False, 0
                     res = fut.result()
                     # big files of a shard and parts of a split file: a task each, first (the longest tasks
                     # start early instead of ending the scan on one worker while the others wait)
@@ -290,7 +302,16 @@ class PoolExecutor:
                     yield BatchResult(errors=[
                         ScanError(it.path, f"the worker process died while scanning this item ({how}); "
                                            "it was not scanned", "crash") for it in crashed])
-            if self._failing >= failure_budget(self.jobs):
+            if self._probing and probe is None and not inflight:
+                self._probing = False  # the probe ended and failed (one that finishes ends probing above)
+            if self._failing >= failure_budget(self.jobs) and not self._probing and self._probes < PROBES:
+                # files that each kill their worker, one after the other, look the same as starvation until
+                # something else runs alone: it finishes unless every worker dies on everything (review23: 24
+                # such files in a row stopped a scan and lost the findings of the 700 after them)
+                probe = _probe(retry, walks, alone, planned)
+                self._probing = probe is not None
+                self._probes += 1
+            if self._failing >= failure_budget(self.jobs) and not self._probing:
                 yield _abandoned([inflight.values(), retry, walks, [([it], ALONE) for it in alone]], planned,
                                  f"the worker processes failed {self._failing} times in a row (last: {how}), "
                                  "as when they run out of memory; the scan stopped")
@@ -320,6 +341,32 @@ class PoolExecutor:
         for p in procs:
             p.join(5)
         self._withdraw()
+
+
+def _probe(retry: deque[Unit], walks: deque[Unit], alone: deque[Item], planned: Iterator[list[Item]]) -> Unit | None:
+    """What runs alone once the restart budget is spent, out of its queue: work never tried yet (a listed batch,
+    the rest of a batch, else the next planned batch of files; its walks join ``walks``), else one suspect item
+    drawn at random (files that kill their worker come in runs, in listing order); None when nothing is left."""
+    for i, unit in enumerate(retry):
+        if unit[1] == PLANNED and (isinstance(unit[0], Listed) or unit[0][0].kind != "tree"):
+            del retry[i]
+            return unit
+    for b in planned:
+        walks.extend(([it], PLANNED) for it in b if it.kind == "tree")
+        b = [it for it in b if it.kind != "tree"]
+        if b:
+            return (b, PLANNED)
+    singles = [i for i, (u, _) in enumerate(retry) if not isinstance(u, Listed) and len(u) == 1]
+    pick = random.randrange(len(singles) + len(alone)) if singles or alone else -1
+    if pick < 0:
+        return None
+    if pick < len(singles):
+        unit = retry[singles[pick]]
+        del retry[singles[pick]]
+        return (unit[0], ALONE)
+    it = alone[pick - len(singles)]
+    del alone[pick - len(singles)]
+    return ([it], ALONE)
 
 
 def _abandoned(queues: Iterable[Iterable[Unit]], planned: Iterator[list[Item]], why: str) -> BatchResult:
