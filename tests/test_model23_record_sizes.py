@@ -83,3 +83,21 @@ def test_inside_a_tar() -> None:
         info.size = len(raw)
         t.addfile(info, io.BytesIO(raw))
     assert _found(tgz.getvalue(), "ckpt.tar.gz") == [(RULE, "critical", "ckpt/model.pt!archive/data/0")]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b"ctorch\nFloatStorage\n", b"ctorch.cuda\nFloatStorage\n"),  # torch.load reads its dtype the same way
+    (b"ctorch\nFloatStorage\n", b"ctorch.cuda\nHalfStorage\n"),  # 16 x 2 bytes: still more than the 8 held
+    (b"X\x01\x00\x00\x000", b"K\x00"),  # the key as an int: torch reads ``data/0`` all the same
+])
+def test_short_record_under_another_spelling_is_critical(old: bytes, new: bytes) -> None:
+    """review23: a storage class from another module and an integer key passed the record-size check."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(FIX / "evil_short_record.pt") as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "archive/data.pkl":
+                assert data.count(old) == 1
+                data = data.replace(old, new)
+            dst.writestr(info.filename, data)
+    assert _found(out.getvalue()) == [(RULE, "critical", "archive/data/0")]

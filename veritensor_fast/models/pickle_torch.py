@@ -53,9 +53,11 @@ def persistent_id(pid: Any, seen: dict[str, int] | None = None) -> Opaque:
     checkpoint's storage ``key`` must hold (``numel`` times its class's element size) are recorded there."""
     if type(pid) is tuple and (len(pid) == 5 or len(pid) == 6 and pid[5] is None) and pid[0] == "storage" \
             and type(pid[4]) is int:  # (legacy torch.save: a sixth item, the view's metadata, None for a whole one)
-        if seen is not None and type(pid[2]) is str and type(pid[1]) is Global and pid[1].module in (
-                "torch", "torch.storage") and pid[1].name in _ITEMSIZE and len(seen) < MAX_STORAGES:
-            seen[pid[2]] = max(seen.get(pid[2], 0), pid[4] * _ITEMSIZE[pid[1].name])
+        if seen is not None and type(pid[2]) in (str, int) and type(pid[1]) is Global and len(seen) < MAX_STORAGES:
+            # torch reads the record ``data/{key}`` (an int key too) with the class's dtype, whatever its module
+            # (``torch.cuda.FloatStorage``): a class of no known size counts one byte an element, a lower bound
+            key = str(pid[2])
+            seen[key] = max(seen.get(key, 0), pid[4] * _ITEMSIZE.get(pid[1].name, 1))
         return StorageRef(pid[4])
     return Opaque("persistent id")
 
