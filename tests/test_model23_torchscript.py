@@ -79,6 +79,16 @@ def test_spellings_torch_loads(spelling: bytes) -> None:
     assert _found(_edit(SETSTATE, b"torch.save(", spelling)) == [(RULE, "critical", "torch.save", "__setstate__")]
 
 
+@pytest.mark.parametrize("spelling", [
+    b'getattr(torch, "s\\141ve")(', b'getattr(torch, "sa" "ve")(', b"getattr(torch, 's' \\\n 'ave')(",
+    b'getattr(torch, "\\x73ave")(',
+])
+def test_spellings_the_lexer_joins_or_decodes(spelling: bytes) -> None:
+    """review23: the TorchScript lexer decodes octal and hex escapes and joins adjacent literals (its
+    ``parse_string_literal`` and ``parser.cpp``): ``getattr(torch, "s\\141ve")`` names torch.save too."""
+    assert _found(_edit(SETSTATE, b"torch.save(", spelling)) == [(RULE, "critical", "torch.save", "__setstate__")]
+
+
 def test_from_file_by_getattr() -> None:
     raw = _edit(HERE / "real_models_m22" / "evil_from_file_setstate.pt", b"torch.from_file(",
                 b'getattr(torch, "from_file")(')

@@ -20,6 +20,7 @@ attribute or, resolved at compile time, by ``getattr(torch, "save")``.
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Any
 
@@ -34,6 +35,13 @@ FROM_FILE = re.compile(rb"\b(?:torch|aten|ops" + _SEP.encode() + rb"\." + _SEP.e
                        + rb"|[\"'](from_file|save)[\"']")
 #: How far before a string literal ``getattr`` is looked for (its other argument and the spacing).
 _GETATTR_BEFORE = 512
+#: A run of string literals the TorchScript lexer joins (``"sa" "ve"``); each may hold escapes (``"s\\141ve"``: the
+#: lexer decodes octal, hex and the usual C escapes), which the plain match above cannot see
+#: (each literal at most 64 characters, and the spacing between two too: an op's name is short, and the regex
+#: must not run from every quote of an unterminated run to the end of the file, as it did for 1 MB of ``"\\``)
+_LIT = rb'"(?:[^"\\\n]|\\[^\n]){0,64}"|\'(?:[^\'\\\n]|\\[^\n]){0,64}\''
+_RUN = re.compile(rb"(?:" + _LIT + rb")(?:[\s\\]{0,64}(?:" + _LIT + rb"))*")
+_ONE = re.compile(_LIT)
 #: What each op does with the file its code names.
 _DOES = {
     "from_file": "it maps any file the user can read, and with shared=True writes to it (a ~/.bashrc or "
@@ -58,18 +66,43 @@ def code_issues(data: Any, where: str) -> list[ModelIssue]:
     raw = bytes(data)
     out: list[ModelIssue] = []
     seen: set[str] = set()
+    calls = []
     for m in FROM_FILE.finditer(raw):
-        if m.group(3) and raw.find(b"getattr", max(0, m.start() - _GETATTR_BEFORE), m.start()) < 0:
+        if m.group(3) and not _after_getattr(raw, m.start()):
             continue  # a string that is no attribute name (``print("save")``)
-        op = (m.group(1) or m.group(2) or m.group(3)).decode("ascii")
+        calls.append((m.start(), (m.group(1) or m.group(2) or m.group(3)).decode("ascii")))
+    if b"getattr" in raw:
+        calls += _spelled(raw)
+    for at, op in sorted(calls):
         if op in seen:
             continue
         seen.add(op)
-        defs = [d.group(1).decode("ascii", "replace") for d in _DEF.finditer(raw, 0, m.start())]
+        defs = [d.group(1).decode("ascii", "replace") for d in _DEF.finditer(raw, 0, at)]
         method = defs[-1] if defs else "?"
         when = "inside torch.jit.load" if method == "__setstate__" else "when the model runs"
         out.append(ModelIssue(
             "model.torchscript.file-access", "critical",
             f"TorchScript code calls torch.{op} in {method}() ({when}): {_DOES[op]}",
             f"torch.{op}", {"member": where, "method": method} if where else {"method": method}))
+    return out
+
+
+def _after_getattr(raw: bytes, at: int) -> bool:
+    return raw.find(b"getattr", max(0, at - _GETATTR_BEFORE), at) >= 0
+
+
+def _spelled(raw: bytes) -> list[tuple[int, str]]:
+    """The ops named to ``getattr`` by string literals joined or escaped (``"sa" "ve"``, ``"s\\141ve"``), as the
+    TorchScript lexer reads them; plain literals are ``FROM_FILE``'s."""
+    out = []
+    for run in _RUN.finditer(raw):
+        text = run.group()
+        if b"\\" not in text and len(_ONE.findall(text)) < 2:
+            continue
+        try:
+            name = codecs.escape_decode(b"".join(lit[1:-1] for lit in _ONE.findall(text)))[0]
+        except ValueError:
+            continue
+        if name in (b"from_file", b"save") and _after_getattr(raw, run.start()):
+            out.append((run.start(), name.decode("ascii")))
     return out
