@@ -29,7 +29,7 @@ import tempfile
 CHILD = r"""
 import json, os, resource, sys, time
 jobs = int(sys.argv[2])
-from veritensor_fast import engine, executors_local, worker
+from veritensor_fast import engine, executors_local, executors_tasks, worker
 from veritensor_fast.sources.fs import FileSource
 
 log = sys.argv[3]
@@ -98,7 +98,7 @@ except ImportError:  # an older tree: ProcessPoolExecutor
 
     executors_local.wait = pwait
 init_worker.__module__, init_worker.__qualname__ = "veritensor_fast.worker", "init_worker"  # picklable by reference
-worker.init_worker = executors_local.init_worker = init_worker
+worker.init_worker = executors_tasks.init_worker = init_worker
 mark = {}
 real_map = executors_local.PoolExecutor.map
 

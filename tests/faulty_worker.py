@@ -71,9 +71,9 @@ if os.environ.get("FAKE_DISABLE_RULE"):  # a worker whose rule set differs
 
     veritensor_fast.worker.load_rules = _load_rules
 if os.environ.get("FAULT") == "init":  # every worker fails to initialise
-    import veritensor_fast.executors_local
+    import veritensor_fast.executors_tasks
 
-    veritensor_fast.executors_local.init_worker = _init_fails
+    veritensor_fast.executors_tasks.init_worker = _init_fails
 
 if __name__ == "__main__":
     from veritensor_fast.cli import main

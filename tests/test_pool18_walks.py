@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from veritensor_fast import engine, executors_local, worker
+from veritensor_fast import engine, executors_local, executors_tasks, worker
 from veritensor_fast.sources.fs import FileReader, FileSource
 from veritensor_fast.worker import BatchResult, ScanOptions
 
@@ -27,9 +27,9 @@ SLOW_S = 2.0
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 4 files, walks of 8: the parent lists 16 files, then hands the rest of its walk off."""
-    for mod in (engine, worker, executors_local):
+    for mod in (engine, worker, executors_local, executors_tasks):
         monkeypatch.setattr(mod, "BATCH_ITEMS", 4)
-    monkeypatch.setattr(executors_local, "WALK_FILES", 8)
+    monkeypatch.setattr(executors_tasks, "WALK_FILES", 8)
     monkeypatch.setattr(engine, "SMALL_SCAN_BYTES", 0)
     # the workers must inherit these patches: fork, even when an earlier test of the suite left a thread running
     # (the scan would choose forkserver then, whose workers import the modules afresh)

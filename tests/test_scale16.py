@@ -22,7 +22,7 @@ from conftest import hf_token
 
 CHILD = r"""
 import gc, json, os, sys
-from veritensor_fast import engine, executors_local, worker
+from veritensor_fast import engine, executors_local, executors_tasks, worker
 from veritensor_fast.sources.fs import FileSource
 
 root, jobs, small = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "small"
@@ -63,7 +63,7 @@ if jobs > 1:
         return r
 
     run_batch.__module__, run_batch.__qualname__ = "veritensor_fast.worker", "run_batch"
-    worker.run_batch = executors_local.run_batch = run_batch
+    worker.run_batch = executors_tasks.run_batch = run_batch
 before = (gc.get_threshold(), gc.get_freeze_count())
 res = engine.scan(FileSource([root]), worker.ScanOptions(), jobs=jobs)
 if jobs > 1:

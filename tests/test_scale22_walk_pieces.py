@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from veritensor_fast import engine, executors_local, worker
+from veritensor_fast import engine, executors_local, executors_tasks, worker
 from veritensor_fast.findings import Item
 from veritensor_fast.sources.fs import FileSource, walk_tree
 from veritensor_fast.worker import ScanOptions
@@ -32,9 +32,9 @@ BATCH_S = 0.03
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 4 files, walks of 8: the parent lists 16 files, then hands the rest of its walk off."""
-    for mod in (engine, worker, executors_local):
+    for mod in (engine, worker, executors_local, executors_tasks):
         monkeypatch.setattr(mod, "BATCH_ITEMS", 4)
-    monkeypatch.setattr(executors_local, "WALK_FILES", 8)
+    monkeypatch.setattr(executors_tasks, "WALK_FILES", 8)
     monkeypatch.setattr(engine, "SMALL_SCAN_BYTES", 0)
     monkeypatch.setattr(executors_local, "start_method", lambda: "fork")  # the workers inherit the patches
 
@@ -54,7 +54,7 @@ def test_the_walk_handed_off_is_walked_by_every_worker_at_once(tmp_path: Path, s
     rest."""
     _tree(tmp_path)
     log = tmp_path.parent / f"{tmp_path.name}-walks.log"
-    real_walk = executors_local.expand_trees
+    real_walk = executors_tasks.expand_trees
     slept: list[float] = []
 
     def slow_walk(batch: list[Item], *a: Any) -> Any:  # what a walk task (``_walk``) runs; the workers inherit it
@@ -67,7 +67,7 @@ def test_the_walk_handed_off_is_walked_by_every_worker_at_once(tmp_path: Path, s
             f.write(f"{os.getpid()} {t:.6f} {time.monotonic():.6f}\n")
         return res
 
-    monkeypatch.setattr(executors_local, "expand_trees", slow_walk)
+    monkeypatch.setattr(executors_tasks, "expand_trees", slow_walk)
     real_batch = worker.WorkerContext.run_batch
 
     def steady_batch(self: worker.WorkerContext, batch: list[Item]) -> Any:
