@@ -63,12 +63,20 @@ def test_without_findings_the_scan_is_incomplete(tree: Path, tmp_path: Path) -> 
     _only_memory_errors(rep)
 
 
-def test_loads_without_room_raises_memory_error() -> None:
+def test_loads_without_room_raises_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under no cap the reservation never fails and the result is orjson's; invalid JSON stays a decode error."""
     from veritensor_fast import jsonload, memroom
 
     assert jsonload.loads(b'{"a": [1, "x"]}') == {"a": [1, "x"]}
     with pytest.raises(jsonload.JSONDecodeError):
         jsonload.loads(b'{"a": ')
+    monkeypatch.setattr(memroom, "GUARDED", True)  # as under a cap (uncapped, the check is skipped)
     with pytest.raises(MemoryError, match="memory"):
         memroom.room(1 << 62)
+
+    class Huge(bytes):
+        def __len__(self) -> int:
+            return 1 << 57
+
+    with pytest.raises(MemoryError, match="memory"):  # refused before orjson sees it
+        jsonload.loads(Huge(b"[]"))

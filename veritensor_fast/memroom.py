@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import mmap
+import resource
 import sys
 from types import ModuleType
 
@@ -21,9 +22,28 @@ from types import ModuleType
 NUMPY_ROOM = 160 << 20
 
 
+def _guarded() -> bool:
+    """Whether a map can fail for want of room: an address-space limit (``prlimit --as``, ``ulimit -v``), or
+    strict overcommit (``vm.overcommit_memory = 2``). Otherwise a lazy map of any sane size succeeds (a cgroup
+    limit is enforced later, by the OOM killer, which no check here can avoid), so :func:`room` does nothing."""
+    if resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY:
+        return True
+    try:
+        with open("/proc/sys/vm/overcommit_memory", "rb") as f:
+            return f.read().strip() == b"2"
+    except OSError:
+        return False
+
+
+#: decided once, when this module loads (a worker inherits its parent's limit)
+GUARDED = _guarded()
+
+
 def room(nbytes: int) -> None:
     """Raise ``MemoryError`` unless ``nbytes`` of address space can be mapped now (the map is released at once:
-    no page is touched, nothing is kept)."""
+    no page is touched, nothing is kept). Nothing to check (and no cost) unless :data:`GUARDED`."""
+    if not GUARDED:
+        return
     try:
         m = mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     except (OSError, ValueError, OverflowError) as exc:
