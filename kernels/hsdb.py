@@ -25,6 +25,8 @@ __all__ = ["CHUNK", "OVERLAP", "DatabaseError", "Scanner", "cache_dir", "cache_s
 CHUNK = 1 << 30
 #: Overlap between chunks; must exceed the longest candidate a pattern can match.
 OVERLAP = 1 << 16
+#: what the binding raises for HS_NOMEM (a database or scratch that could not be allocated; not in its stubs)
+_HS_NOMEM: type[BaseException] = getattr(hyperscan, "NoMemoryError", MemoryError)
 
 
 class DatabaseError(Exception):
@@ -125,6 +127,8 @@ class Scanner:
                 db = hyperscan.loadb(serialised, hyperscan.HS_MODE_BLOCK)
             db.scratch = hyperscan.Scratch(db)
         except Exception as exc:  # hyperscan raises its own error type
+            if isinstance(exc, MemoryError | _HS_NOMEM):
+                raise MemoryError("out of memory: cannot load the Hyperscan database") from exc
             raise DatabaseError(f"cannot load Hyperscan database: {exc}") from exc
         self._db = db
 

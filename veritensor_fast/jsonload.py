@@ -42,6 +42,9 @@ def loads(data: Any) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        if "memory" in str(exc).lower():  # "Not enough memory to allocate buffer for parsing"
-            raise MemoryError("out of memory: orjson could not allocate its parse buffer") from None
+        # "Not enough memory to allocate buffer for parsing"; or an error at the first byte of a document that
+        # opens an object or array, which no syntax error gives (``{`` alone fails at byte 1): an allocation
+        # that failed (seen under ``prlimit --as=60M`` on the monorepo, 17 notebooks, as "line 1 column 1")
+        if "memory" in str(exc).lower() or (exc.pos == 0 and bytes(data[:1]) in (b"{", b"[")):
+            raise MemoryError("out of memory: orjson could not allocate what the parse needs") from None
         raise
