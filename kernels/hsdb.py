@@ -25,10 +25,17 @@ __all__ = ["CHUNK", "OVERLAP", "DatabaseError", "Scanner", "cache_dir", "cache_s
 CHUNK = 1 << 30
 #: Overlap between chunks; must exceed the longest candidate a pattern can match.
 OVERLAP = 1 << 16
+#: what the binding raises for HS_NOMEM (a database or scratch that could not be allocated; not in its stubs)
+_HS_NOMEM: type[BaseException] = getattr(hyperscan, "NoMemoryError", MemoryError)
 
 
 class DatabaseError(Exception):
     """A pattern set could not be compiled or a serialised database could not be loaded."""
+
+
+class DatabaseNoMemory(DatabaseError, MemoryError):
+    """Hyperscan could not allocate a database (compile, load) or its scratch: at start-up a ``DatabaseError``
+    (the CLI's exit 2), during a scan a ``MemoryError`` (the item's out-of-memory error, the scan goes on)."""
 
 
 def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = None,
@@ -41,6 +48,8 @@ def compile_patterns(patterns: Sequence[bytes], flags: Sequence[int] | None = No
     try:
         db.compile(expressions=list(patterns), ids=ids, elements=len(patterns), flags=fl)
     except hyperscan.error as exc:  # pragma: no cover - message depends on the pattern
+        if isinstance(exc, _HS_NOMEM) or "allocate memory" in str(exc):  # "Unable to allocate memory."
+            raise DatabaseNoMemory(f"Hyperscan compile failed: out of memory ({exc})") from exc
         raise DatabaseError(f"Hyperscan compile failed: {exc}") from exc
     blob: bytes = hyperscan.dumpb(db)
     return blob
@@ -125,6 +134,8 @@ class Scanner:
                 db = hyperscan.loadb(serialised, hyperscan.HS_MODE_BLOCK)
             db.scratch = hyperscan.Scratch(db)
         except Exception as exc:  # hyperscan raises its own error type
+            if isinstance(exc, MemoryError | _HS_NOMEM):
+                raise DatabaseNoMemory("cannot load Hyperscan database: out of memory") from exc
             raise DatabaseError(f"cannot load Hyperscan database: {exc}") from exc
         self._db = db
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from veritensor_fast import __version__
 from veritensor_fast.executors_base import EngineError, Executor, ExecutorFactory  # noqa: F401 (re-exported)
-from veritensor_fast.findings import Finding, Item, ScanError, ScanResult  # noqa: F401 (engine.ScanResult)
+from veritensor_fast.findings import OUT_OF_MEMORY, Finding, Item, ScanError, ScanResult  # noqa: F401 (engine.ScanResult)
 from veritensor_fast.matcher import compile_ruleset
 from veritensor_fast.rules import RuleSet
 from veritensor_fast.sources import Source
@@ -34,7 +34,17 @@ class InProcessExecutor:
         for b in batches:
             todo = [b]
             while todo:
-                res = self.ctx.run_batch(todo.pop())
+                batch = todo.pop()
+                try:
+                    res = self.ctx.run_batch(batch)
+                except MemoryError:  # a batch step (the batch gate, a shard's walk) had no room: as the pool
+                    # does with a worker that dies, each item alone, then an out-of-memory error for the one
+                    # that still fails; this process (and every finding so far) goes on
+                    if len(batch) > 1:
+                        todo.extend([it] for it in reversed(batch))
+                        continue
+                    res = BatchResult()
+                    res.errors.append(ScanError(batch[0].path, f"{OUT_OF_MEMORY}; not scanned", "limit"))
                 todo.extend([it] for it in reversed(res.more))  # big files a directory shard held
                 todo.extend(reversed(res.rest))  # what a batch of shards held past its bytes
                 yield res
@@ -220,7 +230,11 @@ def scan(source: Source, options: ScanOptions, jobs: int | None = None,
         more_findings, more_errors = merge_spans(parts)
         findings.extend(more_findings)
         errors.extend(more_errors)
-    findings.extend(_names_of_unread(errors, findings, options, ruleset, db))
+    try:
+        findings.extend(_names_of_unread(errors, findings, options, ruleset, db))
+    except MemoryError:  # no room for one more matcher: the report (and every finding) still comes out
+        errors.append(ScanError(".", f"{OUT_OF_MEMORY}: the names of the inputs not read were not checked "
+                                "for secrets", "limit"))
     findings = source.annotate(findings)
     findings.sort(key=Finding.sort_key)
     errors.sort(key=lambda e: (e.path, e.kind, e.reason))

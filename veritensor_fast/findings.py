@@ -85,6 +85,11 @@ class Finding:
         return (self.repo or "", self.path, self.line, self.column, self.rule_id, self.fingerprint)
 
 
+#: how every error of a failed allocation (``MemoryError``, a C library's out-of-memory) begins its reason (kind
+#: ``limit``): never reported as a corrupt, invalid or unparsable input
+OUT_OF_MEMORY = "out of memory"
+
+
 @dataclass(frozen=True, slots=True)
 class ScanError:
     """An input that could not be (fully) scanned. ``reason`` never contains secret material."""

@@ -21,6 +21,8 @@ import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast.findings import OUT_OF_MEMORY
+
 if TYPE_CHECKING:
     from veritensor_fast.buffers import LargeFile
     from veritensor_fast.findings import Finding, Item
@@ -208,7 +210,7 @@ def _run_detectors(ctx: WorkerContext, names: tuple[str, ...], view: PreadView, 
         except FileChanged:
             return
         except MemoryError:
-            scan.error(f"detector {det.name}: out of memory; item only partly scanned", "limit")
+            scan.error(f"detector {det.name}: {OUT_OF_MEMORY}; item only partly scanned", "limit")
         except Exception as exc:  # a bug in a detector must not lose the rest of the scan
             scan.error(f"detector {det.name} failed: {type(exc).__name__}", "internal")
 

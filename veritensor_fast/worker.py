@@ -18,7 +18,7 @@ from typing import Any
 from veritensor_fast.batch_gate import open_batch
 from veritensor_fast.batching import expand_capped, expand_items, expand_trees, part_changed, walked  # noqa: F401 (expand_items: re-exported)
 from veritensor_fast.buffers import LargeFile, LineColumn
-from veritensor_fast.findings import Finding, Item, ScanError, fingerprint, redact
+from veritensor_fast.findings import OUT_OF_MEMORY, Finding, Item, ScanError, fingerprint, redact
 from veritensor_fast.matcher import SecretMatch, SecretMatcher
 from veritensor_fast.rules import RuleSet, load_rules
 from veritensor_fast.windows import WHOLE_FILE_DETECTORS, scan_windows, split_file, wants_whole_file  # noqa: F401
@@ -175,8 +175,9 @@ class WorkerContext:
                     buf, closer = g
                 else:
                     buf, closer = pre.open(i) if pre is not None else self.reader(item.kind).open(item)
-            except InputError as exc:
-                errors.append(ScanError(item.path, exc.reason, exc.kind))
+            except (InputError, MemoryError) as exc:
+                errors.append(ScanError(item.path, exc.reason, exc.kind) if isinstance(exc, InputError)
+                              else ScanError(item.path, OUT_OF_MEMORY + "; not read", "limit"))
                 if i in in_names and not item.span:  # the name leaks even if the content cannot be read (a
                     # later part of a split file: the first part reported it)
                     findings.extend(in_names[i])
@@ -202,6 +203,9 @@ class WorkerContext:
                 scan.error(other, "changed")
             try:
                 found = [] if other and not isinstance(buf, LargeFile) else self.scan_item(buf, item, scan)
+            except MemoryError:  # outside a detector (they are caught one by one): what was found is kept
+                scan.error(OUT_OF_MEMORY + "; item only partly scanned", "limit")
+                found = scan.finish(buf)
             finally:
                 changed = closer()
             if isinstance(changed, str):  # the file changed while it was scanned
@@ -251,7 +255,7 @@ class WorkerContext:
             try:
                 det.scan(buf, item, head, scan)
             except MemoryError:
-                scan.error(f"detector {det.name}: out of memory; item only partly scanned", "limit")
+                scan.error(f"detector {det.name}: {OUT_OF_MEMORY}; item only partly scanned", "limit")
             except Exception as exc:  # a bug in a detector must not lose the rest of the scan
                 scan.error(f"detector {det.name} failed: {type(exc).__name__}", "internal")
 

@@ -97,9 +97,11 @@ def json_strings(text: bytes) -> list[str] | None:
     if head not in (b"{", b"[") or len(text) > MAX_JSON:
         return None
     try:
-        import orjson
+        from veritensor_fast import jsonload
 
-        doc = orjson.loads(text)
+        doc = jsonload.loads(text)
+    except MemoryError:
+        raise  # reported as out of memory by the worker, not taken for text that is not JSON
     except Exception:
         return None
     out: list[str] = []

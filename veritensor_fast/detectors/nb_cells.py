@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from veritensor_fast import jsonload
 from veritensor_fast.buffers import can_release, release_pages
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH
 from veritensor_fast.detectors.nb_walk import Walker
@@ -46,7 +47,7 @@ def _loads(piece: Any, wrap: int) -> Any:
     """``orjson.loads(piece)`` inside ``wrap`` arrays (so the depth limit is ``1024 - wrap``); raises
     ``JSONDecodeError`` on an error, and also when ``piece`` is not exactly one value (``a, b`` parses inside
     the arrays: then an array has more than one element)."""
-    doc = orjson.loads(b"".join((b"[" * wrap, piece, b"]" * wrap)))
+    doc = jsonload.loads(b"".join((b"[" * wrap, piece, b"]" * wrap)))
     for _ in range(wrap):
         if len(doc) != 1:
             raise orjson.JSONDecodeError("not one value", "", 0)

@@ -16,6 +16,7 @@ import re
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast import memroom
 from veritensor_fast.buffers import can_release, release_pages
 from veritensor_fast.detectors.nb_rawline import LiteralFinder
 from veritensor_fast.matcher import SecretMatch
@@ -39,7 +40,7 @@ def nesting_exceeds(buf: Any, limit: int = MAX_DEPTH) -> bool:
     chunks), string state is the parity of unescaped quotes, depth the running sum of brackets outside
     strings. Cost is a fixed number of numpy passes per byte whatever the content.
     """
-    import numpy as np
+    np = memroom.numpy()  # MemoryError (an out-of-memory error) where its import would end the process
 
     n = len(buf)
     depth = 0

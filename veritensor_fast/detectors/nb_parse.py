@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from veritensor_fast import jsonload
 from veritensor_fast.buffers import can_release, release_pages
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH
 from veritensor_fast.detectors.nb_walk import Walker
@@ -63,7 +64,7 @@ def parse_small(buf: Any, w: Walker, start: int = 0) -> None:
     to ``w``."""
     data = buf if isinstance(buf, bytes | bytearray | memoryview) else bytes(buf)
     try:
-        doc = orjson.loads(memoryview(data)[start:] if start else data)
+        doc = jsonload.loads(memoryview(data)[start:] if start else data)
     except orjson.JSONDecodeError as exc:
         if "depth" in exc.msg:
             raise NotebookParseError(f"nests JSON deeper than {MAX_DEPTH} levels") from None
@@ -140,7 +141,7 @@ def top_level_tail(buf: Any) -> dict[str, Any] | None:
         if j < 0 or buf[j] != 0x2C:  # a top-level key after "cells" follows a comma
             continue
         try:
-            doc = orjson.loads(b"{" + bytes(buf[o:n]))
+            doc = jsonload.loads(b"{" + bytes(buf[o:n]))
         except orjson.JSONDecodeError:
             continue
         return doc if isinstance(doc, dict) else None

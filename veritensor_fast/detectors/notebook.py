@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from veritensor_fast import jsonload
 from veritensor_fast.detectors.nb_cells import parse_cells
 from veritensor_fast.detectors.nb_guard import MAX_DEPTH, find_windowed, nesting_exceeds, raw_findings
 from veritensor_fast.detectors.nb_parse import (
@@ -151,7 +152,7 @@ class NotebookDetector:
         start = bom_length(head)
         walker = Walker(self.ctx, True, py if getattr(py, "enabled", False) else None, self._quiet)
         try:
-            if len(buf) <= ORJSON_MAX:
+            if len(buf) <= ORJSON_MAX and jsonload.has_room(len(buf)):  # else cell by cell: less memory
                 parse_small(buf, walker, start)
             elif parse_cells(buf, walker) is not None:  # the usual layout: cells cut apart, orjson each
                 walk_tail(buf, walker, False, start)

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from veritensor_fast import jsonload
 from veritensor_fast.models.allowlist import DANGEROUS_MODULES
 from veritensor_fast.models.base import ModelIssue
 from veritensor_fast.randread import unpack_at
@@ -113,7 +114,7 @@ def safetensors_check(buf: Any, where: str) -> list[ModelIssue]:
     if n + 8 > size:
         return bad(f"header length {n} exceeds the file size")
     try:
-        hdr = orjson.loads(bytes(buf[8:8 + n]).rstrip(b" "))
+        hdr = jsonload.loads(bytes(buf[8:8 + n]).rstrip(b" "))
     except orjson.JSONDecodeError:
         return bad("header is not valid UTF-8 JSON")
     if not isinstance(hdr, dict):
@@ -325,7 +326,7 @@ KERAS_GADGETS = frozenset({
 
 def keras_config(raw: bytes, where: str) -> list[ModelIssue]:
     try:
-        cfg = orjson.loads(raw)
+        cfg = jsonload.loads(raw)
     except orjson.JSONDecodeError:
         return [_i("model.keras.invalid", "high", "Keras config.json is not valid JSON; not analysed",
                    "config.json", where)]

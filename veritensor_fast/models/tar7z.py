@@ -191,7 +191,7 @@ def sevenzip_walk(buf: Any, limits: ModelLimits, on_member: Callable[[str, bytes
             if len(infos) > limits.max_members:
                 raise LimitExceeded(f"more than {limits.max_members} 7z members")
             z.extractall(factory=_Factory())
-    except (LimitExceeded, ArchiveError):
+    except (LimitExceeded, ArchiveError, MemoryError):  # out of memory is not a corrupt archive
         raise
     except Exception as exc:  # py7zr raises many types for corrupt input
         budget.check()  # a limit hit inside py7zr's own code may come back wrapped
