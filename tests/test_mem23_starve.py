@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import hf_token, run_cli, scan_json
 
 
 def _notebook(path: Path, secret: str = "") -> None:
@@ -80,3 +80,16 @@ def test_loads_without_room_raises_memory_error(monkeypatch: pytest.MonkeyPatch)
 
     with pytest.raises(MemoryError, match="memory"):  # refused before orjson sees it
         jsonload.loads(Huge(b"[]"))
+
+
+def test_invalid_utf8_notebook_is_a_parse_error_not_out_of_memory(tmp_path: Path) -> None:
+    """orjson reports invalid UTF-8 at byte 0 too: a notebook with one Latin-1 byte is invalid JSON (scanned as
+    text), not an allocation that failed (the lead's final read: it was reported as out of memory, uncapped)."""
+    tok = hf_token()
+    nb = {"cells": [{"cell_type": "code", "source": ['x = "PLACE"\n', f'T = "{tok}"\n'], "metadata": {},
+                     "outputs": []}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "n.ipynb").write_bytes(json.dumps(nb).encode().replace(b"PLACE", b"caf\xe9"))
+    code, rep = scan_json(tmp_path, "--jobs", "1")
+    assert code == 1 and [f["rule_id"] for f in rep["findings"]] == ["huggingface.user-token"]
+    assert [e["kind"] for e in rep["errors"]] == ["parse"], rep["errors"]
+    assert "out of memory" not in json.dumps(rep["errors"])

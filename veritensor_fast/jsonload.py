@@ -45,6 +45,11 @@ def loads(data: Any) -> Any:
         # "Not enough memory to allocate buffer for parsing"; or an error at the first byte of a document that
         # opens an object or array, which no syntax error gives (``{`` alone fails at byte 1): an allocation
         # that failed (seen under ``prlimit --as=60M`` on the monorepo, 17 notebooks, as "line 1 column 1")
-        if "memory" in str(exc).lower() or (exc.pos == 0 and bytes(data[:1]) in (b"{", b"[")):
+        # Only under a cap (``memroom.GUARDED``), and never for invalid UTF-8, which orjson also reports at byte 0
+        # (a notebook with one Latin-1 byte was called out of memory)
+        msg = str(exc).lower()
+        head = data[:1] if isinstance(data, str) else bytes(data[:1])
+        if "memory" in msg or (memroom.GUARDED and exc.pos == 0 and head in ("{", "[", b"{", b"[")
+                               and "utf-8" not in msg):
             raise MemoryError("out of memory: orjson could not allocate what the parse needs") from None
         raise
