@@ -8,7 +8,8 @@
   with ``--show-secrets``); with ``show_secrets`` nothing is replaced. Every reporter runs behind it (see
   ``veritensor_fast.report.get_reporter``); library users call it before printing a result.
 - ``escape_text(s)`` makes a string inert on a terminal: C0/C1 controls, DEL, bidirectional overrides and
-  other invisible format characters become ``\\xNN`` / ``\\uNNNN`` escapes.
+  other invisible format characters become ``\\xNN`` (C0, DEL) / ``\\uNNNN`` escapes (C1 too: ``\\x80``-``\\xff`` is
+  how ``findings.display_path`` shows a name's byte that is not UTF-8).
 - ``escape_json(doc)`` escapes the same characters (beyond what JSON requires) in a serialised JSON document.
 """
 
@@ -32,7 +33,7 @@ _JSON_UNSAFE = re.compile(f"[{_INVISIBLE}]")  # JSON encoders already escape \x0
 
 def _escape_char(m: re.Match[str]) -> str:
     c = ord(m.group())
-    if c < 0x100:
+    if c < 0x80:  # C0 and DEL; a C1 control is ``\\u0085``: ``\\x85`` is what a shown path writes for a byte
         return f"\\x{c:02x}"
     return f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}"
 
