@@ -73,6 +73,7 @@ def test_history_staged_and_pre_push(tmp_path: Path) -> None:
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", f"msg \x1b[2J HF={hf_token()} \u202e"],
                    env=who, check=True)
     git_run(repo, "tag", "t\u202ex")
+    git_run(repo, "tag", "-a", "v\u202e1", "-m", f"tag \x1b[2J HF={hf_token()}")  # a finding in the tag itself
     git_run(repo, "branch", "b\u202ex")
     hist = run_cli("scan", "--no-progress", "--history", "--no-datastore", repo)
     hist_md = run_cli("scan", "--no-progress", "-f", "markdown", "--history", "--no-datastore", repo)
@@ -81,6 +82,7 @@ def test_history_staged_and_pre_push(tmp_path: Path) -> None:
     _assert_inert(staged.stdout, staged.stderr, hist.stdout, hist.stderr, hist_md.stdout, hist_md.stderr,
                   pushed.stdout, pushed.stderr)
     assert "by Ev\\x1b[2Jil\\u202e" in hist.stdout and hist.returncode == 1 and pushed.returncode == 1
+    assert "tag=v\\u202e1" in hist.stdout  # the annotated tag's name, where its finding is
 
 
 def _pre_push(repo: Path, head: str) -> subprocess.CompletedProcess[str]:
