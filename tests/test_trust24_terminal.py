@@ -14,7 +14,10 @@ import json
 import os
 import re
 import subprocess
+import unicodedata
 from pathlib import Path
+
+from veritensor_fast.redaction import escape_json, escape_text
 
 from conftest import git_run, hf_token, init_repo, run_cli
 
@@ -121,3 +124,13 @@ def test_a_datastore_warning_names_its_path_inert(tmp_path: Path) -> None:
     p = run_cli("scan", "--no-progress", "--history", "--datastore", store, repo)
     assert "does not verify" in p.stderr and "s" + ESC_DIR.encode("unicode_escape").decode() in p.stderr, p.stderr
     _assert_inert(p.stdout, p.stderr)
+
+
+def test_every_control_and_format_character_is_escaped() -> None:
+    """Every character of the categories Cc, Cf, Zl and Zp (this Python's Unicode database); the baseline let
+    the Arabic number signs, Egyptian hieroglyph and shorthand format controls and musical beam marks through."""
+    cats = {"Cc", "Cf", "Zl", "Zp"}
+    every = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in cats]
+    assert [c for c in every if escape_text(c) == c] == []
+    high = [c for c in every if c >= "\x7f"]  # below: JSON encoders escape C0 themselves
+    assert [c for c in high if escape_json(c) == c or json.loads(f'"{escape_json(c)}"') != c] == []  # same value

@@ -24,9 +24,11 @@ from veritensor_fast.findings import Finding, ScanError, redact
 
 #: Characters that change what a terminal shows without being visible themselves: C1 controls and DEL,
 #: bidi embeddings/overrides/isolates and marks, zero-width and other format characters, line/paragraph
-#: separators, interlinear annotation controls and Unicode tag characters.
-_INVISIBLE = ("\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
-              "\U000e0000-\U000e007f")
+#: separators, interlinear annotation controls and Unicode tag characters: every character of the categories
+#: Cc, Cf, Zl and Zp (Unicode 15.1; ``tests/test_trust24_terminal.py`` checks the running Python's database).
+_INVISIBLE = ("\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e"
+              "\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+              "\U0001d173-\U0001d17a\U000e0000-\U000e007f")
 _TEXT_UNSAFE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
 _JSON_UNSAFE = re.compile(f"[{_INVISIBLE}]")  # JSON encoders already escape \x00-\x1f
 
