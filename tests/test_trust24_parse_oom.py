@@ -18,6 +18,7 @@ import pytest
 
 from veritensor_fast.detectors import pyast_budget
 from veritensor_fast.detectors.pyast import parse_python
+from veritensor_fast.findings import OUT_OF_MEMORY
 from veritensor_fast.models import formats
 
 from conftest import hf_token, scan_json
@@ -117,3 +118,31 @@ def test_parse_starved_tells_the_nesting_limit_from_no_room(monkeypatch: pytest.
     h = ("{'descr': '<f8', 'fortran_order': False, 'shape': (" + DEEP + ",), }\n").encode()
     with pytest.raises(MemoryError, match="out of memory"):
         formats.npy_header(b"\x93NUMPY\x02\x00" + len(h).to_bytes(4, "little") + h, "")
+
+
+def test_a_prefixed_zip_without_room_to_list_is_an_out_of_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zipapp (a script, then a zip: its members hidden from the raw pass) whose central directory there is no
+    room to list was "no archive": its members went unscanned and the scan looked complete."""
+    import io
+    import zipfile
+
+    from veritensor_fast.findings import Item
+    from veritensor_fast.models import containers
+    from veritensor_fast.worker import ItemScan, ScanOptions, WorkerContext
+
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("app/config.py", f'HF = "{hf_token()}"\n')
+    buf = b"#!/usr/bin/env python3\n" + z.getvalue()
+    ctx, item = WorkerContext(ScanOptions()), Item("file", "app.pyz", "app.pyz", len(buf))
+    s = ItemScan(ctx, item)
+    ctx.scan_buffer(buf, item, s)
+    assert [f.location for f in s.finish(buf)] and not s.errors  # with room: the member's token
+
+    def no_room(*_: Any, **__: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(containers, "zip_members", no_room)
+    s = ItemScan(ctx, item)
+    ctx.scan_buffer(buf, item, s)
+    assert [(e.kind, OUT_OF_MEMORY in e.reason) for e in s.errors] == [("limit", True)], s.errors
