@@ -134,3 +134,18 @@ def test_every_control_and_format_character_is_escaped() -> None:
     assert [c for c in every if escape_text(c) == c] == []
     high = [c for c in every if c >= "\x7f"]  # below: JSON encoders escape C0 themselves
     assert [c for c in high if escape_json(c) == c or json.loads(f'"{escape_json(c)}"') != c] == []  # same value
+
+
+def test_a_blob_no_commit_reaches_names_no_commit() -> None:
+    """A hostile ref with a broken name makes the history walk fail and every blob be scanned as unreachable:
+    the text report said ``(commit None by None None)``."""
+    from veritensor_fast.findings import Finding, ScanResult
+    from veritensor_fast.report import get_reporter
+
+    cm = {"id": None, "author": None, "email": None, "date": None, "message": None, "path": "unreachable/ab",
+          "at_head": True, "blob": "ab"}
+    f = Finding("huggingface.user-token", "secret", "critical", "unreachable/ab", 1, 4, "Hugging Face user access "
+                "token", "hf_ab…cd", "0" * 64, commit=cm)
+    for fmt in ("text", "markdown"):
+        out = get_reporter(fmt)(ScanResult([f], [], {}))
+        assert "unreachable/ab" in out and "None" not in out, out
