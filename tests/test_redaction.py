@@ -125,7 +125,7 @@ def test_commit_message_and_author_redacted_in_history(tmp_path: Path) -> None:
 
 
 def test_escape_text_and_json() -> None:
-    assert escape_text("a\x1b[2Kb\u202ec\x9b\x00\n") == "a\\x1b[2Kb\\u202ec\\x9b\\x00\\x0a"
+    assert escape_text("a\x1b[2Kb\u202ec\x9b\x00\n") == "a\\x1b[2Kb\\u202ec\\u009b\\x00\\x0a"  # C1 as \\u009b: \\x9b is a shown byte
     assert escape_text("ünïcode ok ✓ 日本") == "ünïcode ok ✓ 日本"
     doc = json.dumps({"p": "x\x7f\u202e\U000e0041"}, ensure_ascii=False)
     safe = escape_json(doc)

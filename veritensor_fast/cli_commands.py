@@ -100,10 +100,10 @@ def baseline_create(
             bl.write(output)
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror}") from None
-    typer.echo(f"wrote {len(bl.entries)} known finding(s) to {'standard output' if to_stdout else output}",
-               err=True)
     from veritensor_fast.redaction import escape_text, redact_result
 
+    where = "standard output" if to_stdout else output
+    typer.echo(escape_text(f"wrote {len(bl.entries)} known finding(s) to {where}"), err=True)
     for e in redact_result(result).errors:
         typer.echo(escape_text(f"  could not scan {e.path}: {e.reason} ({e.kind})"), err=True)
     # findings are what a baseline records: only an incomplete scan fails

@@ -215,7 +215,9 @@ def emit(result: Any, fmt: str, output: Path | None, show_secrets: bool, quiet: 
     except OSError as exc:
         raise fail(f"cannot write report {output}: {exc.strerror}") from None
     if not quiet:
-        typer.echo(summary_line(result, output), err=True)
+        from veritensor_fast.redaction import escape_text
+
+        typer.echo(escape_text(summary_line(result, output)), err=True)
 
 
 def set_root(result: Any, paths: list[Path], changes: Any, history: bool) -> None:

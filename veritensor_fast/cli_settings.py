@@ -40,12 +40,12 @@ def settings(paths: list[Path], git_changes: bool, config: Path | None, no_confi
         notes: list[str] = []
         cfg = Config() if no_config else load_config(config, trusted, notes)
         for note in notes:
-            typer.echo(f"veritensor-fast: note: {note}", err=True)
+            _note(f"veritensor-fast: note: {note}")
         skip = {os.path.realpath(d) for d in trusted}
         for cand in [] if no_config else untrusted_configs(targets):
             if os.path.realpath(cand.parent) not in skip:
-                typer.echo(f"veritensor-fast: note: ignoring config {cand} inside the scanned target (a scanned "
-                           f"tree does not configure its own audit); to apply it, pass --config {cand}", err=True)
+                _note(f"veritensor-fast: note: ignoring config {cand} inside the scanned target (a scanned tree does "
+                      f"not configure its own audit); to apply it, pass --config {cand}")
         eff = effective(cfg, **cli)
         opts = eff.options
         if opts.allow_globals:

@@ -171,7 +171,9 @@ def _check_private(path: str) -> None:
 def _warn(msg: str) -> None:
     import sys
 
-    sys.stderr.write(f"veritensor-fast: warning: {msg}\n")
+    from veritensor_fast.redaction import escape_text
+
+    sys.stderr.write(f"veritensor-fast: warning: {escape_text(msg)}\n")  # names a path, quotes what it read
     sys.stderr.flush()
 
 

@@ -146,32 +146,57 @@ def redact(secret: bytes | str) -> str:
     return f"{s[:head]}…{s[-2:]}"
 
 
+#: Text that reads as an escape: what :func:`display_path` writes for a byte (``\\xNN``) and ``redaction.escape_text``
+#: for a control character (``\\xNN``, ``\\uNNNN``, ``\\UNNNNNNNN``), lower-case hex as both write it.
+_ESCAPE_TEXT = r"(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})"
+#: A run of backslashes in a name that must be doubled: one followed by escape-like text or by a byte that is not
+#: UTF-8 (a surrogate escape), which is about to be written ``\\xNN`` after it.
+_DOUBLED = re.compile(r"(\\+)(?=" + _ESCAPE_TEXT + r"|[\udc80-\udcff])")
+#: A run of backslashes and the escape-like text after it, in a shown path (what :func:`path_uri` reads back).
+_SHOWN_ESCAPE = re.compile(r"(\\+)(" + _ESCAPE_TEXT + ")")
+_ESCAPED = re.compile(r"\\" + _ESCAPE_TEXT)
+
+
 def display_path(path: str) -> str:
-    """A printable, JSON-safe rendering of a path that may hold undecodable bytes (surrogate escapes): each such
-    byte is written ``\\xNN`` (``\\x80`` to ``\\xff``; :func:`path_uri` gives the bytes back)."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-#: What :func:`display_path` writes for a byte that is not UTF-8.
-_SHOWN_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+    """A printable, JSON-safe rendering of a path that may hold undecodable bytes (surrogate escapes), that no
+    other name shares: each such byte is written ``\\xNN`` (``\\x80`` to ``\\xff``), and a run of backslashes that
+    is followed by escape-like text (``xNN``, ``uNNNN``, ``UNNNNNNNN``, lower-case hex) or by such a byte is
+    doubled, so that a UTF-8 name holding the text ``\\xe9`` shows as ``\\\\xe9``, never as the byte. Every other
+    name (any UTF-8 name without that text) is shown as it is. The rule looks only at what follows a backslash,
+    so shown names joined with ``/`` are the shown joined name; :func:`path_uri` gives the bytes back. Apply it
+    once: a shown path is not a name (applied again, the escapes it wrote would be doubled)."""
+    if "\\" not in path:
+        if path.isascii():
+            return path
+        try:
+            path.encode("utf-8")
+            return path
+        except UnicodeEncodeError:
+            pass
+    else:
+        path = _DOUBLED.sub(r"\1\1", path)
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def has_shown_bytes(shown: str) -> bool:
-    """Whether a path from :func:`display_path` stands for bytes that are not UTF-8 (``\\xNN`` escapes)."""
-    return "\\x" in shown and _SHOWN_BYTE.search(shown) is not None
+    """Whether a path from :func:`display_path` is not the name as it is: it stands for bytes that are not UTF-8
+    (``\\xNN`` escapes) or doubles a backslash before escape-like text (its :func:`path_uri` tells the name)."""
+    return "\\" in shown and _ESCAPED.search(shown) is not None
+
+
+def _unescape(m: re.Match[str]) -> str:
+    n, text = len(m.group(1)), m.group(2)
+    if n % 2 and text[0] == "x" and text[1] in "89abcdef":  # the last backslash writes a byte
+        return "\\" * (n // 2) + chr(0xDC00 + int(text[1:], 16))
+    return "\\" * (n // 2 + n % 2) + text  # a doubled run before a name's own text (an odd one: not ours)
 
 
 def path_uri(shown: str) -> str:
-    """A path from :func:`display_path` as an RFC 3986 URI reference: its bytes, each ``\\xNN`` escape the byte
-    it stands for, percent-encoded (``caf\\xe9.txt`` -> ``caf%E9.txt``). A file whose UTF-8 name holds the text
-    ``\\xe9`` itself reads the same (display_path cannot tell them apart)."""
+    """A path from :func:`display_path` as an RFC 3986 URI reference: its bytes (each ``\\xNN`` escape the byte
+    it stands for, each doubled backslash one), percent-encoded (``caf\\xe9.txt`` -> ``caf%E9.txt``, and the UTF-8
+    name ``caf\\xe9.txt``, shown ``caf\\\\xe9.txt``, -> ``caf%5Cxe9.txt``)."""
     from urllib.parse import quote
 
     if has_shown_bytes(shown):
-        raw = _SHOWN_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), shown).encode("utf-8", "surrogateescape")
-        return quote(raw)
+        return quote(_SHOWN_ESCAPE.sub(_unescape, shown).encode("utf-8", "surrogateescape"))
     return quote(shown)

@@ -8,7 +8,8 @@
   with ``--show-secrets``); with ``show_secrets`` nothing is replaced. Every reporter runs behind it (see
   ``veritensor_fast.report.get_reporter``); library users call it before printing a result.
 - ``escape_text(s)`` makes a string inert on a terminal: C0/C1 controls, DEL, bidirectional overrides and
-  other invisible format characters become ``\\xNN`` / ``\\uNNNN`` escapes.
+  other invisible format characters become ``\\xNN`` (C0, DEL) / ``\\uNNNN`` escapes (C1 too: ``\\x80``-``\\xff`` is
+  how ``findings.display_path`` shows a name's byte that is not UTF-8).
 - ``escape_json(doc)`` escapes the same characters (beyond what JSON requires) in a serialised JSON document.
 """
 
@@ -23,16 +24,18 @@ from veritensor_fast.findings import Finding, ScanError, redact
 
 #: Characters that change what a terminal shows without being visible themselves: C1 controls and DEL,
 #: bidi embeddings/overrides/isolates and marks, zero-width and other format characters, line/paragraph
-#: separators, interlinear annotation controls and Unicode tag characters.
-_INVISIBLE = ("\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
-              "\U000e0000-\U000e007f")
+#: separators, interlinear annotation controls and Unicode tag characters: every character of the categories
+#: Cc, Cf, Zl and Zp (Unicode 15.1; ``tests/test_trust24_terminal.py`` checks the running Python's database).
+_INVISIBLE = ("\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e"
+              "\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+              "\U0001d173-\U0001d17a\U000e0000-\U000e007f")
 _TEXT_UNSAFE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
 _JSON_UNSAFE = re.compile(f"[{_INVISIBLE}]")  # JSON encoders already escape \x00-\x1f
 
 
 def _escape_char(m: re.Match[str]) -> str:
     c = ord(m.group())
-    if c < 0x100:
+    if c < 0x80:  # C0 and DEL; a C1 control is ``\\u0085``: ``\\x85`` is what a shown path writes for a byte
         return f"\\x{c:02x}"
     return f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}"
 

@@ -66,6 +66,8 @@ def _prefixed_zip(buf: Any, limits: Any) -> bool:
 
     try:
         members, _ = zip_members(buf, limits, all_entries=True)
+    except MemoryError:  # no room to list it: an out-of-memory error (the worker's), not "no archive" (silent)
+        raise
     except Exception:  # noqa: BLE001 - bytes that only look like an end record: not an archive
         return False
     return bool(members)

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import ast
 import re
-import threading
-import warnings
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,7 +49,13 @@ from veritensor_fast.detectors.ast_eval import (
     walrus_lines,
 )
 from veritensor_fast.detectors.pyast_admit import admits
-from veritensor_fast.detectors.pyast_budget import UNIT_COST, budget, gc_paused, over_budget_reason
+from veritensor_fast.detectors.pyast_budget import (  # noqa: F401 - parse_python re-exported
+    UNIT_COST,
+    budget,
+    gc_paused,
+    over_budget_reason,
+    parse_python,
+)
 from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-exported
     PrefilterPlan,
     after_backslash,
@@ -62,7 +66,7 @@ from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-expor
 )
 from veritensor_fast.detectors.pyast_shared import Sharing, prefilter_hits
 from veritensor_fast.detectors.pyast_stream import stream_admits
-from veritensor_fast.findings import Item, fingerprint
+from veritensor_fast.findings import OUT_OF_MEMORY, Item, fingerprint
 from veritensor_fast.matcher import SecretMatch, SecretMatcher, is_anchored
 
 if TYPE_CHECKING:
@@ -275,23 +279,6 @@ def _assign(node: ast.Assign | ast.AnnAssign, names: dict[str, str], add: Any) -
             add(f"{_dotted(t)} = {_q(val)}", node.value)
 
 
-#: One ``ast.parse`` at a time per process. CPython 3.11 keeps the AST converter's recursion depth in
-#: interpreter-wide state: two threads converting at once (a Dask worker's threads; the GIL can switch inside
-#: a gc callback) fail with "SystemError: AST constructor recursion depth mismatch". ``catch_warnings`` is
-#: not thread-safe either.
-_PARSE_LOCK = threading.Lock()
-
-
-def parse_python(source: str | bytes) -> ast.Module | None:
-    """``ast.parse`` that returns ``None`` for anything that is not valid Python (never raises)."""
-    try:
-        with _PARSE_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in scanned code
-            return ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return None
-
-
 def scan_python_source(source: str | bytes, matcher: SecretMatcher) -> list[AstHit] | None:
     """Reassemble and match the string expressions of ``source``; ``None`` when it does not parse.
 
@@ -324,6 +311,8 @@ def scan_python_bounded(source: str | bytes, matcher: SecretMatcher,
     why = over_budget_reason(source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass"), limit)
     try:
         return (scan_python_source(source, matcher), None) if why is None else _in_pieces(source, matcher, limit, why)
+    except MemoryError:  # no room to parse or walk it (``parse_python``: the parser's own limit is None)
+        return None, f"{OUT_OF_MEMORY}: the Python-AST pass skipped it, the text and encoded passes scanned it"
     except FoldBudgetSpent:
         return None, (f"Python source folds to over {FOLD_TOTAL >> 20} Mi characters of constant strings: the "
                       "Python-AST pass skipped it, the text and encoded passes scanned it")

@@ -21,11 +21,16 @@ so an ordinary module up to about 1-1.5 MiB of source stays under the default bu
 
 from __future__ import annotations
 
+import ast
 import gc
 import os
+import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from veritensor_fast.findings import OUT_OF_MEMORY
 
 #: Default per-worker budget of one parse (bytes above the worker's own use); ``VERITENSOR_FAST_AST_BUDGET``
 #: (bytes) overrides it.
@@ -88,6 +93,43 @@ def over_budget_reason(source: Any, limit: int | None = None) -> str | None:
     return (f"Python source too dense to parse within the AST memory budget (~{cost >> 20} MiB estimated, "
             f"budget {b >> 20} MiB; VERITENSOR_FAST_AST_BUDGET): the Python-AST pass skipped it, the text and "
             "encoded passes scanned it")
+
+
+#: One ``ast.parse`` at a time per process. CPython 3.11 keeps the AST converter's recursion depth in
+#: interpreter-wide state: two threads converting at once (a Dask worker's threads; the GIL can switch inside
+#: a gc callback) fail with "SystemError: AST constructor recursion depth mismatch". ``catch_warnings`` is
+#: not thread-safe either.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(source: str | bytes) -> ast.Module | None:
+    """``ast.parse`` that returns ``None`` for anything that is not valid Python (nesting too deep included); raises
+    ``MemoryError`` only when the parse ran out of memory (:func:`pyast_budget.parse_starved`)."""
+    try:
+        with _PARSE_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in scanned code
+            return ast.parse(source)
+    except MemoryError:
+        if parse_starved(source):
+            raise MemoryError(f"{OUT_OF_MEMORY} parsing Python source") from None
+        return None
+    except (SyntaxError, ValueError, RecursionError, OverflowError):
+        return None
+
+
+def parse_starved(source: str | bytes) -> bool:
+    """Whether a ``MemoryError`` that parsing ``source`` just raised was an allocation that failed: there is no
+    room now (``memroom.room``) for the parse's estimated peak (``parse_units * UNIT_COST``, an upper bound). With
+    that room free the parse would have fit, so the error was CPython's parser refusing hostile nesting (CPython
+    3.11 raises a bare ``MemoryError`` past ~6,000 levels: ``-`` * 10,000 + ``1``): the source is then no Python
+    it can parse, not a scan that ran out of memory. Without an address-space limit there is nothing to check
+    (``memroom.GUARDED``): a failed allocation is the OOM killer's, never a ``MemoryError``."""
+    from veritensor_fast import memroom
+
+    if not memroom.GUARDED:
+        return False
+    raw = source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass")
+    return not memroom.has_room(parse_units(raw) * UNIT_COST)
 
 
 @contextmanager

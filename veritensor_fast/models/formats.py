@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from veritensor_fast import jsonload
+from veritensor_fast.detectors.pyast_budget import parse_starved
+from veritensor_fast.findings import OUT_OF_MEMORY
 from veritensor_fast.models.allowlist import DANGEROUS_MODULES
 from veritensor_fast.models.base import ModelIssue
 from veritensor_fast.randread import unpack_at
@@ -65,6 +67,7 @@ def npy_header(buf: Any, where: str) -> tuple[list[ModelIssue], int]:
     if hlen > 1 << 20 or start + hlen > len(buf):
         return [_i("model.npy.invalid", "medium", ".npy header length out of bounds; not analysed", "npy",
                    where)], -1
+    text = None
     try:
         text = bytes(buf[start:start + hlen]).decode("latin-1" if major < 3 else "utf-8")
         canonical = _NPY_CANONICAL.match(text)
@@ -75,7 +78,12 @@ def npy_header(buf: Any, where: str) -> tuple[list[ModelIssue], int]:
         except SyntaxError:
             # Python 2 wrote long integers with an ``L`` suffix (``'shape': (2L,)``); numpy accepts them too.
             hdr = ast.literal_eval(_PY2_LONG.sub(r"\1", text))
-    except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError):
+    except MemoryError:  # the parser's own limit (hostile nesting: not a literal), or no room to parse it
+        if text is None or parse_starved(text):
+            raise MemoryError(f"{OUT_OF_MEMORY} parsing a .npy header") from None  # a limit error, not a finding
+        return [_i("model.npy.invalid", "medium", ".npy header is not a Python literal (nested too deeply); not "
+                   "analysed", "npy", where)], -1
+    except (ValueError, SyntaxError, RecursionError, UnicodeDecodeError, TypeError):
         return [_i("model.npy.invalid", "medium", ".npy header is not a Python literal; not analysed", "npy",
                    where)], -1
     if not isinstance(hdr, dict) or not {"descr", "fortran_order", "shape"} <= set(hdr):

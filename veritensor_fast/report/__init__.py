@@ -46,7 +46,7 @@ def error_dict(e: ScanError) -> dict[str, Any]:
     from veritensor_fast.findings import error_level
 
     d = {"path": e.path, "kind": e.kind, "level": error_level(e), "reason": e.reason}
-    if has_shown_bytes(e.path):  # a name that is not UTF-8: its bytes, percent-encoded (``path`` shows ``\xNN``)
+    if has_shown_bytes(e.path):  # not the name as it is (``display_path``): its bytes, percent-encoded
         d["path_uri"] = path_uri(e.path)
     return d
 

@@ -48,7 +48,7 @@ def render_markdown(result: ScanResult, *, show_secrets: bool = False, color: bo
                 details += " (" + md(", ".join(f"{k}={v}" for k, v in f.location.items() if v not in (None, ""))) + ")"
             if f.decoded:
                 details += f" decoded {md(f.decoded)}"
-            if f.commit:
+            if f.commit and f.commit.get("id"):
                 details += f" commit {md(str(f.commit.get('id', ''))[:12])} by {md(f.commit.get('author', ''))}"
             out.append(f"| {_ICON.get(f.severity, '')} {escape_text(f.severity)} | {md(f.rule_id)} | {md(where)} | "
                        f"{md(shown)} | {details} |")

@@ -132,7 +132,7 @@ def render_text(result: ScanResult, *, show_secrets: bool = False, color: bool =
             line = f"{where}: {sev} {e_(f.rule_id)}  {e_(shown)}  {e_(f.message)}{_where(loc)}"
             if f.validation is not None:
                 line += f"  (live: {e_(f.validation)}: {e_(f.validation_reason or '')})"
-            if f.commit:
+            if f.commit and f.commit.get("id"):  # none for a blob no commit reaches (``unreachable/<oid>``)
                 cm = f.commit
                 line += c(_DIM, f"  (commit {e_(str(cm.get('id', ''))[:12])} by {e_(cm.get('author', ''))}"
                                 f" {e_(cm.get('date', ''))})")

@@ -469,7 +469,7 @@ def _expand(item: Item, big: int, stat_of: Callable[..., os.stat_result], dfd: i
     for name, size, dev, ino in item.entries:
         if posix:  # the same strings, without two ``os.path.join`` calls per file
             path, shown = dpre + name, rpre + name
-            if not shown.isascii():  # ASCII (a flag of the string, no copy) needs no escaping
+            if not shown.isascii() or "\\" in shown:  # other ASCII (a flag of the string) is shown as it is
                 shown = display_path(shown)
         else:
             r = join(rel, name) if rel else name

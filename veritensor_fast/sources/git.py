@@ -418,7 +418,7 @@ class GitHistorySource(HistoryResults):
             if otype != "blob":
                 if otype == "missing" and oid not in listed:
                     listed.add(oid)
-                    yield from self._missing(display_path(path) or f"blob/{oid}", f"git object {oid} is missing or "
+                    yield from self._missing(path or f"blob/{oid}", f"git object {oid} is missing or "
                                              "corrupt")
                 continue
             if oid in listed:
@@ -441,7 +441,7 @@ class GitHistorySource(HistoryResults):
             for oid in unlisted:
                 if oid not in tags:
                     listed.add(oid)
-                    yield from self._missing(display_path(reachable[oid]), f"git object {oid} is missing from the "
+                    yield from self._missing(reachable[oid], f"git object {oid} is missing from the "
                                              "object database")
         self.stats["blobs_listed"] = len(listed)
         if self._incremental:

@@ -63,8 +63,8 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 
 def _display(path: bytes) -> str:
     """``display_path(os.fsdecode(path))`` in one call for the usual case: a UTF-8 file system encoding and a
-    path that is valid UTF-8 (strictly decoded, it needs no escaping)."""
-    if _FS_ENCODING == "utf-8":
+    path that is valid UTF-8 and holds no backslash (strictly decoded, it needs no escaping)."""
+    if _FS_ENCODING == "utf-8" and b"\\" not in path:
         try:
             return path.decode("utf-8")
         except UnicodeDecodeError:
