@@ -10,9 +10,7 @@ modules are now dangerous and each is CRITICAL. The others were already CRITICAL
 from __future__ import annotations
 
 import pytest
-from test_redteam21_advisories import _crit, _forms
-
-from veritensor_fast.models import analyze
+from test_redteam21_advisories import test_advisory_callable_is_critical_in_both_protocols as _critical_both
 
 ADVISORIES = [
     ("GHSA-7wx9-6375-f5wh", "profile", "run"),  # the module-level run, not Profile.run
@@ -35,5 +33,4 @@ ADVISORIES = [
 
 @pytest.mark.parametrize("adv,module,qualname", ADVISORIES, ids=[a[0] for a in ADVISORIES])
 def test_advisory_callable_is_critical_in_both_protocols(adv: str, module: str, qualname: str) -> None:
-    for data in _forms(module, qualname):
-        assert f"{module}.{qualname}" in _crit(analyze(data, "model.pkl")), (adv, data)
+    _critical_both(adv, module, qualname)  # redteam21's check: both protocols, as .pkl and as .bin

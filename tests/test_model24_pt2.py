@@ -5,7 +5,7 @@ module (raw weights and constants, a ``torch.save`` zip of the example inputs, J
 an AOTInductor package (``torch._inductor.aoti_compile_and_package``, weights pickled one a member): none is a
 finding. ``pt2_twins.py`` puts a ``posix.system`` pickle wherever ``torch.export.load`` unpickles a member (the
 example inputs, a weight or tensor constant marked ``use_pickle`` under any member name, an ``opaque_obj_*``
-constant, a legacy ``data/weights/model.pt``); ``check_pt2_twins.py`` loaded each with the real torch 2.13 and each
+constant, a legacy ``data/weights/model.pt``); ``check_twins.py`` loaded each with the real torch 2.13 and each
 ran its command (by hand, in the throwaway venv). Every twin, and a system pickle under any other member name, is
 CRITICAL here; the scanner at the session start (378526f) found them too: these tests pin that down, they fix
 nothing.

@@ -3,7 +3,7 @@
 ``fixtures/real_models_m24/ts_spellings.py`` rewrites the ``torch.save`` call of model23's real
 ``evil_save_setstate.pt`` (``torch.jit.script`` + ``torch.jit.save``, torch 2.13) into spellings that torch 2.13's
 lexer reads (``lexer.h``: a comment or any spacing inside brackets is skipped, a literal is read from its own
-opening quote, a backslash escapes the next character, a line break too): ``check_ts_spellings.py`` loaded each
+opening quote, a backslash escapes the next character, a line break too): ``check_twins.py`` loaded each
 with the real ``torch.jit.load`` and each wrote the file its code names. On 378526f each gave no finding (the
 pattern reader paired the closing quote of a literal it could not read, one holding an escaped line break or longer
 than 64 characters, with the next opening quote; it did not skip comments; it looked for ``getattr`` 512 bytes back
