@@ -217,7 +217,7 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
     torch.jit torch._inductor torch.utils.collect_env torch.serialization torch.storage torch.hub torch.package
     torch._dynamo torch.utils.cpp_extension torch.cuda._utils torch.distributed torch.testing torch.fx
     torch._ops torch.ops torch.library torch._C torch.backends torch.onnx torch.export torch.compiler
-    keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg antigravity this
+    keras tensorflow tf_keras jinja2 yaml _posixsubprocess _winapi msvcrt winreg antigravity this _osx_support _aix_support
     numpy.core._internal numpy._core._internal
     doctest numexpr jsonpickle aiohttp torch.utils._config_module torch.utils.data.datapipes.utils.decoder
     torch.utils.bottleneck

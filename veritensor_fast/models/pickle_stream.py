@@ -72,6 +72,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
     max_ops, max_marks, max_stack, max_memo = lim.max_ops, lim.max_marks, lim.max_stack, lim.max_memo
     dos_reported = False
     ga = GetattrCount()  # ``builtins.getattr`` is judged by what it is applied to (``pickle_getattr``)
+    ga_on = False  # some getattr value was pushed: each later GET (either branch) and DUP of one is counted
     flat = isinstance(data, bytes | bytearray | memoryview | mmap.mmap)  # else a ``PreadView`` (through ``_u``)
 
     def grew(v: Any, ops: int, op_at: int) -> None:
@@ -93,7 +94,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
             if allowed:
                 return
             u = uses[g.key] = GlobalUse(m, n, at, how, reason=reason)
-        if u.name == "getattr" and u.module == "builtins":  # a getattr value on the stack (the loop goes generic)
+        if u.name == "getattr" and u.module == "builtins":  # a getattr value on the stack (``ga_on``)
             g.module, g.name = u.module, u.name
             ga.pushes += 1
 
@@ -184,6 +185,8 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                             if k not in memo:
                                 raise _Bad(f"memo key {k} missing")
                             stack.append(memo[k])
+                            if ga_on and is_getattr(memo[k]):  # one more getattr value on the stack
+                                ga.pushes += 1
                         if len(stack) > max_stack:
                             raise Limit("stack or memo limit")
                         continue
@@ -377,7 +380,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                 else:
                     inst_args = tuple(pop_mark()[:64])
                     stack.append(call(g, inst_args, op_at))
-                fast = fast and not ga.pushes  # a getattr value's every GET and DUP is counted (generic loop)
+                ga_on = ga.pushes > 0  # from now on every GET and DUP of a getattr value is counted
             elif op == 0x93:  # STACK_GLOBAL
                 name = pop()
                 module = pop()
@@ -388,7 +391,7 @@ def decode_stream(hooks: StreamHooks, data: Any, start: int, end: int, *, discar
                     g = _Global(_desc(module), _desc(name), resolved=False)
                     use(g, f"STACK_GLOBAL with operands {_desc(module)}, {_desc(name)}", op_at)
                 stack.append(g)
-                fast = fast and not ga.pushes
+                ga_on = ga.pushes > 0
             elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
                 code = data[r.read(1)] if op == 0x82 else (
                     _u(data, r.read(2), 2, "<H") if op == 0x83 else _u(data, r.read(4), 4, "<i"))

@@ -10,7 +10,6 @@ opcode. This module imports nothing heavy: the detector imports it at start-up, 
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 from typing import Any
@@ -266,9 +265,9 @@ def _dangerous_module(raw: bytes) -> bool:
 # ``__N.metadata``: without rank coordination each rank writes its own and reads it with ``read_metadata(rank=N)``,
 # and a node's directory may hold no rank 0 at all), and a two-byte read of each. The names come from one listing,
 # kept with the directory's ``st_mtime_ns`` (an entry added, removed or renamed changes it) and taken again only
-# when that changed (:func:`listed_metadata_names`). The walk's hot path (:class:`DcpDirs`) lists nothing: it
-# probes the names it can know, and its answer is remembered for one batch (cleared by the model detector's
-# ``quiet_batch``), so a long-lived worker (Dask) sees a ``.metadata`` added or rewritten since.
+# when that changed (:func:`listed_metadata_names`). The walk's hot path (:class:`DcpDirs`) remembers its answer
+# for one batch (cleared by the model detector's ``quiet_batch``), so a long-lived worker (Dask) sees a
+# ``.metadata`` added or rewritten since.
 
 #: The name ``FileSystemWriter`` gives the checkpoint's metadata (``torch.distributed.checkpoint.filesystem``).
 METADATA = ".metadata"
@@ -344,51 +343,24 @@ def is_storage_file(key: str) -> bool:
     return not is_metadata_name(os.path.basename(key)) and holds_metadata(os.path.dirname(key) or ".")
 
 
-#: The storage file name ``FileSystemWriter`` gives rank R without rank coordination (``__R_N.distcp``).
-_RANK_STORAGE = re.compile(r"__(\d+)_\d+\.distcp")
-
-
 class DcpDirs:
-    """:func:`is_storage_file` for the files of a walk, without listing every directory (the hot path: one answer
-    per directory and batch). A directory is a checkpoint directory when it holds a ``.metadata`` or
-    ``__0.metadata`` pickle (two ``access`` calls), or when a file of the scan named ``__N.metadata``, or a writer's
-    ``__R_N.distcp`` naming ``__R.metadata`` (:meth:`note`, told each batch's items; remembered for the detector's
-    life, bounded), is a pickle there. A hostile rank-local checkpoint whose metadata is listed in a later batch than
-    a storage file with another name is the one case :func:`holds_metadata` (a listing) sees and this does not."""
+    """:func:`is_storage_file` for the files of a walk: one answer per directory and batch (the hot path), from
+    the directory's metadata names (:func:`listed_metadata_names`: a ``stat`` of the directory, and its listing once
+    per process while its ``st_mtime_ns`` holds) and a two-byte read of each. Any rank's ``__N.metadata`` is seen
+    whatever batch, task or process lists it: a storage file under another name scanned in an earlier batch than
+    its rank-local metadata, or alone as a large file's own task, was missed while only ``.metadata`` and
+    ``__0.metadata`` were probed and the batches' names remembered."""
 
-    __slots__ = ("_ranked", "_seen")
+    __slots__ = ("_seen",)
 
     #: Directories remembered; past that the memory starts afresh (a walk lists a directory's files together).
     MAX_DIRS = 4096
 
     def __init__(self) -> None:
         self._seen: dict[str, bool] = {}
-        self._ranked: dict[str, set[str]] = {}
 
     def clear(self) -> None:
         self._seen.clear()
-
-    def note(self, keys: list[str]) -> None:
-        """The keys of a batch's files: each rank metadata name among them, and the ``__R.metadata`` each writer's
-        ``__R_N.distcp`` names, marks its directory."""
-        joined = "\n".join(keys)
-        if METADATA not in joined and ".distcp" not in joined:  # two C-level searches: nearly every batch
-            return
-        for key in keys:
-            cut = key.rfind("/")
-            name = key[cut + 1:]
-            if name[-9:] == METADATA:
-                if name == METADATA or not is_metadata_name(name):
-                    continue
-            elif name[-7:] == ".distcp" and (m := _RANK_STORAGE.fullmatch(name)) is not None:
-                name = f"__{m.group(1)}{METADATA}"
-            else:
-                continue
-            directory = key[:cut] if cut > 0 else ("/" if cut == 0 else ".")
-            if directory not in self._ranked and len(self._ranked) >= self.MAX_DIRS:
-                self._ranked.clear()
-            self._ranked.setdefault(directory, set()).add(name)
-            self._seen.pop(directory, None)
 
     def storage_file(self, key: str) -> bool:
         cut = key.rfind("/")
@@ -397,8 +369,5 @@ class DcpDirs:
         if found is None:
             if len(self._seen) >= self.MAX_DIRS:
                 self._seen.clear()
-            found = self._seen[directory] = (
-                _metadata_pickle(f"{directory}/{METADATA}") or _metadata_pickle(f"{directory}/__0{METADATA}")
-                or directory in self._ranked and any(_metadata_pickle(f"{directory}/{n}")
-                                                     for n in self._ranked[directory]))
+            found = self._seen[directory] = holds_metadata(directory)
         return found and not is_metadata_name(key[cut + 1:])
