@@ -22,10 +22,16 @@ _KNOWN_KEYS = {
     "id", "name", "severity", "pattern", "min_entropy", "left", "right", "right_chars", "keywords",
     "strict_only", "references", "examples", "negative_examples", "description",
 }
+#: Longest parameter list of a terminal colour sequence (``ESC [ 38;2;255;255;255 m``) taken as a left boundary.
+ANSI_PARAMS = 16
 #: Left boundary: not preceded by a word character, unless that character ends a backslash escape such as
-#: ``\n`` or ``\u0022`` (tokens inside JSON/Python string literals) or a percent escape such as ``%2F`` or
-#: ``%3D`` (tokens inside URL-encoded query strings and redirect URLs).
-_LEFT_WORD = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt])|(?<=\\u[0-9a-fA-F]{4})|(?<=%[0-9a-fA-F]{2}))"
+#: ``\n`` or ``\u0022`` (tokens inside JSON/Python string literals), a percent escape such as ``%2F`` or
+#: ``%3D`` (tokens inside URL-encoded query strings and redirect URLs) or a terminal colour sequence
+#: (``ESC[1m``, ``\u001b[32m``, ``\033[0;31m``: coloured logs and captured terminal output). Python's look-behind
+#: is fixed-width, so the colour sequence is one look-behind per parameter length; the one-character class first
+#: keeps the common case (a word character that ends no escape) to one test.
+_LEFT_WORD = (r"(?:(?<![A-Za-z0-9_])|(?<=[nrtm0-9a-fA-F])(?:(?<=\\[nrt])|(?<=\\u[0-9a-fA-F]{4})|(?<=%[0-9a-fA-F]{2})"
+              + "|(?<=m)(?:" + "|".join(rf"(?<=\[[0-9;]{{{k}}}m)" for k in range(ANSI_PARAMS + 1)) + ")))")
 _MAX_WINDOW = 4096
 
 
@@ -310,7 +316,7 @@ def load_rules(
         if bad:
             raise RuleError(f"entropy override for unknown rule ids: {sorted(bad)}")
         rules = [replace(r, min_entropy=entropy_overrides[r.id]) if r.id in entropy_overrides else r for r in rules]
-    h = hashlib.sha256(b"veritensor-fast-rules-v1")
+    h = hashlib.sha256(b"veritensor-fast-rules-v2")  # v2: colour sequences end a left boundary
     for r in rules:
         h.update(repr((r.id, r.pattern, r.min_entropy, r.left, r.right, r.right_chars, r.strict_only,
                        r.engine)).encode())

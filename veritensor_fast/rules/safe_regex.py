@@ -22,10 +22,10 @@ _OPTIONS.log_errors = False  # errors are raised (and reported by us), not logge
 _OPTIONS.max_mem = 64 << 20  # a pattern whose automaton needs more is rejected at compile time
 
 #: What may precede a match when the rule's left boundary is ``word``: start of input, a non-word character,
-#: or the end of a backslash or percent escape (``\n``, ``\u0022``, ``%2F``), as ``rules._LEFT_WORD`` says
-#: for Python ``re``.
-_LEFT = rb"(?:^|[^A-Za-z0-9_]|\\[nrt]|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2})"
-_LEFT_REACH = 6  # the longest left context (``\u0022``)
+#: or the end of a backslash, percent or terminal colour escape (``\n``, ``\u0022``, ``%2F``, ``ESC[1m``), as
+#: ``rules._LEFT_WORD`` says for Python ``re``.
+_LEFT = rb"(?:^|[^A-Za-z0-9_]|\\[nrt]|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|\[[0-9;]{0,16}m)"
+_LEFT_REACH = 18  # the longest left context (``[`` + 16 colour parameters + ``m``)
 _BODY = "vtf_body"
 
 
