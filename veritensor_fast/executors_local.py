@@ -246,6 +246,12 @@ class PoolExecutor:
                 exc = fut.exception()
                 if exc is None:
                     self._failing, self._finished, self._probing, self._probes = 0, True, False, 0
+                    if probe is not None:  # chosen while other work was in flight, never sent: back in its queue
+                        if probe[1] == ALONE and not isinstance(probe[0], Listed):
+                            alone.appendleft(probe[0][0])
+                        else:
+                            retry.appendleft(probe)
+                        probe = None
                     res = fut.result()
                     # big files of a shard and parts of a split file: a task each, first (the longest tasks
                     # start early instead of ending the scan on one worker while the others wait)
