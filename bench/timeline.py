@@ -48,7 +48,7 @@ with open(LOG, "a") as f:
 atexit.register(lambda: ev("atexit"))
 if os.environ.get("TIMELINE_RT"):
     os.register_at_fork(after_in_child=lambda: os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(20)))
-from veritensor_fast import cli, cli_output, cli_scan, engine, executors_local, executors_pool, worker
+from veritensor_fast import cli, cli_output, cli_scan, engine, executors_local, executors_pool, executors_tasks, worker
 ev("imported")
 real_emit = cli_output.emit
 def emit(*a, **k):
@@ -62,13 +62,13 @@ def scan(*a, **k):
     ev("scan_end")
     return r
 engine.scan = scan
-real_trees = executors_local.expand_trees
+real_trees = executors_tasks.expand_trees
 def expand_trees(*a, **k):
     t = time.monotonic()
     r = real_trees(*a, **k)
     ev("walk", f"{time.monotonic() - t:.6f}")
     return r
-executors_local.expand_trees = expand_trees
+executors_tasks.expand_trees = expand_trees
 real_serve = executors_pool._serve
 def serve(conn, *a, **k):
     recv, send = conn.recv, conn.send

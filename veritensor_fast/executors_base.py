@@ -22,6 +22,12 @@ def failures_in_a_row(in_flight: int) -> int:
     return 8 + 2 * in_flight
 
 
+#: Probes that may die in a row, once ``failures_in_a_row`` is reached, before an executor stops: a probe is work
+#: run alone (never tried yet, else one suspect at random) that tells files which each kill their worker, one
+#: after the other, from workers that die on everything (review23; both executors).
+PROBES = 3
+
+
 class EngineError(Exception):
     """The scan could not run at all (bad rules, no worker could start)."""
 

@@ -22,8 +22,9 @@ batch)``:
   dying) runs again item by item; an item Dask gives up on again runs once more *alone* on the cluster (Dask
   blames every task a dying worker held), and if it still kills its worker it becomes a ``crash`` error; after
   ``executors_base.failures_in_a_row(max_in_flight)`` such give-ups in a row with no task finishing between
-  (memory starvation: every worker dies on every item), every item not scanned is a ``crash`` error and the
-  scan stops, findings kept. A batch that
+  (memory starvation: every worker dies on every item) and up to ``PROBES`` tasks run alone after them that
+  died too (a run of files that each kill their worker reaches the count as well: a probe that finishes resets
+  it), every item not scanned is a ``crash`` error and the scan stops, findings kept. A batch that
   raises inside ``run_remote`` is retried item by item; an item that still fails becomes an ``internal``
   error (exception type only, never content). The scan goes on;
 - the scheduler lost mid-scan, or an address that accepts but never answers (bounded handshake: 10 s), is a
@@ -38,6 +39,7 @@ import asyncio
 import hashlib
 import itertools
 import os
+import random
 import threading
 import time
 from collections import OrderedDict, deque
@@ -48,7 +50,7 @@ from typing import Any
 from distributed import Client, Future, WorkerPlugin, as_completed
 
 from veritensor_fast import __version__
-from veritensor_fast.executors_base import EngineError, failures_in_a_row
+from veritensor_fast.executors_base import PROBES, EngineError, failures_in_a_row
 from veritensor_fast.findings import Item, ScanError
 from veritensor_fast.worker import BatchResult, ScanOptions, WorkerContext
 
@@ -309,11 +311,16 @@ class DaskExecutor:
 
         it = iter(batches)
         #: (items, level) of batches Dask gave up on, one item per task: level 1 runs with other work in flight;
-        #: level 2 runs alone on the cluster, since Dask blames every task a dying worker held
-        retry: deque[tuple[list[Item], int]] = deque()
+        #: level 2 runs alone on the cluster, since Dask blames every task a dying worker held (and a probe not
+        #: sent before work finished: level 0, a batch never tried)
+        retry: deque[Unit] = deque()
         alone: deque[Item] = deque()
         levels: dict[Future, int] = {}
         done = as_completed(loop=self.client.loop)  # this client's loop: it is not the default client
+        #: once the give-ups reach the budget: the task that runs alone to decide whether the workers can still
+        #: scan (``_probe``; as the local pool), and how many probes died since a task last finished
+        probe: list[Unit] = []
+        probing, probes = False, 0
 
         def submit(batch: list[Item], level: int) -> None:
             batch = _portable(batch)
@@ -323,9 +330,14 @@ class DaskExecutor:
             done.add(fut)
 
         def fill() -> None:
-            if alone:
+            if probe or alone:  # the probe, else a level-2 item: alone on the cluster
                 if not self._pending:
-                    submit([alone.popleft()], 2)
+                    if probe:
+                        submit(*probe.pop())
+                    else:
+                        submit([alone.popleft()], 2)
+                return
+            if probing:  # the probe runs: nothing else is sent until it ends
                 return
             while len(self._pending) < self.max_in_flight:
                 if retry:
@@ -339,6 +351,7 @@ class DaskExecutor:
         fill()
         self._workers_seen = time.monotonic()
         failing = 0  # Dask's give-ups in a row, no task finishing between
+        budget = failures_in_a_row(self.max_in_flight)
         while self._pending:
             if not done.has_ready():
                 self._watch()
@@ -347,44 +360,62 @@ class DaskExecutor:
             fut = next(done)
             batch = self._pending.pop(fut)
             level = levels.pop(fut)
+            res: BatchResult | None = None
+            killed: BaseException | None = None
             try:
                 res = fut.result()
-                failing = 0
-            except KilledWorker as exc:  # the workers that ran it kept dying: find the item that kills them
-                failing += 1
-                if failing >= failures_in_a_row(self.max_in_flight):  # they die on everything: stop here
-                    yield self._abandon(batch, retry, alone, it, exc)
-                    return
-                if level < 2:
-                    if len(batch) > 1:
-                        retry.extend(([x], 1) for x in batch)
+                failing, probing, probes = 0, False, 0
+                if probe:  # chosen while other work was in flight, never sent: back in its queue
+                    unit = probe.pop()
+                    if unit[1] == 2:
+                        alone.appendleft(unit[0][0])
                     else:
-                        alone.extend(batch)
-                    fill()
-                    continue
-                res = BatchResult(errors=_failed(batch, exc, "the Dask workers running this item died", "crash"))
+                        retry.appendleft(unit)
+            except KilledWorker as exc:  # the workers that ran it kept dying: find the item that kills them
+                failing, killed = failing + 1, exc
+                if level >= 2:
+                    res = BatchResult(errors=_failed(batch, exc, "the Dask workers running this item died", "crash"))
+                elif len(batch) > 1:
+                    retry.extend(([x], 1) for x in batch)
+                else:
+                    alone.extend(batch)
             except Exception as exc:  # a result that could not be deserialised, a cancelled task
                 self._check_scheduler()
                 res = BatchResult(errors=_failed(batch, exc, "distributed task failed"))
             finally:
                 fut.release()
+            if probing and not probe and not self._pending:
+                probing = False  # the probe ended and did not finish (one that finishes ends probing above)
+            if killed is not None and failing >= budget and not probing and probes < PROBES:
+                # files that each kill their worker, one after the other, look the same as starvation until
+                # something else runs alone: it finishes unless every worker dies on everything
+                chosen = _probe(retry, alone, it)
+                probing, probes = chosen is not None, probes + 1
+                probe.extend([chosen] if chosen is not None else [])
+            if killed is not None and failing >= budget and not probing:  # they die on everything: stop here
+                if res is not None:
+                    yield res
+                yield self._abandon(retry, alone, it, killed)
+                return
             fill()  # keep the cluster busy while the caller handles this result
+            if res is None:
+                continue
             if not isinstance(res, BatchResult):
                 res = BatchResult(errors=[ScanError(x.path, "distributed task returned no result", "internal")
                                           for x in batch])
             yield res
 
-    def _abandon(self, batch: list[Item], retry: deque[tuple[list[Item], int]], alone: deque[Item],
-                 rest: Iterator[list[Item]], exc: BaseException) -> BatchResult:
-        """Every item not scanned (``batch``, the batches in flight, cancelled, the queued and the planned ones) as
-        a ``crash`` error: the workers died on each of the last tasks."""
-        items = list(batch) + [x for b in self._pending.values() for x in b] + [x for b, _ in retry for x in b]
+    def _abandon(self, retry: deque[Unit], alone: deque[Item], rest: Iterator[list[Item]],
+                 exc: BaseException) -> BatchResult:
+        """Every item not scanned (the batches in flight, cancelled, the queued and the planned ones) as a
+        ``crash`` error: the workers died on each of the last tasks, and on the probes after them."""
+        items = [x for b in self._pending.values() for x in b] + [x for b, _ in retry for x in b]
         items += list(alone) + [x for b in rest for x in b]
         if self._pending and self.client.status == "running":
             self.client.cancel(list(self._pending))
         self._pending.clear()
-        why = (f"not scanned: the Dask workers died on {failures_in_a_row(self.max_in_flight)} tasks in a row, as "
-               "when they run out of memory; the scan stopped")
+        why = (f"not scanned: the Dask workers died on {failures_in_a_row(self.max_in_flight)} tasks in a row and on "
+               f"up to {PROBES} tasks run alone after them, as when they run out of memory; the scan stopped")
         return BatchResult(errors=_failed(items, exc, why, "crash"))
 
     def _watch(self) -> None:
@@ -428,3 +459,29 @@ class DaskExecutor:
 
     def terminate(self) -> None:
         self.close()
+
+
+#: What ``DaskExecutor.map`` queues: a batch's items and its level (0 planned, 1 a suspect item, 2 one run alone).
+Unit = tuple[list[Item], int]
+
+
+def _probe(retry: deque[Unit], alone: deque[Item], planned: Iterator[list[Item]]) -> Unit | None:
+    """What runs alone once Dask's give-ups reach the budget, out of its queue: work never tried (a probe put
+    back, else the next planned batch), else one suspect item drawn at random, to run at level 2 (files that kill
+    their worker come in runs, in listing order); None when nothing is left (``executors_local._probe``)."""
+    for i, unit in enumerate(retry):
+        if unit[1] == 0:
+            del retry[i]
+            return unit
+    for batch in planned:
+        return (batch, 0)
+    pick = random.randrange(len(retry) + len(alone)) if retry or alone else -1
+    if pick < 0:
+        return None
+    if pick < len(retry):
+        unit = retry[pick]
+        del retry[pick]
+        return (unit[0], 2)
+    item = alone[pick - len(retry)]
+    del alone[pick - len(retry)]
+    return ([item], 2)

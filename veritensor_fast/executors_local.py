@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from veritensor_fast.executors_base import EngineError, failures_in_a_row
+from veritensor_fast.executors_base import PROBES, EngineError, failures_in_a_row
 from veritensor_fast.executors_pool import BrokenProcessPool, Future, LeanPool
 from veritensor_fast.executors_tasks import Listed, _files, _init, _PoolResult, _scan, _walk
 from veritensor_fast.findings import Item, ScanError
@@ -72,8 +72,6 @@ WALK_AHEAD = 4
 START_ATTEMPTS = 3
 #: Suspect levels: 0 a batch as planned; 1 one item, run in parallel after a break; 2 one item, run alone.
 PLANNED, SINGLE, ALONE = 0, 1, 2
-#: Probes (``_probe``) that may die in a row, once the restart budget is spent, before the scan stops.
-PROBES = 3
 
 
 def failure_budget(jobs: int) -> int:
@@ -248,6 +246,12 @@ class PoolExecutor:
                 exc = fut.exception()
                 if exc is None:
                     self._failing, self._finished, self._probing, self._probes = 0, True, False, 0
+                    if probe is not None:  # chosen while other work was in flight, never sent: back in its queue
+                        if probe[1] == ALONE and not isinstance(probe[0], Listed):
+                            alone.appendleft(probe[0][0])
+                        else:
+                            retry.appendleft(probe)
+                        probe = None
                     res = fut.result()
                     # big files of a shard and parts of a split file: a task each, first (the longest tasks
                     # start early instead of ending the scan on one worker while the others wait)
