@@ -56,7 +56,10 @@ def zip_end(buf: Any) -> bool:
     """Whether ``buf`` ends with a zip's end record (without a comment): a zip after a prefix, such as a Python
     zipapp (``#!/usr/bin/env python3`` then the zip), a PEX or a self-extracting script. One 4-byte compare."""
     n = len(buf)
-    return n >= 22 and bytes(buf[n - 22:n - 18]) == b"PK\x05\x06"
+    return n >= 22 and bytes(buf[n - 22:n - 18]) == _EOCD
+
+
+_EOCD = b"PK\x05\x06"
 
 
 def _prefixed_zip(buf: Any, limits: Any) -> bool:
@@ -92,9 +95,10 @@ class ArchiveSecrets:
     def quiet_batch(items: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
         """:meth:`quiet` for each item of a batch, in one call (``batch_gate``): a head whose first byte starts no
         magic and without ``ustar`` at 257 is no archive, without calling :func:`archive_kind`."""
-        first = _KIND_FIRST
+        first, eocd = _KIND_FIRST, _EOCD
+        # ``d[-22:-18] != eocd``: :func:`zip_end` inline (under 22 bytes the slice is shorter than the record)
         return [((not h or h[0] not in first) and not h.startswith(b"ustar", 257) or archive_kind(h) is None)
-                and not zip_end(d) for h, d in zip(heads, datas, strict=True)]
+                and d[-22:-18] != eocd for h, d in zip(heads, datas, strict=True)]
 
     def scan(self, buf: Any, item: Item, head: bytes, scan: ItemScan) -> None:
         kind = archive_kind(head)

@@ -69,6 +69,10 @@ def wraps(width: int) -> bool:
 
 _ALPHA = rb"A-Za-z0-9+/_\-"
 _HS_PATTERN = rb"(?:^|[^" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb"}"
+#: ``MIN_RUN`` alphabet characters anywhere: every candidate starts with such a run (``_HS_PATTERN`` finds its
+#: start), so a buffer without one has none. Without the left context, as a single match, Hyperscan answers this
+#: ~2.5x faster than it finds ``_HS_PATTERN``'s runs (measured on 7.4k YAML blobs: 0.063 s against 0.147 s).
+RUN_PATTERN = rb"[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb"}"
 _RUN = re.compile(rb"[" + _ALPHA + rb"]+(={1,2})?")
 _CONT = re.compile(rb"[ \t]*\r?\n[ \t]*([" + _ALPHA + rb"]+)(={1,2})?")
 _RUN_ANY = re.compile(rb"(?<![" + _ALPHA + rb"])[" + _ALPHA + rb"]{" + str(MIN_RUN).encode() + rb",}")
@@ -106,6 +110,7 @@ class B64Decoder:
         import hyperscan
 
         self._stop = hyperscan.ScanTerminated
+        self._runs: dict[tuple[bytes, ...], Any] = {}  # ``any_run``'s databases
         self._pre = []
         for pats in (_POSSIBLE, (_POSSIBLE_RUN,)):
             db = hyperscan.loadb(compile_cached(list(pats), [hyperscan.HS_FLAG_SINGLEMATCH] * len(pats)),
@@ -128,6 +133,27 @@ class B64Decoder:
                 db.scan(buf, _stop)  # positional: keywords cost ~0.6 us a call in the hyperscan package
             except self._stop:
                 return True
+        return False
+
+    def any_run(self, buf: Any, literals: tuple[bytes, ...] = ()) -> bool:
+        """``False`` only when ``buf`` holds no run of ``MIN_RUN`` alphabet characters (so no candidate) and
+        none of ``literals`` (plain bytes, matched case-sensitively: the caller's own necessary conditions, asked in
+        the same pass). One single-match Hyperscan scan; the database is built once per ``literals``."""
+        if len(buf) > 1 << 30:  # as ``possible``: the hyperscan package truncates buffers over 4 GiB
+            return True
+        db = self._runs.get(literals)
+        if db is None:
+            import hyperscan
+
+            pats = [RUN_PATTERN, *(re.escape(w) for w in literals)]
+            db = hyperscan.loadb(compile_cached(pats, [hyperscan.HS_FLAG_SINGLEMATCH] * len(pats)),
+                                 hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)
+            self._runs[literals] = db
+        try:
+            db.scan(buf, _stop)
+        except self._stop:
+            return True
         return False
 
     # ---- candidates ---------------------------------------------------------------------------------

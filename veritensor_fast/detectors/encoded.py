@@ -148,7 +148,9 @@ class EncodedSecrets:
             return len(data) > BINARY_MAX or head.startswith(_EXECUTABLE) or low.endswith(_COMPILED_EXT)
         if not low.endswith(_YAML_EXT):
             return True
-        elif len(data) <= MAX_YAML and yaml_hinted(data):
+        if not dec.any_run(data, _HINT_WORDS):  # no hint word and no run: one pass (nearly every YAML file)
+            return True
+        if len(data) <= MAX_YAML and yaml_hinted(data):
             return False
         return next(iter(dec.candidates(data)), None) is None
 

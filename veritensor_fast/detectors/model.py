@@ -93,8 +93,10 @@ class ModelDetector:
         model extension, shorter than 520 bytes or without the HDF5 signature after a user block, is quiet without
         calling :func:`sniff`."""
         self._dcp_dirs.clear()  # a new batch: directories are looked at again
+        files = any(it.kind == "file" for it in items)
         first, quiet, dcp, ub = _QUIET_FIRST, self.quiet, self.dcp_storage, hdf5_after_userblock
-        return [not dcp(it) and (not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
+        # only a file can be a checkpoint directory's (``dcp_storage``): no call per git object
+        return [(not files or not dcp(it)) and (not h or h[0] in first) and not h.startswith(b"ustar", 257) and not h.startswith(b"{", 8)
                 and not has_model_ext(it.path) and (len(d) < 520 or 0x89 not in d[512::512] or not ub(d)) or quiet(it, d, h)
                 for it, d, h in zip(items, datas, heads, strict=True)]
 

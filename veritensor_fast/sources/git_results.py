@@ -80,23 +80,36 @@ class HistoryResults:
         """Called by the engine with each batch result: map findings to blobs, record them in the datastore."""
         pos = 0
         rec: list[tuple[str, Sequence[Finding]]] = []
+        commits, tags, paths, recorded = self._commits, self._tags, self._paths, self._recorded
+        ncommits = ntags = nblobs = 0  # added to ``stats`` once per batch, not once per object
+        findings = res.findings
         for key, nf, had_errors in res.scanned:
-            fs = res.findings[pos:pos + nf]
-            pos += nf
-            if key in self._commits:
-                what = "tags_scanned" if key in self._tags else "commits_scanned"
-                self.stats[what] = self.stats.get(what, 0) + 1
-            elif key in self._paths:
-                self.stats["blobs_scanned"] += 1
+            if nf:
+                fs: Sequence[Finding] = findings[pos:pos + nf]
+                pos += nf
+            else:  # nearly every object: no slice to make, no finding to map
+                fs = ()
+            if key in commits:
+                if key in tags:
+                    ntags += 1
+                else:
+                    ncommits += 1
+            elif key in paths:
+                nblobs += 1
             else:
                 continue
-            for f in fs:
-                self._blob_of[id(f)] = key
             if fs:
+                for f in fs:
+                    self._blob_of[id(f)] = key
                 self._found.setdefault(key, set()).update(f.fingerprint for f in fs)
             if not had_errors:  # a blob that could not be fully scanned is tried again next time
                 rec.append((key, fs))
-                self._recorded.add(key)
+                recorded.add(key)
+        stats = self.stats
+        for what, n in (("commits_scanned", ncommits), ("tags_scanned", ntags)):
+            if n:
+                stats[what] = stats.get(what, 0) + n
+        stats["blobs_scanned"] += nblobs
         if self._store is not None and rec:
             self._pending.extend(rec)
             now = time.monotonic()
