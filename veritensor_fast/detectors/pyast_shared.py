@@ -94,3 +94,20 @@ def prefilter_hits(db: Any, buf: Any, scan: ItemScan | None) -> list[tuple[int, 
     from veritensor_fast.detectors.pyast_needles import TwoStage
 
     return db.after(buf, got[1]) if isinstance(db, TwoStage) else got[1]
+
+
+def joinable(plan: PrefilterPlan | None) -> bool:
+    """Whether no pattern of ``plan`` may hold a ``^``/``$``/``\\A``/``\\z`` anchor, so that every hit in a buffer
+    alone is one in a concatenation of buffers (``PythonAstSecrets.none_wanted``, the batch gate's joined scan; a
+    word boundary is no anchor there: Hyperscan sees a buffer's ends as non-word characters, as it sees a NUL or a
+    line break). False without a plan."""
+    from veritensor_fast.detectors.pyast_prefilter import after_backslash
+    from veritensor_fast.matcher import is_anchored
+
+    if plan is None:
+        return False
+    joined = b"\n".join(p for p, _ci in plan.patterns)
+    # no ``^``/``$`` byte and no ``\A``-like escape at all is the usual answer (found at memchr speed); otherwise
+    # ask is_anchored, once for all (each pattern's escapes and classes end inside it)
+    quick = b"^" not in joined and b"$" not in joined and not any(after_backslash(joined, c) for c in b"AZzG")
+    return quick or not is_anchored(joined)
