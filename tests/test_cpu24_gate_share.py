@@ -1,4 +1,5 @@
-"""cpu24: the batch gate's joined scan also answers for the AST prefilter.
+"""cpu24: the batch gate's joined scan also answers for the AST prefilter, and binary data is scanned with the
+active rules alone.
 
 Small ``.py`` files (up to the gate's 16 KiB) were scanned twice: once joined with the batch (the rules and the
 base64 needles) and once each by the AST prefilter's first database, for the files without a rules hit. With the
@@ -15,7 +16,9 @@ The claims checked here:
 - findings and errors are those of the scan without the gate, for every placement of every long-anchor fold in a
   small file: alone, in the first, middle or last file of a batch, at a file's first and last byte, twice in one
   batch (the second file's hits are those a single match would have hidden), in files of exactly 16 KiB and one
-  byte more.
+  byte more;
+- the scanner of binary data holds only the active rules (fails on 378526f: the strict-only rule's candidates
+  were found and dropped), and ``--strict-secrets`` still finds that rule in binary data.
 """
 
 from __future__ import annotations
@@ -194,3 +197,20 @@ def test_find_shared_keeps_a_single_match_patterns_first_hit(sharing_now: None) 
         assert more == first  # the single-match database's hits, in order
         got = ctx.matcher.shared_ends(buf, shared)
         assert got is not None and len(got[1]) >= len(more)  # every hit for the gate
+
+
+SECRET_ASSIGNMENT = b'db_password = "AuGGYUxfmolF6jwaYHPb_9WY0/exIAYJ"'
+
+
+def test_binary_data_is_scanned_with_the_active_rules_only() -> None:
+    buf = b"\x00\x01\x02ELF\x00" + SECRET_ASSIGNMENT + b"\x00\xff"
+    lax = WorkerContext(ScanOptions())
+    rules = lax.ruleset.rules
+    pid = next(i for i, r in enumerate(rules) if r.id == "generic.secret-assignment")
+    assert rules[pid].strict_only
+    assert pid not in {p for p, _e in lax.matcher._rules_scanner().scan(buf)}
+    assert pid in {p for p, _e in lax.matcher._scanner.scan(buf)}  # the text database keeps every rule
+    assert lax.matcher.find(buf) == []
+    strict = WorkerContext(ScanOptions(strict_secrets=True))
+    assert [m.rule.id for m in strict.matcher.find(buf)] == ["generic.secret-assignment"]
+    assert strict.matcher.candidate_ends(buf)

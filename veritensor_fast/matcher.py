@@ -309,8 +309,14 @@ class SecretMatcher:
         return [end for _pid, end in self._scanner.scan(buf)]
 
     def _rules_scanner(self) -> Scanner:
+        """The active rules alone: an inactive rule's candidates are dropped by every caller (the strict-only rule
+        outside ``--strict-secrets`` cost 1.7 % of this scan on binary files; the database with the needles keeps
+        every rule, as :meth:`hit_ends` promises)."""
         if self._rules_only is None:
             pats, ids = rule_expressions(self._rules)
+            on = [k for k, i in enumerate(ids) if self._active[i]]
+            if on and len(on) < len(ids):
+                pats, ids = [pats[k] for k in on], [ids[k] for k in on]
             self._rules_only = Scanner(compile_cached(pats, ids=ids))
         return self._rules_only
 
