@@ -31,7 +31,13 @@ sees its start or end). As the detectors stand:
   are still reported (``WorkerContext.path_secrets``, per batch as before).
 
 A detector whose test may scan the bytes itself declares ``quiet_cost = 1``: its test is asked only for the
-items left without a hit (the others' before the scan, so that what a detector claims is not joined).
+items left without a hit (the others' before the scan, so that what a detector claims is not joined). Such a
+detector may also offer its own patterns to the joined scan (``gate_share(items, datas)``: a ``matcher.Shared``
+database of the rules, the needles and its patterns, and which text items to scan with it; the AST pass offers the
+prefilter's first stage for its Python files, ``pyast_shared``): those items are joined and scanned with that
+database instead, and one without a hit of the offered patterns of its own is not asked (its test would scan it
+for them and find none). The offered patterns report every hit there (no single match, which would report a
+pattern's first hit in the whole concatenation only) and hold no anchor.
 
 Each detector is asked once per batch: ``quiet_batch(items, datas, heads) -> list[bool]`` (its answer for each
 item, in order), only about the items every detector before it called quiet; one with only ``quiet_test()`` is
