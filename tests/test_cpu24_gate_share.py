@@ -86,6 +86,27 @@ def test_a_batch_of_quiet_python_files_is_scanned_once(sharing_now: None, monkey
     assert calls == [sum(map(len, srcs)) + len(srcs) - 1]  # the joined scan alone
 
 
+def test_an_answer_of_the_wrong_length_leaves_nothing_quiet(sharing_now: None,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The items the joined scan settled are not asked; an answer about the others of the wrong length still turns
+    the whole batch loud (as for any detector's batch answer)."""
+    ctx = WorkerContext(ScanOptions())
+    det = python_ast(ctx)
+    srcs = [b'import os\nX = "quiet"\n'] * 5 + [b"plain text, no quote\n"] * 2
+    items = [Item("file", f"m{i}{'.py' if i < 5 else '.txt'}", f"m{i}{'.py' if i < 5 else '.txt'}", len(s))
+             for i, s in enumerate(srcs)]
+    assert batch_gate.Gate(ctx).quiet(items, [(s, None) for s in srcs]) == set(range(7))
+    asked: list[int] = []
+
+    def short(its: list[Item], datas: list[bytes], heads: list[bytes]) -> list[bool]:
+        asked.append(len(its))
+        return [True] * (len(its) - 1)
+
+    monkeypatch.setattr(det, "quiet_batch", short)
+    assert batch_gate.Gate(ctx).quiet(items, [(s, None) for s in srcs]) == set()
+    assert asked == [2]  # the two text files only: the Python files were settled by the joined scan
+
+
 def placements() -> list[bytes]:
     """Every fold the AST pass reassembles of each long anchor's token, cut at every third offset (the prefilter's
     first and second stages, needles included)."""

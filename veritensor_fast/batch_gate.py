@@ -234,9 +234,11 @@ def _unsettled(answer: QuietBatch, done: set[int], idx: list[int], items: list[I
     ask = [i not in done for i in idx]
     if True not in ask:
         return [True] * len(idx)
-    got = iter(answer(*(list(compress(col, ask)) for col in (items, bufs, heads))))  # type: ignore[arg-type]
-    said = [next(got, False) if a else True for a in ask]
-    return said if next(got, None) is None else []  # an answer of the wrong length: fail closed
+    sub = answer(*(list(compress(col, ask)) for col in (items, bufs, heads)))  # type: ignore[arg-type]
+    if len(sub) != ask.count(True):
+        return []  # an answer of the wrong length: nothing is quiet (fail closed)
+    got = iter(sub)
+    return [next(got) if a else True for a in ask]
 
 
 def _no_hit(hits: Callable[[bytes], list[int] | None], idx: Sequence[int], pieces: list[bytes]) -> set[int]:
