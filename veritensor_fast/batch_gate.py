@@ -31,7 +31,13 @@ sees its start or end). As the detectors stand:
   are still reported (``WorkerContext.path_secrets``, per batch as before).
 
 A detector whose test may scan the bytes itself declares ``quiet_cost = 1``: its test is asked only for the
-items left without a hit (the others' before the scan, so that what a detector claims is not joined).
+items left without a hit (the others' before the scan, so that what a detector claims is not joined). Such a
+detector may also offer its own patterns to the joined scan (``gate_share(items, datas)``: a ``matcher.Shared``
+database of the rules, the needles and its patterns, and which text items to scan with it; the AST pass offers the
+prefilter's first stage for its Python files, ``pyast_shared``): those items are joined and scanned with that
+database instead, and one without a hit of the offered patterns of its own is not asked (its test would scan it
+for them and find none). The offered patterns report every hit there (no single match, which would report a
+pattern's first hit in the whole concatenation only) and hold no anchor.
 
 Each detector is asked once per batch: ``quiet_batch(items, datas, heads) -> list[bool]`` (its answer for each
 item, in order), only about the items every detector before it called quiet; one with only ``quiet_test()`` is
@@ -78,6 +84,10 @@ UPFRONT = 8 << 20
 QuietTest = Callable[[Item, bytes, bytes], bool]
 #: The same answer for a batch (``quiet_batch(items, datas, heads)``): one bool per item, in order.
 QuietBatch = Callable[[list[Item], list[bytes], list[bytes]], list[bool]]
+#: A costly detector's offer (``gate_share(items, datas)``, text items only): a ``matcher.Shared`` database of the
+#: rules and its own patterns, and which items to scan with it; an item without a hit of those patterns there is
+#: quiet for that detector (it is not asked). None: no offer for this batch.
+Share = Callable[[list[Item], list[bytes]], "tuple[Any, list[bool]] | None"]
 
 
 def _per_item(test: QuietTest) -> QuietBatch:
@@ -121,18 +131,21 @@ class Gate:
         tests = self.tests or []
         #: tests asked before the scan, and those that may scan the bytes themselves (``quiet_cost`` 1: the base64
         #: runs, the AST prefilter), asked after it, only for the items left without a hit
-        self.cheap = [t for c, t in tests if c <= 0]
-        self.costly = [t for c, t in tests if c > 0]
+        self.cheap = [t for c, t, _s in tests if c <= 0]
+        self.costly = [t for c, t, _s in tests if c > 0]
+        #: the first costly detector that offers the joined scan a database of its own patterns too (``gate_share``)
+        #: and its batch answer, which the items that database proves quiet are then not asked
+        self.sharer = next(((s, t) for c, t, s in tests if c > 0 and s is not None), None)
 
     @staticmethod
-    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietBatch]] | None:
-        """Every detector's batch answer (its ``quiet_batch``, else its ``quiet_test()`` asked item by item) and
-        its ``quiet_cost``; None when the gate cannot be on."""
+    def _tests(ctx: WorkerContext) -> list[tuple[int, QuietBatch, Share | None]] | None:
+        """Every detector's ``quiet_cost``, batch answer (its ``quiet_batch``, else its ``quiet_test()`` asked item
+        by item) and ``gate_share`` (or None); None when the gate cannot be on."""
         if ctx.matcher.hit_ends(b"") is None:  # the fallback backend, or an anchored rule
             return None
         if not all(getattr(p, "removes_only", False) for p in ctx.postprocessors):
             return None  # a post-processor that might add findings
-        tests: list[tuple[int, QuietBatch]] = []
+        tests: list[tuple[int, QuietBatch, Share | None]] = []
         for det in ctx.detectors:
             ask = getattr(det, "quiet_test", None)
             test = ask() if callable(ask) else None
@@ -143,7 +156,8 @@ class Gate:
                 if test is None:
                     return None  # a detector that cannot tell at all
                 batch = _per_item(test)
-            tests.append((int(getattr(det, "quiet_cost", 0)), batch))
+            share = getattr(det, "gate_share", None)
+            tests.append((int(getattr(det, "quiet_cost", 0)), batch, share if callable(share) else None))
         return tests
 
     def quiet(self, batch: list[Item], got: list[Any]) -> set[int]:
@@ -168,27 +182,45 @@ class Gate:
         # pass scans binary data with the rules alone, and no detector uses the needles there)
         matcher = self.ctx.matcher
         nul = [0 in h for h in heads]  # an int: no TypeError raised and dropped, as for ``b"\x00" in h``
+        text: Sequence[int] = range(len(bufs))
+        found: set[int] = set()
         if True in nul:
             text = [k for k, n in enumerate(nul) if not n]
             binary = [k for k, n in enumerate(nul) if n]
-            found = sorted(_no_hit(matcher.hit_ends, text, [bufs[k] for k in text])
-                           | _no_hit(matcher.candidate_ends, binary, [bufs[k] for k in binary]))
-        else:
-            found = sorted(_no_hit(matcher.hit_ends, range(len(bufs)), bufs))
-        if len(found) < len(idx):
-            idx, items, bufs, heads = ([col[k] for k in found] for col in (idx, items, bufs, heads))  # type: ignore
-        cols = _ask(self.costly, idx, items, bufs, heads)
+            found = _no_hit(matcher.candidate_ends, binary, [bufs[k] for k in binary])
+        settled: set[int] = set()  # items (``idx``) the sharer's own database proved quiet for it
+        sharer = self.sharer
+        share = sharer[0]([items[k] for k in text], [bufs[k] for k in text]) if sharer is not None and text else None
+        if share is not None:  # the sharer's items scanned with its database, the other text with the rules'
+            db, mask = share
+            text, mine = [k for k, m in zip(text, mask, strict=True) if not m], list(compress(text, mask))
+            pieces = [bufs[k] for k in mine]
+            ends = matcher.shared_ends(pieces[0] if len(pieces) == 1 else SEP.join(pieces), db)
+            if ends is not None:
+                rules = _owners(ends[0], pieces)
+                extra = _owners(ends[1], pieces)
+                found.update(i for j, i in enumerate(mine) if j not in rules)
+                settled.update(idx[i] for j, i in enumerate(mine) if j not in extra)
+        calm = sorted(found | _no_hit(matcher.hit_ends, text, [bufs[k] for k in text]))
+        if len(calm) < len(idx):
+            idx, items, bufs, heads = ([col[k] for k in calm] for col in (idx, items, bufs, heads))  # type: ignore
+        cols = _ask(self.costly, idx, items, bufs, heads, (sharer[1], settled) if settled and sharer else None)
         return set() if cols is None else set(cols[0])
 
 
-def _ask(answers: list[QuietBatch], idx: list[int], items: list[Item], bufs: list[bytes],
-         heads: list[bytes]) -> tuple[list[int], list[Item], list[bytes], list[bytes]] | None:
+def _ask(answers: list[QuietBatch], idx: list[int], items: list[Item], bufs: list[bytes], heads: list[bytes],
+         settled: tuple[QuietBatch, set[int]] | None = None
+         ) -> tuple[list[int], list[Item], list[bytes], list[bytes]] | None:
     """The columns narrowed to the items every answer calls quiet (one call per detector, on what is left); None
-    when nothing is left, or an answer is not one bool per item (fail closed)."""
+    when nothing is left, or an answer is not one bool per item (fail closed). ``settled``: an answer and the items
+    (``idx``) it is not asked about, being quiet for it already (the joined scan with its database proved it)."""
     for answer in answers:
         if not idx:
             return None
-        said = answer(items, bufs, heads)
+        if settled is not None and answer is settled[0]:
+            said = _unsettled(answer, settled[1], idx, items, bufs, heads)
+        else:
+            said = answer(items, bufs, heads)
         if len(said) != len(idx):
             return None
         if False in said:
@@ -196,22 +228,44 @@ def _ask(answers: list[QuietBatch], idx: list[int], items: list[Item], bufs: lis
     return (idx, items, bufs, heads) if idx else None
 
 
+def _unsettled(answer: QuietBatch, done: set[int], idx: list[int], items: list[Item], bufs: list[bytes],
+               heads: list[bytes]) -> list[bool]:
+    """``answer`` for each item, asked only about those not in ``done`` (True for those)."""
+    ask = [i not in done for i in idx]
+    if True not in ask:
+        return [True] * len(idx)
+    sub = answer(*(list(compress(col, ask)) for col in (items, bufs, heads)))  # type: ignore[arg-type]
+    if len(sub) != ask.count(True):
+        return []  # an answer of the wrong length: nothing is quiet (fail closed)
+    got = iter(sub)
+    return [next(got) if a else True for a in ask]
+
+
 def _no_hit(hits: Callable[[bytes], list[int] | None], idx: Sequence[int], pieces: list[bytes]) -> set[int]:
     """The indices in ``idx`` whose piece has no hit of ``hits`` in one scan of the pieces joined by :data:`SEP`."""
     if not pieces:
         return set()
-    starts = list(accumulate(map(_AFTER_SEP, map(len, pieces[:-1])), initial=0))  # each piece's offset
     ends = hits(pieces[0] if len(pieces) == 1 else SEP.join(pieces))
     if ends is None:
         return set()
+    loud = _owners(ends, pieces)
+    return {i for k, i in enumerate(idx) if k not in loud}
+
+
+def _owners(ends: list[int], pieces: list[bytes]) -> set[int]:
+    """The pieces (their index) of a concatenation joined by :data:`SEP` that hold a hit ending at one of ``ends``:
+    a hit ending at a piece's end (inclusive) or inside it is its own; one in a separator counts for both sides."""
+    if not ends:
+        return set()
+    starts = list(accumulate(map(_AFTER_SEP, map(len, pieces[:-1])), initial=0))  # each piece's offset
     loud: set[int] = set()
-    for e in ends:  # a hit ending at a piece's end (inclusive) or inside it: its own; in a separator: none's
+    for e in ends:
         k = bisect_right(starts, e) - 1
         if k >= 0 and e <= starts[k] + len(pieces[k]):
             loud.add(k)
         if k >= 1 and e == starts[k]:
             loud.add(k - 1)
-    return {i for k, i in enumerate(idx) if k not in loud}
+    return loud
 
 
 #: A piece's length plus the separator's: the offset of the next piece, less this one's.

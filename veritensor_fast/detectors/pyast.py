@@ -64,10 +64,11 @@ from veritensor_fast.detectors.pyast_prefilter import (  # noqa: F401 - re-expor
     prefilter_plan,
     rule_anchors,
 )
-from veritensor_fast.detectors.pyast_shared import Sharing, prefilter_hits
+from veritensor_fast.detectors.pyast_shared import Sharing, joinable, prefilter_hits
 from veritensor_fast.detectors.pyast_stream import stream_admits
 from veritensor_fast.findings import OUT_OF_MEMORY, Item, fingerprint
-from veritensor_fast.matcher import SecretMatch, SecretMatcher, is_anchored
+from veritensor_fast.kernels.hsdb import CHUNK
+from veritensor_fast.matcher import SecretMatch, SecretMatcher
 
 if TYPE_CHECKING:
     from veritensor_fast.worker import ItemScan, WorkerContext
@@ -416,6 +417,15 @@ class PythonAstSecrets:
         ok = self.enabled and item.path.lower().endswith(PY_EXT) and _parsable(buf) and self._pre is not None
         return self._sharing.get(len(buf)) if ok and self._sharing is not None else None
 
+    def gate_share(self, items: list[Item], datas: list[bytes]) -> tuple[Any, list[bool]] | None:
+        """The batch gate's joined scan: :meth:`share`'s database and the ``items`` :meth:`quiet` would prefilter."""
+        mask = [self.enabled and it.path[-4:].lower().endswith(PY_EXT) and _parsable(d)
+                for it, d in zip(items, datas, strict=True)]
+        if True not in mask or self._pre is None or self._sharing is None or not self._joinable():
+            return None
+        shared = self._sharing.get(sum(len(d) for d, m in zip(datas, mask, strict=True) if m))
+        return None if shared is None else (shared, mask)
+
     def none_wanted(self, bufs: list[bytes]) -> bool:
         """True only when :meth:`wanted` is False for every buffer of ``bufs`` (False: ask each one), proved by one
         prefilter scan of their concatenation joined by NUL bytes: every hit in a buffer alone is one there, since
@@ -425,22 +435,14 @@ class PythonAstSecrets:
         pre = self._pre
         if pre is None or not self._joinable():
             return False
-        from veritensor_fast.kernels.hsdb import CHUNK  # one Hyperscan call up to this size
-
         joined = b"\x00".join(bufs)  # a buffer wanted() turns down for its size or lack of quotes joins too:
-        return len(joined) <= CHUNK and not pre[0].scan(joined)  # a hit in it only makes the answer False
+        return len(joined) <= CHUNK and not pre[0].scan(joined)  # a hit only makes it False; CHUNK: one Hyperscan call
 
     def _joinable(self) -> bool:
-        """Whether no prefilter pattern may hold a ``^``/``$``/``\\A``/``\\z`` anchor (:meth:`none_wanted`; a word
-        boundary is no anchor there: Hyperscan sees a buffer's ends as non-word characters, as it sees a NUL)."""
+        """Whether no prefilter pattern may hold an anchor (``pyast_shared.joinable``), asked once."""
         ok = self._joinable_ok
         if ok is None:
-            plan = self._pre[2] if self._pre is not None else None
-            joined = b"\n".join(p for p, _ci in plan.patterns) if plan is not None else b"^"
-            # no ``^``/``$`` byte and no ``\A``-like escape at all is the usual answer (found at memchr speed);
-            # otherwise ask is_anchored, once for all (each pattern's escapes and classes end inside it)
-            quick = b"^" not in joined and b"$" not in joined and not any(after_backslash(joined, c) for c in b"AZzG")
-            ok = self._joinable_ok = quick or not is_anchored(joined)
+            ok = self._joinable_ok = joinable(self._pre[2] if self._pre is not None else None)
         return ok
 
     #: the batch gate asks :meth:`quiet` after its own scan (it scans the bytes with the prefilter database)
