@@ -197,6 +197,10 @@ def path_uri(shown: str) -> str:
     name ``caf\\xe9.txt``, shown ``caf\\\\xe9.txt``, -> ``caf%5Cxe9.txt``)."""
     from urllib.parse import quote
 
-    if has_shown_bytes(shown):
-        return quote(_SHOWN_ESCAPE.sub(_unescape, shown).encode("utf-8", "surrogateescape"))
-    return quote(shown)
+    return quote(shown_name(shown).encode("utf-8", "surrogateescape"))
+
+
+def shown_name(shown: str) -> str:
+    """The name a path from :func:`display_path` shows, as ``os.fsdecode`` gives it (a byte that is not UTF-8 a
+    surrogate escape): what an exclude glob typed as the name matches."""
+    return _SHOWN_ESCAPE.sub(_unescape, shown) if has_shown_bytes(shown) else shown

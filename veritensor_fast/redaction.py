@@ -9,7 +9,8 @@
   ``veritensor_fast.report.get_reporter``); library users call it before printing a result.
 - ``escape_text(s)`` makes a string inert on a terminal: C0/C1 controls, DEL, bidirectional overrides and
   other invisible format characters become ``\\xNN`` (C0, DEL) / ``\\uNNNN`` escapes (C1 too: ``\\x80``-``\\xff`` is
-  how ``findings.display_path`` shows a name's byte that is not UTF-8).
+  how ``findings.display_path`` shows a name's byte that is not UTF-8), and a run of backslashes right before
+  one is doubled (the escape after an odd run is ours, as in a shown path).
 - ``escape_json(doc)`` escapes the same characters (beyond what JSON requires) in a serialised JSON document.
 """
 
@@ -29,15 +30,17 @@ from veritensor_fast.findings import Finding, ScanError, redact
 _INVISIBLE = ("\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e"
               "\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
               "\U0001d173-\U0001d17a\U000e0000-\U000e007f")
-_TEXT_UNSAFE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
+#: Such a character and the run of backslashes before it (doubled when the character is escaped: ``a\\`` + ESC
+#: must not read like the text ``a\\x1b``, which ``findings.display_path`` shows ``a\\\\x1b``).
+_TEXT_UNSAFE = re.compile(f"(\\\\*)([\x00-\x1f{_INVISIBLE}])")
 _JSON_UNSAFE = re.compile(f"[{_INVISIBLE}]")  # JSON encoders already escape \x00-\x1f
 
 
 def _escape_char(m: re.Match[str]) -> str:
-    c = ord(m.group())
+    run, c = m.group(1), ord(m.group(2))
     if c < 0x80:  # C0 and DEL; a C1 control is ``\\u0085``: ``\\x85`` is what a shown path writes for a byte
-        return f"\\x{c:02x}"
-    return f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}"
+        return f"{run}{run}\\x{c:02x}"
+    return f"{run}{run}\\u{c:04x}" if c < 0x10000 else f"{run}{run}\\U{c:08x}"
 
 
 def escape_text(s: object) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from veritensor_fast.findings import Finding, Item, ScanError, ScanResult
+from veritensor_fast.findings import Finding, Item, ScanError, ScanResult, display_path
 from veritensor_fast.sources.fs import ALWAYS_SKIP_DIRS, FileSource, _excluded
 from veritensor_fast.worker import ScanOptions
 
@@ -66,7 +66,7 @@ def plan(roots: Sequence[str], history: bool = False, follow_symlinks: bool = Fa
             names = []  # the files shard reports the unreadable directory
         prefix = os.path.normpath(root) if multi else ""
         for n in names:
-            rel = os.path.join(prefix, n).replace(os.sep, "/") if prefix else n
+            rel = display_path(os.path.join(prefix, n).replace(os.sep, "/") if prefix else n)  # as the walk's
             if n not in ALWAYS_SKIP_DIRS and not _excluded(rel, n, excludes):
                 out.append(Shard(root, n, multi))
     return out

@@ -291,24 +291,37 @@ def metadata_names(directory: str) -> tuple[str, ...]:
 
 #: Directories' metadata names by directory, with the ``st_mtime_ns`` they were listed at (-1: listed within 2 s
 #: of a change, listed again next time: a file system with coarse times may show the same mtime after one more
-#: entry). Kept for the process: each answer is checked against a ``stat`` of the directory first.
-_LISTED: dict[str, tuple[int, tuple[str, ...]]] = {}
+#: entry) and the :func:`_clock` time before which a changed directory is not listed again. Kept for the process:
+#: each answer is checked against a ``stat`` of the directory first.
+_LISTED: dict[str, tuple[int, tuple[str, ...], int]] = {}
 #: Directories remembered in :data:`_LISTED`; past that it starts afresh.
 MAX_LISTED = 4096
+#: A listing that took longer than this (a huge directory, a slow file system) is not taken again, however the
+#: directory changes, until ``RELIST_AFTER`` times its own time has passed: a directory written to all through a
+#: scan was listed for each of its batches (quadratic in its size); now listing is at most a tenth of the time
+#: spent, and its answer at most that old. A cheaper listing is taken again at each change.
+RELIST_SLOW_NS = 1_000_000
+RELIST_AFTER = 10
+_clock = time.monotonic_ns
 
 
 def listed_metadata_names(directory: str) -> tuple[str, ...]:
-    """:func:`metadata_names`, listed again only when the directory's ``st_mtime_ns`` changed (one ``stat``)."""
+    """:func:`metadata_names`, listed again only when the directory's ``st_mtime_ns`` changed (one ``stat``) and,
+    after a slow listing, not before ``RELIST_AFTER`` times its time passed."""
     try:
         mtime = os.stat(directory).st_mtime_ns
     except OSError:
         return ()
     got = _LISTED.get(directory)
-    if got is None or got[0] != mtime:
+    if got is None or (got[0] != mtime and _clock() >= got[2]):
         if len(_LISTED) >= MAX_LISTED:
             _LISTED.clear()
         fresh = time.time_ns() - mtime < 2_000_000_000
-        got = _LISTED[directory] = (-1 if fresh else mtime, metadata_names(directory))
+        t0 = _clock()
+        names = metadata_names(directory)
+        took = _clock() - t0
+        got = _LISTED[directory] = (-1 if fresh else mtime, names, t0 + (RELIST_AFTER + 1) * took
+                                    if took > RELIST_SLOW_NS else 0)
     return got[1]
 
 

@@ -31,7 +31,7 @@ from veritensor_fast import gitloc
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
 from veritensor_fast.gitcmd import GitError, git_env  # noqa: F401 - re-exported
 from veritensor_fast.sources import git_list, git_walk
-from veritensor_fast.sources.fs import _excluded
+from veritensor_fast.sources.excludes import excluded as _excluded
 from veritensor_fast.sources.git_incremental import advance, scope_key, walk_input
 from veritensor_fast.sources.git_list import unquote_path  # noqa: F401 - re-exported
 from veritensor_fast.sources.git_objects import commit_path, is_commit_path, tag_path

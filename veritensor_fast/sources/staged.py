@@ -21,13 +21,13 @@ a path or a commit id). Each (object id, path) pair is scanned once.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from veritensor_fast import gitcmd, gitloc
 from veritensor_fast.findings import Finding, Item, ScanError, display_path
+from veritensor_fast.sources.excludes import excluded_parts as excluded
 from veritensor_fast.sources.git_objects import commit_path, is_commit_path, tag_path
 
 REGULAR_MODES = frozenset({"100644", "100755", "100664"})
@@ -70,22 +70,6 @@ def located(path: str | os.PathLike[str]) -> tuple[str, str, list[str]]:
         raise GitChangesError(f"{display_path(p)} is not inside a git work tree; --staged and --since-commit read a "
                               "repository's index and commits: run it inside one, or give a PATH in one") from None
     return top, gitloc.rebase(target, top), dropped
-
-
-def excluded(path: str, patterns: Sequence[str]) -> bool:
-    """True when the path, its file name or any parent directory matches an exclude glob (as ``FileSource``)."""
-    if not patterns:
-        return False
-    parts = path.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    for pat in patterns:
-        p = pat.rstrip("/")
-        for i, pre in enumerate(prefixes):
-            if fnmatch.fnmatchcase(pre, p) or fnmatch.fnmatchcase(parts[i], p):
-                return True
-        if fnmatch.fnmatchcase(path, p + "/*"):
-            return True
-    return False
 
 
 def parse_raw(out: bytes) -> Iterator[tuple[str, str, str, bytes]]:
