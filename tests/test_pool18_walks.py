@@ -20,8 +20,11 @@ from veritensor_fast.worker import BatchResult, ScanOptions
 
 from conftest import hf_token
 
-#: How long the slow file takes to read: far longer than scanning every other file of the tree.
-SLOW_S = 2.0
+#: The longest the slow file waits for the rest of the tree to be scanned. It waits on the parent's word, not a
+#: fixed time: on a loaded machine (CI with 2 cores) a fixed 2 s was once too short for the other worker to scan
+#: the 150 other files, and the test failed with nothing wrong. A pool that holds the rest of the tree behind the
+#: slow file never gives the word, and the test fails after this long.
+SLOW_MAX_S = 30.0
 
 
 @pytest.fixture
@@ -48,14 +51,20 @@ def _tree(root: Path, dirs: int = 20, per_dir: int = 8) -> None:
 
 def test_a_slow_file_does_not_hold_the_rest_of_the_tree(tmp_path: Path, small_batches: None,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    _tree(tmp_path)
+    root = tmp_path / "tree"
+    _tree(root)
     tok = hf_token()
-    (tmp_path / "d02" / "slow.txt").write_text(f"T = '{tok}'\n")
+    (root / "d02" / "slow.txt").write_text(f"T = '{tok}'\n")
     real_open = FileReader.open
+    # everything else but the slow file's own batch and those queued behind it on its worker
+    expected = 161 - 4 * (1 + executors_local.IN_FLIGHT_PER_JOB)
+    word = tmp_path / "the-rest-is-scanned"  # outside the scanned tree
 
     def slow_open(self: FileReader, item: Any) -> Any:
         if item.path.endswith("slow.txt"):
-            time.sleep(SLOW_S)
+            deadline = time.monotonic() + SLOW_MAX_S
+            while not word.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
         return real_open(self, item)
 
     monkeypatch.setattr(FileReader, "open", slow_open)  # the forked workers inherit it
@@ -67,14 +76,16 @@ def test_a_slow_file_does_not_hold_the_rest_of_the_tree(tmp_path: Path, small_ba
         if any(f.path.endswith("slow.txt") for f in res.findings):
             before_slow.append(scanned)
         scanned += res.items
+        if scanned >= expected:
+            word.touch()
 
-    res = engine.scan(FileSource([str(tmp_path)]), ScanOptions(), jobs=2, on_progress=progress)
+    res = engine.scan(FileSource([str(root)]), ScanOptions(), jobs=2, on_progress=progress)
     assert res.stats["jobs"] == 2 and res.stats["files"] == 161
     assert [f.path for f in res.findings] == ["d02/slow.txt"]
     # while the slow file was read, the other worker scanned everything else but the slow file's own batch and
     # those queued behind it on its worker (before: only the 16 files the parent listed; the task that walked
     # d02 held the rest of the walk until the slow file was read)
-    assert before_slow and before_slow[0] >= 161 - 4 * (1 + executors_local.IN_FLIGHT_PER_JOB)
+    assert before_slow and before_slow[0] >= expected
 
 
 def test_what_the_walks_listed_and_the_scan_has_not_reached_stays_bounded(tmp_path: Path, small_batches: None,
